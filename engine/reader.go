@@ -1,0 +1,20 @@
+package engine
+
+import (
+	"context"
+	"iter"
+
+	"github.com/ambit-authz/ambit/tuple"
+)
+
+// Reader is what the engine reads relationships through: one consistent
+// snapshot (one revision). store.Snapshot implements it for the badger store;
+// the engine's tests use an in-memory implementation.
+//
+// Query yields every relationship matching f that is visible at the snapshot
+// (expired relationships are never yielded). Implementations choose the index:
+// by resource when f names resource ids, by subject when f names subject ids
+// but no resource ids. The iteration stops at the first error.
+type Reader interface {
+	Query(ctx context.Context, f tuple.Filter) iter.Seq2[tuple.Relationship, error]
+}
