@@ -1,0 +1,49 @@
+# ambit — build, run and test. `make run` starts the server on an embedded
+# store in ./ambit-data; `make test` runs every test with the race detector.
+
+GO        ?= go
+BIN       ?= bin/ambit
+PKGS      ?= ./...
+FUZZTIME  ?= 60s
+# The conformance data lives beside the repository in CI; override as needed.
+AMBIT_CONFORMANCE_DIR ?=
+export AMBIT_CONFORMANCE_DIR
+
+.PHONY: all build run test bench fuzz conformance lint fmt clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -o $(BIN) ./cmd/ambit
+
+run: build
+	./$(BIN) serve
+
+test:
+	$(GO) test -race -timeout 12m $(PKGS)
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 ./tuple ./store ./engine
+
+# Runs every fuzz target for FUZZTIME each (go test allows one target per run).
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  dir=$$($(GO) list -f '{{.Dir}}' $$pkg); \
+	  for f in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go 2>/dev/null | sed 's/func //'); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+conformance:
+	@test -n "$(AMBIT_CONFORMANCE_DIR)" || { echo "set AMBIT_CONFORMANCE_DIR (e.g. ../shared/conformance)"; exit 2; }
+	$(GO) test -race -count 1 -run 'Conformance' -v ./... 2>&1 | grep -E '^(=== RUN|--- |ok|FAIL|PASS)' | grep -v '=== RUN'
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf bin ambit-data
