@@ -2,7 +2,15 @@
 // typed parameters (int, uint, bool, string, double, bytes, duration,
 // timestamp, ipaddress, list<T>, map<T>, any), with partial evaluation when
 // context is missing.
+//
+// Compile builds a caveat once; Evaluate runs it against a JSON-decoded
+// context on the check hot path. The semantics follow SpiceDB's
+// pkg/caveats: parameter types and context conversions, the ipaddress type
+// with its in_cidr method, timestamps in UTC, and partial evaluation that
+// reports which missing parameters a result still depends on.
 package caveats
+
+import "github.com/google/cel-go/cel"
 
 // Result is the outcome of evaluating a caveat against a context.
 type Result struct {
@@ -20,6 +28,20 @@ type Caveat struct {
 	Params []Param
 	// Expr is the CEL expression source as written.
 	Expr string
+
+	types []*paramType // parallel to Params
+	// refs holds the indexes into Params of the parameters the expression
+	// references; only their absence calls for partial evaluation.
+	refs []int
+	// index maps parameter names to indexes into Params; nil when there are
+	// few parameters and a linear scan is faster.
+	index map[string]int
+	// full evaluates with every referenced parameter present; partial
+	// evaluates with missing parameters marked unknown.
+	full, partial cel.Program
+	// unknown holds, parallel to Params, the attribute pattern that marks
+	// each parameter unknown.
+	unknown []*cel.AttributePatternType
 }
 
 // Param is a declared caveat parameter.
@@ -31,9 +53,13 @@ type Param struct {
 // Error is a compile error inside a caveat expression. Line and Column are
 // 1-based and relative to the start of the expression source (Column counts
 // bytes); 0 means unknown.
+//
+// Errors about a parameter declaration (bad name, unknown type) have no
+// position and name the parameter in Param.
 type Error struct {
 	Line, Column int
 	Msg          string
+	Param        string
 }
 
 func (e *Error) Error() string { return e.Msg }

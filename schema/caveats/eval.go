@@ -1,0 +1,150 @@
+package caveats
+
+import (
+	"slices"
+
+	"github.com/google/cel-go/cel"
+	"github.com/google/cel-go/common/types"
+	"github.com/google/cel-go/common/types/ref"
+	"github.com/google/cel-go/interpreter"
+)
+
+// Evaluate runs the caveat against ctx, a JSON-decoded context (float64,
+// string, bool, nil, []any, map[string]any) in which the relationship's
+// stored context has already been merged over the request's.
+//
+// Each context key that names a parameter is converted to the parameter's
+// type (see convert.go); a value that does not convert is a *ParamTypeError.
+// Other keys are ignored. A key present with a null value is not missing: it
+// converts to CEL null under any and is a type error otherwise, as in SpiceDB.
+//
+// When parameters the expression references are absent, they are marked
+// unknown and the expression is partially evaluated: if it is decided anyway
+// (`a || true`, or `x == 1 && b` with x != 1) the Result has that Value and no
+// Missing; otherwise Missing lists, sorted, the absent parameters the
+// undecided result depends on.
+//
+// A run-time failure (no such key in a map, an invalid CIDR string,
+// overflow, division by zero) is an *EvalError, as it is an evaluation error
+// in SpiceDB; CEL's commutative && and || absorb an error when the other
+// operand decides the result (`false && m.nokey` is false).
+func (c *Caveat) Evaluate(ctx map[string]any) (Result, error) {
+	act := &activation{c: c}
+	if len(c.Params) <= len(act.small) {
+		act.vals = act.small[:len(c.Params)]
+	} else {
+		act.vals = make([]ref.Val, len(c.Params))
+	}
+	for i := range c.Params {
+		v, ok := ctx[c.Params[i].Name]
+		if !ok {
+			continue
+		}
+		cv, err := convert(c.types[i], v, 1)
+		if err != nil {
+			return Result{}, &ParamTypeError{
+				Caveat: c.Name,
+				Param:  c.Params[i].Name,
+				Type:   c.Params[i].Type,
+				Path:   err.path,
+				Msg:    err.msg,
+			}
+		}
+		act.vals[i] = cv
+	}
+	for _, i := range c.refs {
+		if act.vals[i] == nil {
+			return c.evalPartial(act)
+		}
+	}
+	out, _, err := c.full.Eval(act)
+	return c.result(out, err)
+}
+
+// evalPartial evaluates with the absent referenced parameters unknown.
+func (c *Caveat) evalPartial(act *activation) (Result, error) {
+	var absent []int
+	patterns := make([]*cel.AttributePatternType, 0, len(c.refs))
+	for _, i := range c.refs {
+		if act.vals[i] == nil {
+			absent = append(absent, i)
+			patterns = append(patterns, c.unknown[i])
+		}
+	}
+	vars, err := cel.PartialVars(act, patterns...)
+	if err != nil {
+		return Result{}, &EvalError{Caveat: c.Name, Msg: err.Error()}
+	}
+	out, _, err := c.partial.Eval(vars)
+	u, ok := out.(*types.Unknown)
+	if !ok {
+		return c.result(out, err)
+	}
+	var missing []string
+	for _, id := range u.IDs() {
+		trails, _ := u.GetAttributeTrails(id)
+		for _, t := range trails {
+			if name := t.Variable(); !slices.Contains(missing, name) {
+				missing = append(missing, name)
+			}
+		}
+	}
+	if len(missing) == 0 {
+		// The unknown carries no attribute trail (it cannot, with only
+		// attribute patterns marking unknowns); report every absent
+		// parameter rather than claim a decided result.
+		for _, i := range absent {
+			missing = append(missing, c.Params[i].Name)
+		}
+	}
+	slices.Sort(missing)
+	return Result{Missing: missing}, nil
+}
+
+// result converts a complete evaluation's outcome.
+func (c *Caveat) result(out ref.Val, err error) (Result, error) {
+	if err != nil {
+		return Result{}, &EvalError{Caveat: c.Name, Msg: err.Error()}
+	}
+	b, ok := out.(types.Bool)
+	if !ok {
+		got := "no value"
+		if out != nil {
+			got = out.Type().TypeName()
+		}
+		return Result{}, &EvalError{Caveat: c.Name, Msg: "expression produced " + got + ", not bool"}
+	}
+	return Result{Value: bool(b)}, nil
+}
+
+// ParamNames returns the parameter names in declaration order. The slice is
+// the caller's.
+func (c *Caveat) ParamNames() []string {
+	names := make([]string, len(c.Params))
+	for i, p := range c.Params {
+		names[i] = p.Name
+	}
+	return names
+}
+
+// activation resolves parameter names to converted context values for one
+// evaluation. A nil entry is an absent parameter.
+type activation struct {
+	c     *Caveat
+	vals  []ref.Val
+	small [4]ref.Val // backing store for vals when there are few parameters
+}
+
+var _ interpreter.Activation = (*activation)(nil)
+
+// ResolveName implements interpreter.Activation.
+func (a *activation) ResolveName(name string) (any, bool) {
+	i := a.c.lookup(name)
+	if i < 0 || a.vals[i] == nil {
+		return nil, false
+	}
+	return a.vals[i], true
+}
+
+// Parent implements interpreter.Activation.
+func (a *activation) Parent() interpreter.Activation { return nil }
