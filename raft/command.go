@@ -1,0 +1,654 @@
+package raft
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/ambit-authz/ambit/store"
+	"github.com/ambit-authz/ambit/tuple"
+)
+
+// Kind is the type of a Command; it is the first byte of its encoding.
+type Kind uint8
+
+// Command kinds. The numbers are part of the log format: never reuse one.
+const (
+	// KindWrite writes relationships: Updates, guarded by Preconditions.
+	KindWrite Kind = 1
+	// KindDelete deletes by Filter, at most Limit (0: no limit) unless
+	// AllowPartial, guarded by Preconditions.
+	KindDelete Kind = 2
+	// KindSchema writes the schema text Schema.
+	KindSchema Kind = 3
+	// KindImport imports one chunk of Relationships (bulk import).
+	KindImport Kind = 4
+	// KindNoop changes nothing but advances the applied revision.
+	KindNoop Kind = 5
+	// KindSetMember records a member's metadata (Member) in the replicated
+	// member table, so every node can forward to the leader's gRPC address.
+	KindSetMember Kind = 6
+	// KindForgetMember removes Member.ID from the member table.
+	KindForgetMember Kind = 7
+)
+
+func (k Kind) String() string {
+	switch k {
+	case KindWrite:
+		return "write"
+	case KindDelete:
+		return "delete"
+	case KindSchema:
+		return "schema"
+	case KindImport:
+		return "import"
+	case KindNoop:
+		return "noop"
+	case KindSetMember:
+		return "set-member"
+	case KindForgetMember:
+		return "forget-member"
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// commandVersion is the second byte of every encoded command. Decode refuses
+// versions it does not know, so an old binary never misreads a new entry.
+const commandVersion = 1
+
+// maxValueDepth bounds the nesting of caveat context values, so a hostile
+// entry cannot exhaust the decoder's stack.
+const maxValueDepth = 32
+
+// MemberInfo is a cluster member's metadata as replicated through the log.
+type MemberInfo struct {
+	ID       string
+	RaftAddr string
+	GRPCAddr string
+}
+
+// Command is one replicated change. Which fields matter depends on Kind; use
+// the constructors. Now is the leader-stamped time of the change: the FSM
+// passes it to the store instead of reading a clock, so every replica applies
+// the same entry identically.
+type Command struct {
+	Kind Kind
+	Now  time.Time
+
+	Updates       []store.Update       // KindWrite
+	Preconditions []store.Precondition // KindWrite, KindDelete
+
+	Filter       tuple.Filter // KindDelete
+	Limit        int          // KindDelete; 0 means no limit
+	AllowPartial bool         // KindDelete
+
+	Schema string // KindSchema
+
+	Relationships []tuple.Relationship // KindImport
+
+	Member MemberInfo // KindSetMember, KindForgetMember (ID only)
+}
+
+// WriteCommand returns a command that writes updates if preconds hold.
+func WriteCommand(updates []store.Update, preconds []store.Precondition) Command {
+	return Command{Kind: KindWrite, Updates: updates, Preconditions: preconds}
+}
+
+// DeleteCommand returns a command that deletes relationships matching f.
+func DeleteCommand(f tuple.Filter, limit int, allowPartial bool, preconds []store.Precondition) Command {
+	return Command{Kind: KindDelete, Filter: f, Limit: limit, AllowPartial: allowPartial, Preconditions: preconds}
+}
+
+// SchemaCommand returns a command that writes the schema text.
+func SchemaCommand(text string) Command { return Command{Kind: KindSchema, Schema: text} }
+
+// ImportCommand returns a command that imports one chunk of relationships.
+func ImportCommand(rels []tuple.Relationship) Command {
+	return Command{Kind: KindImport, Relationships: rels}
+}
+
+// NoopCommand returns a command that only advances the applied revision.
+func NoopCommand() Command { return Command{Kind: KindNoop} }
+
+// Encoding (all integers are unsigned LEB128 varints unless noted):
+//
+//	command   = kind:byte version:byte now:time payload
+//	time      = 0x00 (zero time) | 0x01 seconds:zigzag-varint nanos:uvarint
+//	string    = len:uvarint bytes
+//	bool      = 0x00 | 0x01
+//	payload   = write:   n:uvarint update*n  m:uvarint precond*m
+//	          | delete:  filter limit:uvarint allowPartial:bool m:uvarint precond*m
+//	          | schema:  text:string
+//	          | import:  n:uvarint rel*n
+//	          | noop:    (nothing)
+//	          | set-member:    id:string raftAddr:string grpcAddr:string
+//	          | forget-member: id:string
+//	update    = op:byte rel
+//	precond   = mustMatch:bool filter
+//	rel       = resType:string resID:string relation:string
+//	            subjType:string subjID:string subjRel:string
+//	            (0x00 | 0x01 caveatName:string context:map) expiration:time
+//	filter    = resType:string n:uvarint resID:string*n idPrefix:string relation:string
+//	            (0x00 | 0x01 subjType:string n:uvarint subjID:string*n
+//	                         (0x00 | 0x01 subjRel:string))
+//	value     = 0x00 null | 0x01 false | 0x02 true | 0x03 float64:8 bytes big-endian
+//	          | 0x04 string | 0x05 n:uvarint value*n | 0x06 map
+//	map       = n:uvarint (key:string value)*n   keys strictly increasing
+//
+// Nothing may follow the payload.
+
+// Encode returns the binary encoding of c. It fails, naming the field, on a
+// command that could not be decoded back (an unknown kind or op, a negative
+// limit, a caveat context value that is not a JSON value).
+func Encode(c Command) ([]byte, error) {
+	e := encoder{buf: make([]byte, 0, c.sizeHint())}
+	return e.command(c)
+}
+
+// AppendEncode appends the encoding of c to buf.
+func AppendEncode(buf []byte, c Command) ([]byte, error) {
+	e := encoder{buf: buf}
+	return e.command(c)
+}
+
+func (c *Command) sizeHint() int {
+	n := 16 + len(c.Schema)
+	n += len(c.Updates) * 64
+	n += len(c.Relationships) * 64
+	return n
+}
+
+type encoder struct {
+	buf []byte
+	err error
+}
+
+func (e *encoder) fail(format string, args ...any) {
+	if e.err == nil {
+		e.err = fmt.Errorf("%w: %s", ErrBadCommand, fmt.Sprintf(format, args...))
+	}
+}
+
+func (e *encoder) command(c Command) ([]byte, error) {
+	e.buf = append(e.buf, byte(c.Kind), commandVersion)
+	e.time(c.Now)
+	switch c.Kind {
+	case KindWrite:
+		e.uvarint(uint64(len(c.Updates)))
+		for i, u := range c.Updates {
+			if u.Op < store.OpCreate || u.Op > store.OpDelete {
+				e.fail("update %d: unknown op %d", i, u.Op)
+			}
+			e.buf = append(e.buf, byte(u.Op))
+			e.rel(u.Rel)
+		}
+		e.preconds(c.Preconditions)
+	case KindDelete:
+		e.filter(c.Filter)
+		if c.Limit < 0 {
+			e.fail("delete limit %d is negative", c.Limit)
+		}
+		e.uvarint(uint64(c.Limit))
+		e.bool(c.AllowPartial)
+		e.preconds(c.Preconditions)
+	case KindSchema:
+		e.string(c.Schema)
+	case KindImport:
+		e.uvarint(uint64(len(c.Relationships)))
+		for _, r := range c.Relationships {
+			e.rel(r)
+		}
+	case KindNoop:
+	case KindSetMember:
+		e.string(c.Member.ID)
+		e.string(c.Member.RaftAddr)
+		e.string(c.Member.GRPCAddr)
+	case KindForgetMember:
+		e.string(c.Member.ID)
+	default:
+		e.fail("unknown command kind %d", uint8(c.Kind))
+	}
+	if e.err != nil {
+		return nil, e.err
+	}
+	return e.buf, nil
+}
+
+func (e *encoder) uvarint(v uint64) { e.buf = binary.AppendUvarint(e.buf, v) }
+
+func (e *encoder) string(s string) {
+	e.uvarint(uint64(len(s)))
+	e.buf = append(e.buf, s...)
+}
+
+func (e *encoder) bool(b bool) {
+	if b {
+		e.buf = append(e.buf, 1)
+	} else {
+		e.buf = append(e.buf, 0)
+	}
+}
+
+func (e *encoder) time(t time.Time) {
+	if t.IsZero() {
+		e.buf = append(e.buf, 0)
+		return
+	}
+	e.buf = append(e.buf, 1)
+	e.buf = binary.AppendVarint(e.buf, t.Unix())
+	e.uvarint(uint64(t.Nanosecond()))
+}
+
+func (e *encoder) rel(r tuple.Relationship) {
+	e.string(r.Resource.Type)
+	e.string(r.Resource.ID)
+	e.string(r.Relation)
+	e.string(r.Subject.Type)
+	e.string(r.Subject.ID)
+	e.string(r.Subject.Relation)
+	if r.Caveat == nil {
+		e.buf = append(e.buf, 0)
+	} else {
+		e.buf = append(e.buf, 1)
+		e.string(r.Caveat.Name)
+		e.valueMap(r.Caveat.Context, 1)
+	}
+	e.time(r.Expiration)
+}
+
+func (e *encoder) filter(f tuple.Filter) {
+	e.string(f.ResourceType)
+	e.strings(f.ResourceIDs)
+	e.string(f.ResourceIDPrefix)
+	e.string(f.Relation)
+	if f.Subject == nil {
+		e.buf = append(e.buf, 0)
+		return
+	}
+	e.buf = append(e.buf, 1)
+	e.string(f.Subject.Type)
+	e.strings(f.Subject.IDs)
+	if f.Subject.Relation == nil {
+		e.buf = append(e.buf, 0)
+	} else {
+		e.buf = append(e.buf, 1)
+		e.string(*f.Subject.Relation)
+	}
+}
+
+func (e *encoder) strings(ss []string) {
+	e.uvarint(uint64(len(ss)))
+	for _, s := range ss {
+		e.string(s)
+	}
+}
+
+func (e *encoder) preconds(ps []store.Precondition) {
+	e.uvarint(uint64(len(ps)))
+	for _, p := range ps {
+		e.bool(p.MustMatch)
+		e.filter(p.Filter)
+	}
+}
+
+func (e *encoder) valueMap(m map[string]any, depth int) {
+	e.uvarint(uint64(len(m)))
+	if len(m) == 0 {
+		return
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		e.string(k)
+		e.value(m[k], depth)
+	}
+}
+
+func (e *encoder) value(v any, depth int) {
+	if depth > maxValueDepth {
+		e.fail("caveat context nested deeper than %d levels", maxValueDepth)
+		return
+	}
+	switch v := v.(type) {
+	case nil:
+		e.buf = append(e.buf, 0)
+	case bool:
+		if v {
+			e.buf = append(e.buf, 2)
+		} else {
+			e.buf = append(e.buf, 1)
+		}
+	case float64:
+		e.buf = append(e.buf, 3)
+		e.buf = binary.BigEndian.AppendUint64(e.buf, math.Float64bits(v))
+	case string:
+		e.buf = append(e.buf, 4)
+		e.string(v)
+	case []any:
+		e.buf = append(e.buf, 5)
+		e.uvarint(uint64(len(v)))
+		for _, x := range v {
+			e.value(x, depth+1)
+		}
+	case map[string]any:
+		e.buf = append(e.buf, 6)
+		e.valueMap(v, depth+1)
+	default:
+		e.fail("caveat context value of type %T is not a JSON value (want nil, bool, float64, string, []any or map[string]any)", v)
+	}
+}
+
+// Decode parses an encoded command. It never panics; on malformed input it
+// returns an error wrapping ErrBadCommand that names what is wrong and where.
+func Decode(data []byte) (Command, error) {
+	d := decoder{data: data}
+	c := d.command()
+	if d.err != nil {
+		return Command{}, d.err
+	}
+	return c, nil
+}
+
+type decoder struct {
+	data []byte
+	off  int
+	err  error
+}
+
+func (d *decoder) fail(format string, args ...any) {
+	if d.err == nil {
+		d.err = fmt.Errorf("%w: at byte %d: %s", ErrBadCommand, d.off, fmt.Sprintf(format, args...))
+	}
+}
+
+func (d *decoder) remaining() int { return len(d.data) - d.off }
+
+func (d *decoder) byte(what string) byte {
+	if d.err != nil {
+		return 0
+	}
+	if d.off >= len(d.data) {
+		d.fail("truncated: missing %s", what)
+		return 0
+	}
+	b := d.data[d.off]
+	d.off++
+	return b
+}
+
+func (d *decoder) uvarint(what string) uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.data[d.off:])
+	if n <= 0 {
+		d.fail("bad varint for %s", what)
+		return 0
+	}
+	d.off += n
+	return v
+}
+
+func (d *decoder) varint(what string) int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(d.data[d.off:])
+	if n <= 0 {
+		d.fail("bad varint for %s", what)
+		return 0
+	}
+	d.off += n
+	return v
+}
+
+// count reads a list length and checks it against the bytes left (every
+// element takes at least one byte), so a corrupt length never allocates.
+func (d *decoder) count(what string) int {
+	n := d.uvarint(what + " count")
+	if d.err != nil {
+		return 0
+	}
+	if n > uint64(d.remaining()) {
+		d.fail("%s count %d exceeds the %d bytes left", what, n, d.remaining())
+		return 0
+	}
+	return int(n)
+}
+
+func (d *decoder) string(what string) string {
+	n := d.uvarint(what + " length")
+	if d.err != nil {
+		return ""
+	}
+	if n > uint64(d.remaining()) {
+		d.fail("%s length %d exceeds the %d bytes left", what, n, d.remaining())
+		return ""
+	}
+	s := string(d.data[d.off : d.off+int(n)])
+	d.off += int(n)
+	return s
+}
+
+func (d *decoder) bool(what string) bool {
+	switch b := d.byte(what); b {
+	case 0:
+		return false
+	case 1:
+		return true
+	default:
+		d.fail("%s: bad boolean byte 0x%02x", what, b)
+		return false
+	}
+}
+
+func (d *decoder) time(what string) time.Time {
+	switch b := d.byte(what); b {
+	case 0:
+		return time.Time{}
+	case 1:
+		sec := d.varint(what + " seconds")
+		nsec := d.uvarint(what + " nanoseconds")
+		if nsec >= 1e9 {
+			d.fail("%s: nanoseconds %d out of range", what, nsec)
+		}
+		if d.err != nil {
+			return time.Time{}
+		}
+		t := time.Unix(sec, int64(nsec)).UTC()
+		if t.IsZero() {
+			d.fail("%s: zero time must be encoded as 0x00", what)
+		}
+		return t
+	default:
+		if d.err == nil {
+			d.fail("%s: bad time tag 0x%02x", what, b)
+		}
+		return time.Time{}
+	}
+}
+
+func (d *decoder) command() Command {
+	var c Command
+	c.Kind = Kind(d.byte("command kind"))
+	if v := d.byte("command version"); d.err == nil && v != commandVersion {
+		d.fail("unsupported command version %d (this build reads version %d)", v, commandVersion)
+	}
+	c.Now = d.time("command time")
+	if d.err != nil {
+		return c
+	}
+	switch c.Kind {
+	case KindWrite:
+		n := d.count("update")
+		if n > 0 {
+			c.Updates = make([]store.Update, 0, n)
+		}
+		for i := 0; i < n && d.err == nil; i++ {
+			op := store.Op(d.byte("update op"))
+			if d.err == nil && (op < store.OpCreate || op > store.OpDelete) {
+				d.fail("update %d: unknown op %d", i, op)
+			}
+			c.Updates = append(c.Updates, store.Update{Op: op, Rel: d.rel()})
+		}
+		c.Preconditions = d.preconds()
+	case KindDelete:
+		c.Filter = d.filter()
+		limit := d.uvarint("delete limit")
+		if limit > math.MaxInt32 {
+			d.fail("delete limit %d too large", limit)
+		}
+		c.Limit = int(limit)
+		c.AllowPartial = d.bool("allow partial")
+		c.Preconditions = d.preconds()
+	case KindSchema:
+		c.Schema = d.string("schema text")
+	case KindImport:
+		n := d.count("relationship")
+		if n > 0 {
+			c.Relationships = make([]tuple.Relationship, 0, n)
+		}
+		for i := 0; i < n && d.err == nil; i++ {
+			c.Relationships = append(c.Relationships, d.rel())
+		}
+	case KindNoop:
+	case KindSetMember:
+		c.Member.ID = d.string("member id")
+		c.Member.RaftAddr = d.string("member raft address")
+		c.Member.GRPCAddr = d.string("member gRPC address")
+	case KindForgetMember:
+		c.Member.ID = d.string("member id")
+	default:
+		d.fail("unknown command kind %d", uint8(c.Kind))
+	}
+	if d.err == nil && d.remaining() > 0 {
+		d.fail("%d trailing bytes after the %s command", d.remaining(), c.Kind)
+	}
+	return c
+}
+
+func (d *decoder) rel() tuple.Relationship {
+	var r tuple.Relationship
+	r.Resource.Type = d.string("resource type")
+	r.Resource.ID = d.string("resource id")
+	r.Relation = d.string("relation")
+	r.Subject.Type = d.string("subject type")
+	r.Subject.ID = d.string("subject id")
+	r.Subject.Relation = d.string("subject relation")
+	if d.bool("caveat flag") {
+		r.Caveat = &tuple.Caveat{Name: d.string("caveat name")}
+		r.Caveat.Context = d.valueMap(1)
+	}
+	r.Expiration = d.time("expiration")
+	return r
+}
+
+func (d *decoder) strings(what string) []string {
+	n := d.count(what)
+	if n == 0 {
+		return nil
+	}
+	ss := make([]string, 0, n)
+	for i := 0; i < n && d.err == nil; i++ {
+		ss = append(ss, d.string(what))
+	}
+	return ss
+}
+
+func (d *decoder) filter() tuple.Filter {
+	var f tuple.Filter
+	f.ResourceType = d.string("filter resource type")
+	f.ResourceIDs = d.strings("filter resource id")
+	f.ResourceIDPrefix = d.string("filter resource id prefix")
+	f.Relation = d.string("filter relation")
+	if d.bool("filter subject flag") {
+		sf := &tuple.SubjectFilter{}
+		sf.Type = d.string("filter subject type")
+		sf.IDs = d.strings("filter subject id")
+		if d.bool("filter subject relation flag") {
+			rel := d.string("filter subject relation")
+			sf.Relation = &rel
+		}
+		f.Subject = sf
+	}
+	return f
+}
+
+func (d *decoder) preconds() []store.Precondition {
+	n := d.count("precondition")
+	if n == 0 {
+		return nil
+	}
+	ps := make([]store.Precondition, 0, n)
+	for i := 0; i < n && d.err == nil; i++ {
+		mm := d.bool("precondition kind")
+		ps = append(ps, store.Precondition{MustMatch: mm, Filter: d.filter()})
+	}
+	return ps
+}
+
+func (d *decoder) valueMap(depth int) map[string]any {
+	n := d.count("caveat context entry")
+	if n == 0 || d.err != nil {
+		return nil
+	}
+	m := make(map[string]any, n)
+	prev := ""
+	for i := 0; i < n && d.err == nil; i++ {
+		k := d.string("caveat context key")
+		if i > 0 && d.err == nil && k <= prev {
+			d.fail("caveat context keys not strictly increasing (%q after %q)", k, prev)
+		}
+		prev = k
+		m[k] = d.value(depth)
+	}
+	return m
+}
+
+func (d *decoder) value(depth int) any {
+	if depth > maxValueDepth {
+		d.fail("caveat context nested deeper than %d levels", maxValueDepth)
+		return nil
+	}
+	switch tag := d.byte("caveat context value"); tag {
+	case 0:
+		return nil
+	case 1:
+		return false
+	case 2:
+		return true
+	case 3:
+		if d.remaining() < 8 {
+			d.fail("truncated float")
+			return nil
+		}
+		v := math.Float64frombits(binary.BigEndian.Uint64(d.data[d.off:]))
+		d.off += 8
+		return v
+	case 4:
+		return d.string("caveat context string")
+	case 5:
+		n := d.count("caveat context list element")
+		list := make([]any, 0, n)
+		for i := 0; i < n && d.err == nil; i++ {
+			list = append(list, d.value(depth+1))
+		}
+		return list
+	case 6:
+		m := d.valueMap(depth + 1)
+		if m == nil {
+			m = map[string]any{}
+		}
+		return m
+	default:
+		if d.err == nil {
+			d.fail("bad caveat context value tag 0x%02x", tag)
+		}
+		return nil
+	}
+}

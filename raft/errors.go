@@ -1,0 +1,61 @@
+// Package raft replicates ambit's tuple store with hashicorp/raft.
+//
+// Every change to the store is a Command, encoded compactly (command.go) and
+// appended to the raft log. The FSM (fsm.go) applies each committed entry to
+// the store at revision = raft log index, so the store's applied revision and
+// the raft log index are the same number, and replay after a restart is
+// idempotent: entries at or below the store's applied revision are skipped.
+//
+// A Node (node.go) owns the raft instance, its log and stable store
+// (raft-boltdb) and its snapshots, all under <dir>/raft/. Followers forward
+// writes and cluster calls to the leader over the gRPC port (cluster.go),
+// authenticated with the cluster's preshared key.
+package raft
+
+import "errors"
+
+// Errors returned by this package. They are wrapped with detail; test with
+// errors.Is. Domain failures of a write (a failed precondition, an existing
+// relationship...) wrap the store's sentinel errors instead.
+var (
+	// ErrNoLeader: no leader is known right now (an election is running or
+	// the cluster has lost quorum). Nothing was proposed; the call may be
+	// retried. The API maps it to UNAVAILABLE.
+	ErrNoLeader = errors.New("no raft leader")
+	// ErrNotLeader: the operation must run on the leader and this node is not
+	// it. Nothing was proposed.
+	ErrNotLeader = errors.New("not the raft leader")
+	// ErrTimeout: the operation did not finish before its deadline (the
+	// context's or Config.ApplyTimeout). For a write the outcome is unknown:
+	// it may still commit.
+	ErrTimeout = errors.New("raft operation timed out")
+	// ErrLeadershipLost: the leader lost its leadership while the write was in
+	// flight. The outcome is unknown: it may still commit under a new leader.
+	ErrLeadershipLost = errors.New("raft leadership lost while committing; outcome unknown")
+	// ErrForward: a call forwarded to the leader failed in transport. For a
+	// write the outcome is unknown.
+	ErrForward = errors.New("forwarding to the leader failed")
+	// ErrNodeExists: a join named an id or an address that another member
+	// already uses.
+	ErrNodeExists = errors.New("a cluster member with that id or address already exists")
+	// ErrUnknownNode: a remove named an id that is not a member.
+	ErrUnknownNode = errors.New("no cluster member with that id")
+	// ErrUnauthenticated: a cluster call carried a missing or wrong preshared
+	// key.
+	ErrUnauthenticated = errors.New("cluster call not authenticated: missing or wrong preshared key")
+	// ErrSchemaRefused: the SchemaGuard refused a schema write. Nothing was
+	// written.
+	ErrSchemaRefused = errors.New("schema change refused")
+	// ErrBadCommand: a command cannot be encoded or decoded (the message names
+	// the field).
+	ErrBadCommand = errors.New("malformed command")
+	// ErrBadConfig: the node configuration is invalid.
+	ErrBadConfig = errors.New("invalid raft node configuration")
+	// ErrHalted: the store failed to apply a committed entry for a reason that
+	// is not a domain failure (an I/O error). The FSM stops applying so the
+	// replica never diverges; restarting the node replays from the store's
+	// applied revision.
+	ErrHalted = errors.New("state machine halted after a store failure")
+	// ErrClosed: the node has been closed.
+	ErrClosed = errors.New("raft node is closed")
+)

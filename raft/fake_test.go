@@ -1,0 +1,221 @@
+package raft
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/ambit-authz/ambit/store"
+	"github.com/ambit-authz/ambit/tuple"
+)
+
+// fakeStore is an in-memory Backend with the store's contract: writes at a
+// revision greater than the applied one, domain failures advance the
+// revision without writing.
+type fakeStore struct {
+	mu      sync.Mutex
+	rev     tuple.Revision
+	rels    map[tuple.Key]tuple.Relationship
+	schema  string
+	failIO  error // when set, every write fails with it (an I/O error)
+	nowSeen []time.Time
+}
+
+func newFakeStore() *fakeStore { return &fakeStore{rels: map[tuple.Key]tuple.Relationship{}} }
+
+func (s *fakeStore) AppliedRevision() tuple.Revision {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.rev
+}
+
+func (s *fakeStore) begin(rev tuple.Revision, now time.Time) error {
+	if s.failIO != nil {
+		return s.failIO
+	}
+	if rev <= s.rev {
+		return fmt.Errorf("%w: %d <= %d", store.ErrStaleWrite, rev, s.rev)
+	}
+	s.nowSeen = append(s.nowSeen, now)
+	return nil
+}
+
+func (s *fakeStore) check(preconds []store.Precondition) error {
+	for _, p := range preconds {
+		found := false
+		for _, r := range s.rels {
+			if p.Filter.Matches(r) {
+				found = true
+				break
+			}
+		}
+		if found != p.MustMatch {
+			return fmt.Errorf("%w: %+v", store.ErrPreconditionFailed, p.Filter)
+		}
+	}
+	return nil
+}
+
+func (s *fakeStore) Write(rev tuple.Revision, now time.Time, updates []store.Update, preconds []store.Precondition) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.begin(rev, now); err != nil {
+		return err
+	}
+	s.rev = rev
+	if err := s.check(preconds); err != nil {
+		return err
+	}
+	for _, u := range updates {
+		if u.Rel.Resource.Type == "" {
+			return fmt.Errorf("%w: empty resource type", store.ErrInvalid)
+		}
+		if _, ok := s.rels[u.Rel.Key()]; ok && u.Op == store.OpCreate {
+			return fmt.Errorf("%w: %s", store.ErrAlreadyExists, u.Rel.Key())
+		}
+	}
+	for _, u := range updates {
+		if u.Op == store.OpDelete {
+			delete(s.rels, u.Rel.Key())
+		} else {
+			s.rels[u.Rel.Key()] = u.Rel
+		}
+	}
+	return nil
+}
+
+func (s *fakeStore) DeleteByFilter(rev tuple.Revision, now time.Time, f tuple.Filter, limit int, allowPartial bool, preconds []store.Precondition) (int, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.begin(rev, now); err != nil {
+		return 0, false, err
+	}
+	s.rev = rev
+	if err := s.check(preconds); err != nil {
+		return 0, false, err
+	}
+	var keys []tuple.Key
+	for k, r := range s.rels {
+		if f.Matches(r) {
+			keys = append(keys, k)
+		}
+	}
+	slices.SortFunc(keys, func(a, b tuple.Key) int {
+		switch {
+		case a.String() < b.String():
+			return -1
+		case a.String() > b.String():
+			return 1
+		}
+		return 0
+	})
+	partial := false
+	if limit > 0 && len(keys) > limit {
+		if !allowPartial {
+			return 0, false, fmt.Errorf("%w: %d relationships match, limit %d", store.ErrTooLarge, len(keys), limit)
+		}
+		keys, partial = keys[:limit], true
+	}
+	for _, k := range keys {
+		delete(s.rels, k)
+	}
+	return len(keys), partial, nil
+}
+
+func (s *fakeStore) WriteSchema(rev tuple.Revision, now time.Time, text string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.begin(rev, now); err != nil {
+		return err
+	}
+	s.rev, s.schema = rev, text
+	return nil
+}
+
+func (s *fakeStore) Import(rev tuple.Revision, now time.Time, rels []tuple.Relationship) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.begin(rev, now); err != nil {
+		return err
+	}
+	s.rev = rev
+	for _, r := range rels {
+		if _, ok := s.rels[r.Key()]; ok {
+			return fmt.Errorf("%w: %s", store.ErrAlreadyExists, r.Key())
+		}
+	}
+	for _, r := range rels {
+		s.rels[r.Key()] = r
+	}
+	return nil
+}
+
+// The fake's snapshot is a revision, a schema and an import command.
+func (s *fakeStore) WriteSnapshot(w io.Writer) (tuple.Revision, error) {
+	s.mu.Lock()
+	rels := make([]tuple.Relationship, 0, len(s.rels))
+	for _, r := range s.rels {
+		rels = append(rels, r)
+	}
+	rev, schema := s.rev, s.schema
+	s.mu.Unlock()
+	e := encoder{}
+	e.uvarint(uint64(rev))
+	e.string(schema)
+	body, err := Encode(ImportCommand(rels))
+	if err != nil {
+		return 0, err
+	}
+	e.buf = append(e.buf, body...)
+	_, err = w.Write(e.buf)
+	return rev, err
+}
+
+func (s *fakeStore) RestoreSnapshot(r io.Reader) error {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return err
+	}
+	d := decoder{data: data}
+	rev := d.uvarint("rev")
+	schema := d.string("schema")
+	if d.err != nil {
+		return d.err
+	}
+	cmd, err := Decode(data[d.off:])
+	if err != nil {
+		return err
+	}
+	if cmd.Kind != KindImport {
+		return errors.New("fake snapshot: not an import")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rev, s.schema = tuple.Revision(rev), schema
+	s.rels = map[tuple.Key]tuple.Relationship{}
+	for _, r := range cmd.Relationships {
+		s.rels[r.Key()] = r
+	}
+	return nil
+}
+
+func (s *fakeStore) keys() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.rels))
+	for k := range s.rels {
+		out = append(out, k.String())
+	}
+	slices.Sort(out)
+	return out
+}
+
+func (s *fakeStore) has(k tuple.Key) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.rels[k]
+	return ok
+}

@@ -1,0 +1,503 @@
+package raft
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	hraft "github.com/hashicorp/raft"
+
+	"github.com/ambit-authz/ambit/store"
+	"github.com/ambit-authz/ambit/tuple"
+)
+
+// Backend is the part of the store the FSM writes through. *store.Store
+// implements it; the FSM's unit tests use a fake.
+type Backend interface {
+	// AppliedRevision is the revision of the last applied write.
+	AppliedRevision() tuple.Revision
+	Write(rev tuple.Revision, now time.Time, updates []store.Update, preconds []store.Precondition) error
+	DeleteByFilter(rev tuple.Revision, now time.Time, f tuple.Filter, limit int, allowPartial bool, preconds []store.Precondition) (deleted int, partial bool, err error)
+	WriteSchema(rev tuple.Revision, now time.Time, text string) error
+	Import(rev tuple.Revision, now time.Time, rels []tuple.Relationship) error
+	WriteSnapshot(w io.Writer) (tuple.Revision, error)
+	RestoreSnapshot(r io.Reader) error
+}
+
+// SchemaGuard is called inside Apply, before a schema write, with the revision
+// the schema would be written at and the new text. A non-nil error refuses the
+// write (a domain failure wrapped in ErrSchemaRefused): because it runs in the
+// state machine, the check and the write see the same data on every replica.
+// It must be deterministic: no clock, no randomness, no I/O outside the store.
+type SchemaGuard func(rev tuple.Revision, newText string) error
+
+// Result is what applying one command produced. A domain failure (a failed
+// precondition, an existing relationship, a refused schema) is in Err; the
+// revision still advanced to Revision.
+type Result struct {
+	Revision tuple.Revision
+	Deleted  int  // KindDelete: relationships deleted
+	Partial  bool // KindDelete: more matched than the limit
+	Err      error
+}
+
+// FSM applies committed raft log entries to a Backend. It implements
+// hashicorp/raft's FSM and BatchingFSM.
+//
+// Revision = log index. Every entry the FSM receives advances the store to
+// its index: a command writes at it (a domain failure still advances, as the
+// store guarantees), a configuration-change entry and the member-table
+// commands write an empty batch at it. Raft's own no-op and barrier entries
+// never reach an FSM; the leader follows each election with a KindNoop command
+// so that waiting for the commit index always ends (see Node). The FSM also
+// keeps the last index it has seen in memory, so WaitApplied never depends on
+// the store alone.
+//
+// Entries at or below the store's applied revision are skipped: the store is
+// durable, so replay after a restart is idempotent and needs no snapshot
+// restore.
+type FSM struct {
+	backend  Backend
+	metaPath string // where the member table is persisted; "" keeps it in memory
+	logger   *slog.Logger
+	guard    atomic.Pointer[SchemaGuard]
+
+	mu           sync.Mutex
+	applied      tuple.Revision
+	changed      chan struct{} // closed when applied advances or the FSM halts
+	halted       error
+	members      map[string]MemberInfo
+	membersIndex uint64 // log index the member table reflects
+}
+
+var (
+	_ hraft.FSM         = (*FSM)(nil)
+	_ hraft.BatchingFSM = (*FSM)(nil)
+)
+
+// NewFSM returns an FSM over b. metaPath is the file that holds the
+// replicated member table ("" for memory only); it is read if present.
+func NewFSM(b Backend, metaPath string, logger *slog.Logger) (*FSM, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	f := &FSM{
+		backend:  b,
+		metaPath: metaPath,
+		logger:   logger,
+		applied:  b.AppliedRevision(),
+		changed:  make(chan struct{}),
+		members:  map[string]MemberInfo{},
+	}
+	if metaPath != "" {
+		data, err := os.ReadFile(metaPath)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+		case err != nil:
+			return nil, fmt.Errorf("raft: reading member table: %w", err)
+		default:
+			idx, members, err := decodeMembers(data)
+			if err != nil {
+				return nil, fmt.Errorf("raft: member table %s: %w", metaPath, err)
+			}
+			f.members, f.membersIndex = members, idx
+		}
+	}
+	return f, nil
+}
+
+// SetSchemaGuard installs (or, with nil, removes) the schema guard.
+func (f *FSM) SetSchemaGuard(g SchemaGuard) {
+	if g == nil {
+		f.guard.Store(nil)
+		return
+	}
+	f.guard.Store(&g)
+}
+
+// Applied returns the highest log index applied (or skipped as already
+// applied): at least the store's applied revision.
+func (f *FSM) Applied() tuple.Revision {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.applied
+}
+
+// WaitApplied blocks until the applied index is at least rev or ctx is done.
+func (f *FSM) WaitApplied(ctx context.Context, rev tuple.Revision) error {
+	for {
+		f.mu.Lock()
+		applied, ch, halted := f.applied, f.changed, f.halted
+		f.mu.Unlock()
+		if applied >= rev {
+			return nil
+		}
+		if halted != nil {
+			return fmt.Errorf("%w: %w", ErrHalted, halted)
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("%w: waiting for revision %d (applied %d): %w", ErrTimeout, rev, applied, ctx.Err())
+		}
+	}
+}
+
+// Members returns a copy of the replicated member table.
+func (f *FSM) Members() map[string]MemberInfo {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return maps.Clone(f.members)
+}
+
+// Member returns one member's metadata.
+func (f *FSM) Member(id string) (MemberInfo, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	m, ok := f.members[id]
+	return m, ok
+}
+
+// advance records that every entry up to idx has been applied.
+func (f *FSM) advance(idx tuple.Revision) {
+	f.mu.Lock()
+	if idx > f.applied {
+		f.applied = idx
+		close(f.changed)
+		f.changed = make(chan struct{})
+	}
+	f.mu.Unlock()
+}
+
+func (f *FSM) halt(idx uint64, err error) {
+	f.logger.Error("raft: state machine halted; restart the node to replay from the store", "index", idx, "err", err)
+	f.mu.Lock()
+	if f.halted == nil {
+		f.halted = fmt.Errorf("applying log index %d: %w", idx, err)
+		close(f.changed)
+		f.changed = make(chan struct{})
+	}
+	f.mu.Unlock()
+}
+
+func (f *FSM) haltedErr() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.halted
+}
+
+// Apply implements raft.FSM.
+func (f *FSM) Apply(l *hraft.Log) any {
+	return f.ApplyBatch([]*hraft.Log{l})[0]
+}
+
+// ApplyBatch implements raft.BatchingFSM. Each response is a *Result (nil for
+// configuration entries).
+func (f *FSM) ApplyBatch(logs []*hraft.Log) []any {
+	out := make([]any, len(logs))
+	storeRev := f.backend.AppliedRevision()
+	var last uint64
+	for i, l := range logs {
+		out[i] = f.applyOne(l, &storeRev)
+		last = l.Index
+	}
+	if f.haltedErr() == nil {
+		f.advance(tuple.Revision(last))
+	}
+	return out
+}
+
+// isDomainFailure reports whether err is a refusal of the write itself,
+// after which the store has advanced its revision and the replica is healthy.
+func isDomainFailure(err error) bool {
+	return errors.Is(err, store.ErrAlreadyExists) || errors.Is(err, store.ErrPreconditionFailed) ||
+		errors.Is(err, store.ErrInvalid) || errors.Is(err, store.ErrTooLarge) ||
+		errors.Is(err, ErrSchemaRefused)
+}
+
+func (f *FSM) applyOne(l *hraft.Log, storeRev *tuple.Revision) any {
+	idx := tuple.Revision(l.Index)
+	if h := f.haltedErr(); h != nil {
+		return &Result{Revision: idx, Err: fmt.Errorf("%w: %w", ErrHalted, h)}
+	}
+	switch l.Type {
+	case hraft.LogConfiguration:
+		if idx > *storeRev {
+			f.advanceStore(l.Index, l.AppendedAt, storeRev)
+		}
+		return nil
+	case hraft.LogCommand:
+	default:
+		return nil
+	}
+	// Skip what the store already holds; the member table has its own index.
+	if idx <= *storeRev {
+		if len(l.Data) > 0 && (Kind(l.Data[0]) == KindSetMember || Kind(l.Data[0]) == KindForgetMember) {
+			f.applyMember(l, f.mustDecode(l))
+		}
+		return &Result{Revision: idx}
+	}
+	cmd := f.mustDecode(l)
+	now := cmd.Now
+	if now.IsZero() {
+		now = l.AppendedAt
+	}
+	res := &Result{Revision: idx}
+	var err error
+	switch cmd.Kind {
+	case KindWrite:
+		err = f.backend.Write(idx, now, cmd.Updates, cmd.Preconditions)
+	case KindDelete:
+		res.Deleted, res.Partial, err = f.backend.DeleteByFilter(idx, now, cmd.Filter, cmd.Limit, cmd.AllowPartial, cmd.Preconditions)
+	case KindSchema:
+		if g := f.guard.Load(); g != nil {
+			if gerr := (*g)(idx, cmd.Schema); gerr != nil {
+				err = fmt.Errorf("%w: %w", ErrSchemaRefused, gerr)
+				break
+			}
+		}
+		err = f.backend.WriteSchema(idx, now, cmd.Schema)
+	case KindImport:
+		err = f.backend.Import(idx, now, cmd.Relationships)
+	case KindNoop:
+		err = f.backend.Write(idx, now, nil, nil)
+	case KindSetMember, KindForgetMember:
+		f.applyMember(l, cmd)
+		err = f.backend.Write(idx, now, nil, nil)
+	}
+	switch {
+	case err == nil:
+		*storeRev = idx
+	case isDomainFailure(err):
+		res.Err = err
+		*storeRev = idx
+		// The store advances on a domain failure; a refusal decided here (the
+		// schema guard) or a store that did not must still move the revision.
+		if f.backend.AppliedRevision() < idx {
+			f.advanceStore(l.Index, now, storeRev)
+		}
+	default:
+		f.halt(l.Index, err)
+		res.Err = fmt.Errorf("%w: %w", ErrHalted, err)
+	}
+	return res
+}
+
+// advanceStore writes an empty batch at idx so the store's revision follows
+// the log through entries that change no data.
+func (f *FSM) advanceStore(idx uint64, now time.Time, storeRev *tuple.Revision) {
+	if err := f.backend.Write(tuple.Revision(idx), now, nil, nil); err != nil {
+		f.halt(idx, err)
+		return
+	}
+	*storeRev = tuple.Revision(idx)
+}
+
+// mustDecode decodes a log entry. An entry that does not decode was written
+// by a different build or is corrupt; applying anything else would let the
+// replicas diverge, so the FSM panics (as Consul's does).
+func (f *FSM) mustDecode(l *hraft.Log) Command {
+	cmd, err := Decode(l.Data)
+	if err != nil {
+		panic(fmt.Sprintf("raft: log entry %d does not decode; refusing to diverge: %v", l.Index, err))
+	}
+	return cmd
+}
+
+func (f *FSM) applyMember(l *hraft.Log, cmd Command) {
+	f.mu.Lock()
+	if l.Index <= f.membersIndex {
+		f.mu.Unlock()
+		return
+	}
+	if cmd.Kind == KindSetMember {
+		f.members[cmd.Member.ID] = cmd.Member
+	} else {
+		delete(f.members, cmd.Member.ID)
+	}
+	f.membersIndex = l.Index
+	data := encodeMembers(f.membersIndex, f.members)
+	f.mu.Unlock()
+	if err := f.persistMembers(data); err != nil {
+		f.halt(l.Index, err)
+	}
+}
+
+func (f *FSM) persistMembers(data []byte) error {
+	if f.metaPath == "" {
+		return nil
+	}
+	return writeFileAtomic(f.metaPath, data)
+}
+
+func writeFileAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("raft: writing %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("raft: writing %s: %w", path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("raft: syncing %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("raft: writing %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("raft: renaming %s: %w", path, err)
+	}
+	return nil
+}
+
+// Snapshot implements raft.FSM. It captures the member table; Persist streams
+// the store. The store snapshot may be newer than raft's snapshot index: that
+// is safe because entries at or below the store's revision are skipped.
+func (f *FSM) Snapshot() (hraft.FSMSnapshot, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.halted != nil {
+		return nil, fmt.Errorf("%w: %w", ErrHalted, f.halted)
+	}
+	return &fsmSnapshot{backend: f.backend, members: encodeMembers(f.membersIndex, f.members)}, nil
+}
+
+// Snapshot stream layout: magic "AMBS", header length (4 bytes big-endian),
+// the member table (encodeMembers), then the store's own snapshot stream.
+const snapshotMagic = "AMBS"
+
+type fsmSnapshot struct {
+	backend Backend
+	members []byte
+}
+
+func (s *fsmSnapshot) Persist(sink hraft.SnapshotSink) error {
+	err := s.write(sink)
+	if err != nil {
+		sink.Cancel()
+		return err
+	}
+	return sink.Close()
+}
+
+func (s *fsmSnapshot) write(w io.Writer) error {
+	bw := bufio.NewWriterSize(w, 256<<10)
+	hdr := make([]byte, 0, 8+len(s.members))
+	hdr = append(hdr, snapshotMagic...)
+	hdr = append(hdr, byte(len(s.members)>>24), byte(len(s.members)>>16), byte(len(s.members)>>8), byte(len(s.members)))
+	hdr = append(hdr, s.members...)
+	if _, err := bw.Write(hdr); err != nil {
+		return fmt.Errorf("raft: writing snapshot header: %w", err)
+	}
+	if _, err := s.backend.WriteSnapshot(bw); err != nil {
+		return fmt.Errorf("raft: writing store snapshot: %w", err)
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("raft: writing snapshot: %w", err)
+	}
+	return nil
+}
+
+func (s *fsmSnapshot) Release() {}
+
+// Restore implements raft.FSM: it replaces the store and the member table
+// with the snapshot's.
+func (f *FSM) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	br := bufio.NewReaderSize(rc, 256<<10)
+	var hdr [8]byte
+	if _, err := io.ReadFull(br, hdr[:]); err != nil {
+		return fmt.Errorf("raft: reading snapshot header: %w", err)
+	}
+	if string(hdr[:4]) != snapshotMagic {
+		return fmt.Errorf("raft: snapshot does not start with %q", snapshotMagic)
+	}
+	n := int(hdr[4])<<24 | int(hdr[5])<<16 | int(hdr[6])<<8 | int(hdr[7])
+	if n > 64<<20 {
+		return fmt.Errorf("raft: snapshot member table of %d bytes is too large", n)
+	}
+	meta := make([]byte, n)
+	if _, err := io.ReadFull(br, meta); err != nil {
+		return fmt.Errorf("raft: reading snapshot member table: %w", err)
+	}
+	idx, members, err := decodeMembers(meta)
+	if err != nil {
+		return fmt.Errorf("raft: snapshot member table: %w", err)
+	}
+	if err := f.backend.RestoreSnapshot(br); err != nil {
+		return fmt.Errorf("raft: restoring store snapshot: %w", err)
+	}
+	if err := f.persistMembers(meta); err != nil {
+		return err
+	}
+	rev := f.backend.AppliedRevision()
+	f.mu.Lock()
+	f.members, f.membersIndex = members, idx
+	f.halted = nil
+	f.applied = rev
+	close(f.changed)
+	f.changed = make(chan struct{})
+	f.mu.Unlock()
+	f.logger.Info("raft: restored state machine from snapshot", "revision", uint64(rev), "members", len(members))
+	return nil
+}
+
+// Member table encoding: version:byte(1) index:uvarint n:uvarint
+// (id:string raftAddr:string grpcAddr:string)*n, ids strictly increasing.
+func encodeMembers(idx uint64, members map[string]MemberInfo) []byte {
+	e := encoder{}
+	e.buf = append(e.buf, 1)
+	e.uvarint(idx)
+	ids := make([]string, 0, len(members))
+	for id := range members {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	e.uvarint(uint64(len(ids)))
+	for _, id := range ids {
+		m := members[id]
+		e.string(m.ID)
+		e.string(m.RaftAddr)
+		e.string(m.GRPCAddr)
+	}
+	return e.buf
+}
+
+func decodeMembers(data []byte) (uint64, map[string]MemberInfo, error) {
+	d := decoder{data: data}
+	if v := d.byte("member table version"); d.err == nil && v != 1 {
+		d.fail("unsupported member table version %d", v)
+	}
+	idx := d.uvarint("member table index")
+	n := d.count("member")
+	members := make(map[string]MemberInfo, n)
+	prev := ""
+	for i := 0; i < n && d.err == nil; i++ {
+		m := MemberInfo{ID: d.string("member id"), RaftAddr: d.string("member raft address"), GRPCAddr: d.string("member gRPC address")}
+		if i > 0 && d.err == nil && m.ID <= prev {
+			d.fail("member ids not strictly increasing (%q after %q)", m.ID, prev)
+		}
+		prev = m.ID
+		members[m.ID] = m
+	}
+	if d.err == nil && d.remaining() > 0 {
+		d.fail("%d trailing bytes after the member table", d.remaining())
+	}
+	if d.err != nil {
+		return 0, nil, d.err
+	}
+	return idx, members, nil
+}
