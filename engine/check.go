@@ -1,0 +1,372 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/ambit-authz/ambit/schema"
+	"github.com/ambit-authz/ambit/tuple"
+)
+
+// checker evaluates one check (one subject, one caveat context) against one
+// view. It is not safe for concurrent use; each request gets its own.
+type checker struct {
+	v       *View
+	subject tuple.SubjectRef
+	context map[string]any
+	ctxKey  string
+	// cycles counts branches cut because they revisited a node on their own
+	// path. A result computed under a cut is exact for this path but not in
+	// general, so it is not cached.
+	cycles int
+	stats  *Stats
+}
+
+// frame is one level of the current evaluation path, for cycle detection.
+type frame struct {
+	typ, rel string
+	ids      []string
+	parent   *frame
+}
+
+func (f *frame) contains(typ, rel, id string) bool {
+	for ; f != nil; f = f.parent {
+		if f.typ == typ && f.rel == rel && slices.Contains(f.ids, id) {
+			return true
+		}
+	}
+	return false
+}
+
+// checkAny reports whether the subject is a member of typ:id#rel for any id
+// in ids.
+func (c *checker) checkAny(ctx context.Context, typ string, ids []string, rel string, depth int, path *frame) (tri, error) {
+	if err := ctx.Err(); err != nil {
+		return triNo, err
+	}
+	s := c.subject
+	if s.Relation != "" && typ == s.Type && rel == s.Relation && slices.Contains(ids, s.ID) {
+		return triYes, nil
+	}
+	r := c.v.schema.Relation(typ, rel)
+	if r == nil || !c.v.plan.canReach(typ, rel, s.Type, s.Relation) {
+		return triNo, nil
+	}
+	// Drop ids already being evaluated for the same relation higher up: a
+	// cycle cannot add members (least fixed point).
+	if path != nil {
+		kept := ids[:0:0]
+		for _, id := range ids {
+			if !path.contains(typ, rel, id) {
+				kept = append(kept, id)
+			}
+		}
+		if len(kept) < len(ids) {
+			c.cycles++
+		}
+		if len(kept) == 0 {
+			return triNo, nil
+		}
+		ids = kept
+	}
+	if depth > c.v.engine.cfg.MaxDepth {
+		return triNo, fmt.Errorf("%w: checking %s:%s#%s for %s went deeper than %d levels", ErrMaxDepth, typ, ids[0], rel, s, c.v.engine.cfg.MaxDepth)
+	}
+	var key string
+	if len(ids) == 1 && c.v.engine.cache != nil {
+		key = c.v.cacheKey(typ, ids[0], rel, s, c.ctxKey)
+		if t, ok := c.v.engine.cache.Get(key); ok {
+			c.stats.CacheHits++
+			return t, nil
+		}
+		c.stats.CacheMisses++
+	}
+	cyclesBefore := c.cycles
+	c.stats.Dispatches++
+	next := &frame{typ: typ, rel: rel, ids: ids, parent: path}
+	var (
+		t   tri
+		err error
+	)
+	if r.IsPermission {
+		t, err = c.evalExpr(ctx, typ, ids, r.Expr, depth, next)
+	} else {
+		t, err = c.direct(ctx, typ, ids, r, depth, next)
+	}
+	if err == nil && key != "" && c.cycles == cyclesBefore {
+		c.v.engine.cache.Set(key, t, int64(len(key)+32+8*len(t.missing)))
+	}
+	return t, err
+}
+
+// direct evaluates a relation (not a permission) over ids: relationships that
+// name the subject exactly or by wildcard, then subject sets, recursively.
+func (c *checker) direct(ctx context.Context, typ string, ids []string, r *schema.Relation, depth int, path *frame) (tri, error) {
+	s := c.subject
+	result := triNo
+	exact, wildcard := allowsDirect(r, s.Type, s.Relation)
+	if exact || wildcard {
+		subjIDs := make([]string, 0, 2)
+		if exact {
+			subjIDs = append(subjIDs, s.ID)
+		}
+		if wildcard && s.ID != tuple.Wildcard {
+			subjIDs = append(subjIDs, tuple.Wildcard)
+		}
+		srel := s.Relation
+		f := tuple.Filter{ResourceType: typ, ResourceIDs: ids, Relation: r.Name,
+			Subject: &tuple.SubjectFilter{Type: s.Type, IDs: subjIDs, Relation: &srel}}
+		for rel, err := range c.v.reader.Query(ctx, f) {
+			if err != nil {
+				return triNo, err
+			}
+			c.stats.Reads++
+			t, err := c.caveat(rel)
+			if err != nil {
+				return triNo, err
+			}
+			if result = result.or(t); result.yes() {
+				return result, nil
+			}
+		}
+	}
+	// Subject sets: group#member and the like, batched per (type, relation).
+	seen := map[relKey]bool{}
+	for _, at := range r.AllowedTypes {
+		if at.Relation == "" || seen[relKey{at.Type, at.Relation}] {
+			continue
+		}
+		seen[relKey{at.Type, at.Relation}] = true
+		if !c.v.plan.canReach(at.Type, at.Relation, s.Type, s.Relation) {
+			continue
+		}
+		atRel := at.Relation
+		f := tuple.Filter{ResourceType: typ, ResourceIDs: ids, Relation: r.Name,
+			Subject: &tuple.SubjectFilter{Type: at.Type, Relation: &atRel}}
+		var batch []string
+		var caveated []tuple.Relationship
+		for rel, err := range c.v.reader.Query(ctx, f) {
+			if err != nil {
+				return triNo, err
+			}
+			c.stats.Reads++
+			if rel.Caveat != nil {
+				caveated = append(caveated, rel)
+			} else if !slices.Contains(batch, rel.Subject.ID) {
+				batch = append(batch, rel.Subject.ID)
+			}
+		}
+		if len(batch) > 0 {
+			t, err := c.checkAny(ctx, at.Type, batch, at.Relation, depth+1, path)
+			if err != nil {
+				return triNo, err
+			}
+			if result = result.or(t); result.yes() {
+				return result, nil
+			}
+		}
+		for _, rel := range caveated {
+			t, err := c.guarded(ctx, rel, at.Relation, depth, path)
+			if err != nil {
+				return triNo, err
+			}
+			if result = result.or(t); result.yes() {
+				return result, nil
+			}
+		}
+	}
+	return result, nil
+}
+
+// guarded evaluates "rel's caveat and the subject is in rel.Subject#relation".
+func (c *checker) guarded(ctx context.Context, rel tuple.Relationship, relation string, depth int, path *frame) (tri, error) {
+	ct, err := c.caveat(rel)
+	if err != nil || ct.no() {
+		return triNo, err
+	}
+	t, err := c.checkAny(ctx, rel.Subject.Type, []string{rel.Subject.ID}, relation, depth+1, path)
+	if err != nil {
+		return triNo, err
+	}
+	return ct.and(t), nil
+}
+
+// evalExpr evaluates a permission expression for "any of ids".
+func (c *checker) evalExpr(ctx context.Context, typ string, ids []string, e schema.Expr, depth int, path *frame) (tri, error) {
+	switch e := e.(type) {
+	case *schema.Nil:
+		return triNo, nil
+	case *schema.RelationRef:
+		return c.checkAny(ctx, typ, ids, e.Name, depth+1, path)
+	case *schema.Union:
+		result := triNo
+		for _, child := range e.Children {
+			t, err := c.evalExpr(ctx, typ, ids, child, depth, path)
+			if err != nil {
+				return triNo, err
+			}
+			if result = result.or(t); result.yes() {
+				return result, nil
+			}
+		}
+		return result, nil
+	case *schema.Arrow:
+		if e.Func == schema.ArrowAny {
+			return c.arrowAny(ctx, typ, ids, e, depth, path)
+		}
+	}
+	// Intersection, exclusion and .all() do not distribute over "any id":
+	// evaluate per id.
+	if len(ids) > 1 {
+		result := triNo
+		for _, id := range ids {
+			t, err := c.evalExpr(ctx, typ, []string{id}, e, depth, path)
+			if err != nil {
+				return triNo, err
+			}
+			if result = result.or(t); result.yes() {
+				return result, nil
+			}
+		}
+		return result, nil
+	}
+	switch e := e.(type) {
+	case *schema.Intersection:
+		result := triYes
+		for _, child := range e.Children {
+			t, err := c.evalExpr(ctx, typ, ids, child, depth, path)
+			if err != nil {
+				return triNo, err
+			}
+			if result = result.and(t); result.no() {
+				return result, nil
+			}
+		}
+		return result, nil
+	case *schema.Exclusion:
+		base, err := c.evalExpr(ctx, typ, ids, e.Base, depth, path)
+		if err != nil || base.no() {
+			return triNo, err
+		}
+		sub, err := c.evalExpr(ctx, typ, ids, e.Subtracted, depth, path)
+		if err != nil {
+			return triNo, err
+		}
+		return base.and(sub.not()), nil
+	case *schema.Arrow:
+		return c.arrowAll(ctx, typ, ids[0], e, depth, path)
+	}
+	return triNo, fmt.Errorf("%w: unknown expression node %T", ErrInternal, e)
+}
+
+// arrowAny evaluates tupleset->computed for any of ids, batching the
+// tupleset's subjects per type.
+func (c *checker) arrowAny(ctx context.Context, typ string, ids []string, a *schema.Arrow, depth int, path *frame) (tri, error) {
+	s := c.subject
+	batches := map[string][]string{}
+	var order []string
+	var caveated []tuple.Relationship
+	for rel, err := range c.v.reader.Query(ctx, tuple.Filter{ResourceType: typ, ResourceIDs: ids, Relation: a.Tupleset}) {
+		if err != nil {
+			return triNo, err
+		}
+		c.stats.Reads++
+		st := rel.Subject.Type
+		if c.v.schema.Relation(st, a.Computed) == nil || !c.v.plan.canReach(st, a.Computed, s.Type, s.Relation) {
+			continue
+		}
+		if rel.Caveat != nil {
+			caveated = append(caveated, rel)
+			continue
+		}
+		if _, ok := batches[st]; !ok {
+			order = append(order, st)
+		}
+		if !slices.Contains(batches[st], rel.Subject.ID) {
+			batches[st] = append(batches[st], rel.Subject.ID)
+		}
+	}
+	result := triNo
+	for _, st := range order {
+		t, err := c.checkAny(ctx, st, batches[st], a.Computed, depth+1, path)
+		if err != nil {
+			return triNo, err
+		}
+		if result = result.or(t); result.yes() {
+			return result, nil
+		}
+	}
+	for _, rel := range caveated {
+		t, err := c.guarded(ctx, rel, a.Computed, depth, path)
+		if err != nil {
+			return triNo, err
+		}
+		if result = result.or(t); result.yes() {
+			return result, nil
+		}
+	}
+	return result, nil
+}
+
+// arrowAll evaluates tupleset.all(computed) for one id: every subject of the
+// tupleset must have computed; no subjects means no.
+func (c *checker) arrowAll(ctx context.Context, typ, id string, a *schema.Arrow, depth int, path *frame) (tri, error) {
+	result := triYes
+	any := false
+	for rel, err := range c.v.reader.Query(ctx, tuple.Filter{ResourceType: typ, ResourceIDs: []string{id}, Relation: a.Tupleset}) {
+		if err != nil {
+			return triNo, err
+		}
+		c.stats.Reads++
+		any = true
+		var t tri
+		if c.v.schema.Relation(rel.Subject.Type, a.Computed) != nil {
+			t, err = c.guarded(ctx, rel, a.Computed, depth, path)
+			if err != nil {
+				return triNo, err
+			}
+		}
+		if result = result.and(t); result.no() {
+			return result, nil
+		}
+	}
+	if !any {
+		return triNo, nil
+	}
+	return result, nil
+}
+
+// caveat evaluates a relationship's caveat with the request context, the
+// relationship's own context taking precedence.
+func (c *checker) caveat(rel tuple.Relationship) (tri, error) {
+	if rel.Caveat == nil {
+		return triYes, nil
+	}
+	cv := c.v.schema.Caveats[rel.Caveat.Name]
+	if cv == nil {
+		return triNo, fmt.Errorf("%w: relationship %s names caveat %q, which the schema does not define", ErrInvalidRequest, rel, rel.Caveat.Name)
+	}
+	merged := c.context
+	if len(rel.Caveat.Context) > 0 {
+		merged = make(map[string]any, len(c.context)+len(rel.Caveat.Context))
+		for k, v := range c.context {
+			merged[k] = v
+		}
+		for k, v := range rel.Caveat.Context {
+			merged[k] = v
+		}
+	}
+	c.stats.CaveatEvals++
+	res, err := cv.Evaluate(merged)
+	if err != nil {
+		return triNo, fmt.Errorf("%w: caveat %q on %s: %v", ErrCaveatContext, rel.Caveat.Name, rel.Key(), err)
+	}
+	if len(res.Missing) > 0 {
+		return maybe(res.Missing), nil
+	}
+	if res.Value {
+		return triYes, nil
+	}
+	return triNo, nil
+}

@@ -1,0 +1,335 @@
+package engine
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+
+	"github.com/dgraph-io/ristretto/v2"
+
+	"github.com/ambit-authz/ambit/schema"
+	"github.com/ambit-authz/ambit/tuple"
+)
+
+// Errors. The API maps them to gRPC codes; test with errors.Is.
+var (
+	// ErrUnknownType: the request names a type the schema does not define.
+	ErrUnknownType = errors.New("unknown object type")
+	// ErrUnknownRelation: the request names a relation or permission the type does not define.
+	ErrUnknownRelation = errors.New("unknown relation or permission")
+	// ErrInvalidRequest: the request is malformed (bad id, wrong subject kind, ...).
+	ErrInvalidRequest = errors.New("invalid request")
+	// ErrCaveatContext: caveat context has a value of the wrong type.
+	ErrCaveatContext = errors.New("invalid caveat context")
+	// ErrMaxDepth: evaluation went deeper than Config.MaxDepth.
+	ErrMaxDepth = errors.New("maximum evaluation depth exceeded")
+	// ErrTooMany: a request exceeds a configured limit.
+	ErrTooMany = errors.New("request exceeds a limit")
+	// ErrInternal: a bug; never expected.
+	ErrInternal = errors.New("internal error")
+)
+
+// Config holds the engine's limits and cache size. Zero values take defaults.
+type Config struct {
+	// MaxDepth bounds recursion (nested groups, arrows, permissions); default 50.
+	MaxDepth int
+	// CacheMaxCost bounds the result cache in bytes (approximate); default
+	// 64 MiB; negative disables the cache.
+	CacheMaxCost int64
+	// MaxBulkChecks bounds CheckBulk; default 1000.
+	MaxBulkChecks int
+	// MaxLookupCandidates bounds how many candidate objects a lookup
+	// examines before failing with ErrTooMany; default 1,000,000.
+	MaxLookupCandidates int
+}
+
+func (c Config) withDefaults() Config {
+	if c.MaxDepth <= 0 {
+		c.MaxDepth = 50
+	}
+	if c.CacheMaxCost == 0 {
+		c.CacheMaxCost = 64 << 20
+	}
+	if c.MaxBulkChecks <= 0 {
+		c.MaxBulkChecks = 1000
+	}
+	if c.MaxLookupCandidates <= 0 {
+		c.MaxLookupCandidates = 1_000_000
+	}
+	return c
+}
+
+// Engine evaluates checks and lookups. It is safe for concurrent use and
+// holds state shared across requests: per-schema plans, the result cache
+// and the in-flight table.
+type Engine struct {
+	cfg   Config
+	cache *ristretto.Cache[string, tri]
+
+	mu       sync.Mutex
+	plans    map[string]*plan // by schema hash
+	inflight map[string]*call
+}
+
+type call struct {
+	done chan struct{}
+	res  CheckResult
+	err  error
+}
+
+// New returns an engine.
+func New(cfg Config) (*Engine, error) {
+	cfg = cfg.withDefaults()
+	e := &Engine{cfg: cfg, plans: map[string]*plan{}, inflight: map[string]*call{}}
+	if cfg.CacheMaxCost > 0 {
+		c, err := ristretto.NewCache(&ristretto.Config[string, tri]{
+			NumCounters: max(cfg.CacheMaxCost/100, 1000) * 10 / 10,
+			MaxCost:     cfg.CacheMaxCost,
+			BufferItems: 64,
+			Metrics:     false,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("engine: result cache: %w", err)
+		}
+		e.cache = c
+	}
+	return e, nil
+}
+
+// Close releases the cache.
+func (e *Engine) Close() {
+	if e.cache != nil {
+		e.cache.Close()
+	}
+}
+
+// Config returns the effective configuration.
+func (e *Engine) Config() Config { return e.cfg }
+
+func (e *Engine) planFor(s *schema.Schema) *plan {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	p := e.plans[s.Hash]
+	if p == nil || p.s != s {
+		p = newPlan(s)
+		if len(e.plans) > 64 { // schemas change rarely; keep the map small
+			clear(e.plans)
+		}
+		e.plans[s.Hash] = p
+	}
+	return p
+}
+
+// View is the engine bound to one schema and one snapshot. Cheap to create;
+// create one per request.
+type View struct {
+	engine *Engine
+	schema *schema.Schema
+	plan   *plan
+	reader Reader
+	rev    tuple.Revision
+	prefix string
+}
+
+// View binds the engine to a schema and a snapshot at revision rev. The
+// revision is part of every cache key, so rev must identify the reader's
+// snapshot.
+func (e *Engine) View(s *schema.Schema, r Reader, rev tuple.Revision) *View {
+	return &View{engine: e, schema: s, plan: e.planFor(s), reader: r, rev: rev,
+		prefix: s.Hash[:min(16, len(s.Hash))] + "@" + strconv.FormatUint(uint64(rev), 10) + "|"}
+}
+
+// Schema returns the view's schema.
+func (v *View) Schema() *schema.Schema { return v.schema }
+
+// Revision returns the view's revision.
+func (v *View) Revision() tuple.Revision { return v.rev }
+
+func (v *View) cacheKey(typ, id, rel string, s tuple.SubjectRef, ctxKey string) string {
+	return v.prefix + typ + ":" + id + "#" + rel + "@" + s.String() + "|" + ctxKey
+}
+
+// Permissionship is the answer to a check.
+type Permissionship int
+
+const (
+	NoPermission Permissionship = iota
+	HasPermission
+	ConditionalPermission
+)
+
+func (p Permissionship) String() string {
+	switch p {
+	case HasPermission:
+		return "HAS_PERMISSION"
+	case ConditionalPermission:
+		return "CONDITIONAL_PERMISSION"
+	}
+	return "NO_PERMISSION"
+}
+
+// CheckRequest asks whether Subject has Permission on Resource.
+type CheckRequest struct {
+	Resource   tuple.ObjectRef
+	Permission string
+	Subject    tuple.SubjectRef
+	// Context is caveat context supplied with the request (JSON values).
+	Context map[string]any
+}
+
+// CheckResult is the answer; Missing names the caveat parameters whose
+// absence made it conditional.
+type CheckResult struct {
+	Permissionship Permissionship
+	Missing        []string
+	Stats          Stats
+}
+
+// Stats counts the work one request did.
+type Stats struct {
+	Dispatches  int
+	Reads       int
+	CacheHits   int
+	CacheMisses int
+	CaveatEvals int
+}
+
+func (s *Stats) add(o Stats) {
+	s.Dispatches += o.Dispatches
+	s.Reads += o.Reads
+	s.CacheHits += o.CacheHits
+	s.CacheMisses += o.CacheMisses
+	s.CaveatEvals += o.CaveatEvals
+}
+
+// validateObject checks that typ exists and, when rel is not empty, that it
+// names a relation or permission of typ.
+func (v *View) validate(what string, typ, rel string) error {
+	d := v.schema.Definitions[typ]
+	if d == nil {
+		return fmt.Errorf("%w: %s type %q is not defined in the schema", ErrUnknownType, what, typ)
+	}
+	if rel != "" && d.Relations[rel] == nil {
+		return fmt.Errorf("%w: %s type %q has no relation or permission %q", ErrUnknownRelation, what, typ, rel)
+	}
+	return nil
+}
+
+func (v *View) validateCheck(req CheckRequest) error {
+	if err := tuple.ValidateID(req.Resource.ID); err != nil {
+		return fmt.Errorf("%w: resource: %v", ErrInvalidRequest, err)
+	}
+	if err := tuple.ValidateSubjectID(req.Subject.ID); err != nil {
+		return fmt.Errorf("%w: subject: %v", ErrInvalidRequest, err)
+	}
+	if err := v.validate("resource", req.Resource.Type, req.Permission); err != nil {
+		return err
+	}
+	if err := v.validate("subject", req.Subject.Type, req.Subject.Relation); err != nil {
+		return err
+	}
+	return nil
+}
+
+func contextKey(ctx map[string]any) (string, error) {
+	if len(ctx) == 0 {
+		return "", nil
+	}
+	b, err := json.Marshal(ctx) // map keys are sorted: a stable encoding
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", ErrCaveatContext, err)
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:12]), nil
+}
+
+// Check answers one check. Identical checks in flight at the same time on the
+// same view revision share one evaluation.
+func (v *View) Check(ctx context.Context, req CheckRequest) (CheckResult, error) {
+	if err := v.validateCheck(req); err != nil {
+		return CheckResult{}, err
+	}
+	ck, err := contextKey(req.Context)
+	if err != nil {
+		return CheckResult{}, err
+	}
+	key := v.cacheKey(req.Resource.Type, req.Resource.ID, req.Permission, req.Subject, ck)
+	e := v.engine
+	e.mu.Lock()
+	if c, ok := e.inflight[key]; ok {
+		e.mu.Unlock()
+		select {
+		case <-c.done:
+			return c.res, c.err
+		case <-ctx.Done():
+			return CheckResult{}, ctx.Err()
+		}
+	}
+	c := &call{done: make(chan struct{})}
+	e.inflight[key] = c
+	e.mu.Unlock()
+
+	c.res, c.err = v.check(ctx, req, ck)
+
+	e.mu.Lock()
+	delete(e.inflight, key)
+	e.mu.Unlock()
+	close(c.done)
+	return c.res, c.err
+}
+
+func (v *View) check(ctx context.Context, req CheckRequest, ctxKey string) (CheckResult, error) {
+	c := &checker{v: v, subject: req.Subject, context: req.Context, ctxKey: ctxKey, stats: &Stats{}}
+	t, err := c.checkAny(ctx, req.Resource.Type, []string{req.Resource.ID}, req.Permission, 0, nil)
+	if err != nil {
+		return CheckResult{Stats: *c.stats}, err
+	}
+	return toResult(t, *c.stats), nil
+}
+
+func toResult(t tri, st Stats) CheckResult {
+	switch t.state {
+	case stYes:
+		return CheckResult{Permissionship: HasPermission, Stats: st}
+	case stMaybe:
+		return CheckResult{Permissionship: ConditionalPermission, Missing: t.missing, Stats: st}
+	}
+	return CheckResult{Permissionship: NoPermission, Stats: st}
+}
+
+// BulkResult is one answer of CheckBulk: a result or an error.
+type BulkResult struct {
+	Result CheckResult
+	Err    error
+}
+
+// CheckBulk answers many checks at one snapshot. Results come back in request
+// order; a bad item gets its own error without failing the others. Work is
+// shared through the result cache and request de-duplication.
+func (v *View) CheckBulk(ctx context.Context, reqs []CheckRequest) ([]BulkResult, error) {
+	if len(reqs) > v.engine.cfg.MaxBulkChecks {
+		return nil, fmt.Errorf("%w: %d checks in one bulk request, the limit is %d", ErrTooMany, len(reqs), v.engine.cfg.MaxBulkChecks)
+	}
+	out := make([]BulkResult, len(reqs))
+	done := map[string]int{}
+	for i, r := range reqs {
+		ck, _ := contextKey(r.Context)
+		k := v.cacheKey(r.Resource.Type, r.Resource.ID, r.Permission, r.Subject, ck)
+		if j, ok := done[k]; ok {
+			out[i] = out[j]
+			continue
+		}
+		res, err := v.Check(ctx, r)
+		if err != nil && ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		out[i] = BulkResult{Result: res, Err: err}
+		done[k] = i
+	}
+	return out, nil
+}

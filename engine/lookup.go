@@ -1,0 +1,385 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"iter"
+	"slices"
+	"sort"
+
+	"github.com/ambit-authz/ambit/schema"
+	"github.com/ambit-authz/ambit/tuple"
+)
+
+// Lookups work in two steps: a graph walk over relationships collects every
+// object that could possibly be an answer (a superset, pruned by the schema's
+// type graph), then each candidate is verified with Check. Verification makes
+// the lookups agree with Check by construction, caveats and exclusions
+// included; the candidate walk keeps it from scanning whole types.
+
+// LookupResourcesRequest asks for every resource of ResourceType on which
+// Subject has Permission.
+type LookupResourcesRequest struct {
+	ResourceType string
+	Permission   string
+	Subject      tuple.SubjectRef
+	Context      map[string]any
+	// After is a cursor: only resource ids greater than it are returned.
+	After string
+	// Limit bounds the number of results; 0 means no limit.
+	Limit int
+}
+
+// LookupResult is one resource (or subject) found by a lookup.
+type LookupResult struct {
+	ID             string
+	Permissionship Permissionship // HasPermission or ConditionalPermission
+	Missing        []string
+	// Excluded lists subject ids excluded from a wildcard result
+	// (LookupSubjects only).
+	Excluded []string
+}
+
+// LookupResources streams matching resource ids in ascending order.
+func (v *View) LookupResources(ctx context.Context, req LookupResourcesRequest) iter.Seq2[LookupResult, error] {
+	return func(yield func(LookupResult, error) bool) {
+		if err := v.validate("resource", req.ResourceType, req.Permission); err != nil {
+			yield(LookupResult{}, err)
+			return
+		}
+		if err := v.validate("subject", req.Subject.Type, req.Subject.Relation); err != nil {
+			yield(LookupResult{}, err)
+			return
+		}
+		ids, err := v.reverseCandidates(ctx, req.Subject, req.ResourceType)
+		if err != nil {
+			yield(LookupResult{}, err)
+			return
+		}
+		n := 0
+		for _, id := range ids {
+			if id <= req.After {
+				continue
+			}
+			res, err := v.Check(ctx, CheckRequest{Resource: tuple.ObjectRef{Type: req.ResourceType, ID: id},
+				Permission: req.Permission, Subject: req.Subject, Context: req.Context})
+			if err != nil {
+				yield(LookupResult{}, err)
+				return
+			}
+			if res.Permissionship == NoPermission {
+				continue
+			}
+			if !yield(LookupResult{ID: id, Permissionship: res.Permissionship, Missing: res.Missing}, nil) {
+				return
+			}
+			if n++; req.Limit > 0 && n >= req.Limit {
+				return
+			}
+		}
+	}
+}
+
+type objKey struct{ typ, id string }
+
+// reverseCandidates walks from the subject up through every relationship
+// naming it (or its wildcard) as subject, collecting objects of target type.
+func (v *View) reverseCandidates(ctx context.Context, s tuple.SubjectRef, target string) ([]string, error) {
+	leads := v.plan.typeGraph().below(target)
+	seen := map[objKey]bool{}
+	found := map[string]bool{}
+	frontier := map[string][]string{}
+	add := func(typ, id string) {
+		k := objKey{typ, id}
+		if seen[k] {
+			return
+		}
+		seen[k] = true
+		if typ == target && id != tuple.Wildcard {
+			found[id] = true
+		}
+		if leads[typ] {
+			frontier[typ] = append(frontier[typ], id)
+		}
+	}
+	add(s.Type, s.ID)
+	if s.Relation == "" && s.ID != tuple.Wildcard {
+		add(s.Type, tuple.Wildcard)
+	}
+	limit := v.engine.cfg.MaxLookupCandidates
+	for len(frontier) > 0 {
+		cur := frontier
+		frontier = map[string][]string{}
+		types := make([]string, 0, len(cur))
+		for t := range cur {
+			types = append(types, t)
+		}
+		sort.Strings(types)
+		for _, t := range types {
+			for chunk := range slices.Chunk(cur[t], 500) {
+				f := tuple.Filter{Subject: &tuple.SubjectFilter{Type: t, IDs: chunk}}
+				for rel, err := range v.reader.Query(ctx, f) {
+					if err != nil {
+						return nil, err
+					}
+					add(rel.Resource.Type, rel.Resource.ID)
+					if len(seen) > limit {
+						return nil, fmt.Errorf("%w: lookup examined more than %d candidate objects", ErrTooMany, limit)
+					}
+				}
+			}
+		}
+	}
+	ids := make([]string, 0, len(found))
+	for id := range found {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids, nil
+}
+
+// LookupSubjectsRequest asks for every subject of SubjectType (with
+// SubjectRelation, usually empty) that has Permission on Resource.
+type LookupSubjectsRequest struct {
+	Resource        tuple.ObjectRef
+	Permission      string
+	SubjectType     string
+	SubjectRelation string
+	Context         map[string]any
+	// Limit bounds concrete results; 0 means no limit.
+	Limit int
+}
+
+// LookupSubjects streams matching subjects in ascending id order; a wildcard
+// result ("*") comes first, with the ids it excludes.
+func (v *View) LookupSubjects(ctx context.Context, req LookupSubjectsRequest) iter.Seq2[LookupResult, error] {
+	return func(yield func(LookupResult, error) bool) {
+		if err := v.validate("resource", req.Resource.Type, req.Permission); err != nil {
+			yield(LookupResult{}, err)
+			return
+		}
+		if err := v.validate("subject", req.SubjectType, req.SubjectRelation); err != nil {
+			yield(LookupResult{}, err)
+			return
+		}
+		ids, wildcard, err := v.forwardCandidates(ctx, req.Resource, req.SubjectType, req.SubjectRelation)
+		if err != nil {
+			yield(LookupResult{}, err)
+			return
+		}
+		check := func(id string) (CheckResult, error) {
+			return v.Check(ctx, CheckRequest{Resource: req.Resource, Permission: req.Permission,
+				Subject: tuple.SubjectRef{Type: req.SubjectType, ID: id, Relation: req.SubjectRelation}, Context: req.Context})
+		}
+		var results []LookupResult
+		var denied []string
+		for _, id := range ids {
+			res, err := check(id)
+			if err != nil {
+				yield(LookupResult{}, err)
+				return
+			}
+			if res.Permissionship == NoPermission {
+				denied = append(denied, id)
+				continue
+			}
+			results = append(results, LookupResult{ID: id, Permissionship: res.Permissionship, Missing: res.Missing})
+		}
+		if wildcard {
+			res, err := check(tuple.Wildcard)
+			if err != nil {
+				yield(LookupResult{}, err)
+				return
+			}
+			if res.Permissionship != NoPermission {
+				if !yield(LookupResult{ID: tuple.Wildcard, Permissionship: res.Permissionship, Missing: res.Missing, Excluded: denied}, nil) {
+					return
+				}
+			}
+		}
+		for i, r := range results {
+			if req.Limit > 0 && i >= req.Limit {
+				return
+			}
+			if !yield(r, nil) {
+				return
+			}
+		}
+	}
+}
+
+// forwardCandidates walks down from the resource through every relationship,
+// collecting subjects of the wanted kind; wildcard reports whether a
+// `type:*` subject was seen.
+func (v *View) forwardCandidates(ctx context.Context, res tuple.ObjectRef, subjType, subjRel string) ([]string, bool, error) {
+	// Only walk through types that can still lead down to the subject type.
+	leads := v.plan.typeGraph().above(subjType)
+	if !leads[res.Type] {
+		return nil, false, nil
+	}
+	seen := map[objKey]bool{{res.Type, res.ID}: true}
+	found := map[string]bool{}
+	wildcard := false
+	if res.Type == subjType && subjRel != "" {
+		found[res.ID] = true // a subject set contains itself
+	}
+	frontier := map[string][]string{res.Type: {res.ID}}
+	limit := v.engine.cfg.MaxLookupCandidates
+	for len(frontier) > 0 {
+		cur := frontier
+		frontier = map[string][]string{}
+		types := make([]string, 0, len(cur))
+		for t := range cur {
+			types = append(types, t)
+		}
+		sort.Strings(types)
+		for _, t := range types {
+			for chunk := range slices.Chunk(cur[t], 500) {
+				for rel, err := range v.reader.Query(ctx, tuple.Filter{ResourceType: t, ResourceIDs: chunk}) {
+					if err != nil {
+						return nil, false, err
+					}
+					sub := rel.Subject
+					if sub.Type == subjType {
+						switch {
+						case sub.ID == tuple.Wildcard:
+							if subjRel == "" {
+								wildcard = true
+							}
+						case subjRel == "" || sub.Relation == subjRel:
+							found[sub.ID] = true
+						}
+					}
+					if subjRel != "" && sub.Type == subjType && sub.ID != tuple.Wildcard {
+						found[sub.ID] = true
+					}
+					k := objKey{sub.Type, sub.ID}
+					if sub.ID == tuple.Wildcard || seen[k] || !leads[sub.Type] {
+						continue
+					}
+					seen[k] = true
+					frontier[sub.Type] = append(frontier[sub.Type], sub.ID)
+					if len(seen) > limit {
+						return nil, false, fmt.Errorf("%w: lookup examined more than %d candidate objects", ErrTooMany, limit)
+					}
+				}
+			}
+		}
+	}
+	ids := make([]string, 0, len(found))
+	for id := range found {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids, wildcard, nil
+}
+
+// ExpandKind says what an expand node is.
+type ExpandKind int
+
+const (
+	ExpandLeaf ExpandKind = iota
+	ExpandUnion
+	ExpandIntersection
+	ExpandExclusion
+)
+
+func (k ExpandKind) String() string {
+	return [...]string{"leaf", "union", "intersection", "exclusion"}[k]
+}
+
+// ExpandNode is one node of the userset tree of Object#Relation. Leaves list
+// the direct subjects of a relation (subject sets are not expanded further,
+// as in SpiceDB); operation nodes combine their children.
+type ExpandNode struct {
+	Kind     ExpandKind
+	Object   tuple.ObjectRef
+	Relation string
+	Subjects []ExpandSubject
+	Children []*ExpandNode
+}
+
+// ExpandSubject is a direct subject in a leaf, with its caveat if any.
+type ExpandSubject struct {
+	Subject tuple.SubjectRef
+	Caveat  *tuple.Caveat
+}
+
+// Expand returns the userset tree of obj#rel.
+func (v *View) Expand(ctx context.Context, obj tuple.ObjectRef, rel string) (*ExpandNode, error) {
+	if err := v.validate("resource", obj.Type, rel); err != nil {
+		return nil, err
+	}
+	if err := tuple.ValidateID(obj.ID); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidRequest, err)
+	}
+	return v.expand(ctx, obj, rel, 0)
+}
+
+func (v *View) expand(ctx context.Context, obj tuple.ObjectRef, rel string, depth int) (*ExpandNode, error) {
+	if depth > v.engine.cfg.MaxDepth {
+		return nil, fmt.Errorf("%w: expanding %s#%s", ErrMaxDepth, obj, rel)
+	}
+	r := v.schema.Relation(obj.Type, rel)
+	if r == nil {
+		return &ExpandNode{Kind: ExpandLeaf, Object: obj, Relation: rel}, nil
+	}
+	if !r.IsPermission {
+		n := &ExpandNode{Kind: ExpandLeaf, Object: obj, Relation: rel}
+		for t, err := range v.reader.Query(ctx, tuple.Filter{ResourceType: obj.Type, ResourceIDs: []string{obj.ID}, Relation: rel}) {
+			if err != nil {
+				return nil, err
+			}
+			n.Subjects = append(n.Subjects, ExpandSubject{Subject: t.Subject, Caveat: t.Caveat})
+		}
+		return n, nil
+	}
+	return v.expandExpr(ctx, obj, rel, r.Expr, depth)
+}
+
+func (v *View) expandExpr(ctx context.Context, obj tuple.ObjectRef, rel string, e schema.Expr, depth int) (*ExpandNode, error) {
+	node := func(k ExpandKind, children []schema.Expr) (*ExpandNode, error) {
+		n := &ExpandNode{Kind: k, Object: obj, Relation: rel}
+		for _, c := range children {
+			cn, err := v.expandExpr(ctx, obj, rel, c, depth)
+			if err != nil {
+				return nil, err
+			}
+			n.Children = append(n.Children, cn)
+		}
+		return n, nil
+	}
+	switch e := e.(type) {
+	case *schema.Union:
+		return node(ExpandUnion, e.Children)
+	case *schema.Intersection:
+		return node(ExpandIntersection, e.Children)
+	case *schema.Exclusion:
+		return node(ExpandExclusion, []schema.Expr{e.Base, e.Subtracted})
+	case *schema.RelationRef:
+		return v.expand(ctx, obj, e.Name, depth+1)
+	case *schema.Nil:
+		return &ExpandNode{Kind: ExpandLeaf, Object: obj, Relation: rel}, nil
+	case *schema.Arrow:
+		kind := ExpandUnion
+		if e.Func == schema.ArrowAll {
+			kind = ExpandIntersection
+		}
+		n := &ExpandNode{Kind: kind, Object: obj, Relation: rel}
+		for t, err := range v.reader.Query(ctx, tuple.Filter{ResourceType: obj.Type, ResourceIDs: []string{obj.ID}, Relation: e.Tupleset}) {
+			if err != nil {
+				return nil, err
+			}
+			if v.schema.Relation(t.Subject.Type, e.Computed) == nil {
+				continue
+			}
+			cn, err := v.expand(ctx, t.Subject.Object(), e.Computed, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			n.Children = append(n.Children, cn)
+		}
+		return n, nil
+	}
+	return nil, fmt.Errorf("%w: unknown expression node %T", ErrInternal, e)
+}

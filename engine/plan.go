@@ -1,0 +1,174 @@
+package engine
+
+import (
+	"sync"
+
+	"github.com/ambit-authz/ambit/schema"
+)
+
+// plan holds what the engine derives once per compiled schema: which
+// (type, relation) nodes can ever lead to a subject of a given kind. A branch
+// that cannot reach the subject is pruned before any read.
+type plan struct {
+	s     *schema.Schema
+	reach sync.Map // reachKey -> bool
+
+	typesOnce sync.Once
+	types     *types
+}
+
+type relKey struct{ typ, rel string }
+
+type reachKey struct {
+	from relKey
+	subj relKey // subject type and relation ("" for a plain object or wildcard)
+}
+
+func newPlan(s *schema.Schema) *plan { return &plan{s: s} }
+
+// canReach reports whether some relationship data could make a subject of
+// kind (subjType, subjRel) a member of typ#rel under the schema.
+func (p *plan) canReach(typ, rel, subjType, subjRel string) bool {
+	k := reachKey{from: relKey{typ, rel}, subj: relKey{subjType, subjRel}}
+	if v, ok := p.reach.Load(k); ok {
+		return v.(bool)
+	}
+	v := p.computeReach(k)
+	p.reach.Store(k, v)
+	return v
+}
+
+// computeReach walks the schema graph breadth-first from k.from.
+func (p *plan) computeReach(k reachKey) bool {
+	seen := map[relKey]bool{k.from: true}
+	queue := []relKey{k.from}
+	push := func(n relKey) {
+		if !seen[n] {
+			seen[n] = true
+			queue = append(queue, n)
+		}
+	}
+	for len(queue) > 0 {
+		n := queue[0]
+		queue = queue[1:]
+		if n == k.subj {
+			return true // a subject set is trivially a member of itself
+		}
+		r := p.s.Relation(n.typ, n.rel)
+		if r == nil {
+			continue
+		}
+		if !r.IsPermission {
+			for _, at := range r.AllowedTypes {
+				if at.Type == k.subj.typ && at.Relation == k.subj.rel {
+					return true
+				}
+				if at.Relation != "" {
+					push(relKey{at.Type, at.Relation})
+				}
+			}
+			continue
+		}
+		p.walkExpr(n.typ, r.Expr, push)
+	}
+	return false
+}
+
+func (p *plan) walkExpr(typ string, e schema.Expr, push func(relKey)) {
+	switch e := e.(type) {
+	case *schema.Union:
+		for _, c := range e.Children {
+			p.walkExpr(typ, c, push)
+		}
+	case *schema.Intersection:
+		for _, c := range e.Children {
+			p.walkExpr(typ, c, push)
+		}
+	case *schema.Exclusion:
+		// Only the base can grant; the subtracted side only takes away.
+		p.walkExpr(typ, e.Base, push)
+	case *schema.RelationRef:
+		push(relKey{typ, e.Name})
+	case *schema.Arrow:
+		ts := p.s.Relation(typ, e.Tupleset)
+		if ts == nil {
+			return
+		}
+		for _, at := range ts.AllowedTypes {
+			if p.s.Relation(at.Type, e.Computed) != nil {
+				push(relKey{at.Type, e.Computed})
+			}
+		}
+	}
+}
+
+// allowsDirect reports whether relation r can hold the subject kind directly
+// (exactly, or through a wildcard for plain objects).
+func allowsDirect(r *schema.Relation, subjType, subjRel string) (exact, wildcard bool) {
+	for _, at := range r.AllowedTypes {
+		if at.Type != subjType {
+			continue
+		}
+		if at.Wildcard {
+			if subjRel == "" {
+				wildcard = true
+			}
+			continue
+		}
+		if at.Relation == subjRel {
+			exact = true
+		}
+	}
+	return exact, wildcard
+}
+
+// types is the schema's type graph: an edge runs from a subject type up to
+// every resource type with a relation that allows it.
+type types struct {
+	up, down map[string][]string
+	memo     sync.Map // "a:"+t or "b:"+t -> map[string]bool
+}
+
+func (p *plan) typeGraph() *types {
+	p.typesOnce.Do(func() {
+		g := &types{up: map[string][]string{}, down: map[string][]string{}}
+		for _, d := range p.s.Definitions {
+			for _, r := range d.Relations {
+				for _, at := range r.AllowedTypes {
+					g.up[at.Type] = append(g.up[at.Type], d.Name)
+					g.down[d.Name] = append(g.down[d.Name], at.Type)
+				}
+			}
+		}
+		p.types = g
+	})
+	return p.types
+}
+
+// above returns t and every type whose objects can have an object of type t
+// somewhere below them.
+func (g *types) above(t string) map[string]bool { return g.closure("a:", t, g.up) }
+
+// below returns t and every type whose objects can appear somewhere below an
+// object of type t.
+func (g *types) below(t string) map[string]bool { return g.closure("b:", t, g.down) }
+
+func (g *types) closure(tag, t string, edges map[string][]string) map[string]bool {
+	if v, ok := g.memo.Load(tag + t); ok {
+		return v.(map[string]bool)
+	}
+	out := map[string]bool{t: true}
+	queue := []string{t}
+	for len(queue) > 0 {
+		n := queue[0]
+		queue = queue[1:]
+		for _, m := range edges[n] {
+			if !out[m] {
+				out[m] = true
+				queue = append(queue, m)
+			}
+		}
+	}
+	g.memo.Store(tag+t, out)
+	return out
+}

@@ -1,0 +1,74 @@
+package runner
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/ambit-authz/ambit/engine"
+	"github.com/ambit-authz/ambit/validation"
+)
+
+// TestConformance runs every validation file under $AMBIT_CONFORMANCE_DIR:
+// all assertions must hold and the cross-API oracle must agree.
+func TestConformance(t *testing.T) {
+	dir := os.Getenv("AMBIT_CONFORMANCE_DIR")
+	if dir == "" {
+		t.Skip("AMBIT_CONFORMANCE_DIR is not set; skipping the conformance suite (CI sets it to ../shared/conformance)")
+	}
+	var files []string
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && filepath.Ext(p) == ".yaml" {
+			files = append(files, p)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) == 0 {
+		t.Fatalf("no *.yaml files under %s", dir)
+	}
+	for _, b := range backends(t) {
+		t.Run(b.name, func(t *testing.T) {
+			for _, path := range files {
+				t.Run(filepath.Base(path), func(t *testing.T) {
+					runFile(t, b.backend(t), path)
+				})
+			}
+		})
+	}
+}
+
+type namedBackend struct {
+	name    string
+	backend func(t *testing.T) Backend
+}
+
+func runFile(t *testing.T, b Backend, path string) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs, err := validation.Parse(path, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := engine.New(engine.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	for _, f := range docs {
+		rep, err := Run(context.Background(), eng, b, f, Options{Oracle: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, fl := range rep.Failures {
+			t.Error(fl)
+		}
+		t.Logf("%s: %d assertions, %d oracle comparisons", path, rep.Assertions, rep.Oracle)
+	}
+}
