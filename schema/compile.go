@@ -220,9 +220,18 @@ func (c *checker) checkCaveat(cv *CaveatDecl) {
 	compiled, err := compileCaveat(cv.Name, params, cv.Body)
 	if err != nil {
 		var ce *caveats.Error
-		if errors.As(err, &ce) {
-			c.errs.add(bodyPos(cv, ce.Line, ce.Column), fmt.Sprintf("caveat %q: %s", cv.Name, ce.Msg))
-		} else {
+		switch {
+		case errors.As(err, &ce) && ce.Param != "":
+			pos := cv.NamePos
+			for _, prm := range cv.Params {
+				if prm.Name == ce.Param {
+					pos = prm.Pos
+				}
+			}
+			c.errs.add(pos, ce.Msg)
+		case errors.As(err, &ce):
+			c.errs.add(bodyPos(cv, ce.Line, ce.Column), ce.Msg)
+		default:
 			c.errorf(cv.BodyPos, "caveat %q: %v", cv.Name, err)
 		}
 		return
