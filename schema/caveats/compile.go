@@ -32,7 +32,7 @@ const indexThreshold = 8
 // byte column, within expr, of the first problem CEL reports.
 func Compile(name string, params []Param, expr string) (*Caveat, error) {
 	if len(params) > MaxParams {
-		return nil, &Error{Msg: fmt.Sprintf("caveat %q has %d parameters; the limit is %d", name, len(params), MaxParams)}
+		return nil, &Error{Msg: fmt.Sprintf("caveat %q: %d parameters; the limit is %d", name, len(params), MaxParams)}
 	}
 	if len(expr) > MaxExpressionBytes {
 		return nil, &Error{Msg: fmt.Sprintf("caveat %q: expression is %d bytes long; the limit is %d", name, len(expr), MaxExpressionBytes)}

@@ -29,6 +29,9 @@ import (
 // in SpiceDB; CEL's commutative && and || absorb an error when the other
 // operand decides the result (`false && m.nokey` is false).
 func (c *Caveat) Evaluate(ctx map[string]any) (Result, error) {
+	if c.full == nil {
+		return Result{}, &EvalError{Caveat: c.Name, Msg: "caveat was not built by Compile"}
+	}
 	act := &activation{c: c}
 	if len(c.Params) <= len(act.small) {
 		act.vals = act.small[:len(c.Params)]
