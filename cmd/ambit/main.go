@@ -1,0 +1,96 @@
+// Command ambit is ambit's single binary: `ambit serve` runs the
+// authorization server on an embedded store; every other subcommand is the
+// CLI (schema, validate, ...).
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		var ex exitError
+		if asExit(err, &ex) {
+			os.Exit(ex.code)
+		}
+		fmt.Fprintln(os.Stderr, "ambit:", err)
+		os.Exit(1)
+	}
+}
+
+// run builds the command tree and executes args. It is what tests call.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	root := newRoot(stdout, stderr)
+	root.SetArgs(args)
+	return root.ExecuteContext(ctx)
+}
+
+func newRoot(stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "ambit",
+		Short:         "ambit: a Zanzibar-style authorization server (SpiceDB-compatible)",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.AddCommand(
+		newSchemaCmd(),
+		newValidateCmd(),
+		newVersionCmd(),
+	)
+	for _, add := range extraCommands {
+		root.AddCommand(add())
+	}
+	return root
+}
+
+// extraCommands lets other files of this package register subcommands
+// (serve, client commands) without editing this file.
+var extraCommands []func() *cobra.Command
+
+// registerCommand adds a subcommand constructor; use it from a package-level
+// var initialiser: `var _ = registerCommand(newServeCmd)`.
+func registerCommand(f func() *cobra.Command) bool {
+	extraCommands = append(extraCommands, f)
+	return true
+}
+
+// exitError carries an exit code for failures already reported to the user
+// (a failed validation, an invalid schema).
+type exitError struct{ code int }
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+func asExit(err error, target *exitError) bool {
+	e, ok := err.(exitError)
+	if ok {
+		*target = e
+	}
+	return ok
+}
+
+func newVersionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, err := fmt.Fprintln(cmd.OutOrStdout(), "ambit", version)
+			return err
+		},
+	}
+}

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/ambit-authz/ambit/schema"
+	"github.com/ambit-authz/ambit/validation"
+)
+
+func newSchemaCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "schema", Short: "Check, format, read and write schemas"}
+	cmd.AddCommand(newSchemaCheckCmd(), newSchemaFmtCmd())
+	return cmd
+}
+
+// readSchemaFile returns the schema text of FILE: a .zed schema, or the
+// `schema:` of a YAML validation file.
+func readSchemaFile(path string) (string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	switch strings.ToLower(filepath.Ext(path)) {
+	case ".yaml", ".yml":
+		return validation.ExtractSchema(path, data)
+	}
+	return string(data), nil
+}
+
+func newSchemaCheckCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "check FILE...",
+		Short: "Check schemas (.zed, or the schema of a validation .yaml); exit 1 on any error",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			failed := false
+			for _, path := range args {
+				src, err := readSchemaFile(path)
+				if err == nil {
+					_, err = schema.Compile(path, src)
+				}
+				if err != nil {
+					failed = true
+					fmt.Fprintln(cmd.ErrOrStderr(), err)
+					continue
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: ok\n", path)
+			}
+			if failed {
+				return exitError{1}
+			}
+			return nil
+		},
+	}
+}
+
+func newSchemaFmtCmd() *cobra.Command {
+	var write bool
+	cmd := &cobra.Command{
+		Use:   "fmt FILE",
+		Short: "Print a schema in canonical form (-w rewrites a .zed file in place)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			path := args[0]
+			src, err := readSchemaFile(path)
+			if err != nil {
+				return err
+			}
+			out, err := schema.Format(path, src)
+			if err != nil {
+				fmt.Fprintln(cmd.ErrOrStderr(), err)
+				return exitError{1}
+			}
+			if write {
+				if ext := strings.ToLower(filepath.Ext(path)); ext == ".yaml" || ext == ".yml" {
+					return fmt.Errorf("-w rewrites .zed files only; %s is a validation file", path)
+				}
+				return os.WriteFile(path, []byte(out), 0o644)
+			}
+			_, err = fmt.Fprint(cmd.OutOrStdout(), out)
+			return err
+		},
+	}
+	cmd.Flags().BoolVarP(&write, "write", "w", false, "rewrite the file in place")
+	return cmd
+}
