@@ -1,0 +1,444 @@
+package raft
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/emptypb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/ambit-authz/ambit/store"
+	"github.com/ambit-authz/ambit/tuple"
+)
+
+// The cluster service, written by hand (no protoc): its messages are
+// protobuf well-known types carrying this package's own encodings.
+//
+//	service ambit.cluster.v1.Cluster {
+//	  // Forward applies an encoded Command on the leader -> encoded result.
+//	  rpc Forward(google.protobuf.BytesValue) returns (google.protobuf.BytesValue);
+//	  // ReadIndex returns the leader's confirmed commit index -> encoded result.
+//	  rpc ReadIndex(google.protobuf.Empty) returns (google.protobuf.BytesValue);
+//	  // Join adds a voter; the request is an encoded KindSetMember Command.
+//	  rpc Join(google.protobuf.BytesValue) returns (google.protobuf.BytesValue);
+//	  // Remove removes a member by id.
+//	  rpc Remove(google.protobuf.StringValue) returns (google.protobuf.BytesValue);
+//	  // Status lists the members as the called node sees them.
+//	  rpc Status(google.protobuf.Empty) returns (google.protobuf.BytesValue);
+//	}
+//
+// Every call carries "authorization: Bearer <preshared key>". Forward and
+// ReadIndex are only served by the leader (a non-leader answers ErrNotLeader
+// and the caller retries); Join and Remove received from outside the cluster
+// are forwarded once to the leader, marked with the hop header.
+const (
+	serviceName = "ambit.cluster.v1.Cluster"
+	hopHeader   = "ambit-cluster-hop"
+)
+
+type clusterService interface{ clusterNode() *Node }
+
+type clusterServer struct{ n *Node }
+
+func (s *clusterServer) clusterNode() *Node { return s.n }
+
+// RegisterService registers the cluster service of n on s (the node's gRPC
+// server, shared with the public API).
+func RegisterService(s grpc.ServiceRegistrar, n *Node) {
+	s.RegisterService(&serviceDesc, &clusterServer{n: n})
+}
+
+var serviceDesc = grpc.ServiceDesc{
+	ServiceName: serviceName,
+	HandlerType: (*clusterService)(nil),
+	Methods: []grpc.MethodDesc{
+		unary("Forward", func() *wrapperspb.BytesValue { return new(wrapperspb.BytesValue) }, (*Node).serveForward),
+		unary("ReadIndex", func() *emptypb.Empty { return new(emptypb.Empty) }, (*Node).serveReadIndex),
+		unary("Join", func() *wrapperspb.BytesValue { return new(wrapperspb.BytesValue) }, (*Node).serveJoin),
+		unary("Remove", func() *wrapperspb.StringValue { return new(wrapperspb.StringValue) }, (*Node).serveRemove),
+		unary("Status", func() *emptypb.Empty { return new(emptypb.Empty) }, (*Node).serveStatus),
+	},
+	Metadata: "ambit/cluster/v1/cluster.proto",
+}
+
+func unary[Req proto.Message](name string, newReq func() Req, fn func(*Node, context.Context, Req) (*wrapperspb.BytesValue, error)) grpc.MethodDesc {
+	full := "/" + serviceName + "/" + name
+	return grpc.MethodDesc{
+		MethodName: name,
+		Handler: func(srv any, ctx context.Context, dec func(any) error, icpt grpc.UnaryServerInterceptor) (any, error) {
+			in := newReq()
+			if err := dec(in); err != nil {
+				return nil, err
+			}
+			n := srv.(clusterService).clusterNode()
+			call := func(ctx context.Context, req any) (any, error) {
+				if err := n.authenticate(ctx); err != nil {
+					return nil, err
+				}
+				return fn(n, ctx, req.(Req))
+			}
+			if icpt == nil {
+				return call(ctx, in)
+			}
+			return icpt(ctx, in, &grpc.UnaryServerInfo{Server: srv, FullMethod: full}, call)
+		},
+	}
+}
+
+// authenticate checks the bearer key in constant time.
+func (n *Node) authenticate(ctx context.Context) error {
+	if n.cfg.PresharedKey == "" {
+		return nil
+	}
+	md, _ := metadata.FromIncomingContext(ctx)
+	for _, v := range md.Get("authorization") {
+		key, ok := strings.CutPrefix(v, "Bearer ")
+		if ok && subtle.ConstantTimeCompare([]byte(key), []byte(n.cfg.PresharedKey)) == 1 {
+			return nil
+		}
+	}
+	return status.Error(codes.Unauthenticated, ErrUnauthenticated.Error())
+}
+
+func resultValue(res Result, err error) *wrapperspb.BytesValue {
+	return wrapperspb.Bytes(encodeResult(res, err))
+}
+
+func (n *Node) serveForward(ctx context.Context, in *wrapperspb.BytesValue) (*wrapperspb.BytesValue, error) {
+	cmd, err := Decode(in.GetValue())
+	if err != nil {
+		return resultValue(Result{}, err), nil
+	}
+	if !n.IsLeader() {
+		return resultValue(Result{}, fmt.Errorf("%w: %s", ErrNotLeader, n.cfg.NodeID)), nil
+	}
+	ctx, cancel := n.opContext(ctx)
+	defer cancel()
+	res, err, _ := n.applyLocal(ctx, cmd)
+	return resultValue(res, err), nil
+}
+
+func (n *Node) serveReadIndex(ctx context.Context, _ *emptypb.Empty) (*wrapperspb.BytesValue, error) {
+	if !n.IsLeader() {
+		return resultValue(Result{}, fmt.Errorf("%w: %s", ErrNotLeader, n.cfg.NodeID)), nil
+	}
+	ctx, cancel := n.opContext(ctx)
+	defer cancel()
+	rev, err := n.readIndexLocal(ctx)
+	return resultValue(Result{Revision: rev}, err), nil
+}
+
+func isHop(ctx context.Context) bool {
+	md, _ := metadata.FromIncomingContext(ctx)
+	return len(md.Get(hopHeader)) > 0
+}
+
+func (n *Node) serveJoin(ctx context.Context, in *wrapperspb.BytesValue) (*wrapperspb.BytesValue, error) {
+	cmd, err := Decode(in.GetValue())
+	if err == nil && cmd.Kind != KindSetMember {
+		err = fmt.Errorf("%w: join carries a %s command", ErrBadCommand, cmd.Kind)
+	}
+	if err != nil {
+		return resultValue(Result{}, err), nil
+	}
+	m := cmd.Member
+	if isHop(ctx) {
+		if !n.IsLeader() {
+			return resultValue(Result{}, fmt.Errorf("%w: %s", ErrNotLeader, n.cfg.NodeID)), nil
+		}
+		ctx, cancel := n.opContext(ctx)
+		defer cancel()
+		return resultValue(Result{}, n.joinLocal(ctx, m)), nil
+	}
+	return resultValue(Result{}, n.Join(ctx, m.ID, m.RaftAddr, m.GRPCAddr)), nil
+}
+
+func (n *Node) serveRemove(ctx context.Context, in *wrapperspb.StringValue) (*wrapperspb.BytesValue, error) {
+	if isHop(ctx) {
+		if !n.IsLeader() {
+			return resultValue(Result{}, fmt.Errorf("%w: %s", ErrNotLeader, n.cfg.NodeID)), nil
+		}
+		ctx, cancel := n.opContext(ctx)
+		defer cancel()
+		return resultValue(Result{}, n.removeLocal(ctx, in.GetValue())), nil
+	}
+	return resultValue(Result{}, n.Remove(ctx, in.GetValue())), nil
+}
+
+func (n *Node) serveStatus(_ context.Context, _ *emptypb.Empty) (*wrapperspb.BytesValue, error) {
+	ms, err := n.Status()
+	if err != nil {
+		return nil, status.Error(codes.Unavailable, err.Error())
+	}
+	return wrapperspb.Bytes(encodeMemberList(ms)), nil
+}
+
+// wireErrors are the sentinels a result can carry across the wire; the bit
+// of each is its position. Append only.
+var wireErrors = []error{
+	store.ErrAlreadyExists, store.ErrPreconditionFailed, store.ErrInvalid, store.ErrTooLarge,
+	store.ErrStaleWrite, store.ErrRevisionCompacted, store.ErrFutureRevision, store.ErrClosed,
+	ErrSchemaRefused, ErrNoLeader, ErrNotLeader, ErrTimeout, ErrLeadershipLost, ErrForward,
+	ErrNodeExists, ErrUnknownNode, ErrUnauthenticated, ErrBadCommand, ErrBadConfig, ErrHalted, ErrClosed,
+}
+
+// remoteError is an error received from another node: its message and the
+// sentinels it wrapped there.
+type remoteError struct {
+	msg  string
+	errs []error
+}
+
+func (e *remoteError) Error() string   { return e.msg }
+func (e *remoteError) Unwrap() []error { return e.errs }
+
+// Result encoding: version:byte(1) revision:uvarint deleted:uvarint
+// partial:bool (0x00 | 0x01 sentinels:uvarint-bitmask message:string).
+func encodeResult(res Result, err error) []byte {
+	e := encoder{}
+	e.buf = append(e.buf, 1)
+	e.uvarint(uint64(res.Revision))
+	e.uvarint(uint64(max(res.Deleted, 0)))
+	e.bool(res.Partial)
+	if err == nil {
+		e.buf = append(e.buf, 0)
+		return e.buf
+	}
+	var bits uint64
+	for i, s := range wireErrors {
+		if errors.Is(err, s) {
+			bits |= 1 << i
+		}
+	}
+	e.buf = append(e.buf, 1)
+	e.uvarint(bits)
+	e.string(err.Error())
+	return e.buf
+}
+
+func decodeResult(data []byte) (Result, error, error) {
+	d := decoder{data: data}
+	if v := d.byte("result version"); d.err == nil && v != 1 {
+		d.fail("unsupported result version %d", v)
+	}
+	var res Result
+	res.Revision = tuple.Revision(d.uvarint("result revision"))
+	deleted := d.uvarint("result deleted count")
+	if deleted > 1<<31 {
+		d.fail("deleted count %d too large", deleted)
+	}
+	res.Deleted = int(deleted)
+	res.Partial = d.bool("result partial")
+	var rerr error
+	if d.bool("result error flag") {
+		bits := d.uvarint("result error bits")
+		re := &remoteError{msg: d.string("result error message")}
+		for i, s := range wireErrors {
+			if bits&(1<<i) != 0 {
+				re.errs = append(re.errs, s)
+			}
+		}
+		rerr = re
+	}
+	if d.err == nil && d.remaining() > 0 {
+		d.fail("%d trailing bytes after the result", d.remaining())
+	}
+	if d.err != nil {
+		return Result{}, nil, d.err
+	}
+	res.Err = rerr
+	return res, rerr, nil
+}
+
+// Member list encoding: n:uvarint (id raftAddr grpcAddr role:string voter:bool)*n.
+func encodeMemberList(ms []Member) []byte {
+	e := encoder{}
+	e.uvarint(uint64(len(ms)))
+	for _, m := range ms {
+		e.string(m.ID)
+		e.string(m.RaftAddr)
+		e.string(m.GRPCAddr)
+		e.string(m.Role)
+		e.bool(m.Voter)
+	}
+	return e.buf
+}
+
+func decodeMemberList(data []byte) ([]Member, error) {
+	d := decoder{data: data}
+	n := d.count("member")
+	var out []Member
+	for i := 0; i < n && d.err == nil; i++ {
+		out = append(out, Member{ID: d.string("member id"), RaftAddr: d.string("member raft address"),
+			GRPCAddr: d.string("member gRPC address"), Role: d.string("member role"), Voter: d.bool("member voter")})
+	}
+	if d.err == nil && d.remaining() > 0 {
+		d.fail("%d trailing bytes after the member list", d.remaining())
+	}
+	if d.err != nil {
+		return nil, d.err
+	}
+	return out, nil
+}
+
+// Client calls the cluster service of other nodes. Nodes use one to forward
+// to the leader; the CLI uses one for `cluster status/join/remove`.
+type Client struct {
+	key   string
+	mu    sync.Mutex
+	conns map[string]*grpc.ClientConn
+}
+
+type peerClients = Client
+
+// NewClient returns a client authenticating with the preshared key.
+func NewClient(presharedKey string) *Client {
+	return &Client{key: presharedKey, conns: map[string]*grpc.ClientConn{}}
+}
+
+func newPeerClients(key string) *Client { return NewClient(key) }
+
+type bearer string
+
+func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + string(b)}, nil
+}
+func (bearer) RequireTransportSecurity() bool { return false }
+
+func (c *Client) conn(addr string) (*grpc.ClientConn, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.conns == nil {
+		return nil, ErrClosed
+	}
+	if cc, ok := c.conns[addr]; ok {
+		return cc, nil
+	}
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	if c.key != "" {
+		opts = append(opts, grpc.WithPerRPCCredentials(bearer(c.key)))
+	}
+	cc, err := grpc.NewClient(addr, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("%w: dialing %s: %v", ErrForward, addr, err)
+	}
+	c.conns[addr] = cc
+	return cc, nil
+}
+
+// Close closes every connection.
+func (c *Client) Close() error { return c.close() }
+
+func (c *Client) close() error {
+	c.mu.Lock()
+	conns := c.conns
+	c.conns = nil
+	c.mu.Unlock()
+	var errs []error
+	for _, cc := range conns {
+		errs = append(errs, cc.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// call invokes method on addr. idempotent calls map an unreachable peer to
+// ErrNoLeader (retry); a write's transport failure is ErrForward (outcome
+// unknown).
+func (c *Client) call(ctx context.Context, addr, method string, in proto.Message, idempotent bool, hop bool) ([]byte, error) {
+	cc, err := c.conn(addr)
+	if err != nil {
+		return nil, err
+	}
+	if hop {
+		ctx = metadata.AppendToOutgoingContext(ctx, hopHeader, "1")
+	}
+	out := new(wrapperspb.BytesValue)
+	if err := cc.Invoke(ctx, "/"+serviceName+"/"+method, in, out); err != nil {
+		st, _ := status.FromError(err)
+		switch {
+		case st.Code() == codes.Unauthenticated:
+			return nil, fmt.Errorf("%w (calling %s)", ErrUnauthenticated, addr)
+		case st.Code() == codes.DeadlineExceeded || errors.Is(err, context.DeadlineExceeded):
+			return nil, fmt.Errorf("%w: calling %s %s: %v", ErrTimeout, addr, method, st.Message())
+		case idempotent && st.Code() == codes.Unavailable:
+			return nil, fmt.Errorf("%w: %s unreachable: %v", ErrNoLeader, addr, st.Message())
+		}
+		return nil, fmt.Errorf("%w: %s %s: %v", ErrForward, addr, method, err)
+	}
+	return out.GetValue(), nil
+}
+
+func (c *Client) result(ctx context.Context, addr, method string, in proto.Message, idempotent, hop bool) (Result, error) {
+	data, err := c.call(ctx, addr, method, in, idempotent, hop)
+	if err != nil {
+		return Result{}, err
+	}
+	res, rerr, err := decodeResult(data)
+	if err != nil {
+		return Result{}, fmt.Errorf("%w: bad response from %s: %v", ErrForward, addr, err)
+	}
+	return res, rerr
+}
+
+func (c *Client) forward(ctx context.Context, addr string, cmd Command) (Result, error) {
+	data, err := Encode(cmd)
+	if err != nil {
+		return Result{}, err
+	}
+	return c.result(ctx, addr, "Forward", wrapperspb.Bytes(data), false, true)
+}
+
+func (c *Client) readIndex(ctx context.Context, addr string) (tuple.Revision, error) {
+	res, err := c.result(ctx, addr, "ReadIndex", &emptypb.Empty{}, true, true)
+	return res.Revision, err
+}
+
+func (c *Client) join(ctx context.Context, addr string, m MemberInfo) error {
+	return c.joinHop(ctx, addr, m, false)
+}
+
+func (c *Client) joinHop(ctx context.Context, addr string, m MemberInfo, hop bool) error {
+	data, err := Encode(Command{Kind: KindSetMember, Member: m})
+	if err != nil {
+		return err
+	}
+	_, err = c.result(ctx, addr, "Join", wrapperspb.Bytes(data), true, hop)
+	return err
+}
+
+// Join asks the member at addr to add m as a voter (forwarded to the leader).
+func (c *Client) Join(ctx context.Context, addr string, m MemberInfo) error { return c.join(ctx, addr, m) }
+
+// Remove asks the member at addr to remove the member id.
+func (c *Client) Remove(ctx context.Context, addr, id string) error {
+	_, err := c.result(ctx, addr, "Remove", wrapperspb.String(id), true, false)
+	return err
+}
+
+func (c *Client) remove(ctx context.Context, addr, id string) error {
+	_, err := c.result(ctx, addr, "Remove", wrapperspb.String(id), true, true)
+	return err
+}
+
+// Status asks the member at addr for the cluster membership.
+func (c *Client) Status(ctx context.Context, addr string) ([]Member, error) {
+	data, err := c.call(ctx, addr, "Status", &emptypb.Empty{}, true, false)
+	if err != nil {
+		return nil, err
+	}
+	ms, err := decodeMemberList(data)
+	if err != nil {
+		return nil, fmt.Errorf("%w: bad status from %s: %v", ErrForward, addr, err)
+	}
+	return ms, nil
+}

@@ -1,0 +1,816 @@
+package raft
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	hclog "github.com/hashicorp/go-hclog"
+	hraft "github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
+	"github.com/ambit-authz/ambit/tuple"
+)
+
+// Config configures a Node.
+//
+// Timing defaults are tuned for a LAN or loopback: heartbeat and election
+// timeouts of 500ms and a 250ms leader lease, so a surviving majority elects a
+// new leader in about one to two seconds; CommitTimeout 5ms so followers learn
+// the commit index quickly when the leader is idle.
+type Config struct {
+	NodeID        string // unique and stable for the life of the member
+	RaftAddr      string // raft TCP bind address, e.g. "0.0.0.0:7001" or "127.0.0.1:0"
+	AdvertiseAddr string // raft address peers dial; default: the bound RaftAddr
+	GRPCAddr      string // gRPC address of this node as peers dial it
+	Dir           string // data directory; raft state lives in Dir/raft
+	// Bootstrap forms a new single-node cluster on an empty Dir. A node with
+	// neither Bootstrap nor Join also bootstraps. Ignored once Dir has raft
+	// state.
+	Bootstrap bool
+	// Join lists gRPC addresses of existing members; on an empty Dir the node
+	// asks them (any member, forwarded to the leader) to add it as a voter.
+	// Ignored once Dir has raft state.
+	Join []string
+	// PresharedKey authenticates cluster calls (forwarding, join, read
+	// index) as "authorization: Bearer KEY". Empty disables authentication:
+	// only for single-node or trusted test setups.
+	PresharedKey string
+	// ApplyTimeout bounds a write (and a wait for a leader) when the caller's
+	// context has no earlier deadline. Default 5s.
+	ApplyTimeout time.Duration
+	// SchemaGuard is called inside Apply before every schema write.
+	SchemaGuard SchemaGuard
+
+	HeartbeatTimeout   time.Duration // default 500ms
+	ElectionTimeout    time.Duration // default 500ms
+	LeaderLeaseTimeout time.Duration // default 250ms
+	CommitTimeout      time.Duration // default 5ms
+	MaxAppendEntries   int           // default 256 (raft's maximum is 1024)
+	SnapshotThreshold  uint64        // log entries between snapshots; default 8192
+	SnapshotInterval   time.Duration // how often to check the threshold; default 30s
+	TrailingLogs       uint64        // entries kept after a snapshot; default 10240
+	// NoSync skips fsync in the raft log. Unsafe; for tests only.
+	NoSync bool
+
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.ApplyTimeout <= 0 {
+		c.ApplyTimeout = 5 * time.Second
+	}
+	if c.HeartbeatTimeout <= 0 {
+		c.HeartbeatTimeout = 500 * time.Millisecond
+	}
+	if c.ElectionTimeout <= 0 {
+		c.ElectionTimeout = 500 * time.Millisecond
+	}
+	if c.LeaderLeaseTimeout <= 0 {
+		c.LeaderLeaseTimeout = 250 * time.Millisecond
+	}
+	if c.CommitTimeout <= 0 {
+		c.CommitTimeout = 5 * time.Millisecond
+	}
+	if c.MaxAppendEntries <= 0 {
+		c.MaxAppendEntries = 256
+	}
+	if c.SnapshotThreshold == 0 {
+		c.SnapshotThreshold = 8192
+	}
+	if c.SnapshotInterval <= 0 {
+		c.SnapshotInterval = 30 * time.Second
+	}
+	if c.TrailingLogs == 0 {
+		c.TrailingLogs = 10240
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+func (c *Config) validate() error {
+	var missing []string
+	if c.NodeID == "" {
+		missing = append(missing, "NodeID")
+	}
+	if c.RaftAddr == "" {
+		missing = append(missing, "RaftAddr")
+	}
+	if c.GRPCAddr == "" {
+		missing = append(missing, "GRPCAddr")
+	}
+	if c.Dir == "" {
+		missing = append(missing, "Dir")
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%w: %s must be set", ErrBadConfig, strings.Join(missing, ", "))
+	}
+	if c.Bootstrap && len(c.Join) > 0 {
+		return fmt.Errorf("%w: Bootstrap and Join are exclusive (bootstrap forms a new cluster, join enters an existing one)", ErrBadConfig)
+	}
+	if c.MaxAppendEntries > 1024 {
+		return fmt.Errorf("%w: MaxAppendEntries %d exceeds raft's maximum of 1024", ErrBadConfig, c.MaxAppendEntries)
+	}
+	return nil
+}
+
+// Role is a node's raft state, for Status and a metrics gauge.
+type Role uint8
+
+// Roles.
+const (
+	RoleUnknown Role = iota
+	RoleFollower
+	RoleCandidate
+	RoleLeader
+	RoleShutdown
+)
+
+func (r Role) String() string {
+	switch r {
+	case RoleFollower:
+		return "follower"
+	case RoleCandidate:
+		return "candidate"
+	case RoleLeader:
+		return "leader"
+	case RoleShutdown:
+		return "shutdown"
+	}
+	return "unknown"
+}
+
+// Member is one cluster member as Status reports it.
+type Member struct {
+	ID       string
+	RaftAddr string
+	GRPCAddr string
+	Role     string // "leader", "follower", "candidate" or "unknown"
+	Voter    bool
+}
+
+// Node is one member of an ambit raft cluster.
+type Node struct {
+	cfg    Config
+	logger *slog.Logger
+	fsm    *FSM
+	raft   *hraft.Raft
+	trans  *hraft.NetworkTransport
+	logs   *raftboltdb.BoltStore
+	peers  *peerClients
+
+	ctx    context.Context // canceled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu          sync.Mutex
+	leaderReady chan struct{} // closed once this term's no-op has applied; nil when not leader
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// NewNode opens (or creates) the raft state under cfg.Dir/raft and starts
+// the node over the store b. On an empty directory it bootstraps a
+// single-node cluster or, with cfg.Join, joins an existing one (blocking until
+// the leader has added it, or ctx is done). On a directory with raft state it
+// ignores Bootstrap and Join and rejoins with the membership it has.
+func NewNode(ctx context.Context, cfg Config, b Backend) (_ *Node, err error) {
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	raftDir := filepath.Join(cfg.Dir, "raft")
+	if err := os.MkdirAll(raftDir, 0o750); err != nil {
+		return nil, fmt.Errorf("raft: creating %s: %w", raftDir, err)
+	}
+	hl := newHCLogger(cfg.Logger)
+
+	n := &Node{cfg: cfg, logger: cfg.Logger.With("node", cfg.NodeID)}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	var closers []func() error
+	defer func() {
+		if err != nil {
+			n.cancel()
+			for i := len(closers) - 1; i >= 0; i-- {
+				_ = closers[i]()
+			}
+		}
+	}()
+
+	n.logs, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(raftDir, "raft.db"), NoSync: cfg.NoSync})
+	if err != nil {
+		return nil, fmt.Errorf("raft: opening log store: %w", err)
+	}
+	closers = append(closers, n.logs.Close)
+	snaps, err := hraft.NewFileSnapshotStoreWithLogger(raftDir, 2, hl)
+	if err != nil {
+		return nil, fmt.Errorf("raft: opening snapshot store: %w", err)
+	}
+	var advertise net.Addr
+	if cfg.AdvertiseAddr != "" {
+		if advertise, err = net.ResolveTCPAddr("tcp", cfg.AdvertiseAddr); err != nil {
+			return nil, fmt.Errorf("%w: AdvertiseAddr %q: %v", ErrBadConfig, cfg.AdvertiseAddr, err)
+		}
+	}
+	n.trans, err = hraft.NewTCPTransportWithLogger(cfg.RaftAddr, advertise, 8, 10*time.Second, hl)
+	if err != nil {
+		return nil, fmt.Errorf("raft: listening on %s: %w", cfg.RaftAddr, err)
+	}
+	closers = append(closers, n.trans.Close)
+
+	n.fsm, err = NewFSM(b, filepath.Join(raftDir, "members.bin"), n.logger)
+	if err != nil {
+		return nil, err
+	}
+	n.fsm.SetSchemaGuard(cfg.SchemaGuard)
+
+	// The store is durable, so raft does not restore the newest snapshot on
+	// start (NoSnapshotRestoreOnStart) and replay skips what the store holds.
+	// A store that is behind the newest snapshot (a fresh or in-memory store)
+	// is restored here first, because raft will only replay entries after it.
+	if metas, err := snaps.List(); err != nil {
+		return nil, fmt.Errorf("raft: listing snapshots: %w", err)
+	} else if len(metas) > 0 && metas[0].Index > uint64(b.AppliedRevision()) {
+		_, rc, err := snaps.Open(metas[0].ID)
+		if err != nil {
+			return nil, fmt.Errorf("raft: opening snapshot %s: %w", metas[0].ID, err)
+		}
+		if err := n.fsm.Restore(rc); err != nil {
+			return nil, err
+		}
+	}
+
+	hasState, err := hraft.HasExistingState(n.logs, n.logs, snaps)
+	if err != nil {
+		return nil, fmt.Errorf("raft: reading existing state: %w", err)
+	}
+	logCache, err := hraft.NewLogCache(1024, n.logs)
+	if err != nil {
+		return nil, fmt.Errorf("raft: %w", err)
+	}
+	notify := make(chan bool, 16)
+	rc := hraft.DefaultConfig()
+	rc.LocalID = hraft.ServerID(cfg.NodeID)
+	rc.HeartbeatTimeout = cfg.HeartbeatTimeout
+	rc.ElectionTimeout = cfg.ElectionTimeout
+	rc.LeaderLeaseTimeout = cfg.LeaderLeaseTimeout
+	rc.CommitTimeout = cfg.CommitTimeout
+	rc.MaxAppendEntries = cfg.MaxAppendEntries
+	rc.BatchApplyCh = true
+	rc.SnapshotThreshold = cfg.SnapshotThreshold
+	rc.SnapshotInterval = cfg.SnapshotInterval
+	rc.TrailingLogs = cfg.TrailingLogs
+	rc.NoSnapshotRestoreOnStart = true
+	rc.NotifyCh = notify
+	rc.Logger = hl
+	n.raft, err = hraft.NewRaft(rc, n.fsm, logCache, n.logs, snaps, n.trans)
+	if err != nil {
+		return nil, fmt.Errorf("raft: starting: %w", err)
+	}
+	closers = append(closers, func() error { return n.raft.Shutdown().Error() })
+	n.peers = newPeerClients(cfg.PresharedKey)
+	closers = append(closers, n.peers.close)
+
+	n.wg.Add(1)
+	go n.watchLeadership(notify)
+
+	switch {
+	case hasState:
+		n.logger.Info("raft: restarting with existing state; Bootstrap and Join ignored", "applied", uint64(b.AppliedRevision()))
+	case len(cfg.Join) == 0:
+		conf := hraft.Configuration{Servers: []hraft.Server{{Suffrage: hraft.Voter, ID: rc.LocalID, Address: n.trans.LocalAddr()}}}
+		if err := n.raft.BootstrapCluster(conf).Error(); err != nil {
+			return nil, fmt.Errorf("raft: bootstrapping: %w", err)
+		}
+		n.logger.Info("raft: bootstrapped a single-node cluster", "raft_addr", string(n.trans.LocalAddr()))
+	default:
+		if err := n.joinCluster(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return n, nil
+}
+
+// RaftAddr is the raft address this node advertises.
+func (n *Node) RaftAddr() string { return string(n.trans.LocalAddr()) }
+
+// ID is the node id.
+func (n *Node) ID() string { return n.cfg.NodeID }
+
+// joinCluster asks the members in cfg.Join, in turn, to add this node,
+// retrying until ctx is done (a member may be mid-election).
+func (n *Node) joinCluster(ctx context.Context) error {
+	self := MemberInfo{ID: n.cfg.NodeID, RaftAddr: n.RaftAddr(), GRPCAddr: n.cfg.GRPCAddr}
+	var lastErr error
+	backoff := 50 * time.Millisecond
+	for {
+		for _, addr := range n.cfg.Join {
+			cctx, cancel := context.WithTimeout(ctx, n.cfg.ApplyTimeout)
+			err := n.peers.join(cctx, addr, self)
+			cancel()
+			if err == nil {
+				n.logger.Info("raft: joined cluster", "via", addr)
+				return nil
+			}
+			if errors.Is(err, ErrNodeExists) || errors.Is(err, ErrUnauthenticated) || errors.Is(err, ErrBadConfig) {
+				return fmt.Errorf("raft: joining via %s: %w", addr, err)
+			}
+			lastErr = fmt.Errorf("via %s: %w", addr, err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("raft: joining %s: %w (last error: %v)", strings.Join(n.cfg.Join, ", "), ctx.Err(), lastErr)
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+// watchLeadership reacts to leadership changes: on winning an election the
+// node commits a KindNoop command (so every entry of earlier terms is applied
+// and the commit index is reachable by WaitApplied) and records its own
+// metadata in the member table.
+func (n *Node) watchLeadership(notify <-chan bool) {
+	defer n.wg.Done()
+	var term termState
+	defer term.end()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case isLeader := <-notify:
+			term.end()
+			n.mu.Lock()
+			n.leaderReady = nil
+			if isLeader {
+				n.leaderReady = make(chan struct{})
+			}
+			ready := n.leaderReady
+			n.mu.Unlock()
+			if isLeader {
+				n.wg.Add(1)
+				go n.establishLeadership(term.begin(n.ctx), ready)
+			}
+		}
+	}
+}
+
+// termState holds the cancel function of the current leadership term.
+type termState struct{ cancel context.CancelFunc }
+
+func (t *termState) begin(parent context.Context) context.Context {
+	ctx, cancel := context.WithCancel(parent)
+	t.cancel = cancel
+	return ctx
+}
+
+func (t *termState) end() {
+	if t.cancel != nil {
+		t.cancel()
+		t.cancel = nil
+	}
+}
+
+func (n *Node) establishLeadership(ctx context.Context, ready chan struct{}) {
+	defer n.wg.Done()
+	for ctx.Err() == nil {
+		actx, cancel := context.WithTimeout(ctx, n.cfg.ApplyTimeout)
+		_, err, _ := n.applyLocal(actx, NoopCommand())
+		cancel()
+		if err == nil {
+			break
+		}
+		if errors.Is(err, ErrNotLeader) || errors.Is(err, ErrLeadershipLost) || errors.Is(err, ErrClosed) {
+			return
+		}
+		n.logger.Warn("raft: leader no-op failed; retrying", "err", err)
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	close(ready)
+	n.logger.Info("raft: leader ready", "applied", uint64(n.fsm.Applied()))
+	self := MemberInfo{ID: n.cfg.NodeID, RaftAddr: n.RaftAddr(), GRPCAddr: n.cfg.GRPCAddr}
+	if m, ok := n.fsm.Member(self.ID); !ok || m != self {
+		actx, cancel := context.WithTimeout(ctx, n.cfg.ApplyTimeout)
+		defer cancel()
+		if _, err, _ := n.applyLocal(actx, Command{Kind: KindSetMember, Member: self}); err != nil {
+			n.logger.Warn("raft: recording own member metadata failed", "err", err)
+		}
+	}
+}
+
+// Close stops the node: raft, its transport and log store. It does not close
+// the store.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		n.cancel()
+		var errs []error
+		if err := n.raft.Shutdown().Error(); err != nil {
+			errs = append(errs, fmt.Errorf("raft shutdown: %w", err))
+		}
+		if err := n.trans.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("raft transport: %w", err))
+		}
+		n.wg.Wait()
+		if err := n.logs.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("raft log store: %w", err))
+		}
+		_ = n.peers.close()
+		n.closeErr = errors.Join(errs...)
+	})
+	return n.closeErr
+}
+
+// SetSchemaGuard installs the schema guard (see SchemaGuard).
+func (n *Node) SetSchemaGuard(g SchemaGuard) { n.fsm.SetSchemaGuard(g) }
+
+// opContext bounds ctx by the apply timeout and by Close.
+func (n *Node) opContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.ApplyTimeout)
+	stop := context.AfterFunc(n.ctx, cancel)
+	return ctx, func() { stop(); cancel() }
+}
+
+// Propose replicates cmd and returns the revision it was applied at. It may
+// be called on any node: a follower forwards to the leader over gRPC. A domain
+// failure is returned as an error wrapping the store's sentinel (errors.Is(err,
+// store.ErrPreconditionFailed) works) or ErrSchemaRefused.
+func (n *Node) Propose(ctx context.Context, cmd Command) (tuple.Revision, error) {
+	res, err := n.Apply(ctx, cmd)
+	return res.Revision, err
+}
+
+// Apply is Propose returning the whole Result (deleted count, partial flag).
+// Errors: ErrNoLeader (nothing proposed; retryable), ErrTimeout,
+// ErrLeadershipLost and ErrForward (the outcome is unknown), domain failures.
+func (n *Node) Apply(ctx context.Context, cmd Command) (Result, error) {
+	if n.ctx.Err() != nil {
+		return Result{}, ErrClosed
+	}
+	if _, err := Encode(cmd); err != nil { // refuse bad input before anything moves
+		return Result{}, err
+	}
+	ctx, cancel := n.opContext(ctx)
+	defer cancel()
+	backoff := 10 * time.Millisecond
+	var lastErr error
+	for {
+		if n.raft.State() == hraft.Leader {
+			res, err, retry := n.applyLocal(ctx, cmd)
+			if !retry {
+				return res, err
+			}
+			lastErr = err
+		} else if id, addr := n.Leader(); addr != "" {
+			res, err := n.peers.forward(ctx, addr, cmd)
+			if !errors.Is(err, ErrNotLeader) && !errors.Is(err, ErrNoLeader) {
+				if errors.Is(err, ErrForward) {
+					err = fmt.Errorf("to leader %s at %s: %w", id, addr, err)
+				}
+				return res, err
+			}
+			lastErr = err
+		} else if id != "" {
+			lastErr = fmt.Errorf("%w: leader %s has no known gRPC address yet", ErrNoLeader, id)
+		}
+		select {
+		case <-ctx.Done():
+			if lastErr == nil {
+				lastErr = ErrNoLeader
+			}
+			return Result{}, fmt.Errorf("%w: no leader accepted the write within the deadline (the cluster may have lost quorum): %v", ErrNoLeader, lastErr)
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 200*time.Millisecond)
+	}
+}
+
+// applyLocal applies cmd through this node's raft, which must be the
+// leader. retry reports that nothing was proposed because this node is not
+// the leader.
+func (n *Node) applyLocal(ctx context.Context, cmd Command) (res Result, err error, retry bool) {
+	cmd.Now = time.Now().UTC() // the leader stamps the time every replica applies
+	data, err := Encode(cmd)
+	if err != nil {
+		return Result{}, err, false
+	}
+	timeout := n.cfg.ApplyTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl)
+	}
+	f := n.raft.Apply(data, timeout)
+	done := make(chan struct{})
+	go func() { _ = f.Error(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return Result{}, fmt.Errorf("%w: write not committed in time, outcome unknown (leader %s may have lost quorum): %w", ErrTimeout, n.cfg.NodeID, ctx.Err()), false
+	}
+	if err := f.Error(); err != nil {
+		return Result{}, n.mapRaftErr(err), errors.Is(err, hraft.ErrNotLeader)
+	}
+	r, ok := f.Response().(*Result)
+	if !ok || r == nil {
+		return Result{}, fmt.Errorf("raft: unexpected apply response %T", f.Response()), false
+	}
+	return *r, r.Err, false
+}
+
+func (n *Node) mapRaftErr(err error) error {
+	switch {
+	case errors.Is(err, hraft.ErrNotLeader):
+		return fmt.Errorf("%w: %s", ErrNotLeader, n.cfg.NodeID)
+	case errors.Is(err, hraft.ErrLeadershipLost):
+		return fmt.Errorf("%w (node %s)", ErrLeadershipLost, n.cfg.NodeID)
+	case errors.Is(err, hraft.ErrEnqueueTimeout):
+		return fmt.Errorf("%w: the leader's apply queue is full: %v", ErrTimeout, err)
+	case errors.Is(err, hraft.ErrRaftShutdown):
+		return ErrClosed
+	case errors.Is(err, hraft.ErrLeadershipTransferInProgress):
+		return fmt.Errorf("%w: leadership transfer in progress", ErrNotLeader)
+	}
+	return fmt.Errorf("raft: %w", err)
+}
+
+// WaitApplied blocks until the applied revision is at least rev, ctx is done
+// or the node is closed.
+func (n *Node) WaitApplied(ctx context.Context, rev tuple.Revision) error {
+	if n.fsm.Applied() >= rev {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(n.ctx, cancel)
+	defer stop()
+	return n.fsm.WaitApplied(ctx, rev)
+}
+
+// LatestRevision is the last revision applied on this node (possibly stale).
+func (n *Node) LatestRevision() tuple.Revision { return n.fsm.Applied() }
+
+// LinearizableRevision returns a revision that includes every write
+// acknowledged before the call, and waits until this node has applied it.
+// The leader confirms its leadership with a quorum and uses its commit index;
+// a follower asks the leader for that index over gRPC.
+func (n *Node) LinearizableRevision(ctx context.Context) (tuple.Revision, error) {
+	ctx, cancel := n.opContext(ctx)
+	defer cancel()
+	backoff := 10 * time.Millisecond
+	for {
+		var rev tuple.Revision
+		var err error
+		if n.raft.State() == hraft.Leader {
+			rev, err = n.readIndexLocal(ctx)
+		} else if _, addr := n.Leader(); addr != "" {
+			rev, err = n.peers.readIndex(ctx, addr)
+		} else {
+			err = ErrNoLeader
+		}
+		if err == nil {
+			if err := n.WaitApplied(ctx, rev); err != nil {
+				return 0, err
+			}
+			return rev, nil
+		}
+		if !errors.Is(err, ErrNotLeader) && !errors.Is(err, ErrNoLeader) {
+			return 0, err
+		}
+		select {
+		case <-ctx.Done():
+			return 0, fmt.Errorf("%w: no leader confirmed a read index within the deadline: %v", ErrNoLeader, err)
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 200*time.Millisecond)
+	}
+}
+
+// readIndexLocal is the leader's read index: after this term's no-op has
+// applied, confirm leadership with a quorum and return the commit index.
+func (n *Node) readIndexLocal(ctx context.Context) (tuple.Revision, error) {
+	n.mu.Lock()
+	ready := n.leaderReady
+	n.mu.Unlock()
+	if ready == nil {
+		return 0, fmt.Errorf("%w: %s", ErrNotLeader, n.cfg.NodeID)
+	}
+	select {
+	case <-ready:
+	case <-ctx.Done():
+		return 0, fmt.Errorf("%w: new leader %s has not committed its first entry: %w", ErrTimeout, n.cfg.NodeID, ctx.Err())
+	}
+	f := n.raft.VerifyLeader()
+	done := make(chan struct{})
+	go func() { _ = f.Error(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return 0, fmt.Errorf("%w: leader %s could not confirm leadership with a quorum: %w", ErrTimeout, n.cfg.NodeID, ctx.Err())
+	}
+	if err := f.Error(); err != nil {
+		return 0, n.mapRaftErr(err)
+	}
+	return tuple.Revision(n.raft.CommitIndex()), nil
+}
+
+// IsLeader reports whether this node is the leader.
+func (n *Node) IsLeader() bool { return n.raft.State() == hraft.Leader }
+
+// Leader returns the current leader's id and gRPC address ("" when unknown).
+func (n *Node) Leader() (id, grpcAddr string) {
+	_, lid := n.raft.LeaderWithID()
+	if lid == "" {
+		return "", ""
+	}
+	m, _ := n.fsm.Member(string(lid))
+	return string(lid), m.GRPCAddr
+}
+
+// State is this node's raft role.
+func (n *Node) State() Role {
+	switch n.raft.State() {
+	case hraft.Leader:
+		return RoleLeader
+	case hraft.Follower:
+		return RoleFollower
+	case hraft.Candidate:
+		return RoleCandidate
+	case hraft.Shutdown:
+		return RoleShutdown
+	}
+	return RoleUnknown
+}
+
+// Status lists the members of the raft configuration as this node knows it.
+func (n *Node) Status() ([]Member, error) {
+	f := n.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, n.mapRaftErr(err)
+	}
+	_, leaderID := n.raft.LeaderWithID()
+	var out []Member
+	for _, s := range f.Configuration().Servers {
+		m := Member{ID: string(s.ID), RaftAddr: string(s.Address), Voter: s.Suffrage == hraft.Voter}
+		if info, ok := n.fsm.Member(m.ID); ok {
+			m.GRPCAddr = info.GRPCAddr
+		}
+		switch {
+		case s.ID == leaderID:
+			m.Role = RoleLeader.String()
+		case m.ID == n.cfg.NodeID:
+			m.Role = n.State().String()
+		case leaderID != "":
+			m.Role = RoleFollower.String()
+		default:
+			m.Role = RoleUnknown.String()
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// Join adds a voter (on the leader; forwarded otherwise). A re-join with the
+// same id and addresses succeeds and changes nothing; an id or address used
+// by another member is refused with ErrNodeExists.
+func (n *Node) Join(ctx context.Context, nodeID, raftAddr, grpcAddr string) error {
+	m := MemberInfo{ID: nodeID, RaftAddr: raftAddr, GRPCAddr: grpcAddr}
+	if nodeID == "" || raftAddr == "" || grpcAddr == "" {
+		return fmt.Errorf("%w: join needs a node id, a raft address and a gRPC address (got %q, %q, %q)", ErrBadConfig, nodeID, raftAddr, grpcAddr)
+	}
+	return n.onLeader(ctx, func(ctx context.Context) error { return n.joinLocal(ctx, m) },
+		func(ctx context.Context, addr string) error { return n.peers.joinHop(ctx, addr, m, true) })
+}
+
+// Remove removes a member (on the leader; forwarded otherwise).
+func (n *Node) Remove(ctx context.Context, nodeID string) error {
+	return n.onLeader(ctx, func(ctx context.Context) error { return n.removeLocal(ctx, nodeID) },
+		func(ctx context.Context, addr string) error { return n.peers.remove(ctx, addr, nodeID) })
+}
+
+// onLeader runs local on the leader or remote against the leader's gRPC
+// address, waiting for a leader until ctx (bounded by ApplyTimeout) is done.
+func (n *Node) onLeader(ctx context.Context, local func(context.Context) error, remote func(context.Context, string) error) error {
+	ctx, cancel := n.opContext(ctx)
+	defer cancel()
+	backoff := 10 * time.Millisecond
+	for {
+		var err error
+		if n.raft.State() == hraft.Leader {
+			err = local(ctx)
+		} else if _, addr := n.Leader(); addr != "" {
+			err = remote(ctx, addr)
+		} else {
+			err = ErrNoLeader
+		}
+		if !errors.Is(err, ErrNotLeader) && !errors.Is(err, ErrNoLeader) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: no leader within the deadline: %v", ErrNoLeader, err)
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 200*time.Millisecond)
+	}
+}
+
+func (n *Node) joinLocal(ctx context.Context, m MemberInfo) error {
+	cf := n.raft.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		return n.mapRaftErr(err)
+	}
+	present := false
+	for _, s := range cf.Configuration().Servers {
+		switch {
+		case string(s.ID) == m.ID && string(s.Address) == m.RaftAddr:
+			present = true
+		case string(s.ID) == m.ID:
+			return fmt.Errorf("%w: node id %q is already a member with raft address %s (remove it first)", ErrNodeExists, m.ID, s.Address)
+		case string(s.Address) == m.RaftAddr:
+			return fmt.Errorf("%w: raft address %s is already used by member %q", ErrNodeExists, m.RaftAddr, s.ID)
+		}
+	}
+	for id, other := range n.fsm.Members() {
+		if id != m.ID && other.GRPCAddr == m.GRPCAddr {
+			return fmt.Errorf("%w: gRPC address %s is already used by member %q", ErrNodeExists, m.GRPCAddr, id)
+		}
+	}
+	if cur, ok := n.fsm.Member(m.ID); !ok || cur != m {
+		if _, err, _ := n.applyLocal(ctx, Command{Kind: KindSetMember, Member: m}); err != nil {
+			return err
+		}
+	}
+	if present {
+		return nil
+	}
+	f := n.raft.AddVoter(hraft.ServerID(m.ID), hraft.ServerAddress(m.RaftAddr), 0, n.cfg.ApplyTimeout)
+	if err := f.Error(); err != nil {
+		return fmt.Errorf("adding voter %s: %w", m.ID, n.mapRaftErr(err))
+	}
+	n.logger.Info("raft: added voter", "id", m.ID, "raft_addr", m.RaftAddr, "grpc_addr", m.GRPCAddr)
+	return nil
+}
+
+func (n *Node) removeLocal(ctx context.Context, id string) error {
+	cf := n.raft.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		return n.mapRaftErr(err)
+	}
+	found := false
+	for _, s := range cf.Configuration().Servers {
+		found = found || string(s.ID) == id
+	}
+	if !found {
+		return fmt.Errorf("%w: %q", ErrUnknownNode, id)
+	}
+	if _, err, _ := n.applyLocal(ctx, Command{Kind: KindForgetMember, Member: MemberInfo{ID: id}}); err != nil {
+		return err
+	}
+	if err := n.raft.RemoveServer(hraft.ServerID(id), 0, n.cfg.ApplyTimeout).Error(); err != nil {
+		return fmt.Errorf("removing %s: %w", id, n.mapRaftErr(err))
+	}
+	n.logger.Info("raft: removed member", "id", id)
+	return nil
+}
+
+// Snapshot asks raft to take a snapshot now (and compact the log).
+func (n *Node) Snapshot() error {
+	if err := n.raft.Snapshot().Error(); err != nil {
+		return fmt.Errorf("raft: snapshot: %w", err)
+	}
+	return nil
+}
+
+// hclog bridge: raft logs through hclog; lines go to slog at their level.
+func newHCLogger(l *slog.Logger) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Info, Output: slogWriter{l}, DisableTime: true})
+}
+
+type slogWriter struct{ l *slog.Logger }
+
+func (w slogWriter) Write(p []byte) (int, error) {
+	line := strings.TrimSpace(string(p))
+	level := slog.LevelInfo
+	switch {
+	case strings.HasPrefix(line, "[ERROR]"):
+		level = slog.LevelError
+	case strings.HasPrefix(line, "[WARN]"):
+		level = slog.LevelWarn
+	case strings.HasPrefix(line, "[DEBUG]"), strings.HasPrefix(line, "[TRACE]"):
+		level = slog.LevelDebug
+	}
+	if i := strings.Index(line, "]"); i >= 0 {
+		line = strings.TrimSpace(line[i+1:])
+	}
+	w.l.Log(context.Background(), level, line)
+	return len(p), nil
+}
