@@ -417,7 +417,9 @@ func (c *Client) joinHop(ctx context.Context, addr string, m MemberInfo, hop boo
 }
 
 // Join asks the member at addr to add m as a voter (forwarded to the leader).
-func (c *Client) Join(ctx context.Context, addr string, m MemberInfo) error { return c.join(ctx, addr, m) }
+func (c *Client) Join(ctx context.Context, addr string, m MemberInfo) error {
+	return c.join(ctx, addr, m)
+}
 
 // Remove asks the member at addr to remove the member id.
 func (c *Client) Remove(ctx context.Context, addr, id string) error {
