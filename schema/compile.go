@@ -254,9 +254,11 @@ func bodyPos(cv *CaveatDecl, line, col int) Pos {
 		}
 		off += i + 1
 	}
-	if col < 1 {
-		col = 1
+	lineLen := strings.IndexByte(cv.Body[off:], '\n')
+	if lineLen < 0 {
+		lineLen = len(cv.Body) - off
 	}
+	col = max(1, min(col, lineLen+1))
 	if line == 1 {
 		pos.Col += col - 1
 	} else {
