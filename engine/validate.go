@@ -43,7 +43,9 @@ func ValidateRelationship(s *schema.Schema, r tuple.Relationship) error {
 			continue
 		}
 		kindOK = true
-		if at.Caveat == caveat && (at.Expiration || r.Expiration.IsZero()) {
+		// As in SpiceDB, `with expiration` is required like a caveat is:
+		// the allowed type matches only relationships that have one.
+		if at.Caveat == caveat && at.Expiration == !r.Expiration.IsZero() {
 			return nil
 		}
 	}
@@ -57,11 +59,14 @@ func ValidateRelationship(s *schema.Schema, r tuple.Relationship) error {
 	if !kindOK {
 		return fmt.Errorf("%w: %s: relation %s#%s does not allow subjects of type %s", ErrInvalidRequest, r.Key(), r.Resource.Type, r.Relation, subject)
 	}
+	with := "without a caveat"
 	if caveat != "" {
-		return fmt.Errorf("%w: %s: relation %s#%s does not allow %s with caveat %q (or not with this expiration)", ErrInvalidRequest, r.Key(), r.Resource.Type, r.Relation, subject, caveat)
+		with = fmt.Sprintf("with caveat %q", caveat)
 	}
-	if !r.Expiration.IsZero() {
-		return fmt.Errorf("%w: %s: relation %s#%s does not allow %s with expiration", ErrInvalidRequest, r.Key(), r.Resource.Type, r.Relation, subject)
+	if r.Expiration.IsZero() {
+		with += " and without expiration"
+	} else {
+		with += " and with expiration"
 	}
-	return fmt.Errorf("%w: %s: relation %s#%s requires a caveat for %s", ErrInvalidRequest, r.Key(), r.Resource.Type, r.Relation, subject)
+	return fmt.Errorf("%w: %s: relation %s#%s does not allow %s %s; check the `with` clauses of its allowed types", ErrInvalidRequest, r.Key(), r.Resource.Type, r.Relation, subject, with)
 }
