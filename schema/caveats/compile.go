@@ -101,10 +101,10 @@ func Compile(name string, params []Param, expr string) (*Caveat, error) {
 	}
 	slices.Sort(c.refs)
 
-	if c.full, err = env.Program(ast, cel.EvalOptions(cel.OptOptimize)); err != nil {
+	if c.full, err = env.Program(ast, cel.EvalOptions(cel.OptOptimize), cel.CustomDecoratorV2(constantCIDR)); err != nil {
 		return nil, &Error{Msg: fmt.Sprintf("caveat %q: planning the program: %v", name, err)}
 	}
-	if c.partial, err = env.Program(ast, cel.EvalOptions(cel.OptPartialEval)); err != nil {
+	if c.partial, err = env.Program(ast, cel.EvalOptions(cel.OptPartialEval), cel.CustomDecoratorV2(constantCIDR)); err != nil {
 		return nil, &Error{Msg: fmt.Sprintf("caveat %q: planning the program: %v", name, err)}
 	}
 	return c, nil

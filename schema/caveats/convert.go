@@ -113,6 +113,9 @@ func convert(t *paramType, v any, depth int) (ref.Val, *conversionError) {
 		if !ok {
 			return nil, errWant("a list", v)
 		}
+		if t.elem.kind == kindAny && plainJSON(v, depth) {
+			return types.DefaultTypeAdapter.NativeToValue(l), nil
+		}
 		elems := make([]ref.Val, len(l))
 		for i, e := range l {
 			ev, err := convert(t.elem, e, depth+1)
@@ -127,6 +130,9 @@ func convert(t *paramType, v any, depth int) (ref.Val, *conversionError) {
 		m, ok := v.(map[string]any)
 		if !ok {
 			return nil, errWant("an object", v)
+		}
+		if t.elem.kind == kindAny && plainJSON(v, depth) {
+			return types.NewStringInterfaceMap(types.DefaultTypeAdapter, m), nil
 		}
 		entries := make(map[ref.Val]ref.Val, len(m))
 		for k, e := range m {
@@ -147,6 +153,12 @@ func convert(t *paramType, v any, depth int) (ref.Val, *conversionError) {
 func convertAny(v any, depth int) (ref.Val, *conversionError) {
 	if depth > MaxValueDepth {
 		return nil, &conversionError{msg: fmt.Sprintf("value is nested deeper than %d levels", MaxValueDepth)}
+	}
+	if plainJSON(v, depth) {
+		// CEL's adapter converts plain JSON values as convertAny would, and
+		// lazily: a map's values are adapted only when the expression reads
+		// them.
+		return types.DefaultTypeAdapter.NativeToValue(v), nil
 	}
 	switch v := v.(type) {
 	case nil:
@@ -183,6 +195,34 @@ func convertAny(v any, depth int) (ref.Val, *conversionError) {
 		return nil, errWant("a JSON value", v)
 	}
 	return types.Double(f), nil
+}
+
+// plainJSON reports whether v, at nesting depth, holds only the types
+// encoding/json produces (nil, bool, float64, string, []any, map[string]any)
+// nested no deeper than MaxValueDepth.
+func plainJSON(v any, depth int) bool {
+	if depth > MaxValueDepth {
+		return false
+	}
+	switch v := v.(type) {
+	case nil, bool, float64, string:
+		return true
+	case []any:
+		for _, e := range v {
+			if !plainJSON(e, depth+1) {
+				return false
+			}
+		}
+		return true
+	case map[string]any:
+		for _, e := range v {
+			if !plainJSON(e, depth+1) {
+				return false
+			}
+		}
+		return true
+	}
+	return false
 }
 
 // toInt converts an integral number or numeric string to int64.

@@ -2,6 +2,7 @@ package caveats
 
 import (
 	"slices"
+	"sync"
 
 	"github.com/google/cel-go/cel"
 	"github.com/google/cel-go/common/types"
@@ -32,12 +33,8 @@ func (c *Caveat) Evaluate(ctx map[string]any) (Result, error) {
 	if c.full == nil {
 		return Result{}, &EvalError{Caveat: c.Name, Msg: "caveat was not built by Compile"}
 	}
-	act := &activation{c: c}
-	if len(c.Params) <= len(act.small) {
-		act.vals = act.small[:len(c.Params)]
-	} else {
-		act.vals = make([]ref.Val, len(c.Params))
-	}
+	act := getActivation(c)
+	defer putActivation(act)
 	for i := range c.Params {
 		v, ok := ctx[c.Params[i].Name]
 		if !ok {
@@ -133,9 +130,32 @@ func (c *Caveat) ParamNames() []string {
 // activation resolves parameter names to converted context values for one
 // evaluation. A nil entry is an absent parameter.
 type activation struct {
-	c     *Caveat
-	vals  []ref.Val
-	small [4]ref.Val // backing store for vals when there are few parameters
+	c    *Caveat
+	vals []ref.Val
+}
+
+// activations recycles activations: an Evaluate without allocations is the
+// common case on the check path. CEL keeps no reference to the activation
+// once Eval returns.
+var activations = sync.Pool{New: func() any { return new(activation) }}
+
+// getActivation returns an empty activation sized for c's parameters.
+func getActivation(c *Caveat) *activation {
+	a := activations.Get().(*activation)
+	a.c = c
+	if cap(a.vals) < len(c.Params) {
+		a.vals = make([]ref.Val, len(c.Params))
+	}
+	a.vals = a.vals[:len(c.Params)]
+	return a
+}
+
+// putActivation clears a, so that it retains no context values, and
+// recycles it.
+func putActivation(a *activation) {
+	clear(a.vals)
+	a.c = nil
+	activations.Put(a)
 }
 
 var _ interpreter.Activation = (*activation)(nil)

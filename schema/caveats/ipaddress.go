@@ -9,6 +9,7 @@ import (
 	"github.com/google/cel-go/common/types"
 	"github.com/google/cel-go/common/types/ref"
 	"github.com/google/cel-go/common/types/traits"
+	"github.com/google/cel-go/interpreter"
 )
 
 // ipAddressType is the CEL type of ipaddress parameters. The type name
@@ -95,10 +96,67 @@ func inCIDR(lhs, rhs ref.Val) ref.Val {
 	return types.Bool(prefix.Contains(ip.addr))
 }
 
+// inCIDROverload is the overload id of ipaddress.in_cidr(string).
+const inCIDROverload = "ipaddress_in_cidr_string"
+
 // ipAddressLibrary declares the ipaddress type's methods.
 func ipAddressLibrary() cel.EnvOption {
 	return cel.Function("in_cidr",
-		cel.MemberOverload("ipaddress_in_cidr_string",
+		cel.MemberOverload(inCIDROverload,
 			[]*cel.Type{ipAddressType, cel.StringType}, cel.BoolType,
 			cel.BinaryBinding(inCIDR)))
+}
+
+// constantCIDR is a planner decorator that specialises in_cidr calls whose
+// argument is a valid constant CIDR, the usual form
+// (`ip.in_cidr('10.0.0.0/8')`): the prefix is parsed once, when the program
+// is planned, instead of on every evaluation. Calls with a computed or
+// invalid CIDR keep the general implementation and its run-time error.
+func constantCIDR(i interpreter.InterpretableV2) (interpreter.InterpretableV2, error) {
+	call, ok := i.(interpreter.InterpretableCall)
+	if !ok || call.OverloadID() != inCIDROverload || len(call.Args()) != 2 {
+		return i, nil
+	}
+	k, ok := call.Args()[1].(interpreter.InterpretableConst)
+	if !ok {
+		return i, nil
+	}
+	s, ok := k.Value().(types.String)
+	if !ok {
+		return i, nil
+	}
+	prefix, err := netip.ParsePrefix(string(s))
+	if err != nil {
+		return i, nil
+	}
+	return &cidrCall{id: call.ID(), ip: call.Args()[0], prefix: prefix}, nil
+}
+
+// cidrCall evaluates ip.in_cidr(<constant prefix>).
+type cidrCall struct {
+	id     int64
+	ip     interpreter.InterpretableV2
+	prefix netip.Prefix
+}
+
+// ID implements interpreter.Interpretable.
+func (c *cidrCall) ID() int64 { return c.id }
+
+// Eval implements interpreter.Interpretable.
+func (c *cidrCall) Eval(a interpreter.Activation) ref.Val { return c.contains(c.ip.Eval(a)) }
+
+// Exec implements interpreter.InterpretableV2.
+func (c *cidrCall) Exec(f *interpreter.ExecutionFrame) ref.Val { return c.contains(c.ip.Exec(f)) }
+
+// contains applies the prefix to the evaluated receiver; unknowns and errors
+// pass through as they do for any strict function.
+func (c *cidrCall) contains(v ref.Val) ref.Val {
+	ip, ok := v.(ipAddress)
+	if !ok {
+		if types.IsUnknownOrError(v) {
+			return v
+		}
+		return types.NewErr("in_cidr: receiver is %s, not ipaddress", v.Type().TypeName())
+	}
+	return types.Bool(c.prefix.Contains(ip.addr))
 }
