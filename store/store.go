@@ -1,0 +1,313 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	badger "github.com/dgraph-io/badger/v4"
+
+	"github.com/ambit-authz/ambit/tuple"
+)
+
+// Options configure a Store. The zero value of every field but Dir/InMemory
+// selects its default.
+type Options struct {
+	Dir      string // data directory; ignored when InMemory
+	InMemory bool   // badger in-memory mode (tests)
+
+	// GCWindow is how long old revisions stay readable; default 24h.
+	GCWindow time.Duration
+	// GCInterval is the background GC period; default 1m; < 0 disables the loop.
+	GCInterval time.Duration
+	// MaxUpdatesPerWrite bounds Write batches (default 1000, SpiceDB's);
+	// larger batches fail with ErrTooLarge.
+	MaxUpdatesPerWrite int
+	// MaxCaveatContextBytes bounds a caveat context's JSON; default 4096.
+	MaxCaveatContextBytes int
+	// SyncWrites fsyncs every commit. Default false (an OS crash may lose the
+	// last acknowledged commits, a process crash does not); the server turns
+	// it on, since raft acknowledges writes once applied.
+	SyncWrites bool
+	// Clock is used for expiration visibility of snapshots and for GC;
+	// default time.Now. Writes use the leader-stamped time they are given.
+	Clock func() time.Time
+	// Logger receives warnings and errors, badger's included; default slog.Default().
+	Logger *slog.Logger
+
+	// MemTableSize is badger's memtable size in bytes; default 64 MiB. Tests
+	// lower it to keep memory modest.
+	MemTableSize int64
+	// BlockCacheSize is badger's block cache in bytes; default 256 MiB.
+	BlockCacheSize int64
+}
+
+// Defaults.
+const (
+	DefaultGCWindow              = 24 * time.Hour
+	DefaultGCInterval            = time.Minute
+	DefaultMaxUpdatesPerWrite    = 1000
+	DefaultMaxCaveatContextBytes = 4096
+	DefaultMemTableSize          = 64 << 20
+	DefaultBlockCacheSize        = 256 << 20
+)
+
+func (o Options) withDefaults() (Options, error) {
+	switch {
+	case o.GCWindow < 0:
+		return o, fmt.Errorf("store: GCWindow %v is negative", o.GCWindow)
+	case o.MaxUpdatesPerWrite < 0:
+		return o, fmt.Errorf("store: MaxUpdatesPerWrite %d is negative", o.MaxUpdatesPerWrite)
+	case o.MaxCaveatContextBytes < 0:
+		return o, fmt.Errorf("store: MaxCaveatContextBytes %d is negative", o.MaxCaveatContextBytes)
+	case o.MemTableSize < 0:
+		return o, fmt.Errorf("store: MemTableSize %d is negative", o.MemTableSize)
+	case o.BlockCacheSize < 0:
+		return o, fmt.Errorf("store: BlockCacheSize %d is negative", o.BlockCacheSize)
+	case !o.InMemory && o.Dir == "":
+		return o, errors.New("store: Dir is required unless InMemory is set")
+	}
+	if o.GCWindow == 0 {
+		o.GCWindow = DefaultGCWindow
+	}
+	if o.GCInterval == 0 {
+		o.GCInterval = DefaultGCInterval
+	}
+	if o.MaxUpdatesPerWrite == 0 {
+		o.MaxUpdatesPerWrite = DefaultMaxUpdatesPerWrite
+	}
+	if o.MaxCaveatContextBytes == 0 {
+		o.MaxCaveatContextBytes = DefaultMaxCaveatContextBytes
+	}
+	if o.MemTableSize == 0 {
+		o.MemTableSize = DefaultMemTableSize
+	}
+	if o.BlockCacheSize == 0 {
+		o.BlockCacheSize = DefaultBlockCacheSize
+	}
+	if o.Clock == nil {
+		o.Clock = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o, nil
+}
+
+// Store is the tuple store. All methods are safe for concurrent use; writes
+// are serialised.
+type Store struct {
+	db   *badger.DB
+	opts Options
+	log  *slog.Logger
+
+	// inflight counts running operations; Close sets closed, then waits for
+	// inflight to drain. Lock-free, so nested queries cannot deadlock.
+	inflight atomic.Int64
+	closed   atomic.Bool
+
+	// mu serialises writers (and GC's tombstones).
+	mu sync.Mutex
+
+	applied atomic.Uint64
+	horizon atomic.Uint64
+	count   atomic.Int64
+
+	changedMu sync.Mutex
+	changed   chan struct{}
+
+	stopGC chan struct{}
+	gcDone chan struct{}
+	once   sync.Once
+}
+
+// Open opens (or creates) a store.
+func Open(opts Options) (*Store, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	bo := badger.DefaultOptions(opts.Dir).
+		WithInMemory(opts.InMemory).
+		WithSyncWrites(opts.SyncWrites).
+		WithDetectConflicts(false). // one writer at a time, under s.mu
+		WithNumVersionsToKeep(1).   // versions above the discard ts are always kept
+		WithMemTableSize(opts.MemTableSize).
+		WithBlockCacheSize(opts.BlockCacheSize).
+		WithNumCompactors(2).
+		WithValueLogFileSize(256 << 20).
+		WithLogger(badgerLogger{opts.Logger})
+	if opts.InMemory {
+		bo = bo.WithDir("").WithValueDir("")
+	}
+	db, err := badger.OpenManaged(bo)
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", opts.Dir, err)
+	}
+	s := &Store{
+		db:      db,
+		opts:    opts,
+		log:     opts.Logger,
+		changed: make(chan struct{}),
+		stopGC:  make(chan struct{}),
+		gcDone:  make(chan struct{}),
+	}
+	if err := s.loadMeta(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if opts.GCInterval > 0 {
+		go s.gcLoop()
+	} else {
+		close(s.gcDone)
+	}
+	return s, nil
+}
+
+func (s *Store) loadMeta() error {
+	txn := s.db.NewTransactionAt(math.MaxUint64, false)
+	defer txn.Discard()
+	read := func(key []byte) (uint64, error) {
+		item, err := txn.Get(key)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return 0, nil
+		}
+		if err != nil {
+			return 0, err
+		}
+		var v uint64
+		err = item.Value(func(b []byte) error {
+			var err error
+			v, err = readU64(b)
+			return err
+		})
+		return v, err
+	}
+	applied, err := read(keyApplied)
+	if err != nil {
+		return fmt.Errorf("store: read applied revision: %w", err)
+	}
+	horizon, err := read(keyHorizon)
+	if err != nil {
+		return fmt.Errorf("store: read GC horizon: %w", err)
+	}
+	count, err := read(keyCount)
+	if err != nil {
+		return fmt.Errorf("store: read relationship count: %w", err)
+	}
+	s.applied.Store(applied)
+	s.horizon.Store(horizon)
+	s.count.Store(int64(count))
+	if horizon > 0 {
+		s.db.SetDiscardTs(horizon)
+	}
+	if mv := s.db.MaxVersion(); mv > applied {
+		// A bulk write (Import, a large delete, a restore) was interrupted
+		// after some of its data reached badger but before its applied
+		// revision did. Readers never see it (they read at or below the
+		// applied revision); replaying the same command rewrites it.
+		s.log.Warn("store: found data of an interrupted bulk write above the applied revision",
+			"applied", applied, "max_version", mv)
+	}
+	return nil
+}
+
+// Close stops the GC loop, waits for in-flight operations and closes badger.
+// Every later call returns ErrClosed.
+func (s *Store) Close() error {
+	if s.closed.Swap(true) {
+		return ErrClosed
+	}
+	s.once.Do(func() { close(s.stopGC) })
+	<-s.gcDone
+	for s.inflight.Load() > 0 {
+		time.Sleep(time.Millisecond)
+	}
+	s.notify()
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("store: close: %w", err)
+	}
+	return nil
+}
+
+// AppliedRevision is the revision of the last applied write (0 for none).
+func (s *Store) AppliedRevision() tuple.Revision { return tuple.Revision(s.applied.Load()) }
+
+// Changed returns a channel closed at the next commit (or at Close).
+func (s *Store) Changed() <-chan struct{} {
+	s.changedMu.Lock()
+	defer s.changedMu.Unlock()
+	return s.changed
+}
+
+func (s *Store) notify() {
+	s.changedMu.Lock()
+	close(s.changed)
+	s.changed = make(chan struct{})
+	s.changedMu.Unlock()
+}
+
+// enter registers a running operation; every successful enter must be
+// paired with leave.
+func (s *Store) enter() error {
+	s.inflight.Add(1)
+	if s.closed.Load() {
+		s.inflight.Add(-1)
+		return ErrClosed
+	}
+	return nil
+}
+
+func (s *Store) leave() { s.inflight.Add(-1) }
+
+// Stats describes the store.
+type Stats struct {
+	Relationships   int64          // relationship count (approximate after a crash)
+	LSMBytes        int64          // badger LSM size
+	VLogBytes       int64          // badger value-log size
+	AppliedRevision tuple.Revision // last applied revision
+	GCHorizon       tuple.Revision // oldest readable revision
+}
+
+// Stats returns current figures. Sizes are refreshed by badger periodically.
+func (s *Store) Stats() Stats {
+	st := Stats{
+		Relationships:   s.count.Load(),
+		AppliedRevision: s.AppliedRevision(),
+		GCHorizon:       tuple.Revision(s.horizon.Load()),
+	}
+	if s.enter() == nil {
+		st.LSMBytes, st.VLogBytes = s.db.Size()
+		s.leave()
+	}
+	return st
+}
+
+// badgerLogger routes badger's logs to slog; badger's info chatter
+// (compactions, flushes) goes to debug.
+type badgerLogger struct{ l *slog.Logger }
+
+func (b badgerLogger) Errorf(f string, a ...any) {
+	b.l.Error("badger: " + trimNL(fmt.Sprintf(f, a...)))
+}
+func (b badgerLogger) Warningf(f string, a ...any) {
+	b.l.Warn("badger: " + trimNL(fmt.Sprintf(f, a...)))
+}
+func (b badgerLogger) Infof(f string, a ...any) { b.l.Debug("badger: " + trimNL(fmt.Sprintf(f, a...))) }
+func (b badgerLogger) Debugf(f string, a ...any) {
+	b.l.Debug("badger: " + trimNL(fmt.Sprintf(f, a...)))
+}
+
+func trimNL(s string) string {
+	for len(s) > 0 && s[len(s)-1] == '\n' {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+var _ io.Closer = (*Store)(nil)

@@ -1,0 +1,46 @@
+package store_test
+
+import (
+	"io"
+	"log/slog"
+	"testing"
+
+	"github.com/ambit-authz/ambit/store"
+	"github.com/ambit-authz/ambit/store/storetest"
+)
+
+// quietLogger drops badger's and the store's logs in tests.
+var quietLogger = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+func testOptions(c storetest.Config, inMemory bool) store.Options {
+	return store.Options{
+		Dir:                   c.Dir,
+		InMemory:              inMemory,
+		GCWindow:              c.GCWindow,
+		GCInterval:            -1,
+		MaxUpdatesPerWrite:    c.MaxUpdatesPerWrite,
+		MaxCaveatContextBytes: c.MaxCaveatContextBytes,
+		Clock:                 c.Clock,
+		Logger:                quietLogger,
+		MemTableSize:          8 << 20,
+		BlockCacheSize:        8 << 20,
+	}
+}
+
+func harness(inMemory bool) storetest.Harness[*store.Snapshot, *store.Store] {
+	return storetest.Harness[*store.Snapshot, *store.Store]{
+		Persistent: !inMemory,
+		Open: func(t *testing.T, c storetest.Config) *store.Store {
+			t.Helper()
+			s, err := store.Open(testOptions(c, inMemory))
+			if err != nil {
+				t.Fatalf("open: %v", err)
+			}
+			return s
+		},
+	}
+}
+
+func TestConformanceInMemory(t *testing.T) { storetest.RunAll(t, harness(true)) }
+
+func TestConformanceOnDisk(t *testing.T) { storetest.RunAll(t, harness(false)) }

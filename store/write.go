@@ -1,0 +1,540 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	badger "github.com/dgraph-io/badger/v4"
+
+	"github.com/ambit-authz/ambit/tuple"
+)
+
+const (
+	// Change-feed chunks are cut at whichever limit comes first.
+	chunkUpdates = 1000
+	chunkBytes   = 256 << 10
+	// bulkThreshold: deletes of more relationships than this go through a
+	// badger WriteBatch (several internal commits at the same revision,
+	// invisible until the applied revision is written) instead of one txn.
+	bulkThreshold = 10000
+	// maxSchemaBytes bounds a schema text.
+	maxSchemaBytes = 4 << 20
+)
+
+// sink is where a batch's entries go: a badger transaction, or a badger
+// WriteBatch for bulk operations. Both *badger.Txn and *badger.WriteBatch are sinks.
+type sink interface {
+	Set(k, v []byte) error
+	Delete(k []byte) error
+}
+
+// batch writes relationship changes and their change-feed records at one revision.
+type batch struct {
+	out   sink
+	rev   tuple.Revision
+	chunk changeChunk
+	seq   uint32
+	delta int64 // change in relationship count
+}
+
+// put writes a relationship to both indexes (and the expiry index).
+func (b *batch) put(rkey, val []byte, exp time.Time, isNew bool) error {
+	skey, err := subjectKeyFromBody(rkey[1:])
+	if err != nil {
+		return err
+	}
+	if err := b.out.Set(rkey, val); err != nil {
+		return err
+	}
+	if err := b.out.Set(skey, val); err != nil {
+		return err
+	}
+	if !exp.IsZero() {
+		if err := b.out.Set(expiryKey(exp, rkey[1:]), nil); err != nil {
+			return err
+		}
+	}
+	if isNew {
+		b.delta++
+	}
+	return b.record(OpTouch, rkey[1:], val)
+}
+
+// del removes a relationship from both indexes; record says whether the
+// change feed shows it (an already-expired relationship's removal is not shown).
+func (b *batch) del(rkey []byte, record bool) error {
+	skey, err := subjectKeyFromBody(rkey[1:])
+	if err != nil {
+		return err
+	}
+	if err := b.out.Delete(rkey); err != nil {
+		return err
+	}
+	if err := b.out.Delete(skey); err != nil {
+		return err
+	}
+	b.delta--
+	if !record {
+		return nil
+	}
+	return b.record(OpDelete, rkey[1:], nil)
+}
+
+func (b *batch) record(op Op, body, val []byte) error {
+	b.chunk.add(op, body, val)
+	if b.chunk.n >= chunkUpdates || len(b.chunk.buf) >= chunkBytes {
+		return b.flushChunk()
+	}
+	return nil
+}
+
+func (b *batch) flushChunk() error {
+	if b.chunk.n == 0 {
+		return nil
+	}
+	err := b.out.Set(changeKey(b.rev, b.seq), b.chunk.encode())
+	b.seq++
+	b.chunk.reset()
+	return err
+}
+
+// isDomain reports whether err is a failure of the request itself, after
+// which the revision is consumed without writing anything.
+func isDomain(err error) bool {
+	return errors.Is(err, ErrAlreadyExists) || errors.Is(err, ErrPreconditionFailed) ||
+		errors.Is(err, ErrInvalid) || errors.Is(err, ErrTooLarge)
+}
+
+// txnTooBig turns badger's transaction-size error into a domain failure.
+func txnTooBig(err error) error {
+	if errors.Is(err, badger.ErrTxnTooBig) {
+		return fmt.Errorf("%w: the batch exceeds the storage engine's transaction size (lower MaxUpdatesPerWrite)", ErrTooLarge)
+	}
+	return err
+}
+
+// beginWrite enters the store, takes the writer lock and checks rev. The
+// returned func undoes both.
+func (s *Store) beginWrite(rev tuple.Revision) (func(), error) {
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	if a := s.applied.Load(); uint64(rev) <= a {
+		s.mu.Unlock()
+		s.leave()
+		return nil, fmt.Errorf("%w: revision %d, applied revision %d", ErrStaleWrite, rev, a)
+	}
+	return func() { s.mu.Unlock(); s.leave() }, nil
+}
+
+// finish handles the outcome of a write attempt made under the writer lock:
+// on a domain failure it consumes the revision with an empty commit.
+func (s *Store) finish(rev tuple.Revision, now time.Time, err error) error {
+	if err == nil || !isDomain(err) {
+		return err
+	}
+	txn := s.db.NewTransactionAt(s.applied.Load(), true)
+	defer txn.Discard()
+	if merr := s.setMeta(txn, rev, now, s.count.Load()); merr != nil {
+		return errors.Join(err, merr)
+	}
+	if cerr := s.commit(txn, rev, 0); cerr != nil {
+		return errors.Join(err, cerr)
+	}
+	return err
+}
+
+// setMeta writes the applied revision, its leader time and the relationship count.
+func (s *Store) setMeta(out sink, rev tuple.Revision, now time.Time, count int64) error {
+	if err := out.Set(keyApplied, u64(uint64(rev))); err != nil {
+		return err
+	}
+	if !now.IsZero() {
+		if err := out.Set(revKey(spaceTime, rev), u64(uint64(now.UnixNano()))); err != nil {
+			return err
+		}
+	}
+	return out.Set(keyCount, u64(uint64(max(count, 0))))
+}
+
+func (s *Store) commit(txn *badger.Txn, rev tuple.Revision, delta int64) error {
+	if err := txn.CommitAt(uint64(rev), nil); err != nil {
+		return fmt.Errorf("store: commit revision %d: %w", rev, err)
+	}
+	s.count.Add(delta)
+	s.applied.Store(uint64(rev))
+	s.notify()
+	return nil
+}
+
+// prepared is one validated, encoded update.
+type prepared struct {
+	rkey []byte
+	val  []byte
+	exp  time.Time
+}
+
+// prepare validates a relationship and encodes its key and value.
+func (s *Store) prepare(r *tuple.Relationship, withValue bool) (prepared, error) {
+	if err := r.Validate(); err != nil {
+		return prepared{}, fmt.Errorf("%w: %s: %w", ErrInvalid, r.Key(), err)
+	}
+	p := prepared{rkey: resourceKey(r.Key()), exp: r.Expiration}
+	if !withValue {
+		return p, nil
+	}
+	if !r.Expiration.IsZero() && (r.Expiration.Before(minExpiration) || r.Expiration.After(maxExpiration)) {
+		return prepared{}, fmt.Errorf("%w: %s: expiration %s is out of range", ErrInvalid, r.Key(), r.Expiration)
+	}
+	ctx, err := marshalContext(r.Caveat)
+	if err != nil {
+		return prepared{}, fmt.Errorf("%w: %s: caveat context: %v", ErrInvalid, r.Key(), err)
+	}
+	if len(ctx) > s.opts.MaxCaveatContextBytes {
+		return prepared{}, fmt.Errorf("%w: %s: caveat context is %d bytes of JSON, more than the limit of %d",
+			ErrTooLarge, r.Key(), len(ctx), s.opts.MaxCaveatContextBytes)
+	}
+	p.val = encodeValue(r, ctx)
+	return p, nil
+}
+
+// Write applies updates atomically at rev if every precondition holds against
+// the state just before rev. On a domain failure (ErrAlreadyExists,
+// ErrPreconditionFailed, ErrInvalid, ErrTooLarge) nothing of the batch is
+// written but the applied revision still advances to rev. now is the
+// leader-stamped time of the write.
+func (s *Store) Write(rev tuple.Revision, now time.Time, updates []Update, preconds []Precondition) error {
+	done, err := s.beginWrite(rev)
+	if err != nil {
+		return err
+	}
+	defer done()
+	return s.finish(rev, now, s.write(rev, now, updates, preconds))
+}
+
+func (s *Store) write(rev tuple.Revision, now time.Time, updates []Update, preconds []Precondition) error {
+	if now.IsZero() {
+		return fmt.Errorf("%w: the write has no timestamp", ErrInvalid)
+	}
+	if len(updates) > s.opts.MaxUpdatesPerWrite {
+		return fmt.Errorf("%w: the batch has %d updates, more than the limit of %d", ErrTooLarge, len(updates), s.opts.MaxUpdatesPerWrite)
+	}
+	preps := make([]prepared, len(updates))
+	seen := make(map[tuple.Key]int, len(updates))
+	for i := range updates {
+		u := &updates[i]
+		if u.Op != OpCreate && u.Op != OpTouch && u.Op != OpDelete {
+			return fmt.Errorf("%w: update %d: unknown operation %d", ErrInvalid, i, u.Op)
+		}
+		p, err := s.prepare(&u.Rel, u.Op != OpDelete)
+		if err != nil {
+			return fmt.Errorf("update %d (%s): %w", i, u.Op, err)
+		}
+		k := u.Rel.Key()
+		if j, dup := seen[k]; dup {
+			return fmt.Errorf("%w: updates %d and %d both name %s", ErrInvalid, j, i, k)
+		}
+		seen[k] = i
+		preps[i] = p
+	}
+	txn := s.db.NewTransactionAt(s.applied.Load(), true)
+	defer txn.Discard()
+	if err := checkPreconditions(txn, now, preconds); err != nil {
+		return err
+	}
+	b := &batch{out: txn, rev: rev}
+	for i := range updates {
+		u, p := &updates[i], &preps[i]
+		present, visible, err := lookup(txn, p.rkey, now)
+		if err != nil {
+			return err
+		}
+		switch u.Op {
+		case OpCreate:
+			if visible {
+				return fmt.Errorf("%w: update %d (CREATE): %s", ErrAlreadyExists, i, u.Rel.Key())
+			}
+			err = b.put(p.rkey, p.val, p.exp, !present)
+		case OpTouch:
+			err = b.put(p.rkey, p.val, p.exp, !present)
+		case OpDelete:
+			if present {
+				err = b.del(p.rkey, visible)
+			}
+		}
+		if err != nil {
+			return txnTooBig(err)
+		}
+	}
+	if err := b.flushChunk(); err != nil {
+		return txnTooBig(err)
+	}
+	if err := s.setMeta(txn, rev, now, s.count.Load()+b.delta); err != nil {
+		return txnTooBig(err)
+	}
+	return s.commit(txn, rev, b.delta)
+}
+
+// lookup reports whether the relationship at rkey exists in txn, and whether
+// it is visible (not expired) at now.
+func lookup(txn *badger.Txn, rkey []byte, now time.Time) (present, visible bool, err error) {
+	item, err := txn.Get(rkey)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return false, false, nil
+	}
+	if err != nil {
+		return false, false, fmt.Errorf("store: read %q: %w", rkey, err)
+	}
+	var exp time.Time
+	if err := item.Value(func(v []byte) error {
+		var err error
+		exp, err = valueExpiration(v)
+		return err
+	}); err != nil {
+		return false, false, fmt.Errorf("store: read %q: %w", rkey, err)
+	}
+	return true, exp.IsZero() || now.Before(exp), nil
+}
+
+func checkPreconditions(txn *badger.Txn, now time.Time, preconds []Precondition) error {
+	for i, p := range preconds {
+		if err := validateFilter(p.Filter); err != nil {
+			return fmt.Errorf("precondition %d: %w", i, err)
+		}
+		found := false
+		err := scan(context.Background(), txn, p.Filter, now, func(tuple.Relationship) bool {
+			found = true
+			return false
+		})
+		if err != nil {
+			return fmt.Errorf("precondition %d: %w", i, err)
+		}
+		if p.MustMatch && !found {
+			return fmt.Errorf("%w: precondition %d: MUST_MATCH filter %s matched nothing", ErrPreconditionFailed, i, describeFilter(p.Filter))
+		}
+		if !p.MustMatch && found {
+			return fmt.Errorf("%w: precondition %d: MUST_NOT_MATCH filter %s matched a relationship", ErrPreconditionFailed, i, describeFilter(p.Filter))
+		}
+	}
+	return nil
+}
+
+// DeleteByFilter deletes the relationships matching f at rev. limit 0 means
+// no limit. If more than limit match: with allowPartial it deletes limit of
+// them (in index order) and reports partial; otherwise it deletes nothing and
+// fails with ErrTooLarge. Domain failures consume the revision as Write does.
+func (s *Store) DeleteByFilter(rev tuple.Revision, now time.Time, f tuple.Filter, limit int, allowPartial bool, preconds []Precondition) (deleted int, partial bool, err error) {
+	done, err := s.beginWrite(rev)
+	if err != nil {
+		return 0, false, err
+	}
+	defer done()
+	deleted, partial, err = s.deleteByFilter(rev, now, f, limit, allowPartial, preconds)
+	if err != nil {
+		deleted, partial = 0, false
+	}
+	return deleted, partial, s.finish(rev, now, err)
+}
+
+func (s *Store) deleteByFilter(rev tuple.Revision, now time.Time, f tuple.Filter, limit int, allowPartial bool, preconds []Precondition) (int, bool, error) {
+	if now.IsZero() {
+		return 0, false, fmt.Errorf("%w: the delete has no timestamp", ErrInvalid)
+	}
+	if err := validateFilter(f); err != nil {
+		return 0, false, err
+	}
+	if isEmptyFilter(f) {
+		return 0, false, fmt.Errorf("%w: a delete filter must set at least one field", ErrInvalid)
+	}
+	if limit < 0 {
+		return 0, false, fmt.Errorf("%w: negative delete limit %d", ErrInvalid, limit)
+	}
+	applied := s.applied.Load()
+	txn := s.db.NewTransactionAt(applied, true)
+	defer txn.Discard()
+	if err := checkPreconditions(txn, now, preconds); err != nil {
+		return 0, false, err
+	}
+	var keys [][]byte
+	err := scan(context.Background(), txn, f, now, func(r tuple.Relationship) bool {
+		keys = append(keys, resourceKey(r.Key()))
+		return limit == 0 || len(keys) <= limit
+	})
+	if err != nil {
+		return 0, false, err
+	}
+	partial := false
+	if limit > 0 && len(keys) > limit {
+		if !allowPartial {
+			return 0, false, fmt.Errorf("%w: filter %s matches more than the limit of %d relationships", ErrTooLarge, describeFilter(f), limit)
+		}
+		keys, partial = keys[:limit], true
+	}
+	b := &batch{rev: rev, out: txn}
+	var wb *badger.WriteBatch
+	if len(keys) > bulkThreshold {
+		wb = s.db.NewWriteBatchAt(uint64(rev))
+		defer wb.Cancel()
+		b.out = wb
+	}
+	for _, k := range keys {
+		if err := b.del(k, true); err != nil {
+			return 0, false, txnTooBig(err)
+		}
+	}
+	if err := b.flushChunk(); err != nil {
+		return 0, false, txnTooBig(err)
+	}
+	if wb != nil {
+		if err := wb.Flush(); err != nil {
+			return 0, false, fmt.Errorf("store: bulk delete at revision %d: %w", rev, err)
+		}
+	}
+	if err := s.setMeta(txn, rev, now, s.count.Load()+b.delta); err != nil {
+		return 0, false, txnTooBig(err)
+	}
+	return len(keys), partial, s.commit(txn, rev, b.delta)
+}
+
+// WriteSchema stores the schema text at rev.
+func (s *Store) WriteSchema(rev tuple.Revision, now time.Time, text string) error {
+	done, err := s.beginWrite(rev)
+	if err != nil {
+		return err
+	}
+	defer done()
+	return s.finish(rev, now, s.writeSchema(rev, now, text))
+}
+
+func (s *Store) writeSchema(rev tuple.Revision, now time.Time, text string) error {
+	if now.IsZero() {
+		return fmt.Errorf("%w: the schema write has no timestamp", ErrInvalid)
+	}
+	if len(text) > maxSchemaBytes {
+		return fmt.Errorf("%w: schema is %d bytes, more than the limit of %d", ErrTooLarge, len(text), maxSchemaBytes)
+	}
+	txn := s.db.NewTransactionAt(s.applied.Load(), true)
+	defer txn.Discard()
+	if err := txn.Set(keySchema, []byte(text)); err != nil {
+		return txnTooBig(err)
+	}
+	if err := txn.Set(changeKey(rev, 0), encodeSchemaChange(text)); err != nil {
+		return txnTooBig(err)
+	}
+	if err := s.setMeta(txn, rev, now, s.count.Load()); err != nil {
+		return err
+	}
+	return s.commit(txn, rev, 0)
+}
+
+// ReadSchema returns the latest schema written at or before rev ("" and 0 if none).
+func (s *Store) ReadSchema(rev tuple.Revision) (text string, at tuple.Revision, err error) {
+	if err := s.enter(); err != nil {
+		return "", 0, err
+	}
+	defer s.leave()
+	if err := s.checkReadable(rev); err != nil {
+		return "", 0, err
+	}
+	txn := s.db.NewTransactionAt(uint64(rev), false)
+	defer txn.Discard()
+	item, err := txn.Get(keySchema)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return "", 0, nil
+	}
+	if err != nil {
+		return "", 0, fmt.Errorf("store: read schema: %w", err)
+	}
+	v, err := item.ValueCopy(nil)
+	if err != nil {
+		return "", 0, fmt.Errorf("store: read schema: %w", err)
+	}
+	return string(v), tuple.Revision(item.Version()), nil
+}
+
+// Import bulk-loads relationships at rev with CREATE semantics: a duplicate,
+// within rels or against the store, fails the whole import with
+// ErrAlreadyExists. There is no MaxUpdatesPerWrite limit. The data goes
+// through a badger WriteBatch and becomes visible when the applied revision
+// commits after it; see FORMAT.md on interrupted imports.
+func (s *Store) Import(rev tuple.Revision, now time.Time, rels []tuple.Relationship) error {
+	done, err := s.beginWrite(rev)
+	if err != nil {
+		return err
+	}
+	defer done()
+	return s.finish(rev, now, s.importRels(rev, now, rels))
+}
+
+func (s *Store) importRels(rev tuple.Revision, now time.Time, rels []tuple.Relationship) error {
+	if now.IsZero() {
+		return fmt.Errorf("%w: the import has no timestamp", ErrInvalid)
+	}
+	type entry struct {
+		prepared
+		idx int
+	}
+	entries := make([]entry, len(rels))
+	for i := range rels {
+		p, err := s.prepare(&rels[i], true)
+		if err != nil {
+			return fmt.Errorf("relationship %d: %w", i, err)
+		}
+		entries[i] = entry{p, i}
+	}
+	slices.SortFunc(entries, func(a, b entry) int { return bytes.Compare(a.rkey, b.rkey) })
+	for i := 1; i < len(entries); i++ {
+		if bytes.Equal(entries[i-1].rkey, entries[i].rkey) {
+			a, b := entries[i-1].idx, entries[i].idx
+			return fmt.Errorf("%w: relationships %d and %d are both %s", ErrAlreadyExists, min(a, b), max(a, b), rels[a].Key())
+		}
+	}
+	applied := s.applied.Load()
+	txn := s.db.NewTransactionAt(applied, true)
+	defer txn.Discard()
+	replaced := make([]bool, len(entries))
+	if !s.relsEmpty(txn) {
+		for i := range entries {
+			present, visible, err := lookup(txn, entries[i].rkey, now)
+			if err != nil {
+				return err
+			}
+			if visible {
+				return fmt.Errorf("%w: relationship %d: %s", ErrAlreadyExists, entries[i].idx, rels[entries[i].idx].Key())
+			}
+			replaced[i] = present
+		}
+	}
+	wb := s.db.NewWriteBatchAt(uint64(rev))
+	defer wb.Cancel()
+	b := &batch{out: wb, rev: rev}
+	for i := range entries {
+		e := &entries[i]
+		if err := b.put(e.rkey, e.val, e.exp, !replaced[i]); err != nil {
+			return fmt.Errorf("store: import at revision %d: %w", rev, err)
+		}
+	}
+	if err := b.flushChunk(); err != nil {
+		return fmt.Errorf("store: import at revision %d: %w", rev, err)
+	}
+	if err := wb.Flush(); err != nil {
+		return fmt.Errorf("store: import at revision %d: %w", rev, err)
+	}
+	if err := s.setMeta(txn, rev, now, s.count.Load()+b.delta); err != nil {
+		return err
+	}
+	return s.commit(txn, rev, b.delta)
+}
+
+// relsEmpty reports whether the resource index has no key at all in txn.
+func (s *Store) relsEmpty(txn *badger.Txn) bool {
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{spaceResource}})
+	defer it.Close()
+	it.Rewind()
+	return !it.Valid()
+}
