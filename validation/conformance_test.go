@@ -1,0 +1,59 @@
+package validation
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// TestConformanceFilesParse parses every *.yaml under $AMBIT_CONFORMANCE_DIR
+// (for example SpiceDB's integration-test validation files). It checks the
+// decoder only; running the files against the engine is the engine's job.
+func TestConformanceFilesParse(t *testing.T) {
+	dir := os.Getenv("AMBIT_CONFORMANCE_DIR")
+	if dir == "" {
+		t.Skip("AMBIT_CONFORMANCE_DIR is not set; set it to a directory of SpiceDB validation files to run this test")
+	}
+	var paths []string
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() && filepath.Ext(path) == ".yaml" {
+			paths = append(paths, path)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(paths) == 0 {
+		t.Fatalf("no *.yaml files under %s", dir)
+	}
+	for _, path := range paths {
+		t.Run(filepath.Base(path), func(t *testing.T) {
+			data, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			files, err := Parse(path, data)
+			if err != nil {
+				t.Fatalf("Parse: %v", err)
+			}
+			if len(files) == 0 {
+				t.Fatal("no documents")
+			}
+			for _, f := range files {
+				checkInvariants(t, f, len(splitLines(data)))
+				checkLinesHoldText(t, f, splitLines(data))
+				if f.Schema == "" {
+					t.Errorf("document %d: empty schema", f.Doc)
+				}
+				if _, err := ExtractSchema(path, data); err != nil {
+					t.Errorf("ExtractSchema: %v", err)
+				}
+			}
+		})
+	}
+	t.Logf("parsed %d files", len(paths))
+}
