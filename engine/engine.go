@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
 	"sync"
 
@@ -46,6 +47,9 @@ type Config struct {
 	// MaxLookupCandidates bounds how many candidate objects a lookup
 	// examines before failing with ErrTooMany; default 1,000,000.
 	MaxLookupCandidates int
+	// Concurrency bounds how many checks one bulk call or lookup runs at
+	// once; default 2 × GOMAXPROCS.
+	Concurrency int
 }
 
 func (c Config) withDefaults() Config {
@@ -60,6 +64,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxLookupCandidates <= 0 {
 		c.MaxLookupCandidates = 1_000_000
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = 2 * runtime.GOMAXPROCS(0)
 	}
 	return c
 }
@@ -309,27 +316,49 @@ type BulkResult struct {
 }
 
 // CheckBulk answers many checks at one snapshot. Results come back in request
-// order; a bad item gets its own error without failing the others. Work is
-// shared through the result cache and request de-duplication.
+// order; a bad item gets its own error without failing the others. Items run
+// concurrently (at most Config.Concurrency at once) and share work through the
+// result cache and request de-duplication.
 func (v *View) CheckBulk(ctx context.Context, reqs []CheckRequest) ([]BulkResult, error) {
 	if len(reqs) > v.engine.cfg.MaxBulkChecks {
 		return nil, fmt.Errorf("%w: %d checks in one bulk request, the limit is %d", ErrTooMany, len(reqs), v.engine.cfg.MaxBulkChecks)
 	}
-	out := make([]BulkResult, len(reqs))
-	done := map[string]int{}
-	for i, r := range reqs {
-		ck, _ := contextKey(r.Context)
-		k := v.cacheKey(r.Resource.Type, r.Resource.ID, r.Permission, r.Subject, ck)
-		if j, ok := done[k]; ok {
-			out[i] = out[j]
-			continue
-		}
-		res, err := v.Check(ctx, r)
-		if err != nil && ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		out[i] = BulkResult{Result: res, Err: err}
-		done[k] = i
+	out := v.checkAll(ctx, reqs)
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
 	return out, nil
+}
+
+// checkAll runs reqs with bounded concurrency, results in request order.
+func (v *View) checkAll(ctx context.Context, reqs []CheckRequest) []BulkResult {
+	out := make([]BulkResult, len(reqs))
+	workers := min(v.engine.cfg.Concurrency, len(reqs))
+	if workers <= 1 {
+		for i, r := range reqs {
+			res, err := v.Check(ctx, r)
+			out[i] = BulkResult{Result: res, Err: err}
+		}
+		return out
+	}
+	var next sync.Mutex
+	i := 0
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for {
+				next.Lock()
+				j := i
+				i++
+				next.Unlock()
+				if j >= len(reqs) {
+					return
+				}
+				res, err := v.Check(ctx, reqs[j])
+				out[j] = BulkResult{Result: res, Err: err}
+			}
+		})
+	}
+	wg.Wait()
+	return out
 }

@@ -56,25 +56,36 @@ func (v *View) LookupResources(ctx context.Context, req LookupResourcesRequest) 
 			yield(LookupResult{}, err)
 			return
 		}
+		// Verify candidates in ordered chunks, each chunk checked concurrently.
+		i := sort.SearchStrings(ids, req.After)
+		if i < len(ids) && ids[i] == req.After {
+			i++
+		}
+		ids = ids[i:]
 		n := 0
-		for _, id := range ids {
-			if id <= req.After {
-				continue
+		chunk := 4 * v.engine.cfg.Concurrency
+		for len(ids) > 0 {
+			batch := ids[:min(chunk, len(ids))]
+			ids = ids[len(batch):]
+			reqs := make([]CheckRequest, len(batch))
+			for j, id := range batch {
+				reqs[j] = CheckRequest{Resource: tuple.ObjectRef{Type: req.ResourceType, ID: id},
+					Permission: req.Permission, Subject: req.Subject, Context: req.Context}
 			}
-			res, err := v.Check(ctx, CheckRequest{Resource: tuple.ObjectRef{Type: req.ResourceType, ID: id},
-				Permission: req.Permission, Subject: req.Subject, Context: req.Context})
-			if err != nil {
-				yield(LookupResult{}, err)
-				return
-			}
-			if res.Permissionship == NoPermission {
-				continue
-			}
-			if !yield(LookupResult{ID: id, Permissionship: res.Permissionship, Missing: res.Missing}, nil) {
-				return
-			}
-			if n++; req.Limit > 0 && n >= req.Limit {
-				return
+			for j, r := range v.checkAll(ctx, reqs) {
+				if r.Err != nil {
+					yield(LookupResult{}, r.Err)
+					return
+				}
+				if r.Result.Permissionship == NoPermission {
+					continue
+				}
+				if !yield(LookupResult{ID: batch[j], Permissionship: r.Result.Permissionship, Missing: r.Result.Missing}, nil) {
+					return
+				}
+				if n++; req.Limit > 0 && n >= req.Limit {
+					return
+				}
 			}
 		}
 	}
@@ -173,17 +184,21 @@ func (v *View) LookupSubjects(ctx context.Context, req LookupSubjectsRequest) it
 		}
 		var results []LookupResult
 		var denied []string
-		for _, id := range ids {
-			res, err := check(id)
-			if err != nil {
-				yield(LookupResult{}, err)
+		reqs := make([]CheckRequest, len(ids))
+		for i, id := range ids {
+			reqs[i] = CheckRequest{Resource: req.Resource, Permission: req.Permission,
+				Subject: tuple.SubjectRef{Type: req.SubjectType, ID: id, Relation: req.SubjectRelation}, Context: req.Context}
+		}
+		for i, r := range v.checkAll(ctx, reqs) {
+			if r.Err != nil {
+				yield(LookupResult{}, r.Err)
 				return
 			}
-			if res.Permissionship == NoPermission {
-				denied = append(denied, id)
+			if r.Result.Permissionship == NoPermission {
+				denied = append(denied, ids[i])
 				continue
 			}
-			results = append(results, LookupResult{ID: id, Permissionship: res.Permissionship, Missing: res.Missing})
+			results = append(results, LookupResult{ID: ids[i], Permissionship: r.Result.Permissionship, Missing: r.Result.Missing})
 		}
 		if wildcard {
 			res, err := check(tuple.Wildcard)
