@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
@@ -324,7 +327,14 @@ func (c *Client) conn(addr string) (*grpc.ClientConn, error) {
 	if cc, ok := c.conns[addr]; ok {
 		return cc, nil
 	}
-	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	opts := []grpc.DialOption{
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		// Reconnect quickly: a restarted peer is back within a second.
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+			MinConnectTimeout: time.Second,
+		}),
+	}
 	if c.key != "" {
 		opts = append(opts, grpc.WithPerRPCCredentials(bearer(c.key)))
 	}
@@ -390,9 +400,35 @@ func (c *Client) result(ctx context.Context, addr, method string, in proto.Messa
 	return res, rerr
 }
 
+// connected makes sure the connection to addr is up before a write is sent,
+// so that a peer that is down yields ErrNoLeader (nothing was sent; retry)
+// rather than ErrForward (outcome unknown).
+func (c *Client) connected(ctx context.Context, addr string) error {
+	cc, err := c.conn(addr)
+	if err != nil {
+		return err
+	}
+	st := cc.GetState()
+	if st == connectivity.Ready {
+		return nil
+	}
+	cc.Connect()
+	wctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	for st = cc.GetState(); st != connectivity.Ready; st = cc.GetState() {
+		if st == connectivity.TransientFailure || st == connectivity.Shutdown || !cc.WaitForStateChange(wctx, st) {
+			return fmt.Errorf("%w: leader at %s unreachable (%s)", ErrNoLeader, addr, st)
+		}
+	}
+	return nil
+}
+
 func (c *Client) forward(ctx context.Context, addr string, cmd Command) (Result, error) {
 	data, err := Encode(cmd)
 	if err != nil {
+		return Result{}, err
+	}
+	if err := c.connected(ctx, addr); err != nil {
 		return Result{}, err
 	}
 	return c.result(ctx, addr, "Forward", wrapperspb.Bytes(data), false, true)

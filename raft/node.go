@@ -318,6 +318,11 @@ func (n *Node) joinCluster(ctx context.Context) error {
 			err := n.peers.join(cctx, addr, self)
 			cancel()
 			if err == nil {
+				// Return once this node has caught up, so a caller sees a
+				// working member (its configuration includes itself).
+				if _, err := n.LinearizableRevision(ctx); err != nil {
+					return fmt.Errorf("raft: joined via %s but could not catch up: %w", addr, err)
+				}
 				n.logger.Info("raft: joined cluster", "via", addr)
 				return nil
 			}
@@ -488,7 +493,8 @@ func (n *Node) Apply(ctx context.Context, cmd Command) (Result, error) {
 			if lastErr == nil {
 				lastErr = ErrNoLeader
 			}
-			return Result{}, fmt.Errorf("%w: no leader accepted the write within the deadline (the cluster may have lost quorum): %v", ErrNoLeader, lastErr)
+			return Result{}, fmt.Errorf("%w: no leader accepted the write within the deadline (the cluster may have lost quorum); last attempt: %s",
+				ErrNoLeader, strings.TrimPrefix(lastErr.Error(), ErrNoLeader.Error()+": "))
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, 200*time.Millisecond)
