@@ -236,6 +236,13 @@ func (c *checker) checkCaveat(cv *CaveatDecl) {
 		}
 		return
 	}
+	refs := referencedNames(cv.Body)
+	for _, prm := range cv.Params {
+		if !refs[prm.Name] {
+			c.errorf(prm.Pos, "caveat parameter %q is never used in the expression of caveat %q", prm.Name, cv.Name)
+			return
+		}
+	}
 	c.out.Caveats[cv.Name] = compiled
 }
 
@@ -313,7 +320,7 @@ func (c *checker) checkRelation(d *DefinitionDecl, r *RelationDecl) *Relation {
 				c.errorf(t.RelationPos, "relation %q allows %s#%s, but %q has no relation or permission %q", r.Name, t.Type, t.Relation, t.Type, t.Relation)
 				continue
 			}
-			if wt, via := c.wildcardReach(t.Type, t.Relation); wt != "" {
+			if wt, via := c.directWildcard(t.Type, t.Relation); wt != "" {
 				c.errorf(t.RelationPos, "relation %q allows %s#%s, which includes the wildcard %s:* through %s: wildcards cannot be included transitively", r.Name, t.Type, t.Relation, wt, via)
 				continue
 			}
@@ -336,6 +343,22 @@ func (c *checker) checkRelation(d *DefinitionDecl, r *RelationDecl) *Relation {
 		out.AllowedTypes = append(out.AllowedTypes, at)
 	}
 	return out
+}
+
+// directWildcard reports whether typ#rel is a relation (not a permission)
+// whose own type list allows a wildcard. SpiceDB rejects a subject type T#rel
+// in that case; a longer chain is rejected at its innermost such step.
+func (c *checker) directWildcard(typ, rel string) (wildType, via string) {
+	r, ok := c.members[typ][rel].(*RelationDecl)
+	if !ok {
+		return "", ""
+	}
+	for _, t := range r.Types {
+		if t.Wildcard {
+			return t.Type, typ + "#" + rel
+		}
+	}
+	return "", ""
 }
 
 // wildcardReach reports whether relation typ#rel can hold a wildcard, directly

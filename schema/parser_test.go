@@ -140,7 +140,7 @@ func TestLimits(t *testing.T) {
 const compiledSrc = `use expiration
 
 caveat on_weekday(day int, tags list<string>) {
-	day < 6
+	day < 6 && tags.size() > 0
 }
 
 definition user {}
@@ -215,7 +215,7 @@ func TestCompiled(t *testing.T) {
 		}
 	}
 	c := s.Caveats["on_weekday"]
-	if c == nil || c.Name != "on_weekday" || len(c.Params) != 2 || c.Params[1].Type != "list<string>" || c.Expr != "day < 6" {
+	if c == nil || c.Name != "on_weekday" || len(c.Params) != 2 || c.Params[1].Type != "list<string>" || c.Expr != "day < 6 && tags.size() > 0" {
 		t.Errorf("caveat = %+v", c)
 	}
 	if s.Relation("doc", "nope") != nil || s.Relation("nope", "view") != nil {
