@@ -7,7 +7,16 @@
 //	s, err := schema.Compile("schema.zed", src)
 //
 // Errors are an ErrorList of positioned errors (file:line:col, the source line
-// and a caret), sorted, at most one per line.
+// and a caret), sorted, at most one per line. Compile never returns a partial
+// schema: either a complete *Schema or an error.
+//
+// The front end follows go/scanner and go/parser: Scanner is a pull scanner
+// that turns a newline ending a statement into a SEMICOLON, Parse builds a
+// *File syntax tree with positions, Print and Format write the canonical form
+// (Parse(Print(f)) == f, positions aside). Operator precedence is SpiceDB's:
+// `+` binds tightest, then `&`, then `-`, all left-associative. Caveat bodies
+// are captured as raw text and type-checked by package schema/caveats. The
+// Max* constants bound source size, nesting, counts and name length.
 package schema
 
 import (
