@@ -33,7 +33,9 @@ var _ engine.Reader = (*store.Snapshot)(nil)
 
 // Load implements Backend: schema at revision 1, relationships at revision 2.
 func (b *Badger) Load(_ context.Context, s *schema.Schema, rels []tuple.Relationship) (engine.Reader, tuple.Revision, error) {
-	st, err := store.Open(store.Options{Dir: filepath.Join(b.dir, fmt.Sprint(len(b.stores))), GCInterval: -1})
+	// Validation files are small: keep badger's memory and start-up cost small.
+	st, err := store.Open(store.Options{Dir: filepath.Join(b.dir, fmt.Sprint(len(b.stores))), GCInterval: -1,
+		MemTableSize: 4 << 20, BlockCacheSize: 4 << 20})
 	if err != nil {
 		return nil, 0, err
 	}
