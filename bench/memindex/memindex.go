@@ -47,6 +47,18 @@ func compareRes(a, b tuple.Relationship) int {
 		strings.Compare(a.Subject.ID, b.Subject.ID), strings.Compare(a.Subject.Relation, b.Subject.Relation))
 }
 
+// comparePrefix compares r's resource-major key fields with the first
+// len(key) fields of key.
+func comparePrefix(r tuple.Relationship, key []string) int {
+	fields := [...]string{r.Resource.Type, r.Resource.ID, r.Relation, r.Subject.Type, r.Subject.ID, r.Subject.Relation}
+	for i, k := range key {
+		if c := strings.Compare(fields[i], k); c != 0 {
+			return c
+		}
+	}
+	return 0
+}
+
 func compareSubj(a, b *tuple.Relationship) int {
 	return cmp.Or(strings.Compare(a.Subject.Type, b.Subject.Type), strings.Compare(a.Subject.ID, b.Subject.ID),
 		strings.Compare(a.Subject.Relation, b.Subject.Relation), strings.Compare(a.Resource.Type, b.Resource.Type),
@@ -70,11 +82,24 @@ func (x *Index) Query(ctx context.Context, f tuple.Filter) iter.Seq2[tuple.Relat
 		sf := f.Subject
 		switch {
 		case f.ResourceType != "" && len(f.ResourceIDs) > 0:
+			// The leading key fields the filter fixes, as the store's seeks do.
+			key := []string{f.ResourceType, ""}
+			if f.Relation != "" {
+				key = append(key, f.Relation)
+				if sf != nil && sf.Type != "" {
+					key = append(key, sf.Type)
+					if len(sf.IDs) == 1 {
+						key = append(key, sf.IDs[0])
+						if sf.Relation != nil {
+							key = append(key, *sf.Relation)
+						}
+					}
+				}
+			}
 			for _, id := range sortedUnique(f.ResourceIDs) {
-				i, _ := slices.BinarySearchFunc(x.byRes, id, func(r tuple.Relationship, id string) int {
-					return cmp.Or(strings.Compare(r.Resource.Type, f.ResourceType), strings.Compare(r.Resource.ID, id))
-				})
-				for ; i < len(x.byRes) && x.byRes[i].Resource.Type == f.ResourceType && x.byRes[i].Resource.ID == id; i++ {
+				key[1] = id
+				i, _ := slices.BinarySearchFunc(x.byRes, key, comparePrefix)
+				for ; i < len(x.byRes) && comparePrefix(x.byRes[i], key) == 0; i++ {
 					if !emit(&x.byRes[i]) {
 						return
 					}
