@@ -1,6 +1,9 @@
 package caveats
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func BenchmarkEvaluate(b *testing.B) {
 	benches := []struct {
@@ -41,10 +44,28 @@ func BenchmarkEvaluate(b *testing.B) {
 }
 
 func BenchmarkCompile(b *testing.B) {
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := Compile("bench", p("somemap", "map<any>", "ip", "ipaddress"), "somemap.foo == 42 && ip.in_cidr('10.0.0.0/8')"); err != nil {
-			b.Fatal(err)
+	benches := []struct {
+		name   string
+		params []Param
+		expr   string
+	}{
+		{"simple", p("somemap", "map<any>", "ip", "ipaddress"), "somemap.foo == 42 && ip.in_cidr('10.0.0.0/8')"},
+		// The worst cases the limits allow: MaxExpressionCalls generic
+		// comparisons, and an expression of MaxExpressionBytes.
+		{"max_calls", p("x", "int"), strings.Repeat("x == 1 && ", MaxExpressionCalls/2-1) + "x == 1"},
+		{"max_bytes", p("s", "string"), "s in [" + strings.Repeat("'abcdefgh', ", (MaxExpressionBytes-16)/12) + "'z']"},
+	}
+	for _, bc := range benches {
+		if len(bc.expr) > MaxExpressionBytes {
+			b.Fatalf("%s: expression of %d bytes", bc.name, len(bc.expr))
 		}
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := Compile("bench", bc.params, bc.expr); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

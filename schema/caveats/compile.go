@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/cel-go/cel"
+	celast "github.com/google/cel-go/common/ast"
 )
 
 // reservedWords cannot name a parameter: CEL's parser rejects them as
@@ -85,7 +86,18 @@ func Compile(name string, params []Param, expr string) (*Caveat, error) {
 	if err != nil {
 		return nil, &Error{Msg: fmt.Sprintf("caveat %q: building the CEL environment: %v", name, err)}
 	}
-	ast, iss := env.Compile(expr)
+	parsed, iss := env.Parse(expr)
+	if iss != nil && iss.Err() != nil {
+		return nil, issueError(name, expr, iss)
+	}
+	// CEL's type checker takes time quadratic in the number of calls to
+	// generic functions (== and in): a few thousand take seconds. Bound it
+	// before checking.
+	if n := countCalls(parsed); n > MaxExpressionCalls {
+		line, col := firstNonSpace(expr)
+		return nil, &Error{Line: line, Column: col, Msg: fmt.Sprintf("caveat %q: expression has %d operators and function calls; the limit is %d", name, n, MaxExpressionCalls)}
+	}
+	ast, iss := env.Check(parsed)
 	if iss != nil && iss.Err() != nil {
 		return nil, issueError(name, expr, iss)
 	}
@@ -101,13 +113,31 @@ func Compile(name string, params []Param, expr string) (*Caveat, error) {
 	}
 	slices.Sort(c.refs)
 
+	// OptOptimize folds constants while planning, and a constant
+	// sub-expression that fails (int('x')) fails the planning. SpiceDB
+	// accepts such a caveat and reports the failure when it is evaluated, so
+	// plan without folding then.
 	if c.full, err = env.Program(ast, cel.EvalOptions(cel.OptOptimize), cel.CustomDecoratorV2(constantCIDR)); err != nil {
-		return nil, &Error{Msg: fmt.Sprintf("caveat %q: planning the program: %v", name, err)}
+		if c.full, err = env.Program(ast, cel.CustomDecoratorV2(constantCIDR)); err != nil {
+			return nil, &Error{Msg: fmt.Sprintf("caveat %q: planning the program: %v", name, err)}
+		}
 	}
 	if c.partial, err = env.Program(ast, cel.EvalOptions(cel.OptPartialEval), cel.CustomDecoratorV2(constantCIDR)); err != nil {
 		return nil, &Error{Msg: fmt.Sprintf("caveat %q: planning the program: %v", name, err)}
 	}
 	return c, nil
+}
+
+// countCalls returns the number of calls (operators, functions, macro
+// expansions) in a parsed expression.
+func countCalls(a *cel.Ast) int {
+	n := 0
+	celast.PreOrderVisit(a.NativeRep().Expr(), celast.NewExprVisitor(func(e celast.Expr) {
+		if e.Kind() == celast.CallKind || e.Kind() == celast.ComprehensionKind {
+			n++
+		}
+	}))
+	return n
 }
 
 // checkParamName reports why name cannot name a parameter, if it cannot.

@@ -48,6 +48,7 @@ func TestCompileErrors(t *testing.T) {
 		{"empty", nil, "", 0, 0, "", `expression is empty`},
 		{"blank", nil, " \n\t", 0, 0, "", `expression is empty`},
 		{"too long", nil, "true" + strings.Repeat(" ", MaxExpressionBytes), 0, 0, "", `the limit is 100000`},
+		{"too many calls", p("x", "int"), "  " + strings.Repeat("x == 1 && ", 251) + "true", 1, 3, "", `expression has 502 operators and function calls; the limit is 500`},
 		{"invalid utf8", nil, "'\xff' == ''", 0, 0, "", `not valid UTF-8`},
 
 		// Syntax and type errors, with positions.
@@ -142,6 +143,8 @@ func TestCompileAccepts(t *testing.T) {
 		{p("lm", "list<map<int>>"), "lm[0].a == 1 && lm.exists(m, m.b > 2)"},
 		{p("a", "any"), "a == 1 || a == 'x' || a.k == true || a == null"},
 		{p("in_", "int", "_x2", "bool"), "in_ == 1 && _x2"},
+		{p("x", "int"), strings.Repeat("x == 1 && ", 249) + "x == 1"},
+		{p("s", "string"), "s in [" + strings.Repeat("'abc', ", 5000) + "'z']"},
 	}
 	for _, tc := range tests {
 		if _, err := Compile("cav", tc.params, tc.expr); err != nil {

@@ -12,6 +12,10 @@ const (
 	// MaxExpressionBytes bounds the length of a caveat expression (SpiceDB's
 	// limit is 100,000 characters).
 	MaxExpressionBytes = 100_000
+	// MaxExpressionCalls bounds the operators, function calls and macro
+	// expansions in an expression. CEL's type checker is quadratic in them;
+	// at the limit it takes tens of milliseconds.
+	MaxExpressionCalls = 500
 	// MaxParams bounds the number of parameters of one caveat.
 	MaxParams = 128
 	// MaxTypeBytes bounds the length of one parameter type string.

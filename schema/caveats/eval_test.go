@@ -227,6 +227,10 @@ func TestEvaluateTypes(t *testing.T) {
 		{name: "unreferenced param still converted", params: p("x", "int", "unused", "int"), expr: "x == 1", ctx: m("x", 1.0, "unused", "oops"), err: ErrParamType, errMsg: `parameter "unused"`},
 		{name: "no parameters", params: nil, expr: "1 + 2 == 3", ctx: nil, want: true},
 		{name: "constant false", params: nil, expr: "2 - 2 == 1", ctx: m("x", 1.0), want: false},
+		{name: "constant conversion error at run time", params: nil, expr: "int('x') == 1", err: ErrEvaluation, errMsg: "type conversion error from 'string' to 'int'"},
+		{name: "constant conversion error absorbed", params: p("b", "bool"), expr: "b || int('x') == 1", ctx: m("b", true), want: true},
+		{name: "constant division by zero", params: nil, expr: "1 / 0 == 1", err: ErrEvaluation, errMsg: "division by zero"},
+		{name: "constant bad index", params: nil, expr: "[1, 2][5] == 1", err: ErrEvaluation, errMsg: "index out of bounds: 5"},
 	}
 	runEvalCases(t, cases)
 }
