@@ -54,6 +54,8 @@ type parser struct {
 	lit  string
 	lead Comments // comments between the previous token and this one
 
+	useExpiration bool // `use expiration` seen
+
 	depth int // parenthesis nesting in the current expression
 	terms int // operands in the current expression
 }
@@ -104,8 +106,31 @@ func (p *parser) expect(tok Token) (Pos, bool) {
 	return pos, true
 }
 
-// ident consumes an identifier (what names the role in messages).
+// isReserved reports whether an identifier is a word SpiceDB's lexer makes a
+// keyword, so that it cannot name anything: `any` and `all` always (they are
+// the arrow functions), `expiration` and `and` once `use expiration` is on.
+func (p *parser) isReserved(lit string) bool {
+	switch lit {
+	case "any", "all":
+		return true
+	case "expiration", "and":
+		return p.useExpiration
+	}
+	return false
+}
+
+// ident consumes an identifier used as a name (what names the role in
+// messages); reserved words are refused.
 func (p *parser) ident(what string) (string, Pos, bool) {
+	if p.tok == IDENT && p.isReserved(p.lit) {
+		p.error(p.pos, fmt.Sprintf("expected %s, found keyword %q (a reserved word cannot be a name)", what, p.lit))
+		return "", p.pos, false
+	}
+	return p.word(what)
+}
+
+// word consumes any identifier, reserved or not.
+func (p *parser) word(what string) (string, Pos, bool) {
 	pos, lit := p.pos, p.lit
 	if p.tok != IDENT {
 		if p.tok.IsKeyword() {
@@ -228,12 +253,18 @@ func (p *parser) endTopLevel() {
 func (p *parser) parseUse(doc Comments) *UseDecl {
 	u := &UseDecl{Pos: p.pos, Doc: doc}
 	p.next()
-	flag, pos, ok := p.ident("use flag")
+	flag, pos, ok := p.word("use flag")
 	if !ok {
 		return nil
 	}
-	if flag != "expiration" {
-		p.error(pos, fmt.Sprintf("unknown use flag %q: the only flag is \"expiration\"", flag))
+	switch flag {
+	case "expiration":
+		p.useExpiration = true
+	case "typechecking", "self":
+		p.error(pos, fmt.Sprintf("use flag %q is not supported by ambit; the supported flag is \"expiration\"", flag))
+		return nil
+	default:
+		p.error(pos, fmt.Sprintf("unknown use flag %q: the supported flag is \"expiration\"", flag))
 		return nil
 	}
 	u.Flag, u.FlagPos = flag, pos
@@ -559,7 +590,7 @@ func (p *parser) parseCaveatType(depth int) *CaveatType {
 	}
 	t := &CaveatType{}
 	var ok bool
-	if t.Name, t.Pos, ok = p.ident("caveat parameter type"); !ok {
+	if t.Name, t.Pos, ok = p.word("caveat parameter type"); !ok {
 		return nil
 	}
 	if p.tok != LT {
