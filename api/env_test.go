@@ -1,0 +1,261 @@
+package api_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/ambit-authz/ambit/api"
+	"github.com/ambit-authz/ambit/engine"
+	"github.com/ambit-authz/ambit/raft"
+	"github.com/ambit-authz/ambit/store"
+	"github.com/ambit-authz/ambit/tuple"
+)
+
+// env is one single-node ambit server (in-memory badger store, raft on
+// loopback) serving the API on a loopback gRPC listener, and clients.
+type env struct {
+	t      *testing.T
+	store  *store.Store
+	node   *raft.Node
+	srv    *api.Server
+	reg    *prometheus.Registry
+	addr   string
+	conn   *grpc.ClientConn
+	perms  v1.PermissionsServiceClient
+	schema v1.SchemaServiceClient
+	watch  v1.WatchServiceClient
+}
+
+type envOptions struct {
+	keys      []string
+	limits    api.Limits
+	clusterID string
+}
+
+func newEnv(t *testing.T, opts ...func(*envOptions)) *env {
+	t.Helper()
+	o := envOptions{clusterID: "test-cluster", limits: api.Limits{ExactSnapshotWait: 50 * time.Millisecond, MaxFreshnessWait: 2 * time.Second}}
+	for _, f := range opts {
+		f(&o)
+	}
+	log := slog.New(slog.DiscardHandler)
+	st, err := store.Open(store.Options{InMemory: true, GCInterval: -1, MemTableSize: 16 << 20, BlockCacheSize: 1 << 20, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	node, err := raft.NewNode(ctx, raft.Config{
+		NodeID: "n1", RaftAddr: "127.0.0.1:0", GRPCAddr: lis.Addr().String(), Dir: t.TempDir(), Bootstrap: true,
+		NoSync: true, HeartbeatTimeout: 100 * time.Millisecond, ElectionTimeout: 100 * time.Millisecond,
+		LeaderLeaseTimeout: 50 * time.Millisecond, SchemaGuard: api.SchemaGuard(st), Logger: log,
+	}, bootstrapSafe{st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := engine.New(engine.Config{CacheMaxCost: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	m, err := api.NewMetrics(reg, func() float64 { return float64(st.AppliedRevision()) }, func() float64 { return float64(node.State()) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := api.New(api.Config{Store: st, Node: node, Engine: eng, ClusterID: o.clusterID, Limits: o.limits, Logger: log, Metrics: m})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := grpc.NewServer(srv.ServerOptions(api.ServeOptions{PresharedKeys: o.keys})...)
+	srv.Register(g)
+	raft.RegisterService(g, node)
+	go func() { _ = g.Serve(lis) }()
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := node.LinearizableRevision(ctx); err != nil {
+		t.Fatalf("no leader: %v", err)
+	}
+	e := &env{t: t, store: st, node: node, srv: srv, reg: reg, addr: lis.Addr().String(), conn: conn,
+		perms: v1.NewPermissionsServiceClient(conn), schema: v1.NewSchemaServiceClient(conn), watch: v1.NewWatchServiceClient(conn)}
+	t.Cleanup(func() {
+		conn.Close()
+		g.Stop()
+		node.Close()
+		eng.Close()
+		st.Close()
+	})
+	return e
+}
+
+func (e *env) ctx() context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	e.t.Cleanup(cancel)
+	return ctx
+}
+
+const testSchema = `
+caveat weekday(day string) {
+	day != "saturday"
+}
+
+definition user {}
+
+definition group {
+	relation member: user | group#member
+}
+
+definition document {
+	relation owner: user
+	relation viewer: user | user:* | group#member | user with weekday
+	relation banned: user
+	permission view = (viewer + owner) - banned
+	permission edit = owner
+}
+`
+
+func (e *env) writeSchema(text string) *v1.ZedToken {
+	e.t.Helper()
+	r, err := e.schema.WriteSchema(e.ctx(), &v1.WriteSchemaRequest{Schema: text})
+	if err != nil {
+		e.t.Fatalf("WriteSchema: %v", err)
+	}
+	return r.GetWrittenAt()
+}
+
+func rel(s string) *v1.Relationship {
+	r := tuple.MustParse(s)
+	out := &v1.Relationship{
+		Resource: &v1.ObjectReference{ObjectType: r.Resource.Type, ObjectId: r.Resource.ID},
+		Relation: r.Relation,
+		Subject:  &v1.SubjectReference{Object: &v1.ObjectReference{ObjectType: r.Subject.Type, ObjectId: r.Subject.ID}, OptionalRelation: r.Subject.Relation},
+	}
+	if r.Caveat != nil {
+		out.OptionalCaveat = &v1.ContextualizedCaveat{CaveatName: r.Caveat.Name}
+	}
+	return out
+}
+
+func update(op v1.RelationshipUpdate_Operation, s string) *v1.RelationshipUpdate {
+	return &v1.RelationshipUpdate{Operation: op, Relationship: rel(s)}
+}
+
+func (e *env) write(op v1.RelationshipUpdate_Operation, rels ...string) *v1.ZedToken {
+	e.t.Helper()
+	req := &v1.WriteRelationshipsRequest{}
+	for _, r := range rels {
+		req.Updates = append(req.Updates, update(op, r))
+	}
+	resp, err := e.perms.WriteRelationships(e.ctx(), req)
+	if err != nil {
+		e.t.Fatalf("WriteRelationships %v: %v", rels, err)
+	}
+	return resp.GetWrittenAt()
+}
+
+func obj(s string) *v1.ObjectReference {
+	o, err := tuple.ParseObject(s)
+	if err != nil {
+		panic(err)
+	}
+	return &v1.ObjectReference{ObjectType: o.Type, ObjectId: o.ID}
+}
+
+func subj(s string) *v1.SubjectReference {
+	sub, err := tuple.ParseSubject(s)
+	if err != nil {
+		panic(err)
+	}
+	return &v1.SubjectReference{Object: &v1.ObjectReference{ObjectType: sub.Type, ObjectId: sub.ID}, OptionalRelation: sub.Relation}
+}
+
+func full() *v1.Consistency {
+	return &v1.Consistency{Requirement: &v1.Consistency_FullyConsistent{FullyConsistent: true}}
+}
+
+func fresh(z *v1.ZedToken) *v1.Consistency {
+	return &v1.Consistency{Requirement: &v1.Consistency_AtLeastAsFresh{AtLeastAsFresh: z}}
+}
+
+func exact(z *v1.ZedToken) *v1.Consistency {
+	return &v1.Consistency{Requirement: &v1.Consistency_AtExactSnapshot{AtExactSnapshot: z}}
+}
+
+func latency() *v1.Consistency {
+	return &v1.Consistency{Requirement: &v1.Consistency_MinimizeLatency{MinimizeLatency: true}}
+}
+
+func (e *env) check(c *v1.Consistency, res, perm, sub string) v1.CheckPermissionResponse_Permissionship {
+	e.t.Helper()
+	r, err := e.perms.CheckPermission(e.ctx(), &v1.CheckPermissionRequest{Consistency: c, Resource: obj(res), Permission: perm, Subject: subj(sub)})
+	if err != nil {
+		e.t.Fatalf("CheckPermission %s#%s@%s: %v", res, perm, sub, err)
+	}
+	return r.GetPermissionship()
+}
+
+// wantCode fails unless err is a status with code c whose message contains
+// every fragment.
+func wantCode(t *testing.T, err error, c codes.Code, fragments ...string) {
+	t.Helper()
+	st, _ := status.FromError(err)
+	if err == nil || st.Code() != c {
+		t.Fatalf("got %v, want code %v", err, c)
+	}
+	for _, f := range fragments {
+		if !strings.Contains(st.Message(), f) {
+			t.Fatalf("message %q does not mention %q", st.Message(), f)
+		}
+	}
+}
+
+// drain reads a server stream to the end.
+func drain[T any](t *testing.T, recv func() (T, error)) ([]T, error) {
+	t.Helper()
+	var out []T
+	for {
+		m, err := recv()
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return out, err
+		}
+		out = append(out, m)
+	}
+}
+
+func withKey(ctx context.Context, key string) context.Context {
+	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+key)
+}
+
+// bootstrapSafe works around raft's FSM passing the zero AppendedAt of the
+// bootstrap configuration entry to the store, which refuses a write without
+// a timestamp (and halts the FSM). Empty batches get a fixed, deterministic
+// time instead.
+type bootstrapSafe struct{ *store.Store }
+
+func (b bootstrapSafe) Write(rev tuple.Revision, now time.Time, ups []store.Update, pre []store.Precondition) error {
+	if now.IsZero() && len(ups) == 0 && len(pre) == 0 {
+		now = time.Unix(1, 0).UTC()
+	}
+	return b.Store.Write(rev, now, ups, pre)
+}

@@ -1,0 +1,100 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/ambit-authz/ambit/engine"
+	"github.com/ambit-authz/ambit/raft"
+	"github.com/ambit-authz/ambit/schema"
+	"github.com/ambit-authz/ambit/store"
+	"github.com/ambit-authz/ambit/tuple"
+)
+
+// invalidf, preconditionf ... build a gRPC status with a message the user can
+// act on. Handlers use them for problems found at the edge; errors from the
+// engine, store and raft go through toStatus.
+func invalidf(format string, args ...any) error {
+	return status.Errorf(codes.InvalidArgument, format, args...)
+}
+
+func preconditionf(format string, args ...any) error {
+	return status.Errorf(codes.FailedPrecondition, format, args...)
+}
+
+// toStatus maps an error from the engine, store, raft or this package to a
+// gRPC status. It is the only place where domain errors meet gRPC codes.
+// Unexpected errors become Internal with a generic message; the detail is
+// logged, never sent.
+func toStatus(log *slog.Logger, method string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	code := codes.Internal
+	msg := err.Error()
+	var list schema.ErrorList
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		code = codes.DeadlineExceeded
+	case errors.Is(err, context.Canceled):
+		code = codes.Canceled
+
+	// Request problems.
+	case errors.Is(err, errToken):
+		code = codes.InvalidArgument
+	case errors.As(err, &list):
+		code = codes.InvalidArgument
+	case errors.Is(err, engine.ErrInvalidRequest), errors.Is(err, engine.ErrCaveatContext),
+		errors.Is(err, store.ErrInvalid), errors.Is(err, raft.ErrBadCommand),
+		errors.Is(err, tuple.ErrSyntax), errors.Is(err, tuple.ErrInvalidID), errors.Is(err, tuple.ErrInvalidTyp),
+		errors.Is(err, tuple.ErrInvalidRel), errors.Is(err, tuple.ErrCaveat), errors.Is(err, tuple.ErrExpiration):
+		code = codes.InvalidArgument
+	case errors.Is(err, store.ErrTooLarge):
+		code = codes.InvalidArgument
+
+	// Requests that are well formed but do not fit the schema or the data.
+	case errors.Is(err, engine.ErrUnknownType), errors.Is(err, engine.ErrUnknownRelation):
+		code = codes.FailedPrecondition
+	case errors.Is(err, store.ErrPreconditionFailed), errors.Is(err, raft.ErrSchemaRefused):
+		code = codes.FailedPrecondition
+	case errors.Is(err, store.ErrRevisionCompacted):
+		code = codes.FailedPrecondition
+		msg += " (the snapshot is older than the garbage-collection window; retry with a newer ZedToken or another consistency mode)"
+	case errors.Is(err, store.ErrFutureRevision):
+		code = codes.FailedPrecondition
+		msg += " (the ZedToken names a revision this node has not applied)"
+	case errors.Is(err, store.ErrAlreadyExists):
+		code = codes.AlreadyExists
+	case errors.Is(err, engine.ErrMaxDepth), errors.Is(err, engine.ErrTooMany):
+		code = codes.ResourceExhausted
+
+	// Availability.
+	case errors.Is(err, raft.ErrTimeout):
+		code = codes.DeadlineExceeded
+	case errors.Is(err, raft.ErrNoLeader), errors.Is(err, raft.ErrNotLeader),
+		errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrForward),
+		errors.Is(err, raft.ErrClosed), errors.Is(err, raft.ErrHalted), errors.Is(err, store.ErrClosed):
+		code = codes.Unavailable
+	}
+	if code == codes.Internal {
+		log.Error("internal error", "method", method, "err", err)
+		msg = "internal error; the server log has the details"
+	}
+	return status.Error(code, msg)
+}
+
+// statusf is toStatus for an error plus context.
+func statusf(log *slog.Logger, method string, err error, format string, args ...any) error {
+	if err == nil {
+		return nil
+	}
+	return toStatus(log, method, fmt.Errorf(format+": %w", append(args, err)...))
+}

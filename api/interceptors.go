@@ -1,0 +1,250 @@
+package api
+
+import (
+	"context"
+	"crypto/subtle"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	spb "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
+
+	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
+)
+
+// ServeOptions configure the gRPC server around the API.
+type ServeOptions struct {
+	// PresharedKeys are accepted as "authorization: Bearer KEY". Empty
+	// disables authentication.
+	PresharedKeys []string
+	// MaxRecvMsgSize bounds a request message in bytes; default 4 MiB + 64 KiB
+	// (a maximal schema plus framing).
+	MaxRecvMsgSize int
+}
+
+// unauthenticated lists method prefixes served without a key: health checks,
+// reflection, and the raft cluster service (which checks its own key).
+var unauthenticated = []string{"/grpc.health.v1.Health/", "/grpc.reflection.", "/ambit.cluster.v1.Cluster/"}
+
+// ServerOptions returns the gRPC server options for the API: interceptors
+// for metrics and logging, panic recovery, authentication, request
+// validation and error mapping, in that order from the outside in.
+func (s *Server) ServerOptions(o ServeOptions) []grpc.ServerOption {
+	if o.MaxRecvMsgSize <= 0 {
+		o.MaxRecvMsgSize = 4<<20 + 64<<10
+	}
+	keys := make([][]byte, 0, len(o.PresharedKeys))
+	for _, k := range o.PresharedKeys {
+		keys = append(keys, []byte(k))
+	}
+	return []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(o.MaxRecvMsgSize),
+		grpc.ChainUnaryInterceptor(
+			s.observeUnary,
+			s.recoverUnary,
+			authUnary(keys),
+			validateUnary,
+			s.mapErrorsUnary,
+		),
+		grpc.ChainStreamInterceptor(
+			s.observeStream,
+			s.recoverStream,
+			authStream(keys),
+			validateStream,
+			s.mapErrorsStream,
+		),
+	}
+}
+
+// Register registers the authzed v1 services, gRPC health (serving) and
+// reflection on g. It returns the health server so the caller can mark the
+// server NOT_SERVING while it drains.
+func (s *Server) Register(g *grpc.Server) *health.Server {
+	v1.RegisterPermissionsServiceServer(g, s)
+	v1.RegisterSchemaServiceServer(g, s)
+	v1.RegisterWatchServiceServer(g, s)
+	h := health.NewServer()
+	for _, name := range []string{"", v1.PermissionsService_ServiceDesc.ServiceName, v1.SchemaService_ServiceDesc.ServiceName, v1.WatchService_ServiceDesc.ServiceName} {
+		h.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
+	}
+	healthpb.RegisterHealthServer(g, h)
+	reflection.Register(g)
+	return h
+}
+
+// observe records the latency and status code of every call and logs it.
+func (s *Server) observe(method string, start time.Time, err error) {
+	code := status.Code(err)
+	d := time.Since(start)
+	if s.metrics != nil {
+		s.metrics.requests.WithLabelValues(method, code.String()).Inc()
+		s.metrics.latency.WithLabelValues(method).Observe(d.Seconds())
+	}
+	level := slog.LevelDebug
+	switch code {
+	case codes.Internal, codes.Unknown, codes.DataLoss:
+		level = slog.LevelError
+	case codes.Unavailable:
+		level = slog.LevelWarn
+	}
+	if s.log.Enabled(context.Background(), level) {
+		attrs := []any{"method", method, "code", code.String(), "duration", d}
+		if err != nil {
+			attrs = append(attrs, "err", status.Convert(err).Message())
+		}
+		s.log.Log(context.Background(), level, "grpc request", attrs...)
+	}
+}
+
+func (s *Server) observeUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	start := time.Now()
+	resp, err := h(ctx, req)
+	s.observe(info.FullMethod, start, err)
+	return resp, err
+}
+
+func (s *Server) observeStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	start := time.Now()
+	err := h(srv, ss)
+	s.observe(info.FullMethod, start, err)
+	return err
+}
+
+func (s *Server) panicked(method string, r any) error {
+	s.log.Error("panic in gRPC handler", "method", method, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+	return status.Error(codes.Internal, "internal error (the server recovered from a panic; its log has the details)")
+}
+
+func (s *Server) recoverUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (resp any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			resp, err = nil, s.panicked(info.FullMethod, r)
+		}
+	}()
+	return h(ctx, req)
+}
+
+func (s *Server) recoverStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = s.panicked(info.FullMethod, r)
+		}
+	}()
+	return h(srv, ss)
+}
+
+// authenticate checks the bearer key: missing is Unauthenticated, wrong is
+// PermissionDenied. Every configured key is compared in constant time.
+func authenticate(ctx context.Context, keys [][]byte, method string) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	for _, p := range unauthenticated {
+		if strings.HasPrefix(method, p) {
+			return nil
+		}
+	}
+	md, _ := metadata.FromIncomingContext(ctx)
+	vals := md.Get("authorization")
+	if len(vals) == 0 {
+		return status.Error(codes.Unauthenticated, `missing "authorization: Bearer <preshared key>" metadata`)
+	}
+	scheme, tok, ok := strings.Cut(vals[0], " ")
+	if !ok || !strings.EqualFold(scheme, "bearer") || strings.TrimSpace(tok) == "" {
+		return status.Error(codes.Unauthenticated, `malformed authorization metadata: expected "Bearer <preshared key>"`)
+	}
+	given := []byte(strings.TrimSpace(tok))
+	match := 0
+	for _, k := range keys {
+		match |= subtle.ConstantTimeCompare(given, k)
+	}
+	if match != 1 {
+		return status.Error(codes.PermissionDenied, "the preshared key is not valid for this server")
+	}
+	return nil
+}
+
+func authUnary(keys [][]byte) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		if err := authenticate(ctx, keys, info.FullMethod); err != nil {
+			return nil, err
+		}
+		return h(ctx, req)
+	}
+}
+
+func authStream(keys [][]byte) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+		if err := authenticate(ss.Context(), keys, info.FullMethod); err != nil {
+			return err
+		}
+		return h(srv, ss)
+	}
+}
+
+// validate runs the protoc-gen-validate rules shipped with the authzed
+// messages (and their hand-written additions), as SpiceDB does.
+func validate(m any) error {
+	if v, ok := m.(interface{ ValidateAll() error }); ok {
+		if err := v.ValidateAll(); err != nil {
+			return status.Errorf(codes.InvalidArgument, "invalid request: %v", err)
+		}
+	}
+	if v, ok := m.(interface{ HandwrittenValidate() error }); ok {
+		if err := v.HandwrittenValidate(); err != nil {
+			return status.Errorf(codes.InvalidArgument, "invalid request: %v", err)
+		}
+	}
+	return nil
+}
+
+func validateUnary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	if err := validate(req); err != nil {
+		return nil, err
+	}
+	return h(ctx, req)
+}
+
+type validatingStream struct{ grpc.ServerStream }
+
+func (v validatingStream) RecvMsg(m any) error {
+	if err := v.ServerStream.RecvMsg(m); err != nil {
+		return err
+	}
+	return validate(m)
+}
+
+func validateStream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	return h(srv, validatingStream{ss})
+}
+
+func (s *Server) mapErrorsUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	resp, err := h(ctx, req)
+	if err != nil {
+		return nil, toStatus(s.log, info.FullMethod, err)
+	}
+	return resp, nil
+}
+
+func (s *Server) mapErrorsStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	return toStatus(s.log, info.FullMethod, h(srv, ss))
+}
+
+// rpcStatus converts an error to the google.rpc.Status carried in bulk
+// responses.
+func (s *Server) rpcStatus(err error) *spb.Status {
+	return status.Convert(toStatus(s.log, "CheckBulkPermissions", err)).Proto()
+}
+
+func resourceExhaustedf(format string, args ...any) error {
+	return status.Errorf(codes.ResourceExhausted, format, args...)
+}

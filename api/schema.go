@@ -1,0 +1,163 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/ambit-authz/ambit/engine"
+	"github.com/ambit-authz/ambit/raft"
+	"github.com/ambit-authz/ambit/schema"
+	"github.com/ambit-authz/ambit/tuple"
+)
+
+// ReadSchema implements v1.SchemaServiceServer: the schema text as written,
+// at the latest applied revision.
+func (s *Server) ReadSchema(ctx context.Context, _ *v1.ReadSchemaRequest) (*v1.ReadSchemaResponse, error) {
+	rev := s.store.AppliedRevision()
+	text, at, err := s.store.ReadSchema(rev)
+	if err != nil {
+		return nil, err
+	}
+	if text == "" && at == 0 {
+		return nil, status.Error(codes.NotFound, "no schema has been defined; write one with WriteSchema")
+	}
+	return &v1.ReadSchemaResponse{SchemaText: text, ReadAt: s.tokens.zedToken(rev)}, nil
+}
+
+// WriteSchema implements v1.SchemaServiceServer. The text must compile; a
+// change that would orphan stored relationships is refused inside the raft
+// apply (see SchemaGuard), so it cannot race a concurrent write.
+func (s *Server) WriteSchema(ctx context.Context, req *v1.WriteSchemaRequest) (*v1.WriteSchemaResponse, error) {
+	if _, err := schema.Compile("schema", req.GetSchema()); err != nil {
+		return nil, invalidf("schema does not compile:\n%v", err)
+	}
+	res, err := s.node.Apply(ctx, raft.SchemaCommand(req.GetSchema()))
+	if err != nil {
+		return nil, err
+	}
+	return &v1.WriteSchemaResponse{WrittenAt: s.tokens.zedToken(res.Revision)}, nil
+}
+
+// guard is the raft.SchemaGuard: it refuses a schema that would leave stored
+// relationships invalid — a removed type or relation that still has
+// relationships, a relation turned into a permission, or an allowed subject
+// type (wildcard, subject relation, caveat, expiration) that stored
+// relationships still use. It runs inside the state machine on the store at
+// its applied revision, so every replica decides the same.
+func (c *schemaCache) guard(_ tuple.Revision, text string) error {
+	next, err := schema.Compile("schema", text)
+	if err != nil {
+		return fmt.Errorf("schema does not compile: %v", err)
+	}
+	applied := c.st.AppliedRevision()
+	prev, _, err := c.at(applied)
+	if errors.Is(err, errNoSchema) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	snap, err := c.st.Snapshot(applied)
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	first := func(f tuple.Filter) (tuple.Relationship, bool, error) {
+		for r, err := range snap.Query(ctx, f) {
+			return r, err == nil, err
+		}
+		return tuple.Relationship{}, false, nil
+	}
+	for name, d := range prev.Definitions {
+		nd := next.Definitions[name]
+		for _, relName := range d.Order {
+			r := d.Relations[relName]
+			if r.IsPermission {
+				continue
+			}
+			var nr *schema.Relation
+			if nd != nil {
+				nr = nd.Relations[relName]
+			}
+			if nr == nil || nr.IsPermission {
+				rel, found, err := first(tuple.Filter{ResourceType: name, Relation: relName})
+				if err != nil {
+					return err
+				}
+				if found {
+					what := "removes relation " + name + "#" + relName
+					switch {
+					case nd == nil:
+						what = "removes definition " + name
+					case nr != nil:
+						what = "turns relation " + name + "#" + relName + " into a permission"
+					}
+					return fmt.Errorf("the new schema %s, but relationships still use it (e.g. %s); delete them first", what, rel.Key())
+				}
+				continue
+			}
+			for _, at := range removedTypes(r.AllowedTypes, nr.AllowedTypes) {
+				sf := &tuple.SubjectFilter{Type: at.Type}
+				if at.Wildcard {
+					sf.IDs = []string{tuple.Wildcard}
+				} else {
+					rel := at.Relation
+					sf.Relation = &rel
+				}
+				for rel, err := range snap.Query(ctx, tuple.Filter{ResourceType: name, Relation: relName, Subject: sf}) {
+					if err != nil {
+						return err
+					}
+					if verr := engine.ValidateRelationship(next, rel); verr != nil {
+						return fmt.Errorf("the new schema no longer allows %s on relation %s#%s, but relationship %s uses it; delete or rewrite such relationships first", allowedString(at), name, relName, rel)
+					}
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// removedTypes lists the allowed types of prev that next does not have.
+func removedTypes(prev, next []schema.AllowedType) []schema.AllowedType {
+	var out []schema.AllowedType
+	for _, p := range prev {
+		found := false
+		for _, n := range next {
+			if n == p {
+				found = true
+				break
+			}
+		}
+		if !found {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func allowedString(a schema.AllowedType) string {
+	s := a.Type
+	switch {
+	case a.Wildcard:
+		s += ":*"
+	case a.Relation != "":
+		s += "#" + a.Relation
+	}
+	if a.Caveat != "" {
+		s += " with " + a.Caveat
+	}
+	if a.Expiration {
+		if a.Caveat != "" {
+			s += " and expiration"
+		} else {
+			s += " with expiration"
+		}
+	}
+	return s
+}

@@ -1,0 +1,303 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"log/slog"
+	"sync"
+	"time"
+
+	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/ambit-authz/ambit/engine"
+	"github.com/ambit-authz/ambit/raft"
+	"github.com/ambit-authz/ambit/schema"
+	"github.com/ambit-authz/ambit/store"
+	"github.com/ambit-authz/ambit/tuple"
+)
+
+// Store is what the API reads: snapshots, the schema, the change feed.
+// *store.Store implements it.
+type Store interface {
+	AppliedRevision() tuple.Revision
+	Snapshot(rev tuple.Revision) (*store.Snapshot, error)
+	ReadSchema(rev tuple.Revision) (text string, at tuple.Revision, err error)
+	Changes(ctx context.Context, after tuple.Revision) iter.Seq2[store.Change, error]
+	Changed() <-chan struct{}
+}
+
+// Node is what the API needs of the raft node: replicate a command, wait for
+// a revision, find a linearizable one. *raft.Node implements it.
+type Node interface {
+	Apply(ctx context.Context, cmd raft.Command) (raft.Result, error)
+	WaitApplied(ctx context.Context, rev tuple.Revision) error
+	LinearizableRevision(ctx context.Context) (tuple.Revision, error)
+	SetSchemaGuard(g raft.SchemaGuard)
+	State() raft.Role
+}
+
+// Limits bound request sizes. Zero values take the defaults.
+type Limits struct {
+	MaxUpdatesPerWrite  int // updates in one WriteRelationships; default 1000
+	MaxPreconditions    int // preconditions per write or delete; default 1000
+	MaxChecksPerBulk    int // items in one CheckBulkPermissions; default 1000
+	MaxLookupResults    int // results of one lookup stream without a limit; default 100,000
+	MaxReadLimit        int // optional_limit of reads, exports and deletes; default 100,000 (0 in a request means this)
+	ImportChunk         int // relationships per raft import command; default 5000
+	MaxFreshnessWait    time.Duration
+	ExactSnapshotWait   time.Duration
+	MaxCaveatContextLen int // bytes of a request's caveat context JSON; default 4096
+}
+
+// Defaults for Limits.
+const (
+	DefaultMaxUpdatesPerWrite = 1000
+	DefaultMaxPreconditions   = 1000
+	DefaultMaxChecksPerBulk   = 1000
+	DefaultMaxLookupResults   = 100_000
+	DefaultMaxReadLimit       = 100_000
+	DefaultImportChunk        = 5000
+	// DefaultMaxFreshnessWait bounds how long at_least_as_fresh waits for a
+	// revision when the request has no earlier deadline.
+	DefaultMaxFreshnessWait = 10 * time.Second
+	// DefaultExactSnapshotWait is how long at_exact_snapshot waits for a
+	// revision this node has not applied yet (a follower a little behind)
+	// before answering FailedPrecondition.
+	DefaultExactSnapshotWait = time.Second
+)
+
+func (l Limits) withDefaults() Limits {
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&l.MaxUpdatesPerWrite, DefaultMaxUpdatesPerWrite)
+	def(&l.MaxPreconditions, DefaultMaxPreconditions)
+	def(&l.MaxChecksPerBulk, DefaultMaxChecksPerBulk)
+	def(&l.MaxLookupResults, DefaultMaxLookupResults)
+	def(&l.MaxReadLimit, DefaultMaxReadLimit)
+	def(&l.ImportChunk, DefaultImportChunk)
+	def(&l.MaxCaveatContextLen, tuple.MaxCaveatContextSize)
+	if l.MaxFreshnessWait <= 0 {
+		l.MaxFreshnessWait = DefaultMaxFreshnessWait
+	}
+	if l.ExactSnapshotWait <= 0 {
+		l.ExactSnapshotWait = DefaultExactSnapshotWait
+	}
+	return l
+}
+
+// Config wires a Server.
+type Config struct {
+	Store  Store
+	Node   Node
+	Engine *engine.Engine
+	// ClusterID identifies the cluster in ZedTokens and cursors; tokens from
+	// another cluster are refused. Every member must use the same id.
+	ClusterID string
+	Limits    Limits
+	Logger    *slog.Logger
+	// Metrics receives per-request engine statistics; nil disables them.
+	Metrics *Metrics
+}
+
+// Server implements the authzed v1 PermissionsService, SchemaService and
+// WatchService over the engine, the store and the raft node.
+type Server struct {
+	v1.UnimplementedPermissionsServiceServer
+	v1.UnimplementedSchemaServiceServer
+	v1.UnimplementedWatchServiceServer
+
+	store   Store
+	node    Node
+	engine  *engine.Engine
+	tokens  tokens
+	limits  Limits
+	log     *slog.Logger
+	metrics *Metrics
+	schemas *schemaCache
+}
+
+// New returns a Server and installs its schema guard on the node (see
+// SchemaGuard; install it in raft.Config as well so that replay at start-up
+// is guarded too).
+func New(cfg Config) (*Server, error) {
+	if cfg.Store == nil || cfg.Node == nil || cfg.Engine == nil {
+		return nil, errors.New("api: Store, Node and Engine are required")
+	}
+	if cfg.ClusterID == "" {
+		return nil, errors.New("api: ClusterID is required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Server{
+		store:   cfg.Store,
+		node:    cfg.Node,
+		engine:  cfg.Engine,
+		tokens:  newTokens(cfg.ClusterID),
+		limits:  cfg.Limits.withDefaults(),
+		log:     cfg.Logger,
+		metrics: cfg.Metrics,
+		schemas: newSchemaCache(cfg.Store),
+	}
+	cfg.Node.SetSchemaGuard(s.schemas.guard)
+	return s, nil
+}
+
+// SchemaGuard returns the guard that refuses schema changes orphaning stored
+// relationships, for raft.Config.SchemaGuard (so that it is installed before
+// the log replays).
+func SchemaGuard(st Store) raft.SchemaGuard { return newSchemaCache(st).guard }
+
+// schemaCache holds compiled schemas by the revision they were written at,
+// so each is compiled once.
+type schemaCache struct {
+	st Store
+	mu sync.Mutex
+	m  map[tuple.Revision]*schema.Schema
+}
+
+func newSchemaCache(st Store) *schemaCache {
+	return &schemaCache{st: st, m: map[tuple.Revision]*schema.Schema{}}
+}
+
+// errNoSchema: nothing has been written with WriteSchema yet.
+var errNoSchema = errors.New("no schema has been written")
+
+// at returns the schema in force at rev (errNoSchema if none).
+func (c *schemaCache) at(rev tuple.Revision) (*schema.Schema, tuple.Revision, error) {
+	text, at, err := c.st.ReadSchema(rev)
+	if err != nil {
+		return nil, 0, err
+	}
+	if text == "" && at == 0 {
+		return nil, 0, errNoSchema
+	}
+	c.mu.Lock()
+	s := c.m[at]
+	c.mu.Unlock()
+	if s != nil {
+		return s, at, nil
+	}
+	s, err = schema.Compile("schema", text)
+	if err != nil {
+		return nil, 0, fmt.Errorf("api: stored schema at revision %d does not compile: %w", at, err)
+	}
+	c.mu.Lock()
+	if len(c.m) >= 16 {
+		clear(c.m) // schemas change rarely; a small map suffices
+	}
+	c.m[at] = s
+	c.mu.Unlock()
+	return s, at, nil
+}
+
+// readAt resolves a Consistency to a revision that is applied on this node
+// and readable.
+func (s *Server) readAt(ctx context.Context, c *v1.Consistency) (tuple.Revision, error) {
+	switch r := c.GetRequirement().(type) {
+	case nil, *v1.Consistency_MinimizeLatency:
+		return s.store.AppliedRevision(), nil
+	case *v1.Consistency_FullyConsistent:
+		rev, err := s.node.LinearizableRevision(ctx)
+		if err != nil {
+			return 0, err
+		}
+		return max(rev, s.store.AppliedRevision()), nil
+	case *v1.Consistency_AtLeastAsFresh:
+		want, err := s.tokens.revision(r.AtLeastAsFresh, "consistency.at_least_as_fresh")
+		if err != nil {
+			return 0, err
+		}
+		if err := s.waitFor(ctx, want, s.limits.MaxFreshnessWait, "at_least_as_fresh"); err != nil {
+			return 0, err
+		}
+		return s.store.AppliedRevision(), nil
+	case *v1.Consistency_AtExactSnapshot:
+		want, err := s.tokens.revision(r.AtExactSnapshot, "consistency.at_exact_snapshot")
+		if err != nil {
+			return 0, err
+		}
+		if s.store.AppliedRevision() < want {
+			if err := s.waitFor(ctx, want, s.limits.ExactSnapshotWait, "at_exact_snapshot"); err != nil {
+				if st, ok := status.FromError(err); ok && st.Code() == codes.Unavailable {
+					return 0, preconditionf("consistency.at_exact_snapshot: revision %d is newer than this node's applied revision %d; use at_least_as_fresh to wait for it", want, s.store.AppliedRevision())
+				}
+				return 0, err
+			}
+		}
+		return want, nil
+	}
+	return 0, invalidf("consistency: unknown requirement %T", c.GetRequirement())
+}
+
+// waitFor blocks until rev is applied, up to the request deadline or bound.
+func (s *Server) waitFor(ctx context.Context, rev tuple.Revision, bound time.Duration, mode string) error {
+	if s.store.AppliedRevision() >= rev {
+		return nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, bound)
+	defer cancel()
+	err := s.node.WaitApplied(wctx, rev)
+	if err == nil && s.store.AppliedRevision() < rev {
+		err = fmt.Errorf("%w: the raft log applied revision %d but the store did not", raft.ErrHalted, rev)
+	}
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return status.Errorf(codes.DeadlineExceeded, "consistency.%s: revision %d was not applied on this node before the request deadline (applied %d)", mode, rev, s.store.AppliedRevision())
+	}
+	if wctx.Err() != nil {
+		return status.Errorf(codes.Unavailable, "consistency.%s: revision %d was not applied on this node within %v (applied %d); the node may be partitioned, or the ZedToken is not from this cluster's history", mode, rev, bound, s.store.AppliedRevision())
+	}
+	return err
+}
+
+// snapshotAt opens the schema and a snapshot at rev.
+func (s *Server) snapshotAt(rev tuple.Revision) (*schema.Schema, *store.Snapshot, error) {
+	snap, err := s.store.Snapshot(rev)
+	if err != nil {
+		return nil, nil, err
+	}
+	sch, _, err := s.schemas.at(rev)
+	if errors.Is(err, errNoSchema) {
+		return nil, nil, preconditionf("no schema has been written yet (revision %d); write one with SchemaService.WriteSchema first", rev)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	return sch, snap, nil
+}
+
+// view resolves the consistency and returns an engine view over it.
+func (s *Server) view(ctx context.Context, c *v1.Consistency) (*engine.View, error) {
+	rev, err := s.readAt(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	return s.viewAt(rev)
+}
+
+func (s *Server) viewAt(rev tuple.Revision) (*engine.View, error) {
+	sch, snap, err := s.snapshotAt(rev)
+	if err != nil {
+		return nil, err
+	}
+	return s.engine.View(sch, snap, rev), nil
+}
+
+// currentSchema is the schema at the latest applied revision.
+func (s *Server) currentSchema() (*schema.Schema, error) {
+	sch, _, err := s.schemas.at(s.store.AppliedRevision())
+	if errors.Is(err, errNoSchema) {
+		return nil, preconditionf("no schema has been written yet; write one with SchemaService.WriteSchema before writing relationships")
+	}
+	return sch, err
+}

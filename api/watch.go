@@ -1,0 +1,121 @@
+package api
+
+import (
+	"fmt"
+	"slices"
+
+	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
+	"google.golang.org/grpc"
+
+	"github.com/ambit-authz/ambit/store"
+	"github.com/ambit-authz/ambit/tuple"
+)
+
+// Watch implements v1.WatchServiceServer. It streams every revision after
+// optional_start_cursor (after the current revision when absent) as one
+// WatchResponse whose changes_through is that revision's ZedToken, so a
+// client resumes by passing the last changes_through it received. Updates
+// are filtered by optional_object_types and optional_relationship_filters
+// (a revision with nothing left is not sent, unless the schema changed).
+// With WATCH_KIND_INCLUDE_CHECKPOINTS a checkpoint is sent whenever the
+// stream has caught up.
+func (s *Server) Watch(req *v1.WatchRequest, stream grpc.ServerStreamingServer[v1.WatchResponse]) error {
+	ctx := stream.Context()
+	types := req.GetOptionalObjectTypes()
+	for i, t := range types {
+		if err := tuple.ValidateType(t); err != nil {
+			return invalidf("optional_object_types[%d]: %v", i, err)
+		}
+	}
+	var filters []tuple.Filter
+	for i, pb := range req.GetOptionalRelationshipFilters() {
+		f, err := filterFromPB(pb, fmt.Sprintf("optional_relationship_filters[%d]", i), true)
+		if err != nil {
+			return err
+		}
+		filters = append(filters, f)
+	}
+	if len(types) > 0 && len(filters) > 0 {
+		return invalidf("optional_object_types and optional_relationship_filters cannot both be set")
+	}
+	kinds := req.GetOptionalUpdateKinds()
+	checkpoints := slices.Contains(kinds, v1.WatchKind_WATCH_KIND_INCLUDE_CHECKPOINTS)
+	wantRels := len(kinds) == 0 || slices.Contains(kinds, v1.WatchKind_WATCH_KIND_UNSPECIFIED) ||
+		slices.Contains(kinds, v1.WatchKind_WATCH_KIND_INCLUDE_RELATIONSHIP_UPDATES)
+	wantSchema := slices.Contains(kinds, v1.WatchKind_WATCH_KIND_INCLUDE_SCHEMA_UPDATES)
+
+	match := func(r tuple.Relationship) bool {
+		if len(types) > 0 {
+			return slices.Contains(types, r.Resource.Type)
+		}
+		if len(filters) > 0 {
+			for _, f := range filters {
+				if f.Matches(r) {
+					return true
+				}
+			}
+			return false
+		}
+		return true
+	}
+
+	var after tuple.Revision
+	if c := req.GetOptionalStartCursor(); c != nil {
+		rev, err := s.tokens.revision(c, "optional_start_cursor")
+		if err != nil {
+			return err
+		}
+		if applied := s.store.AppliedRevision(); rev > applied {
+			if err := s.waitFor(ctx, rev, s.limits.ExactSnapshotWait, "optional_start_cursor"); err != nil {
+				return preconditionf("optional_start_cursor: revision %d is newer than this node's applied revision %d", rev, s.store.AppliedRevision())
+			}
+		}
+		after = rev
+	} else {
+		after = s.store.AppliedRevision()
+	}
+
+	for {
+		changed := s.store.Changed() // before reading, so no revision is missed
+		for ch, err := range s.store.Changes(ctx, after) {
+			if err != nil {
+				return err
+			}
+			after = ch.Revision
+			resp := &v1.WatchResponse{ChangesThrough: s.tokens.zedToken(ch.Revision)}
+			if wantRels {
+				for _, u := range ch.Updates {
+					if match(u.Rel) {
+						resp.Updates = append(resp.Updates, watchUpdate(u))
+					}
+				}
+			}
+			resp.SchemaUpdated = wantSchema && ch.Schema != nil
+			if len(resp.Updates) == 0 && !resp.SchemaUpdated {
+				continue
+			}
+			if err := stream.Send(resp); err != nil {
+				return err
+			}
+		}
+		if checkpoints {
+			cp := max(after, s.store.AppliedRevision())
+			if err := stream.Send(&v1.WatchResponse{ChangesThrough: s.tokens.zedToken(cp), IsCheckpoint: true}); err != nil {
+				return err
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-changed:
+		}
+	}
+}
+
+func watchUpdate(u store.Update) *v1.RelationshipUpdate {
+	op := v1.RelationshipUpdate_OPERATION_TOUCH
+	if u.Op == store.OpDelete {
+		op = v1.RelationshipUpdate_OPERATION_DELETE
+	}
+	return &v1.RelationshipUpdate{Operation: op, Relationship: relationshipToPB(u.Rel)}
+}
