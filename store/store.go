@@ -45,6 +45,10 @@ type Options struct {
 	MemTableSize int64
 	// BlockCacheSize is badger's block cache in bytes; default 256 MiB.
 	BlockCacheSize int64
+
+	// tune adjusts badger's options last (package tests shrink tables to
+	// force compactions).
+	tune func(*badger.Options)
 }
 
 // Defaults.
@@ -141,9 +145,15 @@ func Open(opts Options) (*Store, error) {
 		WithBlockCacheSize(opts.BlockCacheSize).
 		WithNumCompactors(2).
 		WithValueLogFileSize(256 << 20).
+		// Values inline in the LSM tree (badger requires the threshold to fit
+		// in a batch, 15% of a memtable).
+		WithValueThreshold(min(1<<20, opts.MemTableSize*15/100/2)).
 		WithLogger(badgerLogger{opts.Logger})
 	if opts.InMemory {
 		bo = bo.WithDir("").WithValueDir("")
+	}
+	if opts.tune != nil {
+		opts.tune(&bo)
 	}
 	db, err := badger.OpenManaged(bo)
 	if err != nil {
