@@ -114,6 +114,10 @@ func (c *checker) declare(f *File) {
 				c.errorf(d.NamePos, "definition %q is already declared at line %d", d.Name, prev.NamePos.Line)
 				continue
 			}
+			if prev, ok := c.cavs[d.Name]; ok {
+				c.errorf(d.NamePos, "%q is already the name of the caveat at line %d: definitions and caveats share one namespace", d.Name, prev.NamePos.Line)
+				continue
+			}
 			c.defs[d.Name] = d
 			ms := map[string]Member{}
 			c.members[d.Name] = ms
@@ -135,6 +139,10 @@ func (c *checker) declare(f *File) {
 			}
 			if prev, ok := c.cavs[d.Name]; ok {
 				c.errorf(d.NamePos, "caveat %q is already declared at line %d", d.Name, prev.NamePos.Line)
+				continue
+			}
+			if prev, ok := c.defs[d.Name]; ok {
+				c.errorf(d.NamePos, "%q is already the name of the definition at line %d: definitions and caveats share one namespace", d.Name, prev.NamePos.Line)
 				continue
 			}
 			c.cavs[d.Name] = d

@@ -259,6 +259,10 @@ func (p *parser) parseUse(doc Comments) *UseDecl {
 	}
 	switch flag {
 	case "expiration":
+		if p.useExpiration {
+			p.error(pos, "duplicate `use expiration`")
+			return nil
+		}
 		p.useExpiration = true
 	case "typechecking", "self":
 		p.error(pos, fmt.Sprintf("use flag %q is not supported by ambit; the supported flag is \"expiration\"", flag))
