@@ -173,3 +173,42 @@ func TestByteColumn(t *testing.T) {
 		}
 	}
 }
+
+// TestReferencedParams checks that the parameters found in the checker's
+// reference map, which decide whether Evaluate needs partial evaluation, are
+// the ones the expression uses, wherever it uses them. A missed parameter
+// would still evaluate correctly (see Evaluate's retry), only more slowly.
+func TestReferencedParams(t *testing.T) {
+	params := p("a", "int", "b", "map<int>", "c", "list<int>", "d", "ipaddress", "e", "string", "f", "bool")
+	tests := []struct {
+		expr string
+		want []string
+	}{
+		{"true", nil},
+		{"a == 1", []string{"a"}},
+		{"has(b.x)", []string{"b"}},
+		{"b[e] == 1", []string{"b", "e"}},
+		{"c.exists(x, x == a)", []string{"a", "c"}},
+		// The loop variable shadows parameter e, yet the checker records a
+		// reference to e: a harmless over-approximation (an absent e only
+		// sends Evaluate down the partial path, which decides the result).
+		{"[1, 2].exists(e, e == 2)", []string{"e"}},
+		{"d.in_cidr(e)", []string{"d", "e"}},
+		{"{'k': a}.k == 1 && f", []string{"a", "f"}},
+		{"size(c) > 0 ? f : a > 0", []string{"a", "c", "f"}},
+	}
+	for _, tc := range tests {
+		c, err := Compile("cav", params, tc.expr)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.expr, err)
+		}
+		var got []string
+		for _, i := range c.refs {
+			got = append(got, c.Params[i].Name)
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%s: referenced %v, want %v", tc.expr, got, tc.want)
+		}
+	}
+}

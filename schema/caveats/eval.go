@@ -58,14 +58,21 @@ func (c *Caveat) Evaluate(ctx map[string]any) (Result, error) {
 		}
 	}
 	out, _, err := c.full.Eval(act)
+	if err != nil && slices.Contains(act.vals, nil) {
+		// refs comes from the checker's reference map; should it ever miss
+		// a parameter, the absent parameter fails the evaluation instead of
+		// making it conditional. Retrying with every absent parameter
+		// unknown costs only on this error path.
+		return c.evalPartial(act)
+	}
 	return c.result(out, err)
 }
 
-// evalPartial evaluates with the absent referenced parameters unknown.
+// evalPartial evaluates with the absent parameters unknown.
 func (c *Caveat) evalPartial(act *activation) (Result, error) {
 	var absent []int
-	patterns := make([]*cel.AttributePatternType, 0, len(c.refs))
-	for _, i := range c.refs {
+	var patterns []*cel.AttributePatternType
+	for i := range c.Params {
 		if act.vals[i] == nil {
 			absent = append(absent, i)
 			patterns = append(patterns, c.unknown[i])

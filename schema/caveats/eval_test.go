@@ -225,6 +225,7 @@ func TestEvaluateTypes(t *testing.T) {
 		// Context handling.
 		{name: "unknown keys ignored", params: p("x", "int"), expr: "x == 1", ctx: m("x", 1.0, "y", "anything", "z", nil), want: true},
 		{name: "unreferenced param still converted", params: p("x", "int", "unused", "int"), expr: "x == 1", ctx: m("x", 1.0, "unused", "oops"), err: ErrParamType, errMsg: `parameter "unused"`},
+		{name: "params named like types and functions", params: p("int", "int", "size", "string", "timestamp", "bool"), expr: "int == 1 && size(size) == 2 && timestamp", ctx: m("int", 1.0, "size", "ab", "timestamp", true), want: true},
 		{name: "no parameters", params: nil, expr: "1 + 2 == 3", ctx: nil, want: true},
 		{name: "constant false", params: nil, expr: "2 - 2 == 1", ctx: m("x", 1.0), want: false},
 		{name: "constant conversion error at run time", params: nil, expr: "int('x') == 1", err: ErrEvaluation, errMsg: "type conversion error from 'string' to 'int'"},
@@ -262,6 +263,7 @@ func TestEvaluatePartial(t *testing.T) {
 		{name: "missing list in comprehension", params: p("l", "list<int>", "x", "int"), expr: "l.exists(e, e == x)", ctx: ctxJSON(t, `{"x": 1}`), missing: []string{"l"}},
 		{name: "missing needle in comprehension", params: p("l", "list<int>", "x", "int"), expr: "l.exists(e, e == x)", ctx: ctxJSON(t, `{"l": [1, 2]}`), missing: []string{"x"}},
 		{name: "empty list decides comprehension", params: p("l", "list<int>", "x", "int"), expr: "l.exists(e, e == x)", ctx: ctxJSON(t, `{"l": []}`), want: false},
+		{name: "loop variable shadows absent param", params: p("e", "string"), expr: "[1, 2].exists(e, e == 2)", ctx: nil, want: true},
 		{name: "missing ip", params: p("ip", "ipaddress"), expr: "ip.in_cidr('10.0.0.0/8')", ctx: nil, missing: []string{"ip"}},
 		{name: "missing timestamp", params: p("now", "timestamp", "exp", "timestamp"), expr: "now < exp", ctx: ctxJSON(t, `{"exp": "2024-01-01T00:00:00Z"}`), missing: []string{"now"}},
 		{name: "error beside unknown stays unknown", params: p("m", "map<int>", "y", "bool"), expr: "m.nokey == 1 || y", ctx: ctxJSON(t, `{"m": {}}`), missing: []string{"y"}},
@@ -339,5 +341,30 @@ func TestEvaluateConcurrent(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+// TestEvaluateRetriesWhenRefsIncomplete simulates a reference map that
+// misses a parameter: Evaluate must still report it missing, not fail.
+func TestEvaluateRetriesWhenRefsIncomplete(t *testing.T) {
+	c, err := Compile("cav", p("a", "int", "b", "int"), "a == 1 && b == 2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.refs = nil
+	tests := []struct {
+		ctx  map[string]any
+		want Result
+	}{
+		{map[string]any{"a": 1.0}, Result{Missing: []string{"b"}}},
+		{map[string]any{"a": 2.0}, Result{Value: false}},
+		{map[string]any{}, Result{Missing: []string{"a", "b"}}},
+		{map[string]any{"a": 1.0, "b": 2.0}, Result{Value: true}},
+	}
+	for _, tc := range tests {
+		got, err := c.Evaluate(tc.ctx)
+		if err != nil || got.Value != tc.want.Value || !slices.Equal(got.Missing, tc.want.Missing) {
+			t.Errorf("Evaluate(%v) = %+v, %v; want %+v", tc.ctx, got, err, tc.want)
+		}
 	}
 }
