@@ -81,6 +81,7 @@ func check(f *File, errs *errorSink) *Schema {
 	if len(errs.list) > 0 {
 		return nil
 	}
+	c.out.Warnings = c.out.Warnings.sortAndDedup()
 	c.out.Source = Print(f)
 	sum := sha256.Sum256([]byte(c.out.Source))
 	c.out.Hash = hex.EncodeToString(sum[:])
@@ -328,7 +329,8 @@ func (c *checker) checkRelation(d *DefinitionDecl, r *RelationDecl) *Relation {
 				c.errorf(t.RelationPos, "relation %q allows %s#%s, but %q has no relation or permission %q", r.Name, t.Type, t.Relation, t.Type, t.Relation)
 				continue
 			}
-			if wt, via := c.directWildcard(t.Type, t.Relation); wt != "" {
+			// As in SpiceDB, a subject set on the definition itself is exempt.
+			if wt, via := c.wildcardReach(t.Type, t.Relation); wt != "" && t.Type != d.Name {
 				c.errorf(t.RelationPos, "relation %q allows %s#%s, which includes the wildcard %s:* through %s: wildcards cannot be included transitively", r.Name, t.Type, t.Relation, wt, via)
 				continue
 			}
@@ -351,22 +353,6 @@ func (c *checker) checkRelation(d *DefinitionDecl, r *RelationDecl) *Relation {
 		out.AllowedTypes = append(out.AllowedTypes, at)
 	}
 	return out
-}
-
-// directWildcard reports whether typ#rel is a relation (not a permission)
-// whose own type list allows a wildcard. SpiceDB rejects a subject type T#rel
-// in that case; a longer chain is rejected at its innermost such step.
-func (c *checker) directWildcard(typ, rel string) (wildType, via string) {
-	r, ok := c.members[typ][rel].(*RelationDecl)
-	if !ok {
-		return "", ""
-	}
-	for _, t := range r.Types {
-		if t.Wildcard {
-			return t.Type, typ + "#" + rel
-		}
-	}
-	return "", ""
 }
 
 // wildcardReach reports whether relation typ#rel can hold a wildcard, directly
@@ -483,8 +469,12 @@ func (c *checker) checkArrow(d *DefinitionDecl, perm *PermissionDecl, a *ArrowEx
 		}
 	}
 	if !found {
-		c.errorf(a.Right.Pos, "permission %q: arrow %s->%s: %q is not a relation or permission of any subject type of relation %q", perm.Name, rel.Name, a.Right.Name, a.Right.Name, rel.Name)
-		return nil
+		// SpiceDB accepts this with a warning; the arrow is always empty.
+		c.out.Warnings = append(c.out.Warnings, &Error{
+			Pos:    a.Right.Pos,
+			Msg:    fmt.Sprintf("permission %q: arrow %s->%s: %q is not a relation or permission of any subject type of relation %q, so the arrow is always empty", perm.Name, rel.Name, a.Right.Name, a.Right.Name, rel.Name),
+			Source: lineAt(c.errs.src, a.Right.Pos),
+		})
 	}
 	fn := ArrowAny
 	if a.Func == "all" {

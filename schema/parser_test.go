@@ -299,3 +299,52 @@ func TestFormat(t *testing.T) {
 		t.Error("Format accepted a syntax error")
 	}
 }
+
+func TestWarnings(t *testing.T) {
+	tests := []struct {
+		name, src string
+		want      []string // "line:col: message substring"
+	}{
+		{"arrow to a relation no subject type has", `definition user {}
+
+definition folder {
+	relation viewer: user
+}
+
+definition document {
+	relation parent: folder | user
+	permission view = parent->reader + parent.all(owner)
+}
+`, []string{
+			`9:28: permission "view": arrow parent->reader: "reader" is not a relation or permission of any subject type of relation "parent"`,
+		}},
+		{"arrow that resolves on one subject type", `definition user {}
+
+definition folder {
+	relation viewer: user
+}
+
+definition document {
+	relation parent: folder | user
+	permission view = parent->viewer
+}
+`, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := Compile("w.zed", tt.src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(s.Warnings) != len(tt.want) {
+				t.Fatalf("got %d warnings, want %d: %v", len(s.Warnings), len(tt.want), s.Warnings)
+			}
+			for i, w := range s.Warnings {
+				got := fmt.Sprintf("%d:%d: %s", w.Pos.Line, w.Pos.Col, w.Msg)
+				if !strings.Contains(got, tt.want[i]) {
+					t.Errorf("warning %d = %q, want it to contain %q", i, got, tt.want[i])
+				}
+			}
+		})
+	}
+}

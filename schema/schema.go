@@ -36,6 +36,10 @@ type Schema struct {
 	Hash string
 	// Source is the canonical printed form.
 	Source string
+	// Warnings are problems SpiceDB also accepts with only a warning (an
+	// arrow to a relation that none of the tupleset's subject types has),
+	// sorted by position. They do not stop compilation.
+	Warnings ErrorList
 }
 
 // Definition is one `definition name { ... }`.
