@@ -202,11 +202,7 @@ func TestReferencedParams(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", tc.expr, err)
 		}
-		var got []string
-		for _, i := range c.refs {
-			got = append(got, c.Params[i].Name)
-		}
-		slices.Sort(got)
+		got := c.ReferencedParams()
 		if !slices.Equal(got, tc.want) {
 			t.Errorf("%s: referenced %v, want %v", tc.expr, got, tc.want)
 		}

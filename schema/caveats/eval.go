@@ -134,6 +134,19 @@ func (c *Caveat) ParamNames() []string {
 	return names
 }
 
+// ReferencedParams returns, sorted, the names of the parameters the
+// expression refers to, as the CEL checker resolved them. A comprehension
+// variable that shadows a parameter counts as a reference to it, as in
+// SpiceDB's check for unused caveat parameters. The slice is the caller's.
+func (c *Caveat) ReferencedParams() []string {
+	names := make([]string, len(c.refs))
+	for k, i := range c.refs {
+		names[k] = c.Params[i].Name
+	}
+	slices.Sort(names)
+	return names
+}
+
 // activation resolves parameter names to converted context values for one
 // evaluation. A nil entry is an absent parameter.
 type activation struct {
