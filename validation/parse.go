@@ -216,10 +216,9 @@ func (p *parser) text(key string, n *yaml.Node) (string, bool) {
 // pair is one key and value of a mapping, with the last line the value may
 // span (the line before the next key).
 type pair struct {
-	key   string
-	k, v  *yaml.Node
-	end   int
-	index int
+	key  string
+	k, v *yaml.Node
+	end  int
 }
 
 // pairs lists a mapping's entries, reporting non-text and repeated keys.
@@ -243,7 +242,7 @@ func (p *parser) pairs(m *yaml.Node, end int, what string) []pair {
 		if n := len(out); n > 0 && k.Line > out[n-1].k.Line {
 			out[n-1].end = k.Line - 1
 		}
-		out = append(out, pair{key: k.Value, k: k, v: v, end: end, index: i / 2})
+		out = append(out, pair{key: k.Value, k: k, v: v, end: end})
 	}
 	return out
 }
@@ -356,8 +355,10 @@ func (p *parser) relationships(kv pair) []Rel {
 		if s == "" || strings.HasPrefix(s, "//") {
 			continue
 		}
-		line := lines[i]
-		col := column(p.src, line, s)
+		line, col := lines[i], kv.v.Column
+		if line != kv.v.Line {
+			col = column(p.src, line, s)
+		}
 		r, err := tuple.Parse(s)
 		if err != nil {
 			p.errorf(line, col, ErrRelationship, err, "%q", clip(s))

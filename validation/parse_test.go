@@ -2,6 +2,7 @@ package validation
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -124,6 +125,40 @@ func TestParseRelationshipsBlock(t *testing.T) {
 			checkInvariants(t, files[0], len(splitLines([]byte(tt.src))))
 			checkLinesHoldText(t, files[0], splitLines([]byte(tt.src)))
 		})
+	}
+}
+
+func TestParseLineEndingsAndAliases(t *testing.T) {
+	lines := []string{
+		"schema: &s |",
+		"  definition user {}",
+		"relationships: |",
+		"  document:a#viewer@user:ana",
+		"",
+		"  document:a#viewer@user:bob",
+		"assertions:",
+		"  assertTrue:",
+		"    - &a document:a#viewer@user:ana",
+		"  assertFalse:",
+		"    - *a",
+	}
+	for _, eol := range []string{"\n", "\r\n", "\r"} {
+		src := strings.Join(lines, eol) + eol
+		files, err := Parse("t.yaml", []byte(src))
+		if err != nil {
+			t.Fatalf("%q: %v", eol, err)
+		}
+		f := files[0]
+		if got := rels(t, f); !reflect.DeepEqual(got, map[string]int{"document:a#viewer@user:ana": 4, "document:a#viewer@user:bob": 6}) {
+			t.Errorf("%q: relationships %v", eol, got)
+		}
+		if f.Schema != "definition user {}\n" || f.SchemaLine != 2 {
+			t.Errorf("%q: schema %q at line %d", eol, f.Schema, f.SchemaLine)
+		}
+		// The alias resolves to the anchored entry, which keeps its line.
+		if len(f.Assertions.False) != 1 || f.Assertions.False[0].Rel.String() != "document:a#viewer@user:ana" || f.Assertions.False[0].Line != 9 {
+			t.Errorf("%q: aliased assertion %+v", eol, f.Assertions.False)
+		}
 	}
 }
 
@@ -404,6 +439,9 @@ func TestParseErrors(t *testing.T) {
 			`^t\.yaml:5:3: invalid relationship: "document:a#viewer": .*expected resource#relation@subject`},
 		{"bad relationship in folded", doc("relationships: >-", "  document:a#viewer@user:ana", "", "  document:a#viewer@user:ana!"), ErrRelationship,
 			`^t\.yaml:4:3: invalid relationship: .*invalid object id`},
+		{"folded lines without a blank line between are joined", doc("relationships: >-", "  document:a#viewer@user:ana", "  document:a#viewer@user:bob"), ErrRelationship,
+			`^t\.yaml:2:3: invalid relationship: "document:a#viewer@user:ana document:a#viewer@user:bob"`},
+		{"bad relationship in a quoted string", doc(`relationships: "document:a#viewer@user:ana\nbroken"`), ErrRelationship, `^t\.yaml:1:16: invalid relationship: "broken"`},
 		{"bad caveat json", doc("relationships: |", `  document:a#viewer@user:ana[c1x:{"a":}]`), ErrRelationship, `^t\.yaml:2:3: invalid relationship: .*not valid JSON`},
 		{"repeated relationship", doc("relationships: |", "  document:a#viewer@user:ana", "  document:a#viewer@user:ana[expiration:2300-01-01T00:00:00Z]"), ErrRelationship,
 			`^t\.yaml:3:3: .*document:a#viewer@user:ana is repeated \(first at line 2\)`},
@@ -508,5 +546,31 @@ func TestErrorListPrintsAtMostTen(t *testing.T) {
 	}
 	if !strings.HasSuffix(msg, "(and 5 more errors)") {
 		t.Errorf("message does not count the rest: %q", msg[len(msg)-40:])
+	}
+}
+
+// BenchmarkParse measures a large relationships block, in the block style
+// validation files use and as one quoted line (whose lines cannot be traced
+// to the source and must not make parsing quadratic).
+func BenchmarkParse(b *testing.B) {
+	const n = 20000
+	var block, quoted strings.Builder
+	block.WriteString("schema: definition user {}\nrelationships: |\n")
+	quoted.WriteString("relationships: \"")
+	for i := range n {
+		fmt.Fprintf(&block, "  document:d%d#viewer@user:u%d\n", i, i)
+		fmt.Fprintf(&quoted, "document:d%d#viewer@user:u%d\\n", i, i)
+	}
+	quoted.WriteString("\"\n")
+	for _, c := range []struct{ name, src string }{{"block", block.String()}, {"quoted", quoted.String()}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.SetBytes(int64(len(c.src)))
+			for b.Loop() {
+				files, err := Parse("b.yaml", []byte(c.src))
+				if err != nil || len(files[0].Relationships) != n {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
