@@ -13,7 +13,7 @@ type File struct {
 	// Schema is the schema text, from `schema` or read from `schemaFile`.
 	Schema string
 	// SchemaLine is the line of Name on which the schema text begins (1 when
-	// the schema came from SchemaFile). Use SchemaPos to place any line of it.
+	// the schema came from SchemaFile). Use SchemaPos to place any position in it.
 	SchemaLine int
 	// SchemaFile is the path of the file the schema was read from (the
 	// `schemaFile` key joined to Name's directory), or "" when the schema is
@@ -28,22 +28,29 @@ type File struct {
 	Validation []Expected
 
 	// schemaLines[i] is the line of Name holding line i+1 of an inline
-	// Schema, or 0 where it is not known.
+	// Schema, or 0 where it is not known; schemaCols[i] is what to add to a
+	// column of that line to get the column in Name, or -1 when unknown.
 	schemaLines []int
+	schemaCols  []int
 }
 
-// SchemaPos maps line n (1-based) of Schema to the file and line that hold
-// it, so that a schema compile error can be reported against the YAML file.
-// YAML may fold or unescape text, so a line that cannot be traced back is
-// placed at SchemaLine.
-func (f *File) SchemaPos(n int) (file string, line int) {
+// SchemaPos maps a position in Schema (1-based line and column) to the file,
+// line and column that hold it, so that a schema compile error can be
+// reported against the YAML file. YAML may fold or unescape text: a line that
+// cannot be traced back is placed at SchemaLine, and a column that cannot be
+// is returned as 0.
+func (f *File) SchemaPos(line, col int) (file string, fileLine, fileCol int) {
 	if f.SchemaFile != "" {
-		return f.SchemaFile, n
+		return f.SchemaFile, line, col
 	}
-	if n >= 1 && n <= len(f.schemaLines) && f.schemaLines[n-1] > 0 {
-		return f.Name, f.schemaLines[n-1]
+	if line < 1 || line > len(f.schemaLines) || f.schemaLines[line-1] == 0 {
+		return f.Name, f.SchemaLine, 0
 	}
-	return f.Name, f.SchemaLine
+	fileLine = f.schemaLines[line-1]
+	if off := f.schemaCols[line-1]; col >= 1 && off >= 0 {
+		fileCol = col + off
+	}
+	return f.Name, fileLine, fileCol
 }
 
 // Rel is one relationship of the relationships block and its line.

@@ -46,7 +46,12 @@ func FuzzParse(f *testing.F) {
 		const name = "f.yaml"
 		nLines := len(splitLines(data))
 		files, err := parse(name, data, memReader)
-		schema, schemaErr := extractSchema(name, data, memReader)
+		schema, schemaErr := "", error(nil)
+		if sf, err := extractSchema(name, data, memReader); err != nil {
+			schemaErr = err
+		} else {
+			schema = sf.Schema
+		}
 		if err != nil {
 			if files != nil {
 				t.Fatalf("files and error both returned: %v", err)

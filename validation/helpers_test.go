@@ -84,16 +84,28 @@ func checkLinesHoldText(t *testing.T, f *File, src []string) {
 	}
 	if f.SchemaFile == "" && f.Schema != "" {
 		for i, line := range strings.Split(f.Schema, "\n") {
-			line = strings.TrimSpace(line)
-			if line == "" {
+			text := strings.TrimSpace(line)
+			if text == "" {
 				continue
 			}
-			file, l := f.SchemaPos(i + 1)
-			// A folded (>) scalar may join source lines with a space, so
-			// the source line need only begin the schema line.
-			if file != f.Name || l < 1 || l > len(src) ||
-				!strings.Contains(src[l-1], line) && !strings.HasPrefix(line, strings.TrimSpace(src[l-1])) {
+			col := indent(line) + 1
+			file, l, c := f.SchemaPos(i+1, col)
+			if file != f.Name || l < 1 || l > len(src) {
 				t.Errorf("schema line %d %q: SchemaPos gives %s:%d", i+1, line, file, l)
+				continue
+			}
+			if c == 0 {
+				// A scalar on its key's line: no column, but the line holds it.
+				if !strings.Contains(src[l-1], text) {
+					t.Errorf("schema line %d %q: SchemaPos gives %s:%d, which is %q", i+1, line, file, l, src[l-1])
+				}
+				continue
+			}
+			// A folded (>) scalar may join source lines with a space, so the
+			// source need only hold the start of the schema line.
+			at := src[l-1][min(c-1, len(src[l-1])):]
+			if at == "" || !strings.HasPrefix(text, strings.TrimSpace(at)) {
+				t.Errorf("schema line %d col %d %q: SchemaPos gives %s:%d:%d, where the line reads %q", i+1, col, line, file, l, c, at)
 			}
 		}
 	}

@@ -66,5 +66,25 @@ func column(src []string, l int, text string) int {
 	if i := strings.Index(src[l-1], text); i >= 0 {
 		return i + 1
 	}
-	return len(src[l-1]) - len(strings.TrimLeft(src[l-1], " \t")) + 1
+	return indent(src[l-1]) + 1
 }
+
+// columnOffsets returns, for each value line that lineMap placed inside a
+// block scalar, the difference between a column in the value line and the
+// same column in the source line: the source indentation less the value's.
+// Elsewhere it is -1.
+func columnOffsets(src []string, n *yaml.Node, value string, lines []int) []int {
+	vals := strings.Split(value, "\n")
+	out := make([]int, len(vals))
+	for i, v := range vals {
+		out[i] = -1
+		l := lines[i]
+		if l <= n.Line || l > len(src) {
+			continue
+		}
+		out[i] = indent(src[l-1]) - indent(v)
+	}
+	return out
+}
+
+func indent(s string) int { return len(s) - len(strings.TrimLeft(s, " \t")) }

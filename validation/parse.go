@@ -45,10 +45,21 @@ func Parse(filename string, data []byte) ([]*File, error) {
 // file, for `ambit schema check FILE.yaml`. Only the schema keys are decoded:
 // mistakes in relationships, assertions or validation are not reported here.
 func ExtractSchema(filename string, data []byte) (string, error) {
+	f, err := ExtractSchemaFile(filename, data)
+	if err != nil {
+		return "", err
+	}
+	return f.Schema, nil
+}
+
+// ExtractSchemaFile is ExtractSchema returning the first document with only
+// its schema decoded, so that File.SchemaPos can place a compile error in
+// the YAML file.
+func ExtractSchemaFile(filename string, data []byte) (*File, error) {
 	return extractSchema(filename, data, dirReader(filename))
 }
 
-func extractSchema(filename string, data []byte, read readFunc) (string, error) {
+func extractSchema(filename string, data []byte, read readFunc) (*File, error) {
 	p := newParser(filename, data, read)
 	docs := p.decode(data)
 	for _, d := range docs {
@@ -57,18 +68,18 @@ func extractSchema(filename string, data []byte, read readFunc) (string, error) 
 			continue
 		}
 		if err := p.errs.normalize().Err(); err != nil {
-			return "", err
+			return nil, err
 		}
 		if f.Schema == "" {
-			return "", &Error{File: filename, Line: d.doc.Line, Kind: ErrFormat,
+			return nil, &Error{File: filename, Line: d.doc.Line, Kind: ErrFormat,
 				Msg: "the first document has no schema (want a `schema` or `schemaFile` key)"}
 		}
-		return f.Schema, nil
+		return f, nil
 	}
 	if err := p.errs.normalize().Err(); err != nil {
-		return "", err
+		return nil, err
 	}
-	return "", &Error{File: filename, Kind: ErrFormat, Msg: "the file holds no YAML document"}
+	return nil, &Error{File: filename, Kind: ErrFormat, Msg: "the file holds no YAML document"}
 }
 
 // readFunc reads the file a schemaFile key names (a local, relative path).
@@ -301,6 +312,7 @@ func (p *parser) schema(f *File, n *yaml.Node, end int, fileNode *yaml.Node) {
 		if ok && text != "" {
 			f.Schema = text
 			f.schemaLines = lineMap(p.src, n, text, end)
+			f.schemaCols = columnOffsets(p.src, n, text, f.schemaLines)
 			f.SchemaLine = n.Line
 			if n.Style&(yaml.LiteralStyle|yaml.FoldedStyle) != 0 {
 				f.SchemaLine = n.Line + 1

@@ -347,9 +347,19 @@ func TestParseMultipleDocuments(t *testing.T) {
 	for _, f := range files {
 		checkLinesHoldText(t, f, splitLines([]byte(src)))
 	}
-	// Line 3 of the second schema ("  relation viewer: user") is line 14.
-	if file, line := files[1].SchemaPos(3); file != "multi.yaml" || line != 14 {
-		t.Errorf("SchemaPos(3) = %s:%d, want multi.yaml:14", file, line)
+	// Line 3 col 3 of the second schema ("  relation viewer: user", folded
+	// from a line indented by four) is line 14 col 5; past its last line, a
+	// position falls back to where the schema starts.
+	for _, c := range []struct{ line, col, wantLine, wantCol int }{
+		{3, 3, 14, 5},
+		{1, 1, 11, 3},
+		{2, 0, 13, 0},
+		{9, 1, 11, 0},
+	} {
+		file, l, col := files[1].SchemaPos(c.line, c.col)
+		if file != "multi.yaml" || l != c.wantLine || col != c.wantCol {
+			t.Errorf("SchemaPos(%d, %d) = %s:%d:%d, want multi.yaml:%d:%d", c.line, c.col, file, l, col, c.wantLine, c.wantCol)
+		}
 	}
 }
 
@@ -369,8 +379,8 @@ func TestParseSchemaFile(t *testing.T) {
 	if f.Schema != schemaText || f.SchemaFile != filepath.Join(dir, "model.zed") || f.SchemaLine != 1 {
 		t.Errorf("schema %q from %q line %d", f.Schema, f.SchemaFile, f.SchemaLine)
 	}
-	if file, line := f.SchemaPos(7); file != f.SchemaFile || line != 7 {
-		t.Errorf("SchemaPos(7) = %s:%d", file, line)
+	if file, line, col := f.SchemaPos(7, 2); file != f.SchemaFile || line != 7 || col != 2 {
+		t.Errorf("SchemaPos(7, 2) = %s:%d:%d", file, line, col)
 	}
 	got, err := ExtractSchema(name, []byte(doc("schemaFile: model.zed")))
 	if err != nil || got != schemaText {
