@@ -126,11 +126,18 @@ func TestSpiceDBConformanceCaveats(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			ctx := ctxJSON(t, tc.request)
-			maps.Copy(ctx, ctxJSON(t, tc.stored))
+			stored, request := ctxJSON(t, tc.stored), ctxJSON(t, tc.request)
+			ctx := maps.Clone(request)
+			maps.Copy(ctx, stored)
 			got, err := compiled[tc.caveat].Evaluate(ctx)
 			if err != nil {
 				t.Fatalf("Evaluate(%v): %v", ctx, err)
+			}
+			checkResult(t, got, nil, evalCase{want: tc.want.value, missing: tc.want.missing})
+
+			got, err = compiled[tc.caveat].EvaluateLayered(stored, request)
+			if err != nil {
+				t.Fatalf("EvaluateLayered(%v, %v): %v", stored, request, err)
 			}
 			checkResult(t, got, nil, evalCase{want: tc.want.value, missing: tc.want.missing})
 		})

@@ -30,6 +30,19 @@ import (
 // in SpiceDB; CEL's commutative && and || absorb an error when the other
 // operand decides the result (`false && m.nokey` is false).
 func (c *Caveat) Evaluate(ctx map[string]any) (Result, error) {
+	return c.evaluate(ctx, nil)
+}
+
+// EvaluateLayered is Evaluate over the union of two contexts in which a key
+// of stored (the relationship's context) wins over the same key of request
+// (the request's context), without building the merged map.
+func (c *Caveat) EvaluateLayered(stored, request map[string]any) (Result, error) {
+	return c.evaluate(stored, request)
+}
+
+// evaluate implements Evaluate; a parameter is looked up in ctx, then in
+// fallback.
+func (c *Caveat) evaluate(ctx, fallback map[string]any) (Result, error) {
 	if c.full == nil {
 		return Result{}, &EvalError{Caveat: c.Name, Msg: "caveat was not built by Compile"}
 	}
@@ -38,7 +51,9 @@ func (c *Caveat) Evaluate(ctx map[string]any) (Result, error) {
 	for i := range c.Params {
 		v, ok := ctx[c.Params[i].Name]
 		if !ok {
-			continue
+			if v, ok = fallback[c.Params[i].Name]; !ok {
+				continue
+			}
 		}
 		cv, err := convert(c.types[i], v, 1)
 		if err != nil {

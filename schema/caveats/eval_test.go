@@ -368,3 +368,41 @@ func TestEvaluateRetriesWhenRefsIncomplete(t *testing.T) {
 		}
 	}
 }
+
+func TestEvaluateLayered(t *testing.T) {
+	c, err := Compile("cav", p("a", "int", "b", "string"), "a == 42 && b == 'x'")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name            string
+		stored, request string
+		want            Result
+		err             error
+	}{
+		{"both empty", `{}`, `{}`, Result{Missing: []string{"a", "b"}}, nil},
+		{"split across layers", `{"a": 42}`, `{"b": "x"}`, Result{Value: true}, nil},
+		{"stored wins", `{"a": 42}`, `{"a": 41, "b": "x"}`, Result{Value: true}, nil},
+		{"stored wins when false", `{"a": 41}`, `{"a": 42, "b": "x"}`, Result{Value: false}, nil},
+		{"request only", `{}`, `{"a": 42, "b": "y"}`, Result{Value: false}, nil},
+		{"bad stored value is not masked", `{"a": "x"}`, `{"a": 42}`, Result{}, ErrParamType},
+		{"bad request value is masked by stored", `{"a": 42, "b": "x"}`, `{"a": "x"}`, Result{Value: true}, nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := c.EvaluateLayered(ctxJSON(t, tc.stored), ctxJSON(t, tc.request))
+			if tc.err != nil {
+				if !errors.Is(err, tc.err) {
+					t.Fatalf("EvaluateLayered = %+v, %v; want %v", got, err, tc.err)
+				}
+				return
+			}
+			if err != nil || got.Value != tc.want.Value || !slices.Equal(got.Missing, tc.want.Missing) {
+				t.Errorf("EvaluateLayered = %+v, %v; want %+v", got, err, tc.want)
+			}
+		})
+	}
+	if got, err := c.EvaluateLayered(nil, nil); err != nil || !slices.Equal(got.Missing, []string{"a", "b"}) {
+		t.Errorf("EvaluateLayered(nil, nil) = %+v, %v", got, err)
+	}
+}
