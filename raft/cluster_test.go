@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -21,41 +23,51 @@ const testKey = "s3cret-cluster-key"
 
 // testNode is a Node with a real gRPC server on loopback.
 type testNode struct {
-	n   *Node
-	st  Backend
-	cfg Config
-	srv *grpc.Server
+	n       *Node
+	st      Backend
+	closeSt func()
+	cfg     Config
+	srv     *grpc.Server
 }
 
 type testCluster struct {
 	t     testing.TB
 	nodes []*testNode
-	// newStore opens the store of node i; called again on restart with
-	// fresh=false (a durable store keeps its data).
-	newStore func(i int, dir string) Backend
+	// newStore opens the store of node i under dir; called again on
+	// restart (a durable store keeps its data). The func closes it.
+	newStore func(i int, dir string) (Backend, func())
+	base     string
 }
 
-func fakeStores() func(int, string) Backend {
+func fakeStores() func(int, string) (Backend, func()) {
 	var mu sync.Mutex
 	stores := map[int]*fakeStore{}
-	return func(i int, _ string) Backend {
+	return func(i int, _ string) (Backend, func()) {
 		mu.Lock()
 		defer mu.Unlock()
 		if stores[i] == nil {
 			stores[i] = newFakeStore()
 		}
-		return stores[i]
+		return stores[i], func() {}
 	}
 }
 
-func testConfig(t testing.TB, id string) Config {
-	return Config{
+func (c *testCluster) config(id string) Config {
+	dir, err := os.MkdirTemp(c.base, id+"-")
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	cfg := Config{
 		NodeID:       id,
 		RaftAddr:     "127.0.0.1:0",
-		Dir:          t.TempDir(),
+		Dir:          dir,
 		PresharedKey: testKey,
 		ApplyTimeout: 5 * time.Second,
 	}
+	if os.Getenv("AMBIT_RAFT_LOG") != "" {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return cfg
 }
 
 // start opens a node from cfg; cfg.GRPCAddr empty picks a free port.
@@ -77,19 +89,20 @@ func (c *testCluster) start(i int, cfg Config) *testNode {
 		c.t.Fatal(err)
 	}
 	cfg.GRPCAddr = lis.Addr().String()
-	st := c.newStore(i, cfg.Dir)
+	st, closeSt := c.newStore(i, cfg.Dir)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	n, err := NewNode(ctx, cfg, st)
 	if err != nil {
 		lis.Close()
+		closeSt()
 		c.t.Fatalf("NewNode %s: %v", cfg.NodeID, err)
 	}
 	cfg.RaftAddr = n.RaftAddr() // restart on the same address
 	srv := grpc.NewServer()
 	RegisterService(srv, n)
 	go srv.Serve(lis)
-	tn := &testNode{n: n, st: st, cfg: cfg, srv: srv}
+	tn := &testNode{n: n, st: st, closeSt: closeSt, cfg: cfg, srv: srv}
 	for len(c.nodes) <= i {
 		c.nodes = append(c.nodes, nil)
 	}
@@ -106,6 +119,7 @@ func (c *testCluster) stop(i int) {
 	if err := tn.n.Close(); err != nil {
 		c.t.Logf("close %s: %v", tn.cfg.NodeID, err)
 	}
+	tn.closeSt()
 }
 
 func (c *testCluster) restart(i int) *testNode {
@@ -119,14 +133,26 @@ func (c *testCluster) close() {
 			c.stop(i)
 		}
 	}
+	os.RemoveAll(c.base)
 }
 
-func newTestCluster(t testing.TB, size int, newStore func(int, string) Backend, tweak func(*Config)) *testCluster {
-	t.Helper()
-	c := &testCluster{t: t, newStore: newStore}
+// emptyCluster makes a cluster with no nodes; its directories are removed
+// after every node and store is closed.
+func emptyCluster(t testing.TB, newStore func(int, string) (Backend, func())) *testCluster {
+	base, err := os.MkdirTemp("", "ambit-raft-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &testCluster{t: t, newStore: newStore, base: base}
 	t.Cleanup(c.close)
+	return c
+}
+
+func newTestCluster(t testing.TB, size int, newStore func(int, string) (Backend, func()), tweak func(*Config)) *testCluster {
+	t.Helper()
+	c := emptyCluster(t, newStore)
 	for i := range size {
-		cfg := testConfig(t, fmt.Sprintf("n%d", i))
+		cfg := c.config(fmt.Sprintf("n%d", i))
 		if i > 0 {
 			cfg.Join = []string{c.nodes[0].cfg.GRPCAddr}
 		}
@@ -205,7 +231,7 @@ func contents(b Backend) []string {
 }
 
 func TestClusterWritesThroughFollower(t *testing.T) {
-	c := newTestCluster(t, 3, fakeStores(), nil)
+	c := newTestCluster(t, 3, realStores(t), nil)
 	leader := c.waitLeader()
 	f1 := c.follower(leader)
 	f2 := c.follower(leader, f1)
@@ -295,7 +321,7 @@ func contains(s []string, v string) bool {
 }
 
 func TestClusterMembership(t *testing.T) {
-	c := newTestCluster(t, 3, fakeStores(), nil)
+	c := newTestCluster(t, 3, realStores(t), nil)
 	leader := c.waitLeader()
 	f := c.follower(leader)
 	ctx := context.Background()
@@ -344,9 +370,8 @@ func TestClusterMembership(t *testing.T) {
 }
 
 func TestSingleNodeBootstrapAndRestart(t *testing.T) {
-	c := &testCluster{t: t, newStore: fakeStores()}
-	t.Cleanup(c.close)
-	cfg := testConfig(t, "solo")
+	c := emptyCluster(t, realStores(t))
+	cfg := c.config("solo")
 	c.start(0, cfg)
 	c.waitLeader()
 	ctx := context.Background()
@@ -375,7 +400,10 @@ func TestSingleNodeBootstrapAndRestart(t *testing.T) {
 	// A fresh (empty, e.g. in-memory) store on the same raft dir is rebuilt
 	// from the log.
 	c.stop(0)
-	c.newStore = func(int, string) Backend { return newFakeStore() }
+	c.newStore = func(int, string) (Backend, func()) {
+		st := openRealStore(t, "", true)
+		return st, func() { st.Close() }
+	}
 	c.restart(0)
 	c.waitLeader()
 	if err := c.nodes[0].n.WaitApplied(ctx, rev); err != nil {
@@ -387,7 +415,7 @@ func TestSingleNodeBootstrapAndRestart(t *testing.T) {
 }
 
 func TestFollowerCatchesUpFromLogAndSnapshot(t *testing.T) {
-	c := newTestCluster(t, 3, fakeStores(), func(cfg *Config) {
+	c := newTestCluster(t, 3, realStores(t), func(cfg *Config) {
 		cfg.SnapshotThreshold = 32
 		cfg.TrailingLogs = 8
 		cfg.SnapshotInterval = 50 * time.Millisecond
@@ -445,7 +473,7 @@ func TestFollowerCatchesUpFromLogAndSnapshot(t *testing.T) {
 func TestQuorumLossFailsFast(t *testing.T) {
 	for _, survivor := range []string{"leader", "follower"} {
 		t.Run(survivor, func(t *testing.T) {
-			c := newTestCluster(t, 3, fakeStores(), func(cfg *Config) { cfg.ApplyTimeout = 2 * time.Second })
+			c := newTestCluster(t, 3, realStores(t), func(cfg *Config) { cfg.ApplyTimeout = 2 * time.Second })
 			leader := c.waitLeader()
 			f := c.follower(leader)
 			keep := leader
@@ -593,7 +621,7 @@ func runWriters(c *testCluster, w *writeLog, writers int, stop <-chan struct{}, 
 }
 
 func TestLeaderKilledMidStream(t *testing.T) {
-	c := newTestCluster(t, 3, fakeStores(), nil)
+	c := newTestCluster(t, 3, realStores(t), nil)
 	w := newWriteLog()
 	var mu sync.Mutex
 	live := func() []*testNode { mu.Lock(); defer mu.Unlock(); return c.running() }

@@ -39,6 +39,10 @@ func (s *fakeStore) begin(rev tuple.Revision, now time.Time) error {
 	if rev <= s.rev {
 		return fmt.Errorf("%w: %d <= %d", store.ErrStaleWrite, rev, s.rev)
 	}
+	if now.IsZero() { // like the store: refused, but the revision is consumed
+		s.rev = rev
+		return fmt.Errorf("%w: the write has no timestamp", store.ErrInvalid)
+	}
 	s.nowSeen = append(s.nowSeen, now)
 	return nil
 }

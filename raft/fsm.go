@@ -233,7 +233,7 @@ func (f *FSM) applyOne(l *hraft.Log, storeRev *tuple.Revision) any {
 	switch l.Type {
 	case hraft.LogConfiguration:
 		if idx > *storeRev {
-			f.advanceStore(l.Index, l.AppendedAt, storeRev)
+			f.advanceStore(l.Index, entryTime(l), storeRev)
 		}
 		return nil
 	case hraft.LogCommand:
@@ -250,7 +250,7 @@ func (f *FSM) applyOne(l *hraft.Log, storeRev *tuple.Revision) any {
 	cmd := f.mustDecode(l)
 	now := cmd.Now
 	if now.IsZero() {
-		now = l.AppendedAt
+		now = entryTime(l)
 	}
 	res := &Result{Revision: idx}
 	var err error
@@ -293,10 +293,24 @@ func (f *FSM) applyOne(l *hraft.Log, storeRev *tuple.Revision) any {
 	return res
 }
 
+// unstampedTime is the time given to the store for an entry that carries no
+// leader time: the bootstrap configuration entry is the only one raft leaves
+// unstamped. It is a constant so every replica applies the same value.
+var unstampedTime = time.Unix(0, 0).UTC()
+
+// entryTime is the leader's append time of l (deterministic: it is part of
+// the replicated entry), or unstampedTime.
+func entryTime(l *hraft.Log) time.Time {
+	if l.AppendedAt.IsZero() {
+		return unstampedTime
+	}
+	return l.AppendedAt
+}
+
 // advanceStore writes an empty batch at idx so the store's revision follows
 // the log through entries that change no data.
 func (f *FSM) advanceStore(idx uint64, now time.Time, storeRev *tuple.Revision) {
-	if err := f.backend.Write(tuple.Revision(idx), now, nil, nil); err != nil {
+	if err := f.backend.Write(tuple.Revision(idx), now, nil, nil); err != nil && f.backend.AppliedRevision() < tuple.Revision(idx) {
 		f.halt(idx, err)
 		return
 	}

@@ -89,6 +89,15 @@ func TestFSMAppliesAtLogIndex(t *testing.T) {
 	}
 }
 
+func TestFSMUnstampedConfigurationEntry(t *testing.T) {
+	f, st := newTestFSM(t)
+	// The bootstrap configuration entry carries no AppendedAt.
+	f.ApplyBatch([]*hraft.Log{{Index: 1, Type: hraft.LogConfiguration}})
+	if st.AppliedRevision() != 1 || f.haltedErr() != nil || len(st.nowSeen) != 1 || !st.nowSeen[0].Equal(unstampedTime) {
+		t.Fatalf("store rev %d, halted %v, times %v", st.AppliedRevision(), f.haltedErr(), st.nowSeen)
+	}
+}
+
 func TestFSMSkipsAppliedEntries(t *testing.T) {
 	f, st := newTestFSM(t)
 	f.ApplyBatch([]*hraft.Log{cmdLog(t, 1, WriteCommand([]store.Update{create("a")}, nil))})

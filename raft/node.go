@@ -394,10 +394,15 @@ func (n *Node) establishLeadership(ctx context.Context, ready chan struct{}) {
 		if err == nil {
 			break
 		}
-		if errors.Is(err, ErrNotLeader) || errors.Is(err, ErrLeadershipLost) || errors.Is(err, ErrClosed) {
+		if errors.Is(err, ErrNotLeader) || errors.Is(err, ErrLeadershipLost) || errors.Is(err, ErrClosed) || errors.Is(err, ErrHalted) {
+			n.logger.Warn("raft: leader no-op failed", "err", err)
 			return
 		}
 		n.logger.Warn("raft: leader no-op failed; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 	if ctx.Err() != nil {
 		return
