@@ -1,0 +1,184 @@
+package harness
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ambit-authz/ambit/bench/workload"
+)
+
+func loaded(t *testing.T, f *fake, w *workload.Workload) *Client {
+	t.Helper()
+	c := startFake(t, f)
+	res, err := Load(context.Background(), c, w, LoadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Relationships != int64(w.Len()) {
+		t.Fatalf("loaded %d relationships, want %d", res.Relationships, w.Len())
+	}
+	return c
+}
+
+func short(op Op) Config {
+	return Config{Op: op, Concurrency: 3, Duration: 300 * time.Millisecond, Warmup: 50 * time.Millisecond, Seed: 1}
+}
+
+func TestLoadImportsOrFallsBack(t *testing.T) {
+	w := workload.MustNew("deep", workload.Small, 1)
+	for _, noImport := range []bool{false, true} {
+		f := &fake{noImport: noImport}
+		c := startFake(t, f)
+		res, err := Load(context.Background(), c, w, LoadOptions{Batch: 2000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[bool]string{false: "ImportBulkRelationships", true: "WriteRelationships"}[noImport]
+		if res.Method != want || res.Relationships != int64(w.Len()) || len(f.rels) != w.Len() {
+			t.Errorf("noImport=%v: %s, %d relationships reported, %d stored, want %s and %d", noImport, res.Method,
+				res.Relationships, len(f.rels), want, w.Len())
+		}
+		if got, _ := f.sawToken.Load().(string); got != "Bearer sekret" {
+			t.Errorf("authorization header %q", got)
+		}
+	}
+}
+
+func TestEveryOpRuns(t *testing.T) {
+	for _, name := range []string{"deep", "caveats"} {
+		w := workload.MustNew(name, workload.Small, 1)
+		c := loaded(t, &fake{}, w)
+		for _, op := range Ops {
+			r, err := Run(context.Background(), c, w, short(op))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Requests == 0 || !r.OK || r.Errors != 0 {
+				t.Fatalf("%s %s: %d requests, %d errors %v, %d mismatches %v", name, op, r.Requests, r.Errors, r.ErrorSamples, r.Mismatches, r.MismatchSamples)
+			}
+			if r.Latency.Count != uint64(r.Requests) || r.Latency.P50 <= 0 || r.Latency.P50 > r.Latency.P99 || r.Latency.P99 > r.Latency.Max {
+				t.Errorf("%s %s: latency %+v for %d requests", name, op, r.Latency, r.Requests)
+			}
+			switch op {
+			case OpCheck, OpCheckBulk:
+				if r.Checks < r.Requests || r.AllowedFraction < 0.3 || r.AllowedFraction > 0.7 || r.Known == 0 {
+					t.Errorf("%s %s: %d checks, allowed %.2f, %d known", name, op, r.Checks, r.AllowedFraction, r.Known)
+				}
+			case OpLookupResources, OpLookupSubjects:
+				if r.Results == 0 {
+					t.Errorf("%s %s: no lookup results", name, op)
+				}
+			case OpMixed:
+				if r.Checks == 0 || len(r.Kinds) < 2 {
+					t.Errorf("%s mixed: %d checks, kinds %v", name, r.Checks, r.Kinds)
+				}
+			}
+		}
+	}
+}
+
+// A run with errors says so in every output, and its rate counts only
+// successful requests.
+func TestErrorsAreReported(t *testing.T) {
+	w := workload.MustNew("deep", workload.Small, 1)
+	c := loaded(t, &fake{failEvery: 4}, w)
+	r, err := Run(context.Background(), c, w, short(OpCheck))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.OK || r.Errors == 0 || len(r.ErrorSamples) == 0 || !strings.Contains(r.ErrorSamples[0], "Unavailable") {
+		t.Fatalf("ok=%v errors=%d samples=%v", r.OK, r.Errors, r.ErrorSamples)
+	}
+	if r.Latency.Count != uint64(r.Requests-r.Errors) {
+		t.Errorf("latency counts %d, successful requests %d", r.Latency.Count, r.Requests-r.Errors)
+	}
+	var text bytes.Buffer
+	if err := WriteText(&text, r); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(text.String(), "WARNING") || !strings.Contains(text.String(), "failed") {
+		t.Errorf("text report hides the errors:\n%s", text.String())
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back map[string]any
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if back["ok"] != false || back["errors"].(float64) == 0 {
+		t.Errorf("JSON report hides the errors: %s", b)
+	}
+}
+
+// Wrong answers to checks known by construction are caught.
+func TestMismatchesAreReported(t *testing.T) {
+	w := workload.MustNew("wide", workload.Small, 1)
+	c := loaded(t, &fake{invert: true}, w)
+	r, err := Run(context.Background(), c, w, short(OpCheck))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.OK || r.Mismatches == 0 || r.Mismatches != r.Known {
+		t.Fatalf("ok=%v mismatches=%d known=%d", r.OK, r.Mismatches, r.Known)
+	}
+	var text bytes.Buffer
+	WriteText(&text, r)
+	if !strings.Contains(text.String(), "got another one") {
+		t.Errorf("text report hides the mismatches:\n%s", text.String())
+	}
+}
+
+func TestCompare(t *testing.T) {
+	w := workload.MustNew("deep", workload.Small, 1)
+	a, b := loaded(t, &fake{}, w), loaded(t, &fake{failEvery: 3}, w)
+	b.Endpoint = "fake-b"
+	cfg := short(OpCheck)
+	cfg.Duration = 400 * time.Millisecond
+	cmp, err := Compare(context.Background(), a, b, w, cfg, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cmp.A.Requests == 0 || cmp.B.Requests == 0 || cmp.PerSecondRatio <= 0 || cmp.OK {
+		t.Fatalf("a %d requests, b %d, ratio %.2f, ok %v", cmp.A.Requests, cmp.B.Requests, cmp.PerSecondRatio, cmp.OK)
+	}
+	if cmp.A.Seconds < 0.38 {
+		t.Errorf("a measured for %.2fs over two rounds of 0.2s", cmp.A.Seconds)
+	}
+	var text bytes.Buffer
+	if err := WriteComparison(&text, cmp); err != nil {
+		t.Fatal(err)
+	}
+	if s := text.String(); !strings.Contains(s, "alternating rounds") || !strings.Contains(s, "NOT comparable") {
+		t.Errorf("comparison output:\n%s", s)
+	}
+}
+
+func TestProgressLine(t *testing.T) {
+	w := workload.MustNew("deep", workload.Small, 1)
+	c := loaded(t, &fake{}, w)
+	var buf syncBuffer
+	cfg := short(OpCheck)
+	cfg.Duration, cfg.Warmup, cfg.Progress = 1200*time.Millisecond, 0, &buf
+	if _, err := Run(context.Background(), c, w, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if s := buf.String(); !strings.Contains(s, "\rfake check: 1s/1s") || !strings.HasSuffix(s, "\r\x1b[K") {
+		t.Errorf("progress output %q", s)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	w := workload.MustNew("deep", workload.Small, 1)
+	c := startFake(t, &fake{})
+	for _, cfg := range []Config{{Op: "nope"}, {Op: OpCheck, Consistency: "sometimes"}} {
+		if _, err := Run(context.Background(), c, w, cfg); err == nil {
+			t.Errorf("%+v: no error", cfg)
+		}
+	}
+}
