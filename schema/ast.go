@@ -6,13 +6,16 @@ type File struct {
 	Filename string
 	Uses     []*UseDecl
 	Decls    []Decl // *DefinitionDecl or *CaveatDecl
+	// EndComments are the comments after the last declaration.
+	EndComments Comments
 }
 
 // Decl is a top-level declaration: *DefinitionDecl or *CaveatDecl.
 type Decl interface{ declNode() }
 
-// Comments are the raw comments (delimiters included) written immediately
-// before a declaration, in order.
+// Comments are raw comments, delimiters included, in source order. A Doc is
+// written on the lines before a declaration; a Comment trails it on its last
+// line.
 type Comments []string
 
 // UseDecl is `use flag`.
@@ -21,6 +24,7 @@ type UseDecl struct {
 	Doc     Comments
 	Flag    string
 	FlagPos Pos
+	Comment Comments
 }
 
 // DefinitionDecl is `definition name { members }`.
@@ -30,12 +34,16 @@ type DefinitionDecl struct {
 	Name    string
 	NamePos Pos
 	Members []Member // *RelationDecl or *PermissionDecl
+	// EndComments are the comments between the last member and '}'.
+	EndComments Comments
+	Comment     Comments
 }
 
 // Member is *RelationDecl or *PermissionDecl.
 type Member interface {
 	memberNode()
 	MemberName() (string, Pos)
+	setComment(Comments)
 }
 
 // RelationDecl is `relation name: T | T:* | T#rel ...`.
@@ -45,6 +53,7 @@ type RelationDecl struct {
 	Name    string
 	NamePos Pos
 	Types   []*TypeRef
+	Comment Comments
 }
 
 // TypeRef is one alternative of a relation's type restriction.
@@ -67,6 +76,7 @@ type PermissionDecl struct {
 	Name    string
 	NamePos Pos
 	Expr    ExprNode
+	Comment Comments
 }
 
 // CaveatDecl is `caveat name(params) { expression }`.
@@ -78,6 +88,7 @@ type CaveatDecl struct {
 	Params  []*CaveatParam
 	Body    string // the CEL expression, surrounding white space trimmed
 	BodyPos Pos    // of the first byte of Body
+	Comment Comments
 }
 
 // CaveatParam is `name type`.
@@ -141,6 +152,9 @@ func (r *RelationDecl) MemberName() (string, Pos) { return r.Name, r.NamePos }
 
 // MemberName returns the permission's name and its position.
 func (p *PermissionDecl) MemberName() (string, Pos) { return p.Name, p.NamePos }
+
+func (r *RelationDecl) setComment(c Comments)   { r.Comment = c }
+func (p *PermissionDecl) setComment(c Comments) { p.Comment = c }
 
 func (*BinaryExpr) exprNode() {}
 func (*IdentExpr) exprNode()  {}

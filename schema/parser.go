@@ -201,7 +201,7 @@ func (p *parser) parseFile(filename string) *File {
 				p.error(u.Pos, "`use` must come before any definition or caveat")
 			}
 			f.Uses = append(f.Uses, u)
-			p.endTopLevel()
+			u.Comment = p.endTopLevel()
 		case DEFINITION:
 			seenDecl = true
 			d := p.parseDefinition(doc)
@@ -214,7 +214,7 @@ func (p *parser) parseFile(filename string) *File {
 				p.error(d.Pos, fmt.Sprintf("too many definitions: the limit is %d", MaxDefinitions))
 			}
 			f.Decls = append(f.Decls, d)
-			p.endTopLevel()
+			d.Comment = p.endTopLevel()
 		case CAVEAT:
 			seenDecl = true
 			c := p.parseCaveat(doc)
@@ -227,27 +227,32 @@ func (p *parser) parseFile(filename string) *File {
 				p.error(c.Pos, fmt.Sprintf("too many caveats: the limit is %d", MaxCaveats))
 			}
 			f.Decls = append(f.Decls, c)
-			p.endTopLevel()
+			c.Comment = p.endTopLevel()
 		default:
 			p.errorExpected("`definition`, `caveat` or `use`")
 			p.next()
 			p.skipTo(DEFINITION, CAVEAT, USE)
 		}
 	}
+	f.EndComments = p.lead
 	return f
 }
 
 // endTopLevel checks that a top-level declaration is followed by a
-// terminator or another declaration.
-func (p *parser) endTopLevel() {
+// terminator or another declaration, and returns the comments trailing it on
+// its last line.
+func (p *parser) endTopLevel() Comments {
 	switch p.tok {
 	case SEMICOLON:
+		trailing := p.lead
 		p.next()
+		return trailing
 	case EOF, DEFINITION, CAVEAT, USE:
 	default:
 		p.errorExpected("newline or ';' after declaration")
 		p.skipTo(DEFINITION, CAVEAT, USE)
 	}
+	return nil
 }
 
 func (p *parser) parseUse(doc Comments) *UseDecl {
@@ -314,12 +319,16 @@ func (p *parser) parseDefinition(doc Comments) *DefinitionDecl {
 			continue
 		}
 		d.Members = append(d.Members, m)
-		// Each member ends with a newline or ';', as in SpiceDB.
-		if p.tok != SEMICOLON {
+		// Each member ends with a newline or ';', as in SpiceDB; comments
+		// before that terminator trail the member on its line.
+		if p.tok == SEMICOLON {
+			m.setComment(p.lead)
+		} else {
 			p.errorExpected("newline or ';' after " + memberKind(m))
 			p.skipTo(SEMICOLON, RBRACE, RELATION, PERMISSION, DEFINITION, CAVEAT)
 		}
 	}
+	d.EndComments = p.lead
 	if _, ok := p.expect(RBRACE); !ok {
 		return nil
 	}

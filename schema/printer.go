@@ -24,7 +24,7 @@ func Print(f *File) string {
 		printDoc(&b, u.Doc, "")
 		b.WriteString("use ")
 		b.WriteString(u.Flag)
-		b.WriteByte('\n')
+		printTrailing(&b, u.Comment)
 	}
 	for i, d := range f.Decls {
 		if i > 0 || len(f.Uses) > 0 {
@@ -37,7 +37,22 @@ func Print(f *File) string {
 			printCaveat(&b, d)
 		}
 	}
+	if len(f.EndComments) > 0 {
+		if len(f.Uses) > 0 || len(f.Decls) > 0 {
+			b.WriteByte('\n')
+		}
+		printDoc(&b, f.EndComments, "")
+	}
 	return b.String()
+}
+
+// printTrailing ends a line, writing first the comments that trail it.
+func printTrailing(b *strings.Builder, c Comments) {
+	for _, s := range c {
+		b.WriteByte(' ')
+		b.WriteString(s)
+	}
+	b.WriteByte('\n')
 }
 
 func printDoc(b *strings.Builder, doc Comments, indent string) {
@@ -52,8 +67,9 @@ func printDefinition(b *strings.Builder, d *DefinitionDecl) {
 	printDoc(b, d.Doc, "")
 	b.WriteString("definition ")
 	b.WriteString(d.Name)
-	if len(d.Members) == 0 {
-		b.WriteString(" {}\n")
+	if len(d.Members) == 0 && len(d.EndComments) == 0 {
+		b.WriteString(" {}")
+		printTrailing(b, d.Comment)
 		return
 	}
 	b.WriteString(" {\n")
@@ -80,9 +96,16 @@ func printDefinition(b *strings.Builder, d *DefinitionDecl) {
 			b.WriteString(" = ")
 			printExpr(b, m.Expr)
 		}
-		b.WriteByte('\n')
+		switch m := m.(type) {
+		case *RelationDecl:
+			printTrailing(b, m.Comment)
+		case *PermissionDecl:
+			printTrailing(b, m.Comment)
+		}
 	}
-	b.WriteString("}\n")
+	printDoc(b, d.EndComments, "\t")
+	b.WriteString("}")
+	printTrailing(b, d.Comment)
 }
 
 // formatTypeRef writes one allowed subject type as it appears in source.
@@ -165,7 +188,8 @@ func printCaveat(b *strings.Builder, c *CaveatDecl) {
 	}
 	b.WriteString(") {\n\t")
 	b.WriteString(c.Body)
-	b.WriteString("\n}\n")
+	b.WriteString("\n}")
+	printTrailing(b, c.Comment)
 }
 
 func printCaveatType(b *strings.Builder, t *CaveatType) {
