@@ -8,6 +8,38 @@
 // pkg/caveats: parameter types and context conversions, the ipaddress type
 // with its in_cidr method, timestamps in UTC, and partial evaluation that
 // reports which missing parameters a result still depends on.
+//
+// # Context values
+//
+// Context values are converted to their parameter's type as SpiceDB does
+// (pkg/caveats/types); SpiceDB receives context as a google.protobuf.Struct,
+// so every number arrives as a double:
+//
+//   - int and uint accept integral numbers and numeric strings ("42", "4.2e1");
+//     uint rejects negatives. Unlike SpiceDB, which silently saturates, a value
+//     outside int64 is an error; uint values above MaxInt64 are refused too,
+//     because uint parameters are CEL ints (as in SpiceDB: `u == 15` compiles,
+//     `u == 15u` does not).
+//   - double accepts numbers and numeric strings.
+//   - bool and string accept only their own JSON kind.
+//   - bytes accepts a standard base64 string.
+//   - duration accepts a Go duration string ("1h30m", "-1.5s").
+//   - timestamp accepts an RFC 3339 string (fractional seconds allowed);
+//     timestamp accessors such as getHours() work in UTC.
+//   - ipaddress accepts an IPv4 or IPv6 address string.
+//   - list<T> accepts a JSON array, map<T> a JSON object; elements convert as T.
+//   - any accepts every JSON value; numbers become doubles.
+//
+// JSON null converts only under any (to CEL null). Besides the JSON-decoded
+// types, Go integers, float32 and json.Number are accepted as numbers.
+//
+// # ipaddress
+//
+// An ipaddress supports == and != and the method in_cidr(string) -> bool,
+// which parses its argument with netip.ParsePrefix (host bits may be set:
+// "10.1.2.3/8" means 10.0.0.0/8). An invalid CIDR is an evaluation error; an
+// address is never in a prefix of the other family, so an IPv4-mapped IPv6
+// address is not in an IPv4 prefix.
 package caveats
 
 import "github.com/google/cel-go/cel"

@@ -13,26 +13,8 @@ import (
 	"github.com/google/cel-go/common/types/ref"
 )
 
-// The conversions follow SpiceDB's (pkg/caveats/types), which receives
-// context as a google.protobuf.Struct, so every number arrives as a double:
-//
-//   - int and uint accept integral numbers and numeric strings ("42", "4.2e1");
-//     uint rejects negatives. Unlike SpiceDB, which silently saturates, a value
-//     outside int64 is an error; uint values above MaxInt64 are refused too,
-//     because uint parameters are CEL ints.
-//   - double accepts numbers and numeric strings.
-//   - bool and string accept only their own JSON kind.
-//   - bytes accepts a standard base64 string.
-//   - duration accepts a Go duration string ("1h30m", "-1.5s").
-//   - timestamp accepts an RFC 3339 string (fractional seconds allowed).
-//   - ipaddress accepts an IPv4 or IPv6 address string.
-//   - list<T> accepts a JSON array, map<T> a JSON object; elements convert as T.
-//   - any accepts every JSON value; numbers become doubles.
-//
-// JSON null converts only under any (to CEL null). Besides the JSON-decoded
-// types, Go integers, float32 and json.Number are accepted as numbers.
-
-// convert converts the context value v to a CEL value of type t.
+// convert converts the context value v to a CEL value of type t, by the
+// rules in the package documentation.
 func convert(t *paramType, v any, depth int) (ref.Val, *conversionError) {
 	if depth > MaxValueDepth {
 		return nil, &conversionError{msg: fmt.Sprintf("value is nested deeper than %d levels", MaxValueDepth)}

@@ -11,11 +11,13 @@ import (
 )
 
 // Evaluate runs the caveat against ctx, a JSON-decoded context (float64,
-// string, bool, nil, []any, map[string]any) in which the relationship's
-// stored context has already been merged over the request's.
+// string, bool, nil, []any, map[string]any; nil means empty) in which the
+// relationship's stored context has already been merged over the request's
+// (EvaluateLayered does the merge without building a map).
 //
 // Each context key that names a parameter is converted to the parameter's
-// type (see convert.go); a value that does not convert is a *ParamTypeError.
+// type (see the package documentation); a value that does not convert is a
+// *ParamTypeError.
 // Other keys are ignored. A key present with a null value is not missing: it
 // converts to CEL null under any and is a type error otherwise, as in SpiceDB.
 //
