@@ -76,7 +76,9 @@ func TestCrashChild(t *testing.T) {
 	if dir == "" {
 		t.Skip("child of TestCrashRecovery")
 	}
-	s, err := Open(Options{Dir: dir, GCInterval: -1, Logger: quiet, MemTableSize: 4 << 20, BlockCacheSize: 4 << 20})
+	// Imports of at least 1000 go through the StreamWriter path while the
+	// store is small enough, so kills land in both import paths.
+	s, err := Open(Options{Dir: dir, GCInterval: -1, Logger: quiet, MemTableSize: 4 << 20, BlockCacheSize: 4 << 20, streamImportMin: 1000})
 	if err != nil {
 		fmt.Println("error", err)
 		os.Exit(2)

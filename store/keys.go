@@ -23,6 +23,9 @@ const (
 	spaceTime     byte = 't' // revision → leader time
 	spaceExpiry   byte = 'x' // expiration time → relationship, for GC
 	spaceMeta     byte = 'm' // single meta keys
+	// spaceFlush holds only a throwaway key written and dropped at once to
+	// make badger flush its memtables (see streamimport.go).
+	spaceFlush byte = 0xFF
 )
 
 // Meta keys. Each is written at the revision it describes, so its badger

@@ -46,6 +46,11 @@ type Options struct {
 	// BlockCacheSize is badger's block cache in bytes; default 256 MiB.
 	BlockCacheSize int64
 
+	// streamImportMin is the import size from which Import builds tables
+	// directly (badger's StreamWriter) instead of going through memtables;
+	// default DefaultStreamImportMin. Package tests lower it.
+	streamImportMin int
+
 	// tune adjusts badger's options last (package tests shrink tables to
 	// force compactions).
 	tune func(*badger.Options)
@@ -59,6 +64,9 @@ const (
 	DefaultMaxCaveatContextBytes = 4096
 	DefaultMemTableSize          = 64 << 20
 	DefaultBlockCacheSize        = 256 << 20
+	// DefaultStreamImportMin: imports of at least this many relationships
+	// into an on-disk store build SSTables directly.
+	DefaultStreamImportMin = 20000
 )
 
 func (o Options) withDefaults() (Options, error) {
@@ -93,6 +101,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.BlockCacheSize == 0 {
 		o.BlockCacheSize = DefaultBlockCacheSize
+	}
+	if o.streamImportMin == 0 {
+		o.streamImportMin = DefaultStreamImportMin
 	}
 	if o.Clock == nil {
 		o.Clock = time.Now

@@ -28,12 +28,16 @@ func testOptions(c storetest.Config, inMemory bool) store.Options {
 	}
 }
 
-func harness(inMemory bool) storetest.Harness[*store.Snapshot, *store.Store] {
+func harness(inMemory bool, adjust ...func(*store.Options)) storetest.Harness[*store.Snapshot, *store.Store] {
 	return storetest.Harness[*store.Snapshot, *store.Store]{
 		Persistent: !inMemory,
 		Open: func(t *testing.T, c storetest.Config) *store.Store {
 			t.Helper()
-			s, err := store.Open(testOptions(c, inMemory))
+			o := testOptions(c, inMemory)
+			for _, f := range adjust {
+				f(&o)
+			}
+			s, err := store.Open(o)
 			if err != nil {
 				t.Fatalf("open: %v", err)
 			}
@@ -45,6 +49,12 @@ func harness(inMemory bool) storetest.Harness[*store.Snapshot, *store.Store] {
 func TestConformanceInMemory(t *testing.T) { storetest.RunAll(t, harness(true)) }
 
 func TestConformanceOnDisk(t *testing.T) { storetest.RunAll(t, harness(false)) }
+
+// TestConformanceOnDiskStreamImport sends every import through the
+// StreamWriter path (normally taken from 20 000 relationships up).
+func TestConformanceOnDiskStreamImport(t *testing.T) {
+	storetest.RunAll(t, harness(false, func(o *store.Options) { store.SetStreamImportMin(o, 1) }))
+}
 
 // The engine reads through its own interface; the store satisfies it without
 // importing the engine.

@@ -510,12 +510,62 @@ func (s *Store) importRels(rev tuple.Revision, now time.Time, rels []tuple.Relat
 			replaced[i] = present
 		}
 	}
+	// Large imports that outweigh the existing data build tables directly
+	// (streamimport.go); the rest go through badger's memtables.
+	if !s.opts.InMemory && len(entries) >= s.opts.streamImportMin && s.count.Load() <= int64(len(entries)) {
+		delta := int64(0)
+		for _, r := range replaced {
+			if !r {
+				delta++
+			}
+		}
+		bodies := make([][2][]byte, len(entries))
+		for i := range entries {
+			bodies[i] = [2][]byte{entries[i].rkey, entries[i].val}
+		}
+		if err := s.streamImport(rev, bodies); err != nil {
+			return fmt.Errorf("store: import at revision %d: %w", rev, err)
+		}
+		if err := s.setMeta(txn, rev, now, s.count.Load()+delta); err != nil {
+			return err
+		}
+		return s.commit(txn, rev, delta)
+	}
 	wb := s.db.NewWriteBatchAt(uint64(rev))
 	defer wb.Cancel()
 	b := &batch{out: wb, rev: rev}
+	// Badger inserts into its skiplist in the order given: write each
+	// keyspace in key order (the resource keys are sorted already), which
+	// keeps the inserts cache-friendly.
+	skeys := make([][2][]byte, len(entries))
 	for i := range entries {
 		e := &entries[i]
-		if err := b.put(e.rkey, e.val, e.exp, !replaced[i]); err != nil {
+		if err := wb.Set(e.rkey, e.val); err != nil {
+			return fmt.Errorf("store: import at revision %d: %w", rev, err)
+		}
+		sk, err := subjectKeyFromBody(e.rkey[1:])
+		if err != nil {
+			return fmt.Errorf("store: import at revision %d: %w", rev, err)
+		}
+		skeys[i] = [2][]byte{sk, e.val}
+		if !replaced[i] {
+			b.delta++
+		}
+	}
+	slices.SortFunc(skeys, func(a, b [2][]byte) int { return bytes.Compare(a[0], b[0]) })
+	for _, kv := range skeys {
+		if err := wb.Set(kv[0], kv[1]); err != nil {
+			return fmt.Errorf("store: import at revision %d: %w", rev, err)
+		}
+	}
+	for i := range entries {
+		e := &entries[i]
+		if !e.exp.IsZero() {
+			if err := wb.Set(expiryKey(e.exp, e.rkey[1:]), nil); err != nil {
+				return fmt.Errorf("store: import at revision %d: %w", rev, err)
+			}
+		}
+		if err := b.record(OpTouch, e.rkey[1:], e.val); err != nil {
 			return fmt.Errorf("store: import at revision %d: %w", rev, err)
 		}
 	}

@@ -1,0 +1,193 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/ambit-authz/ambit/tuple"
+)
+
+var benchNow = time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func openBench(b *testing.B, dir string) *Store {
+	b.Helper()
+	s, err := Open(Options{Dir: dir, GCInterval: -1, Logger: quiet})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return s
+}
+
+// benchRels makes objects × subjects relationships doc:o<i>#viewer@user:u<j>.
+func benchRels(objects, subjects int) []tuple.Relationship {
+	rels := make([]tuple.Relationship, 0, objects*subjects)
+	for o := range objects {
+		for u := range subjects {
+			rels = append(rels, tuple.Relationship{
+				Resource: tuple.ObjectRef{Type: "document", ID: fmt.Sprintf("doc%07d", o)}, Relation: "viewer",
+				Subject: tuple.SubjectRef{Type: "user", ID: fmt.Sprintf("user%07d", u)}})
+		}
+	}
+	return rels
+}
+
+// loaded is a store with 100 objects × 1000 subjects (100k relationships),
+// flushed to disk tables, shared by the read benchmarks.
+func loaded(b *testing.B) (*Store, *Snapshot) {
+	b.Helper()
+	s := openBench(b, b.TempDir())
+	b.Cleanup(func() { s.Close() })
+	if err := s.Import(1, benchNow, benchRels(100, 1000)); err != nil {
+		b.Fatal(err)
+	}
+	if err := s.db.Flatten(1); err != nil {
+		b.Fatal(err)
+	}
+	sn, err := s.Snapshot(1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return s, sn
+}
+
+func BenchmarkQueryPointLookup(b *testing.B) {
+	_, sn := loaded(b)
+	rel := ptrString("")
+	filters := make([]tuple.Filter, 1000)
+	for i := range filters {
+		filters[i] = tuple.Filter{ResourceType: "document", ResourceIDs: []string{fmt.Sprintf("doc%07d", i%100)}, Relation: "viewer",
+			Subject: &tuple.SubjectFilter{Type: "user", IDs: []string{fmt.Sprintf("user%07d", (i*37)%1000)}, Relation: rel}}
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		n := 0
+		for _, err := range sn.Query(ctx, filters[i%len(filters)]) {
+			if err != nil {
+				b.Fatal(err)
+			}
+			n++
+		}
+		if n != 1 {
+			b.Fatalf("found %d", n)
+		}
+	}
+}
+
+func BenchmarkQuerySubjects1k(b *testing.B) {
+	_, sn := loaded(b)
+	ctx := context.Background()
+	f := tuple.Filter{ResourceType: "document", ResourceIDs: []string{"doc0000042"}, Relation: "viewer"}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		n := 0
+		for _, err := range sn.Query(ctx, f) {
+			if err != nil {
+				b.Fatal(err)
+			}
+			n++
+		}
+		if n != 1000 {
+			b.Fatalf("found %d", n)
+		}
+	}
+}
+
+func BenchmarkQueryBySubject(b *testing.B) {
+	_, sn := loaded(b)
+	ctx := context.Background()
+	f := tuple.Filter{ResourceType: "document", Relation: "viewer", Subject: &tuple.SubjectFilter{Type: "user", IDs: []string{"user0000420"}}}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		n := 0
+		for _, err := range sn.Query(ctx, f) {
+			if err != nil {
+				b.Fatal(err)
+			}
+			n++
+		}
+		if n != 100 {
+			b.Fatalf("found %d", n)
+		}
+	}
+}
+
+func BenchmarkWriteBatch1k(b *testing.B) {
+	s := openBench(b, b.TempDir())
+	defer s.Close()
+	rev := tuple.Revision(0)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		rev++
+		updates := make([]Update, 1000)
+		for i := range updates {
+			updates[i] = Update{Op: OpTouch, Rel: tuple.Relationship{
+				Resource: tuple.ObjectRef{Type: "document", ID: fmt.Sprintf("doc%07d", rev)}, Relation: "viewer",
+				Subject: tuple.SubjectRef{Type: "user", ID: fmt.Sprintf("user%07d", i)}}}
+		}
+		if err := s.Write(rev, benchNow, updates, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*1000)/b.Elapsed().Seconds(), "rels/s")
+}
+
+// BenchmarkImport bulk-loads 100k relationships into a fresh on-disk store;
+// AMBIT_BENCH_LARGE=1 makes it 1M. It reports throughput and the size of
+// the directory after Close.
+func BenchmarkImport(b *testing.B) {
+	objects := 100
+	if os.Getenv("AMBIT_BENCH_LARGE") != "" {
+		objects = 1000
+	}
+	rels := benchRels(objects, 1000)
+	b.ReportAllocs()
+	var size int64
+	b.ResetTimer()
+	for b.Loop() {
+		dir := b.TempDir()
+		s := openBench(b, dir)
+		if err := s.Import(1, benchNow, rels); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		if err := s.Close(); err != nil {
+			b.Fatal(err)
+		}
+		size = dirSize(b, dir)
+		os.RemoveAll(dir)
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(b.N*len(rels))/b.Elapsed().Seconds(), "rels/s")
+	b.ReportMetric(float64(size)/(1<<20), "MiB-on-disk")
+}
+
+func dirSize(b *testing.B, dir string) int64 {
+	var n int64
+	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		n += info.Size()
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return n
+}
+
+func ptrString(s string) *string { return &s }

@@ -1,0 +1,121 @@
+package store
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+
+	badger "github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/pb"
+	"github.com/dgraph-io/ristretto/v2/z"
+
+	"github.com/ambit-authz/ambit/tuple"
+)
+
+// streamImport writes a large import straight into SSTables with badger's
+// incremental StreamWriter, bypassing the memtables (whose skiplist inserts
+// dominate the cost of a bulk load). rels are (resource key, value) pairs
+// sorted by key and free of duplicates. Every key is written at version rev,
+// above the applied revision, so readers see nothing until the caller
+// commits the applied revision; the caller holds the writer lock.
+//
+// PrepareIncremental blocks badger writes, flushes the memtables and stops
+// compactions; the new tables go to the level above the highest non-empty
+// one (badger flattens the tree first when L0 has tables). One stream is
+// used, so tables are added to that level in key order and concurrent
+// readers always see a sorted level.
+func (s *Store) streamImport(rev tuple.Revision, rels [][2][]byte) error {
+	if err := s.flushMemtables(rev); err != nil {
+		return err
+	}
+	sw := s.db.NewStreamWriter()
+	defer sw.Cancel()
+	if err := sw.PrepareIncremental(); err != nil {
+		return fmt.Errorf("prepare stream writer: %w", err)
+	}
+	buf := z.NewBuffer(8<<20, "store.streamImport")
+	defer buf.Release()
+	kv := &pb.KV{Version: uint64(rev), StreamId: 1}
+	add := func(k, v []byte) error {
+		kv.Key, kv.Value = k, v
+		badger.KVToBuffer(kv, buf)
+		if buf.LenNoPadding() >= 4<<20 {
+			if err := sw.Write(buf); err != nil {
+				return err
+			}
+			buf.Reset()
+		}
+		return nil
+	}
+	// Keys must arrive in global order: 'c' < 'r' < 's' < 'x'.
+	var chunk changeChunk
+	seq := uint32(0)
+	for i, kv := range rels {
+		chunk.add(OpTouch, kv[0][1:], kv[1])
+		if chunk.n >= chunkUpdates || len(chunk.buf) >= chunkBytes || i == len(rels)-1 {
+			if err := add(changeKey(rev, seq), chunk.encode()); err != nil {
+				return err
+			}
+			seq++
+			chunk.reset()
+		}
+	}
+	for _, kv := range rels {
+		if err := add(kv[0], kv[1]); err != nil {
+			return err
+		}
+	}
+	subj := make([][2][]byte, len(rels))
+	var expiring [][]byte
+	for i, kv := range rels {
+		sk, err := subjectKeyFromBody(kv[0][1:])
+		if err != nil {
+			return err
+		}
+		subj[i] = [2][]byte{sk, kv[1]}
+		if exp, err := valueExpiration(kv[1]); err == nil && !exp.IsZero() {
+			expiring = append(expiring, expiryKey(exp, kv[0][1:]))
+		}
+	}
+	slices.SortFunc(subj, func(a, b [2][]byte) int { return bytes.Compare(a[0], b[0]) })
+	for _, kv := range subj {
+		if err := add(kv[0], kv[1]); err != nil {
+			return err
+		}
+	}
+	slices.SortFunc(expiring, bytes.Compare)
+	for _, k := range expiring {
+		if err := add(k, nil); err != nil {
+			return err
+		}
+	}
+	if buf.LenNoPadding() > 0 {
+		if err := sw.Write(buf); err != nil {
+			return err
+		}
+	}
+	if err := sw.Flush(); err != nil {
+		return fmt.Errorf("flush stream writer: %w", err)
+	}
+	return nil
+}
+
+// flushMemtables makes badger flush its memtables and compact L0, which the
+// incremental StreamWriter requires. Badger's only public way to do that is
+// DropPrefix of a prefix that has data: write a throwaway key in the 0xFF
+// keyspace at version rev (above the applied revision, so invisible) and
+// drop that keyspace.
+func (s *Store) flushMemtables(rev tuple.Revision) error {
+	txn := s.db.NewTransactionAt(s.applied.Load(), true)
+	defer txn.Discard()
+	if err := txn.Set([]byte{spaceFlush, 'f', 'l', 'u', 's', 'h'}, nil); err != nil {
+		return fmt.Errorf("flush memtables: %w", err)
+	}
+	if err := txn.CommitAt(uint64(rev), nil); err != nil {
+		return fmt.Errorf("flush memtables: %w", err)
+	}
+	if err := s.db.DropPrefix([]byte{spaceFlush}); err != nil {
+		return fmt.Errorf("flush memtables: %w", err)
+	}
+	return nil
+}
