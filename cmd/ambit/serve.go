@@ -1,0 +1,418 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+
+	"github.com/ambit-authz/ambit/api"
+	"github.com/ambit-authz/ambit/engine"
+	"github.com/ambit-authz/ambit/raft"
+	"github.com/ambit-authz/ambit/schema"
+	"github.com/ambit-authz/ambit/store"
+	"github.com/ambit-authz/ambit/tuple"
+	"github.com/ambit-authz/ambit/validation"
+)
+
+var _ = registerCommand(newServeCmd)
+
+// serveConfig is everything `ambit serve` is configured with.
+type serveConfig struct {
+	dataDir         string
+	grpcAddr        string
+	httpAddr        string
+	keys            []string
+	insecureNoAuth  bool
+	tlsCert         string
+	tlsKey          string
+	nodeID          string
+	raftAddr        string
+	raftAdvertise   string
+	bootstrap       bool
+	join            []string
+	bootstrapFile   string
+	clusterID       string
+	limits          api.Limits
+	logLevel        string
+	logFormat       string
+	shutdownTimeout time.Duration
+}
+
+func newServeCmd() *cobra.Command {
+	var c serveConfig
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the authorization server (authzed v1 gRPC API) on an embedded, raft-replicated store",
+		Long: `serve opens (or creates) the store under --data-dir, starts a raft node
+(a single-node cluster bootstrapped on first start unless --join is given)
+and serves the authzed v1 gRPC API (SpiceDB-compatible: zed and every
+SpiceDB client library work) on --grpc-addr, and /metrics, /healthz and
+/readyz on --http-addr.
+
+Every flag can also be set from the environment as AMBIT_<FLAG>, e.g.
+AMBIT_PRESHARED_KEY (comma-separated for several keys) or AMBIT_DATA_DIR.
+Without a preshared key the server only listens on a loopback address,
+unless --insecure-no-auth is given.`,
+		Args: cobra.NoArgs,
+		PreRunE: func(cmd *cobra.Command, _ []string) error {
+			return flagsFromEnv(cmd.Flags())
+		},
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return serve(cmd.Context(), c, cmd.ErrOrStderr(), nil)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&c.dataDir, "data-dir", "./ambit-data", "directory of the store and the raft log")
+	f.StringVar(&c.grpcAddr, "grpc-addr", "127.0.0.1:50051", "gRPC listen address (the authzed v1 API and cluster traffic)")
+	f.StringVar(&c.httpAddr, "http-addr", "127.0.0.1:8080", "HTTP listen address for /metrics, /healthz and /readyz (no auth); empty disables")
+	f.StringArrayVar(&c.keys, "preshared-key", nil, "bearer key clients must send (repeatable; any one is accepted)")
+	f.BoolVar(&c.insecureNoAuth, "insecure-no-auth", false, "allow serving without a preshared key on a non-loopback address")
+	f.StringVar(&c.tlsCert, "tls-cert", "", "TLS certificate file for the gRPC port")
+	f.StringVar(&c.tlsKey, "tls-key", "", "TLS key file for the gRPC port")
+	f.StringVar(&c.nodeID, "node-id", "node-1", "raft node id; unique in the cluster and stable across restarts")
+	f.StringVar(&c.raftAddr, "raft-addr", "127.0.0.1:50061", "raft listen address")
+	f.StringVar(&c.raftAdvertise, "raft-advertise", "", "raft address peers dial (default: the bound --raft-addr)")
+	f.BoolVar(&c.bootstrap, "bootstrap", false, "form a new single-node cluster on an empty data dir (the default without --join)")
+	f.StringArrayVar(&c.join, "join", nil, "gRPC address of a cluster member to join on an empty data dir (repeatable)")
+	f.StringVar(&c.bootstrapFile, "bootstrap-file", "", "validation YAML whose schema and relationships are loaded into an empty store at start")
+	f.StringVar(&c.clusterID, "cluster-id", "", "cluster id bound into ZedTokens (default: generated on first start and kept in DATA_DIR/cluster-id; joining nodes must be given the cluster's id)")
+	f.IntVar(&c.limits.MaxUpdatesPerWrite, "max-updates-per-write", api.DefaultMaxUpdatesPerWrite, "most updates in one WriteRelationships")
+	f.IntVar(&c.limits.MaxPreconditions, "max-preconditions", api.DefaultMaxPreconditions, "most preconditions in one write or delete")
+	f.IntVar(&c.limits.MaxChecksPerBulk, "max-checks-per-bulk", api.DefaultMaxChecksPerBulk, "most items in one CheckBulkPermissions")
+	f.IntVar(&c.limits.MaxLookupResults, "max-lookup-results", api.DefaultMaxLookupResults, "most results of a lookup without a limit")
+	f.IntVar(&c.limits.ImportChunk, "import-chunk", api.DefaultImportChunk, "relationships per replicated import command")
+	f.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&c.logFormat, "log-format", "text", "text or json")
+	f.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long shutdown waits for in-flight requests")
+	return cmd
+}
+
+// flagsFromEnv sets every flag not given on the command line from
+// AMBIT_<NAME> (dashes become underscores); list flags split on commas.
+func flagsFromEnv(fs *pflag.FlagSet) error {
+	var errs []error
+	fs.VisitAll(func(f *pflag.Flag) {
+		if f.Changed {
+			return
+		}
+		name := "AMBIT_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		v, ok := os.LookupEnv(name)
+		if !ok {
+			return
+		}
+		vals := []string{v}
+		if f.Value.Type() == "stringArray" {
+			vals = strings.Split(v, ",")
+		}
+		for _, s := range vals {
+			if err := fs.Set(f.Name, strings.TrimSpace(s)); err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: %w", name, v, err))
+			}
+		}
+	})
+	return errors.Join(errs...)
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: %w", level, err)
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format must be text or json, not %q", format)
+}
+
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// clusterID returns the configured id, or the one kept in the data dir
+// (created on first start).
+func clusterID(dir, configured string) (string, error) {
+	path := filepath.Join(dir, "cluster-id")
+	data, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		stored := strings.TrimSpace(string(data))
+		if configured != "" && configured != stored {
+			return "", fmt.Errorf("--cluster-id %q differs from %q stored in %s", configured, stored, path)
+		}
+		return stored, nil
+	case !errors.Is(err, os.ErrNotExist):
+		return "", err
+	}
+	id := configured
+	if id == "" {
+		var b [16]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return "", err
+		}
+		id = hex.EncodeToString(b[:])
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(id+"\n"), 0o640); err != nil {
+		return "", err
+	}
+	return id, os.Rename(tmp, path)
+}
+
+// serveAddrs reports the bound addresses once the server is ready (tests).
+type serveAddrs struct{ grpc, http string }
+
+// serve runs the server until ctx is done, then drains in-flight requests.
+func serve(ctx context.Context, c serveConfig, logOut io.Writer, ready func(serveAddrs)) (err error) {
+	log, err := newLogger(logOut, c.logLevel, c.logFormat)
+	if err != nil {
+		return err
+	}
+	if len(c.keys) == 0 && !c.insecureNoAuth && !isLoopback(c.grpcAddr) {
+		return fmt.Errorf("refusing to serve on %s without authentication: give --preshared-key (or AMBIT_PRESHARED_KEY), or --insecure-no-auth to allow it", c.grpcAddr)
+	}
+	if (c.tlsCert == "") != (c.tlsKey == "") {
+		return errors.New("--tls-cert and --tls-key must be given together")
+	}
+	if c.limits.MaxUpdatesPerWrite <= 0 {
+		c.limits.MaxUpdatesPerWrite = api.DefaultMaxUpdatesPerWrite
+	}
+	if c.limits.ImportChunk <= 0 {
+		c.limits.ImportChunk = api.DefaultImportChunk
+	}
+	if err := os.MkdirAll(c.dataDir, 0o750); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	cid, err := clusterID(c.dataDir, c.clusterID)
+	if err != nil {
+		return fmt.Errorf("cluster id: %w", err)
+	}
+
+	var closers []func() error
+	defer func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			if cerr := closers[i](); cerr != nil {
+				log.Error("shutdown", "err", cerr)
+				err = errors.Join(err, cerr)
+			}
+		}
+	}()
+
+	st, err := store.Open(store.Options{Dir: filepath.Join(c.dataDir, "store"), SyncWrites: true,
+		MaxUpdatesPerWrite: c.limits.MaxUpdatesPerWrite, Logger: log})
+	if err != nil {
+		return err
+	}
+	closers = append(closers, st.Close)
+
+	lis, err := net.Listen("tcp", c.grpcAddr)
+	if err != nil {
+		return fmt.Errorf("gRPC listener: %w", err)
+	}
+	closers = append(closers, func() error { _ = lis.Close(); return nil })
+	grpcAddr := lis.Addr().String()
+
+	key := ""
+	if len(c.keys) > 0 {
+		key = c.keys[0]
+	}
+	node, err := raft.NewNode(ctx, raft.Config{
+		NodeID: c.nodeID, RaftAddr: c.raftAddr, AdvertiseAddr: c.raftAdvertise, GRPCAddr: grpcAddr, Dir: c.dataDir,
+		Bootstrap: c.bootstrap, Join: c.join, PresharedKey: key, SchemaGuard: api.SchemaGuard(st), Logger: log,
+	}, stampedBackend{st})
+	if err != nil {
+		return err
+	}
+	closers = append(closers, node.Close)
+
+	eng, err := engine.New(engine.Config{MaxBulkChecks: c.limits.MaxChecksPerBulk})
+	if err != nil {
+		return err
+	}
+	closers = append(closers, func() error { eng.Close(); return nil })
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics, err := api.NewMetrics(reg, func() float64 { return float64(st.AppliedRevision()) }, func() float64 { return float64(node.State()) })
+	if err != nil {
+		return err
+	}
+	srv, err := api.New(api.Config{Store: st, Node: node, Engine: eng, ClusterID: cid, Limits: c.limits, Logger: log, Metrics: metrics})
+	if err != nil {
+		return err
+	}
+	opts := srv.ServerOptions(api.ServeOptions{PresharedKeys: c.keys})
+	if c.tlsCert != "" {
+		creds, err := credentials.NewServerTLSFromFile(c.tlsCert, c.tlsKey)
+		if err != nil {
+			return fmt.Errorf("TLS: %w", err)
+		}
+		opts = append(opts, grpc.Creds(creds))
+	}
+	g := grpc.NewServer(opts...)
+	health := srv.Register(g)
+	raft.RegisterService(g, node)
+	grpcDone := make(chan error, 1)
+	go func() { grpcDone <- g.Serve(lis) }()
+
+	var hs *http.Server
+	httpAddr := ""
+	if c.httpAddr != "" {
+		hl, err := net.Listen("tcp", c.httpAddr)
+		if err != nil {
+			g.Stop()
+			return fmt.Errorf("HTTP listener: %w", err)
+		}
+		httpAddr = hl.Addr().String()
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+		mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+			id, _ := node.Leader()
+			role := node.State()
+			if id == "" || (role != raft.RoleLeader && role != raft.RoleFollower) {
+				http.Error(w, fmt.Sprintf("not ready: raft role %s, leader %q", role, id), http.StatusServiceUnavailable)
+				return
+			}
+			fmt.Fprintf(w, "ready: %s, leader %s, applied revision %d\n", role, id, st.AppliedRevision())
+		})
+		hs = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := hs.Serve(hl); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("HTTP server", "err", err)
+			}
+		}()
+	}
+
+	if c.bootstrapFile != "" {
+		if err := loadBootstrapFile(ctx, node, st, c.bootstrapFile, c.limits.ImportChunk, log); err != nil {
+			g.Stop()
+			if hs != nil {
+				_ = hs.Close()
+			}
+			return fmt.Errorf("--bootstrap-file: %w", err)
+		}
+	}
+
+	log.Info("ambit serving", "grpc_addr", grpcAddr, "http_addr", httpAddr, "node_id", c.nodeID, "raft_addr", node.RaftAddr(),
+		"data_dir", c.dataDir, "auth", len(c.keys) > 0, "tls", c.tlsCert != "")
+	if ready != nil {
+		ready(serveAddrs{grpc: grpcAddr, http: httpAddr})
+	}
+
+	select {
+	case <-ctx.Done():
+	case err := <-grpcDone:
+		return fmt.Errorf("gRPC server stopped: %w", err)
+	}
+	log.Info("shutting down: draining in-flight requests", "timeout", c.shutdownTimeout)
+	health.Shutdown() // NOT_SERVING for every service
+	stopped := make(chan struct{})
+	go func() { g.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(c.shutdownTimeout):
+		log.Warn("shutdown timeout: closing remaining streams")
+		g.Stop()
+		<-stopped
+	}
+	if hs != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = hs.Shutdown(sctx)
+		cancel()
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// loadBootstrapFile writes the schema and relationships of the first
+// document of a validation file, if the store has no schema yet.
+func loadBootstrapFile(ctx context.Context, node *raft.Node, st *store.Store, path string, chunk int, log *slog.Logger) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	docs, err := validation.Parse(path, data)
+	if err != nil {
+		return err
+	}
+	if len(docs) == 0 {
+		return errors.New("the file has no document")
+	}
+	f := docs[0]
+	sch, err := schema.Compile(f.Name, f.Schema)
+	if err != nil {
+		return err
+	}
+	rels := make([]tuple.Relationship, 0, len(f.Relationships))
+	for _, r := range f.Relationships {
+		if err := engine.ValidateRelationship(sch, r.Relationship); err != nil {
+			return fmt.Errorf("%s:%d: %w", f.Name, r.Line, err)
+		}
+		rels = append(rels, r.Relationship)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	rev, err := node.LinearizableRevision(wctx)
+	if err != nil {
+		return fmt.Errorf("waiting for a raft leader: %w", err)
+	}
+	if text, at, err := st.ReadSchema(rev); err != nil {
+		return err
+	} else if text != "" || at != 0 {
+		log.Info("bootstrap file ignored: the store already has a schema", "file", path, "schema_revision", uint64(at))
+		return nil
+	}
+	if _, err := node.Propose(wctx, raft.SchemaCommand(f.Schema)); err != nil {
+		return fmt.Errorf("writing the schema: %w", err)
+	}
+	for i := 0; i < len(rels); i += chunk {
+		if _, err := node.Propose(wctx, raft.ImportCommand(rels[i:min(i+chunk, len(rels))])); err != nil {
+			return fmt.Errorf("importing relationships %d and on: %w", i, err)
+		}
+	}
+	log.Info("bootstrap file loaded", "file", path, "relationships", len(rels))
+	return nil
+}
+
+// stampedBackend works around the raft FSM passing the zero AppendedAt of
+// the bootstrap configuration entry to the store, which refuses a write
+// without a timestamp and halts the FSM on a fresh cluster. Empty batches
+// get a fixed time instead (deterministic on every replica).
+type stampedBackend struct{ *store.Store }
+
+func (b stampedBackend) Write(rev tuple.Revision, now time.Time, ups []store.Update, pre []store.Precondition) error {
+	if now.IsZero() && len(ups) == 0 && len(pre) == 0 {
+		now = time.Unix(1, 0).UTC()
+	}
+	return b.Store.Write(rev, now, ups, pre)
+}
