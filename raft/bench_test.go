@@ -1,0 +1,125 @@
+package raft
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ambit-authz/ambit/store"
+	"github.com/ambit-authz/ambit/tuple"
+)
+
+// benchStores opens durable badger stores. syncStore sets the store's
+// SyncWrites; the raft log always fsyncs.
+func benchStores(b *testing.B, syncStore bool) func(int, string) (Backend, func()) {
+	return func(i int, dir string) (Backend, func()) {
+		st, err := store.Open(store.Options{Dir: filepath.Join(dir, "store"), GCInterval: -1, SyncWrites: syncStore,
+			MemTableSize: 32 << 20, BlockCacheSize: 16 << 20})
+		if err != nil {
+			b.Fatal(err)
+		}
+		return st, func() { st.Close() }
+	}
+}
+
+// benchmarkWrites proposes batches of size relationships through the
+// leader from parallel proposers and reports throughput and commit latency.
+func benchmarkWrites(b *testing.B, batch, parallelism int, syncStore bool) {
+	c := newTestCluster(b, 3, benchStores(b, syncStore), nil)
+	leader := c.nodes[c.waitLeader()].n
+	var seq atomic.Int64
+	var mu sync.Mutex
+	var lat []time.Duration
+	b.SetParallelism(parallelism)
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		local := make([]time.Duration, 0, 1024)
+		ups := make([]store.Update, batch)
+		for pb.Next() {
+			base := seq.Add(1)
+			for j := range ups {
+				ups[j] = store.Update{Op: store.OpTouch, Rel: tuple.Relationship{
+					Resource: tuple.ObjectRef{Type: "doc", ID: fmt.Sprintf("d%d-%d", base, j)},
+					Relation: "viewer",
+					Subject:  tuple.SubjectRef{Type: "user", ID: "u"},
+				}}
+			}
+			t0 := time.Now()
+			if _, err := leader.Propose(context.Background(), WriteCommand(ups, nil)); err != nil {
+				b.Error(err)
+				return
+			}
+			local = append(local, time.Since(t0))
+		}
+		mu.Lock()
+		lat = append(lat, local...)
+		mu.Unlock()
+	})
+	elapsed := time.Since(start)
+	b.StopTimer()
+	if len(lat) == 0 {
+		return
+	}
+	slices.Sort(lat)
+	pct := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) / 1000 }
+	b.ReportMetric(float64(len(lat))/elapsed.Seconds(), "writes/s")
+	b.ReportMetric(float64(len(lat)*batch)/elapsed.Seconds(), "rels/s")
+	b.ReportMetric(pct(0.50), "p50-ms")
+	b.ReportMetric(pct(0.99), "p99-ms")
+}
+
+// Single-relationship writes from many concurrent proposers (GOMAXPROCS*16).
+func BenchmarkReplicatedWrite1(b *testing.B) {
+	b.Run("store-nosync", func(b *testing.B) { benchmarkWrites(b, 1, 16, false) })
+	b.Run("store-sync", func(b *testing.B) { benchmarkWrites(b, 1, 16, true) })
+}
+
+// Batches of 100 relationships from a few concurrent proposers.
+func BenchmarkReplicatedWrite100(b *testing.B) {
+	b.Run("store-nosync", func(b *testing.B) { benchmarkWrites(b, 100, 2, false) })
+	b.Run("store-sync", func(b *testing.B) { benchmarkWrites(b, 100, 2, true) })
+}
+
+// Commit latency of one writer at a time (no batching help).
+func BenchmarkReplicatedWriteSerial(b *testing.B) {
+	c := newTestCluster(b, 3, benchStores(b, false), nil)
+	leader := c.nodes[c.waitLeader()].n
+	lat := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		t0 := time.Now()
+		if _, err := writeOne(context.Background(), leader, fmt.Sprintf("s%d", i)); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lat[(len(lat)-1)*99/100].Microseconds())/1000, "p99-ms")
+}
+
+func BenchmarkEncodeDecode(b *testing.B) {
+	ups := make([]store.Update, 100)
+	for j := range ups {
+		ups[j] = touch(fmt.Sprintf("d%d", j))
+	}
+	cmd := WriteCommand(ups, nil)
+	cmd.Now = time.Now()
+	b.ReportAllocs()
+	for b.Loop() {
+		data, err := Encode(cmd)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := Decode(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
