@@ -19,12 +19,19 @@ func TestConformance(t *testing.T) {
 	if dir == "" {
 		t.Skip("AMBIT_CONFORMANCE_DIR is not set; set it to a directory of SpiceDB validation files (*.yaml) to run the conformance suite")
 	}
-	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	// The directory holds one folder per source engine; read them all.
+	var files []string
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && filepath.Ext(p) == ".yaml" {
+			files = append(files, p)
+		}
+		return err
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(files) == 0 {
-		t.Fatalf("no *.yaml files in %s", dir)
+		t.Fatalf("no *.yaml files under %s", dir)
 	}
 	for _, file := range files {
 		t.Run(filepath.Base(file), func(t *testing.T) {

@@ -41,13 +41,17 @@ func newSchemaCheckCmd() *cobra.Command {
 			failed := false
 			for _, path := range args {
 				src, err := readSchemaFile(path)
+				var s *schema.Schema
 				if err == nil {
-					_, err = schema.Compile(path, src)
+					s, err = schema.Compile(path, src)
 				}
 				if err != nil {
 					failed = true
 					fmt.Fprintln(cmd.ErrOrStderr(), err)
 					continue
+				}
+				for _, w := range s.Warnings {
+					fmt.Fprintln(cmd.ErrOrStderr(), "warning:", w)
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "%s: ok\n", path)
 			}
