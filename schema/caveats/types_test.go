@@ -84,3 +84,23 @@ func TestKindNames(t *testing.T) {
 		t.Errorf("lookupKind accepted an invalid keyword")
 	}
 }
+
+// FuzzParseType checks that ParseType never panics and that its canonical
+// output is a fixed point holding no spaces.
+func FuzzParseType(f *testing.F) {
+	for _, s := range []string{"int", "list< string >", "map<list<map<any>>>", "map<string, int>", "list<", "<>", " ipaddress "} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		canon, err := ParseType(s)
+		if err != nil {
+			return
+		}
+		if strings.ContainsAny(canon, " \t\r\n") {
+			t.Fatalf("ParseType(%q) = %q contains spaces", s, canon)
+		}
+		if again, err := ParseType(canon); err != nil || again != canon {
+			t.Fatalf("ParseType(%q) = %q, which reparses as %q, %v", s, canon, again, err)
+		}
+	})
+}
