@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"math"
 	"time"
+	"unsafe"
 
 	"github.com/ambit-authz/ambit/tuple"
 )
@@ -188,16 +189,38 @@ func readRawComponent(b []byte) (raw, rest []byte, err error) {
 
 // keyDecoder turns keys back into tuple.Keys. It remembers the last string of
 // each component position and reuses it when the bytes repeat, so a scan of
-// one object's subjects allocates only the subject ids.
+// one object's subjects only makes new strings for the subject ids; those
+// are carved out of a shared arena instead of one allocation each.
 type keyDecoder struct {
-	last [6]string
+	last  [6]string
+	arena []byte // append-only; bytes below len are referenced by strings and never written again
 }
+
+const (
+	arenaMin      = 256
+	arenaMax      = 4096
+	arenaMaxSlice = 128 // longer components get their own allocation
+)
 
 func (d *keyDecoder) str(i int, b []byte) string {
 	if string(b) == d.last[i] { // no allocation: the compiler compares in place
 		return d.last[i]
 	}
-	s := string(b)
+	var s string
+	switch {
+	case len(b) == 0:
+	case len(b) > arenaMaxSlice:
+		s = string(b)
+	default:
+		if cap(d.arena)-len(d.arena) < len(b) {
+			// A new chunk, twice the last one up to arenaMax; the old chunk
+			// stays alive only through the strings that point into it.
+			d.arena = make([]byte, 0, min(max(2*cap(d.arena), arenaMin), arenaMax))
+		}
+		start := len(d.arena)
+		d.arena = append(d.arena, b...)
+		s = unsafe.String(&d.arena[start], len(b))
+	}
 	d.last[i] = s
 	return s
 }

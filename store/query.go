@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"iter"
 	"slices"
@@ -150,6 +151,7 @@ func clipList(l []string) []string {
 // residual filter checked on every key found.
 type plan struct {
 	subject  bool     // subject-major index
+	exact    bool     // every prefix is a whole key: point lookups, no iterator
 	common   []byte   // prefix shared by all seeks (narrows badger's table choice)
 	prefixes [][]byte // one seek per prefix, in key order
 	residual tuple.Filter
@@ -168,6 +170,7 @@ func planQuery(f tuple.Filter) plan {
 		p.common = base
 		ids := sortedUnique(f.ResourceIDs)
 		p.prefixes = make([][]byte, len(ids))
+		p.exact = f.Relation != "" && sf != nil && sf.Type != "" && len(sf.IDs) == 1 && sf.Relation != nil
 		for i, id := range ids {
 			pre := appendComponent(slices.Clip(base), id)
 			if f.Relation != "" {
@@ -242,6 +245,9 @@ func scan(ctx context.Context, txn *badger.Txn, f tuple.Filter, now time.Time, f
 		return err
 	}
 	p := planQuery(f)
+	if p.exact {
+		return lookupExact(txn, p, now, fn)
+	}
 	it := txn.NewIterator(badger.IteratorOptions{Prefix: p.common})
 	defer it.Close()
 	var dec keyDecoder
@@ -277,6 +283,39 @@ func scan(ctx context.Context, txn *badger.Txn, f tuple.Filter, now time.Time, f
 			if !fn(r) {
 				return nil
 			}
+		}
+	}
+	return nil
+}
+
+// lookupExact answers a plan whose prefixes are whole resource keys with
+// point reads (badger's bloom filters skip most tables).
+func lookupExact(txn *badger.Txn, p plan, now time.Time, fn func(tuple.Relationship) bool) error {
+	var dec keyDecoder
+	for _, key := range p.prefixes {
+		item, err := txn.Get(key)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("store: read %q: %w", key, err)
+		}
+		k, err := dec.resource(key)
+		if err != nil {
+			return err
+		}
+		r := tuple.Relationship{Resource: k.Resource, Relation: k.Relation, Subject: k.Subject}
+		if !p.residual.Matches(r) {
+			continue
+		}
+		if err := item.Value(func(v []byte) error { return decodeValue(v, &r) }); err != nil {
+			return fmt.Errorf("store: corrupt value of %s: %w", k, err)
+		}
+		if r.ExpiredAt(now) {
+			continue
+		}
+		if !fn(r) {
+			return nil
 		}
 	}
 	return nil
