@@ -37,6 +37,10 @@ var (
 	// ErrEvaluation: the expression failed at run time, e.g. a map has no
 	// such key, a CIDR string is invalid or arithmetic overflowed.
 	ErrEvaluation = errors.New("caveat evaluation error")
+	// ErrUnknownParam: a context to be stored with a relationship has a key
+	// that is not a parameter of the relationship's caveat (see
+	// Caveat.CheckContext).
+	ErrUnknownParam = errors.New("unknown caveat parameter")
 )
 
 // ParamTypeError reports a context value that cannot be converted to the type

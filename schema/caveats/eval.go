@@ -1,6 +1,7 @@
 package caveats
 
 import (
+	"fmt"
 	"slices"
 	"sync"
 
@@ -149,6 +150,33 @@ func (c *Caveat) ParamNames() []string {
 		names[i] = p.Name
 	}
 	return names
+}
+
+// CheckContext validates a context to be stored with a relationship, as
+// SpiceDB does on WriteRelationships: every key must name a parameter (else
+// an error wrapping ErrUnknownParam, naming the first such key in sorted
+// order) and every value must convert to its parameter's type (else a
+// *ParamTypeError). Evaluate, by contrast, ignores unknown keys.
+func (c *Caveat) CheckContext(ctx map[string]any) error {
+	var unknown []string
+	for k := range ctx {
+		if c.lookup(k) < 0 {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) > 0 {
+		return fmt.Errorf("%w: caveat %q has no parameter %q", ErrUnknownParam, c.Name, truncate(slices.Min(unknown)))
+	}
+	for i, p := range c.Params {
+		v, ok := ctx[p.Name]
+		if !ok {
+			continue
+		}
+		if _, err := convert(c.types[i], v, 1); err != nil {
+			return &ParamTypeError{Caveat: c.Name, Param: p.Name, Type: p.Type, Path: err.path, Msg: err.msg}
+		}
+	}
+	return nil
 }
 
 // ReferencedParams returns, sorted, the names of the parameters the

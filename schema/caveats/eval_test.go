@@ -406,3 +406,38 @@ func TestEvaluateLayered(t *testing.T) {
 		t.Errorf("EvaluateLayered(nil, nil) = %+v, %v", got, err)
 	}
 }
+
+func TestCheckContext(t *testing.T) {
+	c, err := Compile("cav", p("a", "int", "l", "list<ipaddress>"), "a == 1 && size(l) > 0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		ctx    string
+		err    error
+		errMsg string
+	}{
+		{`{}`, nil, ""},
+		{`{"a": 1}`, nil, ""},
+		{`{"a": 1, "l": ["10.0.0.1", "::1"]}`, nil, ""},
+		{`{"a": 1, "zz": 2, "b": 3}`, ErrUnknownParam, `caveat "cav" has no parameter "b"`},
+		{`{"a": 1.5}`, ErrParamType, `parameter "a" (int): expected an integer`},
+		{`{"l": ["10.0.0.1", "nope"]}`, ErrParamType, `parameter "l" (list<ipaddress>) at [1]: expected an IP address string, got string "nope"`},
+		{`{"a": null}`, ErrParamType, "got null"},
+	}
+	for _, tc := range tests {
+		err := c.CheckContext(ctxJSON(t, tc.ctx))
+		if tc.err == nil {
+			if err != nil {
+				t.Errorf("CheckContext(%s): %v", tc.ctx, err)
+			}
+			continue
+		}
+		if !errors.Is(err, tc.err) || !strings.Contains(err.Error(), tc.errMsg) {
+			t.Errorf("CheckContext(%s) = %v; want %v containing %q", tc.ctx, err, tc.err, tc.errMsg)
+		}
+	}
+	if err := c.CheckContext(nil); err != nil {
+		t.Errorf("CheckContext(nil) = %v", err)
+	}
+}
