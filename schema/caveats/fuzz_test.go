@@ -3,6 +3,7 @@ package caveats
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 )
@@ -85,8 +86,9 @@ var fuzzCaveats = []struct {
 }
 
 // FuzzEvaluate decodes arbitrary JSON as a context and evaluates every fuzz
-// caveat against it: no panic, errors are ParamTypeError or EvalError, and a
-// conditional result lists sorted, distinct, declared parameters.
+// caveat against it: no panic, errors are ParamTypeError or EvalError, a
+// conditional result lists sorted, distinct, declared parameters, and
+// EvaluateLayered agrees with Evaluate however the context is layered.
 func FuzzEvaluate(f *testing.F) {
 	for _, s := range []string{
 		`{}`,
@@ -120,6 +122,19 @@ func FuzzEvaluate(f *testing.F) {
 		}
 		for _, c := range compiled {
 			r, err := c.Evaluate(ctx)
+			// Splitting the context between the layers changes nothing.
+			for _, layers := range [][2]map[string]any{{ctx, nil}, {nil, ctx}, {ctx, ctx}} {
+				lr, lerr := c.EvaluateLayered(layers[0], layers[1])
+				if fmt.Sprint(lerr) != fmt.Sprint(err) || lr.Value != r.Value || !slices.Equal(lr.Missing, r.Missing) {
+					t.Fatalf("%s: EvaluateLayered = %+v, %v; Evaluate = %+v, %v", c.Expr, lr, lerr, r, err)
+				}
+			}
+			if cerr := c.CheckContext(ctx); cerr != nil {
+				var pe *ParamTypeError
+				if !errors.Is(cerr, ErrUnknownParam) && !errors.As(cerr, &pe) {
+					t.Fatalf("%s: CheckContext error %v is %T", c.Expr, cerr, cerr)
+				}
+			}
 			if err != nil {
 				var pe *ParamTypeError
 				var ee *EvalError
