@@ -2,6 +2,8 @@ package store
 
 import (
 	"bufio"
+	"bytes"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -9,6 +11,7 @@ import (
 	"hash/crc32"
 	"io"
 	"math"
+	"slices"
 
 	badger "github.com/dgraph-io/badger/v4"
 
@@ -122,6 +125,10 @@ func (s *Store) WriteSnapshot(w io.Writer) (tuple.Revision, error) {
 		return item.Value(func(v []byte) error { return sw.record(recRel, lenBuf, body, v) })
 	}); err != nil {
 		return fail(err)
+	}
+	if h := s.horizon.Load(); rev < h {
+		// GC passed the revision while we streamed: versions may be gone.
+		return fail(fmt.Errorf("%w: revision %d was garbage-collected during the snapshot", ErrRevisionCompacted, rev))
 	}
 	if err := sw.record(recEnd, u64(sw.n)); err != nil {
 		return fail(err)
@@ -252,6 +259,19 @@ func readSnapshot(r io.Reader) (*snapContent, error) {
 					return nil, fmt.Errorf("%w: revision-time entry %d outside 1..%d", errSnapshot, t[0], c.applied)
 				}
 			}
+			// Sorted and unique, as the restore writes them in key order.
+			slices.SortFunc(c.times, func(a, b [2]uint64) int { return cmp.Compare(a[0], b[0]) })
+			for i := 1; i < len(c.times); i++ {
+				if c.times[i-1][0] == c.times[i][0] {
+					return nil, fmt.Errorf("%w: revision-time entry %d appears twice", errSnapshot, c.times[i][0])
+				}
+			}
+			slices.SortFunc(c.rels, func(a, b [2][]byte) int { return bytes.Compare(a[0], b[0]) })
+			for i := 1; i < len(c.rels); i++ {
+				if bytes.Equal(c.rels[i-1][0], c.rels[i][0]) {
+					return nil, fmt.Errorf("%w: relationship %q appears twice", errSnapshot, c.rels[i][0])
+				}
+			}
 			return c, nil
 		default:
 			return nil, fmt.Errorf("%w: record %d has unknown kind 0x%02x", errSnapshot, nrec, kind[0])
@@ -288,37 +308,7 @@ func (s *Store) RestoreSnapshot(r io.Reader) error {
 	if err := s.db.DropAll(); err != nil {
 		return fmt.Errorf("store: restore: drop old contents: %w", err)
 	}
-	wb := s.db.NewManagedWriteBatch()
-	defer wb.Cancel()
-	set := func(k, v []byte, ts uint64) error { return wb.SetEntryAt(badger.NewEntry(k, v), ts) }
-	for _, kv := range c.rels {
-		skey, err := subjectKeyFromBody(kv[0][1:])
-		if err != nil {
-			return fmt.Errorf("store: restore: %w", err)
-		}
-		if err := set(kv[0], kv[1], c.applied); err != nil {
-			return fmt.Errorf("store: restore: %w", err)
-		}
-		if err := set(skey, kv[1], c.applied); err != nil {
-			return fmt.Errorf("store: restore: %w", err)
-		}
-		if exp, err := valueExpiration(kv[1]); err == nil && !exp.IsZero() {
-			if err := set(expiryKey(exp, kv[0][1:]), nil, c.applied); err != nil {
-				return fmt.Errorf("store: restore: %w", err)
-			}
-		}
-	}
-	if c.hasSch {
-		if err := set(keySchema, c.schema, c.schemaAt); err != nil {
-			return fmt.Errorf("store: restore: %w", err)
-		}
-	}
-	for _, t := range c.times {
-		if err := set(revKey(spaceTime, tuple.Revision(t[0])), u64(t[1]), t[0]); err != nil {
-			return fmt.Errorf("store: restore: %w", err)
-		}
-	}
-	if err := wb.Flush(); err != nil {
+	if err := s.restoreData(c); err != nil {
 		return fmt.Errorf("store: restore: %w", err)
 	}
 	txn := s.db.NewTransactionAt(c.applied, true)
@@ -342,4 +332,53 @@ func (s *Store) RestoreSnapshot(r io.Reader) error {
 	s.notify()
 	s.log.Info("store: restored snapshot", "revision", c.applied, "relationships", len(c.rels))
 	return nil
+}
+
+// restoreData writes a verified snapshot's data into the emptied store:
+// relationships (both indexes, expiry index) at the snapshot's revision, the
+// schema at its own revision, the revision-time entries at theirs. On disk
+// it builds tables directly; in memory it uses a write batch.
+func (s *Store) restoreData(c *snapContent) error {
+	gen := func(add func(k, v []byte, version uint64) error) error {
+		// Global key order: 'm' < 'r' < 's' < 't' < 'x'.
+		if c.hasSch {
+			if err := add(keySchema, c.schema, c.schemaAt); err != nil {
+				return err
+			}
+		}
+		// Relationships ('r', 's') come before the time index ('t'), and the
+		// expiry index ('x') after it: split addRelationships around it.
+		var expiring [][2][]byte
+		if err := addRelationships(func(k, v []byte, version uint64) error {
+			if k[0] == spaceExpiry {
+				expiring = append(expiring, [2][]byte{k, v})
+				return nil
+			}
+			return add(k, v, version)
+		}, c.rels, c.applied); err != nil {
+			return err
+		}
+		for _, t := range c.times {
+			if err := add(revKey(spaceTime, tuple.Revision(t[0])), u64(t[1]), t[0]); err != nil {
+				return err
+			}
+		}
+		for _, kv := range expiring {
+			if err := add(kv[0], kv[1], c.applied); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if !s.opts.InMemory {
+		return s.streamWrite(gen)
+	}
+	wb := s.db.NewManagedWriteBatch()
+	defer wb.Cancel()
+	if err := gen(func(k, v []byte, version uint64) error {
+		return wb.SetEntryAt(badger.NewEntry(k, v), version)
+	}); err != nil {
+		return err
+	}
+	return wb.Flush()
 }

@@ -28,40 +28,29 @@ func (s *Store) streamImport(rev tuple.Revision, rels [][2][]byte) error {
 	if err := s.flushMemtables(rev); err != nil {
 		return err
 	}
-	sw := s.db.NewStreamWriter()
-	defer sw.Cancel()
-	if err := sw.PrepareIncremental(); err != nil {
-		return fmt.Errorf("prepare stream writer: %w", err)
-	}
-	buf := z.NewBuffer(8<<20, "store.streamImport")
-	defer buf.Release()
-	kv := &pb.KV{Version: uint64(rev), StreamId: 1}
-	add := func(k, v []byte) error {
-		kv.Key, kv.Value = k, v
-		badger.KVToBuffer(kv, buf)
-		if buf.LenNoPadding() >= 4<<20 {
-			if err := sw.Write(buf); err != nil {
-				return err
+	return s.streamWrite(func(add func(k, v []byte, version uint64) error) error {
+		// Keys must arrive in global order: 'c' < 'r' < 's' < 'x'.
+		var chunk changeChunk
+		seq := uint32(0)
+		for i, kv := range rels {
+			chunk.add(OpTouch, kv[0][1:], kv[1])
+			if chunk.n >= chunkUpdates || len(chunk.buf) >= chunkBytes || i == len(rels)-1 {
+				if err := add(changeKey(rev, seq), chunk.encode(), uint64(rev)); err != nil {
+					return err
+				}
+				seq++
+				chunk.reset()
 			}
-			buf.Reset()
 		}
-		return nil
-	}
-	// Keys must arrive in global order: 'c' < 'r' < 's' < 'x'.
-	var chunk changeChunk
-	seq := uint32(0)
-	for i, kv := range rels {
-		chunk.add(OpTouch, kv[0][1:], kv[1])
-		if chunk.n >= chunkUpdates || len(chunk.buf) >= chunkBytes || i == len(rels)-1 {
-			if err := add(changeKey(rev, seq), chunk.encode()); err != nil {
-				return err
-			}
-			seq++
-			chunk.reset()
-		}
-	}
+		return addRelationships(add, rels, uint64(rev))
+	})
+}
+
+// addRelationships streams both indexes and the expiry index of rels
+// (sorted resource keys with their values) at version, in key order.
+func addRelationships(add func(k, v []byte, version uint64) error, rels [][2][]byte, version uint64) error {
 	for _, kv := range rels {
-		if err := add(kv[0], kv[1]); err != nil {
+		if err := add(kv[0], kv[1], version); err != nil {
 			return err
 		}
 	}
@@ -79,15 +68,44 @@ func (s *Store) streamImport(rev tuple.Revision, rels [][2][]byte) error {
 	}
 	slices.SortFunc(subj, func(a, b [2][]byte) int { return bytes.Compare(a[0], b[0]) })
 	for _, kv := range subj {
-		if err := add(kv[0], kv[1]); err != nil {
+		if err := add(kv[0], kv[1], version); err != nil {
 			return err
 		}
 	}
 	slices.SortFunc(expiring, bytes.Compare)
 	for _, k := range expiring {
-		if err := add(k, nil); err != nil {
+		if err := add(k, nil, version); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// streamWrite runs gen, which must add keys in strictly increasing order,
+// through one incremental StreamWriter stream. Badger's memtables must be
+// empty (flushMemtables, or a DropAll just before).
+func (s *Store) streamWrite(gen func(add func(k, v []byte, version uint64) error) error) error {
+	sw := s.db.NewStreamWriter()
+	defer sw.Cancel()
+	if err := sw.PrepareIncremental(); err != nil {
+		return fmt.Errorf("prepare stream writer: %w", err)
+	}
+	buf := z.NewBuffer(8<<20, "store.streamWrite")
+	defer buf.Release()
+	kv := &pb.KV{StreamId: 1}
+	add := func(k, v []byte, version uint64) error {
+		kv.Key, kv.Value, kv.Version = k, v, version
+		badger.KVToBuffer(kv, buf)
+		if buf.LenNoPadding() >= 4<<20 {
+			if err := sw.Write(buf); err != nil {
+				return err
+			}
+			buf.Reset()
+		}
+		return nil
+	}
+	if err := gen(add); err != nil {
+		return err
 	}
 	if buf.LenNoPadding() > 0 {
 		if err := sw.Write(buf); err != nil {

@@ -454,6 +454,9 @@ func (s *Store) ReadSchema(rev tuple.Revision) (text string, at tuple.Revision, 
 	if err != nil {
 		return "", 0, fmt.Errorf("store: read schema: %w", err)
 	}
+	if h := s.horizon.Load(); uint64(rev) < h {
+		return "", 0, fmt.Errorf("%w: revision %d was garbage-collected during the read", ErrRevisionCompacted, rev)
+	}
 	return string(v), tuple.Revision(item.Version()), nil
 }
 
