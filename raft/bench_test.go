@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	hraft "github.com/hashicorp/raft"
+
 	"github.com/ambit-authz/ambit/store"
 	"github.com/ambit-authz/ambit/tuple"
 )
@@ -74,10 +76,11 @@ func benchmarkWrites(b *testing.B, batch, parallelism int, syncStore bool) {
 	b.ReportMetric(pct(0.99), "p99-ms")
 }
 
-// Single-relationship writes from many concurrent proposers (GOMAXPROCS*16).
+// Single-relationship writes from many concurrent proposers
+// (GOMAXPROCS*64 goroutines).
 func BenchmarkReplicatedWrite1(b *testing.B) {
-	b.Run("store-nosync", func(b *testing.B) { benchmarkWrites(b, 1, 16, false) })
-	b.Run("store-sync", func(b *testing.B) { benchmarkWrites(b, 1, 16, true) })
+	b.Run("store-nosync", func(b *testing.B) { benchmarkWrites(b, 1, 64, false) })
+	b.Run("store-sync", func(b *testing.B) { benchmarkWrites(b, 1, 64, true) })
 }
 
 // Batches of 100 relationships from a few concurrent proposers.
@@ -122,4 +125,36 @@ func BenchmarkEncodeDecode(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// The FSM's ceiling: one store.Write per log entry, as ApplyBatch does.
+func BenchmarkFSMApplyBatch(b *testing.B) {
+	st, err := store.Open(store.Options{Dir: b.TempDir(), GCInterval: -1, MemTableSize: 32 << 20, BlockCacheSize: 16 << 20})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	f, err := NewFSM(st, "", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	const batch = 256
+	logs := make([]*hraft.Log, batch)
+	idx := uint64(0)
+	b.ResetTimer()
+	for i := 0; i < b.N; i += batch {
+		for j := range logs {
+			idx++
+			c := WriteCommand([]store.Update{touch(fmt.Sprintf("d%d", idx))}, nil)
+			c.Now = time.Unix(1700000000, 0)
+			data, _ := Encode(c)
+			logs[j] = &hraft.Log{Index: idx, Type: hraft.LogCommand, Data: data}
+		}
+		for _, r := range f.ApplyBatch(logs) {
+			if r.(*Result).Err != nil {
+				b.Fatal(r.(*Result).Err)
+			}
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "entries/s")
 }

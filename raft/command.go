@@ -187,8 +187,8 @@ func (e *encoder) command(c Command) ([]byte, error) {
 		e.preconds(c.Preconditions)
 	case KindDelete:
 		e.filter(c.Filter)
-		if c.Limit < 0 {
-			e.fail("delete limit %d is negative", c.Limit)
+		if c.Limit < 0 || c.Limit > math.MaxInt32 {
+			e.fail("delete limit %d is out of range [0, %d]", c.Limit, math.MaxInt32)
 		}
 		e.uvarint(uint64(c.Limit))
 		e.bool(c.AllowPartial)
@@ -346,7 +346,9 @@ func (e *encoder) value(v any, depth int) {
 // Decode parses an encoded command. It never panics; on malformed input it
 // returns an error wrapping ErrBadCommand that names what is wrong and where.
 func Decode(data []byte) (Command, error) {
-	d := decoder{data: data}
+	// One copy of the input backs every decoded string (no allocation per
+	// field); the command keeps it alive, which is what a command costs anyway.
+	d := decoder{data: data, str: string(data)}
 	c := d.command()
 	if d.err != nil {
 		return Command{}, d.err
@@ -356,6 +358,7 @@ func Decode(data []byte) (Command, error) {
 
 type decoder struct {
 	data []byte
+	str  string // when set, the same bytes as data; strings are sliced from it
 	off  int
 	err  error
 }
@@ -381,13 +384,17 @@ func (d *decoder) byte(what string) byte {
 	return b
 }
 
-func (d *decoder) uvarint(what string) uint64 {
+func (d *decoder) uvarint(what string) uint64 { return d.uvarintOf(what, "") }
+
+// uvarintOf names the field what+suffix in an error; the two parts are only
+// joined on failure, keeping the hot path free of allocations.
+func (d *decoder) uvarintOf(what, suffix string) uint64 {
 	if d.err != nil {
 		return 0
 	}
 	v, n := binary.Uvarint(d.data[d.off:])
 	if n <= 0 {
-		d.fail("bad varint for %s", what)
+		d.fail("bad varint for %s%s", what, suffix)
 		return 0
 	}
 	d.off += n
@@ -410,7 +417,7 @@ func (d *decoder) varint(what string) int64 {
 // count reads a list length and checks it against the bytes left (every
 // element takes at least one byte), so a corrupt length never allocates.
 func (d *decoder) count(what string) int {
-	n := d.uvarint(what + " count")
+	n := d.uvarintOf(what, " count")
 	if d.err != nil {
 		return 0
 	}
@@ -422,7 +429,7 @@ func (d *decoder) count(what string) int {
 }
 
 func (d *decoder) string(what string) string {
-	n := d.uvarint(what + " length")
+	n := d.uvarintOf(what, " length")
 	if d.err != nil {
 		return ""
 	}
@@ -430,7 +437,12 @@ func (d *decoder) string(what string) string {
 		d.fail("%s length %d exceeds the %d bytes left", what, n, d.remaining())
 		return ""
 	}
-	s := string(d.data[d.off : d.off+int(n)])
+	var s string
+	if d.str != "" {
+		s = d.str[d.off : d.off+int(n)]
+	} else {
+		s = string(d.data[d.off : d.off+int(n)])
+	}
 	d.off += int(n)
 	return s
 }
@@ -452,8 +464,8 @@ func (d *decoder) time(what string) time.Time {
 	case 0:
 		return time.Time{}
 	case 1:
-		sec := d.varint(what + " seconds")
-		nsec := d.uvarint(what + " nanoseconds")
+		sec := d.varint(what)
+		nsec := d.uvarintOf(what, " nanoseconds")
 		if nsec >= 1e9 {
 			d.fail("%s: nanoseconds %d out of range", what, nsec)
 		}

@@ -147,7 +147,8 @@ func TestEncodeRejects(t *testing.T) {
 		{"kind", Command{Kind: 99}, "unknown command kind 99"},
 		{"zero kind", Command{}, "unknown command kind 0"},
 		{"op", WriteCommand([]store.Update{{Op: 0, Rel: bad}}, nil), "update 0: unknown op 0"},
-		{"limit", DeleteCommand(tuple.Filter{}, -1, false, nil), "delete limit -1 is negative"},
+		{"limit", DeleteCommand(tuple.Filter{}, -1, false, nil), "delete limit -1 is out of range"},
+		{"huge limit", DeleteCommand(tuple.Filter{}, math.MaxInt32+1, false, nil), "delete limit 2147483648 is out of range"},
 		{"caveat type", WriteCommand([]store.Update{{Op: store.OpTouch, Rel: bad}}, nil), "type int is not a JSON value"},
 		{"depth", WriteCommand([]store.Update{{Op: store.OpTouch, Rel: tooDeep}}, nil), "nested deeper"},
 	} {

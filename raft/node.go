@@ -22,9 +22,11 @@ import (
 // Config configures a Node.
 //
 // Timing defaults are tuned for a LAN or loopback: heartbeat and election
-// timeouts of 500ms and a 250ms leader lease, so a surviving majority elects a
-// new leader in about one to two seconds; CommitTimeout 5ms so followers learn
-// the commit index quickly when the leader is idle.
+// timeouts of 1s and a 500ms leader lease, so a surviving majority elects a
+// new leader in about two to three seconds, while a busy machine (fsync
+// stalls, CPU contention) does not lose its leader spuriously (250ms leases
+// did, under load); CommitTimeout 5ms so followers learn the commit index
+// quickly when the leader is idle.
 type Config struct {
 	NodeID        string // unique and stable for the life of the member
 	RaftAddr      string // raft TCP bind address, e.g. "0.0.0.0:7001" or "127.0.0.1:0"
@@ -49,9 +51,9 @@ type Config struct {
 	// SchemaGuard is called inside Apply before every schema write.
 	SchemaGuard SchemaGuard
 
-	HeartbeatTimeout   time.Duration // default 500ms
-	ElectionTimeout    time.Duration // default 500ms
-	LeaderLeaseTimeout time.Duration // default 250ms
+	HeartbeatTimeout   time.Duration // default 1s
+	ElectionTimeout    time.Duration // default 1s
+	LeaderLeaseTimeout time.Duration // default 500ms
 	CommitTimeout      time.Duration // default 5ms
 	MaxAppendEntries   int           // default 256 (raft's maximum is 1024)
 	SnapshotThreshold  uint64        // log entries between snapshots; default 8192
@@ -68,13 +70,13 @@ func (c *Config) setDefaults() {
 		c.ApplyTimeout = 5 * time.Second
 	}
 	if c.HeartbeatTimeout <= 0 {
-		c.HeartbeatTimeout = 500 * time.Millisecond
+		c.HeartbeatTimeout = time.Second
 	}
 	if c.ElectionTimeout <= 0 {
-		c.ElectionTimeout = 500 * time.Millisecond
+		c.ElectionTimeout = time.Second
 	}
 	if c.LeaderLeaseTimeout <= 0 {
-		c.LeaderLeaseTimeout = 250 * time.Millisecond
+		c.LeaderLeaseTimeout = 500 * time.Millisecond
 	}
 	if c.CommitTimeout <= 0 {
 		c.CommitTimeout = 5 * time.Millisecond
@@ -253,6 +255,12 @@ func NewNode(ctx context.Context, cfg Config, b Backend) (_ *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("raft: reading existing state: %w", err)
 	}
+	// Entries at or below the store's revision are skipped, so a store that is
+	// ahead of the raft state holds data this cluster never committed; applying
+	// on top of it would silently diverge.
+	if err := checkStoreNotAhead(b.AppliedRevision(), hasState, n.logs, snaps, raftDir); err != nil {
+		return nil, err
+	}
 	logCache, err := hraft.NewLogCache(1024, n.logs)
 	if err != nil {
 		return nil, fmt.Errorf("raft: %w", err)
@@ -298,6 +306,26 @@ func NewNode(ctx context.Context, cfg Config, b Backend) (_ *Node, err error) {
 		}
 	}
 	return n, nil
+}
+
+func checkStoreNotAhead(rev tuple.Revision, hasState bool, logs hraft.LogStore, snaps hraft.SnapshotStore, raftDir string) error {
+	if rev == 0 {
+		return nil
+	}
+	if !hasState {
+		return fmt.Errorf("%w: the store is at revision %d but %s holds no raft state; refusing to bootstrap or join over existing data (start from an empty store, or restore the raft directory)", ErrBadConfig, rev, raftDir)
+	}
+	last, err := logs.LastIndex()
+	if err != nil {
+		return fmt.Errorf("raft: reading the log's last index: %w", err)
+	}
+	if metas, err := snaps.List(); err == nil && len(metas) > 0 {
+		last = max(last, metas[0].Index)
+	}
+	if uint64(rev) > last {
+		return fmt.Errorf("%w: the store is at revision %d, ahead of the raft log (last index %d) in %s; the store and the raft state do not belong together", ErrBadConfig, rev, last, raftDir)
+	}
+	return nil
 }
 
 // RaftAddr is the raft address this node advertises.
