@@ -121,6 +121,9 @@ type Server struct {
 	log     *slog.Logger
 	metrics *Metrics
 	schemas *schemaCache
+
+	stopOnce sync.Once
+	stopping chan struct{} // closed by Stop
 }
 
 // New returns a Server and installs its schema guard on the node (see
@@ -137,18 +140,24 @@ func New(cfg Config) (*Server, error) {
 		cfg.Logger = slog.Default()
 	}
 	s := &Server{
-		store:   cfg.Store,
-		node:    cfg.Node,
-		engine:  cfg.Engine,
-		tokens:  newTokens(cfg.ClusterID),
-		limits:  cfg.Limits.withDefaults(),
-		log:     cfg.Logger,
-		metrics: cfg.Metrics,
-		schemas: newSchemaCache(cfg.Store),
+		store:    cfg.Store,
+		node:     cfg.Node,
+		engine:   cfg.Engine,
+		tokens:   newTokens(cfg.ClusterID),
+		limits:   cfg.Limits.withDefaults(),
+		log:      cfg.Logger,
+		metrics:  cfg.Metrics,
+		schemas:  newSchemaCache(cfg.Store),
+		stopping: make(chan struct{}),
 	}
 	cfg.Node.SetSchemaGuard(s.schemas.guard)
 	return s, nil
 }
+
+// Stop ends the long-lived streams (Watch) with Unavailable so that a
+// graceful gRPC stop can finish; clients resume from their last
+// changes_through. Call it before grpc.Server.GracefulStop.
+func (s *Server) Stop() { s.stopOnce.Do(func() { close(s.stopping) }) }
 
 // SchemaGuard returns the guard that refuses schema changes orphaning stored
 // relationships, for raft.Config.SchemaGuard (so that it is installed before

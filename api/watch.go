@@ -6,6 +6,8 @@ import (
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/ambit-authz/ambit/store"
 	"github.com/ambit-authz/ambit/tuple"
@@ -108,6 +110,8 @@ func (s *Server) Watch(req *v1.WatchRequest, stream grpc.ServerStreamingServer[v
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-changed:
+		case <-s.stopping:
+			return status.Errorf(codes.Unavailable, "the server is shutting down; resume the watch from the last changes_through (%s)", s.tokens.zedToken(after).GetToken())
 		}
 	}
 }

@@ -700,4 +700,3 @@ func newClusterCmd() *cobra.Command {
 	cmd.AddCommand(status, remove)
 	return cmd
 }
-

@@ -336,6 +336,7 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer, ready func(serv
 	}
 	log.Info("shutting down: draining in-flight requests", "timeout", c.shutdownTimeout)
 	health.Shutdown() // NOT_SERVING for every service
+	srv.Stop()        // end Watch streams; unary calls in flight finish
 	stopped := make(chan struct{})
 	go func() { g.GracefulStop(); close(stopped) }()
 	select {
