@@ -129,6 +129,11 @@ func BenchmarkEncodeDecode(b *testing.B) {
 
 // The FSM's ceiling: one store.Write per log entry, as ApplyBatch does.
 func BenchmarkFSMApplyBatch(b *testing.B) {
+	b.Run("rels=1", func(b *testing.B) { benchmarkFSMApply(b, 1) })
+	b.Run("rels=100", func(b *testing.B) { benchmarkFSMApply(b, 100) })
+}
+
+func benchmarkFSMApply(b *testing.B, rels int) {
 	st, err := store.Open(store.Options{Dir: b.TempDir(), GCInterval: -1, MemTableSize: 32 << 20, BlockCacheSize: 16 << 20})
 	if err != nil {
 		b.Fatal(err)
@@ -138,14 +143,18 @@ func BenchmarkFSMApplyBatch(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	const batch = 256
+	const batch = 64
 	logs := make([]*hraft.Log, batch)
 	idx := uint64(0)
+	ups := make([]store.Update, rels)
 	b.ResetTimer()
 	for i := 0; i < b.N; i += batch {
 		for j := range logs {
 			idx++
-			c := WriteCommand([]store.Update{touch(fmt.Sprintf("d%d", idx))}, nil)
+			for k := range ups {
+				ups[k] = touch(fmt.Sprintf("d%d-%d", idx, k))
+			}
+			c := WriteCommand(ups, nil)
 			c.Now = time.Unix(1700000000, 0)
 			data, _ := Encode(c)
 			logs[j] = &hraft.Log{Index: idx, Type: hraft.LogCommand, Data: data}
@@ -157,4 +166,5 @@ func BenchmarkFSMApplyBatch(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "entries/s")
+	b.ReportMetric(float64(b.N*rels)/b.Elapsed().Seconds(), "rels/s")
 }
