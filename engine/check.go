@@ -347,20 +347,11 @@ func (c *checker) caveat(rel tuple.Relationship) (tri, error) {
 	if cv == nil {
 		return triNo, fmt.Errorf("%w: relationship %s names caveat %q, which the schema does not define", ErrInvalidRequest, rel, rel.Caveat.Name)
 	}
-	merged := c.context
-	if len(rel.Caveat.Context) > 0 {
-		merged = make(map[string]any, len(c.context)+len(rel.Caveat.Context))
-		for k, v := range c.context {
-			merged[k] = v
-		}
-		for k, v := range rel.Caveat.Context {
-			merged[k] = v
-		}
-	}
 	c.stats.CaveatEvals++
-	res, err := cv.Evaluate(merged)
+	// The relationship's own context wins over the request's.
+	res, err := cv.EvaluateLayered(rel.Caveat.Context, c.context)
 	if err != nil {
-		return triNo, fmt.Errorf("%w: caveat %q on %s: %v", ErrCaveatContext, rel.Caveat.Name, rel.Key(), err)
+		return triNo, fmt.Errorf("%w: caveat %q on %s: %w", ErrCaveatContext, rel.Caveat.Name, rel.Key(), err)
 	}
 	if len(res.Missing) > 0 {
 		return maybe(res.Missing), nil
