@@ -321,28 +321,40 @@ func decodeRevKey(space byte, b []byte) (tuple.Revision, error) {
 	return tuple.Revision(binary.BigEndian.Uint64(b[1:])), nil
 }
 
-// expiryKey is 'x', the expiration as order-preserving 8 bytes (unix nanos
-// with the sign bit flipped), then the relationship body.
+// Times (expirations) are encoded in 12 order-preserving bytes: int64 Unix
+// seconds with the sign bit flipped, then uint32 nanoseconds, both
+// big-endian. Unlike int64 nanoseconds (which end in 2262) this spans every
+// year RFC 3339 can write; validation files use dates like 2300-01-01.
+const timeLen = 12
+
+func appendTime(b []byte, t time.Time) []byte {
+	b = binary.BigEndian.AppendUint64(b, uint64(t.Unix())^(1<<63))
+	return binary.BigEndian.AppendUint32(b, uint32(t.Nanosecond()))
+}
+
+func readTime(b []byte) time.Time {
+	sec := int64(binary.BigEndian.Uint64(b) ^ (1 << 63))
+	return time.Unix(sec, int64(binary.BigEndian.Uint32(b[8:]))).UTC()
+}
+
+// expiryKey is 'x', the expiration (12 order-preserving bytes, see
+// appendTime), then the relationship body.
 func expiryKey(exp time.Time, body []byte) []byte {
-	b := make([]byte, 9, 9+len(body))
+	b := make([]byte, 1, 1+timeLen+len(body))
 	b[0] = spaceExpiry
-	binary.BigEndian.PutUint64(b[1:], uint64(exp.UnixNano())^(1<<63))
+	b = appendTime(b, exp)
 	return append(b, body...)
 }
 
 func expiryPrefixUpTo(t time.Time) []byte {
-	b := make([]byte, 9)
-	b[0] = spaceExpiry
-	binary.BigEndian.PutUint64(b[1:], uint64(t.UnixNano())^(1<<63))
-	return b
+	return appendTime([]byte{spaceExpiry}, t)
 }
 
 func decodeExpiryKey(b []byte) (time.Time, []byte, error) {
-	if len(b) < 9 || b[0] != spaceExpiry {
+	if len(b) < 1+timeLen || b[0] != spaceExpiry {
 		return time.Time{}, nil, fmt.Errorf("%w: not an expiry key", errKey)
 	}
-	n := int64(binary.BigEndian.Uint64(b[1:]) ^ (1 << 63))
-	return time.Unix(0, n).UTC(), b[9:], nil
+	return readTime(b[1:]), b[1+timeLen:], nil
 }
 
 func u64(v uint64) []byte {
@@ -361,7 +373,7 @@ func readU64(b []byte) (uint64, error) {
 // Values of both relationship indexes. An empty value is a relationship with
 // neither caveat nor expiration (the common case costs no bytes). Otherwise:
 //
-//	version (1) | flags (1) | [expiration int64 unix nanos BE] | [caveat: uvarint len, name, uvarint len, context JSON]
+//	version (1) | flags (1) | [expiration: 12 bytes, see appendTime] | [caveat: uvarint len, name, uvarint len, context JSON]
 const (
 	valueVersion   = 1
 	flagExpiration = 1 << 0
@@ -371,10 +383,10 @@ const (
 
 var errValue = errors.New("malformed value")
 
-// Expirations must fit in int64 unix nanoseconds.
+// Expirations must be writable in RFC 3339: years 1 to 9999.
 var (
-	minExpiration = time.Unix(0, math.MinInt64+1)
-	maxExpiration = time.Unix(0, math.MaxInt64)
+	minExpiration = time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)
+	maxExpiration = time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC)
 )
 
 // encodeValue encodes a relationship's attributes. ctxJSON is the caveat's
@@ -388,7 +400,7 @@ func encodeValue(r *tuple.Relationship, ctxJSON []byte) []byte {
 	var flags byte
 	if !r.Expiration.IsZero() {
 		flags |= flagExpiration
-		n += 8
+		n += timeLen
 	}
 	if r.Caveat != nil {
 		flags |= flagCaveat
@@ -397,7 +409,7 @@ func encodeValue(r *tuple.Relationship, ctxJSON []byte) []byte {
 	b := make([]byte, 2, n)
 	b[0], b[1] = valueVersion, flags
 	if flags&flagExpiration != 0 {
-		b = binary.BigEndian.AppendUint64(b, uint64(r.Expiration.UnixNano()))
+		b = appendTime(b, r.Expiration)
 	}
 	if flags&flagCaveat != 0 {
 		b = binary.AppendUvarint(b, uint64(len(r.Caveat.Name)))
@@ -427,10 +439,10 @@ func valueExpiration(v []byte) (time.Time, error) {
 	if v[1]&flagExpiration == 0 {
 		return time.Time{}, nil
 	}
-	if len(v) < 10 {
+	if len(v) < 2+timeLen {
 		return time.Time{}, fmt.Errorf("%w: truncated expiration", errValue)
 	}
-	return time.Unix(0, int64(binary.BigEndian.Uint64(v[2:]))).UTC(), nil
+	return readTime(v[2:]), nil
 }
 
 // decodeValue sets r's caveat and expiration from v. It copies what it keeps.
@@ -451,11 +463,11 @@ func decodeValue(v []byte, r *tuple.Relationship) error {
 	}
 	v = v[2:]
 	if flags&flagExpiration != 0 {
-		if len(v) < 8 {
+		if len(v) < timeLen {
 			return fmt.Errorf("%w: truncated expiration", errValue)
 		}
-		r.Expiration = time.Unix(0, int64(binary.BigEndian.Uint64(v))).UTC()
-		v = v[8:]
+		r.Expiration = readTime(v)
+		v = v[timeLen:]
 	}
 	if flags&flagCaveat != 0 {
 		name, rest, err := readBytes(v)

@@ -1,0 +1,102 @@
+package store
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ambit-authz/ambit/tuple"
+)
+
+func TestOpenRejectsBadOptions(t *testing.T) {
+	tests := []struct {
+		name string
+		opts Options
+		want string
+	}{
+		{"no dir", Options{}, "Dir is required"},
+		{"negative window", Options{InMemory: true, GCWindow: -time.Second}, "GCWindow"},
+		{"negative batch limit", Options{InMemory: true, MaxUpdatesPerWrite: -1}, "MaxUpdatesPerWrite"},
+		{"negative caveat limit", Options{InMemory: true, MaxCaveatContextBytes: -1}, "MaxCaveatContextBytes"},
+		{"negative memtable", Options{InMemory: true, MemTableSize: -1}, "MemTableSize"},
+		{"negative cache", Options{InMemory: true, BlockCacheSize: -1}, "BlockCacheSize"},
+	}
+	for _, tc := range tests {
+		s, err := Open(tc.opts)
+		if err == nil {
+			s.Close()
+			t.Errorf("%s: Open succeeded", tc.name)
+			continue
+		}
+		if !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %q does not name %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	o, err := Options{InMemory: true}.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.GCWindow != 24*time.Hour || o.GCInterval != time.Minute || o.MaxUpdatesPerWrite != 1000 ||
+		o.MaxCaveatContextBytes != 4096 || o.SyncWrites || o.Clock == nil || o.Logger == nil {
+		t.Fatalf("defaults: %+v", o)
+	}
+}
+
+func TestStats(t *testing.T) {
+	clock := &fakeClock{t: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
+	s, err := Open(Options{InMemory: true, GCInterval: -1, GCWindow: time.Minute, Clock: clock.now, Logger: quiet, MemTableSize: 4 << 20, BlockCacheSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	exp := clock.t.Add(30 * time.Second)
+	u := []Update{
+		{Op: OpCreate, Rel: tuple.MustParse("doc:a#viewer@user:a")},
+		{Op: OpCreate, Rel: tuple.MustParse("doc:a#viewer@user:b")},
+		{Op: OpCreate, Rel: tuple.Relationship{Resource: tuple.ObjectRef{Type: "doc", ID: "a"}, Relation: "viewer", Subject: tuple.SubjectRef{Type: "user", ID: "c"}, Expiration: exp}},
+	}
+	steps := []struct {
+		do    func(rev tuple.Revision) error
+		count int64
+	}{
+		{func(rev tuple.Revision) error { return s.Write(rev, clock.t, u, nil) }, 3},
+		{func(rev tuple.Revision) error { return s.Write(rev, clock.t, u[:1], nil) }, 3}, // fails: exists
+		{func(rev tuple.Revision) error { return s.Write(rev, clock.t, []Update{{Op: OpTouch, Rel: u[0].Rel}}, nil) }, 3},
+		{func(rev tuple.Revision) error { return s.Write(rev, clock.t, []Update{{Op: OpDelete, Rel: u[1].Rel}}, nil) }, 2},
+		{func(rev tuple.Revision) error {
+			return s.Import(rev, clock.t, []tuple.Relationship{tuple.MustParse("doc:b#viewer@user:a"), tuple.MustParse("doc:c#viewer@user:a")})
+		}, 4},
+	}
+	for i, st := range steps {
+		rev := tuple.Revision(i + 1)
+		if err := st.do(rev); err != nil && !errors.Is(err, ErrAlreadyExists) {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		if got := s.Stats(); got.Relationships != st.count || got.AppliedRevision != rev {
+			t.Fatalf("step %d: stats %+v, want %d relationships at %d", i, got, st.count, rev)
+		}
+	}
+	// GC removes the expired relationship once its expiration is at or
+	// before the horizon's leader time, not before.
+	for rev := tuple.Revision(6); rev <= 7; rev++ {
+		clock.t = clock.t.Add(2 * time.Minute)
+		if err := s.Write(rev, clock.t, nil, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.RunGC(); err != nil {
+			t.Fatal(err)
+		}
+		if want := int64(4 - (rev - 6)); s.Stats().Relationships != want {
+			t.Fatalf("after GC at %d: %+v, want %d relationships", rev, s.Stats(), want)
+		}
+	}
+	// First pass: horizon 5 (leader time t0, before the expiration): kept.
+	// Second pass: horizon 6 (t0+2m, after it): removed.
+	if got := s.Stats(); got.Relationships != 3 || got.GCHorizon != 6 {
+		t.Fatalf("after GC: %+v, want 3 relationships and horizon 6", got)
+	}
+}
