@@ -2,7 +2,6 @@ package api
 
 import (
 	"fmt"
-	"time"
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -251,12 +250,4 @@ func expandToPB(n *engine.ExpandNode) *v1.PermissionRelationshipTree {
 	}
 	t.TreeType = &v1.PermissionRelationshipTree_Intermediate{Intermediate: set}
 	return t
-}
-
-// expiresAt is the earliest expiration among relationships, or nil.
-func expiresAt(t time.Time) *timestamppb.Timestamp {
-	if t.IsZero() {
-		return nil
-	}
-	return timestamppb.New(t)
 }

@@ -27,7 +27,7 @@ import (
 // env is one single-node ambit server (in-memory badger store, raft on
 // loopback) serving the API on a loopback gRPC listener, and clients.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	store  *store.Store
 	node   *raft.Node
 	srv    *api.Server
@@ -45,7 +45,7 @@ type envOptions struct {
 	clusterID string
 }
 
-func newEnv(t *testing.T, opts ...func(*envOptions)) *env {
+func newEnv(t testing.TB, opts ...func(*envOptions)) *env {
 	t.Helper()
 	o := envOptions{clusterID: "test-cluster", limits: api.Limits{ExactSnapshotWait: 50 * time.Millisecond, MaxFreshnessWait: 2 * time.Second}}
 	for _, f := range opts {
@@ -228,7 +228,7 @@ func wantCode(t *testing.T, err error, c codes.Code, fragments ...string) {
 }
 
 // drain reads a server stream to the end.
-func drain[T any](t *testing.T, recv func() (T, error)) ([]T, error) {
+func drain[T any](t testing.TB, recv func() (T, error)) ([]T, error) {
 	t.Helper()
 	var out []T
 	for {

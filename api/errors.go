@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 
 	"google.golang.org/grpc/codes"
@@ -89,12 +88,4 @@ func toStatus(log *slog.Logger, method string, err error) error {
 		msg = "internal error; the server log has the details"
 	}
 	return status.Error(code, msg)
-}
-
-// statusf is toStatus for an error plus context.
-func statusf(log *slog.Logger, method string, err error, format string, args ...any) error {
-	if err == nil {
-		return nil
-	}
-	return toStatus(log, method, fmt.Errorf(format+": %w", append(args, err)...))
 }

@@ -70,7 +70,7 @@ func TestWatch(t *testing.T) {
 		t.Fatalf("resumed = %v, want %v", got, want)
 	}
 
-	// Filtered by object type: only documents arrive.
+	// Filtered by object type: only groups arrive.
 	w, err = e.watch.Watch(ctx2, &v1.WatchRequest{OptionalStartCursor: through, OptionalObjectTypes: []string{"group"}})
 	if err != nil {
 		t.Fatal(err)

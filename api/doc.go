@@ -1,0 +1,22 @@
+// Package api serves the authzed v1 gRPC API — PermissionsService,
+// SchemaService and WatchService, wire-compatible with SpiceDB — over
+// ambit's engine, store and raft node.
+//
+// Reads resolve their Consistency to a revision this node has applied
+// (minimize_latency: the latest; at_least_as_fresh: wait for the token's
+// revision; at_exact_snapshot: exactly that one; fully_consistent: a raft
+// read index), open a store snapshot there and evaluate with the schema in
+// force at that revision, compiled once per schema revision. Writes are
+// validated against the current schema and replicated as one raft command
+// each; the returned ZedToken is the revision it was applied at.
+//
+// ZedTokens and cursors are opaque, versioned and bound to the cluster id
+// (token.go). Errors from the engine, store and raft are mapped to gRPC codes
+// in one place, toStatus (errors.go), called by an interceptor; handlers
+// return plain errors. ServerOptions adds metrics and logging, panic
+// recovery, preshared-key authentication and the protoc-gen-validate rules
+// that ship with the authzed messages.
+//
+// Dependencies point one way: api imports engine, store and raft; none of
+// them imports api.
+package api
