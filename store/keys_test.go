@@ -143,11 +143,12 @@ func TestValueRoundTrip(t *testing.T) {
 		size int // encoded size, -1 to skip
 	}{
 		{"plain", tuple.MustParse("doc:a#viewer@user:ana"), 0},
-		{"expiring", tuple.Relationship{Expiration: exp}, 10},
+		{"expiring", tuple.Relationship{Expiration: exp}, 14},
+		{"far-future expiration", tuple.Relationship{Expiration: time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC)}, 14},
 		{"caveat without context", tuple.Relationship{Caveat: &tuple.Caveat{Name: "cav"}}, 7},
 		{"caveat with context", tuple.MustParse(`doc:a#viewer@user:ana[cav:{"a":1,"b":[true,null,"x"],"c":{"d":2.5}}]`), -1},
 		{"both", tuple.Relationship{Expiration: exp, Caveat: &tuple.Caveat{Name: "cav", Context: map[string]any{"x": "y"}}}, -1},
-		{"pre-1970 expiration", tuple.Relationship{Expiration: time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC)}, 10},
+		{"pre-1970 expiration", tuple.Relationship{Expiration: time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC)}, 14},
 	}
 	for _, tc := range tests {
 		ctx, err := marshalContext(tc.rel.Caveat)
