@@ -6,6 +6,9 @@ package engine_test
 // small fixtures) and "memindex" (bench/memindex, binary search over sorted
 // slices: what the engine costs when reads cost almost nothing).
 //
+// Besides ns/op (wall time) every benchmark reports cpu-ns/op, the process
+// CPU time per operation, which a loaded machine inflates far less.
+//
 // "cold" runs an engine with the result cache disabled (CacheMaxCost -1), so
 // every check walks the graph and reads the store; "cached" runs the default
 // engine after a warm-up pass over the same requests.
@@ -23,6 +26,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ambit-authz/ambit/bench/cputime"
 	"github.com/ambit-authz/ambit/bench/memindex"
 	"github.com/ambit-authz/ambit/bench/workload"
 	"github.com/ambit-authz/ambit/engine"
@@ -152,6 +156,7 @@ func runChecks(b *testing.B, s *schema.Schema, backends []backend, reqs []engine
 				}
 				var allowed, reads, dispatches, hits int
 				i := 0
+				cpu := cputime.Process()
 				for b.Loop() {
 					res, err := v.Check(ctx, reqs[i%len(reqs)])
 					if err != nil {
@@ -166,6 +171,7 @@ func runChecks(b *testing.B, s *schema.Schema, backends []backend, reqs []engine
 					hits += res.Stats.CacheHits
 				}
 				n := float64(max(i, 1))
+				reportCPU(b, cpu, n)
 				b.ReportMetric(float64(allowed)/n, "allowed/op")
 				b.ReportMetric(float64(reads)/n, "reads/op")
 				b.ReportMetric(float64(dispatches)/n, "dispatches/op")
@@ -174,6 +180,15 @@ func runChecks(b *testing.B, s *schema.Schema, backends []backend, reqs []engine
 				}
 			})
 		}
+	}
+}
+
+// reportCPU reports the process CPU time per operation since start: on a
+// shared machine wall time (ns/op) grows with other processes' load, CPU time
+// far less. It includes GC and badger's background goroutines.
+func reportCPU(b *testing.B, start time.Duration, ops float64) {
+	if cputime.Supported() && ops > 0 {
+		b.ReportMetric(float64(cputime.Process()-start)/ops, "cpu-ns/op")
 	}
 }
 
@@ -292,11 +307,14 @@ func BenchmarkLookupResources(b *testing.B) {
 						if mode == "cached" {
 							lookup()
 						}
+						cpu, n := cputime.Process(), 0
 						for b.Loop() {
-							if n := lookup(); n != c.hot {
-								b.Fatalf("%d results, want %d", n, c.hot)
+							if got := lookup(); got != c.hot {
+								b.Fatalf("%d results, want %d", got, c.hot)
 							}
+							n++
 						}
+						reportCPU(b, cpu, float64(n))
 						b.ReportMetric(float64(c.hot), "results/op")
 					})
 				}
@@ -344,6 +362,7 @@ func BenchmarkCheckCollabParallel(b *testing.B) {
 			}
 			var next atomic.Int64
 			b.ResetTimer()
+			cpu := cputime.Process()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					if _, err := v.Check(ctx, reqs[int(next.Add(1))%len(reqs)]); err != nil {
@@ -352,6 +371,7 @@ func BenchmarkCheckCollabParallel(b *testing.B) {
 					}
 				}
 			})
+			reportCPU(b, cpu, float64(b.N))
 		})
 	}
 }
