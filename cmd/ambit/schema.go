@@ -14,7 +14,7 @@ import (
 
 func newSchemaCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "schema", Short: "Check, format, read and write schemas"}
-	cmd.AddCommand(newSchemaCheckCmd(), newSchemaFmtCmd())
+	cmd.AddCommand(newSchemaCheckCmd(), newSchemaFmtCmd(), newSchemaReadCmd(), newSchemaWriteCmd())
 	return cmd
 }
 
