@@ -98,7 +98,7 @@ func (s *Store) collect() error {
 	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{spaceExpiry}})
 	for it.Rewind(); it.Valid(); it.Next() {
 		item := it.Item()
-		if bytes.Compare(item.Key()[:min(9, len(item.Key()))], end) > 0 {
+		if bytes.Compare(item.Key()[:min(len(end), len(item.Key()))], end) > 0 {
 			break
 		}
 		if item.Version() >= uint64(h) {

@@ -65,8 +65,12 @@ func TestStats(t *testing.T) {
 	}{
 		{func(rev tuple.Revision) error { return s.Write(rev, clock.t, u, nil) }, 3},
 		{func(rev tuple.Revision) error { return s.Write(rev, clock.t, u[:1], nil) }, 3}, // fails: exists
-		{func(rev tuple.Revision) error { return s.Write(rev, clock.t, []Update{{Op: OpTouch, Rel: u[0].Rel}}, nil) }, 3},
-		{func(rev tuple.Revision) error { return s.Write(rev, clock.t, []Update{{Op: OpDelete, Rel: u[1].Rel}}, nil) }, 2},
+		{func(rev tuple.Revision) error {
+			return s.Write(rev, clock.t, []Update{{Op: OpTouch, Rel: u[0].Rel}}, nil)
+		}, 3},
+		{func(rev tuple.Revision) error {
+			return s.Write(rev, clock.t, []Update{{Op: OpDelete, Rel: u[1].Rel}}, nil)
+		}, 2},
 		{func(rev tuple.Revision) error {
 			return s.Import(rev, clock.t, []tuple.Relationship{tuple.MustParse("doc:b#viewer@user:a"), tuple.MustParse("doc:c#viewer@user:a")})
 		}, 4},
@@ -98,5 +102,51 @@ func TestStats(t *testing.T) {
 	// Second pass: horizon 6 (t0+2m, after it): removed.
 	if got := s.Stats(); got.Relationships != 3 || got.GCHorizon != 6 {
 		t.Fatalf("after GC: %+v, want 3 relationships and horizon 6", got)
+	}
+}
+
+// TestGCExpiryBoundary: GC removes exactly the relationships whose
+// expiration is at or before the horizon's leader time, to the nanosecond.
+func TestGCExpiryBoundary(t *testing.T) {
+	t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := &fakeClock{t: t0}
+	s, err := Open(Options{InMemory: true, GCInterval: -1, GCWindow: time.Minute, Clock: clock.now, Logger: quiet, MemTableSize: 4 << 20, BlockCacheSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	exps := map[string]time.Duration{"before": -time.Nanosecond, "at": 0, "after": time.Nanosecond, "later": 500 * time.Millisecond}
+	var u []Update
+	for id, d := range exps {
+		u = append(u, Update{Op: OpCreate, Rel: tuple.Relationship{Resource: tuple.ObjectRef{Type: "doc", ID: id}, Relation: "viewer",
+			Subject: tuple.SubjectRef{Type: "user", ID: "ana"}, Expiration: t0.Add(d)}})
+	}
+	if err := s.Write(1, t0, u, nil); err != nil {
+		t.Fatal(err)
+	}
+	// GC only tombstones versions below the horizon, so the horizon must
+	// pass revision 1 while keeping leader time t0.
+	if err := s.Write(2, t0, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Write(3, t0.Add(2*time.Minute), nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	clock.t = t0.Add(3 * time.Minute) // cutoff t0+2m: horizon 2, leader time t0
+	if err := s.RunGC(); err != nil {
+		t.Fatal(err)
+	}
+	if h := s.Stats().GCHorizon; h != 2 {
+		t.Fatalf("horizon %d, want 2", h)
+	}
+	txn := s.db.NewTransactionAt(uint64(s.AppliedRevision()), false)
+	defer txn.Discard()
+	for id, d := range exps {
+		k := resourceKey(tuple.Key{Resource: tuple.ObjectRef{Type: "doc", ID: id}, Relation: "viewer", Subject: tuple.SubjectRef{Type: "user", ID: "ana"}})
+		_, err := txn.Get(k)
+		present := err == nil
+		if want := d > 0; present != want {
+			t.Errorf("expiration t0%+v: present after GC = %v, want %v", d, present, want)
+		}
 	}
 }
