@@ -83,7 +83,7 @@ func BenchmarkReplicatedWrite1(b *testing.B) {
 	b.Run("store-sync", func(b *testing.B) { benchmarkWrites(b, 1, 64, true) })
 }
 
-// Batches of 100 relationships from a few concurrent proposers.
+// Batches of 100 relationships from GOMAXPROCS*2 concurrent proposers.
 func BenchmarkReplicatedWrite100(b *testing.B) {
 	b.Run("store-nosync", func(b *testing.B) { benchmarkWrites(b, 100, 2, false) })
 	b.Run("store-sync", func(b *testing.B) { benchmarkWrites(b, 100, 2, true) })

@@ -695,3 +695,50 @@ func TestFaultInjection(t *testing.T) {
 		t.Fatal("no write was acknowledged")
 	}
 }
+
+func TestRestartWithNewGRPCAddressUpdatesMemberTable(t *testing.T) {
+	c := newTestCluster(t, 3, fakeStores(), nil)
+	leader := c.waitLeader()
+	f := c.follower(leader)
+	c.stop(f)
+	c.nodes[f].cfg.GRPCAddr = "" // a new port
+	tn := c.restart(f)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if m, ok := c.nodes[leader].n.fsm.Member(tn.cfg.NodeID); ok && m.GRPCAddr == tn.cfg.GRPCAddr {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("leader's member table never learned %s's new gRPC address %s", tn.cfg.NodeID, tn.cfg.GRPCAddr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestNewNodeRefusesBadSetups(t *testing.T) {
+	c := emptyCluster(t, fakeStores())
+	ahead := newFakeStore()
+	ahead.rev = 42
+	cfg := c.config("x")
+	cfg.GRPCAddr = "127.0.0.1:1"
+	_, err := NewNode(context.Background(), cfg, ahead)
+	if !errors.Is(err, ErrBadConfig) || !strings.Contains(err.Error(), "revision 42") {
+		t.Fatalf("NewNode over a store with data and no raft state = %v", err)
+	}
+	for _, tc := range []struct {
+		edit func(*Config)
+		want string
+	}{
+		{func(c *Config) { c.NodeID = "" }, "NodeID"},
+		{func(c *Config) { c.GRPCAddr = "" }, "GRPCAddr"},
+		{func(c *Config) { c.Bootstrap, c.Join = true, []string{"x"} }, "exclusive"},
+		{func(c *Config) { c.MaxAppendEntries = 5000 }, "MaxAppendEntries"},
+	} {
+		cfg := c.config("y")
+		cfg.GRPCAddr = "127.0.0.1:1"
+		tc.edit(&cfg)
+		if _, err := NewNode(context.Background(), cfg, newFakeStore()); !errors.Is(err, ErrBadConfig) || !strings.Contains(err.Error(), tc.want) {
+			t.Fatalf("NewNode = %v, want ErrBadConfig naming %q", err, tc.want)
+		}
+	}
+}

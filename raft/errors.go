@@ -1,15 +1,3 @@
-// Package raft replicates ambit's tuple store with hashicorp/raft.
-//
-// Every change to the store is a Command, encoded compactly (command.go) and
-// appended to the raft log. The FSM (fsm.go) applies each committed entry to
-// the store at revision = raft log index, so the store's applied revision and
-// the raft log index are the same number, and replay after a restart is
-// idempotent: entries at or below the store's applied revision are skipped.
-//
-// A Node (node.go) owns the raft instance, its log and stable store
-// (raft-boltdb) and its snapshots, all under <dir>/raft/. Followers forward
-// writes and cluster calls to the leader over the gRPC port (cluster.go),
-// authenticated with the cluster's preshared key.
 package raft
 
 import "errors"

@@ -294,6 +294,8 @@ func NewNode(ctx context.Context, cfg Config, b Backend) (_ *Node, err error) {
 	switch {
 	case hasState:
 		n.logger.Info("raft: restarting with existing state; Bootstrap and Join ignored", "applied", uint64(b.AppliedRevision()))
+		n.wg.Add(1)
+		go n.refreshOwnMember()
 	case len(cfg.Join) == 0:
 		conf := hraft.Configuration{Servers: []hraft.Server{{Suffrage: hraft.Voter, ID: rc.LocalID, Address: n.trans.LocalAddr()}}}
 		if err := n.raft.BootstrapCluster(conf).Error(); err != nil {
@@ -444,6 +446,41 @@ func (n *Node) establishLeadership(ctx context.Context, ready chan struct{}) {
 		if _, err, _ := n.applyLocal(actx, Command{Kind: KindSetMember, Member: self}); err != nil {
 			n.logger.Warn("raft: recording own member metadata failed", "err", err)
 		}
+	}
+}
+
+// refreshOwnMember runs after a restart: once the node has caught up with
+// the leader, if the member table does not hold this node's current
+// addresses (say its gRPC port changed), it re-joins, which updates them. A
+// leader does the same for itself in establishLeadership.
+func (n *Node) refreshOwnMember() {
+	defer n.wg.Done()
+	self := MemberInfo{ID: n.cfg.NodeID, RaftAddr: n.RaftAddr(), GRPCAddr: n.cfg.GRPCAddr}
+	backoff := 100 * time.Millisecond
+	for n.ctx.Err() == nil {
+		ctx, cancel := context.WithTimeout(n.ctx, n.cfg.ApplyTimeout)
+		var err error
+		if _, err = n.LinearizableRevision(ctx); err == nil {
+			if m, ok := n.fsm.Member(self.ID); ok && m == self {
+				cancel()
+				return
+			}
+			if err = n.Join(ctx, self.ID, self.RaftAddr, self.GRPCAddr); err == nil {
+				cancel()
+				n.logger.Info("raft: updated own member metadata", "grpc_addr", self.GRPCAddr)
+				return
+			}
+		}
+		cancel()
+		if errors.Is(err, ErrNodeExists) || errors.Is(err, ErrUnauthenticated) {
+			n.logger.Error("raft: cannot update own member metadata", "err", err)
+			return
+		}
+		select {
+		case <-n.ctx.Done():
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 2*time.Second)
 	}
 }
 

@@ -1,0 +1,52 @@
+// Package raft replicates ambit's tuple store with hashicorp/raft.
+//
+// # Commands and the state machine
+//
+// Every change to the store is a Command (command.go): a type byte, a
+// version byte, the leader-stamped time and a compact varint payload. The
+// FSM (fsm.go) applies each committed entry to the store at revision = raft
+// log index, so the store's applied revision and the log index are the same
+// number. Entries at or below the store's applied revision are skipped: the
+// store is durable, so replay after a restart is idempotent and raft's
+// NoSnapshotRestoreOnStart is set. A store behind the newest snapshot (empty,
+// in-memory, or one that lost unsynced writes to an OS crash) is restored
+// from that snapshot by NewNode before raft starts; a store ahead of the raft
+// state is refused.
+//
+// An entry that does not decode panics (replicas must never diverge); a
+// domain failure (failed precondition, existing relationship, refused
+// schema) is the entry's result, and the revision still advances. A store
+// error that is not a domain failure halts the FSM (no further entries are
+// applied, ErrHalted is reported) until the node restarts and replays.
+//
+// # Waiting for an index
+//
+// WaitApplied(rev) waits on a channel that the FSM closes and replaces
+// whenever its applied index advances (no polling). Entries that carry no
+// command must not leave a waiter hanging, so every entry the FSM receives
+// advances the store to its index: commands write at it, configuration
+// changes and member-table commands write an empty batch at it. Raft's own
+// no-op and barrier entries never reach an FSM; that is why a new leader
+// commits a KindNoop command before it serves read indexes, so the commit
+// index it hands out is always reached by the FSM. The FSM also keeps the
+// last index it saw in memory (Applied), which is at least the store's
+// revision.
+//
+// # Cluster calls
+//
+// Followers forward writes, read-index requests, joins and removals to the
+// leader over the gRPC port (cluster.go: a hand-written service
+// ambit.cluster.v1.Cluster whose messages are protobuf well-known types
+// carrying this package's encodings), authenticated with the preshared key.
+// Members' gRPC addresses replicate through the log (KindSetMember), persist
+// in <dir>/raft/members.bin and travel in snapshots, so every member can find
+// the leader's gRPC address. Raft's log and stable store (raft-boltdb) and
+// its snapshots live under <dir>/raft/.
+//
+// # Outcomes of a write
+//
+// nil: committed and applied. A domain failure: applied as a refusal.
+// ErrNoLeader or ErrNotLeader: nothing was proposed; retry. ErrTimeout,
+// ErrLeadershipLost, ErrForward: the outcome is unknown (the entry may still
+// commit); callers must not assume either way.
+package raft
