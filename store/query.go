@@ -248,6 +248,10 @@ func scan(ctx context.Context, txn *badger.Txn, f tuple.Filter, now time.Time, f
 	if p.exact {
 		return lookupExact(txn, p, now, fn)
 	}
+	// Values are inline in the LSM tree (FORMAT.md), so prefetching them on
+	// background goroutines would only add overhead: PrefetchValues stays
+	// off, and AllVersions stays off so each seek lands on the newest
+	// version at the snapshot's revision.
 	it := txn.NewIterator(badger.IteratorOptions{Prefix: p.common})
 	defer it.Close()
 	var dec keyDecoder

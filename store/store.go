@@ -238,8 +238,9 @@ func (s *Store) loadMeta() error {
 	return nil
 }
 
-// Close stops the GC loop, waits for in-flight operations and closes badger.
-// Every later call returns ErrClosed.
+// Close stops the GC loop, waits for in-flight operations (including
+// iterations of Query and Changes still being consumed: finish or stop them
+// first) and closes badger. Every later call returns ErrClosed.
 func (s *Store) Close() error {
 	if s.closed.Swap(true) {
 		return ErrClosed
