@@ -679,8 +679,8 @@ func TestFaultInjection(t *testing.T) {
 	for f := range faults {
 		time.Sleep(time.Duration(100+rng.IntN(400)) * time.Millisecond)
 		victim := c.waitLeader()
-		if rng.IntN(3) == 0 {
-			victim = c.follower()
+		if rng.IntN(3) == 0 { // a follower, picked at random
+			victim = (victim + 1 + rng.IntN(2)) % 3
 		}
 		t.Logf("fault %d: stopping %s (leader: %v)", f, c.nodes[victim].cfg.NodeID, c.nodes[victim].n.IsLeader())
 		c.stop(victim)
