@@ -270,6 +270,23 @@ func TestClusterWritesThroughFollower(t *testing.T) {
 		t.Fatalf("failed precondition via follower = %v", err)
 	}
 
+	// The schema guard runs inside Apply on every replica; its refusal
+	// reaches a follower's caller as ErrSchemaRefused.
+	for _, tn := range c.nodes {
+		tn.n.SetSchemaGuard(func(rev tuple.Revision, text string) error {
+			if strings.Contains(text, "orphan") {
+				return fmt.Errorf("schema at revision %d would orphan doc#viewer", rev)
+			}
+			return nil
+		})
+	}
+	if _, err := c.nodes[f1].n.Propose(ctx, SchemaCommand("orphan")); !errors.Is(err, ErrSchemaRefused) || !strings.Contains(err.Error(), "would orphan") {
+		t.Fatalf("refused schema via follower = %v", err)
+	}
+	if _, err := c.nodes[f1].n.Propose(ctx, SchemaCommand("definition doc {}")); err != nil {
+		t.Fatalf("accepted schema via follower = %v", err)
+	}
+
 	// Read-your-writes on any node through LinearizableRevision.
 	rev, err = writeOne(ctx, c.nodes[leader].n, "lin")
 	if err != nil {
@@ -387,7 +404,21 @@ func TestSingleNodeBootstrapAndRestart(t *testing.T) {
 		}
 	}
 	before := c.nodes[0].n.LatestRevision()
+	closed := c.nodes[0].n
+	waitErr := make(chan error, 1)
+	go func() { waitErr <- closed.WaitApplied(context.Background(), before+1000) }()
 	c.stop(0)
+	select {
+	case err := <-waitErr:
+		if err == nil {
+			t.Fatal("WaitApplied past the end returned nil when the node closed")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("WaitApplied did not return when the node closed")
+	}
+	if _, err := writeOne(ctx, closed, "closed"); !errors.Is(err, ErrClosed) {
+		t.Fatalf("write on a closed node = %v, want ErrClosed", err)
+	}
 	// Restart with Join set: ignored because the dir has raft state.
 	c.nodes[0].cfg.Join = []string{"127.0.0.1:1"}
 	c.restart(0)
