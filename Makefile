@@ -6,7 +6,11 @@ BIN       ?= bin/ambit
 PKGS      ?= ./...
 FUZZTIME  ?= 60s
 # The conformance data lives beside the repository in CI; override as needed.
+# Tests run in their package directories, so a relative path is made absolute.
 AMBIT_CONFORMANCE_DIR ?=
+ifneq ($(AMBIT_CONFORMANCE_DIR),)
+override AMBIT_CONFORMANCE_DIR := $(abspath $(AMBIT_CONFORMANCE_DIR))
+endif
 export AMBIT_CONFORMANCE_DIR
 
 .PHONY: all build run test bench fuzz conformance lint fmt clean

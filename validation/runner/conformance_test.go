@@ -17,6 +17,9 @@ func TestConformance(t *testing.T) {
 	if dir == "" {
 		t.Skip("AMBIT_CONFORMANCE_DIR is not set; skipping the conformance suite (CI sets it to ../shared/conformance)")
 	}
+	if resolved, err := filepath.EvalSymlinks(dir); err == nil {
+		dir = resolved // WalkDir does not follow a symlinked root
+	}
 	var files []string
 	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
 		if err == nil && !d.IsDir() && filepath.Ext(p) == ".yaml" {
