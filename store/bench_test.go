@@ -207,3 +207,21 @@ func dirSize(b *testing.B, dir string) int64 {
 }
 
 func ptrString(s string) *string { return &s }
+
+// BenchmarkWrite1 is one single-relationship Write per revision, the
+// shape of most raft log entries.
+func BenchmarkWrite1(b *testing.B) {
+	s := openBench(b, b.TempDir())
+	defer s.Close()
+	rev := tuple.Revision(0)
+	b.ReportAllocs()
+	for b.Loop() {
+		rev++
+		u := []Update{{Op: OpTouch, Rel: tuple.Relationship{
+			Resource: tuple.ObjectRef{Type: "document", ID: fmt.Sprintf("doc%07d", rev)}, Relation: "viewer",
+			Subject: tuple.SubjectRef{Type: "user", ID: "user0000001"}}}}
+		if err := s.Write(rev, benchNow, u, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

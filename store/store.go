@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -314,15 +315,18 @@ func (s *Store) Stats() Stats {
 // (compactions, flushes) goes to debug.
 type badgerLogger struct{ l *slog.Logger }
 
-func (b badgerLogger) Errorf(f string, a ...any) {
-	b.l.Error("badger: " + trimNL(fmt.Sprintf(f, a...)))
-}
-func (b badgerLogger) Warningf(f string, a ...any) {
-	b.l.Warn("badger: " + trimNL(fmt.Sprintf(f, a...)))
-}
-func (b badgerLogger) Infof(f string, a ...any) { b.l.Debug("badger: " + trimNL(fmt.Sprintf(f, a...))) }
-func (b badgerLogger) Debugf(f string, a ...any) {
-	b.l.Debug("badger: " + trimNL(fmt.Sprintf(f, a...)))
+func (b badgerLogger) Errorf(f string, a ...any)   { b.log(slog.LevelError, f, a) }
+func (b badgerLogger) Warningf(f string, a ...any) { b.log(slog.LevelWarn, f, a) }
+func (b badgerLogger) Infof(f string, a ...any)    { b.log(slog.LevelDebug, f, a) }
+func (b badgerLogger) Debugf(f string, a ...any)   { b.log(slog.LevelDebug, f, a) }
+
+// log formats only when the level is enabled: badger logs at debug level on
+// every write request.
+func (b badgerLogger) log(level slog.Level, f string, a []any) {
+	if !b.l.Enabled(context.Background(), level) {
+		return
+	}
+	b.l.Log(context.Background(), level, "badger: "+trimNL(fmt.Sprintf(f, a...)))
 }
 
 func trimNL(s string) string {
