@@ -32,7 +32,11 @@ func benchStores(b *testing.B, syncStore bool) func(int, string) (Backend, func(
 // benchmarkWrites proposes batches of size relationships through the
 // leader from parallel proposers and reports throughput and commit latency.
 func benchmarkWrites(b *testing.B, batch, parallelism int, syncStore bool) {
-	c := newTestCluster(b, 3, benchStores(b, syncStore), nil)
+	benchmarkWritesOn(b, batch, parallelism, benchStores(b, syncStore))
+}
+
+func benchmarkWritesOn(b *testing.B, batch, parallelism int, stores func(int, string) (Backend, func())) {
+	c := newTestCluster(b, 3, stores, nil)
 	leader := c.nodes[c.waitLeader()].n
 	var seq atomic.Int64
 	var mu sync.Mutex
@@ -81,12 +85,15 @@ func benchmarkWrites(b *testing.B, batch, parallelism int, syncStore bool) {
 func BenchmarkReplicatedWrite1(b *testing.B) {
 	b.Run("store-nosync", func(b *testing.B) { benchmarkWrites(b, 1, 64, false) })
 	b.Run("store-sync", func(b *testing.B) { benchmarkWrites(b, 1, 64, true) })
+	// raft's own cost: the in-memory fake store applies in microseconds.
+	b.Run("fake-store", func(b *testing.B) { benchmarkWritesOn(b, 1, 64, fakeStores()) })
 }
 
 // Batches of 100 relationships from GOMAXPROCS*2 concurrent proposers.
 func BenchmarkReplicatedWrite100(b *testing.B) {
 	b.Run("store-nosync", func(b *testing.B) { benchmarkWrites(b, 100, 2, false) })
 	b.Run("store-sync", func(b *testing.B) { benchmarkWrites(b, 100, 2, true) })
+	b.Run("fake-store", func(b *testing.B) { benchmarkWritesOn(b, 100, 2, fakeStores()) })
 }
 
 // Commit latency of one writer at a time (no batching help).
