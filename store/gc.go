@@ -67,6 +67,9 @@ func (s *Store) RunGC() error {
 func (s *Store) collect() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.broken != nil {
+		return s.broken
+	}
 	cutoff := s.opts.Clock().Add(-s.opts.GCWindow)
 	applied, old := s.applied.Load(), s.horizon.Load()
 	txn := s.db.NewTransactionAt(applied, true)

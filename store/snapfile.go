@@ -303,10 +303,18 @@ func (s *Store) RestoreSnapshot(r io.Reader) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	// Every read fails with ErrRevisionCompacted while the contents change.
+	// Every read fails with ErrRevisionCompacted while the contents change,
+	// and if the restore fails from here on, the store refuses writes (its
+	// old contents are gone) until a restore succeeds.
 	s.horizon.Store(math.MaxUint64)
+	s.broken = errors.New("store: a snapshot restore failed after dropping the old contents; restore a snapshot again")
 	if err := s.db.DropAll(); err != nil {
 		return fmt.Errorf("store: restore: drop old contents: %w", err)
+	}
+	if s.restoreHook != nil {
+		if err := s.restoreHook(); err != nil {
+			return fmt.Errorf("store: restore: %w", err)
+		}
 	}
 	if err := s.restoreData(c); err != nil {
 		return fmt.Errorf("store: restore: %w", err)
@@ -325,6 +333,7 @@ func (s *Store) RestoreSnapshot(r io.Reader) error {
 	if err := txn.CommitAt(c.applied, nil); err != nil {
 		return fmt.Errorf("store: restore: commit: %w", err)
 	}
+	s.broken = nil
 	s.applied.Store(c.applied)
 	s.count.Store(int64(min(c.count, math.MaxInt64)))
 	s.db.SetDiscardTs(c.applied)

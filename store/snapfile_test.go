@@ -2,6 +2,8 @@ package store
 
 import (
 	"bytes"
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -40,4 +42,43 @@ func FuzzReadSnapshot(f *testing.F) {
 			t.Fatal("accepted a stream without an applied revision")
 		}
 	})
+}
+
+// TestRestoreFailureAfterDrop: a restore that fails after the old contents
+// are gone leaves a store that refuses writes and reads until a restore
+// succeeds, instead of one that silently carries on empty.
+func TestRestoreFailureAfterDrop(t *testing.T) {
+	s, err := Open(Options{Dir: t.TempDir(), GCInterval: -1, Logger: quiet, MemTableSize: 4 << 20, BlockCacheSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	if err := s.Write(1, now, []Update{{Op: OpCreate, Rel: tuple.MustParse("doc:a#viewer@user:ana")}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if _, err := s.WriteSnapshot(&buf); err != nil {
+		t.Fatal(err)
+	}
+	s.restoreHook = func() error { return errors.New("injected failure") }
+	if err := s.RestoreSnapshot(bytes.NewReader(buf.Bytes())); err == nil {
+		t.Fatal("restore with an injected failure succeeded")
+	}
+	if err := s.Write(2, now, []Update{{Op: OpCreate, Rel: tuple.MustParse("doc:b#viewer@user:ana")}}, nil); err == nil || !strings.Contains(err.Error(), "restore") {
+		t.Fatalf("write after a failed restore: %v, want a restore error", err)
+	}
+	if err := s.RunGC(); err == nil {
+		t.Fatal("GC after a failed restore succeeded")
+	}
+	if _, err := s.Snapshot(1); !errors.Is(err, ErrRevisionCompacted) {
+		t.Fatalf("snapshot after a failed restore: %v, want ErrRevisionCompacted", err)
+	}
+	s.restoreHook = nil
+	if err := s.RestoreSnapshot(bytes.NewReader(buf.Bytes())); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Write(2, now, []Update{{Op: OpCreate, Rel: tuple.MustParse("doc:b#viewer@user:ana")}}, nil); err != nil {
+		t.Fatalf("write after a successful restore: %v", err)
+	}
 }

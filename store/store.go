@@ -129,6 +129,12 @@ type Store struct {
 
 	// mu serialises writers (and GC's tombstones).
 	mu sync.Mutex
+	// broken, under mu, is set when a restore failed after dropping the old
+	// contents: writes and GC refuse to run until a restore succeeds.
+	broken error
+	// restoreHook, when set (package tests), runs after the old contents are
+	// dropped; an error fails the restore there.
+	restoreHook func() error
 
 	applied atomic.Uint64
 	horizon atomic.Uint64

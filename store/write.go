@@ -124,6 +124,12 @@ func (s *Store) beginWrite(rev tuple.Revision) (func(), error) {
 		return nil, err
 	}
 	s.mu.Lock()
+	if s.broken != nil {
+		err := s.broken
+		s.mu.Unlock()
+		s.leave()
+		return nil, err
+	}
 	if a := s.applied.Load(); uint64(rev) <= a {
 		s.mu.Unlock()
 		s.leave()
