@@ -19,11 +19,14 @@ import (
 // above the applied revision, so readers see nothing until the caller
 // commits the applied revision; the caller holds the writer lock.
 //
-// PrepareIncremental blocks badger writes, flushes the memtables and stops
-// compactions; the new tables go to the level above the highest non-empty
-// one (badger flattens the tree first when L0 has tables). One stream is
-// used, so tables are added to that level in key order and concurrent
-// readers always see a sorted level.
+// PrepareIncremental blocks badger writes (PrepareIncremental itself needs
+// empty memtables: see flushMemtables) and stops compactions; the new tables
+// go to the level above the highest non-empty one (badger flattens the tree
+// first when L0 has tables). Badger builds tables on several goroutines and
+// sorts that level only in Flush, so concurrent readers may briefly see it
+// out of order; every key in it has version rev, which no reader can see,
+// and badger's iterator drops such keys before they touch its
+// version-deduplication state, so their answers are unaffected.
 func (s *Store) streamImport(rev tuple.Revision, rels [][2][]byte) error {
 	if err := s.flushMemtables(rev); err != nil {
 		return err
