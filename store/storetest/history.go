@@ -569,3 +569,45 @@ func (s suite[S, T]) testRestart(t *testing.T) {
 	}
 	mustWrite[S](t, st, 7, clock.Now(), ups(store.OpCreate, "doc:x#viewer@user:ana"))
 }
+
+// testLargeDelete deletes more relationships than a write transaction holds
+// comfortably (the badger store switches to a write batch above 10 000).
+func (s suite[S, T]) testLargeDelete(t *testing.T) {
+	st := s.open(t, Config{})
+	var rels []tuple.Relationship
+	for i := range 12000 {
+		rels = append(rels, rel(fmt.Sprintf("doc:d%05d#viewer@user:u%d", i, i%3)))
+	}
+	rels = append(rels, rel("folder:f#viewer@user:u0"))
+	if err := st.Import(1, t0, rels); err != nil {
+		t.Fatal(err)
+	}
+	n, partial, err := st.DeleteByFilter(2, t0, tuple.Filter{ResourceType: "doc"}, 0, false, nil)
+	if err != nil || n != 12000 || partial {
+		t.Fatalf("delete: %d %v %v, want 12000 deleted", n, partial, err)
+	}
+	if got := all[S](t, st, 2); len(got) != 1 {
+		t.Fatalf("%d left after the delete, want 1", len(got))
+	}
+	if got := all[S](t, st, 1); len(got) != 12001 {
+		t.Fatalf("%d at revision 1 after the delete, want 12001", len(got))
+	}
+	if got := queryAt[S](t, st, 2, tuple.Filter{Subject: &tuple.SubjectFilter{Type: "user", IDs: []string{"u0"}}}); len(got) != 1 {
+		t.Fatalf("reverse index after the delete: %q", got)
+	}
+	deletes := 0
+	for ch, err := range st.Changes(context.Background(), 1) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, u := range ch.Updates {
+			if u.Op != store.OpDelete {
+				t.Fatalf("unexpected %s in the delete's change", u.Op)
+			}
+			deletes++
+		}
+	}
+	if deletes != 12000 {
+		t.Fatalf("change feed has %d deletes, want 12000", deletes)
+	}
+}

@@ -71,6 +71,7 @@ func RunAll[S Snapshot, T Store[S]](t *testing.T, h Harness[S, T]) {
 	t.Run("SnapshotIsolation", s.testSnapshotIsolation)
 	t.Run("Preconditions", s.testPreconditions)
 	t.Run("DeleteByFilter", s.testDeleteByFilter)
+	t.Run("LargeDelete", s.testLargeDelete)
 	t.Run("QueryFilters", s.testQueryFilters)
 	t.Run("QueryModel", s.testQueryModel)
 	t.Run("CaveatsAndExpiration", s.testCaveatsAndExpiration)
