@@ -119,6 +119,9 @@ func resultValue(res Result, err error) *wrapperspb.BytesValue {
 
 func (n *Node) serveForward(ctx context.Context, in *wrapperspb.BytesValue) (*wrapperspb.BytesValue, error) {
 	cmd, err := Decode(in.GetValue())
+	if err == nil {
+		err = checkProposable(cmd)
+	}
 	if err != nil {
 		return resultValue(Result{}, err), nil
 	}

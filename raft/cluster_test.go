@@ -270,6 +270,14 @@ func TestClusterWritesThroughFollower(t *testing.T) {
 		t.Fatalf("failed precondition via follower = %v", err)
 	}
 
+	// Member-table commands are not for clients.
+	if _, err := c.nodes[f1].n.Propose(ctx, Command{Kind: KindSetMember, Member: MemberInfo{ID: "evil", RaftAddr: "x", GRPCAddr: "y"}}); !errors.Is(err, ErrBadCommand) {
+		t.Fatalf("proposing a member command = %v, want ErrBadCommand", err)
+	}
+	if _, err := c.nodes[f1].n.Propose(ctx, DeleteCommand(tuple.Filter{}, -5, false, nil)); !errors.Is(err, ErrBadCommand) || !strings.Contains(err.Error(), "delete limit -5") {
+		t.Fatalf("proposing a negative limit = %v, want ErrBadCommand naming the limit", err)
+	}
+
 	// The schema guard runs inside Apply on every replica; its refusal
 	// reaches a follower's caller as ErrSchemaRefused.
 	for _, tn := range c.nodes {

@@ -532,7 +532,7 @@ func (n *Node) Apply(ctx context.Context, cmd Command) (Result, error) {
 	if n.ctx.Err() != nil {
 		return Result{}, ErrClosed
 	}
-	if _, err := Encode(cmd); err != nil { // refuse bad input before anything moves
+	if err := checkProposable(cmd); err != nil { // refuse bad input before anything moves
 		return Result{}, err
 	}
 	ctx, cancel := n.opContext(ctx)
@@ -569,6 +569,16 @@ func (n *Node) Apply(ctx context.Context, cmd Command) (Result, error) {
 		}
 		backoff = min(2*backoff, 200*time.Millisecond)
 	}
+}
+
+// checkProposable refuses what a client may not propose: commands that do not
+// encode, and member-table commands, which only Join and Remove write.
+func checkProposable(cmd Command) error {
+	if cmd.Kind == KindSetMember || cmd.Kind == KindForgetMember {
+		return fmt.Errorf("%w: %s commands are written by Join and Remove, not proposed", ErrBadCommand, cmd.Kind)
+	}
+	_, err := Encode(cmd)
+	return err
 }
 
 // applyLocal applies cmd through this node's raft, which must be the
