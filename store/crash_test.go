@@ -122,9 +122,21 @@ func TestCrashRecovery(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		// Kill after a number of acknowledgements that varies per round,
-		// so the kill lands in plain writes and in imports.
-		killAfter := 15 + round*7
+		// Round 0 kills just after revision 9 is acknowledged, so inside
+		// revision 10's import while the store is small (StreamWriter path);
+		// round 1 among plain writes; round 2 inside a later import (write
+		// batch path, the store is larger than one import by then).
+		stop := func(acks int, rev tuple.Revision) bool {
+			switch round {
+			case 0:
+				return rev%10 == 9
+			case 1:
+				return acks >= 22
+			default:
+				return acks >= 15 && rev%10 == 9
+			}
+		}
+		delay := map[int]time.Duration{0: 2 * time.Millisecond, 1: 7 * time.Millisecond, 2: 2 * time.Millisecond}[round]
 		sc := bufio.NewScanner(stdout)
 		acks := 0
 		for sc.Scan() {
@@ -135,7 +147,7 @@ func TestCrashRecovery(t *testing.T) {
 					t.Fatalf("child said %q", line)
 				}
 				lastAck = tuple.Revision(n)
-				if acks++; acks == killAfter {
+				if acks++; stop(acks, lastAck) {
 					break
 				}
 				continue
@@ -144,7 +156,7 @@ func TestCrashRecovery(t *testing.T) {
 				t.Fatalf("child: %s", line)
 			}
 		}
-		time.Sleep(time.Duration(round*7) * time.Millisecond) // land inside a later batch
+		time.Sleep(delay) // land inside the next batch
 		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
