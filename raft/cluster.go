@@ -305,14 +305,10 @@ type Client struct {
 	conns map[string]*grpc.ClientConn
 }
 
-type peerClients = Client
-
 // NewClient returns a client authenticating with the preshared key.
 func NewClient(presharedKey string) *Client {
 	return &Client{key: presharedKey, conns: map[string]*grpc.ClientConn{}}
 }
-
-func newPeerClients(key string) *Client { return NewClient(key) }
 
 type bearer string
 

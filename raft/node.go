@@ -167,7 +167,7 @@ type Node struct {
 	raft   *hraft.Raft
 	trans  *hraft.NetworkTransport
 	logs   *raftboltdb.BoltStore
-	peers  *peerClients
+	peers  *Client
 
 	ctx    context.Context // canceled by Close
 	cancel context.CancelFunc
@@ -285,7 +285,7 @@ func NewNode(ctx context.Context, cfg Config, b Backend) (_ *Node, err error) {
 		return nil, fmt.Errorf("raft: starting: %w", err)
 	}
 	closers = append(closers, func() error { return n.raft.Shutdown().Error() })
-	n.peers = newPeerClients(cfg.PresharedKey)
+	n.peers = NewClient(cfg.PresharedKey)
 	closers = append(closers, n.peers.close)
 
 	n.wg.Add(1)
