@@ -16,6 +16,7 @@ type checker struct {
 	subject tuple.SubjectRef
 	context map[string]any
 	ctxKey  string
+	rootKey string // the cache key of the top-level check, computed once
 	// cycles counts branches cut because they revisited a node on their own
 	// path. A result computed under a cut is exact for this path but not in
 	// general, so it is not cached.
@@ -75,7 +76,11 @@ func (c *checker) checkAny(ctx context.Context, typ string, ids []string, rel st
 	}
 	var key string
 	if len(ids) == 1 && c.v.engine.cache != nil {
-		key = c.v.cacheKey(typ, ids[0], rel, s, c.ctxKey)
+		if path == nil {
+			key = c.rootKey
+		} else {
+			key = c.v.cacheKey(typ, ids[0], rel, s, c.ctxKey)
+		}
 		if t, ok := c.v.engine.cache.Get(key); ok {
 			c.stats.CacheHits++
 			return t, nil
@@ -132,19 +137,20 @@ func (c *checker) direct(ctx context.Context, typ string, ids []string, r *schem
 		}
 	}
 	// Subject sets: group#member and the like, batched per (type, relation).
-	seen := map[relKey]bool{}
+	var seen []relKey // few allowed types: a slice beats a map
 	for _, at := range r.AllowedTypes {
-		if at.Relation == "" || seen[relKey{at.Type, at.Relation}] {
+		k := relKey{at.Type, at.Relation}
+		if at.Relation == "" || slices.Contains(seen, k) {
 			continue
 		}
-		seen[relKey{at.Type, at.Relation}] = true
+		seen = append(seen, k)
 		if !c.v.plan.canReach(at.Type, at.Relation, s.Type, s.Relation) {
 			continue
 		}
 		atRel := at.Relation
 		f := tuple.Filter{ResourceType: typ, ResourceIDs: ids, Relation: r.Name,
 			Subject: &tuple.SubjectFilter{Type: at.Type, Relation: &atRel}}
-		var batch []string
+		var batch idSet
 		var caveated []tuple.Relationship
 		for rel, err := range c.v.reader.Query(ctx, f) {
 			if err != nil {
@@ -153,12 +159,12 @@ func (c *checker) direct(ctx context.Context, typ string, ids []string, r *schem
 			c.stats.Reads++
 			if rel.Caveat != nil {
 				caveated = append(caveated, rel)
-			} else if !slices.Contains(batch, rel.Subject.ID) {
-				batch = append(batch, rel.Subject.ID)
+			} else {
+				batch.add(rel.Subject.ID)
 			}
 		}
-		if len(batch) > 0 {
-			t, err := c.checkAny(ctx, at.Type, batch, at.Relation, depth+1, path)
+		if len(batch.ids) > 0 {
+			t, err := c.checkAny(ctx, at.Type, batch.ids, at.Relation, depth+1, path)
 			if err != nil {
 				return triNo, err
 			}
@@ -264,7 +270,7 @@ func (c *checker) evalExpr(ctx context.Context, typ string, ids []string, e sche
 // tupleset's subjects per type.
 func (c *checker) arrowAny(ctx context.Context, typ string, ids []string, a *schema.Arrow, depth int, path *frame) (tri, error) {
 	s := c.subject
-	batches := map[string][]string{}
+	batches := map[string]*idSet{}
 	var order []string
 	var caveated []tuple.Relationship
 	for rel, err := range c.v.reader.Query(ctx, tuple.Filter{ResourceType: typ, ResourceIDs: ids, Relation: a.Tupleset}) {
@@ -280,16 +286,17 @@ func (c *checker) arrowAny(ctx context.Context, typ string, ids []string, a *sch
 			caveated = append(caveated, rel)
 			continue
 		}
-		if _, ok := batches[st]; !ok {
+		b := batches[st]
+		if b == nil {
+			b = &idSet{}
+			batches[st] = b
 			order = append(order, st)
 		}
-		if !slices.Contains(batches[st], rel.Subject.ID) {
-			batches[st] = append(batches[st], rel.Subject.ID)
-		}
+		b.add(rel.Subject.ID)
 	}
 	result := triNo
 	for _, st := range order {
-		t, err := c.checkAny(ctx, st, batches[st], a.Computed, depth+1, path)
+		t, err := c.checkAny(ctx, st, batches[st].ids, a.Computed, depth+1, path)
 		if err != nil {
 			return triNo, err
 		}
@@ -360,4 +367,30 @@ func (c *checker) caveat(rel tuple.Relationship) (tri, error) {
 		return triYes, nil
 	}
 	return triNo, nil
+}
+
+// idSet collects distinct ids in arrival order: a linear scan while small, a
+// map once large (fan-outs over thousands of parents).
+type idSet struct {
+	ids  []string
+	seen map[string]struct{}
+}
+
+func (s *idSet) add(id string) {
+	if s.seen == nil {
+		if len(s.ids) < 16 {
+			if !slices.Contains(s.ids, id) {
+				s.ids = append(s.ids, id)
+			}
+			return
+		}
+		s.seen = make(map[string]struct{}, 2*len(s.ids))
+		for _, x := range s.ids {
+			s.seen[x] = struct{}{}
+		}
+	}
+	if _, ok := s.seen[id]; !ok {
+		s.seen[id] = struct{}{}
+		s.ids = append(s.ids, id)
+	}
 }

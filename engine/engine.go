@@ -267,6 +267,11 @@ func (v *View) Check(ctx context.Context, req CheckRequest) (CheckResult, error)
 	}
 	key := v.cacheKey(req.Resource.Type, req.Resource.ID, req.Permission, req.Subject, ck)
 	e := v.engine
+	if e.cache != nil {
+		if t, ok := e.cache.Get(key); ok {
+			return toResult(t, Stats{CacheHits: 1}), nil
+		}
+	}
 	e.mu.Lock()
 	if c, ok := e.inflight[key]; ok {
 		e.mu.Unlock()
@@ -281,7 +286,7 @@ func (v *View) Check(ctx context.Context, req CheckRequest) (CheckResult, error)
 	e.inflight[key] = c
 	e.mu.Unlock()
 
-	c.res, c.err = v.check(ctx, req, ck)
+	c.res, c.err = v.check(ctx, req, ck, key)
 
 	e.mu.Lock()
 	delete(e.inflight, key)
@@ -290,8 +295,8 @@ func (v *View) Check(ctx context.Context, req CheckRequest) (CheckResult, error)
 	return c.res, c.err
 }
 
-func (v *View) check(ctx context.Context, req CheckRequest, ctxKey string) (CheckResult, error) {
-	c := &checker{v: v, subject: req.Subject, context: req.Context, ctxKey: ctxKey, stats: &Stats{}}
+func (v *View) check(ctx context.Context, req CheckRequest, ctxKey, key string) (CheckResult, error) {
+	c := &checker{v: v, subject: req.Subject, context: req.Context, ctxKey: ctxKey, rootKey: key, stats: &Stats{}}
 	t, err := c.checkAny(ctx, req.Resource.Type, []string{req.Resource.ID}, req.Permission, 0, nil)
 	if err != nil {
 		return CheckResult{Stats: *c.stats}, err

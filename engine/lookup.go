@@ -51,7 +51,7 @@ func (v *View) LookupResources(ctx context.Context, req LookupResourcesRequest) 
 			yield(LookupResult{}, err)
 			return
 		}
-		ids, err := v.reverseCandidates(ctx, req.Subject, req.ResourceType)
+		ids, err := v.reverseCandidates(ctx, req.Subject, req.ResourceType, req.Permission)
 		if err != nil {
 			yield(LookupResult{}, err)
 			return
@@ -95,8 +95,9 @@ type objKey struct{ typ, id string }
 
 // reverseCandidates walks from the subject up through every relationship
 // naming it (or its wildcard) as subject, collecting objects of target type.
-func (v *View) reverseCandidates(ctx context.Context, s tuple.SubjectRef, target string) ([]string, error) {
+func (v *View) reverseCandidates(ctx context.Context, s tuple.SubjectRef, target, perm string) ([]string, error) {
 	leads := v.plan.typeGraph().below(target)
+	relevant := v.plan.relevant(target, perm)
 	seen := map[objKey]bool{}
 	found := map[string]bool{}
 	frontier := map[string][]string{}
@@ -132,6 +133,9 @@ func (v *View) reverseCandidates(ctx context.Context, s tuple.SubjectRef, target
 				for rel, err := range v.reader.Query(ctx, f) {
 					if err != nil {
 						return nil, err
+					}
+					if !relevant[relKey{rel.Resource.Type, rel.Relation}] {
+						continue // this relation cannot lead to target#perm
 					}
 					add(rel.Resource.Type, rel.Resource.ID)
 					if len(seen) > limit {

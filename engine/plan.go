@@ -15,6 +15,8 @@ type plan struct {
 
 	typesOnce sync.Once
 	types     *types
+
+	relevantMemo sync.Map // relKey -> map[relKey]bool
 }
 
 type relKey struct{ typ, rel string }
@@ -170,5 +172,67 @@ func (g *types) closure(tag, t string, edges map[string][]string) map[string]boo
 		}
 	}
 	g.memo.Store(tag+t, out)
+	return out
+}
+
+// relevant returns the (type, relation) pairs whose relationships can take
+// part in proving typ#rel for some subject: the relations the permission
+// refers to, arrows' tuplesets and computed relations, and subject sets, all
+// transitively. The subtracted side of an exclusion only takes away, so it
+// is left out. Lookups walk only relationships of relevant relations.
+func (p *plan) relevant(typ, rel string) map[relKey]bool {
+	k := relKey{typ, rel}
+	if v, ok := p.relevantMemo.Load(k); ok {
+		return v.(map[relKey]bool)
+	}
+	out := map[relKey]bool{}
+	var visit func(n relKey)
+	visit = func(n relKey) {
+		if out[n] {
+			return
+		}
+		r := p.s.Relation(n.typ, n.rel)
+		if r == nil {
+			return
+		}
+		out[n] = true
+		if !r.IsPermission {
+			for _, at := range r.AllowedTypes {
+				if at.Relation != "" {
+					visit(relKey{at.Type, at.Relation})
+				}
+			}
+			return
+		}
+		var walk func(e schema.Expr)
+		walk = func(e schema.Expr) {
+			switch e := e.(type) {
+			case *schema.Union:
+				for _, c := range e.Children {
+					walk(c)
+				}
+			case *schema.Intersection:
+				for _, c := range e.Children {
+					walk(c)
+				}
+			case *schema.Exclusion:
+				walk(e.Base)
+			case *schema.RelationRef:
+				visit(relKey{n.typ, e.Name})
+			case *schema.Arrow:
+				ts := p.s.Relation(n.typ, e.Tupleset)
+				if ts == nil {
+					return
+				}
+				out[relKey{n.typ, e.Tupleset}] = true
+				for _, at := range ts.AllowedTypes {
+					visit(relKey{at.Type, e.Computed})
+				}
+			}
+		}
+		walk(r.Expr)
+	}
+	visit(k)
+	p.relevantMemo.Store(k, out)
 	return out
 }
