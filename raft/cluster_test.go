@@ -513,6 +513,19 @@ func TestFollowerCatchesUpFromLogAndSnapshot(t *testing.T) {
 	if _, err := writeOne(ctx, tn.n, "forwarded-after-snapshot"); err != nil {
 		t.Fatal(err)
 	}
+	// And it restarts again on top of the installed snapshot (whose store
+	// state may be newer than raft's snapshot index).
+	c.stop(f)
+	tn = c.restart(f)
+	if _, err := writeOne(ctx, tn.n, "after-second-restart"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tn.n.LinearizableRevision(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := contents(tn.st), contents(c.nodes[leader].st); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("after a second restart the follower has %d relationships, leader %d", len(got), len(want))
+	}
 }
 
 func TestQuorumLossFailsFast(t *testing.T) {

@@ -10,8 +10,8 @@
 // store is durable, so replay after a restart is idempotent and raft's
 // NoSnapshotRestoreOnStart is set. A store behind the newest snapshot (empty,
 // in-memory, or one that lost unsynced writes to an OS crash) is restored
-// from that snapshot by NewNode before raft starts; a store ahead of the raft
-// state is refused.
+// from that snapshot by NewNode before raft starts; a store holding data under
+// an empty raft directory is refused.
 //
 // An entry that does not decode panics (replicas must never diverge); a
 // domain failure (failed precondition, existing relationship, refused

@@ -255,10 +255,10 @@ func NewNode(ctx context.Context, cfg Config, b Backend) (_ *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("raft: reading existing state: %w", err)
 	}
-	// Entries at or below the store's revision are skipped, so a store that is
-	// ahead of the raft state holds data this cluster never committed; applying
-	// on top of it would silently diverge.
-	if err := checkStoreNotAhead(b.AppliedRevision(), hasState, n.logs, snaps, raftDir); err != nil {
+	// Entries at or below the store's revision are skipped, so a store with
+	// data under an empty raft directory holds writes this cluster never
+	// committed; applying on top of it would silently diverge.
+	if err := checkStoreNotAhead(b.AppliedRevision(), hasState, n.logs, snaps, raftDir, n.logger); err != nil {
 		return nil, err
 	}
 	logCache, err := hraft.NewLogCache(1024, n.logs)
@@ -310,13 +310,17 @@ func NewNode(ctx context.Context, cfg Config, b Backend) (_ *Node, err error) {
 	return n, nil
 }
 
-func checkStoreNotAhead(rev tuple.Revision, hasState bool, logs hraft.LogStore, snaps hraft.SnapshotStore, raftDir string) error {
+func checkStoreNotAhead(rev tuple.Revision, hasState bool, logs hraft.LogStore, snaps hraft.SnapshotStore, raftDir string, logger *slog.Logger) error {
 	if rev == 0 {
 		return nil
 	}
 	if !hasState {
 		return fmt.Errorf("%w: the store is at revision %d but %s holds no raft state; refusing to bootstrap or join over existing data (start from an empty store, or restore the raft directory)", ErrBadConfig, rev, raftDir)
 	}
+	// With raft state, a store ahead of the log is legitimate right after a
+	// snapshot install: the store snapshot is taken after raft's snapshot
+	// index, so it may hold entries the log has not received yet (they are
+	// skipped when they arrive). Only note it.
 	last, err := logs.LastIndex()
 	if err != nil {
 		return fmt.Errorf("raft: reading the log's last index: %w", err)
@@ -325,7 +329,7 @@ func checkStoreNotAhead(rev tuple.Revision, hasState bool, logs hraft.LogStore, 
 		last = max(last, metas[0].Index)
 	}
 	if uint64(rev) > last {
-		return fmt.Errorf("%w: the store is at revision %d, ahead of the raft log (last index %d) in %s; the store and the raft state do not belong together", ErrBadConfig, rev, last, raftDir)
+		logger.Warn("raft: the store is ahead of the raft log; entries up to its revision will be skipped", "store_revision", uint64(rev), "log_last_index", last)
 	}
 	return nil
 }
