@@ -93,27 +93,56 @@ func (s *Store) streamWrite(gen func(add func(k, v []byte, version uint64) error
 	if err := sw.PrepareIncremental(); err != nil {
 		return fmt.Errorf("prepare stream writer: %w", err)
 	}
-	buf := z.NewBuffer(8<<20, "store.streamWrite")
-	defer buf.Release()
+	// Two-stage pipeline: this goroutine encodes keys into buffers, a
+	// second one hands full buffers to badger (which decodes them again and
+	// feeds its table builders), so both cores work on a bulk load. Buffers
+	// are recycled: badger copies what it keeps.
+	const nbufs, bufFull = 3, 4 << 20
+	free := make(chan *z.Buffer, nbufs)
+	for range nbufs {
+		free <- z.NewBuffer(bufFull+bufFull/2, "store.streamWrite")
+	}
+	full := make(chan *z.Buffer, nbufs)
+	written := make(chan error, 1)
+	go func() {
+		var err error
+		for buf := range full {
+			if err == nil {
+				err = sw.Write(buf)
+			}
+			buf.Reset()
+			free <- buf
+		}
+		written <- err
+	}()
+	defer func() {
+		for range nbufs {
+			(<-free).Release()
+		}
+	}()
+	buf := <-free
 	kv := &pb.KV{StreamId: 1}
 	add := func(k, v []byte, version uint64) error {
 		kv.Key, kv.Value, kv.Version = k, v, version
 		badger.KVToBuffer(kv, buf)
-		if buf.LenNoPadding() >= 4<<20 {
-			if err := sw.Write(buf); err != nil {
-				return err
-			}
-			buf.Reset()
+		if buf.LenNoPadding() >= bufFull {
+			full <- buf
+			buf = <-free
 		}
 		return nil
 	}
-	if err := gen(add); err != nil {
+	genErr := gen(add)
+	if genErr == nil && buf.LenNoPadding() > 0 {
+		full <- buf
+	} else {
+		free <- buf
+	}
+	close(full)
+	if err := <-written; err != nil {
 		return err
 	}
-	if buf.LenNoPadding() > 0 {
-		if err := sw.Write(buf); err != nil {
-			return err
-		}
+	if genErr != nil {
+		return genErr
 	}
 	if err := sw.Flush(); err != nil {
 		return fmt.Errorf("flush stream writer: %w", err)
