@@ -150,3 +150,24 @@ func TestGCExpiryBoundary(t *testing.T) {
 		}
 	}
 }
+
+// TestImportReportsFirstInvalid: large imports validate in parallel but
+// report the lowest-index failure, as a serial pass would.
+func TestImportReportsFirstInvalid(t *testing.T) {
+	s, err := Open(Options{InMemory: true, GCInterval: -1, Logger: quiet, MemTableSize: 16 << 20, BlockCacheSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	rels := benchRels(20, 1000)
+	for _, i := range []int{15000, 5000, 19999} {
+		rels[i].Resource.ID = "bad id"
+	}
+	err = s.Import(1, time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC), rels)
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "relationship 5000:") {
+		t.Fatalf("err = %v, want ErrInvalid naming relationship 5000", err)
+	}
+	if s.AppliedRevision() != 1 || s.Stats().Relationships != 0 {
+		t.Fatalf("after a failed import: %+v", s.Stats())
+	}
+}

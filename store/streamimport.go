@@ -52,31 +52,53 @@ func (s *Store) streamImport(rev tuple.Revision, rels [][2][]byte) error {
 // addRelationships streams both indexes and the expiry index of rels
 // (sorted resource keys with their values) at version, in key order.
 func addRelationships(add func(k, v []byte, version uint64) error, rels [][2][]byte, version uint64) error {
+	// Build and sort the subject-major keys on another goroutine while the
+	// resource keys stream out.
+	type derived struct {
+		subj     [][2][]byte
+		expiring [][]byte
+		err      error
+	}
+	done := make(chan derived, 1)
+	go func() {
+		var d derived
+		d.subj = make([][2][]byte, len(rels))
+		for i, kv := range rels {
+			sk, err := subjectKeyFromBody(kv[0][1:])
+			if err != nil {
+				d.err = err
+				break
+			}
+			d.subj[i] = [2][]byte{sk, kv[1]}
+			if exp, err := valueExpiration(kv[1]); err == nil && !exp.IsZero() {
+				d.expiring = append(d.expiring, expiryKey(exp, kv[0][1:]))
+			}
+		}
+		if d.err == nil {
+			slices.SortFunc(d.subj, func(a, b [2][]byte) int { return bytes.Compare(a[0], b[0]) })
+			slices.SortFunc(d.expiring, bytes.Compare)
+		}
+		done <- d
+	}()
+	var err error
 	for _, kv := range rels {
+		if err = add(kv[0], kv[1], version); err != nil {
+			break
+		}
+	}
+	d := <-done
+	if err != nil {
+		return err
+	}
+	if d.err != nil {
+		return d.err
+	}
+	for _, kv := range d.subj {
 		if err := add(kv[0], kv[1], version); err != nil {
 			return err
 		}
 	}
-	subj := make([][2][]byte, len(rels))
-	var expiring [][]byte
-	for i, kv := range rels {
-		sk, err := subjectKeyFromBody(kv[0][1:])
-		if err != nil {
-			return err
-		}
-		subj[i] = [2][]byte{sk, kv[1]}
-		if exp, err := valueExpiration(kv[1]); err == nil && !exp.IsZero() {
-			expiring = append(expiring, expiryKey(exp, kv[0][1:]))
-		}
-	}
-	slices.SortFunc(subj, func(a, b [2][]byte) int { return bytes.Compare(a[0], b[0]) })
-	for _, kv := range subj {
-		if err := add(kv[0], kv[1], version); err != nil {
-			return err
-		}
-	}
-	slices.SortFunc(expiring, bytes.Compare)
-	for _, k := range expiring {
+	for _, k := range d.expiring {
 		if err := add(k, nil, version); err != nil {
 			return err
 		}

@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
+	"sync"
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
@@ -489,12 +491,32 @@ func (s *Store) importRels(rev tuple.Revision, now time.Time, rels []tuple.Relat
 		idx int
 	}
 	entries := make([]entry, len(rels))
-	for i := range rels {
-		p, err := s.prepare(&rels[i], true)
+	// Validate and encode in parallel for large imports; the error reported
+	// is the one with the lowest index, as a serial pass would find it.
+	parts := 1
+	if len(rels) >= 16384 {
+		parts = runtime.GOMAXPROCS(0)
+	}
+	errs := make([]error, parts)
+	var wg sync.WaitGroup
+	for part := range parts {
+		lo, hi := part*len(rels)/parts, (part+1)*len(rels)/parts
+		wg.Go(func() {
+			for i := lo; i < hi; i++ {
+				p, err := s.prepare(&rels[i], true)
+				if err != nil {
+					errs[part] = fmt.Errorf("relationship %d: %w", i, err)
+					return
+				}
+				entries[i] = entry{p, i}
+			}
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
 		if err != nil {
-			return fmt.Errorf("relationship %d: %w", i, err)
+			return err
 		}
-		entries[i] = entry{p, i}
 	}
 	slices.SortFunc(entries, func(a, b entry) int { return bytes.Compare(a.rkey, b.rkey) })
 	for i := 1; i < len(entries); i++ {
