@@ -14,12 +14,15 @@ import (
 	"github.com/ambit-authz/ambit/tuple"
 )
 
-// Snapshot is a read view of the store at one revision. It needs no Close:
-// each Query opens its own read transaction at the revision.
+// Snapshot is a read view of the store at one revision, safe for
+// concurrent use. It needs no Close: its queries share one read-only badger
+// transaction at the revision, and in managed mode such a transaction holds
+// nothing that must be released (Discard only marks it discarded).
 type Snapshot struct {
 	s   *Store
 	rev tuple.Revision
-	now time.Time // expiration visibility: relationships expired at now are hidden
+	now time.Time   // expiration visibility: relationships expired at now are hidden
+	txn *badger.Txn // read-only at rev; Get and NewIterator are safe concurrently
 }
 
 // Snapshot returns a read view at rev: ErrRevisionCompacted if rev is older
@@ -32,7 +35,7 @@ func (s *Store) Snapshot(rev tuple.Revision) (*Snapshot, error) {
 	if err := s.checkReadable(rev); err != nil {
 		return nil, err
 	}
-	return &Snapshot{s: s, rev: rev, now: s.opts.Clock()}, nil
+	return &Snapshot{s: s, rev: rev, now: s.opts.Clock(), txn: s.db.NewTransactionAt(uint64(rev), false)}, nil
 }
 
 func (s *Store) checkReadable(rev tuple.Revision) error {
@@ -68,10 +71,8 @@ func (sn *Snapshot) Query(ctx context.Context, f tuple.Filter) iter.Seq2[tuple.R
 			yield(tuple.Relationship{}, err)
 			return
 		}
-		txn := s.db.NewTransactionAt(uint64(sn.rev), false)
-		defer txn.Discard()
 		stopped := false
-		err := scan(ctx, txn, f, sn.now, func(r tuple.Relationship) bool {
+		err := scan(ctx, sn.txn, f, sn.now, func(r tuple.Relationship) bool {
 			stopped = !yield(r, nil)
 			return !stopped
 		})

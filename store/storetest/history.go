@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -609,5 +610,54 @@ func (s suite[S, T]) testLargeDelete(t *testing.T) {
 	}
 	if deletes != 12000 {
 		t.Fatalf("change feed has %d deletes, want 12000", deletes)
+	}
+}
+
+// testConcurrentQueries: one snapshot serves queries from several
+// goroutines at once (the engine fans out sub-checks) with the same answers.
+func (s suite[S, T]) testConcurrentQueries(t *testing.T) {
+	st := s.open(t, Config{})
+	mustWrite[S](t, st, 1, t0, ups(store.OpCreate, queryData...))
+	sn, err := st.Snapshot(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	filters := []tuple.Filter{
+		{ResourceType: "doc", ResourceIDs: []string{"a"}},
+		{ResourceType: "doc", ResourceIDs: []string{"a"}, Relation: "viewer", Subject: &tuple.SubjectFilter{Type: "user", IDs: []string{"ana"}, Relation: ptr("")}},
+		{Subject: &tuple.SubjectFilter{Type: "user", IDs: []string{"ana"}}},
+		{ResourceType: "doc", ResourceIDPrefix: "a"},
+	}
+	want := make([][]string, len(filters))
+	for i, f := range filters {
+		if want[i], err = collect(t, sn.Query(context.Background(), f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan string, 8)
+	for g := range 4 {
+		wg.Go(func() {
+			for i := range 50 {
+				k := (g + i) % len(filters)
+				var got []string
+				for r, err := range sn.Query(context.Background(), filters[k]) {
+					if err != nil {
+						errs <- err.Error()
+						return
+					}
+					got = append(got, r.String())
+				}
+				if !equal(got, want[k]) {
+					errs <- fmt.Sprintf("goroutine %d query %d: %q, want %q", g, k, got, want[k])
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
 	}
 }

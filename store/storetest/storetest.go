@@ -74,6 +74,7 @@ func RunAll[S Snapshot, T Store[S]](t *testing.T, h Harness[S, T]) {
 	t.Run("LargeDelete", s.testLargeDelete)
 	t.Run("QueryFilters", s.testQueryFilters)
 	t.Run("QueryModel", s.testQueryModel)
+	t.Run("ConcurrentQueries", s.testConcurrentQueries)
 	t.Run("CaveatsAndExpiration", s.testCaveatsAndExpiration)
 	t.Run("Schema", s.testSchema)
 	t.Run("Import", s.testImport)
