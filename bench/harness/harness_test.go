@@ -73,8 +73,11 @@ func TestEveryOpRuns(t *testing.T) {
 					t.Errorf("%s %s: no lookup results", name, op)
 				}
 			case OpMixed:
-				if r.Checks == 0 || len(r.Kinds) < 2 {
-					t.Errorf("%s mixed: %d checks, kinds %v", name, r.Checks, r.Kinds)
+				// 95 % of a mix is checks: with n requests all are checks with
+				// probability 0.95^n, so only a run of 200+ requests (0.004 %)
+				// must show a second kind; a loaded machine may do fewer.
+				if r.Checks == 0 || (r.Requests >= 200 && len(r.Kinds) < 2) {
+					t.Errorf("%s mixed: %d requests, %d checks, kinds %v", name, r.Requests, r.Checks, r.Kinds)
 				}
 			}
 		}
