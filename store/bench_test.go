@@ -238,3 +238,32 @@ func BenchmarkWrite1(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkWriteMany100x1 applies 100 single-relationship requests per
+// WriteMany call (a raft batch); compare per request with BenchmarkWrite1.
+func BenchmarkWriteMany100x1(b *testing.B) {
+	s := openBench(b, b.TempDir())
+	defer s.Close()
+	rev := tuple.Revision(0)
+	b.ReportAllocs()
+	defer reportCPU(b, processCPU())
+	for b.Loop() {
+		reqs := make([]WriteRequest, 100)
+		for i := range reqs {
+			rev++
+			reqs[i] = WriteRequest{Rev: rev, Now: benchNow, Updates: []Update{{Op: OpTouch, Rel: tuple.Relationship{
+				Resource: tuple.ObjectRef{Type: "document", ID: fmt.Sprintf("doc%07d", rev)}, Relation: "viewer",
+				Subject: tuple.SubjectRef{Type: "user", ID: "user0000001"}}}}}
+		}
+		res, err := s.WriteMany(reqs)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, e := range res {
+			if e != nil {
+				b.Fatal(e)
+			}
+		}
+	}
+	b.ReportMetric(float64(b.N*100)/b.Elapsed().Seconds(), "requests/s")
+}

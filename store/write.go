@@ -225,30 +225,39 @@ func (s *Store) Write(rev tuple.Revision, now time.Time, updates []Update, preco
 	return s.finish(rev, now, s.write(rev, now, updates, preconds))
 }
 
-func (s *Store) write(rev tuple.Revision, now time.Time, updates []Update, preconds []Precondition) error {
+// prepareUpdates validates a Write batch and encodes its updates.
+func (s *Store) prepareUpdates(now time.Time, updates []Update) ([]prepared, error) {
 	if now.IsZero() {
-		return fmt.Errorf("%w: the write has no timestamp", ErrInvalid)
+		return nil, fmt.Errorf("%w: the write has no timestamp", ErrInvalid)
 	}
 	if len(updates) > s.opts.MaxUpdatesPerWrite {
-		return fmt.Errorf("%w: the batch has %d updates, more than the limit of %d", ErrTooLarge, len(updates), s.opts.MaxUpdatesPerWrite)
+		return nil, fmt.Errorf("%w: the batch has %d updates, more than the limit of %d", ErrTooLarge, len(updates), s.opts.MaxUpdatesPerWrite)
 	}
 	preps := make([]prepared, len(updates))
 	seen := make(map[tuple.Key]int, len(updates))
 	for i := range updates {
 		u := &updates[i]
 		if u.Op != OpCreate && u.Op != OpTouch && u.Op != OpDelete {
-			return fmt.Errorf("%w: update %d: unknown operation %d", ErrInvalid, i, u.Op)
+			return nil, fmt.Errorf("%w: update %d: unknown operation %d", ErrInvalid, i, u.Op)
 		}
 		p, err := s.prepare(&u.Rel, u.Op != OpDelete)
 		if err != nil {
-			return fmt.Errorf("update %d (%s): %w", i, u.Op, err)
+			return nil, fmt.Errorf("update %d (%s): %w", i, u.Op, err)
 		}
 		k := u.Rel.Key()
 		if j, dup := seen[k]; dup {
-			return fmt.Errorf("%w: updates %d and %d both name %s", ErrInvalid, j, i, k)
+			return nil, fmt.Errorf("%w: updates %d and %d both name %s", ErrInvalid, j, i, k)
 		}
 		seen[k] = i
 		preps[i] = p
+	}
+	return preps, nil
+}
+
+func (s *Store) write(rev tuple.Revision, now time.Time, updates []Update, preconds []Precondition) error {
+	preps, err := s.prepareUpdates(now, updates)
+	if err != nil {
+		return err
 	}
 	txn := s.db.NewTransactionAt(s.applied.Load(), true)
 	defer txn.Discard()

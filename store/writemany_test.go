@@ -1,0 +1,160 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/ambit-authz/ambit/tuple"
+)
+
+// TestWriteManyEqualsWrites applies the same random requests (creates,
+// touches, deletes, expirations, preconditions, some failing) to one store
+// with Write and to another with WriteMany in random chunks, and compares
+// every result, the state at every revision through both indexes, and the
+// change feed.
+func TestWriteManyEqualsWrites(t *testing.T) {
+	for _, inMemory := range []bool{true, false} {
+		t.Run(fmt.Sprintf("inMemory=%v", inMemory), func(t *testing.T) {
+			clock := &fakeClock{t: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
+			open := func() *Store {
+				s, err := Open(Options{Dir: t.TempDir(), InMemory: inMemory, GCInterval: -1, Clock: clock.now, Logger: quiet,
+					MemTableSize: 4 << 20, BlockCacheSize: 1 << 20, MaxUpdatesPerWrite: 20})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { s.Close() })
+				return s
+			}
+			one, many := open(), open()
+			rng := rand.New(rand.NewPCG(5, 6))
+			relOf := func() tuple.Relationship {
+				return tuple.Relationship{Resource: tuple.ObjectRef{Type: "doc", ID: fmt.Sprintf("d%d", rng.IntN(8))}, Relation: "viewer",
+					Subject: tuple.SubjectRef{Type: "user", ID: fmt.Sprintf("u%d", rng.IntN(4))}}
+			}
+			var reqs []WriteRequest
+			for rev := tuple.Revision(1); rev <= 300; rev++ {
+				now := clock.t.Add(time.Duration(rev) * time.Second)
+				r := WriteRequest{Rev: rev, Now: now}
+				for range 1 + rng.IntN(4) {
+					u := Update{Op: Op(1 + rng.IntN(3)), Rel: relOf()}
+					if u.Op != OpDelete && rng.IntN(4) == 0 {
+						u.Rel.Expiration = now.Add(time.Duration(rng.IntN(6)-1) * time.Second)
+					}
+					r.Updates = append(r.Updates, u) // duplicates make ErrInvalid requests too
+				}
+				if rng.IntN(4) == 0 {
+					r.Preconds = []Precondition{{MustMatch: rng.IntN(2) == 0, Filter: tuple.Filter{ResourceType: "doc",
+						ResourceIDs: []string{fmt.Sprintf("d%d", rng.IntN(8))}, Subject: &tuple.SubjectFilter{Type: "user", IDs: []string{fmt.Sprintf("u%d", rng.IntN(4))}}}}}
+				}
+				reqs = append(reqs, r)
+			}
+			var want []error
+			for _, r := range reqs {
+				want = append(want, one.Write(r.Rev, r.Now, r.Updates, r.Preconds))
+			}
+			var got []error
+			for rest := reqs; len(rest) > 0; {
+				n := min(len(rest), 1+rng.IntN(40))
+				res, err := many.WriteMany(rest[:n])
+				if err != nil {
+					t.Fatalf("WriteMany at %d: %v", rest[0].Rev, err)
+				}
+				got = append(got, res...)
+				rest = rest[n:]
+			}
+			domains := []error{ErrAlreadyExists, ErrPreconditionFailed, ErrInvalid, ErrTooLarge}
+			class := func(err error) string {
+				for _, d := range domains {
+					if errors.Is(err, d) {
+						return d.Error()
+					}
+				}
+				if err != nil {
+					return "other: " + err.Error()
+				}
+				return "ok"
+			}
+			failed := 0
+			for i := range reqs {
+				if class(got[i]) != class(want[i]) {
+					t.Fatalf("revision %d: WriteMany %v, Write %v", reqs[i].Rev, got[i], want[i])
+				}
+				if want[i] != nil {
+					failed++
+				}
+			}
+			if failed == 0 || failed == len(reqs) {
+				t.Fatalf("%d of %d requests failed: the test needs both kinds", failed, len(reqs))
+			}
+			if one.AppliedRevision() != many.AppliedRevision() || one.Stats().Relationships != many.Stats().Relationships {
+				t.Fatalf("stats differ: %+v vs %+v", one.Stats(), many.Stats())
+			}
+			read := func(s *Store, rev tuple.Revision, f tuple.Filter) []string {
+				sn, err := s.Snapshot(rev)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var out []string
+				for r, err := range sn.Query(context.Background(), f) {
+					if err != nil {
+						t.Fatal(err)
+					}
+					out = append(out, r.String())
+				}
+				slices.Sort(out)
+				return out
+			}
+			for rev := tuple.Revision(0); rev <= 300; rev++ {
+				for _, f := range []tuple.Filter{{}, {Subject: &tuple.SubjectFilter{Type: "user", IDs: []string{"u0", "u1", "u2", "u3"}}}} {
+					if a, b := read(one, rev, f), read(many, rev, f); !slices.Equal(a, b) {
+						t.Fatalf("state at %d differs:\nWrite     %q\nWriteMany %q", rev, a, b)
+					}
+				}
+			}
+			changes := func(s *Store) string {
+				var out []string
+				for ch, err := range s.Changes(context.Background(), 0) {
+					if err != nil {
+						t.Fatal(err)
+					}
+					out = append(out, fmt.Sprint(ch.Revision))
+					for _, u := range ch.Updates {
+						out = append(out, u.Op.String()+" "+u.Rel.String())
+					}
+				}
+				return fmt.Sprint(out)
+			}
+			if a, b := changes(one), changes(many); a != b {
+				t.Fatalf("change feeds differ:\nWrite     %s\nWriteMany %s", a, b)
+			}
+		})
+	}
+}
+
+func TestWriteManyRejectsBadRevisions(t *testing.T) {
+	s, err := Open(Options{InMemory: true, GCInterval: -1, Logger: quiet, MemTableSize: 4 << 20, BlockCacheSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	u := []Update{{Op: OpTouch, Rel: tuple.MustParse("doc:a#viewer@user:ana")}}
+	if _, err := s.WriteMany([]WriteRequest{{Rev: 2, Now: now, Updates: u}, {Rev: 2, Now: now, Updates: u}}); !errors.Is(err, ErrStaleWrite) {
+		t.Fatalf("repeated revision: %v", err)
+	}
+	if _, err := s.WriteMany([]WriteRequest{{Rev: 0, Now: now, Updates: u}}); !errors.Is(err, ErrStaleWrite) {
+		t.Fatalf("revision 0: %v", err)
+	}
+	if s.AppliedRevision() != 0 {
+		t.Fatalf("applied %d after rejected batches", s.AppliedRevision())
+	}
+	s.Close()
+	if _, err := s.WriteMany([]WriteRequest{{Rev: 1, Now: now, Updates: u}}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("after Close: %v", err)
+	}
+}
