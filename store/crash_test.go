@@ -84,20 +84,49 @@ func TestCrashChild(t *testing.T) {
 		os.Exit(2)
 	}
 	out := bufio.NewWriter(os.Stdout)
-	for r := s.AppliedRevision() + 1; ; r++ {
+	fail := func(err error) {
+		fmt.Fprintln(out, "error", err)
+		out.Flush()
+		os.Exit(2)
+	}
+	for r := s.AppliedRevision() + 1; ; {
 		u, imp := crashBatch(r)
 		now := time.Unix(int64(r), 0)
 		if imp != nil {
-			err = s.Import(r, now, imp)
-		} else {
-			err = s.Write(r, now, u, nil)
-		}
-		if err != nil {
-			fmt.Fprintln(out, "error", err)
+			if err := s.Import(r, now, imp); err != nil {
+				fail(err)
+			}
+			fmt.Fprintln(out, "ack", r) // acknowledged: Import returned
 			out.Flush()
-			os.Exit(2)
+			r++
+			continue
 		}
-		fmt.Fprintln(out, "ack", r) // acknowledged: Write returned
+		// Plain revisions go in pairs through Write and in threes through
+		// WriteMany, never across an import.
+		if r%2 == 0 {
+			if err := s.Write(r, now, u, nil); err != nil {
+				fail(err)
+			}
+			fmt.Fprintln(out, "ack", r)
+			out.Flush()
+			r++
+			continue
+		}
+		var reqs []WriteRequest
+		for ; len(reqs) < 3 && r%10 != 0; r++ {
+			u, _ := crashBatch(r)
+			reqs = append(reqs, WriteRequest{Rev: r, Now: time.Unix(int64(r), 0), Updates: u})
+		}
+		res, err := s.WriteMany(reqs)
+		if err != nil {
+			fail(err)
+		}
+		for i, e := range res {
+			if e != nil {
+				fail(e)
+			}
+			fmt.Fprintln(out, "ack", reqs[i].Rev)
+		}
 		out.Flush()
 	}
 }
