@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -213,7 +212,6 @@ func (v *overlayView) lookup(rkey []byte, now time.Time) (present, visible bool,
 // exists reports whether any relationship visible at now matches f.
 func (v *overlayView) exists(f tuple.Filter, now time.Time) (bool, error) {
 	found := false
-	var ferr error
 	err := scan(context.Background(), v.base, f, now, func(r tuple.Relationship) bool {
 		if _, overridden := v.over[string(resourceKey(r.Key()))]; overridden {
 			return true // the overlay decides below
@@ -235,12 +233,11 @@ func (v *overlayView) exists(f tuple.Filter, now time.Time) (bool, error) {
 		}
 		r := tuple.Relationship{Resource: key.Resource, Relation: key.Relation, Subject: key.Subject}
 		if err := decodeValue(val, &r); err != nil {
-			ferr = err
-			break
+			return false, err
 		}
 		if f.Matches(r) && !r.ExpiredAt(now) {
 			return true, nil
 		}
 	}
-	return false, errors.Join(ferr)
+	return false, nil
 }
