@@ -66,7 +66,7 @@ func newEnv(t testing.TB, opts ...func(*envOptions)) *env {
 		NodeID: "n1", RaftAddr: "127.0.0.1:0", GRPCAddr: lis.Addr().String(), Dir: t.TempDir(), Bootstrap: true,
 		NoSync: true, HeartbeatTimeout: 100 * time.Millisecond, ElectionTimeout: 100 * time.Millisecond,
 		LeaderLeaseTimeout: 50 * time.Millisecond, SchemaGuard: api.SchemaGuard(st), Logger: log,
-	}, bootstrapSafe{st})
+	}, st)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,17 +245,4 @@ func drain[T any](t testing.TB, recv func() (T, error)) ([]T, error) {
 
 func withKey(ctx context.Context, key string) context.Context {
 	return metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+key)
-}
-
-// bootstrapSafe works around raft's FSM passing the zero AppendedAt of the
-// bootstrap configuration entry to the store, which refuses a write without
-// a timestamp (and halts the FSM). Empty batches get a fixed, deterministic
-// time instead.
-type bootstrapSafe struct{ *store.Store }
-
-func (b bootstrapSafe) Write(rev tuple.Revision, now time.Time, ups []store.Update, pre []store.Precondition) error {
-	if now.IsZero() && len(ups) == 0 && len(pre) == 0 {
-		now = time.Unix(1, 0).UTC()
-	}
-	return b.Store.Write(rev, now, ups, pre)
 }

@@ -126,13 +126,21 @@ func (s *Server) ExpandPermissionTree(ctx context.Context, req *v1.ExpandPermiss
 	return &v1.ExpandPermissionTreeResponse{ExpandedAt: s.tokens.zedToken(v.Revision()), TreeRoot: expandToPB(tree)}, nil
 }
 
-// pagedView returns the view for a paginated request: at the cursor's
-// revision when resuming, else at the requested consistency.
-func (s *Server) pagedView(ctx context.Context, c *v1.Consistency, cur *cursor) (*engine.View, error) {
-	if cur != nil {
-		return s.viewAt(cur.rev)
+// pagedView returns the view for a paginated request and its decoded cursor
+// (nil when not resuming): at the cursor's revision when resuming, else at
+// the requested consistency. The cursor must have been issued for the same
+// kind of request with the same fingerprint fp.
+func (s *Server) pagedView(ctx context.Context, c *v1.Consistency, pb *v1.Cursor, kind cursorKind, fp [8]byte) (*engine.View, *cursor, error) {
+	if pb == nil {
+		v, err := s.view(ctx, c)
+		return v, nil, err
 	}
-	return s.view(ctx, c)
+	cur, err := s.tokens.decodeCursor(pb, kind, fp)
+	if err != nil {
+		return nil, nil, err
+	}
+	v, err := s.viewAt(cur.rev)
+	return v, &cur, err
 }
 
 // LookupResources implements v1.PermissionsServiceServer. Results are
@@ -157,15 +165,7 @@ func (s *Server) LookupResources(req *v1.LookupResourcesRequest, stream grpc.Ser
 	key := proto.Clone(req).(*v1.LookupResourcesRequest)
 	key.Consistency, key.OptionalCursor, key.OptionalLimit, key.WithDebug = nil, nil, 0, false
 	fp := fingerprint(key)
-	var cur *cursor
-	if req.GetOptionalCursor() != nil {
-		c, err := s.tokens.decodeCursor(req.GetOptionalCursor(), cursorLookupResources, fp)
-		if err != nil {
-			return err
-		}
-		cur = &c
-	}
-	v, err := s.pagedView(ctx, req.GetConsistency(), cur)
+	v, cur, err := s.pagedView(ctx, req.GetConsistency(), req.GetOptionalCursor(), cursorLookupResources, fp)
 	if err != nil {
 		return err
 	}
@@ -233,15 +233,7 @@ func (s *Server) LookupSubjects(req *v1.LookupSubjectsRequest, stream grpc.Serve
 	key := proto.Clone(req).(*v1.LookupSubjectsRequest)
 	key.Consistency, key.OptionalCursor, key.OptionalConcreteLimit = nil, nil, 0
 	fp := fingerprint(key)
-	var cur *cursor
-	if req.GetOptionalCursor() != nil {
-		c, err := s.tokens.decodeCursor(req.GetOptionalCursor(), cursorLookupSubjects, fp)
-		if err != nil {
-			return err
-		}
-		cur = &c
-	}
-	v, err := s.pagedView(ctx, req.GetConsistency(), cur)
+	v, cur, err := s.pagedView(ctx, req.GetConsistency(), req.GetOptionalCursor(), cursorLookupSubjects, fp)
 	if err != nil {
 		return err
 	}

@@ -320,13 +320,13 @@ func (c *checker) arrowAny(ctx context.Context, typ string, ids []string, a *sch
 // tupleset must have computed; no subjects means no.
 func (c *checker) arrowAll(ctx context.Context, typ, id string, a *schema.Arrow, depth int, path *frame) (tri, error) {
 	result := triYes
-	any := false
+	found := false
 	for rel, err := range c.v.reader.Query(ctx, tuple.Filter{ResourceType: typ, ResourceIDs: []string{id}, Relation: a.Tupleset}) {
 		if err != nil {
 			return triNo, err
 		}
 		c.stats.Reads++
-		any = true
+		found = true
 		var t tri
 		if c.v.schema.Relation(rel.Subject.Type, a.Computed) != nil {
 			t, err = c.guarded(ctx, rel, a.Computed, depth, path)
@@ -338,7 +338,7 @@ func (c *checker) arrowAll(ctx context.Context, typ, id string, a *schema.Arrow,
 			return result, nil
 		}
 	}
-	if !any {
+	if !found {
 		return triNo, nil
 	}
 	return result, nil

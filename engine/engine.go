@@ -95,7 +95,9 @@ func New(cfg Config) (*Engine, error) {
 	e := &Engine{cfg: cfg, plans: map[string]*plan{}, inflight: map[string]*call{}}
 	if cfg.CacheMaxCost > 0 {
 		c, err := ristretto.NewCache(&ristretto.Config[string, tri]{
-			NumCounters: max(cfg.CacheMaxCost/100, 1000) * 10 / 10,
+			// About one counter per 100 bytes of budget: ~10 per cached
+			// entry, as ristretto recommends.
+			NumCounters: max(cfg.CacheMaxCost/100, 1000),
 			MaxCost:     cfg.CacheMaxCost,
 			BufferItems: 64,
 			Metrics:     false,

@@ -9,33 +9,15 @@ import (
 	"testing"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/ambit-authz/ambit/internal/conformance"
 )
 
 // TestConformance compiles the schema of every validation file under
 // $AMBIT_CONFORMANCE_DIR (SpiceDB's own consistency fixtures: SpiceDB accepts
 // them all, so ambit must too).
 func TestConformance(t *testing.T) {
-	dir := os.Getenv("AMBIT_CONFORMANCE_DIR")
-	if dir == "" {
-		t.Skip("AMBIT_CONFORMANCE_DIR is not set; set it to a directory of SpiceDB validation files (*.yaml) to run the conformance suite")
-	}
-	if resolved, err := filepath.EvalSymlinks(dir); err == nil {
-		dir = resolved // WalkDir does not follow a symlinked root
-	}
-	// The directory holds one folder per source engine; read them all.
-	var files []string
-	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && filepath.Ext(p) == ".yaml" {
-			files = append(files, p)
-		}
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(files) == 0 {
-		t.Fatalf("no *.yaml files under %s", dir)
-	}
+	files := conformance.Files(t)
 	for _, file := range files {
 		t.Run(filepath.Base(file), func(t *testing.T) {
 			data, err := os.ReadFile(file)

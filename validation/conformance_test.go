@@ -4,35 +4,15 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/ambit-authz/ambit/internal/conformance"
 )
 
 // TestConformanceFilesParse parses every *.yaml under $AMBIT_CONFORMANCE_DIR
 // (for example SpiceDB's integration-test validation files). It checks the
 // decoder only; running the files against the engine is the engine's job.
 func TestConformanceFilesParse(t *testing.T) {
-	dir := os.Getenv("AMBIT_CONFORMANCE_DIR")
-	if dir == "" {
-		t.Skip("AMBIT_CONFORMANCE_DIR is not set; set it to a directory of SpiceDB validation files to run this test")
-	}
-	if resolved, err := filepath.EvalSymlinks(dir); err == nil {
-		dir = resolved // WalkDir does not follow a symlinked root
-	}
-	var paths []string
-	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if !d.IsDir() && filepath.Ext(path) == ".yaml" {
-			paths = append(paths, path)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(paths) == 0 {
-		t.Fatalf("no *.yaml files under %s", dir)
-	}
+	paths := conformance.Files(t)
 	for _, path := range paths {
 		t.Run(filepath.Base(path), func(t *testing.T) {
 			data, err := os.ReadFile(path)

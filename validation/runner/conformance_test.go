@@ -7,32 +7,14 @@ import (
 	"testing"
 
 	"github.com/ambit-authz/ambit/engine"
+	"github.com/ambit-authz/ambit/internal/conformance"
 	"github.com/ambit-authz/ambit/validation"
 )
 
 // TestConformance runs every validation file under $AMBIT_CONFORMANCE_DIR:
 // all assertions must hold and the cross-API oracle must agree.
 func TestConformance(t *testing.T) {
-	dir := os.Getenv("AMBIT_CONFORMANCE_DIR")
-	if dir == "" {
-		t.Skip("AMBIT_CONFORMANCE_DIR is not set; skipping the conformance suite (CI sets it to ../shared/conformance)")
-	}
-	if resolved, err := filepath.EvalSymlinks(dir); err == nil {
-		dir = resolved // WalkDir does not follow a symlinked root
-	}
-	var files []string
-	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && filepath.Ext(p) == ".yaml" {
-			files = append(files, p)
-		}
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(files) == 0 {
-		t.Fatalf("no *.yaml files under %s", dir)
-	}
+	files := conformance.Files(t)
 	for _, b := range backends(t) {
 		t.Run(b.name, func(t *testing.T) {
 			for _, path := range files {
