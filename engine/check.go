@@ -22,6 +22,11 @@ type checker struct {
 	// general, so it is not cached.
 	cycles int
 	stats  *Stats
+	// tracing records every sub-problem in a Trace tree and bypasses the
+	// result cache so the tree shows the whole path; cur is the node being
+	// evaluated, root the top-level one.
+	tracing   bool
+	cur, root *Trace
 }
 
 // frame is one level of the current evaluation path, for cycle detection.
@@ -43,6 +48,14 @@ func (f *frame) contains(typ, rel, id string) bool {
 // checkAny reports whether the subject is a member of typ:id#rel for any id
 // in ids.
 func (c *checker) checkAny(ctx context.Context, typ string, ids []string, rel string, depth int, path *frame) (tri, error) {
+	if c.tracing {
+		return c.checkTraced(ctx, typ, ids, rel, depth, path)
+	}
+	return c.eval(ctx, typ, ids, rel, depth, path)
+}
+
+// eval is checkAny without tracing.
+func (c *checker) eval(ctx context.Context, typ string, ids []string, rel string, depth int, path *frame) (tri, error) {
 	if err := ctx.Err(); err != nil {
 		return triNo, err
 	}
@@ -81,7 +94,7 @@ func (c *checker) checkAny(ctx context.Context, typ string, ids []string, rel st
 		} else {
 			key = c.v.cacheKey(typ, ids[0], rel, s, c.ctxKey)
 		}
-		if t, ok := c.v.engine.cache.Get(key); ok {
+		if t, ok := c.v.engine.cache.Get(key); ok && !c.tracing {
 			c.stats.CacheHits++
 			return t, nil
 		}
@@ -131,6 +144,7 @@ func (c *checker) direct(ctx context.Context, typ string, ids []string, r *schem
 			if err != nil {
 				return triNo, err
 			}
+			c.traceRelationship(rel, t)
 			if result = result.or(t); result.yes() {
 				return result, nil
 			}
@@ -188,8 +202,12 @@ func (c *checker) direct(ctx context.Context, typ string, ids []string, r *schem
 // guarded evaluates "rel's caveat and the subject is in rel.Subject#relation".
 func (c *checker) guarded(ctx context.Context, rel tuple.Relationship, relation string, depth int, path *frame) (tri, error) {
 	ct, err := c.caveat(rel)
-	if err != nil || ct.no() {
+	if err != nil {
 		return triNo, err
+	}
+	c.traceRelationship(rel, ct)
+	if ct.no() {
+		return triNo, nil
 	}
 	t, err := c.checkAny(ctx, rel.Subject.Type, []string{rel.Subject.ID}, relation, depth+1, path)
 	if err != nil {
