@@ -42,7 +42,9 @@ func (s *Server) checkRequest(res *v1.ObjectReference, perm string, sub *v1.Subj
 	return engine.CheckRequest{Resource: r, Permission: perm, Subject: subj, Context: c}, nil
 }
 
-// CheckPermission implements v1.PermissionsServiceServer.
+// CheckPermission implements v1.PermissionsServiceServer. With
+// with_tracing the check is evaluated cold and the response carries its
+// debug_trace (see trace.go).
 func (s *Server) CheckPermission(ctx context.Context, req *v1.CheckPermissionRequest) (*v1.CheckPermissionResponse, error) {
 	creq, err := s.checkRequest(req.GetResource(), req.GetPermission(), req.GetSubject(), req.GetContext(), "")
 	if err != nil {
@@ -52,7 +54,13 @@ func (s *Server) CheckPermission(ctx context.Context, req *v1.CheckPermissionReq
 	if err != nil {
 		return nil, err
 	}
-	res, err := v.Check(ctx, creq)
+	var res engine.CheckResult
+	var debug *v1.DebugInformation
+	if req.GetWithTracing() {
+		res, debug, err = tracedCheck(ctx, v, creq)
+	} else {
+		res, err = v.Check(ctx, creq)
+	}
 	s.metrics.observe(res.Stats)
 	if err != nil {
 		return nil, err
@@ -61,11 +69,13 @@ func (s *Server) CheckPermission(ctx context.Context, req *v1.CheckPermissionReq
 		CheckedAt:         s.tokens.zedToken(v.Revision()),
 		Permissionship:    permissionshipToPB(res.Permissionship),
 		PartialCaveatInfo: partialInfo(res.Missing),
+		DebugTrace:        debug,
 	}, nil
 }
 
 // CheckBulkPermissions implements v1.PermissionsServiceServer. A bad item
-// gets its own error status; the others are answered.
+// gets its own error status; the others are answered. With with_tracing the
+// items are evaluated one after the other, cold, each with its debug_trace.
 func (s *Server) CheckBulkPermissions(ctx context.Context, req *v1.CheckBulkPermissionsRequest) (*v1.CheckBulkPermissionsResponse, error) {
 	items := req.GetItems()
 	if len(items) > s.limits.MaxChecksPerBulk {
@@ -87,7 +97,13 @@ func (s *Server) CheckBulkPermissions(ctx context.Context, req *v1.CheckBulkPerm
 		reqs = append(reqs, creq)
 		idx = append(idx, i)
 	}
-	results, err := v.CheckBulk(ctx, reqs)
+	var results []engine.BulkResult
+	var debug []*v1.DebugInformation
+	if req.GetWithTracing() {
+		results, debug, err = tracedBulk(ctx, v, reqs)
+	} else {
+		results, err = v.CheckBulk(ctx, reqs)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -98,10 +114,14 @@ func (s *Server) CheckBulkPermissions(ctx context.Context, req *v1.CheckBulkPerm
 			out.Pairs[i] = &v1.CheckBulkPermissionsPair{Request: items[i], Response: &v1.CheckBulkPermissionsPair_Error{Error: s.rpcStatus(r.Err)}}
 			continue
 		}
-		out.Pairs[i] = &v1.CheckBulkPermissionsPair{Request: items[i], Response: &v1.CheckBulkPermissionsPair_Item{Item: &v1.CheckBulkPermissionsResponseItem{
+		item := &v1.CheckBulkPermissionsResponseItem{
 			Permissionship:    permissionshipToPB(r.Result.Permissionship),
 			PartialCaveatInfo: partialInfo(r.Result.Missing),
-		}}}
+		}
+		if debug != nil {
+			item.DebugTrace = debug[j]
+		}
+		out.Pairs[i] = &v1.CheckBulkPermissionsPair{Request: items[i], Response: &v1.CheckBulkPermissionsPair_Item{Item: item}}
 	}
 	return out, nil
 }
