@@ -1,0 +1,256 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
+	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/encoding/protojson"
+)
+
+// `ambit check --explain` asks the server for the check with with_tracing
+// and prints its debug trace (see api/trace.go) as a tree: one line per
+// sub-problem, "resource#permission  RESULT", and one per relationship a
+// sub-problem relied on, "resource#relation@subject  (relationship)":
+//
+//	document:d1#view  HAS_PERMISSION
+//	├── document:d1#viewer  HAS_PERMISSION
+//	│   └── group:lab#member  HAS_PERMISSION
+//	│       └── group:lab#member@user:ana  (relationship)
+//	└── document:d1#banned  NO_PERMISSION
+//
+// A conditional node names the missing context; a caveated relationship
+// shows its caveat, the context it was evaluated with and the outcome.
+// Under a node that grants (or conditionally grants) the permission, a
+// NO_PERMISSION branch is folded to its own line (… marks hidden
+// sub-problems) and dimmed on a terminal; --all unfolds it. Under a
+// NO_PERMISSION node every branch is shown, since together they are why the
+// check failed. --json prints the whole response, debug_trace included
+// (with durations), as protobuf JSON.
+
+// explainFlags are the flags withExplain adds to the check command.
+type explainFlags struct {
+	explain bool
+	all     bool
+}
+
+// withExplain adds --explain and --all to the check command that newCheck
+// builds. Without --explain the command runs as before. With it, the request
+// is made here from the command's arguments and its own flags (--endpoint,
+// --token, --tls, --json, --consistency, --context), read by name after the
+// command's PreRunE has applied the environment defaults.
+func withExplain(newCheck func() *cobra.Command) func() *cobra.Command {
+	return func() *cobra.Command {
+		cmd := newCheck()
+		var x explainFlags
+		cmd.Flags().BoolVar(&x.explain, "explain", false, "print the access path: the server's trace of the check as a tree")
+		cmd.Flags().BoolVar(&x.all, "all", false, "with --explain, unfold the branches that found no permission")
+		check := cmd.RunE
+		cmd.RunE = func(cmd *cobra.Command, args []string) error {
+			if !x.explain {
+				if x.all {
+					return errors.New("--all needs --explain")
+				}
+				return check(cmd, args)
+			}
+			return x.run(cmd, args)
+		}
+		return cmd
+	}
+}
+
+func (x explainFlags) run(cmd *cobra.Command, args []string) error {
+	f := cmd.Flags()
+	var c clientFlags
+	var ctxJSON string
+	var err error
+	for _, s := range []struct {
+		name string
+		to   *string
+	}{{"endpoint", &c.endpoint}, {"token", &c.token}, {"consistency", &c.consistency}, {"context", &ctxJSON}} {
+		if *s.to, err = f.GetString(s.name); err != nil {
+			return err
+		}
+	}
+	if c.tls, err = f.GetBool("tls"); err != nil {
+		return err
+	}
+	if c.asJSON, err = f.GetBool("json"); err != nil {
+		return err
+	}
+	res, err := objectPB(args[0])
+	if err != nil {
+		return err
+	}
+	sub, err := subjectPB(args[2])
+	if err != nil {
+		return err
+	}
+	cctx, err := contextPB(ctxJSON)
+	if err != nil {
+		return err
+	}
+	cons, err := c.consistencyPB()
+	if err != nil {
+		return err
+	}
+	conn, err := c.dial()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	r, err := v1.NewPermissionsServiceClient(conn).CheckPermission(cmd.Context(), &v1.CheckPermissionRequest{
+		Consistency: cons, Resource: res, Permission: args[1], Subject: sub, Context: cctx, WithTracing: true})
+	if err != nil {
+		return err
+	}
+	out := cmd.OutOrStdout()
+	if c.asJSON {
+		b, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(r)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintln(out, string(b))
+		return err
+	}
+	trace := r.GetDebugTrace().GetCheck()
+	if trace == nil {
+		return errors.New("the server returned no debug trace (does it support with_tracing?)")
+	}
+	_, err = io.WriteString(out, renderExplain(trace, explainStyle{all: x.all, dim: dimOutput(out)}))
+	return err
+}
+
+// dimOutput reports whether w is a terminal (a character device) and NO_COLOR
+// is unset.
+func dimOutput(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok || os.Getenv("NO_COLOR") != "" {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// explainStyle says how renderExplain draws a trace.
+type explainStyle struct {
+	all bool // unfold NO_PERMISSION branches under granting nodes
+	dim bool // dim NO_PERMISSION lines with ANSI escapes
+}
+
+const (
+	ansiDim   = "\x1b[2m"
+	ansiReset = "\x1b[0m"
+)
+
+// renderExplain draws a check's debug trace as a tree, one line per node.
+func renderExplain(t *v1.CheckDebugTrace, style explainStyle) string {
+	var b strings.Builder
+	var walk func(n *v1.CheckDebugTrace, lead, branch string, folded bool)
+	walk = func(n *v1.CheckDebugTrace, lead, branch string, folded bool) {
+		subs := n.GetSubProblems().GetTraces()
+		line := explainLine(n)
+		if folded && len(subs) > 0 {
+			line += " …"
+		}
+		if style.dim && n.GetResult() == v1.CheckDebugTrace_PERMISSIONSHIP_NO_PERMISSION {
+			line = ansiDim + line + ansiReset
+		}
+		b.WriteString(lead + branch + line + "\n")
+		if folded {
+			return
+		}
+		switch branch {
+		case "├── ":
+			lead += "│   "
+		case "└── ":
+			lead += "    "
+		}
+		for i, c := range subs {
+			next := "├── "
+			if i == len(subs)-1 {
+				next = "└── "
+			}
+			fold := !style.all && c.GetResult() == v1.CheckDebugTrace_PERMISSIONSHIP_NO_PERMISSION &&
+				n.GetResult() != v1.CheckDebugTrace_PERMISSIONSHIP_NO_PERMISSION
+			walk(c, lead, next, fold)
+		}
+	}
+	walk(t, "", "", false)
+	return b.String()
+}
+
+// explainLine is one node's text, without the tree drawing. A node resolved
+// without sub-problems is a relationship the server relied on.
+func explainLine(n *v1.CheckDebugTrace) string {
+	res := n.GetResource().GetObjectType() + ":" + n.GetResource().GetObjectId() + "#" + n.GetPermission()
+	result := strings.TrimPrefix(n.GetResult().String(), "PERMISSIONSHIP_")
+	info := n.GetCaveatEvaluationInfo()
+	var b strings.Builder
+	if n.GetSubProblems() == nil {
+		b.WriteString(res + "@" + subjectText(n.GetSubject()))
+		if info.GetCaveatName() != "" {
+			b.WriteString("[" + info.GetCaveatName() + "]")
+		}
+		b.WriteString("  (relationship)")
+		if info != nil {
+			b.WriteString("  " + caveatText(info))
+		} else if n.GetResult() != v1.CheckDebugTrace_PERMISSIONSHIP_HAS_PERMISSION {
+			b.WriteString("  " + result)
+		}
+	} else {
+		b.WriteString(res + "  " + result)
+		if missing := info.GetPartialCaveatInfo().GetMissingRequiredContext(); len(missing) > 0 {
+			b.WriteString("  missing context: " + strings.Join(missing, ", "))
+		}
+		s := n.GetSubject()
+		if n.GetResult() == v1.CheckDebugTrace_PERMISSIONSHIP_HAS_PERMISSION && len(n.GetSubProblems().GetTraces()) == 0 &&
+			s.GetOptionalRelation() == n.GetPermission() && s.GetObject().GetObjectType() == n.GetResource().GetObjectType() &&
+			s.GetObject().GetObjectId() == n.GetResource().GetObjectId() {
+			b.WriteString("  (the subject)")
+		}
+	}
+	if e := n.GetOptionalExpiresAt(); e != nil {
+		b.WriteString("  expires " + e.AsTime().UTC().Format(time.RFC3339))
+	}
+	return b.String()
+}
+
+func subjectText(s *v1.SubjectReference) string {
+	t := s.GetObject().GetObjectType() + ":" + s.GetObject().GetObjectId()
+	if r := s.GetOptionalRelation(); r != "" {
+		t += "#" + r
+	}
+	return t
+}
+
+// caveatText is a caveat evaluation: `caveat NAME {EXPR} with CONTEXT = OUTCOME`.
+func caveatText(c *v1.CaveatEvalInfo) string {
+	var b strings.Builder
+	b.WriteString("caveat " + c.GetCaveatName())
+	if e := c.GetExpression(); e != "" {
+		b.WriteString(" {" + strings.Join(strings.Fields(e), " ") + "}")
+	}
+	if ctx := c.GetContext(); len(ctx.GetFields()) > 0 {
+		if j, err := json.Marshal(ctx.AsMap()); err == nil {
+			b.WriteString(" with " + string(j))
+		}
+	}
+	switch c.GetResult() {
+	case v1.CaveatEvalInfo_RESULT_TRUE:
+		b.WriteString(" = true")
+	case v1.CaveatEvalInfo_RESULT_FALSE:
+		b.WriteString(" = false")
+	case v1.CaveatEvalInfo_RESULT_MISSING_SOME_CONTEXT:
+		b.WriteString(" = missing " + strings.Join(c.GetPartialCaveatInfo().GetMissingRequiredContext(), ", "))
+	default:
+		b.WriteString(" = " + strings.ToLower(strings.TrimPrefix(c.GetResult().String(), "RESULT_")))
+	}
+	return b.String()
+}
