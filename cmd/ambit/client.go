@@ -28,7 +28,7 @@ import (
 // The client commands talk to a server over the authzed v1 gRPC API.
 var (
 	_ = registerCommand(newRelCmd)
-	_ = registerCommand(newCheckCmd)
+	_ = registerCommand(withExplain(newCheckCmd)) // --explain: explain.go
 	_ = registerCommand(newExpandCmd)
 	_ = registerCommand(newLookupResourcesCmd)
 	_ = registerCommand(newLookupSubjectsCmd)
