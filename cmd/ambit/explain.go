@@ -187,13 +187,14 @@ func renderExplain(t *v1.CheckDebugTrace, style explainStyle) string {
 }
 
 // explainLine is one node's text, without the tree drawing. A node resolved
-// without sub-problems is a relationship the server relied on.
+// without sub-problems and not from a cache is a relationship the server
+// relied on (from SpiceDB: the subject found directly in the relation).
 func explainLine(n *v1.CheckDebugTrace) string {
 	res := n.GetResource().GetObjectType() + ":" + n.GetResource().GetObjectId() + "#" + n.GetPermission()
 	result := strings.TrimPrefix(n.GetResult().String(), "PERMISSIONSHIP_")
 	info := n.GetCaveatEvaluationInfo()
 	var b strings.Builder
-	if n.GetSubProblems() == nil {
+	if n.GetSubProblems() == nil && !n.GetWasCachedResult() {
 		b.WriteString(res + "@" + subjectText(n.GetSubject()))
 		if info.GetCaveatName() != "" {
 			b.WriteString("[" + info.GetCaveatName() + "]")
@@ -214,6 +215,9 @@ func explainLine(n *v1.CheckDebugTrace) string {
 			s.GetOptionalRelation() == n.GetPermission() && s.GetObject().GetObjectType() == n.GetResource().GetObjectType() &&
 			s.GetObject().GetObjectId() == n.GetResource().GetObjectId() {
 			b.WriteString("  (the subject)")
+		}
+		if n.GetWasCachedResult() {
+			b.WriteString("  (cached)")
 		}
 	}
 	if e := n.GetOptionalExpiresAt(); e != nil {
