@@ -11,11 +11,12 @@ import (
 	"github.com/ambit-authz/ambit/tuple"
 )
 
-// Lookups work in two steps: a graph walk over relationships collects every
-// object that could possibly be an answer (a superset, pruned by the schema's
-// type graph), then each candidate is verified with Check. Verification makes
-// the lookups agree with Check by construction, caveats and exclusions
-// included; the candidate walk keeps it from scanning whole types.
+// LookupSubjects works in two steps: a graph walk over relationships collects
+// every subject that could possibly be an answer (a superset, pruned by the
+// schema's type graph), then each candidate is verified with Check, which
+// makes it agree with Check by construction, caveats and exclusions included.
+// LookupResources proves most results during its walk (see reverse.go) and
+// verifies only the rest.
 
 // LookupResourcesRequest asks for every resource of ResourceType on which
 // Subject has Permission.
@@ -51,12 +52,18 @@ func (v *View) LookupResources(ctx context.Context, req LookupResourcesRequest) 
 			yield(LookupResult{}, err)
 			return
 		}
-		ids, err := v.reverseCandidates(ctx, req.Subject, req.ResourceType, req.Permission)
+		exact, candidates, err := v.reverseWalk(ctx, req.Subject, req.ResourceType, req.Permission)
 		if err != nil {
 			yield(LookupResult{}, err)
 			return
 		}
-		// Verify candidates in ordered chunks, each chunk checked concurrently.
+		proven := make(map[string]bool, len(exact))
+		for _, id := range exact {
+			proven[id] = true
+		}
+		ids := mergeSorted(exact, candidates)
+		// Candidates are verified in ordered chunks, each chunk checked
+		// concurrently; proven ids need no check.
 		i := sort.SearchStrings(ids, req.After)
 		if i < len(ids) && ids[i] == req.After {
 			i++
@@ -67,20 +74,29 @@ func (v *View) LookupResources(ctx context.Context, req LookupResourcesRequest) 
 		for len(ids) > 0 {
 			batch := ids[:min(chunk, len(ids))]
 			ids = ids[len(batch):]
-			reqs := make([]CheckRequest, len(batch))
-			for j, id := range batch {
-				reqs[j] = CheckRequest{Resource: tuple.ObjectRef{Type: req.ResourceType, ID: id},
-					Permission: req.Permission, Subject: req.Subject, Context: req.Context}
+			var reqs []CheckRequest
+			for _, id := range batch {
+				if !proven[id] {
+					reqs = append(reqs, CheckRequest{Resource: tuple.ObjectRef{Type: req.ResourceType, ID: id},
+						Permission: req.Permission, Subject: req.Subject, Context: req.Context})
+				}
 			}
-			for j, r := range v.checkAll(ctx, reqs) {
-				if r.Err != nil {
-					yield(LookupResult{}, r.Err)
-					return
+			verified := v.checkAll(ctx, reqs)
+			for _, id := range batch {
+				res := LookupResult{ID: id, Permissionship: HasPermission}
+				if !proven[id] {
+					r := verified[0]
+					verified = verified[1:]
+					if r.Err != nil {
+						yield(LookupResult{}, r.Err)
+						return
+					}
+					if r.Result.Permissionship == NoPermission {
+						continue
+					}
+					res.Permissionship, res.Missing = r.Result.Permissionship, r.Result.Missing
 				}
-				if r.Result.Permissionship == NoPermission {
-					continue
-				}
-				if !yield(LookupResult{ID: batch[j], Permissionship: r.Result.Permissionship, Missing: r.Result.Missing}, nil) {
+				if !yield(res, nil) {
 					return
 				}
 				if n++; req.Limit > 0 && n >= req.Limit {
@@ -91,67 +107,23 @@ func (v *View) LookupResources(ctx context.Context, req LookupResourcesRequest) 
 	}
 }
 
-type objKey struct{ typ, id string }
-
-// reverseCandidates walks from the subject up through every relationship
-// naming it (or its wildcard) as subject, collecting objects of target type.
-func (v *View) reverseCandidates(ctx context.Context, s tuple.SubjectRef, target, perm string) ([]string, error) {
-	leads := v.plan.typeGraph().below(target)
-	relevant := v.plan.relevant(target, perm)
-	seen := map[objKey]bool{}
-	found := map[string]bool{}
-	frontier := map[string][]string{}
-	add := func(typ, id string) {
-		k := objKey{typ, id}
-		if seen[k] {
-			return
-		}
-		seen[k] = true
-		if typ == target && id != tuple.Wildcard {
-			found[id] = true
-		}
-		if leads[typ] {
-			frontier[typ] = append(frontier[typ], id)
+// mergeSorted merges two sorted, disjoint slices.
+func mergeSorted(a, b []string) []string {
+	if len(b) == 0 {
+		return a
+	}
+	out := make([]string, 0, len(a)+len(b))
+	for len(a) > 0 && len(b) > 0 {
+		if a[0] < b[0] {
+			out, a = append(out, a[0]), a[1:]
+		} else {
+			out, b = append(out, b[0]), b[1:]
 		}
 	}
-	add(s.Type, s.ID)
-	if s.Relation == "" && s.ID != tuple.Wildcard {
-		add(s.Type, tuple.Wildcard)
-	}
-	limit := v.engine.cfg.MaxLookupCandidates
-	for len(frontier) > 0 {
-		cur := frontier
-		frontier = map[string][]string{}
-		types := make([]string, 0, len(cur))
-		for t := range cur {
-			types = append(types, t)
-		}
-		sort.Strings(types)
-		for _, t := range types {
-			for chunk := range slices.Chunk(cur[t], 500) {
-				f := tuple.Filter{Subject: &tuple.SubjectFilter{Type: t, IDs: chunk}}
-				for rel, err := range v.reader.Query(ctx, f) {
-					if err != nil {
-						return nil, err
-					}
-					if !relevant[relKey{rel.Resource.Type, rel.Relation}] {
-						continue // this relation cannot lead to target#perm
-					}
-					add(rel.Resource.Type, rel.Resource.ID)
-					if len(seen) > limit {
-						return nil, fmt.Errorf("%w: lookup examined more than %d candidate objects", ErrTooMany, limit)
-					}
-				}
-			}
-		}
-	}
-	ids := make([]string, 0, len(found))
-	for id := range found {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	return ids, nil
+	return append(append(out, a...), b...)
 }
+
+type objKey struct{ typ, id string }
 
 // LookupSubjectsRequest asks for every subject of SubjectType (with
 // SubjectRelation, usually empty) that has Permission on Resource.

@@ -17,6 +17,10 @@ type plan struct {
 	types     *types
 
 	relevantMemo sync.Map // relKey -> map[relKey]bool
+	targetMemo   sync.Map // relKey -> *lookupTarget
+
+	monoOnce sync.Once
+	mono     *monotone
 }
 
 type relKey struct{ typ, rel string }
@@ -127,18 +131,17 @@ func allowsDirect(r *schema.Relation, subjType, subjRel string) (exact, wildcard
 // types is the schema's type graph: an edge runs from a subject type up to
 // every resource type with a relation that allows it.
 type types struct {
-	up, down map[string][]string
-	memo     sync.Map // "a:"+t or "b:"+t -> map[string]bool
+	up   map[string][]string
+	memo sync.Map // "a:"+t -> map[string]bool
 }
 
 func (p *plan) typeGraph() *types {
 	p.typesOnce.Do(func() {
-		g := &types{up: map[string][]string{}, down: map[string][]string{}}
+		g := &types{up: map[string][]string{}}
 		for _, d := range p.s.Definitions {
 			for _, r := range d.Relations {
 				for _, at := range r.AllowedTypes {
 					g.up[at.Type] = append(g.up[at.Type], d.Name)
-					g.down[d.Name] = append(g.down[d.Name], at.Type)
 				}
 			}
 		}
@@ -150,10 +153,6 @@ func (p *plan) typeGraph() *types {
 // above returns t and every type whose objects can have an object of type t
 // somewhere below them.
 func (g *types) above(t string) map[string]bool { return g.closure("a:", t, g.up) }
-
-// below returns t and every type whose objects can appear somewhere below an
-// object of type t.
-func (g *types) below(t string) map[string]bool { return g.closure("b:", t, g.down) }
 
 func (g *types) closure(tag, t string, edges map[string][]string) map[string]bool {
 	if v, ok := g.memo.Load(tag + t); ok {

@@ -1,0 +1,377 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+
+	"github.com/ambit-authz/ambit/schema"
+	"github.com/ambit-authz/ambit/tuple"
+)
+
+// LookupResources walks up from the subject through the relationships that
+// name it, relation by relation. Where every step of a route is a union (a
+// relation, a subject set, a permission made of `+` and `->`) and no
+// relationship on it carries a caveat, reaching the resource proves the
+// permission and no Check is needed. Anything else on a route (an
+// intersection, an exclusion, `.all()`, a caveat) marks the objects above it
+// as candidates, and candidates are verified with Check. The walk computes
+// the least fixed point, as Check does, so cycles add nothing.
+
+// monotone is what the reverse walk needs from the schema, derived once per
+// schema: which permissions a relation implies through unions alone, which an
+// arrow implies, and where a relation or arrow occurs in any other position.
+type monotone struct {
+	implied      map[relKey][]string   // (T, X) -> permissions P of T with X ⊆ P through unions
+	arrows       map[arrowKey][]string // (T, tupleset, computed) -> permissions P of T
+	partial      map[relKey]bool       // (T, X) occurs under &, the base of -, or is an arrow's computed side there
+	partialArrow map[arrowKey]bool     // (T, tupleset, computed) occurs under &, the base of -, or as .all()
+}
+
+type arrowKey struct{ typ, tupleset, computed string }
+
+func newMonotone(s *schema.Schema) *monotone {
+	m := &monotone{implied: map[relKey][]string{}, arrows: map[arrowKey][]string{},
+		partial: map[relKey]bool{}, partialArrow: map[arrowKey]bool{}}
+	for _, d := range s.Definitions {
+		// The relations and arrows each permission holds through unions
+		// alone, one level deep.
+		refs := map[string][]string{}
+		arrows := map[string][]arrowKey{}
+		for _, r := range d.Relations {
+			if !r.IsPermission {
+				continue
+			}
+			var walk func(e schema.Expr, union bool)
+			walk = func(e schema.Expr, union bool) {
+				switch e := e.(type) {
+				case *schema.Union:
+					for _, c := range e.Children {
+						walk(c, union)
+					}
+				case *schema.Intersection:
+					for _, c := range e.Children {
+						walk(c, false)
+					}
+				case *schema.Exclusion:
+					walk(e.Base, false) // the subtracted side never grants
+				case *schema.RelationRef:
+					if union {
+						refs[r.Name] = append(refs[r.Name], e.Name)
+					} else {
+						m.partial[relKey{d.Name, e.Name}] = true
+					}
+				case *schema.Arrow:
+					k := arrowKey{d.Name, e.Tupleset, e.Computed}
+					if union && e.Func == schema.ArrowAny {
+						arrows[r.Name] = append(arrows[r.Name], k)
+					} else {
+						m.partialArrow[k] = true
+					}
+				}
+			}
+			walk(r.Expr, true)
+		}
+		// Close transitively: P implies everything its union members imply.
+		for p := range refs {
+			seen := map[string]bool{p: true}
+			queue := []string{p}
+			for len(queue) > 0 {
+				q := queue[0]
+				queue = queue[1:]
+				for _, a := range arrows[q] {
+					m.arrows[a] = append(m.arrows[a], p)
+				}
+				for _, x := range refs[q] {
+					if !seen[x] {
+						seen[x] = true
+						m.implied[relKey{d.Name, x}] = append(m.implied[relKey{d.Name, x}], p)
+						queue = append(queue, x)
+					}
+				}
+			}
+		}
+		for p := range arrows {
+			if _, ok := refs[p]; !ok { // not visited above: a permission of arrows only
+				for _, a := range arrows[p] {
+					m.arrows[a] = append(m.arrows[a], p)
+				}
+			}
+		}
+	}
+	return m
+}
+
+// lookupTarget is what a lookup of target#perm needs, derived once per plan.
+type lookupTarget struct {
+	relevant map[relKey]bool // relations whose relationships can prove target#perm
+	leads    map[string]bool // types some relevant relation allows as subject
+}
+
+func (p *plan) monotone() *monotone {
+	p.monoOnce.Do(func() { p.mono = newMonotone(p.s) })
+	return p.mono
+}
+
+func (p *plan) lookupTarget(typ, perm string) *lookupTarget {
+	k := relKey{typ, perm}
+	if v, ok := p.targetMemo.Load(k); ok {
+		return v.(*lookupTarget)
+	}
+	t := &lookupTarget{relevant: p.relevant(typ, perm), leads: map[string]bool{}}
+	for rk := range t.relevant {
+		if r := p.s.Relation(rk.typ, rk.rel); r != nil && !r.IsPermission {
+			for _, at := range r.AllowedTypes {
+				t.leads[at.Type] = true
+			}
+		}
+	}
+	p.targetMemo.Store(k, t)
+	return t
+}
+
+// rnode is one object the reverse walk reached.
+type rnode struct {
+	obj     objKey
+	rels    []string // what the subject definitely holds here; "" = the object is the subject
+	maybe   bool     // reached through a route that needs verification
+	fetched bool
+	edges   []edge   // relevant relationships naming this object as subject
+	pending []string // relations reached before edges were fetched
+	pendMay bool
+}
+
+// edge is the part of a relationship naming an object as subject that the
+// walk needs.
+type edge struct {
+	resource objKey
+	relation string
+	subjRel  string
+	caveated bool
+}
+
+type rtask struct {
+	n     *rnode
+	rel   string
+	maybe bool
+}
+
+// reverseWalk finds the target objects on which the subject holds perm:
+// exact holds it for certain, candidates may hold it (verify with Check).
+type reverseWalk struct {
+	v          *View
+	target     string
+	perm       string
+	lt         *lookupTarget
+	mono       *monotone
+	nodes      map[objKey]*rnode
+	work       []rtask
+	fetch      map[string][]*rnode
+	exact      map[string]bool
+	candidates map[string]bool
+}
+
+func (v *View) reverseWalk(ctx context.Context, s tuple.SubjectRef, target, perm string) (exact, candidates []string, err error) {
+	w := &reverseWalk{v: v, target: target, perm: perm, lt: v.plan.lookupTarget(target, perm), mono: v.plan.monotone(),
+		nodes: map[objKey]*rnode{}, fetch: map[string][]*rnode{}, exact: map[string]bool{}, candidates: map[string]bool{}}
+	switch {
+	case s.ID == tuple.Wildcard:
+		// Check treats a wildcard subject specially; verify everything.
+		w.markMaybe(objKey{s.Type, s.ID})
+	case s.Relation != "":
+		w.reach(objKey{s.Type, s.ID}, s.Relation)
+	default:
+		w.reach(objKey{s.Type, s.ID}, "")
+		w.reach(objKey{s.Type, tuple.Wildcard}, "")
+	}
+	limit := v.engine.cfg.MaxLookupCandidates
+	for {
+		for len(w.work) > 0 {
+			t := w.work[len(w.work)-1]
+			w.work = w.work[:len(w.work)-1]
+			if t.maybe {
+				for _, e := range t.n.edges {
+					w.markMaybe(e.resource)
+				}
+			} else {
+				w.follow(t.n, t.rel)
+			}
+			if len(w.nodes) > limit {
+				return nil, nil, fmt.Errorf("%w: lookup examined more than %d candidate objects", ErrTooMany, limit)
+			}
+		}
+		if len(w.fetch) == 0 {
+			break
+		}
+		if err := w.fetchEdges(ctx); err != nil {
+			return nil, nil, err
+		}
+	}
+	for id := range w.exact {
+		exact = append(exact, id)
+		delete(w.candidates, id)
+	}
+	for id := range w.candidates {
+		candidates = append(candidates, id)
+	}
+	sort.Strings(exact)
+	sort.Strings(candidates)
+	return exact, candidates, nil
+}
+
+func (w *reverseWalk) node(o objKey) *rnode {
+	n := w.nodes[o]
+	if n == nil {
+		n = &rnode{obj: o}
+		w.nodes[o] = n
+	}
+	return n
+}
+
+// reach records that the subject holds rel on o for certain, with every
+// permission rel implies through unions.
+func (w *reverseWalk) reach(o objKey, rel string) {
+	n := w.node(o)
+	if slices.Contains(n.rels, rel) {
+		return
+	}
+	n.rels = append(n.rels, rel)
+	if o.typ == w.target && rel == w.perm && o.id != tuple.Wildcard {
+		w.exact[o.id] = true
+	}
+	if w.mono.partial[relKey{o.typ, rel}] {
+		w.markMaybe(o)
+	}
+	if w.lt.leads[o.typ] {
+		w.schedule(n, rtask{n: n, rel: rel})
+	}
+	for _, p := range w.mono.implied[relKey{o.typ, rel}] {
+		w.reach(o, p)
+	}
+}
+
+// markMaybe records that o may take part in a route that needs verification;
+// everything relevant above it becomes a candidate too.
+func (w *reverseWalk) markMaybe(o objKey) {
+	n := w.node(o)
+	if n.maybe {
+		return
+	}
+	n.maybe = true
+	if o.typ == w.target && o.id != tuple.Wildcard {
+		w.candidates[o.id] = true
+	}
+	if w.lt.leads[o.typ] {
+		w.schedule(n, rtask{n: n, maybe: true})
+	}
+}
+
+func (w *reverseWalk) schedule(n *rnode, t rtask) {
+	if n.fetched {
+		w.work = append(w.work, t)
+		return
+	}
+	if len(n.pending) == 0 && !n.pendMay {
+		w.fetch[n.obj.typ] = append(w.fetch[n.obj.typ], n)
+	}
+	if t.maybe {
+		n.pendMay = true
+	} else {
+		n.pending = append(n.pending, t.rel)
+	}
+}
+
+// follow takes the relationships naming n's object as subject one step up,
+// given that the subject holds rel on it.
+func (w *reverseWalk) follow(n *rnode, rel string) {
+	s := w.v.schema
+	for _, e := range n.edges {
+		res := e.resource
+		rd := s.Relation(res.typ, e.relation)
+		if rd == nil || rd.IsPermission {
+			continue
+		}
+		// A subject set (or the object itself, rel == "") the relation allows.
+		if e.subjRel == rel && allowsSubject(rd, n.obj.typ, rel, n.obj.id == tuple.Wildcard) {
+			if e.caveated {
+				w.markMaybe(res)
+			} else {
+				w.reach(res, e.relation)
+			}
+		}
+		// An arrow e.relation->rel on the resource's type.
+		if rel == "" {
+			continue
+		}
+		ak := arrowKey{res.typ, e.relation, rel}
+		if w.mono.partialArrow[ak] {
+			w.markMaybe(res)
+		}
+		if ps := w.mono.arrows[ak]; len(ps) > 0 {
+			if e.caveated {
+				w.markMaybe(res)
+				continue
+			}
+			for _, p := range ps {
+				w.reach(res, p)
+			}
+		}
+	}
+}
+
+// allowsSubject reports whether relation r allows subjects of type typ with
+// relation rel ("" for plain objects), as a wildcard when wildcard is set.
+func allowsSubject(r *schema.Relation, typ, rel string, wildcard bool) bool {
+	for _, at := range r.AllowedTypes {
+		if at.Type == typ && at.Relation == rel && at.Wildcard == wildcard {
+			return true
+		}
+	}
+	return false
+}
+
+// fetchEdges reads, for every object waiting on them, the relevant
+// relationships naming it as subject, in batches per type, then queues the
+// work that waited.
+func (w *reverseWalk) fetchEdges(ctx context.Context) error {
+	batch := w.fetch
+	w.fetch = map[string][]*rnode{}
+	types := make([]string, 0, len(batch))
+	for t := range batch {
+		types = append(types, t)
+	}
+	sort.Strings(types)
+	for _, t := range types {
+		for chunk := range slices.Chunk(batch[t], 500) {
+			ids := make([]string, len(chunk))
+			for i, n := range chunk {
+				ids[i] = n.obj.id
+			}
+			f := tuple.Filter{Subject: &tuple.SubjectFilter{Type: t, IDs: ids}}
+			for rel, err := range w.v.reader.Query(ctx, f) {
+				if err != nil {
+					return err
+				}
+				if !w.lt.relevant[relKey{rel.Resource.Type, rel.Relation}] {
+					continue // this relation cannot lead to target#perm
+				}
+				if n := w.nodes[objKey{t, rel.Subject.ID}]; n != nil && !n.fetched {
+					n.edges = append(n.edges, edge{resource: objKey{rel.Resource.Type, rel.Resource.ID},
+						relation: rel.Relation, subjRel: rel.Subject.Relation, caveated: rel.Caveat != nil})
+				}
+			}
+			for _, n := range chunk {
+				n.fetched = true
+				if n.pendMay {
+					w.work = append(w.work, rtask{n: n, maybe: true})
+				}
+				for _, r := range n.pending {
+					w.work = append(w.work, rtask{n: n, rel: r})
+				}
+				n.pending, n.pendMay = nil, false
+			}
+		}
+	}
+	return nil
+}
