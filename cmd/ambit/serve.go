@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"strings"
@@ -39,6 +40,7 @@ type serveConfig struct {
 	dataDir         string
 	grpcAddr        string
 	httpAddr        string
+	pprof           bool
 	keys            []string
 	insecureNoAuth  bool
 	tlsCert         string
@@ -83,6 +85,7 @@ unless --insecure-no-auth is given.`,
 	f.StringVar(&c.dataDir, "data-dir", "./ambit-data", "directory of the store and the raft log")
 	f.StringVar(&c.grpcAddr, "grpc-addr", "127.0.0.1:50051", "gRPC listen address (the authzed v1 API and cluster traffic)")
 	f.StringVar(&c.httpAddr, "http-addr", "127.0.0.1:8080", "HTTP listen address for /metrics, /healthz and /readyz (no auth); empty disables")
+	f.BoolVar(&c.pprof, "pprof", false, "also serve Go's profiler under /debug/pprof/ on --http-addr (no auth: keep that address private)")
 	f.StringArrayVar(&c.keys, "preshared-key", nil, "bearer key clients must send (repeatable; any one is accepted)")
 	f.BoolVar(&c.insecureNoAuth, "insecure-no-auth", false, "allow serving without a preshared key on a non-loopback address")
 	f.StringVar(&c.tlsCert, "tls-cert", "", "TLS certificate file for the gRPC port")
@@ -305,6 +308,13 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer, ready func(serv
 			}
 			fmt.Fprintf(w, "ready: %s, leader %s, applied revision %d\n", role, id, st.AppliedRevision())
 		})
+		if c.pprof {
+			mux.HandleFunc("/debug/pprof/", pprof.Index)
+			mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+			mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+			mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		}
 		hs = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		go func() {
 			if err := hs.Serve(hl); err != nil && !errors.Is(err, http.ErrServerClosed) {
