@@ -6,7 +6,11 @@
 // version byte, the leader-stamped time and a compact varint payload. The
 // FSM (fsm.go) applies each committed entry to the store at revision = raft
 // log index, so the store's applied revision and the log index are the same
-// number. Entries at or below the store's applied revision are skipped: the
+// number. Raft hands the FSM committed entries in batches; runs of
+// consecutive relationship writes (and no-ops and configuration entries) go
+// to the store in one store.WriteMany, one storage write for the run, each
+// entry still checked against the state after the ones before it and given
+// its own result and revision. Entries at or below the store's applied revision are skipped: the
 // store is durable, so replay after a restart is idempotent and raft's
 // NoSnapshotRestoreOnStart is set. A store behind the newest snapshot (empty,
 // in-memory, or one that lost unsynced writes to an OS crash) is restored

@@ -22,6 +22,8 @@ type fakeStore struct {
 	schema  string
 	failIO  error // when set, every write fails with it (an I/O error)
 	nowSeen []time.Time
+	// manyCalls counts WriteMany calls.
+	manyCalls int
 }
 
 func newFakeStore() *fakeStore { return &fakeStore{rels: map[tuple.Key]tuple.Relationship{}} }
@@ -89,6 +91,23 @@ func (s *fakeStore) Write(rev tuple.Revision, now time.Time, updates []store.Upd
 		}
 	}
 	return nil
+}
+
+// WriteMany is Write in a loop; a failure that is not a domain failure
+// fails the call (the fake's only such failure, failIO, writes nothing).
+func (s *fakeStore) WriteMany(reqs []store.WriteRequest) ([]error, error) {
+	s.mu.Lock()
+	s.manyCalls++
+	s.mu.Unlock()
+	results := make([]error, len(reqs))
+	for i, r := range reqs {
+		err := s.Write(r.Rev, r.Now, r.Updates, r.Preconds)
+		if err != nil && !isDomainFailure(err) {
+			return nil, err
+		}
+		results[i] = err
+	}
+	return results, nil
 }
 
 func (s *fakeStore) DeleteByFilter(rev tuple.Revision, now time.Time, f tuple.Filter, limit int, allowPartial bool, preconds []store.Precondition) (int, bool, error) {

@@ -30,6 +30,10 @@ type Backend interface {
 	DeleteByFilter(rev tuple.Revision, now time.Time, f tuple.Filter, limit int, allowPartial bool, preconds []store.Precondition) (deleted int, partial bool, err error)
 	WriteSchema(rev tuple.Revision, now time.Time, text string) error
 	Import(rev tuple.Revision, now time.Time, rels []tuple.Relationship) error
+	// WriteMany applies several Writes at increasing revisions in one storage
+	// write; results[i] is what Write would have returned for reqs[i] (nil or
+	// a domain failure). A non-nil err means nothing was applied.
+	WriteMany(reqs []store.WriteRequest) (results []error, err error)
 	WriteSnapshot(w io.Writer) (tuple.Revision, error)
 	RestoreSnapshot(r io.Reader) error
 }
@@ -203,18 +207,104 @@ func (f *FSM) Apply(l *hraft.Log) any {
 
 // ApplyBatch implements raft.BatchingFSM. Each response is a *Result (nil for
 // configuration entries).
+//
+// Runs of consecutive entries that are relationship writes, no-ops or
+// configuration changes go to the store in one WriteMany (one storage write
+// for the run); every other entry is applied alone. Either way each entry
+// gets its own result at its own revision, exactly as applying the entries
+// one at a time would give.
 func (f *FSM) ApplyBatch(logs []*hraft.Log) []any {
 	out := make([]any, len(logs))
 	storeRev := f.backend.AppliedRevision()
+	var run writeRun
 	var last uint64
 	for i, l := range logs {
-		out[i] = f.applyOne(l, &storeRev)
 		last = l.Index
+		if f.haltedErr() == nil {
+			if req, ok := f.batchable(l, storeRev); ok {
+				run.add(i, l.Type == hraft.LogConfiguration, req)
+				continue
+			}
+			f.flush(&run, out, &storeRev)
+		}
+		out[i] = f.applyOne(l, &storeRev)
 	}
+	f.flush(&run, out, &storeRev)
 	if f.haltedErr() == nil {
 		f.advance(tuple.Revision(last))
 	}
 	return out
+}
+
+// writeRun is a run of consecutive entries bound for one WriteMany.
+type writeRun struct {
+	reqs   []store.WriteRequest
+	pos    []int  // index of each request's entry in the batch
+	config []bool // the entry is a configuration change (its response is nil)
+}
+
+func (r *writeRun) add(pos int, config bool, req store.WriteRequest) {
+	r.reqs = append(r.reqs, req)
+	r.pos = append(r.pos, pos)
+	r.config = append(r.config, config)
+}
+
+func (r *writeRun) reset() {
+	clear(r.reqs) // drop references to the decoded commands
+	r.reqs, r.pos, r.config = r.reqs[:0], r.pos[:0], r.config[:0]
+}
+
+// batchable returns the store request for an entry that can join a
+// WriteMany run: a write, a no-op or a configuration change the store has
+// not applied yet.
+func (f *FSM) batchable(l *hraft.Log, storeRev tuple.Revision) (store.WriteRequest, bool) {
+	idx := tuple.Revision(l.Index)
+	if idx <= storeRev {
+		return store.WriteRequest{}, false
+	}
+	switch {
+	case l.Type == hraft.LogConfiguration:
+		return store.WriteRequest{Rev: idx, Now: entryTime(l)}, true
+	case l.Type != hraft.LogCommand || len(l.Data) == 0:
+		return store.WriteRequest{}, false
+	}
+	switch Kind(l.Data[0]) {
+	case KindWrite, KindNoop:
+	default:
+		return store.WriteRequest{}, false
+	}
+	cmd := f.mustDecode(l)
+	now := cmd.Now
+	if now.IsZero() {
+		now = entryTime(l)
+	}
+	return store.WriteRequest{Rev: idx, Now: now, Updates: cmd.Updates, Preconds: cmd.Preconditions}, true
+}
+
+// flush applies the pending run with one WriteMany and fills in its
+// entries' responses. A failure of the call itself halts the FSM: nothing of
+// the run was applied.
+func (f *FSM) flush(run *writeRun, out []any, storeRev *tuple.Revision) {
+	if len(run.reqs) == 0 {
+		return
+	}
+	defer run.reset()
+	results, err := f.backend.WriteMany(run.reqs)
+	if err != nil {
+		f.halt(uint64(run.reqs[0].Rev), err)
+		for j, pos := range run.pos {
+			if !run.config[j] {
+				out[pos] = &Result{Revision: run.reqs[j].Rev, Err: fmt.Errorf("%w: %w", ErrHalted, err)}
+			}
+		}
+		return
+	}
+	*storeRev = run.reqs[len(run.reqs)-1].Rev
+	for j, pos := range run.pos {
+		if !run.config[j] {
+			out[pos] = &Result{Revision: run.reqs[j].Rev, Err: results[j]}
+		}
+	}
 }
 
 // isDomainFailure reports whether err is a refusal of the write itself,
