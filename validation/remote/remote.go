@@ -1,0 +1,485 @@
+// Package remote runs SpiceDB-format validation files against a live server
+// over the authzed v1 gRPC API, with the checks validation/runner makes
+// in-process: every assertion, the `validation:` map and, optionally, a
+// cross-API oracle (Check agrees with CheckBulkPermissions, paginated
+// LookupResources and LookupSubjects for everything the file mentions).
+//
+// Running a document is destructive: it first deletes every relationship of
+// every type the server's current schema defines, then writes the
+// document's schema and imports its relationships. Point it at a scratch
+// server, never at one holding data you want to keep.
+//
+// Every read is made at_least_as_fresh with the ZedToken of the runner's
+// last write, so the answers are those of the data just loaded even when the
+// endpoint is a follower or sits behind a load balancer.
+package remote
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/ambit-authz/ambit/schema"
+	"github.com/ambit-authz/ambit/tuple"
+	"github.com/ambit-authz/ambit/validation"
+)
+
+// Client is the part of the authzed v1 API the runner uses. authzed-go's
+// *authzed.Client has these methods; NewClient builds one over a connection.
+type Client interface {
+	v1.SchemaServiceClient
+	v1.PermissionsServiceClient
+}
+
+type client struct {
+	v1.SchemaServiceClient
+	v1.PermissionsServiceClient
+}
+
+// NewClient returns authzed-go's v1 schema and permissions clients over conn.
+func NewClient(conn grpc.ClientConnInterface) Client {
+	return client{v1.NewSchemaServiceClient(conn), v1.NewPermissionsServiceClient(conn)}
+}
+
+// Failure is one assertion or oracle comparison that did not hold. It has
+// the fields of validation/runner's Failure, so one converts to the other.
+type Failure struct {
+	File string
+	Line int
+	What string // the assertion or comparison, as text
+	Want string
+	Got  string
+}
+
+func (f Failure) String() string {
+	return fmt.Sprintf("%s:%d: %s: want %s, got %s", f.File, f.Line, f.What, f.Want, f.Got)
+}
+
+// Report is the outcome of running one document.
+type Report struct {
+	File       string
+	Doc        int
+	Assertions int
+	Oracle     int // oracle comparisons made
+	Failures   []Failure
+}
+
+// Options select what Run does beyond the assertions.
+type Options struct {
+	// Oracle cross-checks the APIs against each other.
+	Oracle bool
+	// PageSizes for LookupResources in the oracle: a size above 0 pages with
+	// optional_limit and the cursor of each page's last result; 0 asks for
+	// everything in one call. Default {1, 3}.
+	PageSizes []int
+	// Parallel is how many requests the oracle keeps in flight; default 8.
+	Parallel int
+}
+
+// Batch sizes, within the defaults of both ambit and SpiceDB.
+const (
+	importBatch = 1000 // relationships per ImportBulkRelationships message
+	deleteBatch = 1000 // optional_limit of each DeleteRelationships
+	bulkBatch   = 100  // items per CheckBulkPermissions
+	// maxLookup bounds the results one paginated lookup may return: a
+	// validation file is small, so more means the server's cursors loop.
+	maxLookup = 100_000
+)
+
+// Runner runs validation documents on one server.
+type Runner struct {
+	c    Client
+	opts Options
+}
+
+// New returns a Runner that talks to the server through c.
+func New(c Client, opts Options) *Runner {
+	if len(opts.PageSizes) == 0 {
+		opts.PageSizes = []int{1, 3}
+	}
+	if opts.Parallel <= 0 {
+		opts.Parallel = 8
+	}
+	return &Runner{c: c, opts: opts}
+}
+
+// run is the state of one document's run.
+type run struct {
+	*Runner
+	f   *validation.File
+	s   *schema.Schema
+	rep *Report
+	// token is the ZedToken of the last write; every read is at least as
+	// fresh as it.
+	token *v1.ZedToken
+}
+
+// Run resets the server, loads the document's schema and relationships and
+// checks everything the document asserts. An error means the document could
+// not be run (bad schema, server refusing the data, server unreachable);
+// wrong answers are Failures in the Report.
+func (r *Runner) Run(ctx context.Context, f *validation.File) (*Report, error) {
+	s, err := schema.Compile(f.Name, f.Schema)
+	if err != nil {
+		return nil, fmt.Errorf("%s: schema: %w", f.Name, err)
+	}
+	x := &run{Runner: r, f: f, s: s, rep: &Report{File: f.Name, Doc: f.Doc}}
+	if err := x.reset(ctx); err != nil {
+		return nil, fmt.Errorf("%s: resetting the server: %w", f.Name, err)
+	}
+	if err := x.load(ctx); err != nil {
+		var le lineError
+		if errors.As(err, &le) {
+			return nil, fmt.Errorf("%s:%d: %w", f.Name, le.line, le.err)
+		}
+		return nil, fmt.Errorf("%s: %w", f.Name, err)
+	}
+	if err := x.assertions(ctx); err != nil {
+		return nil, fmt.Errorf("%s: %w", f.Name, err)
+	}
+	if r.opts.Oracle {
+		if err := x.oracle(ctx); err != nil {
+			return nil, fmt.Errorf("%s: oracle: %w", f.Name, err)
+		}
+	}
+	return x.rep, nil
+}
+
+// reset deletes every relationship of every type the server's current
+// schema defines, in batches, so that the document's schema can replace it.
+func (x *run) reset(ctx context.Context) error {
+	rs, err := x.c.ReadSchema(ctx, &v1.ReadSchemaRequest{})
+	if status.Code(err) == codes.NotFound {
+		return nil // no schema, so no relationships
+	}
+	if err != nil {
+		return fmt.Errorf("reading the schema: %w", err)
+	}
+	current, err := schema.Compile("server schema", rs.GetSchemaText())
+	if err != nil {
+		return fmt.Errorf("the server's current schema does not compile here, so its types are unknown: %w", err)
+	}
+	types := make([]string, 0, len(current.Definitions))
+	for name := range current.Definitions {
+		types = append(types, name)
+	}
+	sort.Strings(types)
+	for _, typ := range types {
+		for {
+			resp, err := x.c.DeleteRelationships(ctx, &v1.DeleteRelationshipsRequest{
+				RelationshipFilter:            &v1.RelationshipFilter{ResourceType: typ},
+				OptionalLimit:                 deleteBatch,
+				OptionalAllowPartialDeletions: true,
+			})
+			if err != nil {
+				return fmt.Errorf("deleting the relationships of type %s: %w", typ, err)
+			}
+			x.token = resp.GetDeletedAt()
+			if resp.GetDeletionProgress() != v1.DeleteRelationshipsResponse_DELETION_PROGRESS_PARTIAL {
+				break
+			}
+			if resp.GetRelationshipsDeletedCount() == 0 {
+				return fmt.Errorf("deleting the relationships of type %s: the server reports a partial deletion that deleted nothing", typ)
+			}
+		}
+	}
+	return nil
+}
+
+// load writes the schema and imports the relationships.
+func (x *run) load(ctx context.Context) error {
+	ws, err := x.c.WriteSchema(ctx, &v1.WriteSchemaRequest{Schema: x.f.Schema})
+	if err != nil {
+		return fmt.Errorf("writing the schema: %w", err)
+	}
+	x.token = ws.GetWrittenAt()
+	if len(x.f.Relationships) == 0 {
+		return nil
+	}
+	if err := x.importRelationships(ctx); err != nil {
+		return err
+	}
+	// ImportBulkRelationships answers without a ZedToken. Writing the same
+	// schema again is a write that changes nothing and is applied after the
+	// import, so its token covers the imported relationships.
+	ws, err = x.c.WriteSchema(ctx, &v1.WriteSchemaRequest{Schema: x.f.Schema})
+	if err != nil {
+		return fmt.Errorf("writing the schema again after the import (for a ZedToken): %w", err)
+	}
+	x.token = ws.GetWrittenAt()
+	return nil
+}
+
+// lineError is an error about the relationship on a line of the file.
+type lineError struct {
+	line int
+	err  error
+}
+
+func (e lineError) Error() string { return fmt.Sprintf("line %d: %v", e.line, e.err) }
+func (e lineError) Unwrap() error { return e.err }
+
+// relIndex finds the index of the relationship a server error names, as in
+// ambit's `relationships[12]: ...`.
+var relIndex = regexp.MustCompile(`relationships\[(\d+)\]`)
+
+func (x *run) importRelationships(ctx context.Context) error {
+	rels := x.f.Relationships
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := x.c.ImportBulkRelationships(ctx)
+	if err != nil {
+		return fmt.Errorf("importing relationships: %w", err)
+	}
+	for i := 0; i < len(rels); i += importBatch {
+		msg := &v1.ImportBulkRelationshipsRequest{}
+		for _, r := range rels[i:min(i+importBatch, len(rels))] {
+			pb, err := relationshipPB(r.Relationship)
+			if err != nil {
+				return lineError{r.Line, err}
+			}
+			msg.Relationships = append(msg.Relationships, pb)
+		}
+		if err := stream.Send(msg); err != nil {
+			break // the server's reason comes with CloseAndRecv
+		}
+	}
+	resp, err := stream.CloseAndRecv()
+	if err != nil {
+		if m := relIndex.FindStringSubmatch(status.Convert(err).Message()); m != nil {
+			if i, aerr := strconv.Atoi(m[1]); aerr == nil && i < len(rels) {
+				return lineError{rels[i].Line, fmt.Errorf("importing %s: %w", rels[i].Relationship, err)}
+			}
+		}
+		return fmt.Errorf("importing relationships: %w", err)
+	}
+	if n := resp.GetNumLoaded(); n != uint64(len(rels)) {
+		return fmt.Errorf("importing relationships: the server loaded %d of %d", n, len(rels))
+	}
+	return nil
+}
+
+// consistency is at_least_as_fresh with the token of the last write.
+func (x *run) consistency() *v1.Consistency {
+	return &v1.Consistency{Requirement: &v1.Consistency_AtLeastAsFresh{AtLeastAsFresh: x.token}}
+}
+
+// answer is the outcome of one CheckPermission.
+type answer struct {
+	perm string // HAS_PERMISSION, NO_PERMISSION or CONDITIONAL_PERMISSION
+	err  error
+}
+
+func (a answer) String() string {
+	if a.err != nil {
+		return "error: " + a.err.Error()
+	}
+	return a.perm
+}
+
+func (x *run) checkRequest(res tuple.ObjectRef, perm string, subj tuple.SubjectRef, ctxValues map[string]any) (*v1.CheckPermissionRequest, error) {
+	req := &v1.CheckPermissionRequest{Consistency: x.consistency(), Resource: objectPB(res), Permission: perm, Subject: subjectPB(subj)}
+	if len(ctxValues) > 0 {
+		c, err := structpb.NewStruct(ctxValues)
+		if err != nil {
+			return nil, fmt.Errorf("caveat context: %w", err)
+		}
+		req.Context = c
+	}
+	return req, nil
+}
+
+// checkAll sends every request with CheckPermission, opts.Parallel at a
+// time, and returns the answers in order. Failed calls are answers too.
+func (x *run) checkAll(ctx context.Context, reqs []*v1.CheckPermissionRequest) ([]answer, error) {
+	out := make([]answer, len(reqs))
+	err := each(ctx, x.opts.Parallel, len(reqs), func(ctx context.Context, i int) error {
+		resp, err := x.c.CheckPermission(ctx, reqs[i])
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		out[i] = answer{perm: checkName(resp.GetPermissionship()), err: err}
+		return nil
+	})
+	return out, err
+}
+
+// pending is one check whose answer is compared with what the file expects.
+type pending struct {
+	req  *v1.CheckPermissionRequest
+	want string
+	fail Failure // File, Line and What
+}
+
+// assertions checks assertTrue, assertFalse, assertCaveated and the
+// `validation:` map.
+func (x *run) assertions(ctx context.Context) error {
+	var todo []pending
+	for _, l := range []struct {
+		list []validation.Assertion
+		want string
+	}{
+		{x.f.Assertions.True, hasPermission},
+		{x.f.Assertions.False, noPermission},
+		{x.f.Assertions.Caveated, conditionalPermission},
+	} {
+		for _, a := range l.list {
+			req, err := x.checkRequest(a.Rel.Resource, a.Rel.Relation, a.Rel.Subject, a.Context)
+			if err != nil {
+				return fmt.Errorf("%s:%d: %w", x.f.Name, a.Line, err)
+			}
+			todo = append(todo, pending{req: req, want: l.want, fail: Failure{File: x.f.Name, Line: a.Line, What: a.Text}})
+		}
+	}
+	// The validation map: every listed subject has the permission (a
+	// caveated one conditionally), as validation/runner's validateExpected.
+	for _, e := range x.f.Validation {
+		for _, es := range e.Subjects {
+			want := hasPermission
+			if es.Caveated {
+				want = conditionalPermission
+			}
+			req, _ := x.checkRequest(e.Resource, e.Permission, es.Subject, nil)
+			todo = append(todo, pending{req: req, want: want,
+				fail: Failure{File: x.f.Name, Line: es.Line, What: fmt.Sprintf("validation %s#%s: %s", e.Resource, e.Permission, es.Text)}})
+		}
+	}
+	reqs := make([]*v1.CheckPermissionRequest, len(todo))
+	for i, p := range todo {
+		reqs[i] = p.req
+	}
+	answers, err := x.checkAll(ctx, reqs)
+	if err != nil {
+		return err
+	}
+	for i, p := range todo {
+		x.rep.Assertions++
+		if a := answers[i]; a.err != nil || a.perm != p.want {
+			fl := p.fail
+			fl.Want, fl.Got = p.want, a.String()
+			x.rep.Failures = append(x.rep.Failures, fl)
+		}
+	}
+	return nil
+}
+
+// each calls fn(ctx, i) for every i in [0, n), at most par at a time. The
+// first error cancels the calls still running and is returned.
+func each(ctx context.Context, par, n int, fn func(ctx context.Context, i int) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		next  atomic.Int64
+		once  sync.Once
+		first error
+		wg    sync.WaitGroup
+	)
+	for range min(par, n) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n || ctx.Err() != nil {
+					return
+				}
+				if err := fn(ctx, i); err != nil {
+					once.Do(func() { first = err; cancel() })
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if first != nil {
+		return first
+	}
+	return ctx.Err()
+}
+
+// recvAll reads a server stream to its end.
+func recvAll[T any](recv func() (T, error), fn func(T) error) error {
+	for {
+		m, err := recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := fn(m); err != nil {
+			return err
+		}
+	}
+}
+
+// Permissionship names, as validation/runner prints them.
+const (
+	hasPermission         = "HAS_PERMISSION"
+	noPermission          = "NO_PERMISSION"
+	conditionalPermission = "CONDITIONAL_PERMISSION"
+)
+
+func checkName(p v1.CheckPermissionResponse_Permissionship) string {
+	switch p {
+	case v1.CheckPermissionResponse_PERMISSIONSHIP_HAS_PERMISSION:
+		return hasPermission
+	case v1.CheckPermissionResponse_PERMISSIONSHIP_NO_PERMISSION:
+		return noPermission
+	case v1.CheckPermissionResponse_PERMISSIONSHIP_CONDITIONAL_PERMISSION:
+		return conditionalPermission
+	}
+	return p.String()
+}
+
+func lookupName(p v1.LookupPermissionship) string {
+	switch p {
+	case v1.LookupPermissionship_LOOKUP_PERMISSIONSHIP_HAS_PERMISSION:
+		return hasPermission
+	case v1.LookupPermissionship_LOOKUP_PERMISSIONSHIP_CONDITIONAL_PERMISSION:
+		return conditionalPermission
+	}
+	return p.String()
+}
+
+func objectPB(o tuple.ObjectRef) *v1.ObjectReference {
+	return &v1.ObjectReference{ObjectType: o.Type, ObjectId: o.ID}
+}
+
+func subjectPB(s tuple.SubjectRef) *v1.SubjectReference {
+	return &v1.SubjectReference{Object: &v1.ObjectReference{ObjectType: s.Type, ObjectId: s.ID}, OptionalRelation: s.Relation}
+}
+
+func relationshipPB(r tuple.Relationship) (*v1.Relationship, error) {
+	out := &v1.Relationship{Resource: objectPB(r.Resource), Relation: r.Relation, Subject: subjectPB(r.Subject)}
+	if r.Caveat != nil {
+		out.OptionalCaveat = &v1.ContextualizedCaveat{CaveatName: r.Caveat.Name}
+		if len(r.Caveat.Context) > 0 {
+			c, err := structpb.NewStruct(r.Caveat.Context)
+			if err != nil {
+				return nil, fmt.Errorf("caveat context of %s: %w", r.Key(), err)
+			}
+			out.OptionalCaveat.Context = c
+		}
+	}
+	if !r.Expiration.IsZero() {
+		out.OptionalExpiresAt = timestamppb.New(r.Expiration)
+	}
+	return out, nil
+}
+
+// skipped reports whether an oracle call failed because the server gave up
+// (ambit's maximum depth or result count): validation/runner skips those
+// comparisons too.
+func skipped(err error) bool { return status.Code(err) == codes.ResourceExhausted }
