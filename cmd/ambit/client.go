@@ -80,15 +80,22 @@ func (b bearerCreds) GetRequestMetadata(context.Context, ...string) (map[string]
 
 func (b bearerCreds) RequireTransportSecurity() bool { return b.secure }
 
-func (c *clientFlags) dial() (*grpc.ClientConn, error) {
+// dialEndpoint opens a client connection to endpoint: TLS with the system
+// roots when secure, else plaintext; a non-empty token is sent as a bearer
+// token with every call. Nothing is sent until the first call.
+func dialEndpoint(endpoint, token string, secure bool) (*grpc.ClientConn, error) {
 	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
-	if c.tls {
+	if secure {
 		opts[0] = grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS12}))
 	}
-	if c.token != "" {
-		opts = append(opts, grpc.WithPerRPCCredentials(bearerCreds{token: c.token, secure: c.tls}))
+	if token != "" {
+		opts = append(opts, grpc.WithPerRPCCredentials(bearerCreds{token: token, secure: secure}))
 	}
-	return grpc.NewClient(c.endpoint, opts...)
+	return grpc.NewClient(endpoint, opts...)
+}
+
+func (c *clientFlags) dial() (*grpc.ClientConn, error) {
+	return dialEndpoint(c.endpoint, c.token, c.tls)
 }
 
 func (c *clientFlags) consistencyPB() (*v1.Consistency, error) {
@@ -118,6 +125,75 @@ func (c *clientFlags) emit(w io.Writer, m proto.Message, text string) error {
 	}
 	_, err := fmt.Fprintln(w, text)
 	return err
+}
+
+// session is one client command's open connection.
+type session struct {
+	*clientFlags
+	ctx    context.Context
+	out    io.Writer
+	errOut io.Writer
+	conn   *grpc.ClientConn
+	perms  v1.PermissionsServiceClient
+	cons   *v1.Consistency // from --consistency; minimize_latency for writes
+}
+
+// connect resolves --consistency, dials the endpoint, runs fn with the open
+// session and closes the connection.
+func (c *clientFlags) connect(cmd *cobra.Command, fn func(s *session) error) error {
+	cons, err := c.consistencyPB()
+	if err != nil {
+		return err
+	}
+	conn, err := c.dial()
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return fn(&session{clientFlags: c, ctx: cmd.Context(), out: cmd.OutOrStdout(), errOut: cmd.ErrOrStderr(),
+		conn: conn, perms: v1.NewPermissionsServiceClient(conn), cons: cons})
+}
+
+// print prints m as JSON (with --json) or as text.
+func (s *session) print(m proto.Message, text string) error { return s.emit(s.out, m, text) }
+
+// printLines prints m as JSON (with --json) or each of lines as text.
+func (s *session) printLines(m proto.Message, lines []string) error {
+	if s.asJSON {
+		return s.print(m, "")
+	}
+	for _, l := range lines {
+		if _, err := fmt.Fprintln(s.out, l); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// call makes one unary call and prints its answer with text.
+func call[R proto.Message](s *session, rpc func(context.Context) (R, error), text func(R) string) error {
+	r, err := rpc(s.ctx)
+	if err != nil {
+		return err
+	}
+	return s.print(r, text(r))
+}
+
+// printStream prints every message of a server stream, as lines(m) in text.
+func printStream[T any, M interface {
+	*T
+	proto.Message
+}](s *session, open func(context.Context) (grpc.ServerStreamingClient[T], error), lines func(M) []string) error {
+	stream, err := open(s.ctx)
+	if err != nil {
+		return err
+	}
+	return recvAll(stream.Recv, func(m *T) error { return s.printLines(M(m), lines(M(m))) })
+}
+
+// one is lines for a message printed as a single line.
+func one[R any](text func(R) string) func(R) []string {
+	return func(m R) []string { return []string{text(m)} }
 }
 
 func relToPB(r tuple.Relationship) *v1.Relationship {
@@ -190,16 +266,11 @@ func newSchemaReadCmd() *cobra.Command {
 	var c clientFlags
 	cmd := &cobra.Command{Use: "read", Short: "Print the server's schema", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			conn, err := c.dial()
-			if err != nil {
-				return err
-			}
-			defer conn.Close()
-			r, err := v1.NewSchemaServiceClient(conn).ReadSchema(cmd.Context(), &v1.ReadSchemaRequest{})
-			if err != nil {
-				return err
-			}
-			return c.emit(cmd.OutOrStdout(), r, strings.TrimRight(r.GetSchemaText(), "\n"))
+			return c.connect(cmd, func(s *session) error {
+				return call(s, func(ctx context.Context) (*v1.ReadSchemaResponse, error) {
+					return v1.NewSchemaServiceClient(s.conn).ReadSchema(ctx, &v1.ReadSchemaRequest{})
+				}, func(r *v1.ReadSchemaResponse) string { return strings.TrimRight(r.GetSchemaText(), "\n") })
+			})
 		}}
 	c.add(cmd, false)
 	return cmd
@@ -209,33 +280,27 @@ func newSchemaWriteCmd() *cobra.Command {
 	var c clientFlags
 	cmd := &cobra.Command{Use: "write FILE", Short: "Write a schema (.zed, or the schema of a validation .yaml; - for stdin)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var text string
-			if args[0] == "-" {
-				b, err := io.ReadAll(cmd.InOrStdin())
-				if err != nil {
-					return err
-				}
-				text = string(b)
-			} else {
-				t, err := readSchemaFile(args[0])
-				if err != nil {
-					return err
-				}
-				text = t
-			}
-			conn, err := c.dial()
+			text, err := readSchemaArg(cmd, args[0])
 			if err != nil {
 				return err
 			}
-			defer conn.Close()
-			r, err := v1.NewSchemaServiceClient(conn).WriteSchema(cmd.Context(), &v1.WriteSchemaRequest{Schema: text})
-			if err != nil {
-				return err
-			}
-			return c.emit(cmd.OutOrStdout(), r, r.GetWrittenAt().GetToken())
+			return c.connect(cmd, func(s *session) error {
+				return call(s, func(ctx context.Context) (*v1.WriteSchemaResponse, error) {
+					return v1.NewSchemaServiceClient(s.conn).WriteSchema(ctx, &v1.WriteSchemaRequest{Schema: text})
+				}, func(r *v1.WriteSchemaResponse) string { return r.GetWrittenAt().GetToken() })
+			})
 		}}
 	c.add(cmd, false)
 	return cmd
+}
+
+// readSchemaArg reads the schema text of a file argument; "-" is stdin.
+func readSchemaArg(cmd *cobra.Command, path string) (string, error) {
+	if path != "-" {
+		return readSchemaFile(path)
+	}
+	b, err := io.ReadAll(cmd.InOrStdin())
+	return string(b), err
 }
 
 func newRelCmd() *cobra.Command {
@@ -256,16 +321,11 @@ func newRelCmd() *cobra.Command {
 					}
 					req.Updates = append(req.Updates, &v1.RelationshipUpdate{Operation: op.op, Relationship: relToPB(r)})
 				}
-				conn, err := c.dial()
-				if err != nil {
-					return err
-				}
-				defer conn.Close()
-				r, err := v1.NewPermissionsServiceClient(conn).WriteRelationships(cmd.Context(), req)
-				if err != nil {
-					return err
-				}
-				return c.emit(cmd.OutOrStdout(), r, r.GetWrittenAt().GetToken())
+				return c.connect(cmd, func(s *session) error {
+					return call(s, func(ctx context.Context) (*v1.WriteRelationshipsResponse, error) {
+						return s.perms.WriteRelationships(ctx, req)
+					}, func(r *v1.WriteRelationshipsResponse) string { return r.GetWrittenAt().GetToken() })
+				})
 			}}
 		c.add(sub, false)
 		cmd.AddCommand(sub)
@@ -278,21 +338,10 @@ func newRelCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cons, err := c.consistencyPB()
-			if err != nil {
-				return err
-			}
-			conn, err := c.dial()
-			if err != nil {
-				return err
-			}
-			defer conn.Close()
-			s, err := v1.NewPermissionsServiceClient(conn).ReadRelationships(cmd.Context(), &v1.ReadRelationshipsRequest{Consistency: cons, RelationshipFilter: f})
-			if err != nil {
-				return err
-			}
-			return recvAll(s.Recv, func(r *v1.ReadRelationshipsResponse) error {
-				return c.emit(cmd.OutOrStdout(), r, relText(r.GetRelationship()))
+			return c.connect(cmd, func(s *session) error {
+				return printStream(s, func(ctx context.Context) (grpc.ServerStreamingClient[v1.ReadRelationshipsResponse], error) {
+					return s.perms.ReadRelationships(ctx, &v1.ReadRelationshipsRequest{Consistency: s.cons, RelationshipFilter: f})
+				}, one(func(r *v1.ReadRelationshipsResponse) string { return relText(r.GetRelationship()) }))
 			})
 		}}
 	read.Flags().StringVar(&subjectFilter, "subject", "", "only relationships with this subject: TYPE[:ID][#RELATION]")
@@ -336,6 +385,11 @@ func recvAll[T any](recv func() (T, error), fn func(T) error) error {
 	}
 }
 
+// addContextFlag adds --context, the caveat context of a read.
+func addContextFlag(cmd *cobra.Command, ctxJSON *string) {
+	cmd.Flags().StringVar(ctxJSON, "context", "", "caveat context as a JSON object")
+}
+
 func newCheckCmd() *cobra.Command {
 	var c clientFlags
 	var ctxJSON string
@@ -353,31 +407,26 @@ func newCheckCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cons, err := c.consistencyPB()
-			if err != nil {
-				return err
-			}
-			conn, err := c.dial()
-			if err != nil {
-				return err
-			}
-			defer conn.Close()
-			r, err := v1.NewPermissionsServiceClient(conn).CheckPermission(cmd.Context(), &v1.CheckPermissionRequest{Consistency: cons, Resource: res, Permission: args[1], Subject: sub, Context: cctx})
-			if err != nil {
-				return err
-			}
-			text := "false"
-			switch r.GetPermissionship() {
-			case v1.CheckPermissionResponse_PERMISSIONSHIP_HAS_PERMISSION:
-				text = "true"
-			case v1.CheckPermissionResponse_PERMISSIONSHIP_CONDITIONAL_PERMISSION:
-				text = "caveated (missing context: " + strings.Join(r.GetPartialCaveatInfo().GetMissingRequiredContext(), ", ") + ")"
-			}
-			return c.emit(cmd.OutOrStdout(), r, text)
+			return c.connect(cmd, func(s *session) error {
+				return call(s, func(ctx context.Context) (*v1.CheckPermissionResponse, error) {
+					return s.perms.CheckPermission(ctx, &v1.CheckPermissionRequest{Consistency: s.cons, Resource: res, Permission: args[1], Subject: sub, Context: cctx})
+				}, checkText)
+			})
 		}}
-	cmd.Flags().StringVar(&ctxJSON, "context", "", "caveat context as a JSON object")
+	addContextFlag(cmd, &ctxJSON)
 	c.add(cmd, true)
 	return cmd
+}
+
+// checkText is a check's answer as text: true, false or caveated.
+func checkText(r *v1.CheckPermissionResponse) string {
+	switch r.GetPermissionship() {
+	case v1.CheckPermissionResponse_PERMISSIONSHIP_HAS_PERMISSION:
+		return "true"
+	case v1.CheckPermissionResponse_PERMISSIONSHIP_CONDITIONAL_PERMISSION:
+		return "caveated (missing context: " + strings.Join(r.GetPartialCaveatInfo().GetMissingRequiredContext(), ", ") + ")"
+	}
+	return "false"
 }
 
 func newExpandCmd() *cobra.Command {
@@ -388,22 +437,15 @@ func newExpandCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cons, err := c.consistencyPB()
-			if err != nil {
-				return err
-			}
-			conn, err := c.dial()
-			if err != nil {
-				return err
-			}
-			defer conn.Close()
-			r, err := v1.NewPermissionsServiceClient(conn).ExpandPermissionTree(cmd.Context(), &v1.ExpandPermissionTreeRequest{Consistency: cons, Resource: res, Permission: args[1]})
-			if err != nil {
-				return err
-			}
-			var b strings.Builder
-			printTree(&b, r.GetTreeRoot(), "")
-			return c.emit(cmd.OutOrStdout(), r, strings.TrimRight(b.String(), "\n"))
+			return c.connect(cmd, func(s *session) error {
+				return call(s, func(ctx context.Context) (*v1.ExpandPermissionTreeResponse, error) {
+					return s.perms.ExpandPermissionTree(ctx, &v1.ExpandPermissionTreeRequest{Consistency: s.cons, Resource: res, Permission: args[1]})
+				}, func(r *v1.ExpandPermissionTreeResponse) string {
+					var b strings.Builder
+					printTree(&b, r.GetTreeRoot(), "")
+					return strings.TrimRight(b.String(), "\n")
+				})
+			})
 		}}
 	c.add(cmd, true)
 	return cmd
@@ -444,29 +486,20 @@ func newLookupResourcesCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cons, err := c.consistencyPB()
-			if err != nil {
-				return err
-			}
-			conn, err := c.dial()
-			if err != nil {
-				return err
-			}
-			defer conn.Close()
-			s, err := v1.NewPermissionsServiceClient(conn).LookupResources(cmd.Context(), &v1.LookupResourcesRequest{Consistency: cons, ResourceObjectType: args[0],
-				Permission: args[1], Subject: sub, Context: cctx, OptionalLimit: limit})
-			if err != nil {
-				return err
-			}
-			return recvAll(s.Recv, func(r *v1.LookupResourcesResponse) error {
-				text := args[0] + ":" + r.GetResourceObjectId()
-				if r.GetPermissionship() == v1.LookupPermissionship_LOOKUP_PERMISSIONSHIP_CONDITIONAL_PERMISSION {
-					text += " (caveated)"
-				}
-				return c.emit(cmd.OutOrStdout(), r, text)
+			return c.connect(cmd, func(s *session) error {
+				return printStream(s, func(ctx context.Context) (grpc.ServerStreamingClient[v1.LookupResourcesResponse], error) {
+					return s.perms.LookupResources(ctx, &v1.LookupResourcesRequest{Consistency: s.cons, ResourceObjectType: args[0],
+						Permission: args[1], Subject: sub, Context: cctx, OptionalLimit: limit})
+				}, one(func(r *v1.LookupResourcesResponse) string {
+					text := args[0] + ":" + r.GetResourceObjectId()
+					if r.GetPermissionship() == v1.LookupPermissionship_LOOKUP_PERMISSIONSHIP_CONDITIONAL_PERMISSION {
+						text += " (caveated)"
+					}
+					return text
+				}))
 			})
 		}}
-	cmd.Flags().StringVar(&ctxJSON, "context", "", "caveat context as a JSON object")
+	addContextFlag(cmd, &ctxJSON)
 	cmd.Flags().Uint32Var(&limit, "limit", 0, "most results (0: all)")
 	c.add(cmd, true)
 	return cmd
@@ -486,38 +519,33 @@ func newLookupSubjectsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			cons, err := c.consistencyPB()
-			if err != nil {
-				return err
-			}
-			conn, err := c.dial()
-			if err != nil {
-				return err
-			}
-			defer conn.Close()
-			s, err := v1.NewPermissionsServiceClient(conn).LookupSubjects(cmd.Context(), &v1.LookupSubjectsRequest{Consistency: cons, Resource: res,
-				Permission: args[1], SubjectObjectType: typ, OptionalSubjectRelation: rel, Context: cctx})
-			if err != nil {
-				return err
-			}
-			return recvAll(s.Recv, func(r *v1.LookupSubjectsResponse) error {
-				text := typ + ":" + r.GetSubject().GetSubjectObjectId()
-				var ex []string
-				for _, e := range r.GetExcludedSubjects() {
-					ex = append(ex, typ+":"+e.GetSubjectObjectId())
-				}
-				if len(ex) > 0 {
-					text += " - {" + strings.Join(ex, ", ") + "}"
-				}
-				if r.GetSubject().GetPermissionship() == v1.LookupPermissionship_LOOKUP_PERMISSIONSHIP_CONDITIONAL_PERMISSION {
-					text += " (caveated)"
-				}
-				return c.emit(cmd.OutOrStdout(), r, text)
+			return c.connect(cmd, func(s *session) error {
+				return printStream(s, func(ctx context.Context) (grpc.ServerStreamingClient[v1.LookupSubjectsResponse], error) {
+					return s.perms.LookupSubjects(ctx, &v1.LookupSubjectsRequest{Consistency: s.cons, Resource: res,
+						Permission: args[1], SubjectObjectType: typ, OptionalSubjectRelation: rel, Context: cctx})
+				}, one(func(r *v1.LookupSubjectsResponse) string { return lookupSubjectText(typ, r) }))
 			})
 		}}
-	cmd.Flags().StringVar(&ctxJSON, "context", "", "caveat context as a JSON object")
+	addContextFlag(cmd, &ctxJSON)
 	c.add(cmd, true)
 	return cmd
+}
+
+// lookupSubjectText is one LookupSubjects result as text, e.g.
+// `user:* - {user:mal} (caveated)`.
+func lookupSubjectText(typ string, r *v1.LookupSubjectsResponse) string {
+	text := typ + ":" + r.GetSubject().GetSubjectObjectId()
+	var ex []string
+	for _, e := range r.GetExcludedSubjects() {
+		ex = append(ex, typ+":"+e.GetSubjectObjectId())
+	}
+	if len(ex) > 0 {
+		text += " - {" + strings.Join(ex, ", ") + "}"
+	}
+	if r.GetSubject().GetPermissionship() == v1.LookupPermissionship_LOOKUP_PERMISSIONSHIP_CONDITIONAL_PERMISSION {
+		text += " (caveated)"
+	}
+	return text
 }
 
 func newImportCmd() *cobra.Command {
@@ -528,32 +556,38 @@ func newImportCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			conn, err := c.dial()
-			if err != nil {
-				return err
-			}
-			defer conn.Close()
-			s, err := v1.NewPermissionsServiceClient(conn).ImportBulkRelationships(cmd.Context())
-			if err != nil {
-				return err
-			}
-			for i := 0; i < len(rels); i += 1000 {
-				msg := &v1.ImportBulkRelationshipsRequest{}
-				for _, r := range rels[i:min(i+1000, len(rels))] {
-					msg.Relationships = append(msg.Relationships, relToPB(r))
-				}
-				if err := s.Send(msg); err != nil {
-					break // the server's error comes with CloseAndRecv
-				}
-			}
-			r, err := s.CloseAndRecv()
-			if err != nil {
-				return err
-			}
-			return c.emit(cmd.OutOrStdout(), r, fmt.Sprintf("imported %d relationships", r.GetNumLoaded()))
+			return c.connect(cmd, func(s *session) error {
+				return importRelationships(s, rels, stderrProgress(s.errOut, "import", int64(len(rels))))
+			})
 		}}
 	c.add(cmd, false)
 	return cmd
+}
+
+// importRelationships streams rels to ImportBulkRelationships, 1000 to a
+// message, reporting progress as they are sent.
+func importRelationships(s *session, rels []tuple.Relationship, p *progress) error {
+	stream, err := s.perms.ImportBulkRelationships(s.ctx)
+	if err != nil {
+		return err
+	}
+	for i := 0; i < len(rels); i += 1000 {
+		msg := &v1.ImportBulkRelationshipsRequest{}
+		for _, r := range rels[i:min(i+1000, len(rels))] {
+			msg.Relationships = append(msg.Relationships, relToPB(r))
+		}
+		if err := stream.Send(msg); err != nil {
+			break // the server's error comes with CloseAndRecv
+		}
+		p.add(len(msg.Relationships))
+	}
+	r, err := stream.CloseAndRecv()
+	if err != nil {
+		p.clear()
+		return err
+	}
+	p.finish()
+	return s.print(r, fmt.Sprintf("imported %d relationships", r.GetNumLoaded()))
 }
 
 func readRelationshipsFile(path string) ([]tuple.Relationship, error) {
@@ -593,28 +627,26 @@ func newExportCmd() *cobra.Command {
 	var c clientFlags
 	cmd := &cobra.Command{Use: "export", Short: "Print every relationship, one per line (importable with `ambit import`)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cons, err := c.consistencyPB()
-			if err != nil {
-				return err
-			}
-			conn, err := c.dial()
-			if err != nil {
-				return err
-			}
-			defer conn.Close()
-			s, err := v1.NewPermissionsServiceClient(conn).ExportBulkRelationships(cmd.Context(), &v1.ExportBulkRelationshipsRequest{Consistency: cons})
-			if err != nil {
-				return err
-			}
-			return recvAll(s.Recv, func(r *v1.ExportBulkRelationshipsResponse) error {
-				if c.asJSON {
-					return c.emit(cmd.OutOrStdout(), r, "")
-				}
-				for _, rel := range r.GetRelationships() {
-					if _, err := fmt.Fprintln(cmd.OutOrStdout(), relText(rel)); err != nil {
-						return err
+			return c.connect(cmd, func(s *session) error {
+				p := stderrProgress(s.errOut, "export", 0)
+				// Relationships printed to the same terminal would land on
+				// the progress line.
+				p.live = p.live && !writerIsTerminal(s.out)
+				err := printStream(s, func(ctx context.Context) (grpc.ServerStreamingClient[v1.ExportBulkRelationshipsResponse], error) {
+					return s.perms.ExportBulkRelationships(ctx, &v1.ExportBulkRelationshipsRequest{Consistency: s.cons})
+				}, func(r *v1.ExportBulkRelationshipsResponse) []string {
+					lines := make([]string, len(r.GetRelationships()))
+					for i, rel := range r.GetRelationships() {
+						lines[i] = relText(rel)
 					}
+					p.add(len(lines))
+					return lines
+				})
+				if err != nil {
+					p.clear()
+					return err
 				}
+				p.finish()
 				return nil
 			})
 		}}
@@ -628,35 +660,26 @@ func newWatchCmd() *cobra.Command {
 	var types []string
 	cmd := &cobra.Command{Use: "watch", Short: "Stream relationship changes (Ctrl-C to stop)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			conn, err := c.dial()
-			if err != nil {
-				return err
-			}
-			defer conn.Close()
-			req := &v1.WatchRequest{OptionalObjectTypes: types}
-			if from != "" {
-				req.OptionalStartCursor = &v1.ZedToken{Token: from}
-			}
-			s, err := v1.NewWatchServiceClient(conn).Watch(cmd.Context(), req)
-			if err != nil {
-				return err
-			}
-			err = recvAll(s.Recv, func(r *v1.WatchResponse) error {
-				if c.asJSON {
-					return c.emit(cmd.OutOrStdout(), r, "")
+			return c.connect(cmd, func(s *session) error {
+				req := &v1.WatchRequest{OptionalObjectTypes: types}
+				if from != "" {
+					req.OptionalStartCursor = &v1.ZedToken{Token: from}
 				}
-				for _, u := range r.GetUpdates() {
-					op := strings.TrimPrefix(u.GetOperation().String(), "OPERATION_")
-					if _, err := fmt.Fprintf(cmd.OutOrStdout(), "%s %s %s\n", r.GetChangesThrough().GetToken(), op, relText(u.GetRelationship())); err != nil {
-						return err
+				err := printStream(s, func(ctx context.Context) (grpc.ServerStreamingClient[v1.WatchResponse], error) {
+					return v1.NewWatchServiceClient(s.conn).Watch(ctx, req)
+				}, func(r *v1.WatchResponse) []string {
+					var lines []string
+					for _, u := range r.GetUpdates() {
+						op := strings.TrimPrefix(u.GetOperation().String(), "OPERATION_")
+						lines = append(lines, fmt.Sprintf("%s %s %s", r.GetChangesThrough().GetToken(), op, relText(u.GetRelationship())))
 					}
+					return lines
+				})
+				if s.ctx.Err() != nil {
+					return nil
 				}
-				return nil
+				return err
 			})
-			if cmd.Context().Err() != nil {
-				return nil
-			}
-			return err
 		}}
 	cmd.Flags().StringVar(&from, "from", "", "ZedToken to resume after")
 	cmd.Flags().StringArrayVar(&types, "type", nil, "only changes to resources of this type (repeatable)")
