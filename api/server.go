@@ -7,6 +7,7 @@ import (
 	"iter"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
@@ -51,6 +52,12 @@ type Limits struct {
 	MaxFreshnessWait    time.Duration
 	ExactSnapshotWait   time.Duration
 	MaxCaveatContextLen int // bytes of a request's caveat context JSON; default 4096
+	// RevisionQuantum is how long minimize_latency keeps reading at the
+	// same revision while writes advance it, so that identical checks share
+	// cache entries; a read is then at most this much staler than the latest
+	// applied write. Default 100 ms; negative reads the latest revision
+	// every time.
+	RevisionQuantum time.Duration
 }
 
 // Defaults for Limits.
@@ -68,6 +75,8 @@ const (
 	// revision this node has not applied yet (a follower a little behind)
 	// before answering FailedPrecondition.
 	DefaultExactSnapshotWait = time.Second
+	// DefaultRevisionQuantum: see Limits.RevisionQuantum.
+	DefaultRevisionQuantum = 100 * time.Millisecond
 )
 
 func (l Limits) withDefaults() Limits {
@@ -88,6 +97,9 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.ExactSnapshotWait <= 0 {
 		l.ExactSnapshotWait = DefaultExactSnapshotWait
+	}
+	if l.RevisionQuantum == 0 {
+		l.RevisionQuantum = DefaultRevisionQuantum
 	}
 	return l
 }
@@ -121,6 +133,7 @@ type Server struct {
 	log     *slog.Logger
 	metrics *Metrics
 	schemas *schemaCache
+	quantum atomic.Pointer[quantum]
 
 	stopOnce sync.Once
 	stopping chan struct{} // closed by Stop
@@ -170,6 +183,14 @@ type schemaCache struct {
 	st Store
 	mu sync.Mutex
 	m  map[tuple.Revision]*schema.Schema
+	// last is the newest lookup: its schema is the one in force at every
+	// revision in [at, through], so reads there skip the store.
+	last atomic.Pointer[schemaSpan]
+}
+
+type schemaSpan struct {
+	s           *schema.Schema
+	at, through tuple.Revision
 }
 
 func newSchemaCache(st Store) *schemaCache {
@@ -181,6 +202,19 @@ var errNoSchema = errors.New("no schema has been written")
 
 // at returns the schema in force at rev (errNoSchema if none).
 func (c *schemaCache) at(rev tuple.Revision) (*schema.Schema, tuple.Revision, error) {
+	if l := c.last.Load(); l != nil && l.at <= rev && rev <= l.through {
+		return l.s, l.at, nil
+	}
+	s, at, err := c.read(rev)
+	if err == nil {
+		if l := c.last.Load(); l == nil || rev > l.through {
+			c.last.Store(&schemaSpan{s: s, at: at, through: rev})
+		}
+	}
+	return s, at, err
+}
+
+func (c *schemaCache) read(rev tuple.Revision) (*schema.Schema, tuple.Revision, error) {
 	text, at, err := c.st.ReadSchema(rev)
 	if err != nil {
 		return nil, 0, err
@@ -212,7 +246,7 @@ func (c *schemaCache) at(rev tuple.Revision) (*schema.Schema, tuple.Revision, er
 func (s *Server) readAt(ctx context.Context, c *v1.Consistency) (tuple.Revision, error) {
 	switch r := c.GetRequirement().(type) {
 	case nil, *v1.Consistency_MinimizeLatency:
-		return s.store.AppliedRevision(), nil
+		return s.quantized(), nil
 	case *v1.Consistency_FullyConsistent:
 		rev, err := s.node.LinearizableRevision(ctx)
 		if err != nil {
@@ -244,6 +278,28 @@ func (s *Server) readAt(ctx context.Context, c *v1.Consistency) (tuple.Revision,
 		return want, nil
 	}
 	return 0, invalidf("consistency: unknown requirement %T", c.GetRequirement())
+}
+
+// quantum is the revision minimize_latency reads at until a deadline.
+type quantum struct {
+	rev   tuple.Revision
+	until time.Time
+}
+
+// quantized returns the revision minimize_latency reads at: the applied
+// revision as of the start of the current quantum (Limits.RevisionQuantum).
+func (s *Server) quantized() tuple.Revision {
+	applied := s.store.AppliedRevision()
+	if s.limits.RevisionQuantum < 0 {
+		return applied
+	}
+	now := time.Now()
+	q := s.quantum.Load()
+	if q != nil && q.rev <= applied && now.Before(q.until) {
+		return q.rev
+	}
+	s.quantum.CompareAndSwap(q, &quantum{rev: applied, until: now.Add(s.limits.RevisionQuantum)})
+	return applied
 }
 
 // waitFor blocks until rev is applied, up to the request deadline or bound.

@@ -97,6 +97,7 @@ unless --insecure-no-auth is given.`,
 	f.StringArrayVar(&c.join, "join", nil, "gRPC address of a cluster member to join on an empty data dir (repeatable)")
 	f.StringVar(&c.bootstrapFile, "bootstrap-file", "", "validation YAML whose schema and relationships are loaded into an empty store at start")
 	f.StringVar(&c.clusterID, "cluster-id", "", "cluster id bound into ZedTokens (default: generated on first start and kept in DATA_DIR/cluster-id; joining nodes must be given the cluster's id)")
+	f.DurationVar(&c.limits.RevisionQuantum, "revision-quantum", api.DefaultRevisionQuantum, "minimize_latency reads stay at one revision this long while writes advance it, so checks share cache entries (negative: always the latest)")
 	f.IntVar(&c.limits.MaxUpdatesPerWrite, "max-updates-per-write", api.DefaultMaxUpdatesPerWrite, "most updates in one WriteRelationships")
 	f.IntVar(&c.limits.MaxPreconditions, "max-preconditions", api.DefaultMaxPreconditions, "most preconditions in one write or delete")
 	f.IntVar(&c.limits.MaxChecksPerBulk, "max-checks-per-bulk", api.DefaultMaxChecksPerBulk, "most items in one CheckBulkPermissions")
