@@ -23,6 +23,31 @@
 // error that is not a domain failure halts the FSM (no further entries are
 // applied, ErrHalted is reported) until the node restarts and replays.
 //
+// # Durability
+//
+// A write is acknowledged once raft has committed it (fsynced in the
+// raft-boltdb log of a majority) and the leader's FSM has applied it. The raft
+// log is therefore the durability point, and the store need not fsync for an
+// acknowledged write to survive: after a crash, raft re-applies the entries
+// after its newest snapshot and the FSM skips those the store already holds.
+// What the log cannot give back is what it has compacted, the entries up to
+// a snapshot's index. So a snapshot syncs the store before it is written
+// (Persist; raft compacts only after Persist returns) and an installed
+// snapshot is synced before Restore returns: a store that lost unsynced
+// writes is never below the newest snapshot, and catches up by replay alone
+// (NewNode still restores the snapshot into a store that is behind it, such
+// as an empty or in-memory one).
+//
+// The server nevertheless opens the badger store with SyncWrites on. Badger
+// keeps one write-ahead log file per memtable and, on open, replays each file
+// up to its first torn entry; after an OS crash with unsynced writes, a
+// memtable rotated out shortly before can lose its tail while the newer file
+// survives, leaving a store that is not a prefix of the log, which replay
+// cannot detect. With ApplyBatch committing a whole run of entries in one
+// WriteMany, SyncWrites costs one fsync per batch rather than per entry
+// (bench/RESULTS.md has the figures), so the server keeps it; running the
+// store without it trades that risk for throughput.
+//
 // # Waiting for an index
 //
 // WaitApplied(rev) waits on a channel that the FSM closes and replaces

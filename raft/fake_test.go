@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -24,6 +25,49 @@ type fakeStore struct {
 	nowSeen []time.Time
 	// manyCalls counts WriteMany calls.
 	manyCalls int
+	// durable is the state as of the last Sync (or restore): what an OS
+	// crash leaves (loseUnsynced). restores counts snapshot restores.
+	durable  fakeState
+	restores int
+}
+
+// fakeState is a copy of a fake store's data.
+type fakeState struct {
+	rev    tuple.Revision
+	rels   map[tuple.Key]tuple.Relationship
+	schema string
+}
+
+// Sync records the current state as durable.
+func (s *fakeStore) Sync() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failIO != nil {
+		return s.failIO
+	}
+	s.durable = fakeState{rev: s.rev, rels: maps.Clone(s.rels), schema: s.schema}
+	return nil
+}
+
+// loseUnsynced is an OS crash under a store running without synchronous
+// writes: everything applied since the last Sync is gone.
+func (s *fakeStore) loseUnsynced() (lost int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	lost = int(s.rev - s.durable.rev)
+	s.rev, s.schema = s.durable.rev, s.durable.schema
+	s.rels = maps.Clone(s.durable.rels)
+	if s.rels == nil {
+		s.rels = map[tuple.Key]tuple.Relationship{}
+	}
+	return lost
+}
+
+// durableRevision is the revision an OS crash would leave.
+func (s *fakeStore) durableRevision() tuple.Revision {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.durable.rev
 }
 
 func newFakeStore() *fakeStore { return &fakeStore{rels: map[tuple.Key]tuple.Relationship{}} }
@@ -217,6 +261,7 @@ func (s *fakeStore) RestoreSnapshot(r io.Reader) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.restores++
 	s.rev, s.schema = tuple.Revision(rev), schema
 	s.rels = map[tuple.Key]tuple.Relationship{}
 	for _, r := range cmd.Relationships {

@@ -36,6 +36,9 @@ type Backend interface {
 	WriteMany(reqs []store.WriteRequest) (results []error, err error)
 	WriteSnapshot(w io.Writer) (tuple.Revision, error)
 	RestoreSnapshot(r io.Reader) error
+	// Sync makes the applied writes durable. A snapshot calls it before raft
+	// may compact the log entries the store holds.
+	Sync() error
 }
 
 // SchemaGuard is called inside Apply, before a schema write, with the revision
@@ -467,9 +470,16 @@ func writeFileAtomic(path string, data []byte) error {
 	return nil
 }
 
-// Snapshot implements raft.FSM. It captures the member table; Persist streams
-// the store. The store snapshot may be newer than raft's snapshot index: that
-// is safe because entries at or below the store's revision are skipped.
+// Snapshot implements raft.FSM. It captures the member table; Persist syncs
+// the store, then streams it. The store snapshot may be newer than raft's
+// snapshot index: that is safe because entries at or below the store's
+// revision are skipped.
+//
+// Raft compacts the log up to the snapshot index only after Persist returns,
+// and the store has applied at least that index when Snapshot is called, so
+// syncing in Persist makes every entry raft may then drop durable in the
+// store: a store that lost unsynced writes in an OS crash is still at or
+// above the newest snapshot and catches up by replaying the log.
 func (f *FSM) Snapshot() (hraft.FSMSnapshot, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -489,7 +499,12 @@ type fsmSnapshot struct {
 }
 
 func (s *fsmSnapshot) Persist(sink hraft.SnapshotSink) error {
-	err := s.write(sink)
+	err := s.backend.Sync()
+	if err != nil {
+		err = fmt.Errorf("raft: syncing the store before a snapshot: %w", err)
+	} else {
+		err = s.write(sink)
+	}
 	if err != nil {
 		sink.Cancel()
 		return err
@@ -543,6 +558,10 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	}
 	if err := f.backend.RestoreSnapshot(br); err != nil {
 		return fmt.Errorf("raft: restoring store snapshot: %w", err)
+	}
+	// Raft drops the log up to the snapshot once Restore returns.
+	if err := f.backend.Sync(); err != nil {
+		return fmt.Errorf("raft: syncing the restored store: %w", err)
 	}
 	if err := f.persistMembers(meta); err != nil {
 		return err

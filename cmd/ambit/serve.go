@@ -231,6 +231,11 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer, ready func(serv
 		}
 	}()
 
+	// The raft log is the durability point, but the store still fsyncs its
+	// commits: after an OS crash, badger without SyncWrites may recover a
+	// state that is not a prefix of the log (raft/doc.go, "Durability").
+	// The FSM commits a whole batch of entries at a time, so this costs one
+	// fsync per batch.
 	st, err := store.Open(store.Options{Dir: filepath.Join(c.dataDir, "store"), SyncWrites: true,
 		MaxUpdatesPerWrite: c.limits.MaxUpdatesPerWrite, Logger: log})
 	if err != nil {
