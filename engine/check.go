@@ -27,6 +27,10 @@ type checker struct {
 	// evaluated, root the top-level one.
 	tracing   bool
 	cur, root *Trace
+	// memo holds this request's results by cache key: the shared cache
+	// applies writes asynchronously, so a repeated sub-problem (org->banned
+	// under two permissions) could miss it.
+	memo map[string]tri
 }
 
 // frame is one level of the current evaluation path, for cycle detection.
@@ -90,19 +94,50 @@ func (c *checker) eval(ctx context.Context, typ string, ids []string, rel string
 	var key string
 	if len(ids) == 1 && c.v.engine.cache != nil {
 		if path == nil {
-			key = c.rootKey
+			key = c.rootKey // View.Check looked it up already
 		} else {
 			key = c.v.cacheKey(typ, ids[0], rel, s, c.ctxKey)
-		}
-		if t, ok := c.v.engine.cache.Get(key); ok && !c.tracing {
-			c.stats.CacheHits++
-			return t, nil
+			if t, ok := c.v.engine.cache.Get(key); ok && !c.tracing {
+				c.stats.CacheHits++
+				return t, nil
+			}
+			if t, ok := c.memo[key]; ok && !c.tracing {
+				c.stats.CacheHits++
+				return t, nil
+			}
 		}
 		c.stats.CacheMisses++
 	}
+	// The top-level check, and sub-problems that cannot recurse into
+	// themselves, are shared with identical ones in flight.
+	if key != "" && !c.tracing && (path == nil || !c.v.plan.cyclic(typ, rel)) {
+		fl := c.v.engine.flight
+		call, lead := fl.join(key)
+		if !lead {
+			t, ok, err := call.wait(ctx)
+			if err != nil {
+				return triNo, err
+			}
+			if ok {
+				c.stats.Deduplicated++
+				return t, nil
+			}
+			// The leader failed; its error may be its own. Evaluate here.
+		} else {
+			t, err := c.evalNode(ctx, typ, ids, r, key, depth, path)
+			fl.finish(key, call, t, err)
+			return t, err
+		}
+	}
+	return c.evalNode(ctx, typ, ids, r, key, depth, path)
+}
+
+// evalNode evaluates typ#rel for ids, and caches the result under key when
+// key is set and no cycle was cut below.
+func (c *checker) evalNode(ctx context.Context, typ string, ids []string, r *schema.Relation, key string, depth int, path *frame) (tri, error) {
 	cyclesBefore := c.cycles
 	c.stats.Dispatches++
-	next := &frame{typ: typ, rel: rel, ids: ids, parent: path}
+	next := &frame{typ: typ, rel: r.Name, ids: ids, parent: path}
 	var (
 		t   tri
 		err error
@@ -114,6 +149,10 @@ func (c *checker) eval(ctx context.Context, typ string, ids []string, rel string
 	}
 	if err == nil && key != "" && c.cycles == cyclesBefore {
 		c.v.engine.cache.Set(key, t, int64(len(key)+32+8*len(t.missing)))
+		if c.memo == nil {
+			c.memo = map[string]tri{}
+		}
+		c.memo[key] = t
 	}
 	return t, err
 }

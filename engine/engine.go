@@ -78,21 +78,15 @@ type Engine struct {
 	cfg   Config
 	cache *ristretto.Cache[string, tri]
 
-	mu       sync.Mutex
-	plans    map[string]*plan // by schema hash
-	inflight map[string]*call
-}
-
-type call struct {
-	done chan struct{}
-	res  CheckResult
-	err  error
+	mu     sync.Mutex
+	plans  map[string]*plan // by schema hash
+	flight *flight
 }
 
 // New returns an engine.
 func New(cfg Config) (*Engine, error) {
 	cfg = cfg.withDefaults()
-	e := &Engine{cfg: cfg, plans: map[string]*plan{}, inflight: map[string]*call{}}
+	e := &Engine{cfg: cfg, plans: map[string]*plan{}, flight: newFlight()}
 	if cfg.CacheMaxCost > 0 {
 		c, err := ristretto.NewCache(&ristretto.Config[string, tri]{
 			// About one counter per 100 bytes of budget: ~10 per cached
@@ -206,6 +200,9 @@ type Stats struct {
 	CacheHits   int
 	CacheMisses int
 	CaveatEvals int
+	// Deduplicated counts sub-problems answered by an identical evaluation
+	// in flight for another request.
+	Deduplicated int
 }
 
 func (s *Stats) add(o Stats) {
@@ -214,6 +211,7 @@ func (s *Stats) add(o Stats) {
 	s.CacheHits += o.CacheHits
 	s.CacheMisses += o.CacheMisses
 	s.CaveatEvals += o.CaveatEvals
+	s.Deduplicated += o.Deduplicated
 }
 
 // validateObject checks that typ exists and, when rel is not empty, that it
@@ -257,8 +255,9 @@ func contextKey(ctx map[string]any) (string, error) {
 	return hex.EncodeToString(sum[:12]), nil
 }
 
-// Check answers one check. Identical checks in flight at the same time on the
-// same view revision share one evaluation.
+// Check answers one check. Identical checks, and identical sub-problems on
+// relations that cannot recurse into themselves, in flight at the same time
+// on the same revision share one evaluation.
 func (v *View) Check(ctx context.Context, req CheckRequest) (CheckResult, error) {
 	if err := v.validateCheck(req); err != nil {
 		return CheckResult{}, err
@@ -274,31 +273,7 @@ func (v *View) Check(ctx context.Context, req CheckRequest) (CheckResult, error)
 			return toResult(t, Stats{CacheHits: 1}), nil
 		}
 	}
-	e.mu.Lock()
-	if c, ok := e.inflight[key]; ok {
-		e.mu.Unlock()
-		select {
-		case <-c.done:
-			return c.res, c.err
-		case <-ctx.Done():
-			return CheckResult{}, ctx.Err()
-		}
-	}
-	c := &call{done: make(chan struct{})}
-	e.inflight[key] = c
-	e.mu.Unlock()
-
-	c.res, c.err = v.check(ctx, req, ck, key)
-
-	e.mu.Lock()
-	delete(e.inflight, key)
-	e.mu.Unlock()
-	close(c.done)
-	return c.res, c.err
-}
-
-func (v *View) check(ctx context.Context, req CheckRequest, ctxKey, key string) (CheckResult, error) {
-	c := &checker{v: v, subject: req.Subject, context: req.Context, ctxKey: ctxKey, rootKey: key, stats: &Stats{}}
+	c := &checker{v: v, subject: req.Subject, context: req.Context, ctxKey: ck, rootKey: key, stats: &Stats{}}
 	t, err := c.checkAny(ctx, req.Resource.Type, []string{req.Resource.ID}, req.Permission, 0, nil)
 	if err != nil {
 		return CheckResult{Stats: *c.stats}, err

@@ -18,6 +18,7 @@ type plan struct {
 
 	relevantMemo sync.Map // relKey -> map[relKey]bool
 	targetMemo   sync.Map // relKey -> *lookupTarget
+	cyclicMemo   sync.Map // relKey -> bool
 
 	monoOnce sync.Once
 	mono     *monotone
@@ -75,37 +76,95 @@ func (p *plan) computeReach(k reachKey) bool {
 			}
 			continue
 		}
-		p.walkExpr(n.typ, r.Expr, push)
+		p.walkExpr(n.typ, r.Expr, false, push, nil)
 	}
 	return false
 }
 
-func (p *plan) walkExpr(typ string, e schema.Expr, push func(relKey)) {
+// walkExpr calls visit for every (type, relation) expression e dispatches
+// to: relation and permission references, and each arrow's computed relation
+// on every type its tupleset allows that defines it. The subtracted side of
+// an exclusion is included only when subtracted is set; tupleset, when not
+// nil, is called with each arrow's tupleset relation.
+func (p *plan) walkExpr(typ string, e schema.Expr, subtracted bool, visit, tupleset func(relKey)) {
 	switch e := e.(type) {
 	case *schema.Union:
 		for _, c := range e.Children {
-			p.walkExpr(typ, c, push)
+			p.walkExpr(typ, c, subtracted, visit, tupleset)
 		}
 	case *schema.Intersection:
 		for _, c := range e.Children {
-			p.walkExpr(typ, c, push)
+			p.walkExpr(typ, c, subtracted, visit, tupleset)
 		}
 	case *schema.Exclusion:
-		// Only the base can grant; the subtracted side only takes away.
-		p.walkExpr(typ, e.Base, push)
+		p.walkExpr(typ, e.Base, subtracted, visit, tupleset)
+		if subtracted {
+			p.walkExpr(typ, e.Subtracted, subtracted, visit, tupleset)
+		}
 	case *schema.RelationRef:
-		push(relKey{typ, e.Name})
+		visit(relKey{typ, e.Name})
 	case *schema.Arrow:
 		ts := p.s.Relation(typ, e.Tupleset)
 		if ts == nil {
 			return
 		}
+		if tupleset != nil {
+			tupleset(relKey{typ, e.Tupleset})
+		}
 		for _, at := range ts.AllowedTypes {
 			if p.s.Relation(at.Type, e.Computed) != nil {
-				push(relKey{at.Type, e.Computed})
+				visit(relKey{at.Type, e.Computed})
 			}
 		}
 	}
+}
+
+// deps calls visit for every (type, relation) evaluating n dispatches to:
+// subject sets of a relation, everything a permission's expression refers to
+// (the subtracted side included).
+func (p *plan) deps(n relKey, subtracted bool, visit, tupleset func(relKey)) {
+	r := p.s.Relation(n.typ, n.rel)
+	if r == nil {
+		return
+	}
+	if r.IsPermission {
+		p.walkExpr(n.typ, r.Expr, subtracted, visit, tupleset)
+		return
+	}
+	for _, at := range r.AllowedTypes {
+		if at.Relation != "" {
+			visit(relKey{at.Type, at.Relation})
+		}
+	}
+}
+
+// cyclic reports whether evaluating typ#rel can come back to typ#rel. Results
+// of acyclic nodes never depend on the path that reached them, and waiting
+// for one in flight elsewhere cannot deadlock: a cycle of waits would be a
+// cycle in the schema through it.
+func (p *plan) cyclic(typ, rel string) bool {
+	k := relKey{typ, rel}
+	if v, ok := p.cyclicMemo.Load(k); ok {
+		return v.(bool)
+	}
+	seen := map[relKey]bool{}
+	queue := []relKey{k}
+	found := false
+	for len(queue) > 0 && !found {
+		n := queue[0]
+		queue = queue[1:]
+		p.deps(n, true, func(d relKey) {
+			if d == k {
+				found = true
+			}
+			if !seen[d] {
+				seen[d] = true
+				queue = append(queue, d)
+			}
+		}, nil)
+	}
+	p.cyclicMemo.Store(k, found)
+	return found
 }
 
 // allowsDirect reports whether relation r can hold the subject kind directly
@@ -187,49 +246,11 @@ func (p *plan) relevant(typ, rel string) map[relKey]bool {
 	out := map[relKey]bool{}
 	var visit func(n relKey)
 	visit = func(n relKey) {
-		if out[n] {
-			return
-		}
-		r := p.s.Relation(n.typ, n.rel)
-		if r == nil {
+		if out[n] || p.s.Relation(n.typ, n.rel) == nil {
 			return
 		}
 		out[n] = true
-		if !r.IsPermission {
-			for _, at := range r.AllowedTypes {
-				if at.Relation != "" {
-					visit(relKey{at.Type, at.Relation})
-				}
-			}
-			return
-		}
-		var walk func(e schema.Expr)
-		walk = func(e schema.Expr) {
-			switch e := e.(type) {
-			case *schema.Union:
-				for _, c := range e.Children {
-					walk(c)
-				}
-			case *schema.Intersection:
-				for _, c := range e.Children {
-					walk(c)
-				}
-			case *schema.Exclusion:
-				walk(e.Base)
-			case *schema.RelationRef:
-				visit(relKey{n.typ, e.Name})
-			case *schema.Arrow:
-				ts := p.s.Relation(n.typ, e.Tupleset)
-				if ts == nil {
-					return
-				}
-				out[relKey{n.typ, e.Tupleset}] = true
-				for _, at := range ts.AllowedTypes {
-					visit(relKey{at.Type, e.Computed})
-				}
-			}
-		}
-		walk(r.Expr)
+		p.deps(n, false, visit, func(ts relKey) { out[ts] = true })
 	}
 	visit(k)
 	p.relevantMemo.Store(k, out)
