@@ -52,7 +52,7 @@ func (s *Server) ServerOptions(o ServeOptions) []grpc.ServerOption {
 		// A fixed pool of stream goroutines keeps their grown stacks: a
 		// fresh goroutine per RPC spends a tenth of a check's CPU growing
 		// its stack through the interceptors and the evaluator.
-		grpc.NumStreamWorkers(uint32(4 * runtime.GOMAXPROCS(0))),
+		grpc.NumStreamWorkers(uint32(128 * runtime.GOMAXPROCS(0))),
 		grpc.ChainUnaryInterceptor(
 			s.observeUnary,
 			s.recoverUnary,

@@ -92,7 +92,7 @@ func (c *checker) eval(ctx context.Context, typ string, ids []string, rel string
 		return triNo, fmt.Errorf("%w: checking %s:%s#%s for %s went deeper than %d levels", ErrMaxDepth, typ, ids[0], rel, s, c.v.engine.cfg.MaxDepth)
 	}
 	var key string
-	if len(ids) == 1 && c.v.engine.cache != nil {
+	if len(ids) == 1 && c.v.engine.cache != nil && (path == nil || !leaf(r)) {
 		if path == nil {
 			key = c.rootKey // View.Check looked it up already
 		} else {
@@ -130,6 +130,20 @@ func (c *checker) eval(ctx context.Context, typ string, ids []string, rel string
 		}
 	}
 	return c.evalNode(ctx, typ, ids, r, key, depth, path)
+}
+
+// leaf reports whether r is a relation without subject sets: one read
+// answers it, which costs less than a cache lookup and insertion.
+func leaf(r *schema.Relation) bool {
+	if r.IsPermission {
+		return false
+	}
+	for _, at := range r.AllowedTypes {
+		if at.Relation != "" {
+			return false
+		}
+	}
+	return true
 }
 
 // evalNode evaluates typ#rel for ids, and caches the result under key when

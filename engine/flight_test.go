@@ -34,8 +34,8 @@ func (g *gateReader) Query(ctx context.Context, f tuple.Filter) iter.Seq2[tuple.
 }
 
 // TestSubproblemDeduplication: two different checks that share an acyclic
-// sub-problem (org:acme#deactivated@user:ana, under two workflows) evaluate
-// it once when they run at the same time; the second waits for the first.
+// sub-problem (workflow:w1#read@user:ana, under two datasets) evaluate it
+// once when they run at the same time; the second waits for the first.
 func TestSubproblemDeduplication(t *testing.T) {
 	s, err := schema.Compile("test.zed", testSchema)
 	if err != nil {
@@ -46,22 +46,22 @@ func TestSubproblemDeduplication(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer eng.Close()
-	mem := enginetest.MustParse("workflow:w1#org@org:acme", "workflow:w2#org@org:acme", "workflow:w1#owner@user:ana", "workflow:w2#owner@user:ana")
-	gate := &gateReader{Reader: mem, relation: "deactivated", release: make(chan struct{})}
+	mem := enginetest.MustParse("dataset:d1#workflow@workflow:w1", "dataset:d2#workflow@workflow:w1", "workflow:w1#reader@user:ana")
+	gate := &gateReader{Reader: mem, relation: "reader", release: make(chan struct{})}
 	v := eng.View(s, gate, 1)
 	ctx := context.Background()
 	ana := tuple.SubjectRef{Type: "user", ID: "ana"}
 	results := make(chan engine.CheckResult, 2)
-	for _, wf := range []string{"w1", "w2"} {
+	for _, ds := range []string{"d1", "d2"} {
 		go func() {
-			r, err := v.Check(ctx, engine.CheckRequest{Resource: tuple.ObjectRef{Type: "workflow", ID: wf}, Permission: "edit", Subject: ana})
+			r, err := v.Check(ctx, engine.CheckRequest{Resource: tuple.ObjectRef{Type: "dataset", ID: ds}, Permission: "read", Subject: ana})
 			if err != nil {
 				t.Error(err)
 			}
 			results <- r
 		}()
 	}
-	// One check reads org:acme#deactivated (and blocks there); the other
+	// One check reads workflow:w1#reader (and blocks there); the other
 	// must be waiting for it, not reading it too.
 	deadline := time.Now().Add(10 * time.Second)
 	for gate.blocked.Load() < 1 || engine.FlightWaiting(eng) < 1 {
@@ -79,7 +79,7 @@ func TestSubproblemDeduplication(t *testing.T) {
 	for range 2 {
 		r := <-results
 		if r.Permissionship != engine.HasPermission {
-			t.Errorf("edit = %v, want HAS_PERMISSION", r.Permissionship)
+			t.Errorf("read = %v, want HAS_PERMISSION", r.Permissionship)
 		}
 		dedup += r.Stats.Deduplicated
 	}

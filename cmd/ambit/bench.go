@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -18,6 +19,7 @@ var _ = registerCommand(newBenchCmd)
 
 // benchOptions are the flags shared by the bench subcommands.
 type benchOptions struct {
+	cpuprofile      string
 	endpoint, token string
 	insecure        bool
 	vs, vsToken     string
@@ -71,6 +73,7 @@ answers is flagged in every output and exits with status 1.`,
 	pf.StringVar(&o.consistency, "consistency", "minimize_latency", "minimize_latency or full")
 	pf.BoolVar(&o.load, "load", false, "load the workload (schema and relationships) before running")
 	pf.BoolVar(&o.asJSON, "json", false, "print JSON instead of a table")
+	pf.StringVar(&o.cpuprofile, "cpuprofile", "", "write the harness's own CPU profile to this file (to tell client cost from server cost)")
 
 	cmd.AddCommand(&cobra.Command{
 		Use:   "load",
@@ -214,6 +217,17 @@ func (o *benchOptions) runOp(cmd *cobra.Command, op harness.Op) error {
 	w, err := o.workloadOf()
 	if err != nil {
 		return err
+	}
+	if o.cpuprofile != "" {
+		f, err := os.Create(o.cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	cs, err := o.clients()
 	if err != nil {
