@@ -15,6 +15,7 @@ type Metrics struct {
 	cacheHits   prometheus.Counter
 	cacheMisses prometheus.Counter
 	caveatEvals prometheus.Counter
+	deduped     prometheus.Counter
 }
 
 // NewMetrics registers the metrics on reg. applied and role feed the
@@ -35,8 +36,9 @@ func NewMetrics(reg prometheus.Registerer, applied func() float64, role func() f
 		cacheHits:   prometheus.NewCounter(prometheus.CounterOpts{Name: "ambit_check_cache_hits_total", Help: "Check result cache hits."}),
 		cacheMisses: prometheus.NewCounter(prometheus.CounterOpts{Name: "ambit_check_cache_misses_total", Help: "Check result cache misses."}),
 		caveatEvals: prometheus.NewCounter(prometheus.CounterOpts{Name: "ambit_check_caveat_evaluations_total", Help: "Caveat expressions evaluated."}),
+		deduped:     prometheus.NewCounter(prometheus.CounterOpts{Name: "ambit_check_deduplicated_total", Help: "Sub-problems answered by an identical evaluation in flight for another request."}),
 	}
-	cs := []prometheus.Collector{m.requests, m.latency, m.dispatches, m.reads, m.cacheHits, m.cacheMisses, m.caveatEvals}
+	cs := []prometheus.Collector{m.requests, m.latency, m.dispatches, m.reads, m.cacheHits, m.cacheMisses, m.caveatEvals, m.deduped}
 	if applied != nil {
 		cs = append(cs, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ambit_applied_revision", Help: "Latest revision applied to the local store."}, applied))
 	}
@@ -61,4 +63,5 @@ func (m *Metrics) observe(st engine.Stats) {
 	m.cacheHits.Add(float64(st.CacheHits))
 	m.cacheMisses.Add(float64(st.CacheMisses))
 	m.caveatEvals.Add(float64(st.CaveatEvals))
+	m.deduped.Add(float64(st.Deduplicated))
 }
