@@ -149,7 +149,7 @@ func (v *View) LookupSubjects(ctx context.Context, req LookupSubjectsRequest) it
 			yield(LookupResult{}, err)
 			return
 		}
-		ids, wildcard, err := v.forwardCandidates(ctx, req.Resource, req.SubjectType, req.SubjectRelation)
+		ids, wildcard, err := v.forwardCandidates(ctx, req.Resource, req.Permission, req.SubjectType, req.SubjectRelation)
 		if err != nil {
 			yield(LookupResult{}, err)
 			return
@@ -199,10 +199,11 @@ func (v *View) LookupSubjects(ctx context.Context, req LookupSubjectsRequest) it
 	}
 }
 
-// forwardCandidates walks down from the resource through every relationship,
-// collecting subjects of the wanted kind; wildcard reports whether a
+// forwardCandidates walks down from the resource through the relationships
+// that can prove res#perm, collecting subjects of the wanted kind; wildcard reports whether a
 // `type:*` subject was seen.
-func (v *View) forwardCandidates(ctx context.Context, res tuple.ObjectRef, subjType, subjRel string) ([]string, bool, error) {
+func (v *View) forwardCandidates(ctx context.Context, res tuple.ObjectRef, perm, subjType, subjRel string) ([]string, bool, error) {
+	relevant := v.plan.relevant(res.Type, perm, true)
 	// Only walk through types that can still lead down to the subject type.
 	leads := v.plan.typeGraph().above(subjType)
 	if !leads[res.Type] {
@@ -229,6 +230,9 @@ func (v *View) forwardCandidates(ctx context.Context, res tuple.ObjectRef, subjT
 				for rel, err := range v.reader.Query(ctx, tuple.Filter{ResourceType: t, ResourceIDs: chunk}) {
 					if err != nil {
 						return nil, false, err
+					}
+					if !relevant[relKey{rel.Resource.Type, rel.Relation}] {
+						continue // cannot prove res#perm: its subjects are no answers
 					}
 					sub := rel.Subject
 					if sub.Type == subjType {

@@ -16,7 +16,7 @@ type plan struct {
 	typesOnce sync.Once
 	types     *types
 
-	relevantMemo sync.Map // relKey -> map[relKey]bool
+	relevantMemo sync.Map // relevantKey -> map[relKey]bool
 	targetMemo   sync.Map // relKey -> *lookupTarget
 	cyclicMemo   sync.Map // relKey -> bool
 
@@ -236,10 +236,11 @@ func (g *types) closure(tag, t string, edges map[string][]string) map[string]boo
 // relevant returns the (type, relation) pairs whose relationships can take
 // part in proving typ#rel for some subject: the relations the permission
 // refers to, arrows' tuplesets and computed relations, and subject sets, all
-// transitively. The subtracted side of an exclusion only takes away, so it
-// is left out. Lookups walk only relationships of relevant relations.
-func (p *plan) relevant(typ, rel string) map[relKey]bool {
-	k := relKey{typ, rel}
+// transitively. The subtracted side of an exclusion only takes away: it is
+// included only when subtracted is set (to find the subjects a wildcard
+// excludes). Lookups walk only relationships of relevant relations.
+func (p *plan) relevant(typ, rel string, subtracted bool) map[relKey]bool {
+	k := relevantKey{relKey{typ, rel}, subtracted}
 	if v, ok := p.relevantMemo.Load(k); ok {
 		return v.(map[relKey]bool)
 	}
@@ -250,9 +251,14 @@ func (p *plan) relevant(typ, rel string) map[relKey]bool {
 			return
 		}
 		out[n] = true
-		p.deps(n, false, visit, func(ts relKey) { out[ts] = true })
+		p.deps(n, subtracted, visit, func(ts relKey) { out[ts] = true })
 	}
-	visit(k)
+	visit(k.relKey)
 	p.relevantMemo.Store(k, out)
 	return out
+}
+
+type relevantKey struct {
+	relKey
+	subtracted bool
 }

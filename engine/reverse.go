@@ -119,7 +119,7 @@ func (p *plan) lookupTarget(typ, perm string) *lookupTarget {
 	if v, ok := p.targetMemo.Load(k); ok {
 		return v.(*lookupTarget)
 	}
-	t := &lookupTarget{relevant: p.relevant(typ, perm), leads: map[string]bool{}}
+	t := &lookupTarget{relevant: p.relevant(typ, perm, false), leads: map[string]bool{}}
 	for rk := range t.relevant {
 		if r := p.s.Relation(rk.typ, rk.rel); r != nil && !r.IsPermission {
 			for _, at := range r.AllowedTypes {

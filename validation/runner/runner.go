@@ -133,8 +133,47 @@ func validateExpected(ctx context.Context, v *engine.View, f *validation.File, r
 				rep.Failures = append(rep.Failures, Failure{File: f.Name, Line: es.Line, What: fmt.Sprintf("validation %s#%s: %s", e.Resource, e.Permission, es.Text), Want: want.String(), Got: got})
 			}
 		}
+		// The list is complete: every plain subject (or wildcard) holding
+		// the permission must be on it.
+		listed := map[tuple.SubjectRef]bool{}
+		for _, es := range e.Subjects {
+			listed[es.Subject] = true
+		}
+		for _, typ := range plainSubjectTypes(v.Schema()) {
+			rep.Assertions++
+			for r, err := range v.LookupSubjects(ctx, engine.LookupSubjectsRequest{Resource: e.Resource, Permission: e.Permission, SubjectType: typ}) {
+				if err != nil {
+					return err
+				}
+				if s := (tuple.SubjectRef{Type: typ, ID: r.ID}); !listed[s] {
+					rep.Failures = append(rep.Failures, Failure{File: f.Name, Line: e.Line, What: fmt.Sprintf("validation %s#%s: %s is not listed", e.Resource, e.Permission, s),
+						Want: "only the listed subjects", Got: fmt.Sprintf("%s also has %s", s, r.Permissionship)})
+				}
+			}
+		}
 	}
 	return nil
+}
+
+// plainSubjectTypes returns the types some relation of s allows as a plain
+// subject (not a subject set), wildcards included, sorted.
+func plainSubjectTypes(s *schema.Schema) []string {
+	seen := map[string]bool{}
+	for _, d := range s.Definitions {
+		for _, r := range d.Relations {
+			for _, at := range r.AllowedTypes {
+				if at.Relation == "" {
+					seen[at.Type] = true
+				}
+			}
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for t := range seen {
+		out = append(out, t)
+	}
+	sort.Strings(out)
+	return out
 }
 
 type checkKey struct {
