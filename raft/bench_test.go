@@ -29,14 +29,39 @@ func benchStores(b *testing.B, syncStore bool) func(int, string) (Backend, func(
 	}
 }
 
-// benchmarkWrites proposes batches of size relationships through the
-// leader from parallel proposers and reports throughput and commit latency.
-func benchmarkWrites(b *testing.B, batch, parallelism int, syncStore bool) {
-	benchmarkWritesOn(b, batch, parallelism, benchStores(b, syncStore))
+// benchTransports are the raft transports the replicated benchmarks run
+// over: loopback TCP (what the server uses) and raft's in-memory transport.
+var benchTransports = []struct {
+	name  string
+	tweak func(n int) func(*Config)
+}{
+	{"tcp", func(int) func(*Config) { return nil }},
+	{"inmem", inmemTransports},
 }
 
-func benchmarkWritesOn(b *testing.B, batch, parallelism int, stores func(int, string) (Backend, func())) {
-	c := newTestCluster(b, 3, stores, nil)
+// inmemTransports returns a Config tweak giving each of n nodes (ids n0..)
+// an in-memory raft transport connected to all the others.
+func inmemTransports(n int) func(*Config) {
+	trans := map[string]*hraft.InmemTransport{}
+	for i := range n {
+		id := fmt.Sprintf("n%d", i)
+		_, trans[id] = hraft.NewInmemTransport(hraft.ServerAddress("inmem-" + id))
+	}
+	for _, a := range trans {
+		for _, b := range trans {
+			if a != b {
+				a.Connect(b.LocalAddr(), b)
+			}
+		}
+	}
+	return func(cfg *Config) { cfg.transport = trans[cfg.NodeID] }
+}
+
+// benchmarkWrites proposes batches of size relationships through the
+// leader of a 3-node cluster from parallel proposers and reports throughput
+// and commit latency.
+func benchmarkWrites(b *testing.B, batch, parallelism int, stores func(int, string) (Backend, func()), tweak func(*Config)) {
+	c := newTestCluster(b, 3, stores, tweak)
 	leader := c.nodes[c.waitLeader()].n
 	var seq atomic.Int64
 	var mu sync.Mutex
@@ -80,25 +105,45 @@ func benchmarkWritesOn(b *testing.B, batch, parallelism int, stores func(int, st
 	b.ReportMetric(pct(0.99), "p99-ms")
 }
 
-// Single-relationship writes from many concurrent proposers
-// (GOMAXPROCS*64 goroutines).
-func BenchmarkReplicatedWrite1(b *testing.B) {
-	b.Run("store-nosync", func(b *testing.B) { benchmarkWrites(b, 1, 64, false) })
-	b.Run("store-sync", func(b *testing.B) { benchmarkWrites(b, 1, 64, true) })
-	// raft's own cost: the in-memory fake store applies in microseconds.
-	b.Run("fake-store", func(b *testing.B) { benchmarkWritesOn(b, 1, 64, fakeStores()) })
+// benchmarkWriteMatrix runs benchmarkWrites over both transports and three
+// stores: badger with and without SyncWrites, and the tests' in-memory fake
+// (raft, transport and log fsync cost only). The raft log always fsyncs.
+func benchmarkWriteMatrix(b *testing.B, batch, parallelism int) {
+	for _, tr := range benchTransports {
+		b.Run(tr.name+"/store-sync", func(b *testing.B) {
+			benchmarkWrites(b, batch, parallelism, benchStores(b, true), tr.tweak(3))
+		})
+		b.Run(tr.name+"/store-nosync", func(b *testing.B) {
+			benchmarkWrites(b, batch, parallelism, benchStores(b, false), tr.tweak(3))
+		})
+		b.Run(tr.name+"/fake-store", func(b *testing.B) {
+			benchmarkWrites(b, batch, parallelism, fakeStores(), tr.tweak(3))
+		})
+	}
 }
 
+// Single-relationship writes from many concurrent proposers
+// (GOMAXPROCS*64 goroutines).
+func BenchmarkReplicatedWrite1(b *testing.B) { benchmarkWriteMatrix(b, 1, 64) }
+
 // Batches of 100 relationships from GOMAXPROCS*2 concurrent proposers.
-func BenchmarkReplicatedWrite100(b *testing.B) {
-	b.Run("store-nosync", func(b *testing.B) { benchmarkWrites(b, 100, 2, false) })
-	b.Run("store-sync", func(b *testing.B) { benchmarkWrites(b, 100, 2, true) })
-	b.Run("fake-store", func(b *testing.B) { benchmarkWritesOn(b, 100, 2, fakeStores()) })
-}
+func BenchmarkReplicatedWrite100(b *testing.B) { benchmarkWriteMatrix(b, 100, 2) }
 
 // Commit latency of one writer at a time (no batching help).
 func BenchmarkReplicatedWriteSerial(b *testing.B) {
-	c := newTestCluster(b, 3, benchStores(b, false), nil)
+	for _, tr := range benchTransports {
+		for _, sync := range []bool{true, false} {
+			name := tr.name + "/store-sync"
+			if !sync {
+				name = tr.name + "/store-nosync"
+			}
+			b.Run(name, func(b *testing.B) { benchmarkSerial(b, benchStores(b, sync), tr.tweak(3)) })
+		}
+	}
+}
+
+func benchmarkSerial(b *testing.B, stores func(int, string) (Backend, func()), tweak func(*Config)) {
+	c := newTestCluster(b, 3, stores, tweak)
 	leader := c.nodes[c.waitLeader()].n
 	lat := make([]time.Duration, 0, b.N)
 	b.ResetTimer()

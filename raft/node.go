@@ -63,6 +63,16 @@ type Config struct {
 	NoSync bool
 
 	Logger *slog.Logger
+
+	// transport, when set (package tests and benchmarks), replaces the TCP
+	// transport, e.g. with raft's in-memory one.
+	transport closingTransport
+}
+
+// closingTransport is a raft transport the node closes.
+type closingTransport interface {
+	hraft.Transport
+	Close() error
 }
 
 func (c *Config) setDefaults() {
@@ -165,7 +175,7 @@ type Node struct {
 	logger *slog.Logger
 	fsm    *FSM
 	raft   *hraft.Raft
-	trans  *hraft.NetworkTransport
+	trans  closingTransport
 	logs   *raftboltdb.BoltStore
 	peers  *Client
 
@@ -223,8 +233,9 @@ func NewNode(ctx context.Context, cfg Config, b Backend) (_ *Node, err error) {
 			return nil, fmt.Errorf("%w: AdvertiseAddr %q: %v", ErrBadConfig, cfg.AdvertiseAddr, err)
 		}
 	}
-	n.trans, err = hraft.NewTCPTransportWithLogger(cfg.RaftAddr, advertise, 8, 10*time.Second, hl)
-	if err != nil {
+	if cfg.transport != nil {
+		n.trans = cfg.transport
+	} else if n.trans, err = hraft.NewTCPTransportWithLogger(cfg.RaftAddr, advertise, 8, 10*time.Second, hl); err != nil {
 		return nil, fmt.Errorf("raft: listening on %s: %w", cfg.RaftAddr, err)
 	}
 	closers = append(closers, n.trans.Close)
