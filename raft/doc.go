@@ -27,26 +27,29 @@
 //
 // A write is acknowledged once raft has committed it (fsynced in the
 // raft-boltdb log of a majority) and the leader's FSM has applied it. The raft
-// log is therefore the durability point, and the store need not fsync for an
-// acknowledged write to survive: after a crash, raft re-applies the entries
-// after its newest snapshot and the FSM skips those the store already holds.
-// What the log cannot give back is what it has compacted, the entries up to
-// a snapshot's index. So a snapshot syncs the store before it is written
-// (Persist; raft compacts only after Persist returns) and an installed
-// snapshot is synced before Restore returns: a store that lost unsynced
-// writes is never below the newest snapshot, and catches up by replay alone
-// (NewNode still restores the snapshot into a store that is behind it, such
-// as an empty or in-memory one).
+// log is the durability point; the store need not fsync for an acknowledged
+// write to survive a crash, since raft re-applies the entries after its newest
+// snapshot and the FSM skips those the store already holds. What the log
+// cannot give back is what it has compacted, the entries up to a snapshot's
+// index; so a snapshot syncs the store before it is written (Persist: raft
+// compacts only after Persist returns), and an installed snapshot is synced
+// before Restore returns. NewNode restores the newest snapshot into a store
+// that is behind it (an empty or in-memory one, or one rebuilt as below).
 //
-// The server nevertheless opens the badger store with SyncWrites on. Badger
-// keeps one write-ahead log file per memtable and, on open, replays each file
-// up to its first torn entry; after an OS crash with unsynced writes, a
-// memtable rotated out shortly before can lose its tail while the newer file
-// survives, leaving a store that is not a prefix of the log, which replay
-// cannot detect. With ApplyBatch committing a whole run of entries in one
-// WriteMany, SyncWrites costs one fsync per batch rather than per entry
-// (bench/RESULTS.md has the figures), so the server keeps it; running the
-// store without it trades that risk for throughput.
+// Replay repairs a store that lost a tail of its writes, not one with a
+// hole. Badger keeps one write-ahead log file per memtable and, on open,
+// replays each up to its first torn entry: after a reboot (an OS crash, a
+// power loss) with unsynced writes, a memtable rotated out shortly before can
+// have lost its tail while the newer file survived, leaving a store that is
+// not a prefix of the log, which replay cannot detect. A process crash loses
+// nothing (the writes are in the page cache). So the server runs the store
+// without synchronous writes behind a StoreGuard (storeguard.go): a marker
+// holding the kernel's boot id exists while the store is open and is removed
+// once it closes cleanly; a store found open in an earlier boot is moved
+// aside and rebuilt from the newest snapshot and the log. Where the system
+// has no boot id the server keeps SyncWrites on. A synchronous store costs
+// two fsyncs per applied batch on every replica, which on a single disk about
+// doubles the commit latency (bench/RESULTS.md).
 //
 // # Waiting for an index
 //

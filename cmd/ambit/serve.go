@@ -231,17 +231,29 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer, ready func(serv
 		}
 	}()
 
-	// The raft log is the durability point, but the store still fsyncs its
-	// commits: after an OS crash, badger without SyncWrites may recover a
-	// state that is not a prefix of the log (raft/doc.go, "Durability").
-	// The FSM commits a whole batch of entries at a time, so this costs one
-	// fsync per batch.
-	st, err := store.Open(store.Options{Dir: filepath.Join(c.dataDir, "store"), SyncWrites: true,
+	// The raft log is the durability point: the store runs without
+	// synchronous writes behind a guard that rebuilds it from the raft
+	// snapshot and log if the machine went down while it was open (raft/doc.go,
+	// "Durability"). Without a boot id to tell reboots apart, it fsyncs.
+	storeDir := filepath.Join(c.dataDir, "store")
+	guard, err := raft.GuardStore(c.dataDir, storeDir, log)
+	switch {
+	case errors.Is(err, raft.ErrNoBootID):
+		log.Info("store runs with synchronous writes", "reason", err)
+	case err != nil:
+		return err
+	}
+	st, err := store.Open(store.Options{Dir: storeDir, SyncWrites: guard == nil,
 		MaxUpdatesPerWrite: c.limits.MaxUpdatesPerWrite, Logger: log})
 	if err != nil {
 		return err
 	}
-	closers = append(closers, st.Close)
+	closers = append(closers, func() error {
+		if err := st.Close(); err != nil || guard == nil {
+			return err
+		}
+		return guard.Closed()
+	})
 
 	lis, err := net.Listen("tcp", c.grpcAddr)
 	if err != nil {
