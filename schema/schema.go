@@ -20,6 +20,8 @@
 package schema
 
 import (
+	"sort"
+
 	"github.com/ambit-authz/ambit/schema/caveats"
 )
 
@@ -124,4 +126,26 @@ func (s *Schema) Relation(typ, name string) *Relation {
 		return nil
 	}
 	return d.Relations[name]
+}
+
+// PlainSubjectTypes returns, sorted, the types some relation allows as a
+// plain subject (not a subject set), wildcards included: the types whose
+// objects can hold a permission themselves.
+func (s *Schema) PlainSubjectTypes() []string {
+	seen := map[string]bool{}
+	for _, d := range s.Definitions {
+		for _, r := range d.Relations {
+			for _, at := range r.AllowedTypes {
+				if at.Relation == "" {
+					seen[at.Type] = true
+				}
+			}
+		}
+	}
+	out := make([]string, 0, len(seen))
+	for t := range seen {
+		out = append(out, t)
+	}
+	sort.Strings(out)
+	return out
 }

@@ -93,6 +93,8 @@ validation:
   doc:1#view:
     - "[user:ana] is <doc:1#viewer>"
     - "[user:bob[...]] is <doc:1#viewer>"
+    - "[user:cy] is <doc:1#viewer>"
+    - "[user:new] is <doc:1#viewer>"
 `
 
 // TestValidateRemote runs a small file through `ambit validate --endpoint`:
@@ -136,7 +138,7 @@ func TestValidateRemote(t *testing.T) {
 		if errOut != localErr {
 			t.Fatalf("run %d: stderr = %q, want what the in-process run printed, %q", i, errOut, localErr)
 		}
-		if !strings.HasPrefix(out, "FAILED: 1 files, 1 documents, 12 assertions, ") || !strings.Contains(out, " 1 failures, 0 errors") {
+		if !strings.HasPrefix(out, "FAILED: 1 files, 1 documents, 15 assertions, ") || !strings.Contains(out, " 1 failures, 0 errors") {
 			t.Fatalf("run %d: stdout = %q", i, out)
 		}
 	}
@@ -171,14 +173,14 @@ func TestValidateRemote(t *testing.T) {
 		if err := json.Unmarshal([]byte(out), &sum); err != nil {
 			t.Fatalf("not JSON: %v\n%s", err, out)
 		}
-		if sum.OK || sum.Assertions != 12 || sum.Oracle != 0 || len(sum.Failures) != 1 || sum.Failures[0].Line != 31 || sum.Failures[0].Got != "HAS_PERMISSION" {
+		if sum.OK || sum.Assertions != 15 || sum.Oracle != 0 || len(sum.Failures) != 1 || sum.Failures[0].Line != 31 || sum.Failures[0].Got != "HAS_PERMISSION" {
 			t.Fatalf("summary = %+v", sum)
 		}
 	})
 	t.Run("passing file", func(t *testing.T) {
 		ok := writeFile(t, "ok.yaml", strings.Replace(remoteFile, "    - doc:2#view@user:zed\n", "", 1))
 		out, errOut, err := runCLI(t, remoteArgs("--oracle", ok)...)
-		if err != nil || !strings.HasPrefix(out, "ok: 1 files, 1 documents, 11 assertions") || errOut != "" {
+		if err != nil || !strings.HasPrefix(out, "ok: 1 files, 1 documents, 14 assertions") || errOut != "" {
 			t.Fatalf("validate = %v\nstdout %q\nstderr %q", err, out, errOut)
 		}
 	})

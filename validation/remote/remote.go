@@ -19,7 +19,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -371,6 +373,34 @@ func (x *run) assertions(ctx context.Context) error {
 			fl := p.fail
 			fl.Want, fl.Got = p.want, a.String()
 			x.rep.Failures = append(x.rep.Failures, fl)
+		}
+	}
+	return x.unlisted(ctx)
+}
+
+// unlisted checks that each validation list is complete: every plain
+// subject (or wildcard) LookupSubjects finds is on it.
+func (x *run) unlisted(ctx context.Context) error {
+	for _, e := range x.f.Validation {
+		listed := map[tuple.SubjectRef]bool{}
+		for _, es := range e.Subjects {
+			listed[es.Subject] = true
+		}
+		for _, typ := range x.s.PlainSubjectTypes() {
+			x.rep.Assertions++
+			found, wildcard, err := x.lookupSubjects(ctx, e.Resource, e.Permission, tuple.SubjectRef{Type: typ})
+			if err != nil {
+				return fmt.Errorf("%s:%d: LookupSubjects(%s#%s, %s): %w", x.f.Name, e.Line, e.Resource, e.Permission, typ, err)
+			}
+			if wildcard != nil {
+				found[tuple.Wildcard] = wildcard.perm
+			}
+			for _, id := range slices.Sorted(maps.Keys(found)) {
+				if s := (tuple.SubjectRef{Type: typ, ID: id}); !listed[s] {
+					x.rep.Failures = append(x.rep.Failures, Failure{File: x.f.Name, Line: e.Line, What: fmt.Sprintf("validation %s#%s: %s is not listed", e.Resource, e.Permission, s),
+						Want: "only the listed subjects", Got: fmt.Sprintf("%s also has %s", s, found[id])})
+				}
+			}
 		}
 	}
 	return nil

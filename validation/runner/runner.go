@@ -139,7 +139,7 @@ func validateExpected(ctx context.Context, v *engine.View, f *validation.File, r
 		for _, es := range e.Subjects {
 			listed[es.Subject] = true
 		}
-		for _, typ := range plainSubjectTypes(v.Schema()) {
+		for _, typ := range v.Schema().PlainSubjectTypes() {
 			rep.Assertions++
 			for r, err := range v.LookupSubjects(ctx, engine.LookupSubjectsRequest{Resource: e.Resource, Permission: e.Permission, SubjectType: typ}) {
 				if err != nil {
@@ -153,27 +153,6 @@ func validateExpected(ctx context.Context, v *engine.View, f *validation.File, r
 		}
 	}
 	return nil
-}
-
-// plainSubjectTypes returns the types some relation of s allows as a plain
-// subject (not a subject set), wildcards included, sorted.
-func plainSubjectTypes(s *schema.Schema) []string {
-	seen := map[string]bool{}
-	for _, d := range s.Definitions {
-		for _, r := range d.Relations {
-			for _, at := range r.AllowedTypes {
-				if at.Relation == "" {
-					seen[at.Type] = true
-				}
-			}
-		}
-	}
-	out := make([]string, 0, len(seen))
-	for t := range seen {
-		out = append(out, t)
-	}
-	sort.Strings(out)
-	return out
 }
 
 type checkKey struct {
