@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"time"
@@ -38,6 +39,9 @@ import (
 //	  rpc Remove(google.protobuf.StringValue) returns (google.protobuf.BytesValue);
 //	  // Status lists the members as the called node sees them.
 //	  rpc Status(google.protobuf.Empty) returns (google.protobuf.BytesValue);
+//	  // ForwardChunks is Forward for a command too large for one message:
+//	  // its encoding in pieces of at most forwardChunk bytes, in order.
+//	  rpc ForwardChunks(stream google.protobuf.BytesValue) returns (google.protobuf.BytesValue);
 //	}
 //
 // Every call carries "authorization: Bearer <preshared key>". Forward and
@@ -48,6 +52,17 @@ const (
 	serviceName = "ambit.cluster.v1.Cluster"
 	hopHeader   = "ambit-cluster-hop"
 )
+
+// forwardChunk is the largest command Forward sends in one message, and the
+// size of ForwardChunks' pieces. gRPC servers refuse messages above 4 MiB
+// by default and the node's server is shared with the public API (whose
+// limit is that size), so a large command travels in pieces rather than
+// through a raised server-wide limit.
+const forwardChunk = 1 << 20
+
+// MaxCommandBytes bounds the encoding of one proposed command (one raft log
+// entry, replicated to every member and kept in the log until compaction).
+const MaxCommandBytes = 64 << 20
 
 type clusterService interface{ clusterNode() *Node }
 
@@ -71,7 +86,41 @@ var serviceDesc = grpc.ServiceDesc{
 		unary("Remove", func() *wrapperspb.StringValue { return new(wrapperspb.StringValue) }, (*Node).serveRemove),
 		unary("Status", func() *emptypb.Empty { return new(emptypb.Empty) }, (*Node).serveStatus),
 	},
+	Streams: []grpc.StreamDesc{
+		{StreamName: "ForwardChunks", Handler: serveForwardChunks, ClientStreams: true},
+	},
 	Metadata: "ambit/cluster/v1/cluster.proto",
+}
+
+var forwardChunksDesc = grpc.StreamDesc{StreamName: "ForwardChunks", ClientStreams: true}
+
+// serveForwardChunks reassembles a command sent in pieces and serves it as
+// Forward does. The key is checked before any piece is read.
+func serveForwardChunks(srv any, stream grpc.ServerStream) error {
+	n := srv.(clusterService).clusterNode()
+	if err := n.authenticate(stream.Context()); err != nil {
+		return err
+	}
+	var data []byte
+	for {
+		in := new(wrapperspb.BytesValue)
+		err := stream.RecvMsg(in)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if len(data)+len(in.GetValue()) > MaxCommandBytes {
+			return status.Errorf(codes.ResourceExhausted, "forwarded command exceeds %d bytes", MaxCommandBytes)
+		}
+		data = append(data, in.GetValue()...)
+	}
+	out, err := n.serveForward(stream.Context(), wrapperspb.Bytes(data))
+	if err != nil {
+		return err
+	}
+	return stream.SendMsg(out)
 }
 
 func unary[Req proto.Message](name string, newReq func() Req, fn func(*Node, context.Context, Req) (*wrapperspb.BytesValue, error)) grpc.MethodDesc {
@@ -373,18 +422,23 @@ func (c *Client) call(ctx context.Context, addr, method string, in proto.Message
 	}
 	out := new(wrapperspb.BytesValue)
 	if err := cc.Invoke(ctx, "/"+serviceName+"/"+method, in, out); err != nil {
-		st, _ := status.FromError(err)
-		switch {
-		case st.Code() == codes.Unauthenticated:
-			return nil, fmt.Errorf("%w (calling %s)", ErrUnauthenticated, addr)
-		case st.Code() == codes.DeadlineExceeded || errors.Is(err, context.DeadlineExceeded):
-			return nil, fmt.Errorf("%w: calling %s %s: %v", ErrTimeout, addr, method, st.Message())
-		case idempotent && st.Code() == codes.Unavailable:
-			return nil, fmt.Errorf("%w: %s unreachable: %v", ErrNoLeader, addr, st.Message())
-		}
-		return nil, fmt.Errorf("%w: %s %s: %v", ErrForward, addr, method, err)
+		return nil, c.callError(addr, method, err, idempotent)
 	}
 	return out.GetValue(), nil
+}
+
+// callError maps the error of a failed call (see call).
+func (c *Client) callError(addr, method string, err error, idempotent bool) error {
+	st, _ := status.FromError(err)
+	switch {
+	case st.Code() == codes.Unauthenticated:
+		return fmt.Errorf("%w (calling %s)", ErrUnauthenticated, addr)
+	case st.Code() == codes.DeadlineExceeded || errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("%w: calling %s %s: %v", ErrTimeout, addr, method, st.Message())
+	case idempotent && st.Code() == codes.Unavailable:
+		return fmt.Errorf("%w: %s unreachable: %v", ErrNoLeader, addr, st.Message())
+	}
+	return fmt.Errorf("%w: %s %s: %v", ErrForward, addr, method, err)
 }
 
 func (c *Client) result(ctx context.Context, addr, method string, in proto.Message, idempotent, hop bool) (Result, error) {
@@ -430,7 +484,47 @@ func (c *Client) forward(ctx context.Context, addr string, cmd Command) (Result,
 	if err := c.connected(ctx, addr); err != nil {
 		return Result{}, err
 	}
-	return c.result(ctx, addr, "Forward", wrapperspb.Bytes(data), false, true)
+	if len(data) <= forwardChunk {
+		return c.result(ctx, addr, "Forward", wrapperspb.Bytes(data), false, true)
+	}
+	out, err := c.forwardChunks(ctx, addr, data)
+	if err != nil {
+		return Result{}, err
+	}
+	res, rerr, err := decodeResult(out)
+	if err != nil {
+		return Result{}, fmt.Errorf("%w: bad response from %s: %v", ErrForward, addr, err)
+	}
+	return res, rerr
+}
+
+// forwardChunks sends data to ForwardChunks in pieces of forwardChunk
+// bytes and returns the encoded result.
+func (c *Client) forwardChunks(ctx context.Context, addr string, data []byte) ([]byte, error) {
+	cc, err := c.conn(addr)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(metadata.AppendToOutgoingContext(ctx, hopHeader, "1"))
+	defer cancel()
+	const method = "ForwardChunks"
+	stream, err := cc.NewStream(ctx, &forwardChunksDesc, "/"+serviceName+"/"+method)
+	if err == nil {
+		for off := 0; off < len(data) && err == nil; off += forwardChunk {
+			err = stream.SendMsg(wrapperspb.Bytes(data[off:min(off+forwardChunk, len(data))]))
+		}
+		if err == nil {
+			err = stream.CloseSend()
+		}
+	}
+	out := new(wrapperspb.BytesValue)
+	if err == nil || errors.Is(err, io.EOF) { // io.EOF: the server ended the stream; RecvMsg has its status
+		err = stream.RecvMsg(out)
+	}
+	if err != nil {
+		return nil, c.callError(addr, method, err, false)
+	}
+	return out.GetValue(), nil
 }
 
 func (c *Client) readIndex(ctx context.Context, addr string) (tuple.Revision, error) {

@@ -507,9 +507,11 @@ func (n *Node) refreshOwnMember() {
 }
 
 // Close stops the node: raft, its transport and log store. It does not close
-// the store.
+// the store. A leader first hands its leadership to the most up-to-date
+// voter, so the others do not wait out an election timeout.
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
+		n.handOffLeadership()
 		n.cancel()
 		var errs []error
 		if err := n.raft.Shutdown().Error(); err != nil {
@@ -526,6 +528,34 @@ func (n *Node) Close() error {
 		n.closeErr = errors.Join(errs...)
 	})
 	return n.closeErr
+}
+
+// handOffLeadership transfers leadership away from this node if it leads a
+// cluster with other voters. Raft refuses new writes during the transfer
+// (callers retry on the new leader) and gives up after an election timeout.
+func (n *Node) handOffLeadership() {
+	if n.raft.State() != hraft.Leader {
+		return
+	}
+	cf := n.raft.GetConfiguration()
+	if cf.Error() != nil {
+		return
+	}
+	others := 0
+	for _, s := range cf.Configuration().Servers {
+		if s.Suffrage == hraft.Voter && string(s.ID) != n.cfg.NodeID {
+			others++
+		}
+	}
+	if others == 0 {
+		return
+	}
+	if err := n.raft.LeadershipTransfer().Error(); err != nil {
+		n.logger.Warn("raft: leadership transfer before shutdown failed; the other members elect a leader after their election timeout", "err", err)
+		return
+	}
+	_, to := n.raft.LeaderWithID()
+	n.logger.Info("raft: handed leadership over before shutdown", "to", string(to))
 }
 
 // SetSchemaGuard installs the schema guard (see SchemaGuard).
@@ -594,12 +624,17 @@ func (n *Node) Apply(ctx context.Context, cmd Command) (Result, error) {
 }
 
 // checkProposable refuses what a client may not propose: commands that do not
-// encode, and member-table commands, which only Join and Remove write.
+// encode or exceed MaxCommandBytes, and member-table commands, which only
+// Join and Remove write.
 func checkProposable(cmd Command) error {
 	if cmd.Kind == KindSetMember || cmd.Kind == KindForgetMember {
 		return fmt.Errorf("%w: %s commands are written by Join and Remove, not proposed", ErrBadCommand, cmd.Kind)
 	}
-	_, err := Encode(cmd)
+	data, err := Encode(cmd)
+	if err == nil && len(data) > MaxCommandBytes {
+		err = fmt.Errorf("%w: the %s command encodes to %d bytes, more than one raft entry's limit of %d; split it (for imports, a smaller chunk)",
+			ErrBadCommand, cmd.Kind, len(data), MaxCommandBytes)
+	}
 	return err
 }
 
