@@ -106,7 +106,7 @@ func (s *Server) WriteRelationships(ctx context.Context, req *v1.WriteRelationsh
 	if err != nil {
 		return nil, err
 	}
-	sch, err := s.currentSchema()
+	sch, schemaHash, err := s.schemaForWrite()
 	if err != nil {
 		return nil, err
 	}
@@ -145,7 +145,9 @@ func (s *Server) WriteRelationships(ctx context.Context, req *v1.WriteRelationsh
 		}
 		updates = append(updates, store.Update{Op: op, Rel: rel})
 	}
-	res, err := s.node.Apply(ctx, raft.WriteCommand(updates, preconds))
+	cmd := raft.WriteCommand(updates, preconds)
+	cmd.SchemaHash = schemaHash
+	res, err := s.applyValidated(ctx, cmd)
 	if err != nil {
 		return nil, err
 	}
@@ -201,7 +203,7 @@ func (s *Server) preconditionsChecked(ps []*v1.Precondition) ([]store.Preconditi
 // with an error that says how many relationships were already committed.
 func (s *Server) ImportBulkRelationships(stream grpc.ClientStreamingServer[v1.ImportBulkRelationshipsRequest, v1.ImportBulkRelationshipsResponse]) error {
 	ctx := stream.Context()
-	sch, err := s.currentSchema()
+	sch, schemaHash, err := s.schemaForWrite()
 	if err != nil {
 		return err
 	}
@@ -218,7 +220,9 @@ func (s *Server) ImportBulkRelationships(stream grpc.ClientStreamingServer[v1.Im
 		if len(chunk) == 0 {
 			return nil
 		}
-		if _, err := s.node.Apply(ctx, raft.ImportCommand(chunk)); err != nil {
+		cmd := raft.ImportCommand(chunk)
+		cmd.SchemaHash = schemaHash
+		if _, err := s.applyValidated(ctx, cmd); err != nil {
 			return fail(fmt.Errorf("import chunk starting at relationship %d: %w", loaded, err))
 		}
 		loaded += uint64(len(chunk))

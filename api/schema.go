@@ -43,6 +43,39 @@ func (s *Server) WriteSchema(ctx context.Context, req *v1.WriteSchemaRequest) (*
 	return &v1.WriteSchemaResponse{WrittenAt: s.tokens.zedToken(res.Revision)}, nil
 }
 
+// schemaForWrite returns the schema that relationship writes are validated
+// against (the one at the latest applied revision) and the hash of its text.
+// The write command carries the hash, and the state machine refuses the
+// write if another schema is stored by the time it applies: a schema change
+// committed between validation and apply cannot let in relationships it no
+// longer allows.
+func (s *Server) schemaForWrite() (*schema.Schema, raft.SchemaHash, error) {
+	rev := s.store.AppliedRevision()
+	text, _, err := s.store.ReadSchema(rev)
+	if err != nil {
+		return nil, raft.SchemaHash{}, err
+	}
+	sch, _, err := s.schemas.at(rev)
+	if errors.Is(err, errNoSchema) {
+		return nil, raft.SchemaHash{}, preconditionf("no schema has been written yet; write one with SchemaService.WriteSchema before writing relationships")
+	}
+	if err != nil {
+		return nil, raft.SchemaHash{}, err
+	}
+	return sch, raft.HashSchema(text), nil
+}
+
+// applyValidated proposes a command validated against the schema whose hash
+// it carries. A refusal because the schema changed in the meantime is a
+// failed precondition the client can retry.
+func (s *Server) applyValidated(ctx context.Context, cmd raft.Command) (raft.Result, error) {
+	res, err := s.node.Apply(ctx, cmd)
+	if errors.Is(err, raft.ErrSchemaChanged) {
+		return res, preconditionf("%v", err)
+	}
+	return res, err
+}
+
 // guard is the raft.SchemaGuard: it refuses a schema that would leave stored
 // relationships invalid — a removed type or relation that still has
 // relationships, a relation turned into a permission, or an allowed subject

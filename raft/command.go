@@ -1,7 +1,9 @@
 package raft
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"math"
 	"slices"
@@ -54,9 +56,27 @@ func (k Kind) String() string {
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
 
-// commandVersion is the second byte of every encoded command. Decode refuses
-// versions it does not know, so an old binary never misreads a new entry.
-const commandVersion = 1
+// Command format versions, the second byte of every encoded command. Decode
+// refuses versions it does not know, so an old binary never misreads a new
+// entry. Version 2 adds the schema hash; a command without one is still
+// written as version 1, so entries that do not use it stay readable by
+// binaries that predate it.
+const (
+	commandVersion           = 1
+	commandVersionSchemaHash = 2
+)
+
+// SchemaHash identifies a schema text: the first 16 bytes of its SHA-256.
+// The zero value means "none".
+type SchemaHash [16]byte
+
+// HashSchema returns the hash of a schema text as the store holds it.
+func HashSchema(text string) SchemaHash {
+	sum := sha256.Sum256([]byte(text))
+	return SchemaHash(sum[:16])
+}
+
+func (h SchemaHash) String() string { return hex.EncodeToString(h[:]) }
 
 // maxValueDepth bounds the nesting of caveat context values, so a hostile
 // entry cannot exhaust the decoder's stack.
@@ -76,6 +96,13 @@ type MemberInfo struct {
 type Command struct {
 	Kind Kind
 	Now  time.Time
+
+	// SchemaHash, when set, is the hash of the schema text the command was
+	// validated against: the FSM applies the command only if the stored
+	// schema still has it, and otherwise refuses it with ErrSchemaChanged
+	// (a schema write committed between validation and apply). Any kind may
+	// carry it; the API sets it on relationship writes and imports.
+	SchemaHash SchemaHash
 
 	Updates       []store.Update       // KindWrite
 	Preconditions []store.Precondition // KindWrite, KindDelete
@@ -114,7 +141,8 @@ func NoopCommand() Command { return Command{Kind: KindNoop} }
 
 // Encoding (all integers are unsigned LEB128 varints unless noted):
 //
-//	command   = kind:byte version:byte now:time payload
+//	command   = kind:byte 0x01 now:time payload
+//	          | kind:byte 0x02 now:time schemaHash:16 bytes payload   (schemaHash not all zero)
 //	time      = 0x00 (zero time) | 0x01 seconds:zigzag-varint nanos:uvarint
 //	string    = len:uvarint bytes
 //	bool      = 0x00 | 0x01
@@ -172,8 +200,14 @@ func (e *encoder) fail(format string, args ...any) {
 }
 
 func (e *encoder) command(c Command) ([]byte, error) {
-	e.buf = append(e.buf, byte(c.Kind), commandVersion)
-	e.time(c.Now)
+	if c.SchemaHash == (SchemaHash{}) {
+		e.buf = append(e.buf, byte(c.Kind), commandVersion)
+		e.time(c.Now)
+	} else {
+		e.buf = append(e.buf, byte(c.Kind), commandVersionSchemaHash)
+		e.time(c.Now)
+		e.buf = append(e.buf, c.SchemaHash[:]...)
+	}
 	switch c.Kind {
 	case KindWrite:
 		e.uvarint(uint64(len(c.Updates)))
@@ -488,10 +522,21 @@ func (d *decoder) time(what string) time.Time {
 func (d *decoder) command() Command {
 	var c Command
 	c.Kind = Kind(d.byte("command kind"))
-	if v := d.byte("command version"); d.err == nil && v != commandVersion {
-		d.fail("unsupported command version %d (this build reads version %d)", v, commandVersion)
+	v := d.byte("command version")
+	if d.err == nil && v != commandVersion && v != commandVersionSchemaHash {
+		d.fail("unsupported command version %d (this build reads versions %d and %d)", v, commandVersion, commandVersionSchemaHash)
 	}
 	c.Now = d.time("command time")
+	if d.err == nil && v == commandVersionSchemaHash {
+		if d.remaining() < len(c.SchemaHash) {
+			d.fail("truncated schema hash")
+		} else {
+			d.off += copy(c.SchemaHash[:], d.data[d.off:])
+			if c.SchemaHash == (SchemaHash{}) {
+				d.fail("a zero schema hash must be encoded as version %d", commandVersion)
+			}
+		}
+	}
 	if d.err != nil {
 		return c
 	}

@@ -2,6 +2,7 @@ package raft
 
 import (
 	"bytes"
+	"encoding/hex"
 	"errors"
 	"math"
 	"reflect"
@@ -44,6 +45,11 @@ func sampleCommands() []Command {
 		{Kind: KindSetMember, Member: MemberInfo{ID: "n1", RaftAddr: "127.0.0.1:1", GRPCAddr: "127.0.0.1:2"}},
 		{Kind: KindForgetMember, Member: MemberInfo{ID: "n1"}},
 	}
+	hashed := WriteCommand([]store.Update{{Op: store.OpTouch, Rel: group}}, nil)
+	hashed.SchemaHash = HashSchema("definition user {}\n")
+	hashedImport := ImportCommand([]tuple.Relationship{group})
+	hashedImport.SchemaHash = HashSchema("")
+	cmds = append(cmds, hashed, hashedImport)
 	for i := range cmds {
 		if i%2 == 0 {
 			cmds[i].Now = now
@@ -59,8 +65,12 @@ func TestCommandRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if data[0] != byte(c.Kind) || data[1] != commandVersion {
-				t.Fatalf("header = % x, want kind %d version %d", data[:2], c.Kind, commandVersion)
+			version := byte(commandVersion)
+			if c.SchemaHash != (SchemaHash{}) {
+				version = commandVersionSchemaHash
+			}
+			if data[0] != byte(c.Kind) || data[1] != version {
+				t.Fatalf("header = % x, want kind %d version %d", data[:2], c.Kind, version)
 			}
 			got, err := Decode(data)
 			if err != nil {
@@ -80,7 +90,7 @@ func TestCommandRoundTrip(t *testing.T) {
 // commandsEqual compares with time.Equal and caveat-aware relationship
 // equality, treating nil and empty slices alike.
 func commandsEqual(a, b Command) bool {
-	if a.Kind != b.Kind || !a.Now.Equal(b.Now) || a.Schema != b.Schema || a.Limit != b.Limit ||
+	if a.Kind != b.Kind || !a.Now.Equal(b.Now) || a.SchemaHash != b.SchemaHash || a.Schema != b.Schema || a.Limit != b.Limit ||
 		a.AllowPartial != b.AllowPartial || a.Member != b.Member || len(a.Updates) != len(b.Updates) ||
 		len(a.Relationships) != len(b.Relationships) || len(a.Preconditions) != len(b.Preconditions) {
 		return false
@@ -173,6 +183,8 @@ func TestDecodeRejects(t *testing.T) {
 	}{
 		{"empty", nil, "missing command kind"},
 		{"version", []byte{byte(KindNoop), 9, 0}, "unsupported command version 9"},
+		{"zero schema hash", append([]byte{byte(KindNoop), 2, 0}, make([]byte, 16)...), "zero schema hash"},
+		{"truncated schema hash", []byte{byte(KindNoop), 2, 0, 1, 2, 3}, "truncated schema hash"},
 		{"kind", []byte{42, 1, 0}, "unknown command kind 42"},
 		{"trailing", []byte{byte(KindNoop), 1, 0, 0}, "1 trailing bytes"},
 		{"truncated", good[:len(good)-3], "exceeds the 3 bytes left"},
@@ -188,6 +200,29 @@ func TestDecodeRejects(t *testing.T) {
 				t.Fatalf("Decode error = %v, want ErrBadCommand containing %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestVersion1CommandsStillDecode: an entry written before commands could
+// carry a schema hash (format version 1, bytes from that build) decodes to
+// a command without one, and a command without one still encodes to exactly
+// those bytes.
+func TestVersion1CommandsStillDecode(t *testing.T) {
+	old, err := hex.DecodeString("010101cad6b9950d00010103646f63036f6c6406766965776572047573657203616e6100000000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Decode(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := WriteCommand([]store.Update{create("old")}, nil)
+	want.Now = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	if !commandsEqual(got, want) || got.SchemaHash != (SchemaHash{}) {
+		t.Fatalf("decoded %+v, want %+v", got, want)
+	}
+	if again, _ := Encode(want); !bytes.Equal(again, old) {
+		t.Fatalf("a command without a schema hash encodes to % x, not the version 1 bytes % x", again, old)
 	}
 }
 

@@ -17,9 +17,16 @@
 // from that snapshot by NewNode before raft starts; a store holding data under
 // an empty raft directory is refused.
 //
+// A relationship write or import carries the hash of the schema text the API
+// validated it against (command format version 2; version 1 entries, without
+// it, still decode and apply unchecked). The FSM refuses such a command with
+// ErrSchemaChanged when the stored schema is another by the time it applies,
+// so a schema write committed in between cannot let in relationships it no
+// longer allows.
+//
 // An entry that does not decode panics (replicas must never diverge); a
-// domain failure (failed precondition, existing relationship, refused
-// schema) is the entry's result, and the revision still advances. A store
+// domain failure (failed precondition, existing relationship, refused or
+// changed schema) is the entry's result, and the revision still advances. A store
 // error that is not a domain failure halts the FSM (no further entries are
 // applied, ErrHalted is reported) until the node restarts and replays.
 //

@@ -34,6 +34,11 @@ var (
 	// ErrSchemaRefused: the SchemaGuard refused a schema write. Nothing was
 	// written.
 	ErrSchemaRefused = errors.New("schema change refused")
+	// ErrSchemaChanged: a command carried the hash of the schema it was
+	// validated against, and when it came to be applied the stored schema was
+	// another (a schema write committed in between). Nothing was written; the
+	// revision still advanced. Validating again and retrying is safe.
+	ErrSchemaChanged = errors.New("the schema changed while the write was in flight")
 	// ErrBadCommand: a command cannot be encoded or decoded (the message names
 	// the field).
 	ErrBadCommand = errors.New("malformed command")

@@ -202,6 +202,20 @@ func (s *fakeStore) WriteSchema(rev tuple.Revision, now time.Time, text string) 
 	return nil
 }
 
+// ReadSchema returns the current schema; the fake keeps no history, so rev
+// must be the applied revision.
+func (s *fakeStore) ReadSchema(rev tuple.Revision) (string, tuple.Revision, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if rev != s.rev {
+		return "", 0, fmt.Errorf("fake store: ReadSchema(%d) at revision %d", rev, s.rev)
+	}
+	if s.failIO != nil {
+		return "", 0, s.failIO
+	}
+	return s.schema, 0, nil
+}
+
 func (s *fakeStore) Import(rev tuple.Revision, now time.Time, rels []tuple.Relationship) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -29,6 +29,8 @@ type Backend interface {
 	Write(rev tuple.Revision, now time.Time, updates []store.Update, preconds []store.Precondition) error
 	DeleteByFilter(rev tuple.Revision, now time.Time, f tuple.Filter, limit int, allowPartial bool, preconds []store.Precondition) (deleted int, partial bool, err error)
 	WriteSchema(rev tuple.Revision, now time.Time, text string) error
+	// ReadSchema returns the schema text in force at rev ("" if none).
+	ReadSchema(rev tuple.Revision) (text string, at tuple.Revision, err error)
 	Import(rev tuple.Revision, now time.Time, rels []tuple.Relationship) error
 	// WriteMany applies several Writes at increasing revisions in one storage
 	// write; results[i] is what Write would have returned for reqs[i] (nil or
@@ -78,6 +80,12 @@ type FSM struct {
 	metaPath string // where the member table is persisted; "" keeps it in memory
 	logger   *slog.Logger
 	guard    atomic.Pointer[SchemaGuard]
+
+	// The hash of the stored schema, for commands that carry the hash they
+	// were validated against. Only the applying goroutine (Apply, ApplyBatch,
+	// Restore) touches it; unknown until first needed, then kept current.
+	schemaHash  SchemaHash
+	schemaKnown bool
 
 	mu           sync.Mutex
 	applied      tuple.Revision
@@ -224,8 +232,8 @@ func (f *FSM) ApplyBatch(logs []*hraft.Log) []any {
 	for i, l := range logs {
 		last = l.Index
 		if f.haltedErr() == nil {
-			if req, ok := f.batchable(l, storeRev); ok {
-				run.add(i, l.Type == hraft.LogConfiguration, req)
+			if req, refused, ok := f.batchable(l, storeRev); ok {
+				run.add(i, l.Type == hraft.LogConfiguration, req, refused)
 				continue
 			}
 			f.flush(&run, out, &storeRev)
@@ -241,47 +249,61 @@ func (f *FSM) ApplyBatch(logs []*hraft.Log) []any {
 
 // writeRun is a run of consecutive entries bound for one WriteMany.
 type writeRun struct {
-	reqs   []store.WriteRequest
-	pos    []int  // index of each request's entry in the batch
-	config []bool // the entry is a configuration change (its response is nil)
+	reqs    []store.WriteRequest
+	pos     []int   // index of each request's entry in the batch
+	config  []bool  // the entry is a configuration change (its response is nil)
+	refused []error // the FSM's own refusal of the entry, if any
 }
 
-func (r *writeRun) add(pos int, config bool, req store.WriteRequest) {
+func (r *writeRun) add(pos int, config bool, req store.WriteRequest, refused error) {
 	r.reqs = append(r.reqs, req)
 	r.pos = append(r.pos, pos)
 	r.config = append(r.config, config)
+	r.refused = append(r.refused, refused)
 }
 
 func (r *writeRun) reset() {
 	clear(r.reqs) // drop references to the decoded commands
-	r.reqs, r.pos, r.config = r.reqs[:0], r.pos[:0], r.config[:0]
+	clear(r.refused)
+	r.reqs, r.pos, r.config, r.refused = r.reqs[:0], r.pos[:0], r.config[:0], r.refused[:0]
 }
 
 // batchable returns the store request for an entry that can join a
 // WriteMany run: a write, a no-op or a configuration change the store has
-// not applied yet.
-func (f *FSM) batchable(l *hraft.Log, storeRev tuple.Revision) (store.WriteRequest, bool) {
+// not applied yet. refused is set for a write the FSM refuses itself (its
+// schema changed); its request writes nothing.
+func (f *FSM) batchable(l *hraft.Log, storeRev tuple.Revision) (req store.WriteRequest, refused error, ok bool) {
 	idx := tuple.Revision(l.Index)
 	if idx <= storeRev {
-		return store.WriteRequest{}, false
+		return store.WriteRequest{}, nil, false
 	}
 	switch {
 	case l.Type == hraft.LogConfiguration:
-		return store.WriteRequest{Rev: idx, Now: entryTime(l)}, true
+		return store.WriteRequest{Rev: idx, Now: entryTime(l)}, nil, true
 	case l.Type != hraft.LogCommand || len(l.Data) == 0:
-		return store.WriteRequest{}, false
+		return store.WriteRequest{}, nil, false
 	}
 	switch Kind(l.Data[0]) {
 	case KindWrite, KindNoop:
 	default:
-		return store.WriteRequest{}, false
+		return store.WriteRequest{}, nil, false
 	}
 	cmd := f.mustDecode(l)
 	now := cmd.Now
 	if now.IsZero() {
 		now = entryTime(l)
 	}
-	return store.WriteRequest{Rev: idx, Now: now, Updates: cmd.Updates, Preconds: cmd.Preconditions}, true
+	if cmd.SchemaHash != (SchemaHash{}) {
+		// The schema cannot change within a run (a schema write ends it).
+		switch err := f.checkSchema(cmd.SchemaHash); {
+		case errors.Is(err, ErrSchemaChanged):
+			// Refused: the request only consumes the revision.
+			return store.WriteRequest{Rev: idx, Now: now}, err, true
+		case err != nil:
+			return store.WriteRequest{}, nil, false // applyOne meets it again and halts
+		}
+	}
+	return store.WriteRequest{Rev: idx, Now: now, Updates: cmd.Updates, Preconds: cmd.Preconditions}, nil, true
 }
 
 // flush applies the pending run with one WriteMany and fills in its
@@ -304,9 +326,14 @@ func (f *FSM) flush(run *writeRun, out []any, storeRev *tuple.Revision) {
 	}
 	*storeRev = run.reqs[len(run.reqs)-1].Rev
 	for j, pos := range run.pos {
-		if !run.config[j] {
-			out[pos] = &Result{Revision: run.reqs[j].Rev, Err: results[j]}
+		if run.config[j] {
+			continue
 		}
+		res := &Result{Revision: run.reqs[j].Rev, Err: results[j]}
+		if run.refused[j] != nil {
+			res.Err = run.refused[j]
+		}
+		out[pos] = res
 	}
 }
 
@@ -315,7 +342,24 @@ func (f *FSM) flush(run *writeRun, out []any, storeRev *tuple.Revision) {
 func isDomainFailure(err error) bool {
 	return errors.Is(err, store.ErrAlreadyExists) || errors.Is(err, store.ErrPreconditionFailed) ||
 		errors.Is(err, store.ErrInvalid) || errors.Is(err, store.ErrTooLarge) ||
-		errors.Is(err, ErrSchemaRefused)
+		errors.Is(err, ErrSchemaRefused) || errors.Is(err, ErrSchemaChanged)
+}
+
+// checkSchema returns nil if the stored schema has hash want, an
+// ErrSchemaChanged domain failure if it has another, or the store's error.
+func (f *FSM) checkSchema(want SchemaHash) error {
+	if !f.schemaKnown {
+		text, _, err := f.backend.ReadSchema(f.backend.AppliedRevision())
+		if err != nil {
+			return fmt.Errorf("raft: reading the stored schema: %w", err)
+		}
+		f.schemaHash, f.schemaKnown = HashSchema(text), true
+	}
+	if f.schemaHash != want {
+		return fmt.Errorf("%w: it was validated against schema %s, but schema %s is stored now; nothing was written, validate and retry the write",
+			ErrSchemaChanged, want.String()[:12], f.schemaHash.String()[:12])
+	}
+	return nil
 }
 
 func (f *FSM) applyOne(l *hraft.Log, storeRev *tuple.Revision) any {
@@ -347,24 +391,32 @@ func (f *FSM) applyOne(l *hraft.Log, storeRev *tuple.Revision) any {
 	}
 	res := &Result{Revision: idx}
 	var err error
-	switch cmd.Kind {
-	case KindWrite:
+	if cmd.SchemaHash != (SchemaHash{}) {
+		err = f.checkSchema(cmd.SchemaHash)
+	}
+	switch {
+	case err != nil:
+	case cmd.Kind == KindWrite:
 		err = f.backend.Write(idx, now, cmd.Updates, cmd.Preconditions)
-	case KindDelete:
+	case cmd.Kind == KindDelete:
 		res.Deleted, res.Partial, err = f.backend.DeleteByFilter(idx, now, cmd.Filter, cmd.Limit, cmd.AllowPartial, cmd.Preconditions)
-	case KindSchema:
+	case cmd.Kind == KindSchema:
 		if g := f.guard.Load(); g != nil {
 			if gerr := (*g)(idx, cmd.Schema); gerr != nil {
 				err = fmt.Errorf("%w: %w", ErrSchemaRefused, gerr)
 				break
 			}
 		}
-		err = f.backend.WriteSchema(idx, now, cmd.Schema)
-	case KindImport:
+		if err = f.backend.WriteSchema(idx, now, cmd.Schema); err == nil {
+			f.schemaHash, f.schemaKnown = HashSchema(cmd.Schema), true
+		} else if !isDomainFailure(err) {
+			f.schemaKnown = false
+		}
+	case cmd.Kind == KindImport:
 		err = f.backend.Import(idx, now, cmd.Relationships)
-	case KindNoop:
+	case cmd.Kind == KindNoop:
 		err = f.backend.Write(idx, now, nil, nil)
-	case KindSetMember, KindForgetMember:
+	case cmd.Kind == KindSetMember, cmd.Kind == KindForgetMember:
 		f.applyMember(l, cmd)
 		err = f.backend.Write(idx, now, nil, nil)
 	}
@@ -566,6 +618,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	if err := f.persistMembers(meta); err != nil {
 		return err
 	}
+	f.schemaKnown = false
 	rev := f.backend.AppliedRevision()
 	f.mu.Lock()
 	f.members, f.membersIndex = members, idx
