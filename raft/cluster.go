@@ -39,6 +39,8 @@ import (
 //	  rpc Remove(google.protobuf.StringValue) returns (google.protobuf.BytesValue);
 //	  // Status lists the members as the called node sees them.
 //	  rpc Status(google.protobuf.Empty) returns (google.protobuf.BytesValue);
+//	  // ClusterID returns the cluster id the called node was given or learned.
+//	  rpc ClusterID(google.protobuf.Empty) returns (google.protobuf.BytesValue);
 //	  // ForwardChunks is Forward for a command too large for one message:
 //	  // its encoding in pieces of at most forwardChunk bytes, in order.
 //	  rpc ForwardChunks(stream google.protobuf.BytesValue) returns (google.protobuf.BytesValue);
@@ -85,6 +87,7 @@ var serviceDesc = grpc.ServiceDesc{
 		unary("Join", func() *wrapperspb.BytesValue { return new(wrapperspb.BytesValue) }, (*Node).serveJoin),
 		unary("Remove", func() *wrapperspb.StringValue { return new(wrapperspb.StringValue) }, (*Node).serveRemove),
 		unary("Status", func() *emptypb.Empty { return new(emptypb.Empty) }, (*Node).serveStatus),
+		unary("ClusterID", func() *emptypb.Empty { return new(emptypb.Empty) }, (*Node).serveClusterID),
 	},
 	Streams: []grpc.StreamDesc{
 		{StreamName: "ForwardChunks", Handler: serveForwardChunks, ClientStreams: true},
@@ -236,6 +239,10 @@ func (n *Node) serveStatus(_ context.Context, _ *emptypb.Empty) (*wrapperspb.Byt
 		return nil, status.Error(codes.Unavailable, err.Error())
 	}
 	return wrapperspb.Bytes(encodeMemberList(ms)), nil
+}
+
+func (n *Node) serveClusterID(_ context.Context, _ *emptypb.Empty) (*wrapperspb.BytesValue, error) {
+	return wrapperspb.Bytes([]byte(n.cfg.ClusterID)), nil
 }
 
 // wireErrors are the sentinels a result can carry across the wire; the bit
@@ -560,6 +567,24 @@ func (c *Client) Remove(ctx context.Context, addr, id string) error {
 func (c *Client) remove(ctx context.Context, addr, id string) error {
 	_, err := c.result(ctx, addr, "Remove", wrapperspb.String(id), true, true)
 	return err
+}
+
+// clusterID asks the member at addr for its cluster id. A member too old to
+// know the call is ErrBadConfig: its id cannot be learned.
+func (c *Client) clusterID(ctx context.Context, addr string) (string, error) {
+	cc, err := c.conn(addr)
+	if err != nil {
+		return "", err
+	}
+	const method = "ClusterID"
+	out := new(wrapperspb.BytesValue)
+	if err := cc.Invoke(ctx, "/"+serviceName+"/"+method, &emptypb.Empty{}, out); err != nil {
+		if status.Code(err) == codes.Unimplemented {
+			return "", fmt.Errorf("%w: the member at %s does not report its cluster id (an older version); give this node the cluster's id", ErrBadConfig, addr)
+		}
+		return "", c.callError(addr, method, err, true)
+	}
+	return string(out.GetValue()), nil
 }
 
 // Status asks the member at addr for the cluster membership.

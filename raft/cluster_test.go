@@ -64,6 +64,7 @@ func (c *testCluster) config(id string) Config {
 		RaftAddr:     "127.0.0.1:0",
 		Dir:          dir,
 		PresharedKey: testKey,
+		ClusterID:    "test-cluster",
 		ApplyTimeout: 5 * time.Second,
 	}
 	if os.Getenv("AMBIT_RAFT_LOG") != "" {

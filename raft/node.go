@@ -46,6 +46,13 @@ type Config struct {
 	// index) as "authorization: Bearer KEY". Empty disables authentication:
 	// only for single-node or trusted test setups.
 	PresharedKey string
+	// ClusterID is the cluster's identity (the server binds it into
+	// ZedTokens); the node reports it to joining nodes. With Join, on an
+	// empty Dir or when ClusterID is empty, NewNode asks the member it joins
+	// for the id: an empty ClusterID takes the member's, a different one is
+	// refused with ErrBadConfig before anything joins. Read it back with
+	// Node.ClusterID.
+	ClusterID string
 	// ApplyTimeout bounds a write (and a wait for a leader) when the caller's
 	// context has no earlier deadline. Default 5s.
 	ApplyTimeout time.Duration
@@ -279,6 +286,13 @@ func NewNode(ctx context.Context, cfg Config, b Backend) (_ *Node, err error) {
 	if err := checkStoreNotAhead(b.AppliedRevision(), hasState, n.logs, snaps, raftDir, n.logger); err != nil {
 		return nil, err
 	}
+	n.peers = NewClient(cfg.PresharedKey)
+	closers = append(closers, n.peers.close)
+	if len(cfg.Join) > 0 && (!hasState || cfg.ClusterID == "") {
+		if err := n.learnClusterID(ctx); err != nil {
+			return nil, err
+		}
+	}
 	logCache, err := hraft.NewLogCache(1024, n.logs)
 	if err != nil {
 		return nil, fmt.Errorf("raft: %w", err)
@@ -303,8 +317,6 @@ func NewNode(ctx context.Context, cfg Config, b Backend) (_ *Node, err error) {
 		return nil, fmt.Errorf("raft: starting: %w", err)
 	}
 	closers = append(closers, func() error { return n.raft.Shutdown().Error() })
-	n.peers = NewClient(cfg.PresharedKey)
-	closers = append(closers, n.peers.close)
 
 	n.wg.Add(1)
 	go n.watchLeadership(notify)
@@ -357,6 +369,47 @@ func (n *Node) RaftAddr() string { return string(n.trans.LocalAddr()) }
 
 // ID is the node id.
 func (n *Node) ID() string { return n.cfg.NodeID }
+
+// learnClusterID asks the members in cfg.Join, in turn, for the cluster id,
+// retrying until ctx is done (a member may be starting): it takes the id if
+// none is configured and refuses a different one.
+func (n *Node) learnClusterID(ctx context.Context) error {
+	var lastErr error
+	backoff := 50 * time.Millisecond
+	for {
+		for _, addr := range n.cfg.Join {
+			cctx, cancel := context.WithTimeout(ctx, n.cfg.ApplyTimeout)
+			id, err := n.peers.clusterID(cctx, addr)
+			cancel()
+			switch {
+			case err == nil && id == "":
+				return fmt.Errorf("%w: the member at %s reports no cluster id; give this node the cluster's id", ErrBadConfig, addr)
+			case err == nil && n.cfg.ClusterID != "" && id != n.cfg.ClusterID:
+				return fmt.Errorf("%w: this node's cluster id is %q but the member at %s belongs to cluster %q; refusing to join another cluster (give its id, or none to adopt it, on an empty data dir)",
+					ErrBadConfig, n.cfg.ClusterID, addr, id)
+			case err == nil:
+				if n.cfg.ClusterID == "" {
+					n.logger.Info("raft: learned the cluster id from a member", "cluster_id", id, "from", addr)
+				}
+				n.cfg.ClusterID = id
+				return nil
+			case errors.Is(err, ErrUnauthenticated) || errors.Is(err, ErrBadConfig):
+				return fmt.Errorf("raft: asking %s for the cluster id: %w", addr, err)
+			}
+			lastErr = fmt.Errorf("via %s: %w", addr, err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("raft: asking %s for the cluster id: %w (last error: %v)", strings.Join(n.cfg.Join, ", "), ctx.Err(), lastErr)
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+// ClusterID is the cluster's id: the configured one or, for a node that
+// joined without one, the one its member reported.
+func (n *Node) ClusterID() string { return n.cfg.ClusterID }
 
 // joinCluster asks the members in cfg.Join, in turn, to add this node,
 // retrying until ctx is done (a member may be mid-election).
@@ -554,8 +607,7 @@ func (n *Node) handOffLeadership() {
 		n.logger.Warn("raft: leadership transfer before shutdown failed; the other members elect a leader after their election timeout", "err", err)
 		return
 	}
-	_, to := n.raft.LeaderWithID()
-	n.logger.Info("raft: handed leadership over before shutdown", "to", string(to))
+	n.logger.Info("raft: handed leadership over before shutdown")
 }
 
 // SetSchemaGuard installs the schema guard (see SchemaGuard).

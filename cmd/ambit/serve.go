@@ -96,7 +96,7 @@ unless --insecure-no-auth is given.`,
 	f.BoolVar(&c.bootstrap, "bootstrap", false, "form a new single-node cluster on an empty data dir (the default without --join)")
 	f.StringArrayVar(&c.join, "join", nil, "gRPC address of a cluster member to join on an empty data dir (repeatable)")
 	f.StringVar(&c.bootstrapFile, "bootstrap-file", "", "validation YAML whose schema and relationships are loaded into an empty store at start")
-	f.StringVar(&c.clusterID, "cluster-id", "", "cluster id bound into ZedTokens (default: generated on first start and kept in DATA_DIR/cluster-id; joining nodes must be given the cluster's id)")
+	f.StringVar(&c.clusterID, "cluster-id", "", "cluster id bound into ZedTokens (default: generated on first start, or with --join learned from the member joined, and kept in DATA_DIR/cluster-id; a joining node given another id is refused)")
 	f.DurationVar(&c.limits.RevisionQuantum, "revision-quantum", api.DefaultRevisionQuantum, "minimize_latency reads stay at one revision this long while writes advance it, so checks share cache entries (negative: always the latest)")
 	f.IntVar(&c.limits.MaxUpdatesPerWrite, "max-updates-per-write", api.DefaultMaxUpdatesPerWrite, "most updates in one WriteRelationships")
 	f.IntVar(&c.limits.MaxPreconditions, "max-preconditions", api.DefaultMaxPreconditions, "most preconditions in one write or delete")
@@ -162,34 +162,46 @@ func isLoopback(addr string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// clusterID returns the configured id, or the one kept in the data dir
-// (created on first start).
-func clusterID(dir, configured string) (string, error) {
+// clusterID returns the cluster id for the node: the one kept in the data
+// dir (the configured one must match it), else the configured one. With
+// neither, a node that joins gets "" (raft learns the id from the member it
+// joins; keepClusterID stores it), and any other node generates one and keeps
+// it. stored reports that the data dir already holds the result.
+func clusterID(dir, configured string, joining bool) (id string, stored bool, err error) {
 	path := filepath.Join(dir, "cluster-id")
 	data, err := os.ReadFile(path)
 	switch {
 	case err == nil:
 		stored := strings.TrimSpace(string(data))
 		if configured != "" && configured != stored {
-			return "", fmt.Errorf("--cluster-id %q differs from %q stored in %s", configured, stored, path)
+			return "", false, fmt.Errorf("--cluster-id %q differs from %q stored in %s", configured, stored, path)
 		}
-		return stored, nil
+		return stored, true, nil
 	case !errors.Is(err, os.ErrNotExist):
-		return "", err
+		return "", false, err
 	}
-	id := configured
+	if joining {
+		return configured, false, nil
+	}
+	id = configured
 	if id == "" {
 		var b [16]byte
 		if _, err := rand.Read(b[:]); err != nil {
-			return "", err
+			return "", false, err
 		}
 		id = hex.EncodeToString(b[:])
 	}
+	return id, true, keepClusterID(dir, id)
+}
+
+// keepClusterID stores the cluster id in the data dir.
+func keepClusterID(dir, id string) error {
+	path := filepath.Join(dir, "cluster-id")
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, []byte(id+"\n"), 0o640); err != nil {
-		return "", err
+		return err
 	}
-	return id, os.Rename(tmp, path)
+	return os.Rename(tmp, path)
 }
 
 // serveAddrs reports the bound addresses once the server is ready (tests).
@@ -216,7 +228,7 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer, ready func(serv
 	if err := os.MkdirAll(c.dataDir, 0o750); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
-	cid, err := clusterID(c.dataDir, c.clusterID)
+	cid, cidStored, err := clusterID(c.dataDir, c.clusterID, len(c.join) > 0)
 	if err != nil {
 		return fmt.Errorf("cluster id: %w", err)
 	}
@@ -268,12 +280,18 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer, ready func(serv
 	}
 	node, err := raft.NewNode(ctx, raft.Config{
 		NodeID: c.nodeID, RaftAddr: c.raftAddr, AdvertiseAddr: c.raftAdvertise, GRPCAddr: grpcAddr, Dir: c.dataDir,
-		Bootstrap: c.bootstrap, Join: c.join, PresharedKey: key, SchemaGuard: api.SchemaGuard(st), Logger: log,
+		Bootstrap: c.bootstrap, Join: c.join, PresharedKey: key, ClusterID: cid, SchemaGuard: api.SchemaGuard(st), Logger: log,
 	}, stampedBackend{st})
 	if err != nil {
 		return err
 	}
 	closers = append(closers, node.Close)
+	if !cidStored {
+		cid = node.ClusterID()
+		if err := keepClusterID(c.dataDir, cid); err != nil {
+			return fmt.Errorf("cluster id: %w", err)
+		}
+	}
 
 	eng, err := engine.New(engine.Config{MaxBulkChecks: c.limits.MaxChecksPerBulk})
 	if err != nil {
