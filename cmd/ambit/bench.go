@@ -27,6 +27,7 @@ type benchOptions struct {
 
 	workload, size string
 	seed           uint64
+	querySeed      uint64
 
 	concurrency      int
 	duration, warmup time.Duration
@@ -64,7 +65,8 @@ answers is flagged in every output and exits with status 1.`,
 	pf.IntVar(&o.rounds, "rounds", 4, "alternating rounds with --vs (each lasts duration/rounds)")
 	pf.StringVar(&o.workload, "workload", "collab", fmt.Sprintf("workload: one of %v", workload.Names()))
 	pf.StringVar(&o.size, "size", "small", "workload size: small, medium or large")
-	pf.Uint64Var(&o.seed, "seed", 1, "workload and query seed")
+	pf.Uint64Var(&o.seed, "seed", 1, "workload seed (the data)")
+	pf.Uint64Var(&o.querySeed, "query-seed", 0, "seed of the queries; 0 picks a new one per run (printed), so a second run does not replay the first one's queries into a warm cache")
 	pf.IntVarP(&o.concurrency, "concurrency", "c", 8, "concurrent requests")
 	pf.DurationVarP(&o.duration, "duration", "d", 10*time.Second, "measured duration")
 	pf.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured warm-up before measuring")
@@ -240,7 +242,12 @@ func (o *benchOptions) runOp(cmd *cobra.Command, op harness.Op) error {
 			return err
 		}
 	}
-	cfg := harness.Config{Op: op, Concurrency: o.concurrency, Duration: o.duration, Warmup: o.warmup, Seed: o.seed,
+	qs := o.querySeed
+	if qs == 0 {
+		qs = uint64(time.Now().UnixNano())
+		fmt.Fprintf(cmd.ErrOrStderr(), "query seed %d (--query-seed to replay)\n", qs)
+	}
+	cfg := harness.Config{Op: op, Concurrency: o.concurrency, Duration: o.duration, Warmup: o.warmup, Seed: qs,
 		BulkSize: o.bulk, LookupLimit: o.lookupLimit, Consistency: harness.Consistency(o.consistency),
 		Progress: terminal(cmd.ErrOrStderr())}
 	out := cmd.OutOrStdout()
