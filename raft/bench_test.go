@@ -42,7 +42,8 @@ var benchTransports = []struct {
 }
 
 // inmemTransports returns a Config tweak giving each of n nodes (ids n0..)
-// an in-memory raft transport connected to all the others.
+// an in-memory raft transport connected to all the others, without
+// pipelining, as the TCP transport is configured.
 func inmemTransports(n int) func(*Config) {
 	trans := map[string]*hraft.InmemTransport{}
 	for i := range n {
@@ -56,7 +57,14 @@ func inmemTransports(n int) func(*Config) {
 			}
 		}
 	}
-	return func(cfg *Config) { cfg.transport = trans[cfg.NodeID] }
+	return func(cfg *Config) { cfg.transport = unpipelined{trans[cfg.NodeID]} }
+}
+
+// unpipelined is an in-memory transport that refuses pipelined replication.
+type unpipelined struct{ *hraft.InmemTransport }
+
+func (unpipelined) AppendEntriesPipeline(hraft.ServerID, hraft.ServerAddress) (hraft.AppendPipeline, error) {
+	return nil, hraft.ErrPipelineReplicationNotSupported
 }
 
 // benchmarkWrites proposes batches of size relationships through the
@@ -130,6 +138,16 @@ func BenchmarkReplicatedWrite1(b *testing.B) { benchmarkWriteMatrix(b, 1, 64) }
 
 // Batches of 100 relationships from GOMAXPROCS*2 concurrent proposers.
 func BenchmarkReplicatedWrite100(b *testing.B) { benchmarkWriteMatrix(b, 100, 2) }
+
+// Batches of 100 relationships from GOMAXPROCS*8 concurrent proposers: the
+// throughput a busier client population gets from the same cluster.
+func BenchmarkReplicatedWrite100Wide(b *testing.B) {
+	for _, tr := range benchTransports {
+		b.Run(tr.name+"/store-nosync", func(b *testing.B) {
+			benchmarkWrites(b, 100, 8, benchStores(b, false), tr.tweak(3))
+		})
+	}
+}
 
 // Commit latency of one writer at a time (no batching help).
 func BenchmarkReplicatedWriteSerial(b *testing.B) {

@@ -249,7 +249,17 @@ func NewNode(ctx context.Context, cfg Config, b Backend) (_ *Node, err error) {
 	}
 	if cfg.transport != nil {
 		n.trans = cfg.transport
-	} else if n.trans, err = hraft.NewTCPTransportWithLogger(cfg.RaftAddr, advertise, 8, 10*time.Second, hl); err != nil {
+	} else if n.trans, err = hraft.NewTCPTransportWithConfig(cfg.RaftAddr, advertise, &hraft.NetworkTransportConfig{
+		MaxPool: 8, Timeout: 10 * time.Second, Logger: hl,
+		// No pipelined replication. Raft's pipeline wedges when a follower's
+		// answer stops its decoder (a newer term after a leadership transfer,
+		// a failed append): the sender parks on a channel nobody drains, the
+		// follower gets no more entries and Shutdown never returns (seen in
+		// this package's benchmarks when a leader handed over under load;
+		// hashicorp/raft#612). On a LAN, one request at a time, each carrying
+		// every entry since the last answer, loses little (hashicorp/raft#541).
+		MaxRPCsInFlight: 1,
+	}); err != nil {
 		return nil, fmt.Errorf("raft: listening on %s: %w", cfg.RaftAddr, err)
 	}
 	closers = append(closers, n.trans.Close)

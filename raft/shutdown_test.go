@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	hraft "github.com/hashicorp/raft"
+
 	"github.com/ambit-authz/ambit/tuple"
 )
 
@@ -85,5 +87,18 @@ func TestForwardLargeImport(t *testing.T) {
 	defer bad.Close()
 	if _, err := bad.forward(ctx, c.nodes[leader].cfg.GRPCAddr, cmd); !errors.Is(err, ErrUnauthenticated) {
 		t.Fatalf("large forward with a wrong key = %v, want ErrUnauthenticated", err)
+	}
+}
+
+// TestReplicationIsNotPipelined: the TCP transport refuses pipelined
+// replication (see NewNode: raft's pipeline can wedge replication to a
+// follower for good, and then Shutdown hangs).
+func TestReplicationIsNotPipelined(t *testing.T) {
+	c := newTestCluster(t, 2, fakeStores(), nil)
+	leader := c.waitLeader()
+	other := c.nodes[1-leader]
+	_, err := c.nodes[leader].n.trans.AppendEntriesPipeline(hraft.ServerID(other.cfg.NodeID), hraft.ServerAddress(other.n.RaftAddr()))
+	if !errors.Is(err, hraft.ErrPipelineReplicationNotSupported) {
+		t.Fatalf("AppendEntriesPipeline = %v, want ErrPipelineReplicationNotSupported", err)
 	}
 }
