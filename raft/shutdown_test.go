@@ -51,21 +51,15 @@ func TestLeaderHandsOverOnClose(t *testing.T) {
 // (gRPC's default message limit, which the test servers keep) to the leader.
 func TestForwardLargeImport(t *testing.T) {
 	// A raft entry of megabytes is slow under the race detector.
-	c := newTestCluster(t, 3, fakeStores(), func(cfg *Config) { cfg.ApplyTimeout = 60 * time.Second })
+	// Nodes decoding and logging megabytes under the race detector on a
+	// loaded box can miss heartbeats, and a leader out of touch with a quorum
+	// for LeaderLeaseTimeout steps down mid-commit; this test is about
+	// forwarding, not elections, so every timeout is generous.
+	c := newTestCluster(t, 3, fakeStores(), func(cfg *Config) {
+		cfg.ApplyTimeout = 60 * time.Second
+		cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 3*time.Second, 3*time.Second, 3*time.Second
+	})
 	leader := c.waitLeader()
-	// Followers decoding megabytes under the race detector on a loaded box
-	// can miss heartbeats long enough to call an election mid-commit; this
-	// test is about forwarding, not elections.
-	for i, tn := range c.nodes {
-		if i == leader {
-			continue
-		}
-		rc := tn.n.raft.ReloadableConfig()
-		rc.HeartbeatTimeout, rc.ElectionTimeout = time.Minute, time.Minute
-		if err := tn.n.raft.ReloadConfig(rc); err != nil {
-			t.Fatal(err)
-		}
-	}
 	f := c.follower(leader)
 	long := strings.Repeat("x", 200)
 	rels := make([]tuple.Relationship, 19000)
