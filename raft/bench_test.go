@@ -199,12 +199,13 @@ func BenchmarkEncodeDecode(b *testing.B) {
 	}
 }
 
-// The FSM's ceiling on one node: batches of 64 write entries through
-// ApplyBatch, one store.WriteMany per batch ("many"), against the same
-// entries applied with one store.Write each ("one", the FSM before
+// The FSM's ceiling on one node: batches of 64 write entries of rels
+// updates through ApplyBatch ("many": one store.WriteMany per batch for
+// entries of up to maxBatchedUpdates, one store.Write each above), against
+// the same entries applied with one store.Write each ("one", the FSM before
 // WriteMany). Encoding the entries is outside the timer.
 func BenchmarkFSMApplyBatch(b *testing.B) {
-	for _, rels := range []int{1, 100} {
+	for _, rels := range []int{1, 10, 30, 100} {
 		b.Run(fmt.Sprintf("rels=%d/many", rels), func(b *testing.B) { benchmarkFSMApply(b, rels, false) })
 		b.Run(fmt.Sprintf("rels=%d/one", rels), func(b *testing.B) { benchmarkFSMApply(b, rels, true) })
 	}
