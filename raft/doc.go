@@ -79,8 +79,13 @@
 // carrying this package's encodings), authenticated with the preshared key.
 // Members' gRPC addresses replicate through the log (KindSetMember), persist
 // in <dir>/raft/members.bin and travel in snapshots, so every member can find
-// the leader's gRPC address. Raft's log and stable store (raft-boltdb) and
-// its snapshots live under <dir>/raft/.
+// the leader's gRPC address. A command over 1 MiB is forwarded in pieces
+// (ForwardChunks), since the gRPC server's 4 MiB message limit is shared with
+// the public API. A node joining without a cluster id learns it from the
+// member it joins (ClusterID), and one given another id is refused. A leader
+// that closes hands its leadership to the most up-to-date voter first.
+// Replication is not pipelined (see NewNode). Raft's log and stable store
+// (raft-boltdb) and its snapshots live under <dir>/raft/.
 //
 // # Outcomes of a write
 //
