@@ -52,16 +52,11 @@ func (v *View) LookupResources(ctx context.Context, req LookupResourcesRequest) 
 			yield(LookupResult{}, err)
 			return
 		}
-		exact, candidates, err := v.reverseWalk(ctx, req.Subject, req.ResourceType, req.Permission)
+		ids, proven, err := v.reverseWalk(ctx, req.Subject, req.ResourceType, req.Permission)
 		if err != nil {
 			yield(LookupResult{}, err)
 			return
 		}
-		proven := make(map[string]bool, len(exact))
-		for _, id := range exact {
-			proven[id] = true
-		}
-		ids := mergeSorted(exact, candidates)
 		// Candidates are verified in ordered chunks, each chunk checked
 		// concurrently; proven ids need no check.
 		i := sort.SearchStrings(ids, req.After)
@@ -105,22 +100,6 @@ func (v *View) LookupResources(ctx context.Context, req LookupResourcesRequest) 
 			}
 		}
 	}
-}
-
-// mergeSorted merges two sorted, disjoint slices.
-func mergeSorted(a, b []string) []string {
-	if len(b) == 0 {
-		return a
-	}
-	out := make([]string, 0, len(a)+len(b))
-	for len(a) > 0 && len(b) > 0 {
-		if a[0] < b[0] {
-			out, a = append(out, a[0]), a[1:]
-		} else {
-			out, b = append(out, b[0]), b[1:]
-		}
-	}
-	return append(append(out, a...), b...)
 }
 
 type objKey struct{ typ, id string }

@@ -25,7 +25,7 @@ import (
 type monotone struct {
 	implied      map[relKey][]string   // (T, X) -> permissions P of T with X ⊆ P through unions
 	arrows       map[arrowKey][]string // (T, tupleset, computed) -> permissions P of T
-	partial      map[relKey]bool       // (T, X) occurs under &, the base of -, or is an arrow's computed side there
+	partial      map[relKey]bool       // (T, X) occurs under & or as the base of -
 	partialArrow map[arrowKey]bool     // (T, tupleset, computed) occurs under &, the base of -, or as .all()
 }
 
@@ -74,12 +74,14 @@ func newMonotone(s *schema.Schema) *monotone {
 			walk(r.Expr, true)
 		}
 		// Close transitively: P implies everything its union members imply.
-		for p := range refs {
+		for _, r := range d.Relations {
+			if !r.IsPermission {
+				continue
+			}
+			p := r.Name
 			seen := map[string]bool{p: true}
-			queue := []string{p}
-			for len(queue) > 0 {
+			for queue := []string{p}; len(queue) > 0; queue = queue[1:] {
 				q := queue[0]
-				queue = queue[1:]
 				for _, a := range arrows[q] {
 					m.arrows[a] = append(m.arrows[a], p)
 				}
@@ -89,13 +91,6 @@ func newMonotone(s *schema.Schema) *monotone {
 						m.implied[relKey{d.Name, x}] = append(m.implied[relKey{d.Name, x}], p)
 						queue = append(queue, x)
 					}
-				}
-			}
-		}
-		for p := range arrows {
-			if _, ok := refs[p]; !ok { // not visited above: a permission of arrows only
-				for _, a := range arrows[p] {
-					m.arrows[a] = append(m.arrows[a], p)
 				}
 			}
 		}
@@ -157,24 +152,24 @@ type rtask struct {
 	maybe bool
 }
 
-// reverseWalk finds the target objects on which the subject holds perm:
-// exact holds it for certain, candidates may hold it (verify with Check).
+// reverseWalk finds the target objects on which the subject may hold perm.
 type reverseWalk struct {
-	v          *View
-	target     string
-	perm       string
-	lt         *lookupTarget
-	mono       *monotone
-	nodes      map[objKey]*rnode
-	work       []rtask
-	fetch      map[string][]*rnode
-	exact      map[string]bool
-	candidates map[string]bool
+	v      *View
+	target string
+	perm   string
+	lt     *lookupTarget
+	mono   *monotone
+	nodes  map[objKey]*rnode
+	work   []rtask
+	fetch  map[string][]*rnode
+	found  map[string]bool // target ids: true if proven, false if a candidate to verify
 }
 
-func (v *View) reverseWalk(ctx context.Context, s tuple.SubjectRef, target, perm string) (exact, candidates []string, err error) {
+// reverseWalk returns the target ids reached, sorted, and which of them are
+// proven (the others need a Check).
+func (v *View) reverseWalk(ctx context.Context, s tuple.SubjectRef, target, perm string) (ids []string, proven map[string]bool, err error) {
 	w := &reverseWalk{v: v, target: target, perm: perm, lt: v.plan.lookupTarget(target, perm), mono: v.plan.monotone(),
-		nodes: map[objKey]*rnode{}, fetch: map[string][]*rnode{}, exact: map[string]bool{}, candidates: map[string]bool{}}
+		nodes: map[objKey]*rnode{}, fetch: map[string][]*rnode{}, found: map[string]bool{}}
 	switch {
 	case s.ID == tuple.Wildcard:
 		// Check treats a wildcard subject specially; verify everything.
@@ -208,16 +203,12 @@ func (v *View) reverseWalk(ctx context.Context, s tuple.SubjectRef, target, perm
 			return nil, nil, err
 		}
 	}
-	for id := range w.exact {
-		exact = append(exact, id)
-		delete(w.candidates, id)
+	ids = make([]string, 0, len(w.found))
+	for id := range w.found {
+		ids = append(ids, id)
 	}
-	for id := range w.candidates {
-		candidates = append(candidates, id)
-	}
-	sort.Strings(exact)
-	sort.Strings(candidates)
-	return exact, candidates, nil
+	sort.Strings(ids)
+	return ids, w.found, nil
 }
 
 func (w *reverseWalk) node(o objKey) *rnode {
@@ -238,7 +229,7 @@ func (w *reverseWalk) reach(o objKey, rel string) {
 	}
 	n.rels = append(n.rels, rel)
 	if o.typ == w.target && rel == w.perm && o.id != tuple.Wildcard {
-		w.exact[o.id] = true
+		w.found[o.id] = true
 	}
 	if w.mono.partial[relKey{o.typ, rel}] {
 		w.markMaybe(o)
@@ -260,7 +251,9 @@ func (w *reverseWalk) markMaybe(o objKey) {
 	}
 	n.maybe = true
 	if o.typ == w.target && o.id != tuple.Wildcard {
-		w.candidates[o.id] = true
+		if _, ok := w.found[o.id]; !ok {
+			w.found[o.id] = false
+		}
 	}
 	if w.lt.leads[o.typ] {
 		w.schedule(n, rtask{n: n, maybe: true})
