@@ -20,23 +20,17 @@ import (
 
 // validateSummary is the --json output.
 type validateSummary struct {
-	Files      int              `json:"files"`
-	Documents  int              `json:"documents"`
-	Assertions int              `json:"assertions"`
-	Oracle     int              `json:"oracle_comparisons"`
-	Failures   []runner.Failure `json:"failures"`
-	Errors     []string         `json:"errors"`
-	OK         bool             `json:"ok"`
-}
-
-// docResult is what running one document found.
-type docResult struct {
-	assertions, oracle int
-	failures           []runner.Failure
+	Files      int                  `json:"files"`
+	Documents  int                  `json:"documents"`
+	Assertions int                  `json:"assertions"`
+	Oracle     int                  `json:"oracle_comparisons"`
+	Failures   []validation.Failure `json:"failures"`
+	Errors     []string             `json:"errors"`
+	OK         bool                 `json:"ok"`
 }
 
 // runDoc runs one document of a validation file, in-process or remotely.
-type runDoc func(ctx context.Context, f *validation.File) (docResult, error)
+type runDoc func(ctx context.Context, f *validation.File) (*validation.Report, error)
 
 // validateFlags are validate's flags.
 type validateFlags struct {
@@ -109,19 +103,12 @@ func (v *validateFlags) runner(cmd *cobra.Command) (runDoc, func(), error) {
 		return nil, nil, fmt.Errorf("--endpoint %s: %w", v.endpoint, err)
 	}
 	r := remote.New(remote.NewClient(conn), remote.Options{Oracle: v.oracle})
-	run := func(ctx context.Context, f *validation.File) (docResult, error) {
+	run := func(ctx context.Context, f *validation.File) (*validation.Report, error) {
 		rep, err := r.Run(ctx, f)
-		if err != nil {
-			if !v.insecure && status.Code(err) == codes.Unavailable && strings.Contains(err.Error(), "handshake") {
-				err = fmt.Errorf("%w (if the server speaks plaintext gRPC, add --insecure)", err)
-			}
-			return docResult{}, err
+		if err != nil && !v.insecure && status.Code(err) == codes.Unavailable && strings.Contains(err.Error(), "handshake") {
+			err = fmt.Errorf("%w (if the server speaks plaintext gRPC, add --insecure)", err)
 		}
-		res := docResult{assertions: rep.Assertions, oracle: rep.Oracle}
-		for _, fl := range rep.Failures {
-			res.failures = append(res.failures, runner.Failure(fl))
-		}
-		return res, nil
+		return rep, err
 	}
 	return run, func() { conn.Close() }, nil
 }
@@ -145,12 +132,8 @@ func (v *validateFlags) localRunner() (runDoc, func(), error) {
 		b.Close()
 		return nil, nil, err
 	}
-	run := func(ctx context.Context, f *validation.File) (docResult, error) {
-		rep, err := runner.Run(ctx, eng, b, f, runner.Options{Oracle: v.oracle})
-		if err != nil {
-			return docResult{}, err
-		}
-		return docResult{assertions: rep.Assertions, oracle: rep.Oracle, failures: rep.Failures}, nil
+	run := func(ctx context.Context, f *validation.File) (*validation.Report, error) {
+		return runner.Run(ctx, eng, b, f, runner.Options{Oracle: v.oracle})
 	}
 	return run, func() { eng.Close(); b.Close() }, nil
 }
@@ -158,7 +141,7 @@ func (v *validateFlags) localRunner() (runDoc, func(), error) {
 // validateFiles runs every document of every file and prints the failures
 // and a summary; it returns exitError{1} if anything failed.
 func validateFiles(ctx context.Context, paths []string, run runDoc, asJSON bool, out, errOut io.Writer) error {
-	sum := validateSummary{Failures: []runner.Failure{}, Errors: []string{}}
+	sum := validateSummary{Failures: []validation.Failure{}, Errors: []string{}}
 	for _, path := range paths {
 		sum.Files++
 		data, err := os.ReadFile(path)
@@ -178,9 +161,9 @@ func validateFiles(ctx context.Context, paths []string, run runDoc, asJSON bool,
 				sum.Errors = append(sum.Errors, err.Error())
 				continue
 			}
-			sum.Assertions += res.assertions
-			sum.Oracle += res.oracle
-			sum.Failures = append(sum.Failures, res.failures...)
+			sum.Assertions += res.Assertions
+			sum.Oracle += res.Oracle
+			sum.Failures = append(sum.Failures, res.Failures...)
 		}
 	}
 	sum.OK = len(sum.Failures) == 0 && len(sum.Errors) == 0

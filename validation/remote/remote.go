@@ -56,28 +56,11 @@ func NewClient(conn grpc.ClientConnInterface) Client {
 	return client{v1.NewSchemaServiceClient(conn), v1.NewPermissionsServiceClient(conn)}
 }
 
-// Failure is one assertion or oracle comparison that did not hold. It has
-// the fields of validation/runner's Failure, so one converts to the other.
-type Failure struct {
-	File string
-	Line int
-	What string // the assertion or comparison, as text
-	Want string
-	Got  string
-}
-
-func (f Failure) String() string {
-	return fmt.Sprintf("%s:%d: %s: want %s, got %s", f.File, f.Line, f.What, f.Want, f.Got)
-}
-
-// Report is the outcome of running one document.
-type Report struct {
-	File       string
-	Doc        int
-	Assertions int
-	Oracle     int // oracle comparisons made
-	Failures   []Failure
-}
+// Failure and Report are validation's, shared by both runners.
+type (
+	Failure = validation.Failure
+	Report  = validation.Report
+)
 
 // Options select what Run does beyond the assertions.
 type Options struct {
