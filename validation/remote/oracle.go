@@ -11,7 +11,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/ambit-authz/ambit/tuple"
-	"github.com/ambit-authz/ambit/validation"
 )
 
 // The oracle: for every resource, permission and subject the document
@@ -33,27 +32,11 @@ type comparison struct {
 
 func (x *run) oracle(ctx context.Context) error {
 	s := x.s
-	resources := map[tuple.ObjectRef]bool{}
-	subjects := map[tuple.SubjectRef]bool{}
-	note := func(r tuple.Relationship) {
-		resources[r.Resource] = true
-		subj := r.Subject
-		if subj.ID != tuple.Wildcard {
-			subjects[subj] = true
-			subjects[tuple.SubjectRef{Type: subj.Type, ID: subj.ID}] = true
-			resources[subj.Object()] = true
-		}
+	resList, subjList := x.f.Mentioned()
+	resources := make(map[tuple.ObjectRef]bool, len(resList))
+	for _, r := range resList {
+		resources[r] = true
 	}
-	for _, r := range x.f.Relationships {
-		note(r.Relationship)
-	}
-	for _, list := range [][]validation.Assertion{x.f.Assertions.True, x.f.Assertions.False, x.f.Assertions.Caveated} {
-		for _, a := range list {
-			note(a.Rel)
-		}
-	}
-	resList := sortedKeys(resources, tuple.ObjectRef.String)
-	subjList := sortedKeys(subjects, tuple.SubjectRef.String)
 	valid := func(subj tuple.SubjectRef) bool {
 		return s.Definitions[subj.Type] != nil && (subj.Relation == "" || s.Relation(subj.Type, subj.Relation) != nil)
 	}

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sort"
 	"strings"
 
 	"github.com/ambit-authz/ambit/engine"
@@ -90,7 +89,7 @@ func Run(ctx context.Context, eng *engine.Engine, b Backend, f *validation.File,
 		return nil, err
 	}
 	if opts.Oracle {
-		if err := oracle(ctx, v, f, rels, rep, opts); err != nil {
+		if err := oracle(ctx, v, f, rep, opts); err != nil {
 			return nil, err
 		}
 	}
@@ -146,29 +145,13 @@ type checkKey struct {
 }
 
 // oracle cross-checks the APIs on everything the file mentions.
-func oracle(ctx context.Context, v *engine.View, f *validation.File, rels []tuple.Relationship, rep *Report, opts Options) error {
+func oracle(ctx context.Context, v *engine.View, f *validation.File, rep *Report, opts Options) error {
 	s := v.Schema()
-	resources := map[tuple.ObjectRef]bool{}
-	subjects := map[tuple.SubjectRef]bool{}
-	note := func(r tuple.Relationship) {
-		resources[r.Resource] = true
-		subj := r.Subject
-		if subj.ID != tuple.Wildcard {
-			subjects[subj] = true
-			subjects[tuple.SubjectRef{Type: subj.Type, ID: subj.ID}] = true
-			resources[subj.Object()] = true
-		}
+	resList, subjList := f.Mentioned()
+	resources := make(map[tuple.ObjectRef]bool, len(resList))
+	for _, r := range resList {
+		resources[r] = true
 	}
-	for _, r := range rels {
-		note(r)
-	}
-	for _, list := range [][]validation.Assertion{f.Assertions.True, f.Assertions.False, f.Assertions.Caveated} {
-		for _, a := range list {
-			note(a.Rel)
-		}
-	}
-	resList := sortedObjects(resources)
-	subjList := sortedSubjects(subjects)
 
 	// 1. Check every combination; remember the answers.
 	answers := map[checkKey]engine.CheckResult{}
@@ -407,22 +390,4 @@ func member(ctx context.Context, v *engine.View, n *engine.ExpandNode, subj tupl
 		return !sub, err
 	}
 	return false, fmt.Errorf("unknown expand node kind %v", n.Kind)
-}
-
-func sortedObjects(m map[tuple.ObjectRef]bool) []tuple.ObjectRef {
-	out := make([]tuple.ObjectRef, 0, len(m))
-	for o := range m {
-		out = append(out, o)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
-	return out
-}
-
-func sortedSubjects(m map[tuple.SubjectRef]bool) []tuple.SubjectRef {
-	out := make([]tuple.SubjectRef, 0, len(m))
-	for s := range m {
-		out = append(out, s)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].String() < out[j].String() })
-	return out
 }
