@@ -28,7 +28,7 @@ import (
 // The client commands talk to a server over the authzed v1 gRPC API.
 var (
 	_ = registerCommand(newRelCmd)
-	_ = registerCommand(withExplain(newCheckCmd)) // --explain: explain.go
+	_ = registerCommand(newCheckCmd)
 	_ = registerCommand(newExpandCmd)
 	_ = registerCommand(newLookupResourcesCmd)
 	_ = registerCommand(newLookupSubjectsCmd)
@@ -393,8 +393,12 @@ func addContextFlag(cmd *cobra.Command, ctxJSON *string) {
 func newCheckCmd() *cobra.Command {
 	var c clientFlags
 	var ctxJSON string
+	var explain, all bool
 	cmd := &cobra.Command{Use: "check RESOURCE PERMISSION SUBJECT", Short: "Check a permission, e.g. check document:1 view user:ana", Args: cobra.ExactArgs(3),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if all && !explain {
+				return errors.New("--all needs --explain")
+			}
 			res, err := objectPB(args[0])
 			if err != nil {
 				return err
@@ -408,12 +412,23 @@ func newCheckCmd() *cobra.Command {
 				return err
 			}
 			return c.connect(cmd, func(s *session) error {
-				return call(s, func(ctx context.Context) (*v1.CheckPermissionResponse, error) {
-					return s.perms.CheckPermission(ctx, &v1.CheckPermissionRequest{Consistency: s.cons, Resource: res, Permission: args[1], Subject: sub, Context: cctx})
-				}, checkText)
+				r, err := s.perms.CheckPermission(s.ctx, &v1.CheckPermissionRequest{Consistency: s.cons, Resource: res, Permission: args[1],
+					Subject: sub, Context: cctx, WithTracing: explain})
+				if err != nil {
+					return err
+				}
+				text := checkText(r)
+				if explain && !s.asJSON {
+					if text, err = explainText(r, all, dimOutput(s.out)); err != nil {
+						return err
+					}
+				}
+				return s.print(r, text)
 			})
 		}}
 	addContextFlag(cmd, &ctxJSON)
+	cmd.Flags().BoolVar(&explain, "explain", false, "print the access path: the server's trace of the check as a tree")
+	cmd.Flags().BoolVar(&all, "all", false, "with --explain, unfold the branches that found no permission")
 	c.add(cmd, true)
 	return cmd
 }

@@ -3,15 +3,12 @@ package main
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"strings"
 	"time"
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
-	"github.com/spf13/cobra"
-	"google.golang.org/protobuf/encoding/protojson"
 )
 
 // `ambit check --explain` asks the server for the check with with_tracing
@@ -34,97 +31,13 @@ import (
 // check failed. --json prints the whole response, debug_trace included
 // (with durations), as protobuf JSON.
 
-// explainFlags are the flags withExplain adds to the check command.
-type explainFlags struct {
-	explain bool
-	all     bool
-}
-
-// withExplain adds --explain and --all to the check command that newCheck
-// builds. Without --explain the command runs as before. With it, the request
-// is made here from the command's arguments and its own flags (--endpoint,
-// --token, --tls, --json, --consistency, --context), read by name after the
-// command's PreRunE has applied the environment defaults.
-func withExplain(newCheck func() *cobra.Command) func() *cobra.Command {
-	return func() *cobra.Command {
-		cmd := newCheck()
-		var x explainFlags
-		cmd.Flags().BoolVar(&x.explain, "explain", false, "print the access path: the server's trace of the check as a tree")
-		cmd.Flags().BoolVar(&x.all, "all", false, "with --explain, unfold the branches that found no permission")
-		check := cmd.RunE
-		cmd.RunE = func(cmd *cobra.Command, args []string) error {
-			if !x.explain {
-				if x.all {
-					return errors.New("--all needs --explain")
-				}
-				return check(cmd, args)
-			}
-			return x.run(cmd, args)
-		}
-		return cmd
-	}
-}
-
-func (x explainFlags) run(cmd *cobra.Command, args []string) error {
-	f := cmd.Flags()
-	var c clientFlags
-	var ctxJSON string
-	var err error
-	for _, s := range []struct {
-		name string
-		to   *string
-	}{{"endpoint", &c.endpoint}, {"token", &c.token}, {"consistency", &c.consistency}, {"context", &ctxJSON}} {
-		if *s.to, err = f.GetString(s.name); err != nil {
-			return err
-		}
-	}
-	if c.tls, err = f.GetBool("tls"); err != nil {
-		return err
-	}
-	if c.asJSON, err = f.GetBool("json"); err != nil {
-		return err
-	}
-	res, err := objectPB(args[0])
-	if err != nil {
-		return err
-	}
-	sub, err := subjectPB(args[2])
-	if err != nil {
-		return err
-	}
-	cctx, err := contextPB(ctxJSON)
-	if err != nil {
-		return err
-	}
-	cons, err := c.consistencyPB()
-	if err != nil {
-		return err
-	}
-	conn, err := c.dial()
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	r, err := v1.NewPermissionsServiceClient(conn).CheckPermission(cmd.Context(), &v1.CheckPermissionRequest{
-		Consistency: cons, Resource: res, Permission: args[1], Subject: sub, Context: cctx, WithTracing: true})
-	if err != nil {
-		return err
-	}
-	out := cmd.OutOrStdout()
-	if c.asJSON {
-		b, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(r)
-		if err != nil {
-			return err
-		}
-		_, err = fmt.Fprintln(out, string(b))
-		return err
-	}
+// explainText renders the debug trace of r, or says the server sent none.
+func explainText(r *v1.CheckPermissionResponse, all, dim bool) (string, error) {
 	trace := r.GetDebugTrace().GetCheck()
 	if trace == nil {
-		return errors.New("the server returned no debug trace (does it support with_tracing?)")
+		return "", errors.New("the server returned no debug trace (does it support with_tracing?)")
 	}
-	_, err = io.WriteString(out, renderExplain(trace, explainStyle{all: x.all, dim: dimOutput(out)}))
-	return err
+	return strings.TrimSuffix(renderExplain(trace, explainStyle{all: all, dim: dim}), "\n"), nil
 }
 
 // dimOutput reports whether w is a terminal (a character device) and NO_COLOR
