@@ -30,7 +30,11 @@ type checker struct {
 	// memo holds this request's results by cache key: the shared cache
 	// applies writes asynchronously, so a repeated sub-problem (org->banned
 	// under two permissions) could miss it.
-	memo map[string]tri
+	memo map[string]outcome
+	// expires is the earliest expiration (unix ns, 0 = none) among the
+	// relationships read for the sub-problem being evaluated: its result
+	// must not be reused from that time on.
+	expires int64
 }
 
 // frame is one level of the current evaluation path, for cycle detection.
@@ -97,13 +101,13 @@ func (c *checker) eval(ctx context.Context, typ string, ids []string, rel string
 			key = c.rootKey // View.Check looked it up already
 		} else {
 			key = c.v.cacheKey(typ, ids[0], rel, s, c.ctxKey)
-			if t, ok := c.v.engine.cache.Get(key); ok && !c.tracing {
+			if o, ok := c.v.lookupCache(key); ok && !c.tracing {
 				c.stats.CacheHits++
-				return t, nil
+				return c.reuse(o), nil
 			}
-			if t, ok := c.memo[key]; ok && !c.tracing {
+			if o, ok := c.memo[key]; ok && !c.tracing {
 				c.stats.CacheHits++
-				return t, nil
+				return c.reuse(o), nil
 			}
 		}
 		c.stats.CacheMisses++
@@ -114,22 +118,40 @@ func (c *checker) eval(ctx context.Context, typ string, ids []string, rel string
 		fl := c.v.engine.flight
 		call, lead := fl.join(key)
 		if !lead {
-			t, ok, err := call.wait(ctx)
+			o, ok, err := call.wait(ctx)
 			if err != nil {
 				return triNo, err
 			}
-			if ok {
+			if ok && o.validAt(c.v.now) {
 				c.stats.Deduplicated++
-				return t, nil
+				return c.reuse(o), nil
 			}
-			// The leader failed; its error may be its own. Evaluate here.
+			// The leader failed (its error may be its own), or judged
+			// expiration earlier than this request does. Evaluate here.
 		} else {
-			t, err := c.evalNode(ctx, typ, ids, r, key, depth, path)
-			fl.finish(key, call, t, err)
-			return t, err
+			o, err := c.evalNode(ctx, typ, ids, r, key, depth, path)
+			fl.finish(key, call, o, err)
+			return o.t, err
 		}
 	}
-	return c.evalNode(ctx, typ, ids, r, key, depth, path)
+	o, err := c.evalNode(ctx, typ, ids, r, key, depth, path)
+	return o.t, err
+}
+
+// reuse returns a cached or shared outcome's result, noting its expiration
+// as a dependency of the sub-problem being evaluated.
+func (c *checker) reuse(o outcome) tri {
+	c.expires = earliest(c.expires, o.until)
+	return o.t
+}
+
+// read counts a relationship read and notes its expiration as a dependency
+// of the sub-problem being evaluated.
+func (c *checker) read(rel tuple.Relationship) {
+	c.stats.Reads++
+	if !rel.Expiration.IsZero() {
+		c.expires = earliest(c.expires, rel.Expiration.UnixNano())
+	}
 }
 
 // leaf reports whether r is a relation without subject sets: one read
@@ -147,9 +169,12 @@ func leaf(r *schema.Relation) bool {
 }
 
 // evalNode evaluates typ#rel for ids, and caches the result under key when
-// key is set and no cycle was cut below.
-func (c *checker) evalNode(ctx context.Context, typ string, ids []string, r *schema.Relation, key string, depth int, path *frame) (tri, error) {
+// key is set and no cycle was cut below. The outcome is valid until the
+// earliest expiration among the relationships read under it.
+func (c *checker) evalNode(ctx context.Context, typ string, ids []string, r *schema.Relation, key string, depth int, path *frame) (outcome, error) {
 	cyclesBefore := c.cycles
+	outer := c.expires
+	c.expires = 0
 	c.stats.Dispatches++
 	next := &frame{typ: typ, rel: r.Name, ids: ids, parent: path}
 	var (
@@ -161,14 +186,16 @@ func (c *checker) evalNode(ctx context.Context, typ string, ids []string, r *sch
 	} else {
 		t, err = c.direct(ctx, typ, ids, r, depth, next)
 	}
+	o := outcome{t: t, until: c.expires}
+	c.expires = earliest(outer, o.until)
 	if err == nil && key != "" && c.cycles == cyclesBefore {
-		c.v.engine.cache.Set(key, t, int64(len(key)+32+8*len(t.missing)))
+		c.v.engine.cache.Set(key, o, int64(len(key)+40+8*len(t.missing)))
 		if c.memo == nil {
-			c.memo = map[string]tri{}
+			c.memo = map[string]outcome{}
 		}
-		c.memo[key] = t
+		c.memo[key] = o
 	}
-	return t, err
+	return o, err
 }
 
 // direct evaluates a relation (not a permission) over ids: relationships that
@@ -192,7 +219,7 @@ func (c *checker) direct(ctx context.Context, typ string, ids []string, r *schem
 			if err != nil {
 				return triNo, err
 			}
-			c.stats.Reads++
+			c.read(rel)
 			t, err := c.caveat(rel)
 			if err != nil {
 				return triNo, err
@@ -223,7 +250,7 @@ func (c *checker) direct(ctx context.Context, typ string, ids []string, r *schem
 			if err != nil {
 				return triNo, err
 			}
-			c.stats.Reads++
+			c.read(rel)
 			if rel.Caveat != nil {
 				caveated = append(caveated, rel)
 			} else {
@@ -348,7 +375,7 @@ func (c *checker) arrowAny(ctx context.Context, typ string, ids []string, a *sch
 		if err != nil {
 			return triNo, err
 		}
-		c.stats.Reads++
+		c.read(rel)
 		st := rel.Subject.Type
 		if c.v.schema.Relation(st, a.Computed) == nil || !c.v.plan.canReach(st, a.Computed, s.Type, s.Relation) {
 			continue
@@ -396,7 +423,7 @@ func (c *checker) arrowAll(ctx context.Context, typ, id string, a *schema.Arrow,
 		if err != nil {
 			return triNo, err
 		}
-		c.stats.Reads++
+		c.read(rel)
 		found = true
 		var t tri
 		if c.v.schema.Relation(rel.Subject.Type, a.Computed) != nil {

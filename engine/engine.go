@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/dgraph-io/ristretto/v2"
 
@@ -76,7 +77,7 @@ func (c Config) withDefaults() Config {
 // and the in-flight table.
 type Engine struct {
 	cfg   Config
-	cache *ristretto.Cache[string, tri]
+	cache *ristretto.Cache[string, outcome]
 
 	mu     sync.Mutex
 	plans  map[string]*plan // by schema hash
@@ -88,7 +89,7 @@ func New(cfg Config) (*Engine, error) {
 	cfg = cfg.withDefaults()
 	e := &Engine{cfg: cfg, plans: map[string]*plan{}, flight: newFlight()}
 	if cfg.CacheMaxCost > 0 {
-		c, err := ristretto.NewCache(&ristretto.Config[string, tri]{
+		c, err := ristretto.NewCache(&ristretto.Config[string, outcome]{
 			// About one counter per 100 bytes of budget: ~10 per cached
 			// entry, as ristretto recommends.
 			NumCounters: max(cfg.CacheMaxCost/100, 1000),
@@ -136,6 +137,7 @@ type View struct {
 	plan   *plan
 	reader Reader
 	rev    tuple.Revision
+	now    int64 // unix ns: the time expirations are judged at
 	prefix string
 }
 
@@ -143,8 +145,38 @@ type View struct {
 // revision is part of every cache key, so rev must identify the reader's
 // snapshot.
 func (e *Engine) View(s *schema.Schema, r Reader, rev tuple.Revision) *View {
-	return &View{engine: e, schema: s, plan: e.planFor(s), reader: r, rev: rev,
+	now := time.Now()
+	if t, ok := r.(Timed); ok {
+		now = t.Time()
+	}
+	return &View{engine: e, schema: s, plan: e.planFor(s), reader: r, rev: rev, now: now.UnixNano(),
 		prefix: s.Hash[:min(16, len(s.Hash))] + "@" + strconv.FormatUint(uint64(rev), 10) + "|"}
+}
+
+// outcome is a sub-problem's answer as the cache, the request memo and the
+// in-flight table hold it: the result and when it stops being valid at its
+// revision, the earliest expiration (unix ns) among the relationships it was
+// computed from; 0 when none of them expires.
+type outcome struct {
+	t     tri
+	until int64
+}
+
+// validAt reports whether the outcome may be reused at time now (unix ns).
+func (o outcome) validAt(now int64) bool { return o.until == 0 || now < o.until }
+
+// lookupCache returns the cached outcome for key if it is still valid.
+func (v *View) lookupCache(key string) (outcome, bool) {
+	o, ok := v.engine.cache.Get(key)
+	return o, ok && o.validAt(v.now)
+}
+
+// earliest returns the earlier of two expirations, 0 meaning none.
+func earliest(a, b int64) int64 {
+	if a == 0 || (b != 0 && b < a) {
+		return b
+	}
+	return a
 }
 
 // Schema returns the view's schema.
@@ -269,8 +301,8 @@ func (v *View) Check(ctx context.Context, req CheckRequest) (CheckResult, error)
 	key := v.cacheKey(req.Resource.Type, req.Resource.ID, req.Permission, req.Subject, ck)
 	e := v.engine
 	if e.cache != nil {
-		if t, ok := e.cache.Get(key); ok {
-			return toResult(t, Stats{CacheHits: 1}), nil
+		if o, ok := v.lookupCache(key); ok {
+			return toResult(o.t, Stats{CacheHits: 1}), nil
 		}
 	}
 	c := &checker{v: v, subject: req.Subject, context: req.Context, ctxKey: ck, rootKey: key, stats: &Stats{}}

@@ -22,7 +22,7 @@ type flightShard struct {
 
 type call struct {
 	done    chan struct{}
-	res     tri
+	res     outcome
 	err     error
 	waiters atomic.Int32 // for tests: how many callers wait
 }
@@ -54,7 +54,7 @@ func (f *flight) join(key string) (*call, bool) {
 }
 
 // finish publishes the leader's result and releases the waiters.
-func (f *flight) finish(key string, c *call, res tri, err error) {
+func (f *flight) finish(key string, c *call, res outcome, err error) {
 	c.res, c.err = res, err
 	sh := f.shard(key)
 	sh.mu.Lock()
@@ -66,13 +66,13 @@ func (f *flight) finish(key string, c *call, res tri, err error) {
 // wait waits for a call led elsewhere. ok is false when the caller should
 // compute the answer itself: the leader failed (its error may be its own
 // cancellation or depth, not this caller's).
-func (c *call) wait(ctx context.Context) (res tri, ok bool, err error) {
+func (c *call) wait(ctx context.Context) (res outcome, ok bool, err error) {
 	c.waiters.Add(1)
 	select {
 	case <-c.done:
 		return c.res, c.err == nil, nil
 	case <-ctx.Done():
-		return triNo, false, ctx.Err()
+		return outcome{}, false, ctx.Err()
 	}
 }
 

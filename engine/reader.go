@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"iter"
+	"time"
 
 	"github.com/ambit-authz/ambit/tuple"
 )
@@ -17,4 +18,14 @@ import (
 // but no resource ids. The iteration stops at the first error.
 type Reader interface {
 	Query(ctx context.Context, f tuple.Filter) iter.Seq2[tuple.Relationship, error]
+}
+
+// Timed is implemented by readers that judge expiration at a fixed time
+// (store.Snapshot hides what had expired when it was taken). A View takes its
+// time from such a reader, and from the clock otherwise, and serves a cached
+// result only before the earliest expiration among the relationships that
+// result was computed from: at one revision, results still change as
+// relationships expire.
+type Timed interface {
+	Time() time.Time
 }

@@ -51,6 +51,10 @@ func (s *Store) checkReadable(rev tuple.Revision) error {
 // Revision is the snapshot's revision.
 func (sn *Snapshot) Revision() tuple.Revision { return sn.rev }
 
+// Time is when the snapshot was taken: relationships expired at that time
+// are hidden from its queries.
+func (sn *Snapshot) Time() time.Time { return sn.now }
+
 // Query yields every relationship matching f visible at the snapshot, in
 // index key order; relationships expired when the snapshot was taken are
 // never yielded. The iteration stops at the first error.

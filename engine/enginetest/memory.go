@@ -42,12 +42,17 @@ func MustParse(lines ...string) *Memory {
 	return NewMemory(rels...)
 }
 
+// Time implements engine.Timed: the time expiration is judged at.
+func (m *Memory) Time() time.Time {
+	if m.Now != nil {
+		return m.Now()
+	}
+	return time.Now()
+}
+
 // Query implements engine.Reader.
 func (m *Memory) Query(ctx context.Context, f tuple.Filter) iter.Seq2[tuple.Relationship, error] {
-	now := time.Now()
-	if m.Now != nil {
-		now = m.Now()
-	}
+	now := m.Time()
 	return func(yield func(tuple.Relationship, error) bool) {
 		for _, r := range m.rels {
 			if err := ctx.Err(); err != nil {
