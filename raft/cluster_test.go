@@ -786,6 +786,7 @@ func TestNewNodeRefusesBadSetups(t *testing.T) {
 		{func(c *Config) { c.GRPCAddr = "" }, "GRPCAddr"},
 		{func(c *Config) { c.Bootstrap, c.Join = true, []string{"x"} }, "exclusive"},
 		{func(c *Config) { c.MaxAppendEntries = 5000 }, "MaxAppendEntries"},
+		{func(c *Config) { c.LogStore = "rocks" }, "LogStore"},
 	} {
 		cfg := c.config("y")
 		cfg.GRPCAddr = "127.0.0.1:1"

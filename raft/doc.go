@@ -32,8 +32,8 @@
 //
 // # Durability
 //
-// A write is acknowledged once raft has committed it (fsynced in the
-// raft-boltdb log of a majority) and the leader's FSM has applied it. The raft
+// A write is acknowledged once raft has committed it (fsynced in the raft
+// log of a majority) and the leader's FSM has applied it. The raft
 // log is the durability point; the store need not fsync for an acknowledged
 // write to survive a crash, since raft re-applies the entries after its newest
 // snapshot and the FSM skips those the store already holds. What the log
@@ -84,8 +84,16 @@
 // the public API. A node joining without a cluster id learns it from the
 // member it joins (ClusterID), and one given another id is refused. A leader
 // that closes hands its leadership to the most up-to-date voter first.
-// Replication is not pipelined (see NewNode). Raft's log and stable store
-// (raft-boltdb) and its snapshots live under <dir>/raft/.
+// Replication is not pipelined (see NewNode). Raft's snapshots live under
+// <dir>/raft/.
+//
+// # Log store
+//
+// Raft's log and stable store (its term and vote) is raft-wal, segment files
+// under <dir>/raft/wal/ written with one fsync per append, or raft-boltdb,
+// one bbolt file <dir>/raft/raft.db with two (Config.LogStore, logstore.go).
+// A new data dir gets the configured one (DefaultLogStore); a dir keeps the
+// one it holds, so a cluster restarts on the store it was created with.
 //
 // # Outcomes of a write
 //

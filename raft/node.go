@@ -14,8 +14,6 @@ import (
 
 	hclog "github.com/hashicorp/go-hclog"
 	hraft "github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
-	"go.etcd.io/bbolt"
 
 	"github.com/ambit-authz/ambit/tuple"
 )
@@ -67,6 +65,13 @@ type Config struct {
 	SnapshotThreshold  uint64        // log entries between snapshots; default 8192
 	SnapshotInterval   time.Duration // how often to check the threshold; default 30s
 	TrailingLogs       uint64        // entries kept after a snapshot; default 10240
+	// LogStore is raft's log and stable store for a new Dir: LogStoreWAL
+	// ("wal", hashicorp/raft-wal under Dir/raft/wal) or LogStoreBolt
+	// ("bolt", hashicorp/raft-boltdb, Dir/raft/raft.db); default
+	// DefaultLogStore. A Dir that already holds either keeps it whatever is
+	// set here (the log and the vote live in it); a Dir holding both is
+	// refused.
+	LogStore string
 	// NoSync skips fsync in the raft log. Unsafe; for tests only.
 	NoSync bool
 
@@ -111,6 +116,9 @@ func (c *Config) setDefaults() {
 	if c.TrailingLogs == 0 {
 		c.TrailingLogs = 10240
 	}
+	if c.LogStore == "" {
+		c.LogStore = DefaultLogStore
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -135,6 +143,9 @@ func (c *Config) validate() error {
 	}
 	if c.Bootstrap && len(c.Join) > 0 {
 		return fmt.Errorf("%w: Bootstrap and Join are exclusive (bootstrap forms a new cluster, join enters an existing one)", ErrBadConfig)
+	}
+	if c.LogStore != LogStoreWAL && c.LogStore != LogStoreBolt {
+		return fmt.Errorf("%w: LogStore %q is neither %q nor %q", ErrBadConfig, c.LogStore, LogStoreWAL, LogStoreBolt)
 	}
 	if c.MaxAppendEntries > 1024 {
 		return fmt.Errorf("%w: MaxAppendEntries %d exceeds raft's maximum of 1024", ErrBadConfig, c.MaxAppendEntries)
@@ -184,7 +195,7 @@ type Node struct {
 	fsm    *FSM
 	raft   *hraft.Raft
 	trans  closingTransport
-	logs   *raftboltdb.BoltStore
+	logs   logStore
 	peers  *Client
 
 	ctx    context.Context // canceled by Close
@@ -226,15 +237,17 @@ func NewNode(ctx context.Context, cfg Config, b Backend) (_ *Node, err error) {
 		}
 	}()
 
-	// Bolt would otherwise write its whole freelist on every commit, and
-	// log compaction keeps thousands of pages free: with 2.5k free pages
-	// that is 20 KiB more per append (bench/RESULTS.md). Without it, opening
-	// rebuilds the freelist by scanning the file, which for a raft log is
-	// quick.
-	n.logs, err = raftboltdb.New(raftboltdb.Options{Path: filepath.Join(raftDir, "raft.db"), NoSync: cfg.NoSync,
-		BoltOptions: &bbolt.Options{NoFreelistSync: true, FreelistType: bbolt.FreelistMapType}})
+	kind, err := chooseLogStore(raftDir, cfg.LogStore)
 	if err != nil {
-		return nil, fmt.Errorf("raft: opening log store: %w", err)
+		return nil, err
+	}
+	if n.logs, err = openLogStore(kind, raftDir, cfg.NoSync, hl); err != nil {
+		return nil, fmt.Errorf("raft: opening the %s log store: %w", kind, err)
+	}
+	if kind != cfg.LogStore {
+		n.logger.Info("raft: log store", "store", kind, "configured", cfg.LogStore, "note", "the data dir already holds a "+kind+" log, which it keeps")
+	} else {
+		n.logger.Info("raft: log store", "store", kind)
 	}
 	closers = append(closers, n.logs.Close)
 	snaps, err := hraft.NewFileSnapshotStoreWithLogger(raftDir, 2, hl)
