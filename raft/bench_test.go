@@ -115,19 +115,42 @@ func benchmarkWrites(b *testing.B, batch, parallelism int, stores func(int, stri
 	b.ReportMetric(pct(0.99), "p99-ms")
 }
 
-// benchmarkWriteMatrix runs benchmarkWrites over both transports and three
-// stores: badger with and without SyncWrites, and the tests' in-memory fake
-// (raft, transport and log fsync cost only). The raft log always fsyncs.
+// benchLogStores are the raft log stores the write benchmarks compare. Each
+// benchmark runs them one right after the other (the innermost level of
+// its name), so both see the same load on a shared machine.
+var benchLogStores = []string{LogStoreWAL, LogStoreBolt}
+
+// withLogStore is tweak with the log store set to kind.
+func withLogStore(kind string, tweak func(*Config)) func(*Config) {
+	return func(cfg *Config) {
+		cfg.LogStore = kind
+		if tweak != nil {
+			tweak(cfg)
+		}
+	}
+}
+
+// runLogStores runs bench as name/log=KIND for every log store.
+func runLogStores(b *testing.B, name string, bench func(b *testing.B, logStore string)) {
+	for _, kind := range benchLogStores {
+		b.Run(name+"/log="+kind, func(b *testing.B) { bench(b, kind) })
+	}
+}
+
+// benchmarkWriteMatrix runs benchmarkWrites over both transports, three
+// stores (badger with and without SyncWrites, and the tests' in-memory fake:
+// raft, transport and log fsync cost only) and both log stores. The raft log
+// always fsyncs.
 func benchmarkWriteMatrix(b *testing.B, batch, parallelism int) {
 	for _, tr := range benchTransports {
-		b.Run(tr.name+"/store-sync", func(b *testing.B) {
-			benchmarkWrites(b, batch, parallelism, benchStores(b, true), tr.tweak(3))
+		runLogStores(b, tr.name+"/store-sync", func(b *testing.B, log string) {
+			benchmarkWrites(b, batch, parallelism, benchStores(b, true), withLogStore(log, tr.tweak(3)))
 		})
-		b.Run(tr.name+"/store-nosync", func(b *testing.B) {
-			benchmarkWrites(b, batch, parallelism, benchStores(b, false), tr.tweak(3))
+		runLogStores(b, tr.name+"/store-nosync", func(b *testing.B, log string) {
+			benchmarkWrites(b, batch, parallelism, benchStores(b, false), withLogStore(log, tr.tweak(3)))
 		})
-		b.Run(tr.name+"/fake-store", func(b *testing.B) {
-			benchmarkWrites(b, batch, parallelism, fakeStores(), tr.tweak(3))
+		runLogStores(b, tr.name+"/fake-store", func(b *testing.B, log string) {
+			benchmarkWrites(b, batch, parallelism, fakeStores(), withLogStore(log, tr.tweak(3)))
 		})
 	}
 }
@@ -143,8 +166,18 @@ func BenchmarkReplicatedWrite100(b *testing.B) { benchmarkWriteMatrix(b, 100, 2)
 // throughput a busier client population gets from the same cluster.
 func BenchmarkReplicatedWrite100Wide(b *testing.B) {
 	for _, tr := range benchTransports {
-		b.Run(tr.name+"/store-nosync", func(b *testing.B) {
-			benchmarkWrites(b, 100, 8, benchStores(b, false), tr.tweak(3))
+		runLogStores(b, tr.name+"/store-nosync", func(b *testing.B, log string) {
+			benchmarkWrites(b, 100, 8, benchStores(b, false), withLogStore(log, tr.tweak(3)))
+		})
+	}
+}
+
+// Batches of 100 relationships over TCP from GOMAXPROCS times 2 to 64
+// concurrent proposers: how many it takes to reach a throughput.
+func BenchmarkReplicatedWrite100Proposers(b *testing.B) {
+	for _, p := range []int{2, 8, 32, 64} {
+		runLogStores(b, fmt.Sprintf("tcp/store-nosync/proposers=%dxprocs", p), func(b *testing.B, log string) {
+			benchmarkWrites(b, 100, p, benchStores(b, false), withLogStore(log, nil))
 		})
 	}
 }
@@ -157,7 +190,9 @@ func BenchmarkReplicatedWriteSerial(b *testing.B) {
 			if !sync {
 				name = tr.name + "/store-nosync"
 			}
-			b.Run(name, func(b *testing.B) { benchmarkSerial(b, benchStores(b, sync), tr.tweak(3)) })
+			runLogStores(b, name, func(b *testing.B, log string) {
+				benchmarkSerial(b, benchStores(b, sync), withLogStore(log, tr.tweak(3)))
+			})
 		}
 	}
 }
