@@ -9,9 +9,12 @@ package engine_test
 // Besides ns/op (wall time) every benchmark reports cpu-ns/op, the process
 // CPU time per operation, which a loaded machine inflates far less.
 //
-// "cold" runs an engine with the result cache disabled (CacheMaxCost -1), so
-// every check walks the graph and reads the store; "cached" runs the default
-// engine after a warm-up pass over the same requests.
+// "cold" runs an engine with both caches disabled, so every check walks the
+// graph and reads the store; "sets" keeps the read cache (the relationships
+// of one resource's relation, per revision) but not the result cache, so
+// every check walks the graph over sets read before; "cached" runs the
+// default engine. "sets" and "cached" run after warm-up passes over the same
+// requests.
 //
 //	go test -run '^$' -bench . -count 5 ./engine
 //
@@ -103,11 +106,22 @@ func loadBackends(b *testing.B, src string, rels []tuple.Relationship) (*schema.
 	return s, append(out, backend{"badger", snap, 2})
 }
 
-func newEngine(b *testing.B, cached bool) *engine.Engine {
+// modes are the engine configurations benchmarks compare: no caches,
+// the read cache only (every check walks the graph, but the sets it reads
+// come from memory after the first pass), and both caches.
+var modes = []string{"cold", "sets", "cached"}
+
+func newEngine(b *testing.B, mode string) *engine.Engine {
 	b.Helper()
-	cfg := engine.Config{CacheMaxCost: -1}
-	if cached {
-		cfg = engine.Config{}
+	var cfg engine.Config
+	switch mode {
+	case "cold":
+		cfg = engine.Config{CacheMaxCost: -1, ReadCacheMaxCost: -1}
+	case "sets":
+		cfg = engine.Config{CacheMaxCost: -1}
+	case "cached":
+	default:
+		b.Fatalf("unknown mode %q", mode)
 	}
 	e, err := engine.New(cfg)
 	if err != nil {
@@ -135,13 +149,13 @@ func check(res, perm, subj string) engine.CheckRequest {
 // want, when not nil, is the answer every request must get.
 func runChecks(b *testing.B, s *schema.Schema, backends []backend, reqs []engine.CheckRequest, want *engine.Permissionship) {
 	for _, be := range backends {
-		for _, mode := range []string{"cold", "cached"} {
+		for _, mode := range modes {
 			b.Run(be.name+"/"+mode, func(b *testing.B) {
-				v := newEngine(b, mode == "cached").View(s, be.reader, be.rev)
+				v := newEngine(b, mode).View(s, be.reader, be.rev)
 				ctx := context.Background()
 				passes := 1
-				if mode == "cached" {
-					passes = 3 // the cache admits a key after it has been seen
+				if mode != "cold" {
+					passes = 3 // the caches admit a key after it has been seen
 				}
 				for range passes {
 					for _, r := range reqs {
@@ -292,7 +306,7 @@ func BenchmarkLookupResources(b *testing.B) {
 			for _, be := range bes {
 				for _, mode := range []string{"cold", "cached"} {
 					b.Run(be.name+"/"+mode, func(b *testing.B) {
-						v := newEngine(b, mode == "cached").View(s, be.reader, be.rev)
+						v := newEngine(b, mode).View(s, be.reader, be.rev)
 						ctx := context.Background()
 						lookup := func() int {
 							n := 0
@@ -349,9 +363,9 @@ func BenchmarkCheckCollabParallel(b *testing.B) {
 		c := q.Check()
 		reqs[i] = engine.CheckRequest{Resource: c.Resource, Permission: c.Permission, Subject: c.Subject, Context: c.Context}
 	}
-	for _, mode := range []string{"cold", "cached"} {
+	for _, mode := range modes {
 		b.Run(be.name+"/"+mode, func(b *testing.B) {
-			v := newEngine(b, mode == "cached").View(s, be.reader, be.rev)
+			v := newEngine(b, mode).View(s, be.reader, be.rev)
 			ctx := context.Background()
 			for range 3 {
 				for _, r := range reqs {

@@ -31,7 +31,7 @@ type checker struct {
 	// applies writes asynchronously, so a repeated sub-problem (org->banned
 	// under two permissions) could miss it.
 	memo map[string]outcome
-	// expires is the earliest expiration (unix ns, 0 = none) among the
+	// expires is the earliest expiration (unix µs, 0 = none) among the
 	// relationships read for the sub-problem being evaluated: its result
 	// must not be reused from that time on.
 	expires int64
@@ -150,7 +150,7 @@ func (c *checker) reuse(o outcome) tri {
 func (c *checker) read(rel tuple.Relationship) {
 	c.stats.Reads++
 	if !rel.Expiration.IsZero() {
-		c.expires = earliest(c.expires, rel.Expiration.UnixNano())
+		c.expires = earliest(c.expires, rel.Expiration.UnixMicro())
 	}
 }
 
@@ -215,7 +215,7 @@ func (c *checker) direct(ctx context.Context, typ string, ids []string, r *schem
 		srel := s.Relation
 		f := tuple.Filter{ResourceType: typ, ResourceIDs: ids, Relation: r.Name,
 			Subject: &tuple.SubjectFilter{Type: s.Type, IDs: subjIDs, Relation: &srel}}
-		for rel, err := range c.v.reader.Query(ctx, f) {
+		for rel, err := range c.v.query(ctx, f) {
 			if err != nil {
 				return triNo, err
 			}
@@ -246,7 +246,7 @@ func (c *checker) direct(ctx context.Context, typ string, ids []string, r *schem
 			Subject: &tuple.SubjectFilter{Type: at.Type, Relation: &atRel}}
 		var batch idSet
 		var caveated []tuple.Relationship
-		for rel, err := range c.v.reader.Query(ctx, f) {
+		for rel, err := range c.v.query(ctx, f) {
 			if err != nil {
 				return triNo, err
 			}
@@ -371,7 +371,7 @@ func (c *checker) arrowAny(ctx context.Context, typ string, ids []string, a *sch
 	batches := map[string]*idSet{}
 	var order []string
 	var caveated []tuple.Relationship
-	for rel, err := range c.v.reader.Query(ctx, tuple.Filter{ResourceType: typ, ResourceIDs: ids, Relation: a.Tupleset}) {
+	for rel, err := range c.v.query(ctx, tuple.Filter{ResourceType: typ, ResourceIDs: ids, Relation: a.Tupleset}) {
 		if err != nil {
 			return triNo, err
 		}
@@ -419,7 +419,7 @@ func (c *checker) arrowAny(ctx context.Context, typ string, ids []string, a *sch
 func (c *checker) arrowAll(ctx context.Context, typ, id string, a *schema.Arrow, depth int, path *frame) (tri, error) {
 	result := triYes
 	found := false
-	for rel, err := range c.v.reader.Query(ctx, tuple.Filter{ResourceType: typ, ResourceIDs: []string{id}, Relation: a.Tupleset}) {
+	for rel, err := range c.v.query(ctx, tuple.Filter{ResourceType: typ, ResourceIDs: []string{id}, Relation: a.Tupleset}) {
 		if err != nil {
 			return triNo, err
 		}

@@ -7,12 +7,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"runtime"
 	"strconv"
 	"sync"
 	"time"
-
-	"github.com/dgraph-io/ristretto/v2"
 
 	"github.com/ambit-authz/ambit/schema"
 	"github.com/ambit-authz/ambit/tuple"
@@ -43,6 +42,14 @@ type Config struct {
 	// CacheMaxCost bounds the result cache in bytes (approximate); default
 	// 64 MiB; negative disables the cache.
 	CacheMaxCost int64
+	// ReadCacheMaxCost bounds the read cache in bytes (approximate): the
+	// relationships of one resource's relation, per revision, shared by every
+	// check that reads them; default 64 MiB; negative disables it.
+	ReadCacheMaxCost int64
+	// ReadCacheMaxSet is the largest set the read cache holds; larger ones
+	// (big groups) are read from the store with the subject in the query;
+	// default 64.
+	ReadCacheMaxSet int
 	// MaxBulkChecks bounds CheckBulk; default 1000.
 	MaxBulkChecks int
 	// MaxLookupCandidates bounds how many candidate objects a lookup
@@ -59,6 +66,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.CacheMaxCost == 0 {
 		c.CacheMaxCost = 64 << 20
+	}
+	if c.ReadCacheMaxCost == 0 {
+		c.ReadCacheMaxCost = 64 << 20
+	}
+	if c.ReadCacheMaxSet <= 0 {
+		c.ReadCacheMaxSet = 64
 	}
 	if c.MaxBulkChecks <= 0 {
 		c.MaxBulkChecks = 1000
@@ -77,7 +90,8 @@ func (c Config) withDefaults() Config {
 // and the in-flight table.
 type Engine struct {
 	cfg   Config
-	cache *ristretto.Cache[string, outcome]
+	cache *genCache[string, outcome]
+	reads *genCache[setKey, relSet] // see readcache.go
 
 	mu     sync.Mutex
 	plans  map[string]*plan // by schema hash
@@ -89,28 +103,18 @@ func New(cfg Config) (*Engine, error) {
 	cfg = cfg.withDefaults()
 	e := &Engine{cfg: cfg, plans: map[string]*plan{}, flight: newFlight()}
 	if cfg.CacheMaxCost > 0 {
-		c, err := ristretto.NewCache(&ristretto.Config[string, outcome]{
-			// About one counter per 100 bytes of budget: ~10 per cached
-			// entry, as ristretto recommends.
-			NumCounters: max(cfg.CacheMaxCost/100, 1000),
-			MaxCost:     cfg.CacheMaxCost,
-			BufferItems: 64,
-			Metrics:     false,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("engine: result cache: %w", err)
-		}
-		e.cache = c
+		seed := maphash.MakeSeed()
+		e.cache = newGenCache[string, outcome](cfg.CacheMaxCost, func(k string) uint64 { return maphash.String(seed, k) })
+	}
+	if cfg.ReadCacheMaxCost > 0 {
+		e.reads = newReadCache(cfg.ReadCacheMaxCost)
 	}
 	return e, nil
 }
 
-// Close releases the cache.
-func (e *Engine) Close() {
-	if e.cache != nil {
-		e.cache.Close()
-	}
-}
+// Close releases the engine. The caches hold only memory, which the garbage
+// collector reclaims, so it does nothing today; views in use stay valid.
+func (e *Engine) Close() {}
 
 // Config returns the effective configuration.
 func (e *Engine) Config() Config { return e.cfg }
@@ -137,7 +141,8 @@ type View struct {
 	plan   *plan
 	reader Reader
 	rev    tuple.Revision
-	now    int64 // unix ns: the time expirations are judged at
+	at     time.Time // the time expirations are judged at
+	now    int64     // at in unix µs (nanoseconds overflow in 2262)
 	prefix string
 }
 
@@ -149,20 +154,20 @@ func (e *Engine) View(s *schema.Schema, r Reader, rev tuple.Revision) *View {
 	if t, ok := r.(Timed); ok {
 		now = t.Time()
 	}
-	return &View{engine: e, schema: s, plan: e.planFor(s), reader: r, rev: rev, now: now.UnixNano(),
+	return &View{engine: e, schema: s, plan: e.planFor(s), reader: r, rev: rev, at: now, now: now.UnixMicro(),
 		prefix: s.Hash[:min(16, len(s.Hash))] + "@" + strconv.FormatUint(uint64(rev), 10) + "|"}
 }
 
 // outcome is a sub-problem's answer as the cache, the request memo and the
 // in-flight table hold it: the result and when it stops being valid at its
-// revision, the earliest expiration (unix ns) among the relationships it was
+// revision, the earliest expiration (unix µs, rounded down) among the relationships it was
 // computed from; 0 when none of them expires.
 type outcome struct {
 	t     tri
 	until int64
 }
 
-// validAt reports whether the outcome may be reused at time now (unix ns).
+// validAt reports whether the outcome may be reused at time now (unix µs).
 func (o outcome) validAt(now int64) bool { return o.until == 0 || now < o.until }
 
 // lookupCache returns the cached outcome for key if it is still valid.

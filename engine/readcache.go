@@ -1,0 +1,136 @@
+package engine
+
+import (
+	"context"
+	"hash/maphash"
+	"iter"
+	"slices"
+
+	"github.com/ambit-authz/ambit/tuple"
+)
+
+// The read cache holds, per revision, the relationships of one resource's
+// relation (doc:d1#viewer → its subjects), read once from the snapshot and
+// then filtered in memory by every check that needs them. A check reads a
+// handful of such sets (the resource's owner, editors, readers, its parent
+// through an arrow, the parent's deactivated list) and the same sets recur
+// across checks far more often than whole sub-problems do: every check on
+// dataset d reads d's sets whoever the subject is. Large sets (a 10k-member
+// group) are recorded as large and left to the store's indexed point reads.
+
+// relSet is one cached set: the relationships of type:id#relation at a
+// revision, in the store's order, or large when it has more than the limit.
+type relSet struct {
+	rels  []tuple.Relationship
+	large bool
+}
+
+func (s relSet) cost(k setKey) int64 {
+	c := int64(len(k.typ) + len(k.id) + len(k.rel) + 120)
+	for i := range s.rels {
+		r := &s.rels[i]
+		c += int64(96 + len(r.Resource.Type) + len(r.Resource.ID) + len(r.Relation) +
+			len(r.Subject.Type) + len(r.Subject.ID) + len(r.Subject.Relation))
+		if r.Caveat != nil {
+			c += int64(64 + 64*len(r.Caveat.Context))
+		}
+	}
+	return c
+}
+
+// setKey names one cached set.
+type setKey struct {
+	rev          tuple.Revision
+	typ, id, rel string
+}
+
+func newReadCache(maxCost int64) *genCache[setKey, relSet] {
+	seed := maphash.MakeSeed()
+	return newGenCache[setKey, relSet](maxCost, func(k setKey) uint64 {
+		return maphash.String(seed, k.id) ^ 31*maphash.String(seed, k.rel) ^ 961*maphash.String(seed, k.typ) ^ uint64(k.rev)*0x9e3779b97f4a7c15
+	})
+}
+
+// maxFillIDs bounds how many uncached resources one query reads set by set;
+// a query over more (an arrow fanning out to thousands of parents) goes to
+// the store as one filtered query.
+const maxFillIDs = 8
+
+// query yields the relationships matching f, like the view's reader, through
+// the read cache when f names the resource type, ids and relation (every
+// query a check makes). Expired relationships are never yielded.
+func (v *View) query(ctx context.Context, f tuple.Filter) iter.Seq2[tuple.Relationship, error] {
+	rc := v.engine.reads
+	if rc == nil || f.ResourceType == "" || len(f.ResourceIDs) == 0 || f.Relation == "" || f.ResourceIDPrefix != "" {
+		return v.reader.Query(ctx, f)
+	}
+	return func(yield func(tuple.Relationship, error) bool) {
+		ids := f.ResourceIDs
+		if len(ids) > 1 && !slices.IsSorted(ids) { // the store's order: one seek per sorted id
+			ids = slices.Sorted(slices.Values(ids))
+		}
+		var rest []string // ids left to one filtered store query
+		fills := 0
+		for i, id := range ids {
+			if i > 0 && id == ids[i-1] {
+				continue
+			}
+			key := v.readKey(f.ResourceType, id, f.Relation)
+			set, ok := rc.Get(key)
+			if !ok && fills < maxFillIDs {
+				fills++
+				var err error
+				if set, err = v.fill(ctx, key, f.ResourceType, id, f.Relation); err != nil {
+					yield(tuple.Relationship{}, err)
+					return
+				}
+				ok = true
+			}
+			if !ok || set.large {
+				rest = append(rest, id)
+				continue
+			}
+			for _, r := range set.rels {
+				if r.ExpiredAt(v.at) || !f.Matches(r) {
+					continue
+				}
+				if !yield(r, nil) {
+					return
+				}
+			}
+		}
+		if len(rest) == 0 {
+			return
+		}
+		g := f
+		g.ResourceIDs = rest
+		for r, err := range v.reader.Query(ctx, g) {
+			if !yield(r, err) || err != nil {
+				return
+			}
+		}
+	}
+}
+
+func (v *View) readKey(typ, id, rel string) setKey {
+	return setKey{rev: v.rev, typ: typ, id: id, rel: rel}
+}
+
+// fill reads typ:id#rel from the snapshot into the cache: all of it, or only
+// the fact that it is larger than Config.ReadCacheMaxSet.
+func (v *View) fill(ctx context.Context, key setKey, typ, id, rel string) (relSet, error) {
+	limit := v.engine.cfg.ReadCacheMaxSet
+	var set relSet
+	for r, err := range v.reader.Query(ctx, tuple.Filter{ResourceType: typ, ResourceIDs: []string{id}, Relation: rel}) {
+		if err != nil {
+			return relSet{}, err
+		}
+		if len(set.rels) == limit {
+			set = relSet{large: true}
+			break
+		}
+		set.rels = append(set.rels, r)
+	}
+	v.engine.reads.Set(key, set, set.cost(key))
+	return set, nil
+}

@@ -1,0 +1,136 @@
+package engine_test
+
+import (
+	"context"
+	"fmt"
+	"iter"
+	"sync/atomic"
+	"testing"
+
+	"github.com/ambit-authz/ambit/engine"
+	"github.com/ambit-authz/ambit/engine/enginetest"
+	"github.com/ambit-authz/ambit/schema"
+	"github.com/ambit-authz/ambit/tuple"
+)
+
+// countingReader counts the queries that reach the underlying reader.
+type countingReader struct {
+	engine.Reader
+	queries atomic.Int64
+}
+
+func (r *countingReader) Query(ctx context.Context, f tuple.Filter) iter.Seq2[tuple.Relationship, error] {
+	r.queries.Add(1)
+	return r.Reader.Query(ctx, f)
+}
+
+const readCacheSchema = `
+definition user {}
+
+definition group {
+	relation member: user | group#member
+}
+
+definition folder {
+	relation viewer: user | group#member
+}
+
+definition doc {
+	relation parent: folder
+	relation viewer: user | group#member
+	permission view = viewer + parent->viewer
+}
+`
+
+// readCacheFixture: doc:d has 3 direct viewers, the group small (3 members)
+// and the group big (100 members, over the read cache's 64); doc:wide has
+// 20 parent folders, each with one viewer, more than one query fills.
+func readCacheFixture() *enginetest.Memory {
+	lines := []string{
+		"doc:d#viewer@user:a", "doc:d#viewer@user:b", "doc:d#viewer@user:c",
+		"doc:d#viewer@group:small#member", "doc:d#viewer@group:big#member",
+		"group:small#member@user:s1", "group:small#member@user:s2", "group:small#member@user:s3",
+	}
+	for i := range 100 {
+		lines = append(lines, fmt.Sprintf("group:big#member@user:b%d", i))
+	}
+	for i := range 20 {
+		lines = append(lines, fmt.Sprintf("doc:wide#parent@folder:f%02d", i), fmt.Sprintf("folder:f%02d#viewer@user:v%d", i, i))
+	}
+	return enginetest.MustParse(lines...)
+}
+
+// The read cache answers repeated reads of the same sets without the store,
+// gives the same answers as the store, and leaves large sets and wide fan-outs
+// to the store.
+func TestReadCache(t *testing.T) {
+	s, err := schema.Compile("readcache.zed", readCacheSchema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := []struct {
+		rel  string
+		want engine.Permissionship
+	}{
+		{"doc:d#view@user:a", engine.HasPermission},
+		{"doc:d#view@user:c", engine.HasPermission},
+		{"doc:d#view@user:s2", engine.HasPermission},
+		{"doc:d#view@user:b0", engine.HasPermission},
+		{"doc:d#view@user:b99", engine.HasPermission},
+		{"doc:d#view@user:nobody", engine.NoPermission},
+		{"doc:wide#view@user:v0", engine.HasPermission},
+		{"doc:wide#view@user:v19", engine.HasPermission},
+		{"doc:wide#view@user:v20", engine.NoPermission},
+		{"folder:f07#viewer@user:v7", engine.HasPermission},
+	}
+	for _, readCache := range []int64{-1, 0} {
+		t.Run(fmt.Sprintf("ReadCacheMaxCost=%d", readCache), func(t *testing.T) {
+			r := &countingReader{Reader: readCacheFixture()}
+			// No result cache: every check walks the graph and reads.
+			e, err := engine.New(engine.Config{CacheMaxCost: -1, ReadCacheMaxCost: readCache})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer e.Close()
+			round := func() int64 {
+				before := r.queries.Load()
+				for _, c := range checks {
+					q := tuple.MustParse(c.rel)
+					res, err := e.View(s, r, 3).Check(context.Background(),
+						engine.CheckRequest{Resource: q.Resource, Permission: q.Relation, Subject: q.Subject})
+					if err != nil {
+						t.Fatal(err)
+					}
+					if res.Permissionship != c.want {
+						t.Errorf("%s: %v, want %v", c.rel, res.Permissionship, c.want)
+					}
+				}
+				return r.queries.Load() - before
+			}
+			first := round()
+			second := round()
+			if readCache < 0 {
+				if second != first {
+					t.Errorf("without a read cache the rounds read differently: %d then %d queries", first, second)
+				}
+				return
+			}
+			// Still read from the store in the second round: the big group's
+			// members (too many to cache) and the folders of doc:wide past
+			// the first few filled (too many for one query to fill).
+			if second == 0 || second >= first {
+				t.Errorf("queries reaching the store: %d in the first round, %d in the second; want fewer but not none", first, second)
+			}
+			// A third view at another revision shares nothing.
+			before := r.queries.Load()
+			q := tuple.MustParse("doc:d#view@user:a")
+			if _, err := e.View(s, r, 4).Check(context.Background(),
+				engine.CheckRequest{Resource: q.Resource, Permission: q.Relation, Subject: q.Subject}); err != nil {
+				t.Fatal(err)
+			}
+			if r.queries.Load() == before {
+				t.Error("a check at a new revision was answered from sets cached at the old one")
+			}
+		})
+	}
+}
