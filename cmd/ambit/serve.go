@@ -54,6 +54,8 @@ type serveConfig struct {
 	bootstrapFile   string
 	clusterID       string
 	limits          api.Limits
+	resultCacheMiB  int64
+	readCacheMiB    int64
 	logLevel        string
 	logFormat       string
 	shutdownTimeout time.Duration
@@ -105,6 +107,8 @@ unless --insecure-no-auth is given.`,
 	f.IntVar(&c.limits.MaxChecksPerBulk, "max-checks-per-bulk", api.DefaultMaxChecksPerBulk, "most items in one CheckBulkPermissions")
 	f.IntVar(&c.limits.MaxLookupResults, "max-lookup-results", api.DefaultMaxLookupResults, "most results of a lookup without a limit")
 	f.IntVar(&c.limits.ImportChunk, "import-chunk", api.DefaultImportChunk, "relationships per replicated import command")
+	f.Int64Var(&c.resultCacheMiB, "result-cache-mib", 64, "MiB of check and sub-problem results kept per revision (negative disables)")
+	f.Int64Var(&c.readCacheMiB, "read-cache-mib", 64, "MiB of relationship sets (one resource's relation) kept per revision for checks (negative disables)")
 	f.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&c.logFormat, "log-format", "text", "text or json")
 	f.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long shutdown waits for in-flight requests")
@@ -295,7 +299,8 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer, ready func(serv
 		}
 	}
 
-	eng, err := engine.New(engine.Config{MaxBulkChecks: c.limits.MaxChecksPerBulk})
+	eng, err := engine.New(engine.Config{MaxBulkChecks: c.limits.MaxChecksPerBulk,
+		CacheMaxCost: cacheBytes(c.resultCacheMiB), ReadCacheMaxCost: cacheBytes(c.readCacheMiB)})
 	if err != nil {
 		return err
 	}
@@ -464,4 +469,13 @@ func (b stampedBackend) Write(rev tuple.Revision, now time.Time, ups []store.Upd
 		now = time.Unix(1, 0).UTC()
 	}
 	return b.Store.Write(rev, now, ups, pre)
+}
+
+// cacheBytes turns a --*-cache-mib flag into an engine cache budget:
+// negative disables the cache, 0 leaves the engine's default.
+func cacheBytes(mib int64) int64 {
+	if mib < 0 {
+		return -1
+	}
+	return mib << 20
 }
