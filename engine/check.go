@@ -215,10 +215,11 @@ func (c *checker) direct(ctx context.Context, typ string, ids []string, r *schem
 		srel := s.Relation
 		f := tuple.Filter{ResourceType: typ, ResourceIDs: ids, Relation: r.Name,
 			Subject: &tuple.SubjectFilter{Type: s.Type, IDs: subjIDs, Relation: &srel}}
-		for rel, err := range c.v.query(ctx, f) {
-			if err != nil {
-				return triNo, err
-			}
+		rels, err := c.v.collect(ctx, f, nil)
+		if err != nil {
+			return triNo, err
+		}
+		for _, rel := range rels {
 			c.read(rel)
 			t, err := c.caveat(rel)
 			if err != nil {
@@ -246,10 +247,11 @@ func (c *checker) direct(ctx context.Context, typ string, ids []string, r *schem
 			Subject: &tuple.SubjectFilter{Type: at.Type, Relation: &atRel}}
 		var batch idSet
 		var caveated []tuple.Relationship
-		for rel, err := range c.v.query(ctx, f) {
-			if err != nil {
-				return triNo, err
-			}
+		rels, err := c.v.collect(ctx, f, nil)
+		if err != nil {
+			return triNo, err
+		}
+		for _, rel := range rels {
 			c.read(rel)
 			if rel.Caveat != nil {
 				caveated = append(caveated, rel)
@@ -371,10 +373,11 @@ func (c *checker) arrowAny(ctx context.Context, typ string, ids []string, a *sch
 	batches := map[string]*idSet{}
 	var order []string
 	var caveated []tuple.Relationship
-	for rel, err := range c.v.query(ctx, tuple.Filter{ResourceType: typ, ResourceIDs: ids, Relation: a.Tupleset}) {
-		if err != nil {
-			return triNo, err
-		}
+	rels, err := c.v.collect(ctx, tuple.Filter{ResourceType: typ, ResourceIDs: ids, Relation: a.Tupleset}, nil)
+	if err != nil {
+		return triNo, err
+	}
+	for _, rel := range rels {
 		c.read(rel)
 		st := rel.Subject.Type
 		if c.v.schema.Relation(st, a.Computed) == nil || !c.v.plan.canReach(st, a.Computed, s.Type, s.Relation) {
@@ -419,10 +422,11 @@ func (c *checker) arrowAny(ctx context.Context, typ string, ids []string, a *sch
 func (c *checker) arrowAll(ctx context.Context, typ, id string, a *schema.Arrow, depth int, path *frame) (tri, error) {
 	result := triYes
 	found := false
-	for rel, err := range c.v.query(ctx, tuple.Filter{ResourceType: typ, ResourceIDs: []string{id}, Relation: a.Tupleset}) {
-		if err != nil {
-			return triNo, err
-		}
+	rels, err := c.v.collect(ctx, tuple.Filter{ResourceType: typ, ResourceIDs: []string{id}, Relation: a.Tupleset}, nil)
+	if err != nil {
+		return triNo, err
+	}
+	for _, rel := range rels {
 		c.read(rel)
 		found = true
 		var t tri

@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"hash/maphash"
-	"iter"
 	"slices"
 
 	"github.com/ambit-authz/ambit/tuple"
@@ -56,60 +55,63 @@ func newReadCache(maxCost int64) *genCache[setKey, relSet] {
 // the store as one filtered query.
 const maxFillIDs = 8
 
-// query yields the relationships matching f, like the view's reader, through
-// the read cache when f names the resource type, ids and relation (every
-// query a check makes). Expired relationships are never yielded.
-func (v *View) query(ctx context.Context, f tuple.Filter) iter.Seq2[tuple.Relationship, error] {
+// collect appends the relationships matching f to dst, as the view's reader
+// would yield them, through the read cache when f names the resource type,
+// ids and relation (every query a check makes). Expired relationships are
+// left out. It returns a slice rather than an iterator: a check's loops over
+// the result then capture nothing, which keeps their variables off the heap
+// (about 60 fewer allocations per check on the collab workload).
+func (v *View) collect(ctx context.Context, f tuple.Filter, dst []tuple.Relationship) ([]tuple.Relationship, error) {
 	rc := v.engine.reads
 	if rc == nil || f.ResourceType == "" || len(f.ResourceIDs) == 0 || f.Relation == "" || f.ResourceIDPrefix != "" {
-		return v.reader.Query(ctx, f)
+		return v.collectStore(ctx, f, dst)
 	}
-	return func(yield func(tuple.Relationship, error) bool) {
-		ids := f.ResourceIDs
-		if len(ids) > 1 && !slices.IsSorted(ids) { // the store's order: one seek per sorted id
-			ids = slices.Sorted(slices.Values(ids))
+	ids := f.ResourceIDs
+	if len(ids) > 1 && !slices.IsSorted(ids) { // the store's order: one seek per sorted id
+		ids = slices.Sorted(slices.Values(ids))
+	}
+	var rest []string // ids left to one filtered store query
+	fills := 0
+	for i, id := range ids {
+		if i > 0 && id == ids[i-1] {
+			continue
 		}
-		var rest []string // ids left to one filtered store query
-		fills := 0
-		for i, id := range ids {
-			if i > 0 && id == ids[i-1] {
-				continue
+		key := v.readKey(f.ResourceType, id, f.Relation)
+		set, ok := rc.Get(key)
+		if !ok && fills < maxFillIDs {
+			fills++
+			var err error
+			if set, err = v.fill(ctx, key, f.ResourceType, id, f.Relation); err != nil {
+				return dst, err
 			}
-			key := v.readKey(f.ResourceType, id, f.Relation)
-			set, ok := rc.Get(key)
-			if !ok && fills < maxFillIDs {
-				fills++
-				var err error
-				if set, err = v.fill(ctx, key, f.ResourceType, id, f.Relation); err != nil {
-					yield(tuple.Relationship{}, err)
-					return
-				}
-				ok = true
-			}
-			if !ok || set.large {
-				rest = append(rest, id)
-				continue
-			}
-			for _, r := range set.rels {
-				if r.ExpiredAt(v.at) || !f.Matches(r) {
-					continue
-				}
-				if !yield(r, nil) {
-					return
-				}
-			}
+			ok = true
 		}
-		if len(rest) == 0 {
-			return
+		if !ok || set.large {
+			rest = append(rest, id)
+			continue
 		}
-		g := f
-		g.ResourceIDs = rest
-		for r, err := range v.reader.Query(ctx, g) {
-			if !yield(r, err) || err != nil {
-				return
+		for j := range set.rels {
+			if r := &set.rels[j]; !r.ExpiredAt(v.at) && f.Matches(*r) {
+				dst = append(dst, *r)
 			}
 		}
 	}
+	if len(rest) == 0 {
+		return dst, nil
+	}
+	g := f
+	g.ResourceIDs = rest
+	return v.collectStore(ctx, g, dst)
+}
+
+func (v *View) collectStore(ctx context.Context, f tuple.Filter, dst []tuple.Relationship) ([]tuple.Relationship, error) {
+	for r, err := range v.reader.Query(ctx, f) {
+		if err != nil {
+			return dst, err
+		}
+		dst = append(dst, r)
+	}
+	return dst, nil
 }
 
 func (v *View) readKey(typ, id, rel string) setKey {
