@@ -1,7 +1,9 @@
 package engine
 
 import (
+	"maps"
 	"sync"
+	"sync/atomic"
 
 	"github.com/ambit-authz/ambit/schema"
 )
@@ -10,8 +12,11 @@ import (
 // (type, relation) nodes can ever lead to a subject of a given kind. A branch
 // that cannot reach the subject is pruned before any read.
 type plan struct {
-	s     *schema.Schema
-	reach sync.Map // reachKey -> bool
+	s *schema.Schema
+	// reach memoizes canReach. Read on every step of every check, written
+	// once per key: an immutable map replaced on write, so reads take no lock
+	// and box nothing (a sync.Map hashed the key as an interface).
+	reach atomic.Pointer[map[reachKey]bool]
 
 	typesOnce sync.Once
 	types     *types
@@ -37,12 +42,24 @@ func newPlan(s *schema.Schema) *plan { return &plan{s: s} }
 // kind (subjType, subjRel) a member of typ#rel under the schema.
 func (p *plan) canReach(typ, rel, subjType, subjRel string) bool {
 	k := reachKey{from: relKey{typ, rel}, subj: relKey{subjType, subjRel}}
-	if v, ok := p.reach.Load(k); ok {
-		return v.(bool)
+	m := p.reach.Load()
+	if m != nil {
+		if v, ok := (*m)[k]; ok {
+			return v
+		}
 	}
 	v := p.computeReach(k)
-	p.reach.Store(k, v)
-	return v
+	for {
+		next := map[reachKey]bool{}
+		if m != nil {
+			maps.Copy(next, *m)
+		}
+		next[k] = v
+		if p.reach.CompareAndSwap(m, &next) {
+			return v
+		}
+		m = p.reach.Load()
+	}
 }
 
 // computeReach walks the schema graph breadth-first from k.from.
