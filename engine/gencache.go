@@ -31,7 +31,7 @@ type generations[K comparable, V any] struct {
 
 type generation[K comparable, V any] struct {
 	cost   atomic.Int64
-	count  atomic.Int64 // entries, to size the next generation's maps
+	turned atomic.Bool  // set by the one caller that replaces it
 	shards [genShards]genShard[K, V]
 }
 
@@ -49,17 +49,18 @@ type genEntry[V any] struct {
 
 func newGenCache[K comparable, V any](maxCost int64, hash func(K) uint64) *genCache[K, V] {
 	c := &genCache[K, V]{hash: hash, half: max(maxCost/2, 1)}
-	c.gens.Store(&generations[K, V]{cur: newGeneration[K, V](0)})
+	c.gens.Store(&generations[K, V]{cur: newGeneration[K, V]()})
 	return c
 }
 
-// newGeneration makes a generation whose maps are sized for about entries
-// in all (growing a map rehashes it: 2.5% of the server's CPU when every
-// generation started empty).
-func newGeneration[K comparable, V any](entries int64) *generation[K, V] {
+// newGeneration makes an empty generation. Its maps grow as entries arrive
+// (growth rehashes, ~2.5% of the server's CPU on fresh checks); maps presized
+// like the last generation's made each turn allocate tens of megabytes at
+// once, which showed as latency spikes.
+func newGeneration[K comparable, V any]() *generation[K, V] {
 	g := &generation[K, V]{}
 	for i := range g.shards {
-		g.shards[i].m = make(map[K]genEntry[V], entries/genShards)
+		g.shards[i].m = map[K]genEntry[V]{}
 	}
 	return g
 }
@@ -108,11 +109,10 @@ func (c *genCache[K, V]) add(gs *generations[K, V], h uint64, k K, e genEntry[V]
 	if !gs.cur.put(h, k, e) {
 		return
 	}
-	n := gs.cur.count.Add(1)
-	if gs.cur.cost.Add(e.cost) >= c.half {
-		// One caller wins the turn; the others' entries stay in what is
-		// now the previous generation.
-		c.gens.CompareAndSwap(gs, &generations[K, V]{cur: newGeneration[K, V](n), prev: gs.cur})
+	if gs.cur.cost.Add(e.cost) >= c.half && gs.cur.turned.CompareAndSwap(false, true) {
+		// Only one caller builds the next generation; entries others add
+		// meanwhile stay in what is now the previous generation.
+		c.gens.Store(&generations[K, V]{cur: newGeneration[K, V](), prev: gs.cur})
 	}
 }
 
