@@ -31,7 +31,7 @@ type generations[K comparable, V any] struct {
 
 type generation[K comparable, V any] struct {
 	cost   atomic.Int64
-	turned atomic.Bool  // set by the one caller that replaces it
+	turned atomic.Bool // set by the one caller that replaces it
 	shards [genShards]genShard[K, V]
 }
 
