@@ -141,21 +141,26 @@ type View struct {
 	plan   *plan
 	reader Reader
 	rev    tuple.Revision
+	src    uint64    // the reader's Source, 0 without one
 	at     time.Time // the time expirations are judged at
 	now    int64     // at in unix µs (nanoseconds overflow in 2262)
 	prefix string
 }
 
 // View binds the engine to a schema and a snapshot at revision rev. The
-// revision is part of every cache key, so rev must identify the reader's
-// snapshot.
+// revision and the reader's Source are part of every cache key, so together
+// they must identify the reader's snapshot (see Sourced).
 func (e *Engine) View(s *schema.Schema, r Reader, rev tuple.Revision) *View {
 	now := time.Now()
 	if t, ok := r.(Timed); ok {
 		now = t.Time()
 	}
-	return &View{engine: e, schema: s, plan: e.planFor(s), reader: r, rev: rev, at: now, now: now.UnixMicro(),
-		prefix: s.Hash[:min(16, len(s.Hash))] + "@" + strconv.FormatUint(uint64(rev), 10) + "|"}
+	var src uint64
+	if sr, ok := r.(Sourced); ok {
+		src = sr.Source()
+	}
+	return &View{engine: e, schema: s, plan: e.planFor(s), reader: r, rev: rev, src: src, at: now, now: now.UnixMicro(),
+		prefix: s.Hash[:min(16, len(s.Hash))] + "@" + strconv.FormatUint(src, 36) + "." + strconv.FormatUint(uint64(rev), 10) + "|"}
 }
 
 // outcome is a sub-problem's answer as the cache, the request memo and the

@@ -39,6 +39,7 @@ func (s relSet) cost(k setKey) int64 {
 
 // setKey names one cached set.
 type setKey struct {
+	src          uint64
 	rev          tuple.Revision
 	typ, id, rel string
 }
@@ -46,7 +47,7 @@ type setKey struct {
 func newReadCache(maxCost int64) *genCache[setKey, relSet] {
 	seed := maphash.MakeSeed()
 	return newGenCache[setKey, relSet](maxCost, func(k setKey) uint64 {
-		return maphash.String(seed, k.id) ^ 31*maphash.String(seed, k.rel) ^ 961*maphash.String(seed, k.typ) ^ uint64(k.rev)*0x9e3779b97f4a7c15
+		return maphash.String(seed, k.id) ^ 31*maphash.String(seed, k.rel) ^ 961*maphash.String(seed, k.typ) ^ (uint64(k.rev)+k.src<<32)*0x9e3779b97f4a7c15
 	})
 }
 
@@ -115,7 +116,7 @@ func (v *View) collectStore(ctx context.Context, f tuple.Filter, dst []tuple.Rel
 }
 
 func (v *View) readKey(typ, id, rel string) setKey {
-	return setKey{rev: v.rev, typ: typ, id: id, rel: rel}
+	return setKey{src: v.src, rev: v.rev, typ: typ, id: id, rel: rel}
 }
 
 // fill reads typ:id#rel from the snapshot into the cache: all of it, or only

@@ -134,3 +134,39 @@ func TestReadCache(t *testing.T) {
 		})
 	}
 }
+
+// One engine over two data sets at the same revision (a validation run loads
+// every file at revision 2): readers that name their source keep the caches
+// apart.
+func TestCachesKeepSourcesApart(t *testing.T) {
+	s, err := schema.Compile("readcache.zed", readCacheSchema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := engine.New(engine.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := enginetest.MustParse("doc:d#viewer@group:g#member", "group:g#member@user:ana")
+	b := enginetest.MustParse("doc:d#viewer@group:g#member", "group:g#member@user:bo")
+	for round := range 2 {
+		for _, tc := range []struct {
+			r    *enginetest.Memory
+			subj string
+			want engine.Permissionship
+		}{
+			{a, "user:ana", engine.HasPermission}, {a, "user:bo", engine.NoPermission},
+			{b, "user:ana", engine.NoPermission}, {b, "user:bo", engine.HasPermission},
+		} {
+			q := tuple.MustParse("doc:d#view@" + tc.subj)
+			res, err := e.View(s, tc.r, 2).Check(context.Background(),
+				engine.CheckRequest{Resource: q.Resource, Permission: q.Relation, Subject: q.Subject})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Permissionship != tc.want {
+				t.Errorf("round %d, source %d, %s: %v, want %v", round, tc.r.Source(), q, res.Permissionship, tc.want)
+			}
+		}
+	}
+}

@@ -20,6 +20,17 @@ type Reader interface {
 	Query(ctx context.Context, f tuple.Filter) iter.Seq2[tuple.Relationship, error]
 }
 
+// Sourced is implemented by readers that name the data set they read. The
+// engine's caches key entries by source and revision, so two readers with the
+// same source and revision must hold the same relationships (a store's
+// snapshots at one revision do). A reader without it counts as source 0: a
+// caller giving one engine readers of different data sets at the same
+// revision (a validation run loads every file at revision 2) would then get
+// answers computed from another data set.
+type Sourced interface {
+	Source() uint64
+}
+
 // Timed is implemented by readers that judge expiration at a fixed time
 // (store.Snapshot hides what had expired when it was taken). A View takes its
 // time from such a reader, and from the clock otherwise, and serves a cached

@@ -51,6 +51,10 @@ func (s *Store) checkReadable(rev tuple.Revision) error {
 // Revision is the snapshot's revision.
 func (sn *Snapshot) Revision() tuple.Revision { return sn.rev }
 
+// Source identifies the store the snapshot reads (random per Open), so an
+// engine shared by several stores keeps their cached reads apart.
+func (sn *Snapshot) Source() uint64 { return sn.s.id }
+
 // Time is when the snapshot was taken: relationships expired at that time
 // are hidden from its queries.
 func (sn *Snapshot) Time() time.Time { return sn.now }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -118,6 +119,7 @@ func (o Options) withDefaults() (Options, error) {
 // Store is the tuple store. All methods are safe for concurrent use; writes
 // are serialised.
 type Store struct {
+	id   uint64 // random per Open: its snapshots' Source
 	db   *badger.DB
 	opts Options
 	log  *slog.Logger
@@ -178,6 +180,7 @@ func Open(opts Options) (*Store, error) {
 		return nil, fmt.Errorf("store: open %s: %w", opts.Dir, err)
 	}
 	s := &Store{
+		id:      rand.Uint64() | 1, // never 0, which means "no source"
 		db:      db,
 		opts:    opts,
 		log:     opts.Logger,

@@ -12,6 +12,7 @@ import (
 	"iter"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/ambit-authz/ambit/tuple"
@@ -19,13 +20,14 @@ import (
 
 // Index is safe for concurrent queries.
 type Index struct {
+	id     uint64
 	byRes  []tuple.Relationship
 	bySubj []int32 // positions in byRes, in subject-major order
 }
 
 // New indexes rels (the slice is copied; relationships are not).
 func New(rels []tuple.Relationship) *Index {
-	x := &Index{byRes: slices.Clone(rels)}
+	x := &Index{id: sources.Add(1), byRes: slices.Clone(rels)}
 	slices.SortFunc(x.byRes, compareRes)
 	x.bySubj = make([]int32, len(x.byRes))
 	for i := range x.bySubj {
@@ -34,6 +36,11 @@ func New(rels []tuple.Relationship) *Index {
 	slices.SortFunc(x.bySubj, func(a, b int32) int { return compareSubj(&x.byRes[a], &x.byRes[b]) })
 	return x
 }
+
+var sources atomic.Uint64
+
+// Source implements engine.Sourced: every Index is its own data set.
+func (x *Index) Source() uint64 { return x.id }
 
 // Collect indexes every relationship of seq.
 func Collect(seq iter.Seq[tuple.Relationship]) *Index { return New(slices.Collect(seq)) }

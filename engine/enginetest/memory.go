@@ -7,6 +7,7 @@ import (
 	"iter"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/ambit-authz/ambit/tuple"
@@ -16,6 +17,7 @@ import (
 // resource index's order. Not safe for concurrent mutation; Query may run
 // concurrently.
 type Memory struct {
+	id   uint64
 	rels []tuple.Relationship
 	// Now decides expiration; nil means time.Now.
 	Now func() time.Time
@@ -23,7 +25,7 @@ type Memory struct {
 
 // NewMemory returns a reader over rels (copied).
 func NewMemory(rels ...tuple.Relationship) *Memory {
-	m := &Memory{rels: slices.Clone(rels)}
+	m := &Memory{id: sources.Add(1), rels: slices.Clone(rels)}
 	slices.SortFunc(m.rels, func(a, b tuple.Relationship) int {
 		return strings.Compare(a.Key().String(), b.Key().String())
 	})
@@ -41,6 +43,11 @@ func MustParse(lines ...string) *Memory {
 	}
 	return NewMemory(rels...)
 }
+
+var sources atomic.Uint64
+
+// Source implements engine.Sourced: every Memory is its own data set.
+func (m *Memory) Source() uint64 { return m.id }
 
 // Time implements engine.Timed: the time expiration is judged at.
 func (m *Memory) Time() time.Time {
