@@ -22,7 +22,9 @@ import (
 // Raft log stores (Config.LogStore).
 const (
 	// LogStoreWAL is hashicorp/raft-wal: segment files under <dir>/raft/wal,
-	// one fsync per append. raft-wal calls itself experimental.
+	// one fsync per append. Each segment is allocated up front (64 MiB), so
+	// even an empty node's log takes that much disk. raft-wal calls itself
+	// experimental.
 	LogStoreWAL = "wal"
 	// LogStoreBolt is hashicorp/raft-boltdb: one bbolt file,
 	// <dir>/raft/raft.db, two fsyncs per append (data pages, then meta page).
