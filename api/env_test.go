@@ -64,7 +64,7 @@ func newEnv(t testing.TB, opts ...func(*envOptions)) *env {
 	defer cancel()
 	node, err := raft.NewNode(ctx, raft.Config{
 		NodeID: "n1", RaftAddr: "127.0.0.1:0", GRPCAddr: lis.Addr().String(), Dir: t.TempDir(), Bootstrap: true,
-		NoSync: true, HeartbeatTimeout: 100 * time.Millisecond, ElectionTimeout: 100 * time.Millisecond,
+		NoSync: true, LogSegmentSize: 1 << 20, HeartbeatTimeout: 100 * time.Millisecond, ElectionTimeout: 100 * time.Millisecond,
 		LeaderLeaseTimeout: 50 * time.Millisecond, SchemaGuard: api.SchemaGuard(st), Logger: log,
 	}, st)
 	if err != nil {

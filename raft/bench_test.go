@@ -364,7 +364,7 @@ func BenchmarkLogStoreSyncedAppend(b *testing.B) {
 	for _, entries := range []int{1, 16} {
 		for _, kind := range benchLogStores {
 			b.Run(fmt.Sprintf("entries=%d/log=%s", entries, kind), func(b *testing.B) {
-				s, err := openLogStore(kind, b.TempDir(), false, hclog.NewNullLogger())
+				s, err := openLogStore(kind, b.TempDir(), DefaultLogSegmentSize, false, hclog.NewNullLogger())
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -54,6 +54,11 @@ func fakeStores() func(int, string) (Backend, func()) {
 	}
 }
 
+// testLogSegmentSize keeps the raft-wal segments of test nodes small: the
+// default 64 MiB, allocated with fsync per node, dominated the package's
+// test time.
+const testLogSegmentSize = 1 << 20
+
 func (c *testCluster) config(id string) Config {
 	dir, err := os.MkdirTemp(c.base, id+"-")
 	if err != nil {
@@ -66,6 +71,8 @@ func (c *testCluster) config(id string) Config {
 		PresharedKey: testKey,
 		ClusterID:    "test-cluster",
 		ApplyTimeout: 5 * time.Second,
+		// raft-wal writes each segment's whole size when it creates it.
+		LogSegmentSize: testLogSegmentSize,
 	}
 	if os.Getenv("AMBIT_RAFT_LOG") != "" {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -787,6 +794,8 @@ func TestNewNodeRefusesBadSetups(t *testing.T) {
 		{func(c *Config) { c.Bootstrap, c.Join = true, []string{"x"} }, "exclusive"},
 		{func(c *Config) { c.MaxAppendEntries = 5000 }, "MaxAppendEntries"},
 		{func(c *Config) { c.LogStore = "rocks" }, "LogStore"},
+		{func(c *Config) { c.LogSegmentSize = 4 << 10 }, "LogSegmentSize"},
+		{func(c *Config) { c.LogSegmentSize = 2 << 30 }, "LogSegmentSize"},
 	} {
 		cfg := c.config("y")
 		cfg.GRPCAddr = "127.0.0.1:1"

@@ -22,9 +22,9 @@ import (
 // Raft log stores (Config.LogStore).
 const (
 	// LogStoreWAL is hashicorp/raft-wal: segment files under <dir>/raft/wal,
-	// one fsync per append. Each segment is allocated up front (64 MiB), so
-	// even an empty node's log takes that much disk. raft-wal calls itself
-	// experimental.
+	// one fsync per append. Each segment is allocated up front
+	// (Config.LogSegmentSize), so even an empty node's log takes that much
+	// disk. raft-wal calls itself experimental.
 	LogStoreWAL = "wal"
 	// LogStoreBolt is hashicorp/raft-boltdb: one bbolt file,
 	// <dir>/raft/raft.db, two fsyncs per append (data pages, then meta page).
@@ -36,6 +36,16 @@ const (
 // relationships from few proposers and half the commit latency of one
 // writer at a time, with three nodes on one disk (bench/RESULTS.md).
 const DefaultLogStore = LogStoreWAL
+
+// raft-wal segment sizes (Config.LogSegmentSize).
+const (
+	// DefaultLogSegmentSize is raft-wal's own default.
+	DefaultLogSegmentSize = 64 << 20
+	// MinLogSegmentSize keeps a segment above a few entries' worth.
+	MinLogSegmentSize = 64 << 10
+	// MaxLogSegmentSize stays below raft-wal's 32-bit segment offsets.
+	MaxLogSegmentSize = 1 << 30
+)
 
 // logStore is raft's log and stable store, one file set for both.
 type logStore interface {
@@ -84,9 +94,10 @@ func exists(path string) (bool, error) {
 	return true, nil
 }
 
-// openLogStore opens (or creates) the log store kind under raftDir. noSync
-// leaves out the fsyncs of appends.
-func openLogStore(kind, raftDir string, noSync bool, hl hclog.Logger) (logStore, error) {
+// openLogStore opens (or creates) the log store kind under raftDir with
+// raft-wal segments of segmentSize bytes. noSync leaves out the fsyncs of
+// appends.
+func openLogStore(kind, raftDir string, segmentSize int, noSync bool, hl hclog.Logger) (logStore, error) {
 	switch kind {
 	case LogStoreBolt:
 		// Bolt would otherwise write its whole freelist on every commit, and
@@ -114,7 +125,8 @@ func openLogStore(kind, raftDir string, noSync bool, hl hclog.Logger) (logStore,
 		if noSync {
 			vfs = noSyncVFS{vfs}
 		}
-		w, err := wal.Open(dir, wal.WithLogger(hl.Named("wal")), wal.WithSegmentFiler(segment.NewFiler(dir, vfs)))
+		w, err := wal.Open(dir, wal.WithLogger(hl.Named("wal")), wal.WithSegmentFiler(segment.NewFiler(dir, vfs)),
+			wal.WithSegmentSize(segmentSize))
 		if err != nil {
 			return nil, err
 		}

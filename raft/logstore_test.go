@@ -1,6 +1,7 @@
 package raft
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -193,7 +194,7 @@ func TestDataDirKeepsItsLogStore(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, kind := range []string{LogStoreWAL, LogStoreBolt} {
-			s, err := openLogStore(kind, raftDir, true, hclog.NewNullLogger())
+			s, err := openLogStore(kind, raftDir, testLogSegmentSize, true, hclog.NewNullLogger())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -207,22 +208,22 @@ func TestDataDirKeepsItsLogStore(t *testing.T) {
 }
 
 // Both log stores, with and without fsync, hand back what was appended and
-// the stable values after a reopen.
+// the stable values after a reopen; raft-wal's entries span several of the
+// smallest segments.
 func TestOpenLogStore(t *testing.T) {
+	entry := func(i uint64) []byte { return fmt.Appendf(bytes.Repeat([]byte{'.'}, 2<<10), "%d", i) }
 	for _, kind := range []string{LogStoreWAL, LogStoreBolt} {
 		for _, noSync := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/noSync=%v", kind, noSync), func(t *testing.T) {
 				dir := t.TempDir()
-				s, err := openLogStore(kind, dir, noSync, hclog.NewNullLogger())
+				s, err := openLogStore(kind, dir, MinLogSegmentSize, noSync, hclog.NewNullLogger())
 				if err != nil {
 					t.Fatal(err)
 				}
-				var logs []*hraft.Log
 				for i := range uint64(100) {
-					logs = append(logs, &hraft.Log{Index: i + 1, Term: 1, Type: hraft.LogCommand, Data: []byte(fmt.Sprint(i))})
-				}
-				if err := s.StoreLogs(logs); err != nil {
-					t.Fatal(err)
+					if err := s.StoreLog(&hraft.Log{Index: i + 1, Term: 1, Type: hraft.LogCommand, Data: entry(i)}); err != nil {
+						t.Fatal(err)
+					}
 				}
 				if err := s.SetUint64([]byte("CurrentTerm"), 7); err != nil {
 					t.Fatal(err)
@@ -230,7 +231,7 @@ func TestOpenLogStore(t *testing.T) {
 				if err := s.Close(); err != nil {
 					t.Fatal(err)
 				}
-				if s, err = openLogStore(kind, dir, noSync, hclog.NewNullLogger()); err != nil {
+				if s, err = openLogStore(kind, dir, MinLogSegmentSize, noSync, hclog.NewNullLogger()); err != nil {
 					t.Fatal(err)
 				}
 				defer s.Close()
@@ -243,8 +244,15 @@ func TestOpenLogStore(t *testing.T) {
 					t.Fatalf("reopened log holds [%d, %d] (%v), want [1, 100]", first, last, err)
 				}
 				var l hraft.Log
-				if err := s.GetLog(42, &l); err != nil || string(l.Data) != "41" {
+				if err := s.GetLog(42, &l); err != nil || !bytes.Equal(l.Data, entry(41)) {
 					t.Fatalf("GetLog(42) = %q, %v", l.Data, err)
+				}
+				if kind == LogStoreWAL {
+					// 100 appends of 2 KiB fill three 64 KiB segments.
+					segs, err := filepath.Glob(filepath.Join(dir, walDir, "*.wal"))
+					if err != nil || len(segs) < 3 {
+						t.Fatalf("%d segment files (%v), want at least 3", len(segs), err)
+					}
 				}
 				if term, err := s.GetUint64([]byte("CurrentTerm")); err != nil || term != 7 {
 					t.Fatalf("CurrentTerm = %d, %v", term, err)
@@ -252,7 +260,7 @@ func TestOpenLogStore(t *testing.T) {
 			})
 		}
 	}
-	if _, err := openLogStore("rocks", t.TempDir(), false, hclog.NewNullLogger()); !errors.Is(err, ErrBadConfig) {
+	if _, err := openLogStore("rocks", t.TempDir(), testLogSegmentSize, false, hclog.NewNullLogger()); !errors.Is(err, ErrBadConfig) {
 		t.Fatalf("openLogStore(rocks) = %v, want ErrBadConfig", err)
 	}
 }

@@ -72,6 +72,13 @@ type Config struct {
 	// set here (the log and the vote live in it); a Dir holding both is
 	// refused.
 	LogStore string
+	// LogSegmentSize is the size in bytes of each raft-wal segment file.
+	// raft-wal allocates a segment's whole size when it creates it and
+	// starts the next one when it is full, so this is the disk a new node's
+	// log takes. Default DefaultLogSegmentSize; at least MinLogSegmentSize.
+	// A segment holds at least one entry, however large. LogStoreBolt
+	// ignores it.
+	LogSegmentSize int
 	// NoSync skips fsync in the raft log. Unsafe; for tests only.
 	NoSync bool
 
@@ -119,6 +126,9 @@ func (c *Config) setDefaults() {
 	if c.LogStore == "" {
 		c.LogStore = DefaultLogStore
 	}
+	if c.LogSegmentSize == 0 {
+		c.LogSegmentSize = DefaultLogSegmentSize
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -146,6 +156,9 @@ func (c *Config) validate() error {
 	}
 	if c.LogStore != LogStoreWAL && c.LogStore != LogStoreBolt {
 		return fmt.Errorf("%w: LogStore %q is neither %q nor %q", ErrBadConfig, c.LogStore, LogStoreWAL, LogStoreBolt)
+	}
+	if c.LogSegmentSize < MinLogSegmentSize || c.LogSegmentSize > MaxLogSegmentSize {
+		return fmt.Errorf("%w: LogSegmentSize %d is outside [%d, %d] bytes", ErrBadConfig, c.LogSegmentSize, MinLogSegmentSize, MaxLogSegmentSize)
 	}
 	if c.MaxAppendEntries > 1024 {
 		return fmt.Errorf("%w: MaxAppendEntries %d exceeds raft's maximum of 1024", ErrBadConfig, c.MaxAppendEntries)
@@ -241,7 +254,7 @@ func NewNode(ctx context.Context, cfg Config, b Backend) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if n.logs, err = openLogStore(kind, raftDir, cfg.NoSync, hl); err != nil {
+	if n.logs, err = openLogStore(kind, raftDir, cfg.LogSegmentSize, cfg.NoSync, hl); err != nil {
 		return nil, fmt.Errorf("raft: opening the %s log store: %w", kind, err)
 	}
 	if kind != cfg.LogStore {

@@ -49,6 +49,7 @@ type serveConfig struct {
 	raftAddr        string
 	raftAdvertise   string
 	raftLogStore    string
+	raftSegmentMiB  int
 	bootstrap       bool
 	join            []string
 	bootstrapFile   string
@@ -97,6 +98,7 @@ unless --insecure-no-auth is given.`,
 	f.StringVar(&c.raftAddr, "raft-addr", "127.0.0.1:50061", "raft listen address")
 	f.StringVar(&c.raftAdvertise, "raft-advertise", "", "raft address peers dial (default: the bound --raft-addr)")
 	f.StringVar(&c.raftLogStore, "raft-log-store", raft.DefaultLogStore, "raft log store of a new data dir: wal or bolt (a data dir keeps the one it has)")
+	f.IntVar(&c.raftSegmentMiB, "raft-log-segment-mib", raft.DefaultLogSegmentSize>>20, "size of each raft-wal log segment file in MiB, allocated when the segment is created")
 	f.BoolVar(&c.bootstrap, "bootstrap", false, "form a new single-node cluster on an empty data dir (the default without --join)")
 	f.StringArrayVar(&c.join, "join", nil, "gRPC address of a cluster member to join on an empty data dir (repeatable)")
 	f.StringVar(&c.bootstrapFile, "bootstrap-file", "", "validation YAML whose schema and relationships are loaded into an empty store at start")
@@ -286,7 +288,8 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer, ready func(serv
 	}
 	node, err := raft.NewNode(ctx, raft.Config{
 		NodeID: c.nodeID, RaftAddr: c.raftAddr, AdvertiseAddr: c.raftAdvertise, GRPCAddr: grpcAddr, Dir: c.dataDir, LogStore: c.raftLogStore,
-		Bootstrap: c.bootstrap, Join: c.join, PresharedKey: key, ClusterID: cid, SchemaGuard: api.SchemaGuard(st), Logger: log,
+		LogSegmentSize: c.raftSegmentMiB << 20,
+		Bootstrap:      c.bootstrap, Join: c.join, PresharedKey: key, ClusterID: cid, SchemaGuard: api.SchemaGuard(st), Logger: log,
 	}, stampedBackend{st})
 	if err != nil {
 		return err

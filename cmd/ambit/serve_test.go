@@ -35,6 +35,9 @@ func startServe(t *testing.T, c serveConfig) (serveAddrs, func() error) {
 	if c.nodeID == "" {
 		c.nodeID = "n1"
 	}
+	if c.raftSegmentMiB == 0 {
+		c.raftSegmentMiB = 1 // not raft-wal's 64 MiB, written out per node
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	addrs := make(chan serveAddrs, 1)
 	done := make(chan error, 1)
