@@ -237,6 +237,9 @@ func (f *FSM) ApplyBatch(logs []*hraft.Log) []any {
 			var refused error
 			var ok bool
 			if req, cmd, refused, ok = f.batchable(l, storeRev); ok {
+				if run.updates > 0 && run.updates+len(req.Updates) > maxRunUpdates {
+					f.flush(&run, out, &storeRev)
+				}
 				run.add(i, l.Type == hraft.LogConfiguration, req, refused)
 				continue
 			}
@@ -257,6 +260,7 @@ type writeRun struct {
 	pos     []int   // index of each request's entry in the batch
 	config  []bool  // the entry is a configuration change (its response is nil)
 	refused []error // the FSM's own refusal of the entry, if any
+	updates int     // relationship updates in reqs
 }
 
 func (r *writeRun) add(pos int, config bool, req store.WriteRequest, refused error) {
@@ -264,25 +268,25 @@ func (r *writeRun) add(pos int, config bool, req store.WriteRequest, refused err
 	r.pos = append(r.pos, pos)
 	r.config = append(r.config, config)
 	r.refused = append(r.refused, refused)
+	r.updates += len(req.Updates)
 }
 
 func (r *writeRun) reset() {
 	clear(r.reqs) // drop references to the decoded commands
 	clear(r.refused)
 	r.reqs, r.pos, r.config, r.refused = r.reqs[:0], r.pos[:0], r.config[:0], r.refused[:0]
+	r.updates = 0
 }
 
-// maxBatchedUpdates is the most relationship updates an entry may carry to
-// join a WriteMany run. WriteMany checks each request against the state the
-// earlier ones left, kept in memory, which costs more per update than a
-// Write of its own once entries are large: sharing one storage write pays
-// for small entries (2x for single updates, BenchmarkFSMApplyBatch) and
-// loses 10-25 % for entries of 100.
-const maxBatchedUpdates = 32
+// maxRunUpdates bounds the relationship updates of one WriteMany run: the
+// store keeps the run's writes in memory to check each request against the
+// ones before it, and a precondition looks through all of them. A run ends
+// before an entry that would take it past the bound (an entry larger than
+// the bound makes a run of its own).
+const maxRunUpdates = 8192
 
 // batchable returns the store request for an entry that can join a
-// WriteMany run: a write of at most maxBatchedUpdates updates, a no-op or a
-// configuration change the store has not applied yet. refused is set for a
+// WriteMany run: a write, a no-op or a configuration change the store has not applied yet. refused is set for a
 // write the FSM refuses itself (its schema changed); its request writes
 // nothing. cmd is the decoded command when batchable decoded it, so applyOne
 // need not decode it again.
@@ -303,9 +307,6 @@ func (f *FSM) batchable(l *hraft.Log, storeRev tuple.Revision) (req store.WriteR
 		return store.WriteRequest{}, nil, nil, false
 	}
 	c := f.mustDecode(l)
-	if len(c.Updates) > maxBatchedUpdates {
-		return store.WriteRequest{}, &c, nil, false
-	}
 	now := c.Now
 	if now.IsZero() {
 		now = entryTime(l)

@@ -60,7 +60,7 @@ func mixedLog(t *testing.T) []*hraft.Log {
 	for i := range big {
 		big[i] = touch(fmt.Sprintf("big%d", i))
 	}
-	huge := make([]store.Update, maxBatchedUpdates+1) // applied on its own
+	huge := make([]store.Update, maxRunUpdates+1) // a run of its own
 	for i := range huge {
 		huge[i] = touch(fmt.Sprintf("huge%d", i))
 	}
@@ -74,7 +74,7 @@ func mixedLog(t *testing.T) []*hraft.Log {
 		WriteCommand([]store.Update{touch("d")}, []store.Precondition{must(true, "a")}),   // holds
 		WriteCommand([]store.Update{bad}, nil),                                            // invalid
 		WriteCommand(big, nil),                                                            // too large
-		WriteCommand(huge, nil),                                                           // too large, alone
+		WriteCommand(huge, nil),                                                           // too large, its own run
 		WriteCommand([]store.Update{{Op: store.OpDelete, Rel: create("b").Rel}}, nil),     // delete
 		WriteCommand([]store.Update{create("b")}, []store.Precondition{must(false, "b")}), // b is gone: holds
 		WriteCommand([]store.Update{expiring}, nil),
@@ -198,12 +198,12 @@ func TestFSMBatchEqualsOneByOne(t *testing.T) {
 	if got, want := realContents(batchSt.Store), realContents(oneSt.Store); !reflect.DeepEqual(got, want) {
 		t.Errorf("relationships: batched %v, one by one %v", got, want)
 	}
-	// The runs went through WriteMany: six runs of writes, no-ops and the
-	// configuration entry, broken by the write with more than
-	// maxBatchedUpdates updates, the schema, the delete, the member command
-	// and the import. The large write and the member command go through Write.
-	if batchSt.manys != 6 || batchSt.manyReqs != 17 || batchSt.writes != 2 {
-		t.Errorf("batched store saw %d WriteMany calls (%d requests) and %d Writes; want 6 runs of 17 and 2 Writes",
+	// The runs went through WriteMany: seven runs of writes, no-ops and the
+	// configuration entry, broken by the schema, the delete, the member
+	// command and the import, and one of them the write with more than
+	// maxRunUpdates updates alone. The member command goes through Write.
+	if batchSt.manys != 7 || batchSt.manyReqs != 18 || batchSt.writes != 1 {
+		t.Errorf("batched store saw %d WriteMany calls (%d requests) and %d Writes; want 7 runs of 18 and 1 Write",
 			batchSt.manys, batchSt.manyReqs, batchSt.writes)
 	}
 }

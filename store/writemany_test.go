@@ -40,8 +40,21 @@ func TestWriteManyEqualsWrites(t *testing.T) {
 			for rev := tuple.Revision(1); rev <= 300; rev++ {
 				now := clock.t.Add(time.Duration(rev) * time.Second)
 				r := WriteRequest{Rev: rev, Now: now}
-				for range 1 + rng.IntN(4) {
+				n, distinct := 1+rng.IntN(4), map[tuple.Key]bool{}
+				if rng.IntN(5) == 0 {
+					// Large enough to commit in a transaction of its own
+					// (more than groupEntries staged entries).
+					n = groupEntries/2 + 1 + rng.IntN(4)
+				}
+				for range n {
 					u := Update{Op: Op(1 + rng.IntN(3)), Rel: relOf()}
+					for n > 4 && distinct[u.Rel.Key()] {
+						u.Rel = relOf()
+					}
+					distinct[u.Rel.Key()] = true
+					if n > 4 && u.Op == OpCreate {
+						u.Op = OpTouch // so that most large requests succeed
+					}
 					if u.Op != OpDelete && rng.IntN(4) == 0 {
 						u.Rel.Expiration = now.Add(time.Duration(rng.IntN(6)-1) * time.Second)
 					}
@@ -90,6 +103,15 @@ func TestWriteManyEqualsWrites(t *testing.T) {
 			}
 			if failed == 0 || failed == len(reqs) {
 				t.Fatalf("%d of %d requests failed: the test needs both kinds", failed, len(reqs))
+			}
+			largeOK := 0
+			for i, r := range reqs {
+				if len(r.Updates) > 4 && want[i] == nil {
+					largeOK++
+				}
+			}
+			if largeOK < 10 {
+				t.Fatalf("%d large requests succeeded: the test needs writes committed on their own", largeOK)
 			}
 			if one.AppliedRevision() != many.AppliedRevision() || one.Stats().Relationships != many.Stats().Relationships {
 				t.Fatalf("stats differ: %+v vs %+v", one.Stats(), many.Stats())
@@ -156,5 +178,63 @@ func TestWriteManyRejectsBadRevisions(t *testing.T) {
 	s.Close()
 	if _, err := s.WriteMany([]WriteRequest{{Rev: 1, Now: now, Updates: u}}); !errors.Is(err, ErrClosed) {
 		t.Fatalf("after Close: %v", err)
+	}
+}
+
+// A request too large for one storage transaction fails alone with
+// ErrTooLarge, as Write fails it; the requests around it in the same call
+// are applied.
+func TestWriteManyTooLargeForATransaction(t *testing.T) {
+	open := func() *Store {
+		s, err := Open(Options{Dir: t.TempDir(), GCInterval: -1, Logger: quiet, MemTableSize: 1 << 20,
+			BlockCacheSize: 1 << 20, MaxUpdatesPerWrite: 5000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	touches := func(prefix string, n int) []Update {
+		ups := make([]Update, n)
+		for i := range ups {
+			ups[i] = Update{Op: OpTouch, Rel: tuple.Relationship{Resource: tuple.ObjectRef{Type: "doc", ID: fmt.Sprintf("%s%d", prefix, i)},
+				Relation: "viewer", Subject: tuple.SubjectRef{Type: "user", ID: "u"}}}
+		}
+		return ups
+	}
+	reqs := []WriteRequest{
+		{Rev: 1, Now: now, Updates: touches("a", 10)},
+		{Rev: 2, Now: now, Updates: touches("big", 5000)},
+		{Rev: 3, Now: now, Updates: touches("c", 10)},
+	}
+	one := open()
+	if err := one.Write(2, now, reqs[1].Updates, nil); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("Write of 5000 updates into 1 MiB memtables = %v, want ErrTooLarge (the test needs a transaction that is too big)", err)
+	}
+	many := open()
+	res, err := many.WriteMany(reqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res[0] != nil || !errors.Is(res[1], ErrTooLarge) || res[2] != nil {
+		t.Fatalf("WriteMany results %v, want [nil ErrTooLarge nil]", res)
+	}
+	if rev, n := many.AppliedRevision(), many.Stats().Relationships; rev != 3 || n != 20 {
+		t.Fatalf("applied revision %d with %d relationships, want 3 and 20", rev, n)
+	}
+	sn, err := many.Snapshot(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := 0
+	for _, err := range sn.Query(context.Background(), tuple.Filter{ResourceType: "doc"}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		got++
+	}
+	if got != 20 {
+		t.Fatalf("%d relationships readable at revision 3, want 20", got)
 	}
 }
