@@ -26,8 +26,10 @@ run: build
 test:
 	$(GO) test -race -timeout 12m $(PKGS)
 
+# The short version of bench/RESULTS.md (about 3 minutes): in-process
+# benchmarks, then collab small over gRPC against a fresh local server.
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 1x -count 1 ./tuple ./store ./engine
+	GO=$(GO) bash bench/scripts/short.sh $(BENCH_OUT)
 
 # Runs every fuzz target for FUZZTIME each (go test allows one target per run).
 fuzz:
