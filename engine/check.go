@@ -189,7 +189,7 @@ func (c *checker) evalNode(ctx context.Context, typ string, ids []string, r *sch
 	o := outcome{t: t, until: c.expires}
 	c.expires = earliest(outer, o.until)
 	if err == nil && key != "" && c.cycles == cyclesBefore {
-		c.v.engine.cache.Set(key, o, int64(len(key)+40+8*len(t.missing)))
+		c.v.engine.cache.Set(key, o, resultCost(key, o))
 		if c.memo == nil {
 			c.memo = map[string]outcome{}
 		}
