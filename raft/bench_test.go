@@ -19,12 +19,12 @@ import (
 	"github.com/ambit-authz/ambit/tuple"
 )
 
-// benchStores opens durable badger stores. syncStore sets the store's
-// SyncWrites; the raft log always fsyncs.
+// benchStores opens durable badger stores with the sizes `ambit serve`
+// uses (the store's defaults: 64 MiB memtables, 256 MiB block cache).
+// syncStore sets the store's SyncWrites; the raft log always fsyncs.
 func benchStores(b *testing.B, syncStore bool) func(int, string) (Backend, func()) {
 	return func(i int, dir string) (Backend, func()) {
-		st, err := store.Open(store.Options{Dir: filepath.Join(dir, "store"), GCInterval: -1, SyncWrites: syncStore,
-			MemTableSize: 32 << 20, BlockCacheSize: 16 << 20})
+		st, err := store.Open(store.Options{Dir: filepath.Join(dir, "store"), GCInterval: -1, SyncWrites: syncStore})
 		if err != nil {
 			b.Fatal(err)
 		}
