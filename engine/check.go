@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"unsafe"
 
 	"github.com/ambit-authz/ambit/schema"
 	"github.com/ambit-authz/ambit/tuple"
@@ -496,3 +497,12 @@ func (s *idSet) add(id string) {
 		s.ids = append(s.ids, id)
 	}
 }
+
+// resultCost is what a cached result holds in bytes: its key (rounded up to
+// the allocator's size class, 8 bytes on average), its map slot at the
+// map's load factor and the missing-context names' slice.
+func resultCost(key string, o outcome) int64 {
+	return int64(len(key)) + 8 + resultSlotBytes + 16*int64(len(o.t.missing))
+}
+
+const resultSlotBytes = int64(unsafe.Sizeof("")+unsafe.Sizeof(genEntry[outcome]{})) * 8 / 7

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"reflect"
-	"strings"
 	"testing"
 	"time"
 	"unsafe"
@@ -78,12 +77,11 @@ func TestCompactSet(t *testing.T) {
 			if !reflect.DeepEqual(out, tc.rels) {
 				t.Errorf("compacted set\n%v\nwant\n%v", out, tc.rels)
 			}
+			// Equal after the source buffer was cleared: nothing points
+			// into it.
 			var total int
 			for _, r := range out {
 				total += len(r.Subject.ID)
-				if strings.ContainsRune(r.Subject.ID+r.Subject.Type+r.Resource.ID, 0) {
-					t.Errorf("%v still points into the store's buffer", r)
-				}
 			}
 			if c := (relSet{rels: out}).cost(k); c < relSize*int64(len(out))+int64(total) {
 				t.Errorf("cost %d is less than the relationships and their subject ids alone", c)

@@ -3,7 +3,6 @@ package engine
 import (
 	"sync"
 	"sync/atomic"
-	"unsafe"
 )
 
 // genCache is a concurrent map bounded by cost, kept in two generations: new
@@ -126,12 +125,3 @@ func (c *genCache[K, V]) Cost() int64 {
 	}
 	return n
 }
-
-// resultCost is what a cached result holds in bytes: its key (rounded up to
-// the allocator's size class, 8 bytes on average), its map slot at the
-// map's load factor and the missing-context names' slice.
-func resultCost(key string, o outcome) int64 {
-	return int64(len(key)) + 8 + resultSlotBytes + 16*int64(len(o.t.missing))
-}
-
-const resultSlotBytes = int64(unsafe.Sizeof("")+unsafe.Sizeof(genEntry[outcome]{})) * 8 / 7

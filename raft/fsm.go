@@ -286,9 +286,9 @@ func (r *writeRun) reset() {
 const maxRunUpdates = 8192
 
 // batchable returns the store request for an entry that can join a
-// WriteMany run: a write, a no-op or a configuration change the store has not applied yet. refused is set for a
-// write the FSM refuses itself (its schema changed); its request writes
-// nothing. cmd is the decoded command when batchable decoded it, so applyOne
+// WriteMany run: a write, a no-op or a configuration change the store has
+// not applied yet. refused is set for a write the FSM refuses itself (its
+// schema changed); its request writes nothing. cmd is the decoded command when batchable decoded it, so applyOne
 // need not decode it again.
 func (f *FSM) batchable(l *hraft.Log, storeRev tuple.Revision) (req store.WriteRequest, cmd *Command, refused error, ok bool) {
 	idx := tuple.Revision(l.Index)

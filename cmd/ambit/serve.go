@@ -227,6 +227,9 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer, ready func(serv
 	if (c.tlsCert == "") != (c.tlsKey == "") {
 		return errors.New("--tls-cert and --tls-key must be given together")
 	}
+	if c.raftSegmentMiB < 1 || c.raftSegmentMiB > raft.MaxLogSegmentSize>>20 {
+		return fmt.Errorf("--raft-log-segment-mib %d is outside 1..%d", c.raftSegmentMiB, raft.MaxLogSegmentSize>>20)
+	}
 	if c.limits.MaxUpdatesPerWrite <= 0 {
 		c.limits.MaxUpdatesPerWrite = api.DefaultMaxUpdatesPerWrite
 	}

@@ -174,6 +174,16 @@ func TestServeRefusesOpenNonLoopback(t *testing.T) {
 	}
 }
 
+func TestServeRefusesBadSegmentSize(t *testing.T) {
+	for _, mib := range []int{0, -1, 2048} {
+		err := serve(context.Background(), serveConfig{dataDir: t.TempDir(), grpcAddr: "127.0.0.1:0", raftSegmentMiB: mib,
+			logLevel: "info", logFormat: "text"}, io.Discard, nil)
+		if err == nil || !strings.Contains(err.Error(), "--raft-log-segment-mib") {
+			t.Errorf("serve with --raft-log-segment-mib %d: %v, want a refusal naming the flag", mib, err)
+		}
+	}
+}
+
 func TestFlagsFromEnv(t *testing.T) {
 	t.Setenv("AMBIT_PRESHARED_KEY", "a, b")
 	t.Setenv("AMBIT_GRPC_ADDR", "127.0.0.1:1")
