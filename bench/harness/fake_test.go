@@ -43,6 +43,8 @@ type fake struct {
 	// read through a small scanning reader on top.
 	base    *memindex.Index
 	written []tuple.Relationship
+	// writeSizes holds the number of updates of each WriteRelationships.
+	writeSizes []int
 
 	// failEvery > 0 fails every failEvery-th check with Unavailable.
 	failEvery int64
@@ -245,6 +247,7 @@ func (f *fake) WriteRelationships(_ context.Context, req *v1.WriteRelationshipsR
 	if f.s == nil {
 		return nil, status.Error(codes.FailedPrecondition, "no schema")
 	}
+	f.writeSizes = append(f.writeSizes, len(req.GetUpdates()))
 	for _, u := range req.GetUpdates() {
 		r := fromRel(u.GetRelationship())
 		if err := engine.ValidateRelationship(f.s, r); err != nil {

@@ -84,6 +84,51 @@ func TestEveryOpRuns(t *testing.T) {
 	}
 }
 
+// Write runs with --batch N send N distinct TOUCHes per request and count
+// the relationships written.
+func TestWriteBatch(t *testing.T) {
+	w := workload.MustNew("deep", workload.Small, 1)
+	f := &fake{}
+	c := loaded(t, f, w)
+	cfg := short(OpWrite)
+	cfg.Warmup, cfg.WriteBatch = 0, 25
+	r, err := Run(context.Background(), c, w, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	sizes, written := f.writeSizes, f.written
+	f.mu.Unlock()
+	if !r.OK || r.Requests == 0 || len(sizes) != int(r.Requests) {
+		t.Fatalf("%d requests (server saw %d), ok %v, errors %v", r.Requests, len(sizes), r.OK, r.ErrorSamples)
+	}
+	if r.Written != 25*r.Requests || r.WrittenPerSecond <= r.PerSecond {
+		t.Errorf("written %d (%.0f/s) for %d requests (%.0f/s), want 25 per request", r.Written, r.WrittenPerSecond, r.Requests, r.PerSecond)
+	}
+	// The fake appends each request's updates in one piece.
+	at := len(written) - 25*len(sizes)
+	for i, n := range sizes {
+		if n != 25 {
+			t.Fatalf("request %d had %d updates, want 25", i, n)
+		}
+		seen := map[string]bool{}
+		for _, rel := range written[at : at+n] {
+			if seen[rel.String()] {
+				t.Fatalf("request %d names %s twice", i, rel)
+			}
+			seen[rel.String()] = true
+		}
+		at += n
+	}
+	var out bytes.Buffer
+	if err := WriteText(&out, r); err != nil {
+		t.Fatal(err)
+	}
+	if want := " relationships written, "; !strings.Contains(out.String(), want) {
+		t.Errorf("report lacks %q:\n%s", want, out.String())
+	}
+}
+
 // A run with errors says so in every output, and its rate counts only
 // successful requests.
 func TestErrorsAreReported(t *testing.T) {

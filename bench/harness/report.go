@@ -54,6 +54,9 @@ func WriteText(w io.Writer, results ...*Result) error {
 		if r.Results > 0 {
 			fmt.Fprintf(w, "  %s: %d lookup results streamed\n", r.Endpoint, r.Results)
 		}
+		if r.Written > 0 && r.Written != r.Requests-r.Errors {
+			fmt.Fprintf(w, "  %s: %d relationships written, %.0f/s\n", r.Endpoint, r.Written, r.WrittenPerSecond)
+		}
 		if r.Errors > 0 {
 			fmt.Fprintf(w, "WARNING %s: %d of %d requests failed (%.2f%%); ok/s and latencies count successful requests only:\n",
 				r.Endpoint, r.Errors, r.Requests, 100*float64(r.Errors)/float64(max(r.Requests, 1)))

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/ambit-authz/ambit/bench/workload"
+	"github.com/ambit-authz/ambit/tuple"
 )
 
 // Op is what a run sends.
@@ -40,6 +41,9 @@ type Config struct {
 	Warmup      time.Duration // unmeasured time before; 0 for none
 	Seed        uint64        // query seed; worker i uses Seed*1000+i
 	BulkSize    int           // checks per CheckBulkPermissions; default 10
+	// WriteBatch is the number of distinct relationships each
+	// WriteRelationships request TOUCHes; default 1.
+	WriteBatch int
 	// LookupLimit caps results per lookup (0: all).
 	LookupLimit uint32
 	Consistency Consistency
@@ -62,6 +66,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.BulkSize <= 0 {
 		c.BulkSize = 10
+	}
+	if c.WriteBatch <= 0 {
+		c.WriteBatch = 1
 	}
 	if _, err := c.Consistency.proto(); err != nil {
 		return c, err
@@ -110,10 +117,14 @@ type Result struct {
 	Mismatches      int64    `json:"mismatches"`
 	MismatchSamples []string `json:"mismatch_samples,omitempty"`
 	// Results counts lookup results streamed back.
-	Results int64              `json:"lookup_results"`
-	Latency Summary            `json:"latency"`
-	Kinds   map[string]Summary `json:"kinds,omitempty"` // per operation, for mixed runs
-	OK      bool               `json:"ok"`
+	Results int64 `json:"lookup_results"`
+	// Written counts relationships in successful write requests;
+	// WrittenPerSecond is their rate.
+	Written          int64              `json:"relationships_written,omitempty"`
+	WrittenPerSecond float64            `json:"relationships_written_per_second,omitempty"`
+	Latency          Summary            `json:"latency"`
+	Kinds            map[string]Summary `json:"kinds,omitempty"` // per operation, for mixed runs
+	OK               bool               `json:"ok"`
 
 	hist  *Histogram
 	kinds map[Op]*Histogram
@@ -129,6 +140,7 @@ func (r *Result) merge(o *Result) {
 	r.Known += o.Known
 	r.Mismatches += o.Mismatches
 	r.Results += o.Results
+	r.Written += o.Written
 	r.ErrorSamples = addSamples(r.ErrorSamples, o.ErrorSamples...)
 	r.MismatchSamples = addSamples(r.MismatchSamples, o.MismatchSamples...)
 	r.hist.Merge(o.hist)
@@ -144,9 +156,10 @@ func (r *Result) merge(o *Result) {
 // finish computes the derived fields.
 func (r *Result) finish() {
 	ok := r.Requests - r.Errors
-	r.PerSecond = 0
+	r.PerSecond, r.WrittenPerSecond = 0, 0
 	if r.Seconds > 0 {
 		r.PerSecond = float64(ok) / r.Seconds
+		r.WrittenPerSecond = float64(r.Written) / r.Seconds
 	}
 	r.AllowedFraction = 0
 	if r.Checks > 0 {
@@ -296,7 +309,7 @@ func phase(ctx context.Context, c *Client, w *workload.Workload, cfg Config, d t
 		Seconds: elapsed.Seconds(), hist: &Histogram{}, kinds: map[Op]*Histogram{}}
 	for _, wk := range workers {
 		r.merge(&Result{Requests: wk.requests, Errors: wk.errors, Checks: wk.checks, Allowed: wk.allowed,
-			Known: wk.known, Mismatches: wk.mismatches, Results: wk.results, ErrorSamples: wk.errSamples,
+			Known: wk.known, Mismatches: wk.mismatches, Results: wk.results, Written: wk.written, ErrorSamples: wk.errSamples,
 			MismatchSamples: wk.misSamples, hist: &wk.hist, kinds: wk.kinds})
 	}
 	r.Seconds = elapsed.Seconds()
@@ -315,7 +328,7 @@ type worker struct {
 	hist                                                 Histogram
 	kinds                                                map[Op]*Histogram
 	requests, errors, checks, allowed, known, mismatches int64
-	results                                              int64
+	results, written                                     int64
 	errSamples, misSamples                               []string
 }
 
@@ -462,17 +475,40 @@ func (wk *worker) do(ctx context.Context, op Op) error {
 		}
 		return drain(stream.Recv, &wk.results)
 	case OpWrite:
-		r, err := relationship(wk.q.Write())
+		updates, err := wk.writeUpdates()
 		if err != nil {
 			return err
 		}
-		_, err = pc.WriteRelationships(ctx, &v1.WriteRelationshipsRequest{Updates: []*v1.RelationshipUpdate{
-			{Operation: v1.RelationshipUpdate_OPERATION_TOUCH, Relationship: r}}})
-		return err
+		if _, err := pc.WriteRelationships(ctx, &v1.WriteRelationshipsRequest{Updates: updates}); err != nil {
+			return err
+		}
+		wk.written += int64(len(updates))
 	default:
 		return fmt.Errorf("harness: operation %q cannot be sent", op)
 	}
 	return nil
+}
+
+// writeUpdates draws the next write request: TOUCHes of up to
+// cfg.WriteBatch distinct relationships (a request naming one twice is
+// refused). A workload with fewer distinct writes than that gives fewer.
+func (wk *worker) writeUpdates() ([]*v1.RelationshipUpdate, error) {
+	n := wk.cfg.WriteBatch
+	updates := make([]*v1.RelationshipUpdate, 0, n)
+	seen := make(map[tuple.Key]bool, n)
+	for tries := 0; len(updates) < n && tries < 20*n; tries++ {
+		rel := wk.q.Write()
+		if seen[rel.Key()] {
+			continue
+		}
+		seen[rel.Key()] = true
+		r, err := relationship(rel)
+		if err != nil {
+			return nil, err
+		}
+		updates = append(updates, &v1.RelationshipUpdate{Operation: v1.RelationshipUpdate_OPERATION_TOUCH, Relationship: r})
+	}
+	return updates, nil
 }
 
 // drain reads a server stream to its end, counting messages.

@@ -32,6 +32,7 @@ type benchOptions struct {
 	concurrency      int
 	duration, warmup time.Duration
 	bulk             int
+	batch            int
 	lookupLimit      uint32
 	consistency      string
 	load             bool
@@ -71,6 +72,7 @@ answers is flagged in every output and exits with status 1.`,
 	pf.DurationVarP(&o.duration, "duration", "d", 10*time.Second, "measured duration")
 	pf.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured warm-up before measuring")
 	pf.IntVar(&o.bulk, "bulk", 10, "checks per CheckBulkPermissions request")
+	pf.IntVar(&o.batch, "batch", 1, "distinct relationships TOUCHed per WriteRelationships request (write)")
 	pf.Uint32Var(&o.lookupLimit, "lookup-limit", 0, "results per lookup (0: all)")
 	pf.StringVar(&o.consistency, "consistency", "minimize_latency", "minimize_latency or full")
 	pf.BoolVar(&o.load, "load", false, "load the workload (schema and relationships) before running")
@@ -100,7 +102,7 @@ var opHelp = map[harness.Op]string{
 	harness.OpCheckBulk:       "CheckBulkPermissions of --bulk items at concurrency -c for -d",
 	harness.OpLookupResources: "LookupResources at concurrency -c for -d",
 	harness.OpLookupSubjects:  "LookupSubjects at concurrency -c for -d",
-	harness.OpWrite:           "WriteRelationships (one TOUCH) at concurrency -c for -d",
+	harness.OpWrite:           "WriteRelationships (--batch TOUCHes each) at concurrency -c for -d",
 	harness.OpMixed:           "95% checks, 4% lookups, 1% writes at concurrency -c for -d",
 }
 
@@ -248,7 +250,7 @@ func (o *benchOptions) runOp(cmd *cobra.Command, op harness.Op) error {
 		fmt.Fprintf(cmd.ErrOrStderr(), "query seed %d (--query-seed to replay)\n", qs)
 	}
 	cfg := harness.Config{Op: op, Concurrency: o.concurrency, Duration: o.duration, Warmup: o.warmup, Seed: qs,
-		BulkSize: o.bulk, LookupLimit: o.lookupLimit, Consistency: harness.Consistency(o.consistency),
+		BulkSize: o.bulk, WriteBatch: o.batch, LookupLimit: o.lookupLimit, Consistency: harness.Consistency(o.consistency),
 		Progress: terminal(cmd.ErrOrStderr())}
 	out := cmd.OutOrStdout()
 	ok := false
