@@ -50,19 +50,14 @@ func (s *Server) WriteSchema(ctx context.Context, req *v1.WriteSchemaRequest) (*
 // committed between validation and apply cannot let in relationships it no
 // longer allows.
 func (s *Server) schemaForWrite() (*schema.Schema, raft.SchemaHash, error) {
-	rev := s.store.AppliedRevision()
-	text, _, err := s.store.ReadSchema(rev)
-	if err != nil {
-		return nil, raft.SchemaHash{}, err
-	}
-	sch, _, err := s.schemas.at(rev)
+	cs, _, err := s.schemas.entry(s.store.AppliedRevision())
 	if errors.Is(err, errNoSchema) {
 		return nil, raft.SchemaHash{}, preconditionf("no schema has been written yet; write one with SchemaService.WriteSchema before writing relationships")
 	}
 	if err != nil {
 		return nil, raft.SchemaHash{}, err
 	}
-	return sch, raft.HashSchema(text), nil
+	return cs.s, cs.hash, nil
 }
 
 // applyValidated proposes a command validated against the schema whose hash

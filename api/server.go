@@ -177,24 +177,31 @@ func (s *Server) Stop() { s.stopOnce.Do(func() { close(s.stopping) }) }
 // the log replays).
 func SchemaGuard(st Store) raft.SchemaGuard { return newSchemaCache(st).guard }
 
-// schemaCache holds compiled schemas by the revision they were written at,
-// so each is compiled once.
+// schemaCache holds compiled schemas (and their text's hash) by the revision
+// they were written at, so each is compiled and hashed once.
 type schemaCache struct {
 	st Store
 	mu sync.Mutex
-	m  map[tuple.Revision]*schema.Schema
+	m  map[tuple.Revision]*compiledSchema
 	// last is the newest lookup: its schema is the one in force at every
 	// revision in [at, through], so reads there skip the store.
 	last atomic.Pointer[schemaSpan]
 }
 
+// compiledSchema is a stored schema compiled, with the hash of its text
+// that write commands carry (raft.HashSchema).
+type compiledSchema struct {
+	s    *schema.Schema
+	hash raft.SchemaHash
+}
+
 type schemaSpan struct {
-	s           *schema.Schema
+	c           *compiledSchema
 	at, through tuple.Revision
 }
 
 func newSchemaCache(st Store) *schemaCache {
-	return &schemaCache{st: st, m: map[tuple.Revision]*schema.Schema{}}
+	return &schemaCache{st: st, m: map[tuple.Revision]*compiledSchema{}}
 }
 
 // errNoSchema: nothing has been written with WriteSchema yet.
@@ -202,19 +209,29 @@ var errNoSchema = errors.New("no schema has been written")
 
 // at returns the schema in force at rev (errNoSchema if none).
 func (c *schemaCache) at(rev tuple.Revision) (*schema.Schema, tuple.Revision, error) {
-	if l := c.last.Load(); l != nil && l.at <= rev && rev <= l.through {
-		return l.s, l.at, nil
+	cs, at, err := c.entry(rev)
+	if err != nil {
+		return nil, 0, err
 	}
-	s, at, err := c.read(rev)
-	if err == nil {
-		if l := c.last.Load(); l == nil || rev > l.through {
-			c.last.Store(&schemaSpan{s: s, at: at, through: rev})
-		}
-	}
-	return s, at, err
+	return cs.s, at, nil
 }
 
-func (c *schemaCache) read(rev tuple.Revision) (*schema.Schema, tuple.Revision, error) {
+// entry returns the compiled schema in force at rev and the revision that
+// wrote it (errNoSchema if none).
+func (c *schemaCache) entry(rev tuple.Revision) (*compiledSchema, tuple.Revision, error) {
+	if l := c.last.Load(); l != nil && l.at <= rev && rev <= l.through {
+		return l.c, l.at, nil
+	}
+	cs, at, err := c.read(rev)
+	if err == nil {
+		if l := c.last.Load(); l == nil || rev > l.through {
+			c.last.Store(&schemaSpan{c: cs, at: at, through: rev})
+		}
+	}
+	return cs, at, err
+}
+
+func (c *schemaCache) read(rev tuple.Revision) (*compiledSchema, tuple.Revision, error) {
 	text, at, err := c.st.ReadSchema(rev)
 	if err != nil {
 		return nil, 0, err
@@ -223,22 +240,23 @@ func (c *schemaCache) read(rev tuple.Revision) (*schema.Schema, tuple.Revision, 
 		return nil, 0, errNoSchema
 	}
 	c.mu.Lock()
-	s := c.m[at]
+	cs := c.m[at]
 	c.mu.Unlock()
-	if s != nil {
-		return s, at, nil
+	if cs != nil {
+		return cs, at, nil
 	}
-	s, err = schema.Compile("schema", text)
+	s, err := schema.Compile("schema", text)
 	if err != nil {
 		return nil, 0, fmt.Errorf("api: stored schema at revision %d does not compile: %w", at, err)
 	}
+	cs = &compiledSchema{s: s, hash: raft.HashSchema(text)}
 	c.mu.Lock()
 	if len(c.m) >= 16 {
 		clear(c.m) // schemas change rarely; a small map suffices
 	}
-	c.m[at] = s
+	c.m[at] = cs
 	c.mu.Unlock()
-	return s, at, nil
+	return cs, at, nil
 }
 
 // readAt resolves a Consistency to a revision that is applied on this node

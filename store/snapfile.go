@@ -334,6 +334,11 @@ func (s *Store) RestoreSnapshot(r io.Reader) error {
 		return fmt.Errorf("store: restore: commit: %w", err)
 	}
 	s.broken = nil
+	var sch *schemaVersion
+	if c.hasSch {
+		sch = &schemaVersion{text: string(c.schema), at: tuple.Revision(c.schemaAt)}
+	}
+	s.schema.Store(sch)
 	s.applied.Store(c.applied)
 	s.count.Store(int64(min(c.count, math.MaxInt64)))
 	s.db.SetDiscardTs(c.applied)

@@ -141,6 +141,11 @@ type Store struct {
 	applied atomic.Uint64
 	horizon atomic.Uint64
 	count   atomic.Int64
+	// schema is the newest schema written at or below the applied revision
+	// (nil: none). Writers store it before they publish the revision, so a
+	// reader at a revision it has seen applied finds the schema of that
+	// revision here when the schema is not newer than it.
+	schema atomic.Pointer[schemaVersion]
 
 	changedMu sync.Mutex
 	changed   chan struct{}
@@ -231,6 +236,11 @@ func (s *Store) loadMeta() error {
 	if err != nil {
 		return fmt.Errorf("store: read relationship count: %w", err)
 	}
+	sch, err := readSchemaAt(s.db, applied)
+	if err != nil {
+		return err
+	}
+	s.schema.Store(sch)
 	s.applied.Store(applied)
 	s.horizon.Store(horizon)
 	s.count.Store(int64(count))

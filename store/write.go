@@ -446,10 +446,41 @@ func (s *Store) writeSchema(rev tuple.Revision, now time.Time, text string) erro
 	if err := s.setMeta(txn, rev, now, s.count.Load()); err != nil {
 		return err
 	}
-	return s.commit(txn, rev, 0)
+	if err := txn.CommitAt(uint64(rev), nil); err != nil {
+		return fmt.Errorf("store: commit revision %d: %w", rev, err)
+	}
+	s.schema.Store(&schemaVersion{text: text, at: rev})
+	s.applied.Store(uint64(rev))
+	s.notify()
+	return nil
+}
+
+// schemaVersion is a schema text and the revision that wrote it.
+type schemaVersion struct {
+	text string
+	at   tuple.Revision
+}
+
+// readSchemaAt reads the newest schema at or below rev from badger (nil: none).
+func readSchemaAt(db *badger.DB, rev uint64) (*schemaVersion, error) {
+	txn := db.NewTransactionAt(rev, false)
+	defer txn.Discard()
+	item, err := txn.Get(keySchema)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: read schema: %w", err)
+	}
+	v, err := item.ValueCopy(nil)
+	if err != nil {
+		return nil, fmt.Errorf("store: read schema: %w", err)
+	}
+	return &schemaVersion{text: string(v), at: tuple.Revision(item.Version())}, nil
 }
 
 // ReadSchema returns the latest schema written at or before rev ("" and 0 if none).
+// At a revision no older than the newest schema it reads nothing from badger.
 func (s *Store) ReadSchema(rev tuple.Revision) (text string, at tuple.Revision, err error) {
 	if err := s.enter(); err != nil {
 		return "", 0, err
@@ -458,23 +489,25 @@ func (s *Store) ReadSchema(rev tuple.Revision) (text string, at tuple.Revision, 
 	if err := s.checkReadable(rev); err != nil {
 		return "", 0, err
 	}
-	txn := s.db.NewTransactionAt(uint64(rev), false)
-	defer txn.Discard()
-	item, err := txn.Get(keySchema)
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return "", 0, nil
+	if v := s.schema.Load(); v == nil || v.at <= rev {
+		// checkReadable saw rev applied, so the newest schema (stored
+		// before its revision was published) is the one in force at rev.
+		if v == nil {
+			return "", 0, nil
+		}
+		return v.text, v.at, nil
 	}
+	v, err := readSchemaAt(s.db, uint64(rev))
 	if err != nil {
-		return "", 0, fmt.Errorf("store: read schema: %w", err)
-	}
-	v, err := item.ValueCopy(nil)
-	if err != nil {
-		return "", 0, fmt.Errorf("store: read schema: %w", err)
+		return "", 0, err
 	}
 	if h := s.horizon.Load(); uint64(rev) < h {
 		return "", 0, fmt.Errorf("%w: revision %d was garbage-collected during the read", ErrRevisionCompacted, rev)
 	}
-	return string(v), tuple.Revision(item.Version()), nil
+	if v == nil {
+		return "", 0, nil
+	}
+	return v.text, v.at, nil
 }
 
 // Import bulk-loads relationships at rev with CREATE semantics: a duplicate,

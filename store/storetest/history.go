@@ -511,6 +511,26 @@ func (s suite[S, T]) testSnapshotRoundTrip(t *testing.T) {
 	if err != nil || len(got) != 1 || got[0].rev != 4 {
 		t.Fatalf("changes after restore: %v %v", got, err)
 	}
+	// Past the revision of the schema the store held before the restore
+	// (11), the restored schema is still the one in force.
+	mustWrite[S](t, dst, 12, t0, ups(store.OpCreate, "doc:later#viewer@user:ana"))
+	if text, at, err := dst.ReadSchema(12); err != nil || text != "definition doc {}" || at != 2 {
+		t.Fatalf("schema after restore and later writes: %q %d %v", text, at, err)
+	}
+	// A snapshot without a schema leaves none.
+	empty := s.open(t, Config{Clock: clock.Now})
+	mustWrite[S](t, empty, 1, t0, ups(store.OpCreate, "doc:a#viewer@user:ana"))
+	buf.Reset()
+	if _, err := empty.WriteSnapshot(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if err := dst.RestoreSnapshot(&buf); err != nil {
+		t.Fatal(err)
+	}
+	mustWrite[S](t, dst, 20, t0, ups(store.OpCreate, "doc:b#viewer@user:ana"))
+	if text, at, err := dst.ReadSchema(20); err != nil || text != "" || at != 0 {
+		t.Fatalf("schema after restoring a snapshot without one: %q %d %v", text, at, err)
+	}
 }
 
 func flip(b []byte, i int) []byte {
