@@ -148,7 +148,6 @@ func (s *Store) collect() error {
 	if err := txn.CommitAt(uint64(h), nil); err != nil {
 		return fmt.Errorf("store: GC commit at %d: %w", h, err)
 	}
-	s.count.Add(-removed)
 	s.log.Debug("store: GC", "horizon", h, "tombstones", len(tombstones), "expired_removed", removed)
 	return nil
 }

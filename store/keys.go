@@ -33,7 +33,6 @@ const (
 var (
 	keyApplied = []byte("mapplied") // applied revision, uint64 BE
 	keySchema  = []byte("mschema")  // schema text
-	keyCount   = []byte("mcount")   // relationship count, uint64 BE (approximate)
 	keyHorizon = []byte("mhorizon") // GC horizon, uint64 BE
 )
 

@@ -28,7 +28,7 @@ const (
 	snapMagic   = "AMBITSNP"
 	snapVersion = 1
 
-	recMeta   = 'M' // applied revision (8) | relationship count (8)
+	recMeta   = 'M' // applied revision (8) | reserved (8, zero; once a relationship count)
 	recSchema = 'S' // revision (8) | text
 	recTime   = 'T' // revision (8) | leader time unix nanos (8)
 	recRel    = 'R' // uvarint body length | body | value
@@ -83,7 +83,6 @@ func (s *Store) WriteSnapshot(w io.Writer) (tuple.Revision, error) {
 	defer s.leave()
 	s.mu.Lock()
 	rev := s.applied.Load()
-	count := s.count.Load()
 	s.mu.Unlock()
 
 	txn := s.db.NewTransactionAt(rev, false)
@@ -95,7 +94,7 @@ func (s *Store) WriteSnapshot(w io.Writer) (tuple.Revision, error) {
 	if err := sw.write(append([]byte(snapMagic), snapVersion)); err != nil {
 		return fail(err)
 	}
-	if err := sw.record(recMeta, u64(rev), u64(uint64(max(count, 0)))); err != nil {
+	if err := sw.record(recMeta, u64(rev), u64(0)); err != nil {
 		return fail(err)
 	}
 	if item, err := txn.Get(keySchema); err == nil {
@@ -156,7 +155,6 @@ func (s *Store) iterate(txn *badger.Txn, space byte, fn func(*badger.Item) error
 // snapContent is a decoded, verified snapshot stream.
 type snapContent struct {
 	applied  uint64
-	count    uint64
 	schema   []byte
 	schemaAt uint64
 	hasSch   bool
@@ -207,7 +205,7 @@ func readSnapshot(r io.Reader) (*snapContent, error) {
 			if len(p) != 16 || hasMeta {
 				return nil, fmt.Errorf("%w: bad or repeated meta record", errSnapshot)
 			}
-			c.applied, c.count, hasMeta = binary.BigEndian.Uint64(p), binary.BigEndian.Uint64(p[8:]), true
+			c.applied, hasMeta = binary.BigEndian.Uint64(p), true // p[8:] is reserved
 		case recSchema:
 			if len(p) < 8 || c.hasSch {
 				return nil, fmt.Errorf("%w: bad or repeated schema record", errSnapshot)
@@ -323,7 +321,6 @@ func (s *Store) RestoreSnapshot(r io.Reader) error {
 	defer txn.Discard()
 	for _, kv := range [][2][]byte{
 		{keyApplied, u64(c.applied)},
-		{keyCount, u64(c.count)},
 		{keyHorizon, u64(c.applied)},
 	} {
 		if err := txn.Set(kv[0], kv[1]); err != nil {
@@ -340,7 +337,6 @@ func (s *Store) RestoreSnapshot(r io.Reader) error {
 	}
 	s.schema.Store(sch)
 	s.applied.Store(c.applied)
-	s.count.Store(int64(min(c.count, math.MaxInt64)))
 	s.db.SetDiscardTs(c.applied)
 	s.horizon.Store(c.applied)
 	s.notify()

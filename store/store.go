@@ -140,7 +140,6 @@ type Store struct {
 
 	applied atomic.Uint64
 	horizon atomic.Uint64
-	count   atomic.Int64
 	// schema is the newest schema written at or below the applied revision
 	// (nil: none). Writers store it before they publish the revision, so a
 	// reader at a revision it has seen applied finds the schema of that
@@ -232,10 +231,6 @@ func (s *Store) loadMeta() error {
 	if err != nil {
 		return fmt.Errorf("store: read GC horizon: %w", err)
 	}
-	count, err := read(keyCount)
-	if err != nil {
-		return fmt.Errorf("store: read relationship count: %w", err)
-	}
 	sch, err := readSchemaAt(s.db, applied)
 	if err != nil {
 		return err
@@ -243,7 +238,6 @@ func (s *Store) loadMeta() error {
 	s.schema.Store(sch)
 	s.applied.Store(applied)
 	s.horizon.Store(horizon)
-	s.count.Store(int64(count))
 	if horizon > 0 {
 		s.db.SetDiscardTs(horizon)
 	}
@@ -326,7 +320,6 @@ func (s *Store) leave() { s.inflight.Add(-1) }
 
 // Stats describes the store.
 type Stats struct {
-	Relationships   int64          // relationship count (approximate after a crash)
 	LSMBytes        int64          // badger LSM size
 	VLogBytes       int64          // badger value-log size
 	AppliedRevision tuple.Revision // last applied revision
@@ -336,7 +329,6 @@ type Stats struct {
 // Stats returns current figures. Sizes are refreshed by badger periodically.
 func (s *Store) Stats() Stats {
 	st := Stats{
-		Relationships:   s.count.Load(),
 		AppliedRevision: s.AppliedRevision(),
 		GCHorizon:       tuple.Revision(s.horizon.Load()),
 	}

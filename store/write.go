@@ -40,11 +40,10 @@ type batch struct {
 	rev   tuple.Revision
 	chunk changeChunk
 	seq   uint32
-	delta int64 // change in relationship count
 }
 
 // put writes a relationship to both indexes (and the expiry index).
-func (b *batch) put(rkey, val []byte, exp time.Time, isNew bool) error {
+func (b *batch) put(rkey, val []byte, exp time.Time) error {
 	skey, err := subjectKeyFromBody(rkey[1:])
 	if err != nil {
 		return err
@@ -59,9 +58,6 @@ func (b *batch) put(rkey, val []byte, exp time.Time, isNew bool) error {
 		if err := b.out.Set(expiryKey(exp, rkey[1:]), nil); err != nil {
 			return err
 		}
-	}
-	if isNew {
-		b.delta++
 	}
 	return b.record(OpTouch, rkey[1:], val)
 }
@@ -79,7 +75,6 @@ func (b *batch) del(rkey []byte, record bool) error {
 	if err := b.out.Delete(skey); err != nil {
 		return err
 	}
-	b.delta--
 	if !record {
 		return nil
 	}
@@ -102,6 +97,41 @@ func (b *batch) flushChunk() error {
 	b.seq++
 	b.chunk.reset()
 	return err
+}
+
+// stage writes a request's validated updates. A TOUCH reads nothing: it
+// writes the relationship whether or not one is stored. CREATE looks up
+// whether a visible relationship is in the way, DELETE whether there is one
+// to remove; look answers (present, visible at the write's time).
+func (b *batch) stage(updates []Update, preps []prepared, now time.Time, look func(rkey []byte) (present, visible bool, err error)) error {
+	for i := range updates {
+		u, p := &updates[i], &preps[i]
+		if u.Op == OpTouch {
+			if err := b.put(p.rkey, p.val, p.exp); err != nil {
+				return err
+			}
+			continue
+		}
+		present, visible, err := look(p.rkey)
+		if err != nil {
+			return err
+		}
+		switch u.Op {
+		case OpCreate:
+			if visible {
+				return fmt.Errorf("%w: update %d (CREATE): %s", ErrAlreadyExists, i, u.Rel.Key())
+			}
+			err = b.put(p.rkey, p.val, p.exp)
+		case OpDelete:
+			if present {
+				err = b.del(p.rkey, visible)
+			}
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // isDomain reports whether err is a failure of the request itself, after
@@ -148,33 +178,30 @@ func (s *Store) finish(rev tuple.Revision, now time.Time, err error) error {
 	}
 	txn := s.db.NewTransactionAt(s.applied.Load(), true)
 	defer txn.Discard()
-	if merr := s.setMeta(txn, rev, now, s.count.Load()); merr != nil {
+	if merr := s.setMeta(txn, rev, now); merr != nil {
 		return errors.Join(err, merr)
 	}
-	if cerr := s.commit(txn, rev, 0); cerr != nil {
+	if cerr := s.commit(txn, rev); cerr != nil {
 		return errors.Join(err, cerr)
 	}
 	return err
 }
 
-// setMeta writes the applied revision, its leader time and the relationship count.
-func (s *Store) setMeta(out sink, rev tuple.Revision, now time.Time, count int64) error {
+// setMeta writes the applied revision and its leader time.
+func (s *Store) setMeta(out sink, rev tuple.Revision, now time.Time) error {
 	if err := out.Set(keyApplied, u64(uint64(rev))); err != nil {
 		return err
 	}
-	if !now.IsZero() {
-		if err := out.Set(revKey(spaceTime, rev), u64(uint64(now.UnixNano()))); err != nil {
-			return err
-		}
+	if now.IsZero() {
+		return nil
 	}
-	return out.Set(keyCount, u64(uint64(max(count, 0))))
+	return out.Set(revKey(spaceTime, rev), u64(uint64(now.UnixNano())))
 }
 
-func (s *Store) commit(txn *badger.Txn, rev tuple.Revision, delta int64) error {
+func (s *Store) commit(txn *badger.Txn, rev tuple.Revision) error {
 	if err := txn.CommitAt(uint64(rev), nil); err != nil {
 		return fmt.Errorf("store: commit revision %d: %w", rev, err)
 	}
-	s.count.Add(delta)
 	s.applied.Store(uint64(rev))
 	s.notify()
 	return nil
@@ -265,36 +292,16 @@ func (s *Store) write(rev tuple.Revision, now time.Time, updates []Update, preco
 		return err
 	}
 	b := &batch{out: txn, rev: rev}
-	for i := range updates {
-		u, p := &updates[i], &preps[i]
-		present, visible, err := lookup(txn, p.rkey, now)
-		if err != nil {
-			return err
-		}
-		switch u.Op {
-		case OpCreate:
-			if visible {
-				return fmt.Errorf("%w: update %d (CREATE): %s", ErrAlreadyExists, i, u.Rel.Key())
-			}
-			err = b.put(p.rkey, p.val, p.exp, !present)
-		case OpTouch:
-			err = b.put(p.rkey, p.val, p.exp, !present)
-		case OpDelete:
-			if present {
-				err = b.del(p.rkey, visible)
-			}
-		}
-		if err != nil {
-			return txnTooBig(err)
-		}
+	if err := b.stage(updates, preps, now, func(rkey []byte) (bool, bool, error) { return lookup(txn, rkey, now) }); err != nil {
+		return txnTooBig(err)
 	}
 	if err := b.flushChunk(); err != nil {
 		return txnTooBig(err)
 	}
-	if err := s.setMeta(txn, rev, now, s.count.Load()+b.delta); err != nil {
+	if err := s.setMeta(txn, rev, now); err != nil {
 		return txnTooBig(err)
 	}
-	return s.commit(txn, rev, b.delta)
+	return s.commit(txn, rev)
 }
 
 // lookup reports whether the relationship at rkey exists in txn, and whether
@@ -412,10 +419,10 @@ func (s *Store) deleteByFilter(rev tuple.Revision, now time.Time, f tuple.Filter
 			return 0, false, fmt.Errorf("store: bulk delete at revision %d: %w", rev, err)
 		}
 	}
-	if err := s.setMeta(txn, rev, now, s.count.Load()+b.delta); err != nil {
+	if err := s.setMeta(txn, rev, now); err != nil {
 		return 0, false, txnTooBig(err)
 	}
-	return len(keys), partial, s.commit(txn, rev, b.delta)
+	return len(keys), partial, s.commit(txn, rev)
 }
 
 // WriteSchema stores the schema text at rev.
@@ -443,7 +450,7 @@ func (s *Store) writeSchema(rev tuple.Revision, now time.Time, text string) erro
 	if err := txn.Set(changeKey(rev, 0), encodeSchemaChange(text)); err != nil {
 		return txnTooBig(err)
 	}
-	if err := s.setMeta(txn, rev, now, s.count.Load()); err != nil {
+	if err := s.setMeta(txn, rev, now); err != nil {
 		return err
 	}
 	if err := txn.CommitAt(uint64(rev), nil); err != nil {
@@ -570,28 +577,22 @@ func (s *Store) importRels(rev tuple.Revision, now time.Time, rels []tuple.Relat
 	applied := s.applied.Load()
 	txn := s.db.NewTransactionAt(applied, true)
 	defer txn.Discard()
-	replaced := make([]bool, len(entries))
-	if !s.relsEmpty(txn) {
+	empty := s.relsEmpty(txn)
+	if !empty {
 		for i := range entries {
-			present, visible, err := lookup(txn, entries[i].rkey, now)
+			_, visible, err := lookup(txn, entries[i].rkey, now)
 			if err != nil {
 				return err
 			}
 			if visible {
 				return fmt.Errorf("%w: relationship %d: %s", ErrAlreadyExists, entries[i].idx, rels[entries[i].idx].Key())
 			}
-			replaced[i] = present
 		}
 	}
-	// Large imports that outweigh the existing data build tables directly
-	// (streamimport.go); the rest go through badger's memtables.
-	if !s.opts.InMemory && len(entries) >= s.opts.streamImportMin && s.count.Load() <= int64(len(entries)) {
-		delta := int64(0)
-		for _, r := range replaced {
-			if !r {
-				delta++
-			}
-		}
+	// Large imports into a store without relationships (a first load) build
+	// tables directly (streamimport.go); the rest go through badger's
+	// memtables.
+	if !s.opts.InMemory && len(entries) >= s.opts.streamImportMin && empty {
 		bodies := make([][2][]byte, len(entries))
 		for i := range entries {
 			bodies[i] = [2][]byte{entries[i].rkey, entries[i].val}
@@ -599,10 +600,10 @@ func (s *Store) importRels(rev tuple.Revision, now time.Time, rels []tuple.Relat
 		if err := s.streamImport(rev, bodies); err != nil {
 			return fmt.Errorf("store: import at revision %d: %w", rev, err)
 		}
-		if err := s.setMeta(txn, rev, now, s.count.Load()+delta); err != nil {
+		if err := s.setMeta(txn, rev, now); err != nil {
 			return err
 		}
-		return s.commit(txn, rev, delta)
+		return s.commit(txn, rev)
 	}
 	wb := s.db.NewWriteBatchAt(uint64(rev))
 	defer wb.Cancel()
@@ -621,9 +622,6 @@ func (s *Store) importRels(rev tuple.Revision, now time.Time, rels []tuple.Relat
 			return fmt.Errorf("store: import at revision %d: %w", rev, err)
 		}
 		skeys[i] = [2][]byte{sk, e.val}
-		if !replaced[i] {
-			b.delta++
-		}
 	}
 	slices.SortFunc(skeys, func(a, b [2][]byte) int { return bytes.Compare(a[0], b[0]) })
 	for _, kv := range skeys {
@@ -648,10 +646,10 @@ func (s *Store) importRels(rev tuple.Revision, now time.Time, rels []tuple.Relat
 	if err := wb.Flush(); err != nil {
 		return fmt.Errorf("store: import at revision %d: %w", rev, err)
 	}
-	if err := s.setMeta(txn, rev, now, s.count.Load()+b.delta); err != nil {
+	if err := s.setMeta(txn, rev, now); err != nil {
 		return err
 	}
-	return s.commit(txn, rev, b.delta)
+	return s.commit(txn, rev)
 }
 
 // relsEmpty reports whether the resource index has no key at all in txn.

@@ -55,8 +55,8 @@ func (s *Store) WriteMany(reqs []WriteRequest) (results []error, err error) {
 	// A request with few entries joins a group: a badger WriteBatch holding
 	// several requests' entries, each at its own revision, and none of the
 	// per-revision bookkeeping. A larger one commits in a transaction of its
-	// own holding what Write's would (its entries, the revision's time, the
-	// applied revision and the count), so the storage engine's transaction
+	// own holding what Write's would (its entries, the revision's time and
+	// the applied revision), so the storage engine's transaction
 	// limits refuse exactly the requests Write refuses; those commits are
 	// asynchronous: badger's write goroutine puts request i into the
 	// memtable while this one checks request i+1 against the overlay. Writes
@@ -83,13 +83,11 @@ func (s *Store) WriteMany(reqs []WriteRequest) (results []error, err error) {
 		return err
 	}
 	results = make([]error, len(reqs))
-	start := s.count.Load()
-	count := start
 	var staged stagingSink
 	for i := range reqs {
 		r := &reqs[i]
 		staged.reset()
-		delta, derr := s.stageWrite(v, &staged, r)
+		derr := s.stageWrite(v, &staged, r)
 		if derr != nil && !isDomain(derr) {
 			return nil, derr
 		}
@@ -107,7 +105,7 @@ func (s *Store) WriteMany(reqs []WriteRequest) (results []error, err error) {
 			txn := s.db.NewTransactionAt(applied, true)
 			err := setStaged(txn, staged.entries)
 			if err == nil {
-				err = s.setMeta(txn, r.Rev, r.Now, count+delta)
+				err = s.setMeta(txn, r.Rev, r.Now)
 			}
 			if err != nil {
 				txn.Discard()
@@ -115,7 +113,7 @@ func (s *Store) WriteMany(reqs []WriteRequest) (results []error, err error) {
 					return nil, fmt.Errorf("store: write many at revision %d: %w", r.Rev, err)
 				}
 				txn = s.db.NewTransactionAt(applied, true)
-				if err := s.setMeta(txn, r.Rev, r.Now, count); err != nil {
+				if err := s.setMeta(txn, r.Rev, r.Now); err != nil {
 					txn.Discard()
 					return nil, fmt.Errorf("store: write many at revision %d: %w", r.Rev, err)
 				}
@@ -143,7 +141,6 @@ func (s *Store) WriteMany(reqs []WriteRequest) (results []error, err error) {
 				}
 			}
 		}
-		count += delta
 	}
 	if err := flushGroup(); err != nil {
 		return nil, fmt.Errorf("store: write many: %w", err)
@@ -158,10 +155,7 @@ func (s *Store) WriteMany(reqs []WriteRequest) (results []error, err error) {
 	if err := txn.Set(keyApplied, u64(uint64(last))); err != nil {
 		return nil, err
 	}
-	if err := txn.Set(keyCount, u64(uint64(max(count, 0)))); err != nil {
-		return nil, err
-	}
-	if err := s.commit(txn, last, count-start); err != nil {
+	if err := s.commit(txn, last); err != nil {
 		return nil, err
 	}
 	return results, nil
@@ -239,55 +233,32 @@ func setStaged(txn *badger.Txn, entries []stagedEntry) error {
 }
 
 // stageWrite runs one request's checks against v and stages its entries
-// (without versions) in out. It returns the change in relationship count.
-func (s *Store) stageWrite(v *overlayView, out *stagingSink, r *WriteRequest) (int64, error) {
+// (without versions) in out.
+func (s *Store) stageWrite(v *overlayView, out *stagingSink, r *WriteRequest) error {
 	preps, err := s.prepareUpdates(r.Now, r.Updates)
 	if err != nil {
-		return 0, err
+		return err
 	}
 	for i, p := range r.Preconds {
 		if err := validateFilter(p.Filter); err != nil {
-			return 0, fmt.Errorf("precondition %d: %w", i, err)
+			return fmt.Errorf("precondition %d: %w", i, err)
 		}
 		found, err := v.exists(p.Filter, r.Now)
 		if err != nil {
-			return 0, fmt.Errorf("precondition %d: %w", i, err)
+			return fmt.Errorf("precondition %d: %w", i, err)
 		}
 		if p.MustMatch && !found {
-			return 0, fmt.Errorf("%w: precondition %d: MUST_MATCH filter %s matched nothing", ErrPreconditionFailed, i, describeFilter(p.Filter))
+			return fmt.Errorf("%w: precondition %d: MUST_MATCH filter %s matched nothing", ErrPreconditionFailed, i, describeFilter(p.Filter))
 		}
 		if !p.MustMatch && found {
-			return 0, fmt.Errorf("%w: precondition %d: MUST_NOT_MATCH filter %s matched a relationship", ErrPreconditionFailed, i, describeFilter(p.Filter))
+			return fmt.Errorf("%w: precondition %d: MUST_NOT_MATCH filter %s matched a relationship", ErrPreconditionFailed, i, describeFilter(p.Filter))
 		}
 	}
 	b := &batch{out: out, rev: r.Rev}
-	for i := range r.Updates {
-		u, p := &r.Updates[i], &preps[i]
-		present, visible, err := v.lookup(p.rkey, r.Now)
-		if err != nil {
-			return 0, err
-		}
-		switch u.Op {
-		case OpCreate:
-			if visible {
-				return 0, fmt.Errorf("%w: update %d (CREATE): %s", ErrAlreadyExists, i, u.Rel.Key())
-			}
-			err = b.put(p.rkey, p.val, p.exp, !present)
-		case OpTouch:
-			err = b.put(p.rkey, p.val, p.exp, !present)
-		case OpDelete:
-			if present {
-				err = b.del(p.rkey, visible)
-			}
-		}
-		if err != nil {
-			return 0, err
-		}
+	if err := b.stage(r.Updates, preps, r.Now, func(rkey []byte) (bool, bool, error) { return v.lookup(rkey, r.Now) }); err != nil {
+		return err
 	}
-	if err := b.flushChunk(); err != nil {
-		return 0, err
-	}
-	return b.delta, nil
+	return b.flushChunk()
 }
 
 // stagingSink collects a request's entries until its checks have passed.
