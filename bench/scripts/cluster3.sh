@@ -9,7 +9,7 @@
 # this machine's disk; waits until `ambit cluster status` lists 3 voters and a
 # leader; loads the workload's schema and relationships through the leader
 # (`ambit bench load`: a replicated bulk import); then, REPS rounds of
-# `ambit bench write` (one TOUCH per WriteRelationships) at -c 16 and -c 64
+# `ambit bench write` (BATCH TOUCHes per WriteRelationships) at each of CONCS
 # against the leader and against a follower (which forwards to the leader),
 # alternating which goes first; then stops all three.
 #
@@ -20,7 +20,9 @@
 # after the runs (the leader must not change in between).
 #
 # Environment (defaults): AMBIT (/tmp/ambit-matrix), WORKLOAD (collab), SIZE
-# (small), REPS (3), DUR (5s), WARMUP (1s), PORT_BASE (61600; n1 uses
+# (small), REPS (3), DUR (5s), WARMUP (1s), BATCH (1: relationships per
+# WriteRelationships, `ambit bench write --batch`), CONCS ("16 64": the
+# client concurrencies), PORT_BASE (61600; n1 uses
 # PORT_BASE+1..3, n2 +21..23, n3 +31..33; above Linux's ephemeral port range),
 # KEY (matrixkey), WORK (a new /tmp/matrix-cluster.XXXXXX, removed at the end).
 set -uo pipefail
@@ -53,12 +55,13 @@ for path in sorted(glob.glob(os.path.join(out, "cluster-write-*.json"))):
     except Exception:
         d = None
     groups.setdefault((m["t"], int(m["c"])), []).append((os.path.basename(path), d))
-lines = ["| target | c | writes/s median (min–max) | p50 | p95 | p99 | p99.9 | errors | rounds | cluster CPU per write | load avg |",
-         "|---|---|---|---|---|---|---|---|---|---|---|"]
+lines = ["| target | c | writes/s median (min–max) | relationships/s median | p50 | p95 | p99 | p99.9 | errors | rounds | cluster CPU per write | load avg |",
+         "|---|---|---|---|---|---|---|---|---|---|---|---|"]
 for k in sorted(groups, key=lambda k: (k[0] != "leader", k[1])):
     rs = groups[k]
     ds = [d for _, d in rs if d]
     ps = [d["ok_requests_per_second"] for d in ds]
+    rs_ = [d.get("relationships_written_per_second", d["ok_requests_per_second"]) for d in ds]
     lat = lambda q: med([d["latency"][q] for d in ds if d["latency"]["count"]])
     la, cpu = [], []
     for name, d in rs:
@@ -72,7 +75,7 @@ for k in sorted(groups, key=lambda k: (k[0] != "leader", k[1])):
                 cpu.append(float(r["servers_cpu_s"]) / (d["requests"] * span / d["seconds"]))
     err = sum(d["errors"] for d in ds)
     failed = len(rs) - len(ds)
-    lines.append(f"| {k[0]} | {k[1]} | {med(ps):,.0f} ({min(ps):,.0f}–{max(ps):,.0f}) | {ms(lat('p50_us'))} | {ms(lat('p95_us'))} | "
+    lines.append(f"| {k[0]} | {k[1]} | {med(ps):,.0f} ({min(ps):,.0f}–{max(ps):,.0f}) | {med(rs_):,.0f} | {ms(lat('p50_us'))} | {ms(lat('p95_us'))} | "
                  f"{ms(lat('p99_us'))} | {ms(lat('p999_us'))} | {err}{f' (+{failed} runs without JSON)' if failed else ''} | {len(rs)} | "
                  f"{'—' if not cpu else f'{med(cpu)*1e3:.2f} ms'} | {f'{min(la):.1f}–{max(la):.1f}' if la else '—'} |")
 lp = os.path.join(out, "cluster-load.json")
@@ -102,6 +105,8 @@ SIZE=${SIZE:-small}
 REPS=${REPS:-3}
 DUR=${DUR:-5s}
 WARMUP=${WARMUP:-1s}
+BATCH=${BATCH:-1}
+CONCS=${CONCS:-16 64}
 PORT_BASE=${PORT_BASE:-61600}
 KEY=${KEY:-matrixkey}
 OUT=${1:-/tmp/matrix-cluster-out-$(date -u +%Y%m%dT%H%M%SZ)}
@@ -175,7 +180,7 @@ log "3 members; leader $leader (${GRPC[$leader]}), follower $follower (${GRPC[$f
 {
 	echo "started: $(date -u +%FT%TZ); uptime: $(uptime)"
 	echo "ambit: $AMBIT (sha256 $(sha256sum "$AMBIT" | cut -c1-16), tree ${TREE:-unknown})"
-	echo "WORKLOAD=$WORKLOAD SIZE=$SIZE REPS=$REPS DUR=$DUR WARMUP=$WARMUP leader=$leader follower=$follower"
+	echo "WORKLOAD=$WORKLOAD SIZE=$SIZE REPS=$REPS DUR=$DUR WARMUP=$WARMUP BATCH=$BATCH CONCS=$CONCS leader=$leader follower=$follower"
 } >"$OUT/cluster-machine.txt"
 
 B=(--insecure --token "$KEY" --workload "$WORKLOAD" --size "$SIZE")
@@ -192,7 +197,7 @@ run() { # TARGET C ROUND
 	t0=$(all_ticks)
 	local start
 	start=$(date -u +%H:%M:%S)
-	"$AMBIT" bench write --endpoint "${GRPC[$node]}" "${B[@]}" -c "$c" -d "$DUR" --warmup "$WARMUP" --json \
+	"$AMBIT" bench write --endpoint "${GRPC[$node]}" "${B[@]}" -c "$c" --batch "$BATCH" -d "$DUR" --warmup "$WARMUP" --json \
 		>"$OUT/$file" 2>"$OUT/$file.err" || rc=$?
 	echo -e "$file\t$start\t$lb\t$(load1)\t$(awk -v a="$t0" -v b="$(all_ticks)" -v t="$(getconf CLK_TCK)" 'BEGIN{printf "%.2f", (b-a)/t}')\t$warm\t$rc" >>"$OUT/cluster-runs.tsv"
 	[[ $rc -eq 0 ]] || log "  $file: exit status $rc (errors; see $file and $file.err)"
@@ -201,8 +206,9 @@ for r in $(seq 1 "$REPS"); do
 	log "round $r/$REPS (load average $(load1))"
 	if ((r % 2)); then order="leader follower"; else order="follower leader"; fi
 	for t in $order; do
-		run "$t" 16 "$r"
-		run "$t" 64 "$r"
+		for c in $CONCS; do
+			run "$t" "$c" "$r"
+		done
 	done
 done
 status "${GRPC[n1]}" | tee "$OUT/cluster-status-after.txt"
