@@ -188,6 +188,17 @@ func BenchmarkReplicatedWrite100Proposers(b *testing.B) {
 	}
 }
 
+// Single-relationship writes over TCP from GOMAXPROCS times 1 to 64
+// concurrent proposers, badger unsynced (the server's configuration): where
+// commit latency (p99) crosses a bound as the load grows.
+func BenchmarkReplicatedWrite1Proposers(b *testing.B) {
+	for _, p := range []int{1, 4, 16, 64} {
+		runLogStores(b, fmt.Sprintf("tcp/store-nosync/proposers=%dxprocs", p), func(b *testing.B, log string) {
+			benchmarkWrites(b, 1, p, benchStores(b, false), withLogStore(log, nil))
+		})
+	}
+}
+
 // Commit latency of one writer at a time (no batching help).
 func BenchmarkReplicatedWriteSerial(b *testing.B) {
 	for _, tr := range benchTransports {
