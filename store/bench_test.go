@@ -256,15 +256,7 @@ func BenchmarkWriteMany100x1(b *testing.B) {
 				Resource: tuple.ObjectRef{Type: "document", ID: fmt.Sprintf("doc%07d", rev)}, Relation: "viewer",
 				Subject: tuple.SubjectRef{Type: "user", ID: "user0000001"}}}}}
 		}
-		res, err := s.WriteMany(reqs)
-		if err != nil {
-			b.Fatal(err)
-		}
-		for _, e := range res {
-			if e != nil {
-				b.Fatal(e)
-			}
-		}
+		mustWriteMany(b, s, reqs)
 	}
 	b.ReportMetric(float64(b.N*100)/b.Elapsed().Seconds(), "requests/s")
 }
@@ -304,17 +296,22 @@ func BenchmarkWriteMany16x100(b *testing.B) {
 					}
 					reqs[i] = WriteRequest{Rev: rev, Now: benchNow, Updates: ups}
 				}
-				res, err := s.WriteMany(reqs)
-				if err != nil {
-					b.Fatal(err)
-				}
-				for _, e := range res {
-					if e != nil {
-						b.Fatal(e)
-					}
-				}
+				mustWriteMany(b, s, reqs)
 			}
 			b.ReportMetric(float64(b.N*1600)/b.Elapsed().Seconds(), "rels/s")
 		})
+	}
+}
+
+// mustWriteMany applies reqs and fails the benchmark if any of them fails.
+func mustWriteMany(b *testing.B, s *Store, reqs []WriteRequest) {
+	res, err := s.WriteMany(reqs)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, e := range res {
+		if e != nil {
+			b.Fatal(e)
+		}
 	}
 }
