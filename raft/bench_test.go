@@ -173,12 +173,12 @@ func BenchmarkReplicatedWrite100Wide(b *testing.B) {
 	}
 }
 
-// Batches of 100 relationships over TCP from GOMAXPROCS times 2 to 64
+// Batches of 100 relationships over TCP from GOMAXPROCS times 1 to 64
 // concurrent proposers: how many it takes to reach a throughput, with the
 // badger store (unsynced, as the server runs it) and with the in-memory
 // fake (raft and the log alone).
 func BenchmarkReplicatedWrite100Proposers(b *testing.B) {
-	for _, p := range []int{2, 8, 32, 64} {
+	for _, p := range []int{1, 2, 8, 32, 64} {
 		runLogStores(b, fmt.Sprintf("tcp/store-nosync/proposers=%dxprocs", p), func(b *testing.B, log string) {
 			benchmarkWrites(b, 100, p, benchStores(b, false), withLogStore(log, nil))
 		})
