@@ -3,6 +3,7 @@ package raft
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -72,6 +73,14 @@ func (unpipelined) AppendEntriesPipeline(hraft.ServerID, hraft.ServerAddress) (h
 // leader of a 3-node cluster from parallel proposers and reports throughput
 // and commit latency.
 func benchmarkWrites(b *testing.B, batch, parallelism int, stores func(int, string) (Backend, func()), tweak func(*Config)) {
+	benchmarkWritesKeys(b, batch, parallelism, false, stores, tweak)
+}
+
+// benchmarkWritesKeys is benchmarkWrites with a choice of keys: sequential
+// (each batch's relationships next to each other in key order, so badger's
+// memtable inserts find their path cached) or random (resources and users
+// drawn from a million and ten thousand, as real sharing writes).
+func benchmarkWritesKeys(b *testing.B, batch, parallelism int, random bool, stores func(int, string) (Backend, func()), tweak func(*Config)) {
 	c := newTestCluster(b, 3, stores, tweak)
 	leader := c.nodes[c.waitLeader()].n
 	var seq atomic.Int64
@@ -83,14 +92,24 @@ func benchmarkWrites(b *testing.B, batch, parallelism int, stores func(int, stri
 	b.RunParallel(func(pb *testing.PB) {
 		local := make([]time.Duration, 0, 1024)
 		ups := make([]store.Update, batch)
+		r := rand.New(rand.NewPCG(uint64(seq.Add(1)), 7))
 		for pb.Next() {
 			base := seq.Add(1)
+			seen := map[tuple.Key]bool{}
 			for j := range ups {
+				res, sub := fmt.Sprintf("d%d-%d", base, j), "u"
+				if random {
+					res, sub = fmt.Sprintf("d%07d", r.IntN(1_000_000)), fmt.Sprintf("u%05d", r.IntN(10_000))
+				}
 				ups[j] = store.Update{Op: store.OpTouch, Rel: tuple.Relationship{
-					Resource: tuple.ObjectRef{Type: "doc", ID: fmt.Sprintf("d%d-%d", base, j)},
+					Resource: tuple.ObjectRef{Type: "doc", ID: res},
 					Relation: "viewer",
-					Subject:  tuple.SubjectRef{Type: "user", ID: "u"},
+					Subject:  tuple.SubjectRef{Type: "user", ID: sub},
 				}}
+				if seen[ups[j].Rel.Key()] { // a batch may not name a relationship twice
+					ups[j].Rel.Subject.ID += fmt.Sprintf("-%d", j)
+				}
+				seen[ups[j].Rel.Key()] = true
 			}
 			t0 := time.Now()
 			if _, err := leader.Propose(context.Background(), WriteCommand(ups, nil)); err != nil {
@@ -184,6 +203,16 @@ func BenchmarkReplicatedWrite100Proposers(b *testing.B) {
 		})
 		runLogStores(b, fmt.Sprintf("tcp/fake-store/proposers=%dxprocs", p), func(b *testing.B, log string) {
 			benchmarkWrites(b, 100, p, fakeStores(), withLogStore(log, nil))
+		})
+	}
+}
+
+// Batches of 100 relationships with random keys (see benchmarkWritesKeys)
+// over TCP, badger unsynced, from GOMAXPROCS times 1 and 8 proposers.
+func BenchmarkReplicatedWrite100RandomKeys(b *testing.B) {
+	for _, p := range []int{1, 8} {
+		runLogStores(b, fmt.Sprintf("tcp/store-nosync/proposers=%dxprocs", p), func(b *testing.B, log string) {
+			benchmarkWritesKeys(b, 100, p, true, benchStores(b, false), withLogStore(log, nil))
 		})
 	}
 }
