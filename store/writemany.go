@@ -51,7 +51,7 @@ func (s *Store) WriteMany(reqs []WriteRequest) (results []error, err error) {
 	applied := s.applied.Load()
 	base := s.db.NewTransactionAt(applied, false)
 	defer base.Discard()
-	v := &overlayView{base: base, over: map[string][]byte{}}
+	v := newOverlayView(base)
 	// A request with few entries joins a group: a badger WriteBatch holding
 	// several requests' entries, each at its own revision, and none of the
 	// per-revision bookkeeping. A larger one commits in a transaction of its
@@ -133,12 +133,15 @@ func (s *Store) WriteMany(reqs []WriteRequest) (results []error, err error) {
 			continue
 		}
 		for _, e := range staged.entries {
-			if e.k[0] == spaceResource {
-				if e.del {
-					v.over[string(e.k)] = nil
-				} else {
-					v.over[string(e.k)] = valueOrEmpty(e.v)
-				}
+			if e.k[0] != spaceResource {
+				continue
+			}
+			var val []byte // nil: deleted
+			if !e.del {
+				val = valueOrEmpty(e.v)
+			}
+			if err := v.set(e.k, val); err != nil {
+				return nil, fmt.Errorf("store: write many at revision %d: %w", r.Rev, err)
 			}
 		}
 	}
@@ -283,10 +286,62 @@ func (s *stagingSink) Delete(k []byte) error {
 
 // overlayView is the state after the earlier requests of a WriteMany: the
 // base transaction (at the applied revision) with the batch's resource-key
-// writes on top (nil value = deleted).
+// writes on top (nil value = deleted). The overlay's keys are also indexed
+// by resource object and by resource type, so that a precondition looks
+// only at the overlay entries its filter can match: a run of thousands of
+// conditional writes would otherwise decode the whole overlay for each.
 type overlayView struct {
-	base *badger.Txn
-	over map[string][]byte
+	base     *badger.Txn
+	over     map[string][]byte
+	byObject map[tuple.ObjectRef][]overlayKey
+	byType   map[string][]overlayKey
+	all      []overlayKey
+	dec      keyDecoder
+}
+
+// overlayKey is an overlay key and its decoded relationship key.
+type overlayKey struct {
+	k   string
+	key tuple.Key
+}
+
+func newOverlayView(base *badger.Txn) *overlayView {
+	return &overlayView{base: base, over: map[string][]byte{},
+		byObject: map[tuple.ObjectRef][]overlayKey{}, byType: map[string][]overlayKey{}}
+}
+
+// set records the value of resource key rkey after a request (nil: deleted).
+func (v *overlayView) set(rkey, val []byte) error {
+	k := string(rkey)
+	if _, seen := v.over[k]; !seen {
+		key, err := v.dec.resource(rkey)
+		if err != nil {
+			return err
+		}
+		ok := overlayKey{k: k, key: key}
+		v.byObject[key.Resource] = append(v.byObject[key.Resource], ok)
+		v.byType[key.Resource.Type] = append(v.byType[key.Resource.Type], ok)
+		v.all = append(v.all, ok)
+	}
+	v.over[k] = val
+	return nil
+}
+
+// candidates returns the overlay keys that f can match (a superset).
+func (v *overlayView) candidates(f tuple.Filter) []overlayKey {
+	switch {
+	case f.ResourceType != "" && len(f.ResourceIDs) == 1:
+		return v.byObject[tuple.ObjectRef{Type: f.ResourceType, ID: f.ResourceIDs[0]}]
+	case f.ResourceType != "" && len(f.ResourceIDs) > 1:
+		var out []overlayKey
+		for _, id := range f.ResourceIDs {
+			out = append(out, v.byObject[tuple.ObjectRef{Type: f.ResourceType, ID: id}]...)
+		}
+		return out
+	case f.ResourceType != "":
+		return v.byType[f.ResourceType]
+	}
+	return v.all
 }
 
 func (v *overlayView) lookup(rkey []byte, now time.Time) (present, visible bool, err error) {
@@ -316,16 +371,12 @@ func (v *overlayView) exists(f tuple.Filter, now time.Time) (bool, error) {
 	if err != nil || found {
 		return found, err
 	}
-	var d keyDecoder
-	for k, val := range v.over {
+	for _, c := range v.candidates(f) {
+		val := v.over[c.k]
 		if val == nil {
 			continue
 		}
-		key, err := d.resource([]byte(k))
-		if err != nil {
-			return false, err
-		}
-		r := tuple.Relationship{Resource: key.Resource, Relation: key.Relation, Subject: key.Subject}
+		r := tuple.Relationship{Resource: c.key.Resource, Relation: c.key.Relation, Subject: c.key.Subject}
 		if err := decodeValue(val, &r); err != nil {
 			return false, err
 		}

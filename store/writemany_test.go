@@ -33,7 +33,7 @@ func TestWriteManyEqualsWrites(t *testing.T) {
 			one, many := open(), open()
 			rng := rand.New(rand.NewPCG(5, 6))
 			relOf := func() tuple.Relationship {
-				return tuple.Relationship{Resource: tuple.ObjectRef{Type: "doc", ID: fmt.Sprintf("d%d", rng.IntN(8))}, Relation: "viewer",
+				return tuple.Relationship{Resource: tuple.ObjectRef{Type: []string{"doc", "folder"}[rng.IntN(2)], ID: fmt.Sprintf("d%d", rng.IntN(8))}, Relation: "viewer",
 					Subject: tuple.SubjectRef{Type: "user", ID: fmt.Sprintf("u%d", rng.IntN(4))}}
 			}
 			var reqs []WriteRequest
@@ -61,8 +61,18 @@ func TestWriteManyEqualsWrites(t *testing.T) {
 					r.Updates = append(r.Updates, u) // duplicates make ErrInvalid requests too
 				}
 				if rng.IntN(4) == 0 {
-					r.Preconds = []Precondition{{MustMatch: rng.IntN(2) == 0, Filter: tuple.Filter{ResourceType: "doc",
-						ResourceIDs: []string{fmt.Sprintf("d%d", rng.IntN(8))}, Subject: &tuple.SubjectFilter{Type: "user", IDs: []string{fmt.Sprintf("u%d", rng.IntN(4))}}}}}
+					// Every shape the overlay's precondition index tells apart:
+					// one object, several, a type (with an id prefix), no type.
+					id := func() string { return fmt.Sprintf("d%d", rng.IntN(8)) }
+					subject := &tuple.SubjectFilter{Type: "user", IDs: []string{fmt.Sprintf("u%d", rng.IntN(4))}}
+					f := []tuple.Filter{
+						{ResourceType: "doc", ResourceIDs: []string{id()}, Subject: subject},
+						{ResourceType: "folder", ResourceIDs: []string{id(), id()}, Relation: "viewer"},
+						{ResourceType: "doc", Subject: subject},
+						{ResourceType: "folder", ResourceIDPrefix: id()},
+						{Subject: subject},
+					}[rng.IntN(5)]
+					r.Preconds = []Precondition{{MustMatch: rng.IntN(2) == 0, Filter: f}}
 				}
 				reqs = append(reqs, r)
 			}
