@@ -95,7 +95,10 @@ func benchmarkWritesKeys(b *testing.B, batch, parallelism int, random bool, stor
 		r := rand.New(rand.NewPCG(uint64(seq.Add(1)), 7))
 		for pb.Next() {
 			base := seq.Add(1)
-			seen := map[tuple.Key]bool{}
+			var seen map[tuple.Key]bool // random keys only: a batch may not name a relationship twice
+			if random {
+				seen = map[tuple.Key]bool{}
+			}
 			for j := range ups {
 				res, sub := fmt.Sprintf("d%d-%d", base, j), "u"
 				if random {
@@ -106,10 +109,12 @@ func benchmarkWritesKeys(b *testing.B, batch, parallelism int, random bool, stor
 					Relation: "viewer",
 					Subject:  tuple.SubjectRef{Type: "user", ID: sub},
 				}}
-				if seen[ups[j].Rel.Key()] { // a batch may not name a relationship twice
-					ups[j].Rel.Subject.ID += fmt.Sprintf("-%d", j)
+				if random {
+					if seen[ups[j].Rel.Key()] {
+						ups[j].Rel.Subject.ID += fmt.Sprintf("-%d", j)
+					}
+					seen[ups[j].Rel.Key()] = true
 				}
-				seen[ups[j].Rel.Key()] = true
 			}
 			t0 := time.Now()
 			if _, err := leader.Propose(context.Background(), WriteCommand(ups, nil)); err != nil {

@@ -280,16 +280,15 @@ func (r *writeRun) reset() {
 
 // maxRunUpdates bounds the relationship updates of one WriteMany run: the
 // store keeps the run's writes in memory to check each request against the
-// ones before it, and a precondition looks through all of them. A run ends
-// before an entry that would take it past the bound (an entry larger than
-// the bound makes a run of its own).
+// ones before it. A run ends before an entry that would take it past the
+// bound (an entry larger than the bound makes a run of its own).
 const maxRunUpdates = 8192
 
 // batchable returns the store request for an entry that can join a
 // WriteMany run: a write, a no-op or a configuration change the store has
 // not applied yet. refused is set for a write the FSM refuses itself (its
-// schema changed); its request writes nothing. cmd is the decoded command when batchable decoded it, so applyOne
-// need not decode it again.
+// schema changed); its request writes nothing. cmd is the decoded command
+// when batchable decoded it, so applyOne need not decode it again.
 func (f *FSM) batchable(l *hraft.Log, storeRev tuple.Revision) (req store.WriteRequest, cmd *Command, refused error, ok bool) {
 	idx := tuple.Revision(l.Index)
 	if idx <= storeRev {

@@ -198,9 +198,19 @@ func (s *Store) setMeta(out sink, rev tuple.Revision, now time.Time) error {
 	return out.Set(revKey(spaceTime, rev), u64(uint64(now.UnixNano())))
 }
 
+// commit commits txn at rev and publishes rev as applied.
 func (s *Store) commit(txn *badger.Txn, rev tuple.Revision) error {
+	return s.commitThen(txn, rev, nil)
+}
+
+// commitThen is commit that runs then (when not nil) after the commit and
+// before rev is published, for in-memory state readers of rev must see.
+func (s *Store) commitThen(txn *badger.Txn, rev tuple.Revision, then func()) error {
 	if err := txn.CommitAt(uint64(rev), nil); err != nil {
 		return fmt.Errorf("store: commit revision %d: %w", rev, err)
+	}
+	if then != nil {
+		then()
 	}
 	s.applied.Store(uint64(rev))
 	s.notify()
@@ -453,13 +463,7 @@ func (s *Store) writeSchema(rev tuple.Revision, now time.Time, text string) erro
 	if err := s.setMeta(txn, rev, now); err != nil {
 		return err
 	}
-	if err := txn.CommitAt(uint64(rev), nil); err != nil {
-		return fmt.Errorf("store: commit revision %d: %w", rev, err)
-	}
-	s.schema.Store(&schemaVersion{text: text, at: rev})
-	s.applied.Store(uint64(rev))
-	s.notify()
-	return nil
+	return s.commitThen(txn, rev, func() { s.schema.Store(&schemaVersion{text: text, at: rev}) })
 }
 
 // schemaVersion is a schema text and the revision that wrote it.

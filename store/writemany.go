@@ -140,9 +140,7 @@ func (s *Store) WriteMany(reqs []WriteRequest) (results []error, err error) {
 			if !e.del {
 				val = valueOrEmpty(e.v)
 			}
-			if err := v.set(e.k, val); err != nil {
-				return nil, fmt.Errorf("store: write many at revision %d: %w", r.Rev, err)
-			}
+			v.set(e.k, val)
 		}
 	}
 	if err := flushGroup(); err != nil {
@@ -286,16 +284,19 @@ func (s *stagingSink) Delete(k []byte) error {
 
 // overlayView is the state after the earlier requests of a WriteMany: the
 // base transaction (at the applied revision) with the batch's resource-key
-// writes on top (nil value = deleted). The overlay's keys are also indexed
-// by resource object and by resource type, so that a precondition looks
-// only at the overlay entries its filter can match: a run of thousands of
-// conditional writes would otherwise decode the whole overlay for each.
+// writes on top (nil value = deleted). For preconditions the overlay's keys
+// are indexed by resource object and by resource type, so that each looks
+// only at the entries its filter can match (a run of thousands of
+// conditional writes would otherwise decode the whole overlay for each).
+// The index is brought up to date when a precondition needs it, so runs
+// without preconditions do not pay for it.
 type overlayView struct {
 	base     *badger.Txn
 	over     map[string][]byte
+	all      []overlayKey // every key of over, in the order first written
+	indexed  int          // all[:indexed] are decoded and in the indexes
 	byObject map[tuple.ObjectRef][]overlayKey
 	byType   map[string][]overlayKey
-	all      []overlayKey
 	dec      keyDecoder
 }
 
@@ -311,37 +312,39 @@ func newOverlayView(base *badger.Txn) *overlayView {
 }
 
 // set records the value of resource key rkey after a request (nil: deleted).
-func (v *overlayView) set(rkey, val []byte) error {
+func (v *overlayView) set(rkey, val []byte) {
 	k := string(rkey)
 	if _, seen := v.over[k]; !seen {
-		key, err := v.dec.resource(rkey)
-		if err != nil {
-			return err
-		}
-		ok := overlayKey{k: k, key: key}
-		v.byObject[key.Resource] = append(v.byObject[key.Resource], ok)
-		v.byType[key.Resource.Type] = append(v.byType[key.Resource.Type], ok)
-		v.all = append(v.all, ok)
+		v.all = append(v.all, overlayKey{k: k})
 	}
 	v.over[k] = val
-	return nil
 }
 
 // candidates returns the overlay keys that f can match (a superset).
-func (v *overlayView) candidates(f tuple.Filter) []overlayKey {
+func (v *overlayView) candidates(f tuple.Filter) ([]overlayKey, error) {
+	for ; v.indexed < len(v.all); v.indexed++ {
+		ok := &v.all[v.indexed]
+		key, err := v.dec.resource([]byte(ok.k))
+		if err != nil {
+			return nil, err
+		}
+		ok.key = key
+		v.byObject[key.Resource] = append(v.byObject[key.Resource], *ok)
+		v.byType[key.Resource.Type] = append(v.byType[key.Resource.Type], *ok)
+	}
 	switch {
 	case f.ResourceType != "" && len(f.ResourceIDs) == 1:
-		return v.byObject[tuple.ObjectRef{Type: f.ResourceType, ID: f.ResourceIDs[0]}]
+		return v.byObject[tuple.ObjectRef{Type: f.ResourceType, ID: f.ResourceIDs[0]}], nil
 	case f.ResourceType != "" && len(f.ResourceIDs) > 1:
 		var out []overlayKey
 		for _, id := range f.ResourceIDs {
 			out = append(out, v.byObject[tuple.ObjectRef{Type: f.ResourceType, ID: id}]...)
 		}
-		return out
+		return out, nil
 	case f.ResourceType != "":
-		return v.byType[f.ResourceType]
+		return v.byType[f.ResourceType], nil
 	}
-	return v.all
+	return v.all, nil
 }
 
 func (v *overlayView) lookup(rkey []byte, now time.Time) (present, visible bool, err error) {
@@ -371,7 +374,11 @@ func (v *overlayView) exists(f tuple.Filter, now time.Time) (bool, error) {
 	if err != nil || found {
 		return found, err
 	}
-	for _, c := range v.candidates(f) {
+	cands, err := v.candidates(f)
+	if err != nil {
+		return false, err
+	}
+	for _, c := range cands {
 		val := v.over[c.k]
 		if val == nil {
 			continue

@@ -168,6 +168,52 @@ func TestWriteManyEqualsWrites(t *testing.T) {
 	}
 }
 
+// A precondition in a WriteMany run sees the request just before it, for
+// every filter shape (the overlay's index is brought up to date first).
+func TestWriteManyPreconditionSeesThePreviousRequest(t *testing.T) {
+	s, err := Open(Options{InMemory: true, GCInterval: -1, Logger: quiet, MemTableSize: 4 << 20, BlockCacheSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	subject := &tuple.SubjectFilter{Type: "user", IDs: []string{"ana"}}
+	filters := []tuple.Filter{
+		{ResourceType: "doc", ResourceIDs: []string{"a"}},
+		{ResourceType: "doc", ResourceIDs: []string{"zz", "a"}},
+		{ResourceType: "doc", Subject: subject},
+		{ResourceType: "doc", ResourceIDPrefix: "a"},
+		{Subject: subject},
+	}
+	var reqs []WriteRequest
+	rev := tuple.Revision(0)
+	for i, f := range filters {
+		// Write doc:a, then require it (found only in the overlay); delete
+		// it, then require its absence.
+		rel := tuple.MustParse("doc:a#viewer@user:ana")
+		other := tuple.MustParse(fmt.Sprintf("folder:f%d#viewer@user:bob", i))
+		for _, step := range []struct {
+			op   Op
+			must bool
+		}{{OpTouch, true}, {OpDelete, false}} {
+			rev++
+			reqs = append(reqs, WriteRequest{Rev: rev, Now: now, Updates: []Update{{Op: step.op, Rel: rel}}})
+			rev++
+			reqs = append(reqs, WriteRequest{Rev: rev, Now: now, Updates: []Update{{Op: OpTouch, Rel: other}},
+				Preconds: []Precondition{{MustMatch: step.must, Filter: f}}})
+		}
+	}
+	res, err := s.WriteMany(reqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, e := range res {
+		if e != nil {
+			t.Errorf("request %d (%+v): %v", i, reqs[i].Preconds, e)
+		}
+	}
+}
+
 func TestWriteManyRejectsBadRevisions(t *testing.T) {
 	s, err := Open(Options{InMemory: true, GCInterval: -1, Logger: quiet, MemTableSize: 4 << 20, BlockCacheSize: 1 << 20})
 	if err != nil {
