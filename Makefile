@@ -17,8 +17,11 @@ export AMBIT_CONFORMANCE_DIR
 
 all: build
 
+# The version ambit reports (`ambit version`, and to SpiceDB clients that ask).
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+
 build:
-	$(GO) build -trimpath -o $(BIN) ./cmd/ambit
+	$(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" -o $(BIN) ./cmd/ambit
 
 run: build
 	./$(BIN) serve

@@ -30,6 +30,9 @@ type ServeOptions struct {
 	// MaxRecvMsgSize bounds a request message in bytes; default 4 MiB + 64 KiB
 	// (a maximal schema plus framing).
 	MaxRecvMsgSize int
+	// Version is the build's version, reported to SpiceDB clients that ask
+	// (as ServerVersion formats it).
+	Version string
 }
 
 // unauthenticated lists method prefixes served without a key: health checks,
@@ -54,6 +57,7 @@ func (s *Server) ServerOptions(o ServeOptions) []grpc.ServerOption {
 		// its stack through the interceptors and the evaluator.
 		grpc.NumStreamWorkers(uint32(128 * runtime.GOMAXPROCS(0))),
 		grpc.ChainUnaryInterceptor(
+			versionUnary(ServerVersion(o.Version)),
 			s.observeUnary,
 			s.recoverUnary,
 			authUnary(keys),
@@ -61,6 +65,7 @@ func (s *Server) ServerOptions(o ServeOptions) []grpc.ServerOption {
 			s.mapErrorsUnary,
 		),
 		grpc.ChainStreamInterceptor(
+			versionStream(ServerVersion(o.Version)),
 			s.observeStream,
 			s.recoverStream,
 			authStream(keys),

@@ -322,7 +322,7 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer, ready func(serv
 	if err != nil {
 		return err
 	}
-	opts := srv.ServerOptions(api.ServeOptions{PresharedKeys: c.keys})
+	opts := srv.ServerOptions(api.ServeOptions{PresharedKeys: c.keys, Version: version})
 	if c.tlsCert != "" {
 		creds, err := credentials.NewServerTLSFromFile(c.tlsCert, c.tlsKey)
 		if err != nil {
