@@ -137,17 +137,21 @@ func TestFlowConnectThenAdd(t *testing.T) {
 	}
 }
 
-// Rule: each group keeps at least one admin. The application removes an admin
-// only with a MUST_MATCH precondition naming an admin who stays, so a
+// Rule: each group keeps at least one active admin. The application removes
+// an admin only with a MUST_MATCH precondition naming an admin who stays, so a
 // concurrent removal of that admin makes the delete fail.
 func TestFlowKeepOneAdmin(t *testing.T) {
 	e := loadCollab(t)
 	admins := e.read(&v1.RelationshipFilter{ResourceType: "group", OptionalResourceId: "proteomics", OptionalRelation: "admin"})
-	if !slices.Equal(admins, []string{"group:proteomics#admin@user:pia"}) {
+	if !slices.Equal(admins, []string{"group:proteomics#admin@user:dean", "group:proteomics#admin@user:pia"}) {
 		t.Fatalf("admins = %v", admins)
 	}
-	// pia is the only admin: there is no other admin to name, so the app
-	// refuses. With ed promoted, pia may step down, guarded by ed.
+	// dean is deactivated, so he is no admin who stays.
+	if got := e.check(full(), "group:proteomics", "active_admin", "user:dean"); got != no {
+		t.Fatalf("deactivated dean is an active admin: %v", got)
+	}
+	// pia is the only active admin: there is no other admin to name, so the
+	// app refuses. With ed promoted, pia may step down, guarded by ed.
 	e.write(create, "group:proteomics#admin@user:ed")
 	stays := func(id string) []*v1.Precondition {
 		return []*v1.Precondition{mustMatch("group", "proteomics", "admin", &v1.SubjectFilter{SubjectType: "user", OptionalSubjectId: id})}
@@ -226,7 +230,8 @@ func TestFlowDeactivateReactivate(t *testing.T) {
 	}
 }
 
-// "Which groups can I see": without Manage groups, only one's own groups.
+// "Which groups can I see": without Manage groups, only one's own groups
+// (nested ones included: bob is in imaging, which dept_bio and site_east hold).
 func TestFlowVisibleGroups(t *testing.T) {
 	e := loadCollab(t)
 	groups := func(user string) []string {
@@ -245,7 +250,7 @@ func TestFlowVisibleGroups(t *testing.T) {
 		slices.Sort(out)
 		return out
 	}
-	if got, want := groups("user:bob"), []string{"all_users", "imaging"}; !slices.Equal(got, want) {
+	if got, want := groups("user:bob"), []string{"all_users", "dept_bio", "imaging", "site_east"}; !slices.Equal(got, want) {
 		t.Fatalf("bob sees %v, want %v", got, want)
 	}
 	all := groups("user:gus") // holds Manage groups

@@ -14,10 +14,15 @@ var collabDir = filepath.Join("..", "schema", "examples")
 // ruleComment is a YAML comment naming the rule that the next assertions cover.
 var ruleComment = regexp.MustCompile(`^\s*# rule: \S`)
 
+// seedSource is how a rule comment names where its rule comes from.
+var seedSource = regexp.MustCompile(`# rule: (omiq-collaboration\.txt|odm-groups\.txt|odm-users-and-permissions\.txt|model) — \S`)
+
 // TestCollabValidationFile checks the shape of schema/examples/collab.yaml:
-// it parses, carries collab.zed verbatim as its schema, has at least 60
-// assertions of every kind, and every `# rule:` comment is followed by an
-// assertion. Whether the assertions hold is the engine runner's job.
+// it parses, carries collab.zed verbatim as its schema, has at least 200
+// assertions of every kind, every `# rule:` comment names the seed page it
+// comes from (or "model" for the model's own rules) and is followed by an
+// assertion, and every rule has a positive assertion and a negative twin.
+// Whether the assertions hold is the engine runner's job.
 func TestCollabValidationFile(t *testing.T) {
 	path := filepath.Join(collabDir, "collab.yaml")
 	data, err := os.ReadFile(path)
@@ -45,8 +50,8 @@ func TestCollabValidationFile(t *testing.T) {
 	}
 
 	a := f.Assertions
-	if n := len(a.True) + len(a.False) + len(a.Caveated); n < 60 {
-		t.Errorf("%d assertions, want at least 60", n)
+	if n := len(a.True) + len(a.False) + len(a.Caveated); n < 200 {
+		t.Errorf("%d assertions, want at least 200", n)
 	}
 	if len(a.True) == 0 || len(a.False) == 0 || len(a.Caveated) == 0 {
 		t.Errorf("want assertions of every kind: %d true, %d false, %d caveated", len(a.True), len(a.False), len(a.Caveated))
@@ -74,12 +79,30 @@ func TestCollabValidationFile(t *testing.T) {
 			assertionAt[as.Line] = true
 		}
 	}
+	kind := map[int]string{}
+	for k, list := range map[string][]Assertion{"positive": a.True, "negative": a.False, "caveated": a.Caveated} {
+		for _, as := range list {
+			kind[as.Line] = k
+		}
+	}
 	rules := map[string]bool{}
+	kinds := map[string]map[string]bool{} // rule -> kinds of assertion under it
+	rule := ""
 	for i, line := range src {
+		if k, ok := kind[i+1]; ok && rule != "" {
+			if kinds[rule] == nil {
+				kinds[rule] = map[string]bool{}
+			}
+			kinds[rule][k] = true
+		}
 		if !ruleComment.MatchString(line) {
 			continue
 		}
-		rules[strings.TrimSpace(line)] = true
+		rule = strings.TrimSpace(line)
+		rules[rule] = true
+		if !seedSource.MatchString(rule) {
+			t.Errorf("%s:%d: %q names no seed page (omiq-collaboration.txt, odm-groups.txt, odm-users-and-permissions.txt) nor \"model\"", path, i+1, rule)
+		}
 		next := i + 1
 		for next < len(src) && (strings.TrimSpace(src[next]) == "" || strings.HasPrefix(strings.TrimSpace(src[next]), "#")) {
 			next++
@@ -88,7 +111,12 @@ func TestCollabValidationFile(t *testing.T) {
 			t.Errorf("%s:%d: %q is not followed by an assertion", path, i+1, strings.TrimSpace(line))
 		}
 	}
-	if len(rules) < 15 {
-		t.Errorf("%d distinct rule comments, want one per rule (at least 15)", len(rules))
+	if len(rules) < 25 {
+		t.Errorf("%d distinct rule comments, want one per rule (at least 25)", len(rules))
+	}
+	for r := range rules {
+		if k := kinds[r]; !(k["positive"] || k["caveated"]) || !k["negative"] {
+			t.Errorf("rule %q lacks a positive assertion or its negative twin (has %v)", r, k)
+		}
 	}
 }
