@@ -15,8 +15,6 @@ import (
 	"github.com/ambit-authz/ambit/bench/workload"
 )
 
-var _ = registerCommand(newBenchCmd)
-
 // benchOptions are the flags shared by the bench subcommands.
 type benchOptions struct {
 	cpuprofile      string

@@ -47,26 +47,27 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
+	// Every flag not given on the command line is read from AMBIT_<NAME>
+	// (dashes as underscores), for every command alike.
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error { return flagsFromEnv(cmd.Flags()) }
+	// Every command, one file (or group of files) each.
 	root.AddCommand(
-		newSchemaCmd(),
-		newValidateCmd(),
-		newVersionCmd(),
+		newServeCmd(),           // serve.go
+		newSchemaCmd(),          // schema.go
+		newValidateCmd(),        // validate.go
+		newRelCmd(),             // rel.go
+		newCheckCmd(),           // check.go
+		newExpandCmd(),          // check.go
+		newLookupResourcesCmd(), // lookup.go
+		newLookupSubjectsCmd(),  // lookup.go
+		newImportCmd(),          // transfer.go
+		newExportCmd(),          // transfer.go
+		newWatchCmd(),           // watch.go
+		newClusterCmd(),         // cluster.go
+		newBenchCmd(),           // bench.go
+		newVersionCmd(),         // main.go
 	)
-	for _, add := range extraCommands {
-		root.AddCommand(add())
-	}
 	return root
-}
-
-// extraCommands lets other files of this package register subcommands
-// (serve, client commands) without editing this file.
-var extraCommands []func() *cobra.Command
-
-// registerCommand adds a subcommand constructor; use it from a package-level
-// var initialiser: `var _ = registerCommand(newServeCmd)`.
-func registerCommand(f func() *cobra.Command) bool {
-	extraCommands = append(extraCommands, f)
-	return true
 }
 
 // exitError carries an exit code for failures already reported to the user

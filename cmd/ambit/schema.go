@@ -1,11 +1,14 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 
+	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
 	"github.com/spf13/cobra"
 
 	"github.com/ambit-authz/ambit/schema"
@@ -92,4 +95,47 @@ func newSchemaFmtCmd() *cobra.Command {
 	}
 	cmd.Flags().BoolVarP(&write, "write", "w", false, "rewrite the file in place")
 	return cmd
+}
+
+// newSchemaReadCmd and newSchemaWriteCmd are `schema read` and `schema
+// write`; they are meant to be added to the schema command.
+func newSchemaReadCmd() *cobra.Command {
+	var c clientFlags
+	cmd := &cobra.Command{Use: "read", Short: "Print the server's schema", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return c.connect(cmd, func(s *session) error {
+				return call(s, func(ctx context.Context) (*v1.ReadSchemaResponse, error) {
+					return v1.NewSchemaServiceClient(s.conn).ReadSchema(ctx, &v1.ReadSchemaRequest{})
+				}, func(r *v1.ReadSchemaResponse) string { return strings.TrimRight(r.GetSchemaText(), "\n") })
+			})
+		}}
+	c.add(cmd, false)
+	return cmd
+}
+
+func newSchemaWriteCmd() *cobra.Command {
+	var c clientFlags
+	cmd := &cobra.Command{Use: "write FILE", Short: "Write a schema (.zed, or the schema of a validation .yaml; - for stdin)", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			text, err := readSchemaArg(cmd, args[0])
+			if err != nil {
+				return err
+			}
+			return c.connect(cmd, func(s *session) error {
+				return call(s, func(ctx context.Context) (*v1.WriteSchemaResponse, error) {
+					return v1.NewSchemaServiceClient(s.conn).WriteSchema(ctx, &v1.WriteSchemaRequest{Schema: text})
+				}, func(r *v1.WriteSchemaResponse) string { return r.GetWrittenAt().GetToken() })
+			})
+		}}
+	c.add(cmd, false)
+	return cmd
+}
+
+// readSchemaArg reads the schema text of a file argument; "-" is stdin.
+func readSchemaArg(cmd *cobra.Command, path string) (string, error) {
+	if path != "-" {
+		return readSchemaFile(path)
+	}
+	b, err := io.ReadAll(cmd.InOrStdin())
+	return string(b), err
 }

@@ -33,8 +33,6 @@ import (
 	"github.com/ambit-authz/ambit/validation"
 )
 
-var _ = registerCommand(newServeCmd)
-
 // serveConfig is everything `ambit serve` is configured with.
 type serveConfig struct {
 	dataDir         string
@@ -78,9 +76,6 @@ AMBIT_PRESHARED_KEY (comma-separated for several keys) or AMBIT_DATA_DIR.
 Without a preshared key the server only listens on a loopback address,
 unless --insecure-no-auth is given.`,
 		Args: cobra.NoArgs,
-		PreRunE: func(cmd *cobra.Command, _ []string) error {
-			return flagsFromEnv(cmd.Flags())
-		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return serve(cmd.Context(), c, cmd.ErrOrStderr(), nil)
 		},
@@ -118,7 +113,8 @@ unless --insecure-no-auth is given.`,
 }
 
 // flagsFromEnv sets every flag not given on the command line from
-// AMBIT_<NAME> (dashes become underscores); list flags split on commas.
+// AMBIT_<NAME> (dashes become underscores); list flags split on commas; a
+// variable set to "" counts as unset. Every command calls it (newRoot).
 func flagsFromEnv(fs *pflag.FlagSet) error {
 	var errs []error
 	fs.VisitAll(func(f *pflag.Flag) {
@@ -127,7 +123,7 @@ func flagsFromEnv(fs *pflag.FlagSet) error {
 		}
 		name := "AMBIT_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
 		v, ok := os.LookupEnv(name)
-		if !ok {
+		if !ok || v == "" { // set but empty: as if unset
 			return
 		}
 		vals := []string{v}
