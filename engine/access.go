@@ -78,8 +78,8 @@ func (v *View) validateAccess(req ResourceAccessRequest) error {
 // ResourceAccess streams every subject of req.SubjectType holding any of
 // req.Ranks on req.Resource, with the highest it holds, in ascending id
 // order after a wildcard subject (`user:*`, first, with the ids that do not
-// hold its permission). Candidates come from the same walk as
-// LookupSubjects; each is checked rank by rank with CheckBulk's evaluation,
+// hold its permission). Candidates come from a walk like LookupSubjects';
+// each is checked rank by rank with CheckBulk's evaluation,
 // so the answers are Check's; the proof path is then found by a walk that
 // stops at the first grant.
 func (v *View) ResourceAccess(ctx context.Context, req ResourceAccessRequest) iter.Seq2[Access, error] {
@@ -88,24 +88,16 @@ func (v *View) ResourceAccess(ctx context.Context, req ResourceAccessRequest) it
 			yield(Access{}, err)
 			return
 		}
-		found := map[string]bool{}
-		wildcard := false
-		for _, p := range req.Ranks {
-			ids, w, err := v.forwardCandidates(ctx, req.Resource, p, req.SubjectType, "")
-			if err != nil {
-				yield(Access{}, err)
-				return
-			}
-			wildcard = wildcard || w
-			for _, id := range ids {
-				found[id] = true
-			}
+		ids, wildcard, err := v.accessCandidates(ctx, req, false)
+		if err == nil && wildcard {
+			// The subjects a wildcard excludes are found on the
+			// subtracted sides too.
+			ids, wildcard, err = v.accessCandidates(ctx, req, true)
 		}
-		ids := make([]string, 0, len(found))
-		for id := range found {
-			ids = append(ids, id)
+		if err != nil {
+			yield(Access{}, err)
+			return
 		}
-		sort.Strings(ids)
 		n := 0
 		emit := func(a Access) bool {
 			if !yield(a, nil) {
@@ -149,6 +141,76 @@ func (v *View) ResourceAccess(ctx context.Context, req ResourceAccessRequest) it
 			}
 		}
 	}
+}
+
+// accessCandidates walks down from the resource through the relations that
+// can prove any rank (with subtracted, also those that can take it away),
+// one query per relation and batch of objects, collecting the ids of
+// subjects of the wanted type, sorted; wildcard reports a `type:*` subject.
+// Without a wildcard, a subject named only on a subtracted side holds
+// nothing, so the first walk leaves those sides (an organization's
+// deactivated list, say) unread.
+func (v *View) accessCandidates(ctx context.Context, req ResourceAccessRequest, subtracted bool) ([]string, bool, error) {
+	leads := v.plan.typeGraph().above(req.SubjectType)
+	rels := map[string][]string{} // type -> relations to read
+	for _, p := range req.Ranks {
+		for k := range v.plan.relevant(req.Resource.Type, p, subtracted) {
+			if r := v.schema.Relation(k.typ, k.rel); r != nil && !r.IsPermission && leads[k.typ] && !slices.Contains(rels[k.typ], k.rel) {
+				rels[k.typ] = append(rels[k.typ], k.rel)
+			}
+		}
+	}
+	for _, list := range rels {
+		slices.Sort(list)
+	}
+	seen := map[objKey]bool{{req.Resource.Type, req.Resource.ID}: true}
+	found := map[string]bool{}
+	wildcard := false
+	frontier := map[string][]string{req.Resource.Type: {req.Resource.ID}}
+	limit := v.engine.cfg.MaxLookupCandidates
+	for len(frontier) > 0 {
+		cur := frontier
+		frontier = map[string][]string{}
+		types := make([]string, 0, len(cur))
+		for t := range cur {
+			types = append(types, t)
+		}
+		sort.Strings(types)
+		for _, t := range types {
+			for _, relation := range rels[t] {
+				for chunk := range slices.Chunk(cur[t], 500) {
+					for rel, err := range v.reader.Query(ctx, tuple.Filter{ResourceType: t, ResourceIDs: chunk, Relation: relation}) {
+						if err != nil {
+							return nil, false, err
+						}
+						sub := rel.Subject
+						if sub.Type == req.SubjectType {
+							if sub.ID == tuple.Wildcard {
+								wildcard = true
+							} else if sub.Relation == "" {
+								found[sub.ID] = true
+							}
+						}
+						k := objKey{sub.Type, sub.ID}
+						if sub.ID == tuple.Wildcard || seen[k] || !leads[sub.Type] {
+							continue
+						}
+						seen[k] = true
+						frontier[sub.Type] = append(frontier[sub.Type], sub.ID)
+						if len(seen) > limit {
+							return nil, false, fmt.Errorf("%w: ResourceAccess examined more than %d candidate objects", ErrTooMany, limit)
+						}
+					}
+				}
+			}
+		}
+	}
+	ids := make([]string, 0, len(found))
+	for id := range found {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids, wildcard, nil
 }
 
 // rankAll finds, for each subject id, the first rank it holds: every
@@ -233,7 +295,10 @@ type PermissionResult struct {
 
 // SubjectPermissions checks subject against each of perms on resource (every
 // relation and permission of the resource's type, in schema order, when
-// perms is empty) at one snapshot, concurrently, with Check's answers.
+// perms is empty) at one snapshot, with Check's answers. The checks run one
+// after the other in one evaluation, so a sub-problem two permissions share
+// (the resource's editors under both edit and view) is evaluated once; an
+// answer in the result cache is taken from there.
 func (v *View) SubjectPermissions(ctx context.Context, resource tuple.ObjectRef, subject tuple.SubjectRef, perms []string, cctx map[string]any) ([]PermissionResult, error) {
 	if err := v.validate("resource", resource.Type, ""); err != nil {
 		return nil, err
@@ -241,28 +306,46 @@ func (v *View) SubjectPermissions(ctx context.Context, resource tuple.ObjectRef,
 	if len(perms) == 0 {
 		perms = v.schema.Definitions[resource.Type].Order
 	}
-	reqs := make([]CheckRequest, len(perms))
+	if len(perms) > v.engine.cfg.MaxBulkChecks {
+		return nil, fmt.Errorf("%w: permissions: %d in one request, the limit is %d", ErrTooMany, len(perms), v.engine.cfg.MaxBulkChecks)
+	}
 	for i, p := range perms {
 		if err := v.validate(fmt.Sprintf("permissions[%d]: resource", i), resource.Type, p); err != nil {
 			return nil, err
 		}
-		reqs[i] = CheckRequest{Resource: resource, Permission: p, Subject: subject, Context: cctx}
 	}
-	if len(reqs) > 0 {
-		if err := v.validateCheck(reqs[0]); err != nil {
-			return nil, err
-		}
+	out := make([]PermissionResult, len(perms))
+	if len(perms) == 0 {
+		return out, nil
 	}
-	res, err := v.CheckBulk(ctx, reqs)
+	if err := v.validateCheck(CheckRequest{Resource: resource, Permission: perms[0], Subject: subject}); err != nil {
+		return nil, err
+	}
+	ck, err := contextKey(cctx)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]PermissionResult, len(res))
-	for i, r := range res {
-		if r.Err != nil {
-			return nil, fmt.Errorf("permissions[%d] (%s): %w", i, perms[i], r.Err)
+	c := &checker{v: v, subject: subject, context: cctx, ctxKey: ck, stats: &Stats{}}
+	for i, p := range perms {
+		key := v.cacheKey(resource.Type, resource.ID, p, subject, ck)
+		var (
+			t      tri
+			cached bool
+		)
+		if v.engine.cache != nil {
+			var o outcome
+			if o, cached = v.lookupCache(key); cached {
+				t = o.t
+			}
 		}
-		out[i] = PermissionResult{Permission: perms[i], Permissionship: r.Result.Permissionship, Missing: r.Result.Missing}
+		if !cached {
+			c.rootKey, c.expires = key, 0
+			if t, err = c.checkAny(ctx, resource.Type, []string{resource.ID}, p, 0, nil); err != nil {
+				return nil, fmt.Errorf("permissions[%d] (%s): %w", i, p, err)
+			}
+		}
+		r := toResult(t, Stats{})
+		out[i] = PermissionResult{Permission: p, Permissionship: r.Permissionship, Missing: r.Missing}
 	}
 	return out, nil
 }

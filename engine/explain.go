@@ -126,10 +126,14 @@ func (v *View) Explain(ctx context.Context, req CheckRequest, expired Reader) (E
 }
 
 // proofOf returns one proof path of req (nil when it is denied), walking
-// only until the first grant; ResourceAccess uses it after CheckBulk has
-// given the answer.
+// only until the first grant and skipping branches the result cache holds
+// as denied; ResourceAccess uses it after its checks have given the answer.
 func (v *View) proofOf(ctx context.Context, req CheckRequest) ([]tuple.Relationship, error) {
-	e := &explainer{v: v, subject: req.Subject, context: req.Context}
+	ck, err := contextKey(req.Context)
+	if err != nil {
+		return nil, err
+	}
+	e := &explainer{v: v, subject: req.Subject, context: req.Context, ctxKey: ck}
 	st, err := e.eval(ctx, req.Resource.Type, req.Resource.ID, req.Permission, 0, nil)
 	if err != nil || st.t.no() {
 		return nil, err
@@ -145,6 +149,7 @@ type explainer struct {
 	context   map[string]any
 	expired   Reader
 	full      bool
+	ctxKey    string // for proofs: denials in the result cache prune the walk
 	nodes     int
 	truncated bool
 	memo      map[relKeyID]step
@@ -242,6 +247,13 @@ func (e *explainer) eval(ctx context.Context, typ, id, rel string, depth int, pa
 	}
 	if depth > e.v.engine.cfg.MaxDepth {
 		return step{}, fmt.Errorf("%w: explaining %s#%s for %s went deeper than %d levels", ErrMaxDepth, obj, rel, s, e.v.engine.cfg.MaxDepth)
+	}
+	if !e.full && e.v.engine.cache != nil {
+		// A proof walk follows the checks just answered: a branch the
+		// result cache knows to be denied holds no proof.
+		if o, ok := e.v.lookupCache(e.v.cacheKey(typ, id, rel, s, e.ctxKey)); ok && o.t.no() {
+			return finish(step{t: triNo}, "")
+		}
 	}
 	k := relKeyID{typ, id, rel}
 	if st, ok := e.memo[k]; ok {
