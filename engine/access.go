@@ -78,7 +78,8 @@ func (v *View) validateAccess(req ResourceAccessRequest) error {
 // ResourceAccess streams every subject of req.SubjectType holding any of
 // req.Ranks on req.Resource, with the highest it holds, in ascending id
 // order after a wildcard subject (`user:*`, first, with the ids that do not
-// hold its permission). Candidates come from a walk like LookupSubjects';
+// hold its permission). A subject holding the wildcard's role, the same way,
+// is covered by the wildcard's entry and not listed apart. Candidates come from a walk like LookupSubjects';
 // each is checked rank by rank with CheckBulk's evaluation,
 // so the answers are Check's; the proof path is then found by a walk that
 // stops at the first grant.
@@ -106,14 +107,18 @@ func (v *View) ResourceAccess(ctx context.Context, req ResourceAccessRequest) it
 			n++
 			return req.Limit <= 0 || n < req.Limit
 		}
-		if wildcard && req.After == "" {
+		var wild *Access
+		if wildcard {
 			a, ok, err := v.wildcardAccess(ctx, req, ids)
 			if err != nil {
 				yield(Access{}, err)
 				return
 			}
-			if ok && !emit(a) {
-				return
+			if ok {
+				wild = &a
+				if req.After == "" && !emit(a) {
+					return
+				}
 			}
 		}
 		i := sort.SearchStrings(ids, req.After)
@@ -128,7 +133,7 @@ func (v *View) ResourceAccess(ctx context.Context, req ResourceAccessRequest) it
 			}
 			for j := range chunk {
 				a := best[j]
-				if a.Permission == "" {
+				if a.Permission == "" || wild != nil && sameRole(a, *wild) {
 					continue
 				}
 				if a.Proof, err = v.proofOf(ctx, CheckRequest{Resource: req.Resource, Permission: a.Permission, Subject: a.Subject, Context: req.Context}); err != nil {
@@ -141,6 +146,12 @@ func (v *View) ResourceAccess(ctx context.Context, req ResourceAccessRequest) it
 			}
 		}
 	}
+}
+
+// sameRole reports whether two entries hold the same permission the same
+// way: a subject with the wildcard's role is not listed apart from it.
+func sameRole(a, b Access) bool {
+	return a.Permission == b.Permission && a.Permissionship == b.Permissionship && slices.Equal(a.Missing, b.Missing)
 }
 
 // accessCandidates walks down from the resource through the relations that

@@ -84,7 +84,7 @@ func accessTable(w io.Writer, rows []*ambitv1.ResourceAccessResponse) error {
 		o := r.GetSubject().GetObject()
 		subject := o.GetObjectType() + ":" + o.GetObjectId()
 		if ex := r.GetExcludedSubjectIds(); len(ex) > 0 {
-			subject += " except " + strings.Join(ex, ", ")
+			subject += " except " + o.GetObjectType() + ":" + strings.Join(ex, ", "+o.GetObjectType()+":")
 		}
 		role := r.GetPermission()
 		if r.GetPermissionship() == ambitv1.Permissionship_PERMISSIONSHIP_CONDITIONAL_PERMISSION {
