@@ -170,5 +170,6 @@ func (a accessService) Explain(ctx context.Context, req *ambitv1.ExplainRequest)
 		MissingContext: ex.Missing,
 		Proof:          proofPB(ex.Proof),
 		Root:           whyToPB(ex.Root),
+		Truncated:      ex.Truncated,
 	}, nil
 }

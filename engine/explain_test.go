@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -189,5 +190,36 @@ func TestExplainGrantShortestProof(t *testing.T) {
 	}
 	if ex.Result != engine.HasPermission || len(ex.Proof) != 1 || ex.Proof[0].Key().String() != "dataset:d1#owner@user:ana" {
 		t.Fatalf("got %v with proof %v, want HAS with proof [dataset:d1#owner@user:ana]", ex.Result, ex.Proof)
+	}
+}
+
+// A denial with more routes than MaxWhyNodes: the tree is cut and says so;
+// the answer is still Check's.
+func TestExplainTruncated(t *testing.T) {
+	lines := []string{"dataset:big#org@organization:acme"}
+	for i := range engine.MaxWhyNodes {
+		lines = append(lines, fmt.Sprintf("dataset:big#reader@group:g%d#member", i))
+	}
+	eng, err := engine.New(engine.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := eng.View(collabSchema(t), enginetest.MustParse(lines...), 1)
+	req := engine.CheckRequest{Resource: tuple.ObjectRef{Type: "dataset", ID: "big"}, Permission: "read", Subject: tuple.SubjectRef{Type: "user", ID: "bob"}}
+	ex, err := v.Explain(context.Background(), req, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	var count func(w *engine.Why)
+	count = func(w *engine.Why) {
+		n++
+		for _, c := range w.Children {
+			count(c)
+		}
+	}
+	count(ex.Root)
+	if !ex.Truncated || n > engine.MaxWhyNodes || ex.Result != engine.NoPermission {
+		t.Fatalf("truncated %v, %d nodes, result %v; want a cut tree of at most %d nodes and NO", ex.Truncated, n, ex.Result, engine.MaxWhyNodes)
 	}
 }

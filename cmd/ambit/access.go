@@ -154,6 +154,9 @@ func whyText(args []string, r *ambitv1.ExplainResponse) string {
 		b.WriteString("proof: " + api.RelationshipFromPB(p).String() + "\n")
 	}
 	b.WriteString(api.WhyFromPB(r.GetRoot()).Text())
+	if r.GetTruncated() {
+		b.WriteString("… (the explanation was cut at the server's node limit)\n")
+	}
 	return strings.TrimSuffix(b.String(), "\n")
 }
 

@@ -1046,7 +1046,10 @@ type ExplainResponse struct {
 	Proof []*Relationship `protobuf:"bytes,4,rep,name=proof,proto3" json:"proof,omitempty"`
 	// The evaluation as a tree: for a denial, every route and what is
 	// missing on it.
-	Root          *ExplainNode `protobuf:"bytes,5,opt,name=root,proto3" json:"root,omitempty"`
+	Root *ExplainNode `protobuf:"bytes,5,opt,name=root,proto3" json:"root,omitempty"`
+	// The tree was cut at the server's node limit (2000 nodes); the answer
+	// and the proof are complete.
+	Truncated     bool `protobuf:"varint,6,opt,name=truncated,proto3" json:"truncated,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1114,6 +1117,13 @@ func (x *ExplainResponse) GetRoot() *ExplainNode {
 		return x.Root
 	}
 	return nil
+}
+
+func (x *ExplainResponse) GetTruncated() bool {
+	if x != nil {
+		return x.Truncated
+	}
+	return false
 }
 
 // ExplainNode is one step of an explanation.
@@ -1289,13 +1299,14 @@ const file_ambit_v1_access_proto_rawDesc = "" +
 	"permission\x18\x03 \x01(\tR\n" +
 	"permission\x124\n" +
 	"\asubject\x18\x04 \x01(\v2\x1a.ambit.v1.SubjectReferenceR\asubject\x121\n" +
-	"\acontext\x18\x05 \x01(\v2\x17.google.protobuf.StructR\acontext\"\x82\x02\n" +
+	"\acontext\x18\x05 \x01(\v2\x17.google.protobuf.StructR\acontext\"\xa0\x02\n" +
 	"\x0fExplainResponse\x12+\n" +
 	"\aread_at\x18\x01 \x01(\v2\x12.ambit.v1.ZedTokenR\x06readAt\x12@\n" +
 	"\x0epermissionship\x18\x02 \x01(\x0e2\x18.ambit.v1.PermissionshipR\x0epermissionship\x12'\n" +
 	"\x0fmissing_context\x18\x03 \x03(\tR\x0emissingContext\x12,\n" +
 	"\x05proof\x18\x04 \x03(\v2\x16.ambit.v1.RelationshipR\x05proof\x12)\n" +
-	"\x04root\x18\x05 \x01(\v2\x15.ambit.v1.ExplainNodeR\x04root\"\xc7\x04\n" +
+	"\x04root\x18\x05 \x01(\v2\x15.ambit.v1.ExplainNodeR\x04root\x12\x1c\n" +
+	"\ttruncated\x18\x06 \x01(\bR\ttruncated\"\xc7\x04\n" +
 	"\vExplainNode\x12.\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x1a.ambit.v1.ExplainNode.KindR\x04kind\x125\n" +
 	"\bresource\x18\x02 \x01(\v2\x19.ambit.v1.ObjectReferenceR\bresource\x12\x1a\n" +
