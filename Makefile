@@ -13,7 +13,7 @@ override AMBIT_CONFORMANCE_DIR := $(abspath $(AMBIT_CONFORMANCE_DIR))
 endif
 export AMBIT_CONFORMANCE_DIR
 
-.PHONY: all build run test bench fuzz conformance lint fmt clean
+.PHONY: all build run test bench fuzz conformance lint fmt clean proto
 
 all: build
 
@@ -53,6 +53,13 @@ lint:
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
+
+# Regenerates the Go code of proto/ (committed) with buf and the plugins
+# of buf.gen.yaml, each pinned and run through `go run`: Go is all it needs.
+BUF ?= $(GO) run github.com/bufbuild/buf/cmd/buf@v1.75.0
+proto:
+	$(BUF) lint
+	$(BUF) generate
 
 clean:
 	rm -rf bin ambit-data

@@ -60,7 +60,7 @@ func toStatus(log *slog.Logger, method string, err error) error {
 		code = codes.InvalidArgument
 
 	// Requests that are well formed but do not fit the schema or the data.
-	case errors.Is(err, engine.ErrUnknownType), errors.Is(err, engine.ErrUnknownRelation):
+	case errors.Is(err, engine.ErrUnknownType), errors.Is(err, engine.ErrUnknownRelation), errors.Is(err, engine.ErrUnreachable):
 		code = codes.FailedPrecondition
 	case errors.Is(err, store.ErrPreconditionFailed), errors.Is(err, raft.ErrSchemaRefused):
 		code = codes.FailedPrecondition

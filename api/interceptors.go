@@ -20,6 +20,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
+
+	ambitv1 "github.com/ambit-authz/ambit/proto/ambit/v1"
 )
 
 // ServeOptions configure the gRPC server around the API.
@@ -75,15 +77,17 @@ func (s *Server) ServerOptions(o ServeOptions) []grpc.ServerOption {
 	}
 }
 
-// Register registers the authzed v1 services, gRPC health (serving) and
+// Register registers the authzed v1 services, ambit.v1's AccessService, gRPC health (serving) and
 // reflection on g. It returns the health server so the caller can mark the
 // server NOT_SERVING while it drains.
 func (s *Server) Register(g *grpc.Server) *health.Server {
 	v1.RegisterPermissionsServiceServer(g, s)
 	v1.RegisterSchemaServiceServer(g, s)
 	v1.RegisterWatchServiceServer(g, s)
+	ambitv1.RegisterAccessServiceServer(g, accessService{s: s})
 	h := health.NewServer()
-	for _, name := range []string{"", v1.PermissionsService_ServiceDesc.ServiceName, v1.SchemaService_ServiceDesc.ServiceName, v1.WatchService_ServiceDesc.ServiceName} {
+	for _, name := range []string{"", v1.PermissionsService_ServiceDesc.ServiceName, v1.SchemaService_ServiceDesc.ServiceName, v1.WatchService_ServiceDesc.ServiceName,
+		ambitv1.AccessService_ServiceDesc.ServiceName} {
 		h.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
 	}
 	healthpb.RegisterHealthServer(g, h)

@@ -22,7 +22,7 @@ import (
 //	zedtoken = 0x01 cluster:8 revision:uvarint
 //	cursor   = 0x01 kind:byte cluster:8 revision:uvarint request:8 position
 //	position = offset:uvarint            (read, export, delete)
-//	         | after:uvarint-len bytes   (lookup-resources, lookup-subjects)
+//	         | after:uvarint-len bytes   (lookup-resources, lookup-subjects, resource-access)
 //
 // request is a fingerprint of the request a cursor was issued for (the
 // filter, permission, subject ...), so a cursor cannot resume a different
@@ -37,6 +37,7 @@ const (
 	cursorExport
 	cursorLookupResources
 	cursorLookupSubjects
+	cursorResourceAccess // ambit.v1 AccessService.ResourceAccess
 )
 
 func (k cursorKind) String() string {
@@ -49,6 +50,8 @@ func (k cursorKind) String() string {
 		return "LookupResources"
 	case cursorLookupSubjects:
 		return "LookupSubjects"
+	case cursorResourceAccess:
+		return "ResourceAccess"
 	}
 	return fmt.Sprintf("unknown (%d)", byte(k))
 }
@@ -145,7 +148,7 @@ func (t tokens) encodeCursor(c cursor) *v1.Cursor {
 	b = binary.AppendUvarint(b, uint64(c.rev))
 	b = append(b, c.request[:]...)
 	switch c.kind {
-	case cursorLookupResources, cursorLookupSubjects:
+	case cursorLookupResources, cursorLookupSubjects, cursorResourceAccess:
 		b = binary.AppendUvarint(b, uint64(len(c.after)))
 		b = append(b, c.after...)
 	default:
@@ -181,7 +184,7 @@ func (t tokens) decodeCursor(pb *v1.Cursor, kind cursorKind, req [8]byte) (curso
 		return cursor{}, fmt.Errorf("%w: %s: the cursor belongs to a different request (resend the request that produced it, with the same filter, permission and subject)", errToken, what)
 	}
 	switch kind {
-	case cursorLookupResources, cursorLookupSubjects:
+	case cursorLookupResources, cursorLookupSubjects, cursorResourceAccess:
 		l, n := binary.Uvarint(b)
 		if n <= 0 || uint64(len(b[n:])) != l {
 			return cursor{}, fmt.Errorf("%w: %s: malformed cursor (bad position)", errToken, what)

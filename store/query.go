@@ -59,6 +59,16 @@ func (sn *Snapshot) Source() uint64 { return sn.s.id }
 // are hidden from its queries.
 func (sn *Snapshot) Time() time.Time { return sn.now }
 
+// WithExpired returns the snapshot with expired relationships visible too
+// (those garbage collection has not removed yet), for explanations that
+// report them. Its Time is the zero time: compare expirations with the
+// original snapshot's Time.
+func (sn *Snapshot) WithExpired() *Snapshot {
+	c := *sn
+	c.now = time.Time{}
+	return &c
+}
+
 // Query yields every relationship matching f visible at the snapshot, in
 // index key order; relationships expired when the snapshot was taken are
 // never yielded. The iteration stops at the first error.

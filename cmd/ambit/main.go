@@ -64,6 +64,8 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		newExportCmd(),          // transfer.go
 		newWatchCmd(),           // watch.go
 		newClusterCmd(),         // cluster.go
+		newAccessCmd(),          // access.go
+		newWhyCmd(),             // access.go
 		newBenchCmd(),           // bench.go
 		newVersionCmd(),         // main.go
 	)

@@ -1,0 +1,172 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+
+	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+
+	"github.com/ambit-authz/ambit/api"
+	"github.com/ambit-authz/ambit/engine"
+	ambitv1 "github.com/ambit-authz/ambit/proto/ambit/v1"
+)
+
+// The effective-access commands talk to ambit.v1's AccessService:
+//
+//	ambit access dataset:cytometry --ranks edit,read
+//	SUBJECT    ROLE  VIA
+//	user:ana   edit  owner
+//	user:bob   read  reader → group:imaging#member → direct_member
+//
+//	ambit why dataset:cytometry edit user:raj
+//
+// Both are listed in newRoot (main.go).
+
+func newAccessCmd() *cobra.Command {
+	var c clientFlags
+	var ctxJSON, ranks, subjType string
+	cmd := &cobra.Command{Use: "access RESOURCE --ranks edit,read", Short: "List who holds which role on RESOURCE, and through what", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			res, err := objectPB(args[0])
+			if err != nil {
+				return err
+			}
+			if strings.TrimSpace(ranks) == "" {
+				return errors.New("--ranks is required: the permissions from highest to lowest, e.g. --ranks edit,read")
+			}
+			cctx, err := contextPB(ctxJSON)
+			if err != nil {
+				return err
+			}
+			req := &ambitv1.ResourceAccessRequest{Resource: &ambitv1.ObjectReference{ObjectType: res.GetObjectType(), ObjectId: res.GetObjectId()},
+				RankedPermissions: strings.Split(ranks, ","), SubjectObjectType: subjType, Context: cctx}
+			return c.connect(cmd, func(s *session) error {
+				req.Consistency = accessConsistency(s.cons)
+				stream, err := ambitv1.NewAccessServiceClient(s.conn).ResourceAccess(s.ctx, req)
+				if err != nil {
+					return err
+				}
+				return printAccess(s, stream)
+			})
+		}}
+	cmd.Flags().StringVar(&ranks, "ranks", "", "permissions from highest to lowest, comma-separated (e.g. edit,read)")
+	cmd.Flags().StringVar(&subjType, "subject-type", "user", "the subject type to resolve to")
+	addContextFlag(cmd, &ctxJSON)
+	c.add(cmd, true)
+	return cmd
+}
+
+// printAccess prints a ResourceAccess stream: protobuf JSON lines with
+// --json, else a table of subject, role and the route of its proof.
+func printAccess(s *session, stream grpc.ServerStreamingClient[ambitv1.ResourceAccessResponse]) error {
+	if s.asJSON {
+		return recvAll(stream.Recv, func(m *ambitv1.ResourceAccessResponse) error { return s.print(m, "") })
+	}
+	var rows []*ambitv1.ResourceAccessResponse
+	if err := recvAll(stream.Recv, func(m *ambitv1.ResourceAccessResponse) error { rows = append(rows, m); return nil }); err != nil {
+		return err
+	}
+	return accessTable(s.out, rows)
+}
+
+func accessTable(w io.Writer, rows []*ambitv1.ResourceAccessResponse) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SUBJECT\tROLE\tVIA")
+	for _, r := range rows {
+		o := r.GetSubject().GetObject()
+		subject := o.GetObjectType() + ":" + o.GetObjectId()
+		if ex := r.GetExcludedSubjectIds(); len(ex) > 0 {
+			subject += " except " + o.GetObjectType() + ":" + strings.Join(ex, ", "+o.GetObjectType()+":")
+		}
+		role := r.GetPermission()
+		if r.GetPermissionship() == ambitv1.Permissionship_PERMISSIONSHIP_CONDITIONAL_PERMISSION {
+			role += " (if " + strings.Join(r.GetMissingContext(), ", ") + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", subject, role, viaText(r.GetProof()))
+	}
+	return tw.Flush()
+}
+
+// viaText is a proof path as a route: the relation of each step and the
+// object it leads to, e.g. `reader → group:imaging#member → direct_member`.
+func viaText(proof []*ambitv1.Relationship) string {
+	var parts []string
+	for i, p := range proof {
+		r := api.RelationshipFromPB(p)
+		step := r.Relation
+		if r.Caveat != nil {
+			step += "[" + r.Caveat.Name + "]"
+		}
+		parts = append(parts, step)
+		if i < len(proof)-1 {
+			parts = append(parts, r.Subject.String())
+		}
+	}
+	return strings.Join(parts, " → ")
+}
+
+func newWhyCmd() *cobra.Command {
+	var c clientFlags
+	var ctxJSON string
+	cmd := &cobra.Command{Use: "why RESOURCE PERMISSION SUBJECT", Short: "Explain why SUBJECT has PERMISSION on RESOURCE, or why not", Args: cobra.ExactArgs(3),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			res, err := objectPB(args[0])
+			if err != nil {
+				return err
+			}
+			sub, err := subjectPB(args[2])
+			if err != nil {
+				return err
+			}
+			cctx, err := contextPB(ctxJSON)
+			if err != nil {
+				return err
+			}
+			req := &ambitv1.ExplainRequest{Resource: &ambitv1.ObjectReference{ObjectType: res.GetObjectType(), ObjectId: res.GetObjectId()},
+				Permission: args[1], Subject: &ambitv1.SubjectReference{Object: &ambitv1.ObjectReference{ObjectType: sub.GetObject().GetObjectType(),
+					ObjectId: sub.GetObject().GetObjectId()}, OptionalRelation: sub.GetOptionalRelation()}, Context: cctx}
+			return c.connect(cmd, func(s *session) error {
+				req.Consistency = accessConsistency(s.cons)
+				return call(s, func(ctx context.Context) (*ambitv1.ExplainResponse, error) {
+					return ambitv1.NewAccessServiceClient(s.conn).Explain(ctx, req)
+				}, func(r *ambitv1.ExplainResponse) string { return whyText(args, r) })
+			})
+		}}
+	addContextFlag(cmd, &ctxJSON)
+	c.add(cmd, true)
+	return cmd
+}
+
+// whyText is an explanation as text: the answer, the proof of a grant, and
+// the tree (engine.Why.Text).
+func whyText(args []string, r *ambitv1.ExplainResponse) string {
+	var b strings.Builder
+	b.WriteString(args[0] + "#" + args[1] + "@" + args[2] + ": " + engine.ResultText(api.PermissionshipFromPB(r.GetPermissionship()), r.GetMissingContext()) + "\n")
+	for _, p := range r.GetProof() {
+		b.WriteString("proof: " + api.RelationshipFromPB(p).String() + "\n")
+	}
+	b.WriteString(api.WhyFromPB(r.GetRoot()).Text())
+	if r.GetTruncated() {
+		b.WriteString("… (the explanation was cut at the server's node limit)\n")
+	}
+	return strings.TrimSuffix(b.String(), "\n")
+}
+
+// accessConsistency is --consistency for ambit.v1 requests.
+func accessConsistency(c *v1.Consistency) *ambitv1.Consistency {
+	switch r := c.GetRequirement().(type) {
+	case *v1.Consistency_FullyConsistent:
+		return &ambitv1.Consistency{Requirement: &ambitv1.Consistency_FullyConsistent{FullyConsistent: true}}
+	case *v1.Consistency_AtLeastAsFresh:
+		return &ambitv1.Consistency{Requirement: &ambitv1.Consistency_AtLeastAsFresh{AtLeastAsFresh: &ambitv1.ZedToken{Token: r.AtLeastAsFresh.GetToken()}}}
+	case *v1.Consistency_AtExactSnapshot:
+		return &ambitv1.Consistency{Requirement: &ambitv1.Consistency_AtExactSnapshot{AtExactSnapshot: &ambitv1.ZedToken{Token: r.AtExactSnapshot.GetToken()}}}
+	}
+	return &ambitv1.Consistency{Requirement: &ambitv1.Consistency_MinimizeLatency{MinimizeLatency: true}}
+}

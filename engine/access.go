@@ -1,0 +1,362 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"slices"
+	"sort"
+
+	"github.com/ambit-authz/ambit/tuple"
+)
+
+// ErrUnreachable: the request asks about subjects of a type that the schema
+// gives no route to any of the permissions asked about. The API maps it to
+// FailedPrecondition: the answer would be empty whatever the data.
+var ErrUnreachable = errors.New("subject type cannot reach the permission")
+
+// ResourceAccessRequest asks, for every subject of SubjectType, for the
+// highest of Ranks (highest first) it holds on Resource.
+type ResourceAccessRequest struct {
+	Resource    tuple.ObjectRef
+	Ranks       []string
+	SubjectType string
+	Context     map[string]any
+	// After resumes a listing: "" starts it, "*" resumes after the
+	// wildcard, any other value after that subject id. (Every id character
+	// sorts after '*'.)
+	After string
+	// Limit bounds the subjects returned; 0 means no limit.
+	Limit int
+}
+
+// Access is one subject of a ResourceAccess listing: the highest ranked
+// permission it holds (HasPermission or ConditionalPermission, with the
+// missing context), the ids a wildcard subject excludes, and one proof path
+// (see Explanation.Proof).
+type Access struct {
+	Subject        tuple.SubjectRef
+	Permission     string
+	Permissionship Permissionship
+	Missing        []string
+	Excluded       []string
+	Proof          []tuple.Relationship
+}
+
+// validateAccess checks a ResourceAccess request; errors name the request
+// field at fault.
+func (v *View) validateAccess(req ResourceAccessRequest) error {
+	if err := tuple.ValidateID(req.Resource.ID); err != nil {
+		return fmt.Errorf("%w: resource: %v", ErrInvalidRequest, err)
+	}
+	if err := v.validate("resource", req.Resource.Type, ""); err != nil {
+		return err
+	}
+	if len(req.Ranks) == 0 {
+		return fmt.Errorf("%w: ranked_permissions is empty: list the permissions from highest to lowest, e.g. [edit, read]", ErrInvalidRequest)
+	}
+	for i, p := range req.Ranks {
+		if err := v.validate(fmt.Sprintf("ranked_permissions[%d]: resource", i), req.Resource.Type, p); err != nil {
+			return err
+		}
+		if j := slices.Index(req.Ranks[:i], p); j >= 0 {
+			return fmt.Errorf("%w: ranked_permissions[%d]: %q is listed twice (also at %d)", ErrInvalidRequest, i, p, j)
+		}
+	}
+	if err := v.validate("subject_object_type: subject", req.SubjectType, ""); err != nil {
+		return err
+	}
+	for _, p := range req.Ranks {
+		if v.plan.canReach(req.Resource.Type, p, req.SubjectType, "") {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: subject_object_type: the schema gives a %s no route to any of %v on %s", ErrUnreachable, req.SubjectType, req.Ranks, req.Resource.Type)
+}
+
+// ResourceAccess streams every subject of req.SubjectType holding any of
+// req.Ranks on req.Resource, with the highest it holds, in ascending id
+// order after a wildcard subject (`user:*`, first, with the ids that do not
+// hold its permission). A subject holding the wildcard's role, the same way,
+// is covered by the wildcard's entry and not listed apart. Candidates come from a walk like LookupSubjects';
+// each is checked rank by rank with CheckBulk's evaluation,
+// so the answers are Check's; the proof path is then found by a walk that
+// stops at the first grant.
+func (v *View) ResourceAccess(ctx context.Context, req ResourceAccessRequest) iter.Seq2[Access, error] {
+	return func(yield func(Access, error) bool) {
+		if err := v.validateAccess(req); err != nil {
+			yield(Access{}, err)
+			return
+		}
+		ids, wildcard, err := v.accessCandidates(ctx, req, false)
+		if err == nil && wildcard {
+			// The subjects a wildcard excludes are found on the
+			// subtracted sides too.
+			ids, wildcard, err = v.accessCandidates(ctx, req, true)
+		}
+		if err != nil {
+			yield(Access{}, err)
+			return
+		}
+		n := 0
+		emit := func(a Access) bool {
+			if !yield(a, nil) {
+				return false
+			}
+			n++
+			return req.Limit <= 0 || n < req.Limit
+		}
+		var wild *Access
+		if wildcard {
+			a, ok, err := v.wildcardAccess(ctx, req, ids)
+			if err != nil {
+				yield(Access{}, err)
+				return
+			}
+			if ok {
+				wild = &a
+				if req.After == "" && !emit(a) {
+					return
+				}
+			}
+		}
+		i := sort.SearchStrings(ids, req.After)
+		if i < len(ids) && ids[i] == req.After {
+			i++
+		}
+		for chunk := range slices.Chunk(ids[i:], 4*v.engine.cfg.Concurrency) {
+			best, err := v.rankAll(ctx, req, chunk)
+			if err != nil {
+				yield(Access{}, err)
+				return
+			}
+			for j := range chunk {
+				a := best[j]
+				if a.Permission == "" || wild != nil && sameRole(a, *wild) {
+					continue
+				}
+				if a.Proof, err = v.proofOf(ctx, CheckRequest{Resource: req.Resource, Permission: a.Permission, Subject: a.Subject, Context: req.Context}); err != nil {
+					yield(Access{}, err)
+					return
+				}
+				if !emit(a) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// sameRole reports whether two entries hold the same permission the same
+// way: a subject with the wildcard's role is not listed apart from it.
+func sameRole(a, b Access) bool {
+	return a.Permission == b.Permission && a.Permissionship == b.Permissionship && slices.Equal(a.Missing, b.Missing)
+}
+
+// accessCandidates walks down from the resource through the relations that
+// can prove any rank (with subtracted, also those that can take it away),
+// one query per relation and batch of objects, collecting the ids of
+// subjects of the wanted type, sorted; wildcard reports a `type:*` subject.
+// Without a wildcard, a subject named only on a subtracted side holds
+// nothing, so the first walk leaves those sides (an organization's
+// deactivated list, say) unread.
+func (v *View) accessCandidates(ctx context.Context, req ResourceAccessRequest, subtracted bool) ([]string, bool, error) {
+	leads := v.plan.typeGraph().above(req.SubjectType)
+	rels := map[string][]string{} // type -> relations to read
+	for _, p := range req.Ranks {
+		for k := range v.plan.relevant(req.Resource.Type, p, subtracted) {
+			if r := v.schema.Relation(k.typ, k.rel); r != nil && !r.IsPermission && leads[k.typ] && !slices.Contains(rels[k.typ], k.rel) {
+				rels[k.typ] = append(rels[k.typ], k.rel)
+			}
+		}
+	}
+	for _, list := range rels {
+		slices.Sort(list)
+	}
+	seen := map[objKey]bool{{req.Resource.Type, req.Resource.ID}: true}
+	found := map[string]bool{}
+	wildcard := false
+	frontier := map[string][]string{req.Resource.Type: {req.Resource.ID}}
+	limit := v.engine.cfg.MaxLookupCandidates
+	for len(frontier) > 0 {
+		cur := frontier
+		frontier = map[string][]string{}
+		types := make([]string, 0, len(cur))
+		for t := range cur {
+			types = append(types, t)
+		}
+		sort.Strings(types)
+		for _, t := range types {
+			for _, relation := range rels[t] {
+				for chunk := range slices.Chunk(cur[t], 500) {
+					for rel, err := range v.reader.Query(ctx, tuple.Filter{ResourceType: t, ResourceIDs: chunk, Relation: relation}) {
+						if err != nil {
+							return nil, false, err
+						}
+						sub := rel.Subject
+						if sub.Type == req.SubjectType {
+							if sub.ID == tuple.Wildcard {
+								wildcard = true
+							} else if sub.Relation == "" {
+								found[sub.ID] = true
+							}
+						}
+						k := objKey{sub.Type, sub.ID}
+						if sub.ID == tuple.Wildcard || seen[k] || !leads[sub.Type] {
+							continue
+						}
+						seen[k] = true
+						frontier[sub.Type] = append(frontier[sub.Type], sub.ID)
+						if len(seen) > limit {
+							return nil, false, fmt.Errorf("%w: ResourceAccess examined more than %d candidate objects", ErrTooMany, limit)
+						}
+					}
+				}
+			}
+		}
+	}
+	ids := make([]string, 0, len(found))
+	for id := range found {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids, wildcard, nil
+}
+
+// rankAll finds, for each subject id, the first rank it holds: every
+// subject is checked for the first rank at once, those denied for the next,
+// and so on. An entry with no Permission holds none.
+func (v *View) rankAll(ctx context.Context, req ResourceAccessRequest, ids []string) ([]Access, error) {
+	out := make([]Access, len(ids))
+	pending := make([]int, len(ids))
+	for i, id := range ids {
+		out[i].Subject = tuple.SubjectRef{Type: req.SubjectType, ID: id}
+		pending[i] = i
+	}
+	for _, p := range req.Ranks {
+		if len(pending) == 0 {
+			break
+		}
+		reqs := make([]CheckRequest, len(pending))
+		for j, i := range pending {
+			reqs[j] = CheckRequest{Resource: req.Resource, Permission: p, Subject: out[i].Subject, Context: req.Context}
+		}
+		next := pending[:0:0]
+		for j, r := range v.checkAll(ctx, reqs) {
+			if r.Err != nil {
+				return nil, r.Err
+			}
+			i := pending[j]
+			if r.Result.Permissionship == NoPermission {
+				next = append(next, i)
+				continue
+			}
+			out[i].Permission, out[i].Permissionship, out[i].Missing = p, r.Result.Permissionship, r.Result.Missing
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		pending = next
+	}
+	return out, nil
+}
+
+// wildcardAccess answers for `type:*`: its first rank, and the candidate
+// ids denied that rank.
+func (v *View) wildcardAccess(ctx context.Context, req ResourceAccessRequest, ids []string) (Access, bool, error) {
+	wild := tuple.SubjectRef{Type: req.SubjectType, ID: tuple.Wildcard}
+	for _, p := range req.Ranks {
+		r, err := v.Check(ctx, CheckRequest{Resource: req.Resource, Permission: p, Subject: wild, Context: req.Context})
+		if err != nil {
+			return Access{}, false, err
+		}
+		if r.Permissionship == NoPermission {
+			continue
+		}
+		a := Access{Subject: wild, Permission: p, Permissionship: r.Permissionship, Missing: r.Missing}
+		for chunk := range slices.Chunk(ids, v.engine.cfg.MaxBulkChecks) {
+			reqs := make([]CheckRequest, len(chunk))
+			for i, id := range chunk {
+				reqs[i] = CheckRequest{Resource: req.Resource, Permission: p, Subject: tuple.SubjectRef{Type: req.SubjectType, ID: id}, Context: req.Context}
+			}
+			for i, br := range v.checkAll(ctx, reqs) {
+				if br.Err != nil {
+					return Access{}, false, br.Err
+				}
+				if br.Result.Permissionship == NoPermission {
+					a.Excluded = append(a.Excluded, chunk[i])
+				}
+			}
+		}
+		if a.Proof, err = v.proofOf(ctx, CheckRequest{Resource: req.Resource, Permission: p, Subject: wild, Context: req.Context}); err != nil {
+			return Access{}, false, err
+		}
+		return a, true, nil
+	}
+	return Access{}, false, nil
+}
+
+// PermissionResult is one answer of SubjectPermissions.
+type PermissionResult struct {
+	Permission     string
+	Permissionship Permissionship
+	Missing        []string
+}
+
+// SubjectPermissions checks subject against each of perms on resource (every
+// relation and permission of the resource's type, in schema order, when
+// perms is empty) at one snapshot, with Check's answers. The checks run one
+// after the other in one evaluation, so a sub-problem two permissions share
+// (the resource's editors under both edit and view) is evaluated once; an
+// answer in the result cache is taken from there.
+func (v *View) SubjectPermissions(ctx context.Context, resource tuple.ObjectRef, subject tuple.SubjectRef, perms []string, cctx map[string]any) ([]PermissionResult, error) {
+	if err := v.validate("resource", resource.Type, ""); err != nil {
+		return nil, err
+	}
+	if len(perms) == 0 {
+		perms = v.schema.Definitions[resource.Type].Order
+	}
+	if len(perms) > v.engine.cfg.MaxBulkChecks {
+		return nil, fmt.Errorf("%w: permissions: %d in one request, the limit is %d", ErrTooMany, len(perms), v.engine.cfg.MaxBulkChecks)
+	}
+	for i, p := range perms {
+		if err := v.validate(fmt.Sprintf("permissions[%d]: resource", i), resource.Type, p); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]PermissionResult, len(perms))
+	if len(perms) == 0 {
+		return out, nil
+	}
+	if err := v.validateCheck(CheckRequest{Resource: resource, Permission: perms[0], Subject: subject}); err != nil {
+		return nil, err
+	}
+	ck, err := contextKey(cctx)
+	if err != nil {
+		return nil, err
+	}
+	c := &checker{v: v, subject: subject, context: cctx, ctxKey: ck, stats: &Stats{}}
+	for i, p := range perms {
+		key := v.cacheKey(resource.Type, resource.ID, p, subject, ck)
+		var (
+			t      tri
+			cached bool
+		)
+		if v.engine.cache != nil {
+			var o outcome
+			if o, cached = v.lookupCache(key); cached {
+				t = o.t
+			}
+		}
+		if !cached {
+			c.rootKey, c.expires = key, 0
+			if t, err = c.checkAny(ctx, resource.Type, []string{resource.ID}, p, 0, nil); err != nil {
+				return nil, fmt.Errorf("permissions[%d] (%s): %w", i, p, err)
+			}
+		}
+		r := toResult(t, Stats{})
+		out[i] = PermissionResult{Permission: p, Permissionship: r.Permissionship, Missing: r.Missing}
+	}
+	return out, nil
+}

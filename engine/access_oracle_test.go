@@ -1,0 +1,361 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/ambit-authz/ambit/engine"
+	"github.com/ambit-authz/ambit/engine/enginetest"
+	"github.com/ambit-authz/ambit/internal/conformance"
+	"github.com/ambit-authz/ambit/schema"
+	"github.com/ambit-authz/ambit/tuple"
+	"github.com/ambit-authz/ambit/validation"
+)
+
+// TestAccessOracle checks ResourceAccess, SubjectPermissions and Explain
+// against Check, CheckBulk and LookupSubjects on schema/examples/collab.yaml
+// and every shared conformance file:
+//   - for every resource and ranked list (the type's relations and
+//     permissions in schema order, and reversed) and every subject type,
+//     ResourceAccess lists exactly the subjects LookupSubjects finds for some
+//     rank, each with the first rank CheckBulk grants, and a wildcard when
+//     LookupSubjects has one; paging one subject at a time lists the same;
+//     every proof path is valid;
+//   - SubjectPermissions equals CheckBulk for every subject the file names;
+//   - Explain's result equals Check's for every resource, permission and
+//     subject, and a grant's proof is valid.
+func TestAccessOracle(t *testing.T) {
+	files := []string{"../schema/examples/collab.yaml"}
+	if os.Getenv(conformance.EnvVar) != "" {
+		files = append(files, conformance.Files(t)...)
+	}
+	for _, path := range files {
+		t.Run(filepath.Base(path), func(t *testing.T) {
+			data, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			docs, err := validation.Parse(path, data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range docs {
+				accessOracle(t, f)
+			}
+		})
+	}
+}
+
+type oracleRun struct {
+	t       *testing.T
+	v       *engine.View
+	s       *schema.Schema
+	reader  engine.Reader
+	expired engine.Reader
+	ctx     context.Context
+}
+
+func accessOracle(t *testing.T, f *validation.File) {
+	s, err := schema.Compile(f.Name, f.Schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rels []tuple.Relationship
+	for _, r := range f.Relationships {
+		rels = append(rels, r.Relationship)
+	}
+	eng, err := engine.New(engine.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	mem := enginetest.NewMemory(rels...)
+	mem.Now = func() time.Time { return now }
+	all := enginetest.NewMemory(rels...)
+	all.Now = func() time.Time { return time.Time{} }
+	o := &oracleRun{t: t, v: eng.View(s, mem, 1), s: s, reader: mem, expired: all, ctx: context.Background()}
+	resources, subjects := f.Mentioned()
+	var types []string
+	for name := range s.Definitions {
+		types = append(types, name)
+	}
+	slices.Sort(types)
+	n := 0
+	for _, res := range resources {
+		d := s.Definitions[res.Type]
+		if d == nil || len(d.Order) == 0 {
+			continue
+		}
+		reversed := slices.Clone(d.Order)
+		slices.Reverse(reversed)
+		for _, ranks := range [][]string{d.Order, reversed} {
+			for _, st := range types {
+				o.resourceAccess(res, ranks, st)
+				n++
+			}
+		}
+		for _, sub := range subjects {
+			o.subjectPermissions(res, sub, d.Order)
+			for _, p := range d.Order {
+				o.explain(engine.CheckRequest{Resource: res, Permission: p, Subject: sub})
+			}
+		}
+	}
+	for _, list := range [][]validation.Assertion{f.Assertions.True, f.Assertions.False, f.Assertions.Caveated} {
+		for _, a := range list {
+			o.explain(engine.CheckRequest{Resource: a.Rel.Resource, Permission: a.Rel.Relation, Subject: a.Rel.Subject, Context: a.Context})
+		}
+	}
+	t.Logf("%s: %d resources, %d subjects, %d ResourceAccess listings", f.Name, len(resources), len(subjects), n)
+}
+
+func (o *oracleRun) check(req engine.CheckRequest) engine.CheckResult {
+	o.t.Helper()
+	r, err := o.v.Check(o.ctx, req)
+	if err != nil {
+		o.t.Fatalf("Check(%v): %v", req, err)
+	}
+	return r
+}
+
+func (o *oracleRun) resourceAccess(res tuple.ObjectRef, ranks []string, subjType string) {
+	t := o.t
+	t.Helper()
+	what := fmt.Sprintf("ResourceAccess(%s, %v, %s)", res, ranks, subjType)
+	req := engine.ResourceAccessRequest{Resource: res, Ranks: ranks, SubjectType: subjType}
+	got, err := collectAccess(o.ctx, o.v, req)
+	// The expected listing: every subject LookupSubjects finds for some
+	// rank, with the first rank Check grants.
+	candidates := map[string]bool{}
+	wildcard := false
+	for _, p := range ranks {
+		for r, err := range o.v.LookupSubjects(o.ctx, engine.LookupSubjectsRequest{Resource: res, Permission: p, SubjectType: subjType}) {
+			if err != nil {
+				t.Fatalf("LookupSubjects(%s, %s, %s): %v", res, p, subjType, err)
+			}
+			if r.ID == tuple.Wildcard {
+				wildcard = true
+				for _, id := range r.Excluded {
+					candidates[id] = true
+				}
+			} else {
+				candidates[r.ID] = true
+			}
+		}
+	}
+	if errors.Is(err, engine.ErrUnreachable) {
+		if len(candidates) > 0 || wildcard {
+			t.Errorf("%s: %v, but LookupSubjects finds %v (wildcard %v)", what, err, candidates, wildcard)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	role := func(sub tuple.SubjectRef) (string, bool) {
+		for _, p := range ranks {
+			r := o.check(engine.CheckRequest{Resource: res, Permission: p, Subject: sub})
+			if r.Permissionship != engine.NoPermission {
+				return p + " " + r.Permissionship.String() + fmt.Sprint(r.Missing), true
+			}
+		}
+		return "", false
+	}
+	want := map[string]string{}
+	for id := range candidates {
+		sub := tuple.SubjectRef{Type: subjType, ID: id}
+		if r, ok := role(sub); ok {
+			want[sub.String()] = r
+		}
+	}
+	gotMap := map[string]string{}
+	for _, a := range got {
+		if a.Subject.ID == tuple.Wildcard {
+			if !wildcard {
+				t.Errorf("%s: lists %s, which LookupSubjects does not", what, a.Subject)
+			}
+			for _, p := range ranks {
+				r := o.check(engine.CheckRequest{Resource: res, Permission: p, Subject: a.Subject})
+				if r.Permissionship != engine.NoPermission {
+					if p != a.Permission || r.Permissionship != a.Permissionship {
+						t.Errorf("%s: %s holds %s %v, Check says %s %v", what, a.Subject, a.Permission, a.Permissionship, p, r.Permissionship)
+					}
+					break
+				}
+			}
+			for _, id := range a.Excluded {
+				r := o.check(engine.CheckRequest{Resource: res, Permission: a.Permission, Subject: tuple.SubjectRef{Type: subjType, ID: id}})
+				if r.Permissionship != engine.NoPermission {
+					t.Errorf("%s: %s excludes %s, which Check grants %s", what, a.Subject, id, a.Permission)
+				}
+			}
+		} else {
+			gotMap[a.Subject.String()] = a.Permission + " " + a.Permissionship.String() + fmt.Sprint(a.Missing)
+			// A subject LookupSubjects does not name must be covered by
+			// the wildcard (it holds a rank through user:* alone, and is
+			// listed with its own highest one).
+			if !candidates[a.Subject.ID] {
+				if !wildcard {
+					t.Errorf("%s: lists %s, which LookupSubjects does not find", what, a.Subject)
+				}
+				if r, ok := role(a.Subject); ok {
+					want[a.Subject.String()] = r
+				}
+			}
+		}
+		o.validProof(what+" for "+a.Subject.String(), res, a.Subject, a.Proof)
+	}
+	if wildcard && (len(got) == 0 || got[0].Subject.ID != tuple.Wildcard) {
+		t.Errorf("%s: LookupSubjects finds %s:*, ResourceAccess does not list it first", what, subjType)
+	}
+	// A subject with the wildcard's role is covered by the wildcard's entry.
+	if len(got) > 0 && got[0].Subject.ID == tuple.Wildcard {
+		w := got[0]
+		wrole := w.Permission + " " + w.Permissionship.String() + fmt.Sprint(w.Missing)
+		for sub, r := range want {
+			if _, listed := gotMap[sub]; !listed && r == wrole {
+				delete(want, sub)
+			}
+		}
+		for sub, r := range gotMap {
+			if r == wrole {
+				t.Errorf("%s: lists %s apart from the wildcard with the same role %s", what, sub, r)
+			}
+		}
+	}
+	if fmt.Sprint(gotMap) != fmt.Sprint(want) {
+		t.Errorf("%s:\n got %v\nwant %v", what, gotMap, want)
+	}
+	// One subject a page, resuming after the last one, lists the same.
+	var paged []engine.Access
+	after := ""
+	for {
+		req.After, req.Limit = after, 1
+		page, err := collectAccess(o.ctx, o.v, req)
+		if err != nil {
+			t.Fatalf("%s after %q: %v", what, after, err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		paged = append(paged, page...)
+		after = page[0].Subject.ID
+		if len(paged) > len(got)+1 {
+			break
+		}
+	}
+	if len(paged) != len(got) {
+		t.Errorf("%s: one a page lists %d subjects, at once %d", what, len(paged), len(got))
+	}
+	for i := range min(len(paged), len(got)) {
+		if paged[i].Subject != got[i].Subject || paged[i].Permission != got[i].Permission {
+			t.Errorf("%s: page %d is %s %s, at once %s %s", what, i, paged[i].Subject, paged[i].Permission, got[i].Subject, got[i].Permission)
+		}
+	}
+}
+
+func collectAccess(ctx context.Context, v *engine.View, req engine.ResourceAccessRequest) ([]engine.Access, error) {
+	var out []engine.Access
+	for a, err := range v.ResourceAccess(ctx, req) {
+		if err != nil {
+			return out, err
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// validProof checks a proof path: every relationship is stored and visible,
+// the first starts at the resource, each starts at the previous one's
+// subject, and the last names the subject (or its type's wildcard).
+func (o *oracleRun) validProof(what string, res tuple.ObjectRef, sub tuple.SubjectRef, proof []tuple.Relationship) {
+	t := o.t
+	t.Helper()
+	if len(proof) == 0 {
+		if !(sub.Relation != "" && sub.Object() == res) {
+			t.Errorf("%s: empty proof", what)
+		}
+		return
+	}
+	for i, r := range proof {
+		found := false
+		for got, err := range o.reader.Query(o.ctx, tuple.Filter{ResourceType: r.Resource.Type, ResourceIDs: []string{r.Resource.ID}, Relation: r.Relation,
+			Subject: &tuple.SubjectFilter{Type: r.Subject.Type, IDs: []string{r.Subject.ID}, Relation: &r.Subject.Relation}}) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			found = found || got.Equal(r)
+		}
+		if !found {
+			t.Errorf("%s: proof step %d %s is not stored", what, i, r)
+		}
+		from := res
+		if i > 0 {
+			from = proof[i-1].Subject.Object()
+		}
+		if r.Resource != from {
+			t.Errorf("%s: proof step %d %s does not start at %s", what, i, r, from)
+		}
+	}
+	last := proof[len(proof)-1].Subject
+	wild := tuple.SubjectRef{Type: sub.Type, ID: tuple.Wildcard}
+	// A subject set is reached at its object: the route then computes the
+	// set's relation there (`all_users->member` ends at group:all_users).
+	if last != sub && !(sub.Relation == "" && last == wild) && !(sub.Relation != "" && last.Object() == sub.Object()) {
+		t.Errorf("%s: proof ends at %s, not at the subject", what, last)
+	}
+}
+
+func (o *oracleRun) subjectPermissions(res tuple.ObjectRef, sub tuple.SubjectRef, perms []string) {
+	t := o.t
+	t.Helper()
+	got, err := o.v.SubjectPermissions(o.ctx, res, sub, nil, nil)
+	if err != nil {
+		t.Fatalf("SubjectPermissions(%s, %s): %v", res, sub, err)
+	}
+	reqs := make([]engine.CheckRequest, len(perms))
+	for i, p := range perms {
+		reqs[i] = engine.CheckRequest{Resource: res, Permission: p, Subject: sub}
+	}
+	want, err := o.v.CheckBulk(o.ctx, reqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("SubjectPermissions(%s, %s): %d results, want %d", res, sub, len(got), len(want))
+	}
+	for i := range got {
+		w := want[i]
+		if w.Err != nil {
+			t.Fatalf("CheckBulk %v: %v", reqs[i], w.Err)
+		}
+		if got[i].Permission != perms[i] || got[i].Permissionship != w.Result.Permissionship || !slices.Equal(got[i].Missing, w.Result.Missing) {
+			t.Errorf("SubjectPermissions(%s, %s)[%d] = %s %v %v, CheckBulk says %s %v %v", res, sub, i,
+				got[i].Permission, got[i].Permissionship, got[i].Missing, perms[i], w.Result.Permissionship, w.Result.Missing)
+		}
+	}
+}
+
+func (o *oracleRun) explain(req engine.CheckRequest) {
+	t := o.t
+	t.Helper()
+	ex, err := o.v.Explain(o.ctx, req, o.expired)
+	if err != nil {
+		t.Fatalf("Explain(%v): %v", req, err)
+	}
+	want := o.check(req)
+	if ex.Result != want.Permissionship || !slices.Equal(ex.Missing, want.Missing) {
+		t.Errorf("Explain(%s#%s@%s %v) = %v %v, Check says %v %v", req.Resource, req.Permission, req.Subject, req.Context,
+			ex.Result, ex.Missing, want.Permissionship, want.Missing)
+		return
+	}
+	if ex.Result != engine.NoPermission {
+		o.validProof(fmt.Sprintf("Explain(%s#%s@%s)", req.Resource, req.Permission, req.Subject), req.Resource, req.Subject, ex.Proof)
+	}
+}
