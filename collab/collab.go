@@ -4,8 +4,9 @@
 // as Reader or Editor, organization permissions and deactivation.
 //
 // It talks to any server of the authzed v1 API (ambit, or SpiceDB) through a
-// gRPC connection and imports nothing of ambit's: it is what an application
-// would write. Each flow checks what the acting user may do, then writes in
+// gRPC connection and imports nothing of ambit's but its public API (the
+// ambit.v1 AccessService, where the server has it): it is what an
+// application would write. Each flow checks what the acting user may do, then writes in
 // one request whose preconditions hold the rule the schema cannot hold alone
 // (the group keeps an active admin, the two users are still connected, the
 // join code still exists), so a concurrent change makes the write fail with
@@ -34,6 +35,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
+
+	ambitv1 "github.com/ambit-authz/ambit/proto/ambit/v1"
 )
 
 // Errors a flow returns. They wrap the server's error where there is one.
@@ -121,9 +124,10 @@ func (r Ref) subject() *v1.SubjectReference {
 
 // Kit performs the flows for one organization.
 type Kit struct {
-	perms v1.PermissionsServiceClient
-	org   string
-	now   func() time.Time
+	perms  v1.PermissionsServiceClient
+	access ambitv1.AccessServiceClient
+	org    string
+	now    func() time.Time
 }
 
 // Option configures a Kit.
@@ -136,7 +140,7 @@ func WithClock(now func() time.Time) Option { return func(k *Kit) { k.now = now 
 // New returns a kit for organization org over conn, a connection to a server
 // of the authzed v1 API (with the caller's credentials).
 func New(conn grpc.ClientConnInterface, org string, opts ...Option) *Kit {
-	k := &Kit{perms: v1.NewPermissionsServiceClient(conn), org: org, now: time.Now}
+	k := &Kit{perms: v1.NewPermissionsServiceClient(conn), access: ambitv1.NewAccessServiceClient(conn), org: org, now: time.Now}
 	for _, o := range opts {
 		o(k)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -238,9 +239,22 @@ func TestSharing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []collab.Access{{collab.User("ana"), collab.Editor}, {collab.User("bob"), collab.Reader}, {collab.User("fay"), collab.Editor}}
-	if !slices.Equal(who, want) {
-		t.Fatalf("who has access = %v, want %v", who, want)
+	type row struct {
+		who  collab.Ref
+		role collab.Role
+		via  string
+	}
+	var got []row
+	for _, a := range who {
+		got = append(got, row{a.Subject, a.Role, strings.Join(a.Via, " ")})
+	}
+	want := []row{
+		{collab.User("ana"), collab.Editor, "dataset:cyto#owner@user:ana"},
+		{collab.User("bob"), collab.Reader, "dataset:cyto#reader@user:bob"},
+		{collab.User("fay"), collab.Editor, "dataset:cyto#editor@user:fay"},
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("who has access = %v, want %v", got, want)
 	}
 
 	// A workflow's participants read its dataset, never edit it.

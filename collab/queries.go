@@ -8,6 +8,10 @@ import (
 	"slices"
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	ambitv1 "github.com/ambit-authz/ambit/proto/ambit/v1"
 )
 
 func isRaced(err error) bool { return errors.Is(err, ErrRaced) }
@@ -54,20 +58,95 @@ func (k *Kit) MyRole(ctx context.Context, user string, res Ref, at *v1.ZedToken)
 	return None, nil
 }
 
-// Access is one subject's greatest role on a resource.
+// Access is one subject's greatest role on a resource, and how they hold
+// it.
 type Access struct {
 	Subject Ref
 	Role    Role
+	// Via is one proof of the role, relationship by relationship from the
+	// resource to the subject (`dataset:d#reader@group:g#member`,
+	// `group:g#direct_member@user:bob`); empty where the server has no
+	// ambit.v1 AccessService.
+	Via []string
 }
 
 // WhoHasAccess lists the users and external users with a role on res, each
-// with their greatest role, sorted by subject (the Collaborators tab). It
-// asks LookupSubjects once per role, at one revision.
+// with their greatest role and one proof of it, sorted by subject (the
+// Collaborators tab). It asks ambit's AccessService.ResourceAccess once per
+// subject type, at one revision; against a server without that service
+// (SpiceDB) it asks LookupSubjects once per role instead, without proofs.
 func (k *Kit) WhoHasAccess(ctx context.Context, res Ref, at *v1.ZedToken) ([]Access, error) {
 	roles, perms, err := ranks(res)
 	if err != nil {
 		return nil, err
 	}
+	out, err := k.resourceAccess(ctx, res, roles, perms, at)
+	if status.Code(err) == codes.Unimplemented {
+		out, err = k.lookupAccess(ctx, res, roles, perms, at)
+	}
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(out, func(a, b Access) int {
+		if a.Subject.Type != b.Subject.Type {
+			return compare(a.Subject.Type, b.Subject.Type)
+		}
+		return compare(a.Subject.ID, b.Subject.ID)
+	})
+	return out, nil
+}
+
+func (k *Kit) resourceAccess(ctx context.Context, res Ref, roles []Role, perms []string, at *v1.ZedToken) ([]Access, error) {
+	role := map[string]Role{}
+	for i, p := range perms {
+		role[p] = roles[i]
+	}
+	cons := &ambitv1.Consistency{Requirement: &ambitv1.Consistency_FullyConsistent{FullyConsistent: true}}
+	if at != nil {
+		cons = &ambitv1.Consistency{Requirement: &ambitv1.Consistency_AtLeastAsFresh{AtLeastAsFresh: &ambitv1.ZedToken{Token: at.GetToken()}}}
+	}
+	var out []Access
+	for _, typ := range []string{"user", "external_user"} {
+		s, err := k.access.ResourceAccess(ctx, &ambitv1.ResourceAccessRequest{Consistency: cons,
+			Resource: &ambitv1.ObjectReference{ObjectType: res.Type, ObjectId: res.ID}, RankedPermissions: perms, SubjectObjectType: typ})
+		if err != nil {
+			return nil, fmt.Errorf("collab: who has access to %s: %w", res, err)
+		}
+		for {
+			r, err := s.Recv()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				return nil, fmt.Errorf("collab: who has access to %s: %w", res, err)
+			}
+			if r.GetPermissionship() != ambitv1.Permissionship_PERMISSIONSHIP_HAS_PERMISSION || r.GetSubject().GetObject().GetObjectId() == "*" {
+				continue
+			}
+			a := Access{Subject: Ref{typ, r.GetSubject().GetObject().GetObjectId()}, Role: role[r.GetPermission()]}
+			for _, p := range r.GetProof() {
+				a.Via = append(a.Via, proofText(p))
+			}
+			out = append(out, a)
+			// Later calls read at the first one's revision.
+			if tok := r.GetReadAt(); tok != nil {
+				cons = &ambitv1.Consistency{Requirement: &ambitv1.Consistency_AtExactSnapshot{AtExactSnapshot: tok}}
+			}
+		}
+	}
+	return out, nil
+}
+
+func proofText(r *ambitv1.Relationship) string {
+	s := r.GetResource().GetObjectType() + ":" + r.GetResource().GetObjectId() + "#" + r.GetRelation() + "@" +
+		r.GetSubject().GetObject().GetObjectType() + ":" + r.GetSubject().GetObject().GetObjectId()
+	if rel := r.GetSubject().GetOptionalRelation(); rel != "" {
+		s += "#" + rel
+	}
+	return s
+}
+
+func (k *Kit) lookupAccess(ctx context.Context, res Ref, roles []Role, perms []string, at *v1.ZedToken) ([]Access, error) {
 	cons := Fresh(at)
 	best := map[Ref]Role{}
 	for _, typ := range []string{"user", "external_user"} {
@@ -84,14 +163,13 @@ func (k *Kit) WhoHasAccess(ctx context.Context, res Ref, at *v1.ZedToken) ([]Acc
 				if err != nil {
 					return nil, fmt.Errorf("collab: who has %s on %s: %w", p, res, err)
 				}
-				if r.GetSubject().GetPermissionship() != v1.LookupPermissionship_LOOKUP_PERMISSIONSHIP_HAS_PERMISSION {
+				if r.GetSubject().GetPermissionship() != v1.LookupPermissionship_LOOKUP_PERMISSIONSHIP_HAS_PERMISSION || r.GetSubject().GetSubjectObjectId() == "*" {
 					continue
 				}
 				ref := Ref{typ, r.GetSubject().GetSubjectObjectId()}
 				if _, ok := best[ref]; !ok {
 					best[ref] = roles[i]
 				}
-				// Later lookups read at the first one's revision.
 				if tok := r.GetLookedUpAt(); tok != nil && at == nil {
 					cons = &v1.Consistency{Requirement: &v1.Consistency_AtExactSnapshot{AtExactSnapshot: tok}}
 				}
@@ -100,14 +178,8 @@ func (k *Kit) WhoHasAccess(ctx context.Context, res Ref, at *v1.ZedToken) ([]Acc
 	}
 	out := make([]Access, 0, len(best))
 	for s, r := range best {
-		out = append(out, Access{s, r})
+		out = append(out, Access{Subject: s, Role: r})
 	}
-	slices.SortFunc(out, func(a, b Access) int {
-		if a.Subject.Type != b.Subject.Type {
-			return compare(a.Subject.Type, b.Subject.Type)
-		}
-		return compare(a.Subject.ID, b.Subject.ID)
-	})
 	return out, nil
 }
 
