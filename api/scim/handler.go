@@ -1,0 +1,510 @@
+package scim
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ambit-authz/ambit/tuple"
+)
+
+// Kind is a resource endpoint: Users or Groups.
+type Kind string
+
+// The resource kinds ambit serves.
+const (
+	Users  Kind = "Users"
+	Groups Kind = "Groups"
+)
+
+// Errors a Store returns.
+var (
+	ErrNotFound   = errors.New("scim: no such resource")
+	ErrConflict   = errors.New("scim: the resource changed (version mismatch)")
+	ErrUniqueness = errors.New("scim: another resource holds the unique value")
+)
+
+// Commit is one atomic change: a resource written or removed, the
+// relationships it implies touched and deleted, applied only if the
+// resource's stored version is still Expect (0: it must not exist) and no
+// other resource of the kind holds Unique.
+type Commit struct {
+	Kind     Kind
+	ID       string
+	Expect   uint64
+	Resource Resource // nil removes the resource
+	Unique   string   // "" for none; compared without regard to case
+	Touch    []tuple.Relationship
+	Delete   []tuple.Relationship
+}
+
+// Store is what the SCIM endpoints need of ambit's replicated store. A
+// Commit goes through raft as one command, so the resource and its
+// relationships apply together or not at all.
+type Store interface {
+	Get(ctx context.Context, kind Kind, id string) (Resource, uint64, error)
+	List(ctx context.Context, kind Kind) ([]Resource, error)
+	// Commit returns the resource's new version (0 after a removal).
+	Commit(ctx context.Context, c Commit) (uint64, error)
+}
+
+// MaxBodyBytes bounds a request body.
+const MaxBodyBytes = 1 << 20
+
+// Handler serves SCIM 2.0 under a prefix (e.g. /scim/v2). Authentication
+// happens before it.
+type Handler struct {
+	Store   Store
+	Mapping Mapping
+	// Prefix is the path the handler is mounted at, for meta.location.
+	Prefix string
+	// Now stamps meta.created and meta.lastModified.
+	Now func() time.Time
+}
+
+func (h *Handler) now() time.Time {
+	if h.Now != nil {
+		return h.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+// ServeHTTP routes a request.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rest := strings.Trim(strings.TrimPrefix(r.URL.Path, h.Prefix), "/")
+	parts := strings.Split(rest, "/")
+	var err error
+	switch {
+	case rest == "ServiceProviderConfig" && r.Method == http.MethodGet:
+		writeJSON(w, http.StatusOK, serviceProviderConfig())
+	case parts[0] == "ResourceTypes" && r.Method == http.MethodGet:
+		err = h.resourceTypes(w, parts[1:])
+	case parts[0] == "Schemas" && r.Method == http.MethodGet:
+		err = schemasEndpoint(w, parts[1:])
+	case parts[0] == string(Users) || parts[0] == string(Groups):
+		err = h.resources(w, r, Kind(parts[0]), parts[1:])
+	default:
+		err = errorf(http.StatusNotFound, "", "no SCIM endpoint %s %s", r.Method, r.URL.Path)
+	}
+	if err != nil {
+		writeError(w, err)
+	}
+}
+
+func (h *Handler) resources(w http.ResponseWriter, r *http.Request, kind Kind, rest []string) error {
+	ctx := r.Context()
+	switch {
+	case len(rest) == 0 && r.Method == http.MethodGet:
+		q, err := ParseQuery(r.URL.Query().Get)
+		if err != nil {
+			return err
+		}
+		return h.list(ctx, w, kind, q)
+	case len(rest) == 1 && rest[0] == ".search" && r.Method == http.MethodPost:
+		var body map[string]any
+		if err := decodeBody(r, &body); err != nil {
+			return err
+		}
+		q, err := ParseQuery(func(k string) string { return searchParam(body, k) })
+		if err != nil {
+			return err
+		}
+		return h.list(ctx, w, kind, q)
+	case len(rest) == 0 && r.Method == http.MethodPost:
+		var in Resource
+		if err := decodeBody(r, &in); err != nil {
+			return err
+		}
+		return h.create(ctx, w, kind, in)
+	case len(rest) != 1:
+		return errorf(http.StatusNotFound, "", "no SCIM endpoint %s %s", r.Method, r.URL.Path)
+	}
+	id := rest[0]
+	cur, version, err := h.Store.Get(ctx, kind, id)
+	if err != nil {
+		return err
+	}
+	if r.Method != http.MethodGet {
+		if m := r.Header.Get("If-Match"); m != "" && m != "*" && !etagMatches(m, version) {
+			return errorf(http.StatusPreconditionFailed, "", "If-Match %s: the resource is at %s", m, etag(version))
+		}
+	}
+	switch r.Method {
+	case http.MethodGet:
+		q, err := ParseQuery(r.URL.Query().Get)
+		if err != nil {
+			return err
+		}
+		w.Header().Set("ETag", etag(version))
+		writeJSON(w, http.StatusOK, q.Project(cur))
+		return nil
+	case http.MethodPut:
+		var in Resource
+		if err := decodeBody(r, &in); err != nil {
+			return err
+		}
+		return h.replace(ctx, w, kind, id, cur, version, in)
+	case http.MethodPatch:
+		var req PatchRequest
+		if err := decodeBody(r, &req); err != nil {
+			return err
+		}
+		if !containsFold(req.Schemas, PatchOpSchema) {
+			return errorf(http.StatusBadRequest, "invalidSyntax", "a PATCH body's schemas must list %s", PatchOpSchema)
+		}
+		core, exts := schemasOf(kind)
+		next, err := ApplyPatch(cur, core, exts, req.Operations)
+		if err != nil {
+			return err
+		}
+		return h.replace(ctx, w, kind, id, cur, version, next)
+	case http.MethodDelete:
+		return h.remove(ctx, w, kind, id, cur, version)
+	}
+	return errorf(http.StatusMethodNotAllowed, "", "%s is not allowed on %s", r.Method, r.URL.Path)
+}
+
+func schemasOf(kind Kind) (string, []string) {
+	if kind == Users {
+		return UserSchema, []string{EnterpriseUserSchema}
+	}
+	return GroupSchema, nil
+}
+
+func (h *Handler) list(ctx context.Context, w http.ResponseWriter, kind Kind, q Query) error {
+	all, err := h.Store.List(ctx, kind)
+	if err != nil {
+		return err
+	}
+	page, total, err := q.Run(all, nil)
+	if err != nil {
+		return err
+	}
+	out := make([]any, len(page))
+	for i, r := range page {
+		out[i] = q.Project(r)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"schemas": []string{ListResponseSchema}, "totalResults": total,
+		"startIndex": q.StartIndex, "itemsPerPage": len(page), "Resources": out,
+	})
+	return nil
+}
+
+func (h *Handler) create(ctx context.Context, w http.ResponseWriter, kind Kind, in Resource) error {
+	id, err := newID()
+	if err != nil {
+		return err
+	}
+	res, unique, err := h.clean(kind, in, id, nil)
+	if err != nil {
+		return err
+	}
+	now := h.now().Format(time.RFC3339)
+	res["meta"] = map[string]any{"resourceType": resourceType(kind), "created": now, "lastModified": now, "location": h.location(kind, id)}
+	touch, del, err := h.relationships(ctx, kind, id, nil, res)
+	if err != nil {
+		return err
+	}
+	version, err := h.Store.Commit(ctx, Commit{Kind: kind, ID: id, Expect: 0, Resource: res, Unique: unique, Touch: touch, Delete: del})
+	if err != nil {
+		return err
+	}
+	return h.respond(w, http.StatusCreated, res, version)
+}
+
+func (h *Handler) replace(ctx context.Context, w http.ResponseWriter, kind Kind, id string, cur Resource, version uint64, in Resource) error {
+	res, unique, err := h.clean(kind, in, id, cur)
+	if err != nil {
+		return err
+	}
+	meta, _ := cur["meta"].(map[string]any)
+	res["meta"] = map[string]any{"resourceType": resourceType(kind), "created": meta["created"], "lastModified": h.now().Format(time.RFC3339), "location": h.location(kind, id)}
+	touch, del, err := h.relationships(ctx, kind, id, cur, res)
+	if err != nil {
+		return err
+	}
+	v, err := h.Store.Commit(ctx, Commit{Kind: kind, ID: id, Expect: version, Resource: res, Unique: unique, Touch: touch, Delete: del})
+	if err != nil {
+		return err
+	}
+	return h.respond(w, http.StatusOK, res, v)
+}
+
+// remove deletes a resource. A user's relationships stay, deactivated:
+// users are never deleted (odm-users-and-permissions.txt); a group's go.
+func (h *Handler) remove(ctx context.Context, w http.ResponseWriter, kind Kind, id string, cur Resource, version uint64) error {
+	var after Resource
+	if kind == Users {
+		after = Resource{"active": false}
+	}
+	touch, del, err := h.relationships(ctx, kind, id, cur, after)
+	if err != nil {
+		return err
+	}
+	if _, err := h.Store.Commit(ctx, Commit{Kind: kind, ID: id, Expect: version, Touch: touch, Delete: del}); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// clean checks a client's resource against its schema and returns what is
+// stored: the client's attributes with server-owned ones (id, meta) set,
+// and the resource's unique value.
+func (h *Handler) clean(kind Kind, in Resource, id string, cur Resource) (Resource, string, error) {
+	core, exts := schemasOf(kind)
+	out := Resource{"id": id}
+	schemas := []any{core}
+	for k, v := range in {
+		switch {
+		case strings.EqualFold(k, "id") || strings.EqualFold(k, "meta"):
+			continue // server-owned: ignored on input (RFC 7644 §3.3)
+		case strings.EqualFold(k, "schemas"):
+			continue
+		}
+		if ext := extensionOf(exts, k); ext != "" {
+			m, ok := v.(map[string]any)
+			if !ok {
+				return nil, "", errorf(http.StatusBadRequest, "invalidValue", "%s: an extension's value is an object", k)
+			}
+			clean := map[string]any{}
+			for ek, ev := range m {
+				a, _, ok := Resolve(core, exts, AttrPath{URI: ext, Name: ek})
+				if !ok {
+					return nil, "", errorf(http.StatusBadRequest, "invalidValue", "%s has no attribute %q", ext, ek)
+				}
+				c, err := coerceWhole(*a, ev, ext+":"+a.Name)
+				if err != nil {
+					return nil, "", err
+				}
+				clean[a.Name] = c
+			}
+			out[ext] = clean
+			schemas = append(schemas, ext)
+			continue
+		}
+		a, _, ok := Resolve(core, exts, AttrPath{Name: k})
+		if !ok {
+			return nil, "", errorf(http.StatusBadRequest, "invalidValue", "%s has no attribute %q", core, k)
+		}
+		if a.Mutability == ReadOnly {
+			continue
+		}
+		c, err := coerceWhole(*a, v, a.Name)
+		if err != nil {
+			return nil, "", err
+		}
+		out[a.Name] = c
+	}
+	out["schemas"] = schemas
+	required := "userName"
+	if kind == Groups {
+		required = "displayName"
+	}
+	s, _ := out[required].(string)
+	if strings.TrimSpace(s) == "" {
+		return nil, "", errorf(http.StatusBadRequest, "invalidValue", "%s is required", required)
+	}
+	if kind == Users {
+		if _, ok := out["active"]; !ok {
+			out["active"] = true
+		}
+		return out, strings.ToLower(s), nil
+	}
+	return out, "", nil
+}
+
+func extensionOf(exts []string, k string) string {
+	for _, e := range exts {
+		if strings.EqualFold(e, k) {
+			return e
+		}
+	}
+	return ""
+}
+
+// relationships returns what turns the relationships before implies into
+// those after implies (nil: none).
+func (h *Handler) relationships(ctx context.Context, kind Kind, id string, before, after Resource) (touch, del []tuple.Relationship, err error) {
+	implied := func(r Resource) ([]tuple.Relationship, error) {
+		if r == nil {
+			return nil, nil
+		}
+		if kind == Users {
+			active, _ := r["active"].(bool)
+			return h.Mapping.User(id, active)
+		}
+		members, err := h.members(ctx, r)
+		if err != nil {
+			return nil, err
+		}
+		return h.Mapping.Group(id, members)
+	}
+	b, err := implied(before)
+	if err != nil {
+		return nil, nil, err
+	}
+	a, err := implied(after)
+	if err != nil {
+		return nil, nil, err
+	}
+	touch, del = Diff(b, a)
+	return touch, del, nil
+}
+
+// members reads a group's members: a member's type comes from "type" or,
+// where the client left it out (Okta and Entra ID do), from which kind of
+// resource holds its id.
+func (h *Handler) members(ctx context.Context, r Resource) ([]Member, error) {
+	list, _ := r["members"].([]any)
+	out := make([]Member, 0, len(list))
+	for _, e := range list {
+		m, _ := e.(map[string]any)
+		v, _ := m["value"].(string)
+		if v == "" {
+			return nil, errorf(http.StatusBadRequest, "invalidValue", "a member needs a value (the member's id)")
+		}
+		typ, _ := lookup(m, "type").(string)
+		switch {
+		case strings.EqualFold(typ, "User"):
+			out = append(out, Member{ID: v})
+		case strings.EqualFold(typ, "Group"):
+			out = append(out, Member{ID: v, Group: true})
+		case typ != "":
+			return nil, errorf(http.StatusBadRequest, "invalidValue", "member %s: type %q is not User or Group", v, typ)
+		default:
+			if _, _, err := h.Store.Get(ctx, Users, v); err == nil {
+				out = append(out, Member{ID: v})
+			} else if _, _, err := h.Store.Get(ctx, Groups, v); err == nil {
+				out = append(out, Member{ID: v, Group: true})
+			} else {
+				return nil, errorf(http.StatusBadRequest, "invalidValue", "member %s is neither a user nor a group", v)
+			}
+		}
+	}
+	return out, nil
+}
+
+func (h *Handler) location(kind Kind, id string) string {
+	return strings.TrimSuffix(h.Prefix, "/") + "/" + string(kind) + "/" + id
+}
+
+func (h *Handler) respond(w http.ResponseWriter, status int, res Resource, version uint64) error {
+	meta, _ := res["meta"].(map[string]any)
+	if meta != nil {
+		meta["version"] = etag(version)
+		w.Header().Set("Location", fmt.Sprint(meta["location"]))
+	}
+	w.Header().Set("ETag", etag(version))
+	writeJSON(w, status, res)
+	return nil
+}
+
+func resourceType(k Kind) string {
+	if k == Users {
+		return "User"
+	}
+	return "Group"
+}
+
+// etag is a version as a weak ETag.
+func etag(v uint64) string { return `W/"` + strconv.FormatUint(v, 10) + `"` }
+
+func etagMatches(header string, v uint64) bool {
+	for _, t := range strings.Split(header, ",") {
+		if strings.TrimSpace(t) == etag(v) || strings.TrimPrefix(strings.TrimSpace(t), "W/") == strings.TrimPrefix(etag(v), "W/") {
+			return true
+		}
+	}
+	return false
+}
+
+func newID() (string, error) {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	b[6], b[8] = b[6]&0x0f|0x40, b[8]&0x3f|0x80 // a version 4 UUID
+	s := hex.EncodeToString(b)
+	return s[:8] + "-" + s[8:12] + "-" + s[12:16] + "-" + s[16:20] + "-" + s[20:], nil
+}
+
+func decodeBody(r *http.Request, v any) error {
+	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))
+	if err != nil {
+		return errorf(http.StatusBadRequest, "invalidSyntax", "reading the body: %v", err)
+	}
+	if len(body) > MaxBodyBytes {
+		return errorf(http.StatusRequestEntityTooLarge, "", "the body is larger than %d bytes", MaxBodyBytes)
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return errorf(http.StatusBadRequest, "invalidSyntax", "the body is not a JSON object: %v", err)
+	}
+	return nil
+}
+
+func searchParam(body map[string]any, k string) string {
+	switch v := lookup(body, k).(type) {
+	case string:
+		return v
+	case float64:
+		return strconv.FormatInt(int64(v), 10)
+	case []any:
+		var parts []string
+		for _, e := range v {
+			if s, ok := e.(string); ok {
+				parts = append(parts, s)
+			}
+		}
+		return strings.Join(parts, ",")
+	}
+	return ""
+}
+
+func containsFold(list []string, s string) bool {
+	for _, x := range list {
+		if strings.EqualFold(x, s) {
+			return true
+		}
+	}
+	return false
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/scim+json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// writeError writes a SCIM error body; a store's errors map to their
+// statuses (404, 409 uniqueness, 412 version).
+func writeError(w http.ResponseWriter, err error) {
+	var e *Error
+	switch {
+	case errors.Is(err, ErrNotFound):
+		e = errorf(http.StatusNotFound, "", "%v", err)
+	case errors.Is(err, ErrUniqueness):
+		e = errorf(http.StatusConflict, "uniqueness", "%v", err)
+	case errors.Is(err, ErrConflict):
+		e = errorf(http.StatusPreconditionFailed, "", "%v", err)
+	default:
+		e = AsError(err)
+	}
+	body := map[string]any{"schemas": []string{ErrorSchema}, "status": strconv.Itoa(e.Status), "detail": e.Detail}
+	if e.ScimType != "" {
+		body["scimType"] = e.ScimType
+	}
+	if e.Status >= 500 {
+		body["detail"] = "internal error" // never a server's internals
+	}
+	writeJSON(w, e.Status, body)
+}
