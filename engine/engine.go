@@ -58,6 +58,23 @@ type Config struct {
 	// Concurrency bounds how many checks one bulk call or lookup runs at
 	// once; default 2 × GOMAXPROCS.
 	Concurrency int
+	// MaxDispatches bounds the sub-problems one check evaluates (each item
+	// of a bulk check and each candidate a lookup verifies is one check);
+	// default 100,000. Results from caches do not count.
+	MaxDispatches int
+	// MaxReads bounds the relationships one check reads; default 1,000,000.
+	MaxReads int
+	// MaxCaveatCost bounds the CEL cost of the caveats one check evaluates,
+	// summed; default 1,000,000 (ten evaluations at caveats.MaxEvalCost,
+	// which bounds each one).
+	MaxCaveatCost int64
+	// MaxExpandNodes bounds the nodes of one Expand tree, counted as the
+	// client receives it (a subtree reached twice counts twice); default
+	// 100,000.
+	MaxExpandNodes int
+	// MaxExpandBytes bounds the approximate size of one Expand tree, counted
+	// the same way; default 64 MiB.
+	MaxExpandBytes int64
 }
 
 func (c Config) withDefaults() Config {
@@ -81,6 +98,21 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Concurrency <= 0 {
 		c.Concurrency = 2 * runtime.GOMAXPROCS(0)
+	}
+	if c.MaxDispatches <= 0 {
+		c.MaxDispatches = 100_000
+	}
+	if c.MaxReads <= 0 {
+		c.MaxReads = 1_000_000
+	}
+	if c.MaxCaveatCost <= 0 {
+		c.MaxCaveatCost = 1_000_000
+	}
+	if c.MaxExpandNodes <= 0 {
+		c.MaxExpandNodes = 100_000
+	}
+	if c.MaxExpandBytes <= 0 {
+		c.MaxExpandBytes = 64 << 20
 	}
 	return c
 }
@@ -177,6 +209,9 @@ func (o outcome) validAt(now int64) bool { return o.until == 0 || now < o.until 
 
 // lookupCache returns the cached outcome for key if it is still valid.
 func (v *View) lookupCache(key string) (outcome, bool) {
+	if v.engine.cache == nil {
+		return outcome{}, false
+	}
 	o, ok := v.engine.cache.Get(key)
 	return o, ok && o.validAt(v.now)
 }
