@@ -25,6 +25,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -388,4 +389,37 @@ func BenchmarkCheckCollabParallel(b *testing.B) {
 			reportCPU(b, cpu, float64(b.N))
 		})
 	}
+}
+
+// BenchmarkCheckBulkManyTypes: one CheckBulk of 1000 checks, each on another
+// type of a 2000-type schema, on a fresh engine (so every schema table the
+// checks consult is built during the run). Issue 16: a reachability memo
+// copied in full on every new key made this quadratic in the types.
+func BenchmarkCheckBulkManyTypes(b *testing.B) {
+	var src strings.Builder
+	src.WriteString("definition user {}\n")
+	for i := range 2000 {
+		fmt.Fprintf(&src, "definition type%d {\n\trelation viewer: user | type%d#viewer\n\tpermission view = viewer\n}\n", i, (i+1)%2000)
+	}
+	s, err := schema.Compile("many.zed", src.String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	reqs := make([]engine.CheckRequest, 1000)
+	for i := range reqs {
+		reqs[i] = check(fmt.Sprintf("type%d:x", i), "view", "user:u")
+	}
+	reader := memindex.New([]tuple.Relationship{rel("type5:x#viewer@user:u")})
+	start := cputime.Process()
+	for b.Loop() {
+		eng, err := engine.New(engine.Config{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		res, err := eng.View(s, reader, 1).CheckBulk(context.Background(), reqs)
+		if err != nil || res[5].Result.Permissionship != engine.HasPermission || res[6].Result.Permissionship != engine.NoPermission {
+			b.Fatalf("%v %+v %+v", err, res[5], res[6])
+		}
+	}
+	reportCPU(b, start, float64(b.N))
 }

@@ -26,7 +26,8 @@ type plan struct {
 
 	relevantMemo sync.Map // relevantKey -> map[relKey]bool
 	targetMemo   sync.Map // relKey -> *lookupTarget
-	cyclicMemo   sync.Map // relKey -> bool
+	cyclesOnce   sync.Once
+	cycles       map[relKey]bool // see findCycles
 
 	monoOnce sync.Once
 	mono     *monotone
@@ -179,28 +180,65 @@ func (p *plan) deps(n relKey, subtracted bool, visit, tupleset func(relKey)) {
 // for one in flight elsewhere cannot deadlock: a cycle of waits would be a
 // cycle in the schema through it.
 func (p *plan) cyclic(typ, rel string) bool {
-	k := relKey{typ, rel}
-	if v, ok := p.cyclicMemo.Load(k); ok {
-		return v.(bool)
+	p.cyclesOnce.Do(func() { p.cycles = p.findCycles() })
+	return p.cycles[relKey{typ, rel}]
+}
+
+// findCycles returns the nodes on a cycle of the dispatch graph (the
+// subtracted side of exclusions included): one pass of Tarjan's strongly
+// connected components algorithm, linear in the schema's size. A node is on
+// a cycle when its component has another node or it depends on itself.
+func (p *plan) findCycles() map[relKey]bool {
+	type state struct {
+		index, low int
+		onStack    bool
 	}
-	seen := map[relKey]bool{}
-	queue := []relKey{k}
-	found := false
-	for len(queue) > 0 && !found {
-		n := queue[0]
-		queue = queue[1:]
+	states := map[relKey]*state{}
+	var stack []relKey
+	out := map[relKey]bool{}
+	next := 0
+	var visit func(n relKey)
+	visit = func(n relKey) {
+		st := &state{index: next, low: next, onStack: true}
+		next++
+		states[n] = st
+		stack = append(stack, n)
+		self := false
 		p.deps(n, true, func(d relKey) {
-			if d == k {
-				found = true
+			if d == n {
+				self = true
 			}
-			if !seen[d] {
-				seen[d] = true
-				queue = append(queue, d)
+			if ds, ok := states[d]; !ok {
+				visit(d)
+				st.low = min(st.low, states[d].low)
+			} else if ds.onStack {
+				st.low = min(st.low, ds.index)
 			}
 		}, nil)
+		if st.low != st.index {
+			return
+		}
+		i := len(stack) - 1
+		for stack[i] != n {
+			i--
+		}
+		comp := stack[i:]
+		for _, m := range comp {
+			states[m].onStack = false
+			if len(comp) > 1 || self {
+				out[m] = true
+			}
+		}
+		stack = stack[:i]
 	}
-	p.cyclicMemo.Store(k, found)
-	return found
+	for _, d := range p.s.Definitions {
+		for _, r := range d.Relations {
+			if n := (relKey{d.Name, r.Name}); states[n] == nil {
+				visit(n)
+			}
+		}
+	}
+	return out
 }
 
 // allowsDirect reports whether relation r can hold the subject kind directly
