@@ -217,3 +217,61 @@ definition doc {
 		t.Fatalf("LookupResources(doc#viewer_first@user:ana) = %v, want [d]", resources)
 	}
 }
+
+// TestExpandBudgets: Expand of an acyclic lattice (two objects per level,
+// each pointing to both of the next) is a tree of 2^levels leaves. It
+// shares the subtrees it reaches twice, and refuses, with a *BudgetError
+// naming the budget, a tree larger than its budgets (issue 16: 81
+// relationships took 3.5 GiB).
+func TestExpandBudgets(t *testing.T) {
+	const s = `definition user {}
+definition node {
+	relation next: node
+	relation viewer: user
+	permission view = viewer + next->view
+}`
+	lat := func(levels int) string {
+		var b strings.Builder
+		for i := range levels {
+			for _, x := range []string{"a", "b"} {
+				fmt.Fprintf(&b, "node:%s%d#next@node:a%d\nnode:%s%d#next@node:b%d\n", x, i, i+1, x, i, i+1)
+			}
+		}
+		b.WriteString("node:a0#viewer@user:ana\n")
+		return b.String()
+	}
+	ctx := context.Background()
+	root := tuple.ObjectRef{Type: "node", ID: "a0"}
+	for _, tc := range []struct {
+		name   string
+		cfg    engine.Config
+		budget string
+	}{
+		{"nodes", engine.Config{MaxExpandNodes: 10_000}, engine.BudgetExpandNodes},
+		{"bytes", engine.Config{MaxExpandBytes: 1 << 20}, engine.BudgetExpandBytes},
+		{"defaults", engine.Config{}, engine.BudgetExpandNodes},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			v := newView(t, s, lat(20), tc.cfg) // 80 relationships, 2^20 paths
+			_, err := v.Expand(ctx, root, "view")
+			var be *engine.BudgetError
+			if !errors.As(err, &be) || be.Budget != tc.budget {
+				t.Fatalf("err = %v, want the %s budget", err, tc.budget)
+			}
+		})
+	}
+	// Within the budget, a subtree reached twice is one node in memory.
+	v := newView(t, s, lat(6), engine.Config{})
+	n, err := v.Expand(ctx, root, "view")
+	if err != nil {
+		t.Fatal(err)
+	}
+	arrow := func(n *engine.ExpandNode) []*engine.ExpandNode { return n.Children[1].Children }
+	viaA, viaB := arrow(arrow(n)[0]), arrow(arrow(n)[1]) // a0 -> a1 -> {a2, b2}, a0 -> b1 -> {a2, b2}
+	if len(viaA) != 2 || len(viaB) != 2 || viaA[0] != viaB[0] || viaA[1] != viaB[1] {
+		t.Fatalf("the subtrees of a2 and b2 are not shared: %v %v", viaA, viaB)
+	}
+	if leaf := n.Children[0]; leaf.Kind != engine.ExpandLeaf || len(leaf.Subjects) != 1 || leaf.Subjects[0].Subject.ID != "ana" {
+		t.Fatalf("viewer leaf = %+v", leaf)
+	}
+}
