@@ -65,7 +65,7 @@ definition document {
 type backend struct {
 	name   string
 	reader engine.Reader
-	rev    tuple.Revision
+	at     engine.Snapshot
 }
 
 // scanLimit bounds the fixtures the scanning reader gets: it reads every
@@ -82,9 +82,11 @@ func loadBackends(b *testing.B, src string, rels []tuple.Relationship) (*schema.
 	}
 	var out []backend
 	if len(rels) <= scanLimit {
-		out = append(out, backend{"scan", enginetest.NewMemory(rels...), 1})
+		m := enginetest.NewMemory(rels...)
+		out = append(out, backend{"scan", m, m.Snapshot(1)})
 	}
-	out = append(out, backend{"memindex", memindex.New(rels), 1})
+	x := memindex.New(rels)
+	out = append(out, backend{"memindex", x, x.Snapshot(1)})
 	st, err := store.Open(store.Options{Dir: b.TempDir(), GCInterval: -1})
 	if err != nil {
 		b.Fatal(err)
@@ -104,7 +106,7 @@ func loadBackends(b *testing.B, src string, rels []tuple.Relationship) (*schema.
 	if err != nil {
 		b.Fatal(err)
 	}
-	return s, append(out, backend{"badger", snap, 2})
+	return s, append(out, backend{"badger", snap, engine.Snapshot{Source: engine.NewSource(), Revision: 2, Time: snap.Time()}})
 }
 
 // modes are the engine configurations benchmarks compare: no caches,
@@ -152,7 +154,7 @@ func runChecks(b *testing.B, s *schema.Schema, backends []backend, reqs []engine
 	for _, be := range backends {
 		for _, mode := range modes {
 			b.Run(be.name+"/"+mode, func(b *testing.B) {
-				v := newEngine(b, mode).View(s, be.reader, be.rev)
+				v := newEngine(b, mode).View(s, be.reader, be.at)
 				ctx := context.Background()
 				passes := 1
 				if mode != "cold" {
@@ -307,7 +309,7 @@ func BenchmarkLookupResources(b *testing.B) {
 			for _, be := range bes {
 				for _, mode := range []string{"cold", "cached"} {
 					b.Run(be.name+"/"+mode, func(b *testing.B) {
-						v := newEngine(b, mode).View(s, be.reader, be.rev)
+						v := newEngine(b, mode).View(s, be.reader, be.at)
 						ctx := context.Background()
 						lookup := func() int {
 							n := 0
@@ -366,7 +368,7 @@ func BenchmarkCheckCollabParallel(b *testing.B) {
 	}
 	for _, mode := range modes {
 		b.Run(be.name+"/"+mode, func(b *testing.B) {
-			v := newEngine(b, mode).View(s, be.reader, be.rev)
+			v := newEngine(b, mode).View(s, be.reader, be.at)
 			ctx := context.Background()
 			for range 3 {
 				for _, r := range reqs {
@@ -416,7 +418,7 @@ func BenchmarkCheckBulkManyTypes(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		res, err := eng.View(s, reader, 1).CheckBulk(context.Background(), reqs)
+		res, err := eng.View(s, reader, reader.Snapshot(1)).CheckBulk(context.Background(), reqs)
 		if err != nil || res[5].Result.Permissionship != engine.HasPermission || res[6].Result.Permissionship != engine.NoPermission {
 			b.Fatalf("%v %+v %+v", err, res[5], res[6])
 		}
