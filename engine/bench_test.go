@@ -425,3 +425,37 @@ func BenchmarkCheckBulkManyTypes(b *testing.B) {
 	}
 	reportCPU(b, start, float64(b.N))
 }
+
+// BenchmarkCheckLatticeBackEdge: one check (no grant) over a lattice of 17
+// levels of two objects, each pointing to both of the next, with one edge
+// from the last level back to the first (hostile_test.go), without the
+// result cache. Issue 16: results of cut cycles were not reused, so the
+// check dispatched once per path (2^levels).
+func BenchmarkCheckLatticeBackEdge(b *testing.B) {
+	const levels = 16
+	s, err := schema.Compile("lattice.zed", latticeSchema)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var rels []tuple.Relationship
+	for _, l := range strings.Split(strings.TrimSpace(lattice(levels, "")), "\n") {
+		rels = append(rels, rel(l))
+	}
+	x := memindex.New(rels)
+	eng, err := engine.New(engine.Config{CacheMaxCost: -1, MaxDepth: 200, MaxDispatches: 1 << 30})
+	if err != nil {
+		b.Fatal(err)
+	}
+	req := check("lat_a:i0", "view", "user:ana")
+	start := cputime.Process()
+	var dispatches int
+	for b.Loop() {
+		res, err := eng.View(s, x, x.Snapshot(1)).Check(context.Background(), req)
+		if err != nil || res.Permissionship != engine.NoPermission {
+			b.Fatal(res, err)
+		}
+		dispatches = res.Stats.Dispatches
+	}
+	b.ReportMetric(float64(dispatches), "dispatches")
+	reportCPU(b, start, float64(b.N))
+}
