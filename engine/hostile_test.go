@@ -8,10 +8,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"strings"
 	"testing"
 
 	"github.com/ambit-authz/ambit/engine"
+	"github.com/ambit-authz/ambit/engine/enginetest"
+	"github.com/ambit-authz/ambit/schema"
 	"github.com/ambit-authz/ambit/tuple"
 )
 
@@ -273,5 +276,61 @@ definition node {
 	}
 	if leaf := n.Children[0]; leaf.Kind != engine.ExpandLeaf || len(leaf.Subjects) != 1 || leaf.Subjects[0].Subject.ID != "ana" {
 		t.Fatalf("viewer leaf = %+v", leaf)
+	}
+}
+
+// cancellingReader cancels the request's context at its n-th query and
+// counts the queries made after that.
+type cancellingReader struct {
+	engine.Reader
+	n       int
+	cancel  context.CancelFunc
+	queries int
+	after   int
+}
+
+func (r *cancellingReader) Query(ctx context.Context, f tuple.Filter) iter.Seq2[tuple.Relationship, error] {
+	r.queries++
+	if r.queries == r.n {
+		r.cancel()
+	} else if r.queries > r.n {
+		r.after++
+	}
+	return r.Reader.Query(ctx, f)
+}
+
+// TestEvaluationStopsWhenContextEnds: a check and an expand whose context
+// ends halfway stop within a few reads with the context's error, although
+// the branches left would take thousands of reads.
+func TestEvaluationStopsWhenContextEnds(t *testing.T) {
+	m := enginetest.MustParse(strings.Split(strings.TrimSpace(lattice(12, "")), "\n")...)
+	s, err := schema.Compile("lattice.zed", latticeSchema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, op := range []string{"check", "expand"} {
+		t.Run(op, func(t *testing.T) {
+			// No caches and no memo to speak of: every branch reads.
+			eng, err := engine.New(engine.Config{CacheMaxCost: -1, ReadCacheMaxCost: -1, MaxDepth: 200, MaxExpandNodes: 1 << 30, MaxExpandBytes: 1 << 40})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			r := &cancellingReader{Reader: m, n: 10, cancel: cancel}
+			v := eng.View(s, r, m.Snapshot(1))
+			obj := tuple.ObjectRef{Type: "lat_a", ID: "i0"}
+			if op == "check" {
+				_, err = v.Check(ctx, engine.CheckRequest{Resource: obj, Permission: "view", Subject: tuple.SubjectRef{Type: "user", ID: "ana"}})
+			} else {
+				_, err = v.Expand(ctx, obj, "view")
+			}
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("err = %v, want context.Canceled", err)
+			}
+			if r.after > 5 {
+				t.Fatalf("%d queries after the context ended", r.after)
+			}
+		})
 	}
 }
