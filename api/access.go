@@ -160,7 +160,7 @@ func (a accessService) Explain(ctx context.Context, req *ambitv1.ExplainRequest)
 	if err != nil {
 		return nil, err
 	}
-	ex, err := s.engine.View(sch, snap, rev).Explain(ctx, creq, snap.WithExpired())
+	ex, err := s.engine.View(sch, snap, engine.Snapshot{Source: s.source, Revision: rev, Time: snap.Time()}).Explain(ctx, creq, snap.WithExpired())
 	if err != nil {
 		return nil, err
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/ambit-authz/ambit/engine"
 	"github.com/ambit-authz/ambit/raft"
 	"github.com/ambit-authz/ambit/schema"
+	"github.com/ambit-authz/ambit/schema/caveats"
 	"github.com/ambit-authz/ambit/store"
 	"github.com/ambit-authz/ambit/tuple"
 )
@@ -40,7 +41,14 @@ func toStatus(log *slog.Logger, method string, err error) error {
 	code := codes.Internal
 	msg := err.Error()
 	var list schema.ErrorList
+	var budget *engine.BudgetError
 	switch {
+	// A request over one of its budgets; the message names the budget and
+	// its limit. Checked first: the budget, not what was being evaluated
+	// when it ran out, is the answer.
+	case errors.As(err, &budget), errors.Is(err, caveats.ErrCostLimit):
+		code = codes.ResourceExhausted
+
 	case errors.Is(err, context.DeadlineExceeded):
 		code = codes.DeadlineExceeded
 	case errors.Is(err, context.Canceled):

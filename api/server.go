@@ -128,6 +128,7 @@ type Server struct {
 	store   Store
 	node    Node
 	engine  *engine.Engine
+	source  engine.Source // names the store's data for the engine's caches
 	tokens  tokens
 	limits  Limits
 	log     *slog.Logger
@@ -156,6 +157,7 @@ func New(cfg Config) (*Server, error) {
 		store:    cfg.Store,
 		node:     cfg.Node,
 		engine:   cfg.Engine,
+		source:   engine.NewSource(),
 		tokens:   newTokens(cfg.ClusterID),
 		limits:   cfg.Limits.withDefaults(),
 		log:      cfg.Logger,
@@ -373,7 +375,7 @@ func (s *Server) viewAt(rev tuple.Revision) (*engine.View, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.engine.View(sch, snap, rev), nil
+	return s.engine.View(sch, snap, engine.Snapshot{Source: s.source, Revision: rev, Time: snap.Time()}), nil
 }
 
 // currentSchema is the schema at the latest applied revision.

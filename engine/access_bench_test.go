@@ -23,7 +23,7 @@ import (
 type accessFixture struct {
 	s       *schema.Schema
 	reader  engine.Reader
-	rev     tuple.Revision
+	at      engine.Snapshot
 	dataset tuple.ObjectRef
 	editors int                 // subjects holding edit on dataset
 	holder  tuple.SubjectRef    // a user who edits dataset
@@ -39,13 +39,13 @@ func loadAccessFixture(b *testing.B) accessFixture {
 		w := workload.MustNew("collab", workload.Medium, 1)
 		s, bes := loadBackends(b, w.Schema(), w.Slice())
 		be := bes[len(bes)-1] // badger
-		accessFix = accessFixture{s: s, reader: be.reader, rev: be.rev}
+		accessFix = accessFixture{s: s, reader: be.reader, at: be.at}
 		eng, err := engine.New(engine.Config{})
 		if err != nil {
 			accessErr = err.Error()
 			return
 		}
-		v := eng.View(s, be.reader, be.rev)
+		v := eng.View(s, be.reader, be.at)
 		ctx := context.Background()
 		for i := 0; i < 50_000; i++ {
 			ds := tuple.ObjectRef{Type: "dataset", ID: "ds" + itoa(i)}
@@ -133,7 +133,7 @@ func benchResourceAccess(b *testing.B, f accessFixture) {
 				ctx := context.Background()
 				n := 0
 				timed(b, func() error {
-					v := eng.View(f.s, f.reader, f.rev)
+					v := eng.View(f.s, f.reader, f.at)
 					n = 0
 					for _, err := range v.ResourceAccess(ctx, engine.ResourceAccessRequest{Resource: f.dataset, Ranks: ranks, SubjectType: "user"}) {
 						if err != nil {
@@ -167,7 +167,7 @@ func benchSubjectPermissions(b *testing.B, f accessFixture, mode string) {
 	eng := newEngine(b, mode)
 	ctx := context.Background()
 	timed(b, func() error {
-		_, err := eng.View(f.s, f.reader, f.rev).SubjectPermissions(ctx, f.dataset, f.holder, nil, nil)
+		_, err := eng.View(f.s, f.reader, f.at).SubjectPermissions(ctx, f.dataset, f.holder, nil, nil)
 		return err
 	})
 }
@@ -176,7 +176,7 @@ func benchCheckOne(b *testing.B, f accessFixture, mode string) {
 	eng := newEngine(b, mode)
 	ctx := context.Background()
 	timed(b, func() error {
-		_, err := eng.View(f.s, f.reader, f.rev).Check(ctx, engine.CheckRequest{Resource: f.dataset, Permission: "view", Subject: f.holder})
+		_, err := eng.View(f.s, f.reader, f.at).Check(ctx, engine.CheckRequest{Resource: f.dataset, Permission: "view", Subject: f.holder})
 		return err
 	})
 }
@@ -190,7 +190,7 @@ func benchExplainDenial(b *testing.B, f accessFixture) {
 	}
 	ctx := context.Background()
 	timed(b, func() error {
-		ex, err := eng.View(f.s, f.reader, f.rev).Explain(ctx, f.denied, nil)
+		ex, err := eng.View(f.s, f.reader, f.at).Explain(ctx, f.denied, nil)
 		if err == nil && ex.Result != engine.NoPermission {
 			b.Fatalf("%v is not denied", f.denied)
 		}

@@ -79,7 +79,7 @@ func accessOracle(t *testing.T, f *validation.File) {
 	mem.Now = func() time.Time { return now }
 	all := enginetest.NewMemory(rels...)
 	all.Now = func() time.Time { return time.Time{} }
-	o := &oracleRun{t: t, v: eng.View(s, mem, 1), s: s, reader: mem, expired: all, ctx: context.Background()}
+	o := &oracleRun{t: t, v: eng.View(s, mem, mem.Snapshot(1)), s: s, reader: mem, expired: all, ctx: context.Background()}
 	resources, subjects := f.Mentioned()
 	var types []string
 	for name := range s.Definitions {

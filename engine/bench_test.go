@@ -25,6 +25,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -64,7 +65,7 @@ definition document {
 type backend struct {
 	name   string
 	reader engine.Reader
-	rev    tuple.Revision
+	at     engine.Snapshot
 }
 
 // scanLimit bounds the fixtures the scanning reader gets: it reads every
@@ -81,9 +82,11 @@ func loadBackends(b *testing.B, src string, rels []tuple.Relationship) (*schema.
 	}
 	var out []backend
 	if len(rels) <= scanLimit {
-		out = append(out, backend{"scan", enginetest.NewMemory(rels...), 1})
+		m := enginetest.NewMemory(rels...)
+		out = append(out, backend{"scan", m, m.Snapshot(1)})
 	}
-	out = append(out, backend{"memindex", memindex.New(rels), 1})
+	x := memindex.New(rels)
+	out = append(out, backend{"memindex", x, x.Snapshot(1)})
 	st, err := store.Open(store.Options{Dir: b.TempDir(), GCInterval: -1})
 	if err != nil {
 		b.Fatal(err)
@@ -103,7 +106,7 @@ func loadBackends(b *testing.B, src string, rels []tuple.Relationship) (*schema.
 	if err != nil {
 		b.Fatal(err)
 	}
-	return s, append(out, backend{"badger", snap, 2})
+	return s, append(out, backend{"badger", snap, engine.Snapshot{Source: engine.NewSource(), Revision: 2, Time: snap.Time()}})
 }
 
 // modes are the engine configurations benchmarks compare: no caches,
@@ -151,7 +154,7 @@ func runChecks(b *testing.B, s *schema.Schema, backends []backend, reqs []engine
 	for _, be := range backends {
 		for _, mode := range modes {
 			b.Run(be.name+"/"+mode, func(b *testing.B) {
-				v := newEngine(b, mode).View(s, be.reader, be.rev)
+				v := newEngine(b, mode).View(s, be.reader, be.at)
 				ctx := context.Background()
 				passes := 1
 				if mode != "cold" {
@@ -306,7 +309,7 @@ func BenchmarkLookupResources(b *testing.B) {
 			for _, be := range bes {
 				for _, mode := range []string{"cold", "cached"} {
 					b.Run(be.name+"/"+mode, func(b *testing.B) {
-						v := newEngine(b, mode).View(s, be.reader, be.rev)
+						v := newEngine(b, mode).View(s, be.reader, be.at)
 						ctx := context.Background()
 						lookup := func() int {
 							n := 0
@@ -365,7 +368,7 @@ func BenchmarkCheckCollabParallel(b *testing.B) {
 	}
 	for _, mode := range modes {
 		b.Run(be.name+"/"+mode, func(b *testing.B) {
-			v := newEngine(b, mode).View(s, be.reader, be.rev)
+			v := newEngine(b, mode).View(s, be.reader, be.at)
 			ctx := context.Background()
 			for range 3 {
 				for _, r := range reqs {
@@ -388,4 +391,71 @@ func BenchmarkCheckCollabParallel(b *testing.B) {
 			reportCPU(b, cpu, float64(b.N))
 		})
 	}
+}
+
+// BenchmarkCheckBulkManyTypes: one CheckBulk of 1000 checks, each on another
+// type of a 2000-type schema, on a fresh engine (so every schema table the
+// checks consult is built during the run). Issue 16: a reachability memo
+// copied in full on every new key made this quadratic in the types.
+func BenchmarkCheckBulkManyTypes(b *testing.B) {
+	var src strings.Builder
+	src.WriteString("definition user {}\n")
+	for i := range 2000 {
+		fmt.Fprintf(&src, "definition type%d {\n\trelation viewer: user | type%d#viewer\n\tpermission view = viewer\n}\n", i, (i+1)%2000)
+	}
+	s, err := schema.Compile("many.zed", src.String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	reqs := make([]engine.CheckRequest, 1000)
+	for i := range reqs {
+		reqs[i] = check(fmt.Sprintf("type%d:x", i), "view", "user:u")
+	}
+	reader := memindex.New([]tuple.Relationship{rel("type5:x#viewer@user:u")})
+	start := cputime.Process()
+	for b.Loop() {
+		eng, err := engine.New(engine.Config{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		res, err := eng.View(s, reader, reader.Snapshot(1)).CheckBulk(context.Background(), reqs)
+		if err != nil || res[5].Result.Permissionship != engine.HasPermission || res[6].Result.Permissionship != engine.NoPermission {
+			b.Fatalf("%v %+v %+v", err, res[5], res[6])
+		}
+	}
+	reportCPU(b, start, float64(b.N))
+}
+
+// BenchmarkCheckLatticeBackEdge: one check (no grant) over a lattice of 17
+// levels of two objects, each pointing to both of the next, with one edge
+// from the last level back to the first (hostile_test.go), without the
+// result cache. Issue 16: results of cut cycles were not reused, so the
+// check dispatched once per path (2^levels).
+func BenchmarkCheckLatticeBackEdge(b *testing.B) {
+	const levels = 16
+	s, err := schema.Compile("lattice.zed", latticeSchema)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var rels []tuple.Relationship
+	for _, l := range strings.Split(strings.TrimSpace(lattice(levels, "")), "\n") {
+		rels = append(rels, rel(l))
+	}
+	x := memindex.New(rels)
+	eng, err := engine.New(engine.Config{CacheMaxCost: -1, MaxDepth: 200, MaxDispatches: 1 << 30})
+	if err != nil {
+		b.Fatal(err)
+	}
+	req := check("lat_a:i0", "view", "user:ana")
+	start := cputime.Process()
+	var dispatches int
+	for b.Loop() {
+		res, err := eng.View(s, x, x.Snapshot(1)).Check(context.Background(), req)
+		if err != nil || res.Permissionship != engine.NoPermission {
+			b.Fatal(res, err)
+		}
+		dispatches = res.Stats.Dispatches
+	}
+	b.ReportMetric(float64(dispatches), "dispatches")
+	reportCPU(b, start, float64(b.N))
 }

@@ -2,11 +2,14 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"unsafe"
 
 	"github.com/ambit-authz/ambit/schema"
+	"github.com/ambit-authz/ambit/schema/caveats"
 	"github.com/ambit-authz/ambit/tuple"
 )
 
@@ -18,20 +21,26 @@ type checker struct {
 	context map[string]any
 	ctxKey  string
 	rootKey string // the cache key of the top-level check, computed once
-	// cycles counts branches cut because they revisited a node on their own
-	// path. A result computed under a cut is exact for this path but not in
-	// general, so it is not cached.
-	cycles int
-	stats  *Stats
+	// hits records the ids cut because they were already being evaluated
+	// higher up the path (see evalNode): a result computed under a cut of a
+	// node above it depends on the path, the others do not.
+	hits []hit
+	// neg counts the subtracted sides of exclusions open on the path: a
+	// result that depends on a cut through one is not monotone in it.
+	neg int
+	// caveatCost is the CEL cost of the caveats evaluated so far.
+	caveatCost uint64
+	stats      *Stats
 	// tracing records every sub-problem in a Trace tree and bypasses the
 	// result cache so the tree shows the whole path; cur is the node being
 	// evaluated, root the top-level one.
 	tracing   bool
 	cur, root *Trace
-	// memo holds this request's results by cache key: the shared cache
-	// applies writes asynchronously, so a repeated sub-problem (org->banned
-	// under two permissions) could miss it.
-	memo map[string]outcome
+	// memo holds this request's results by cache key, those that depend on
+	// the path included (see memoEntry). Without it a result computed under
+	// a cut would be computed again on every path that reaches it: a lattice
+	// two objects wide with one back-edge has 2^levels paths.
+	memo map[string]memoEntry
 	// expires is the earliest expiration (unix µs, 0 = none) among the
 	// relationships read for the sub-problem being evaluated: its result
 	// must not be reused from that time on.
@@ -42,17 +51,51 @@ type checker struct {
 type frame struct {
 	typ, rel string
 	ids      []string
+	level    int // 0 for the top-level check
 	parent   *frame
 }
 
-func (f *frame) contains(typ, rel, id string) bool {
+// find returns the frame on the path that evaluates typ:id#rel, or nil.
+func (f *frame) find(n node) *frame {
 	for ; f != nil; f = f.parent {
-		if f.typ == typ && f.rel == rel && slices.Contains(f.ids, id) {
-			return true
+		if f.typ == n.typ && f.rel == n.rel && slices.Contains(f.ids, n.id) {
+			return f
 		}
 	}
-	return false
+	return nil
 }
+
+// node is one sub-problem: is the subject in typ:id#rel?
+type node struct{ typ, rel, id string }
+
+// hit is a cut: node was dropped because the frame at level evaluates it
+// (least fixed point: a cycle adds no members). neg is checker.neg at the
+// cut.
+type hit struct {
+	node
+	level, neg int
+}
+
+// memoEntry is a result of this request. deps lists the nodes above it on
+// the path it was computed on whose cuts it depends on; nil means the result
+// does not depend on the path.
+//
+// Reuse is sound when the result is monotone in those cuts (no exclusion's
+// subtracted side between it and them; see evalNode). A cut assumes the node
+// false, so a result computed under cuts is at most the true value: a grant
+// is a grant wherever it is reused. A "no" or a conditional result is
+// reused only where every node in deps is still on the path: the evaluation
+// there would cut at least those nodes, so it would give at most the memoised
+// value, and the top-level answer cannot change (it lies between what the
+// evaluation without memo gives and the true value, which are equal).
+type memoEntry struct {
+	outcome
+	deps []node
+}
+
+// maxMemoDeps bounds the path dependencies a memoised result may have; a
+// result with more is computed again where it recurs.
+const maxMemoDeps = 8
 
 // checkAny reports whether the subject is a member of typ:id#rel for any id
 // in ids.
@@ -81,12 +124,12 @@ func (c *checker) eval(ctx context.Context, typ string, ids []string, rel string
 	if path != nil {
 		kept := ids[:0:0]
 		for _, id := range ids {
-			if !path.contains(typ, rel, id) {
+			n := node{typ, rel, id}
+			if f := path.find(n); f != nil {
+				c.hits = append(c.hits, hit{node: n, level: f.level, neg: c.neg})
+			} else {
 				kept = append(kept, id)
 			}
-		}
-		if len(kept) < len(ids) {
-			c.cycles++
 		}
 		if len(kept) == 0 {
 			return triNo, nil
@@ -97,7 +140,7 @@ func (c *checker) eval(ctx context.Context, typ string, ids []string, rel string
 		return triNo, fmt.Errorf("%w: checking %s:%s#%s for %s went deeper than %d levels", ErrMaxDepth, typ, ids[0], rel, s, c.v.engine.cfg.MaxDepth)
 	}
 	var key string
-	if len(ids) == 1 && c.v.engine.cache != nil && (path == nil || !leaf(r)) {
+	if len(ids) == 1 && (path == nil || !leaf(r)) {
 		if path == nil {
 			key = c.rootKey // View.Check looked it up already
 		} else {
@@ -106,16 +149,16 @@ func (c *checker) eval(ctx context.Context, typ string, ids []string, rel string
 				c.stats.CacheHits++
 				return c.reuse(o), nil
 			}
-			if o, ok := c.memo[key]; ok && !c.tracing {
+			if m, ok := c.memo[key]; ok && !c.tracing && c.memoUsable(m, path) {
 				c.stats.CacheHits++
-				return c.reuse(o), nil
+				return c.reuse(m.outcome), nil
 			}
 		}
 		c.stats.CacheMisses++
 	}
 	// The top-level check, and sub-problems that cannot recurse into
 	// themselves, are shared with identical ones in flight.
-	if key != "" && !c.tracing && (path == nil || !c.v.plan.cyclic(typ, rel)) {
+	if key != "" && c.v.engine.cache != nil && !c.tracing && (path == nil || !c.v.plan.cyclic(typ, rel)) {
 		fl := c.v.engine.flight
 		call, lead := fl.join(key)
 		if !lead {
@@ -146,6 +189,27 @@ func (c *checker) reuse(o outcome) tri {
 	return o.t
 }
 
+// memoUsable reports whether a memoised result may be reused on path (see
+// memoEntry) and, when it may, records its dependencies as cuts of the
+// frames that hold them now.
+func (c *checker) memoUsable(m memoEntry, path *frame) bool {
+	if len(m.deps) == 0 || m.t.yes() {
+		return true
+	}
+	var levels [maxMemoDeps]int
+	for i, n := range m.deps {
+		f := path.find(n)
+		if f == nil {
+			return false
+		}
+		levels[i] = f.level
+	}
+	for i, n := range m.deps {
+		c.hits = append(c.hits, hit{node: n, level: levels[i], neg: c.neg})
+	}
+	return true
+}
+
 // read counts a relationship read and notes its expiration as a dependency
 // of the sub-problem being evaluated.
 func (c *checker) read(rel tuple.Relationship) {
@@ -169,15 +233,22 @@ func leaf(r *schema.Relation) bool {
 	return true
 }
 
-// evalNode evaluates typ#rel for ids, and caches the result under key when
-// key is set and no cycle was cut below. The outcome is valid until the
-// earliest expiration among the relationships read under it.
+// evalNode evaluates typ#rel for ids and, when key is set, keeps the result
+// under it: in the shared cache and the request's memo when it does not
+// depend on the path, in the memo alone when it does (see memoEntry). The
+// outcome is valid until the earliest expiration among the relationships
+// read under it.
 func (c *checker) evalNode(ctx context.Context, typ string, ids []string, r *schema.Relation, key string, depth int, path *frame) (outcome, error) {
-	cyclesBefore := c.cycles
+	if err := c.spend(typ, ids[0], r.Name); err != nil {
+		return outcome{}, err
+	}
+	hitsBefore, negStart := len(c.hits), c.neg
 	outer := c.expires
 	c.expires = 0
-	c.stats.Dispatches++
 	next := &frame{typ: typ, rel: r.Name, ids: ids, parent: path}
+	if path != nil {
+		next.level = path.level + 1
+	}
 	var (
 		t   tri
 		err error
@@ -189,21 +260,159 @@ func (c *checker) evalNode(ctx context.Context, typ string, ids []string, r *sch
 	}
 	o := outcome{t: t, until: c.expires}
 	c.expires = earliest(outer, o.until)
-	if err == nil && key != "" && c.cycles == cyclesBefore {
-		c.v.engine.cache.Set(key, o, resultCost(key, o))
-		if c.memo == nil {
-			c.memo = map[string]outcome{}
-		}
-		c.memo[key] = o
+	// Cuts of this node and below it are part of its own evaluation, the
+	// same on every path; cuts of nodes above it make it path-dependent.
+	deps, monotone := c.popHits(hitsBefore, next.level, negStart)
+	if err != nil || key == "" {
+		return o, err
 	}
-	return o, err
+	switch {
+	case len(deps) == 0:
+		if c.v.engine.cache != nil {
+			c.v.engine.cache.Set(key, o, resultCost(key, o))
+		}
+		c.remember(key, memoEntry{outcome: o})
+	case monotone && deps[0].typ != "":
+		nodes := make([]node, len(deps))
+		for i, h := range deps {
+			nodes[i] = h.node
+		}
+		c.remember(key, memoEntry{outcome: o, deps: nodes})
+	}
+	return o, nil
+}
+
+func (c *checker) remember(key string, m memoEntry) {
+	if c.memo == nil {
+		c.memo = map[string]memoEntry{}
+	}
+	c.memo[key] = m
+}
+
+// popHits drops, from the cuts recorded since mark, those of frames at level
+// or deeper and duplicates, leaving the rest for the frames above. It returns
+// what is left and whether the result depends on it monotonically: no cut
+// was made through a subtracted side opened below neg. More than maxMemoDeps
+// distinct cuts collapse into one that names no node (see mergeHit).
+func (c *checker) popHits(mark, level, neg int) (deps []hit, monotone bool) {
+	monotone = true
+	kept := c.hits[mark:mark]
+	for _, h := range c.hits[mark:] {
+		if h.level >= level {
+			continue
+		}
+		if h.neg > neg {
+			monotone = false
+		}
+		kept = mergeHit(kept, h)
+	}
+	c.hits = c.hits[:mark+len(kept)]
+	return kept, monotone
+}
+
+// mergeHit adds h to the distinct cuts in hs. Past maxMemoDeps, hs becomes
+// one cut of no node (typ "") at the shallowest level and deepest negation
+// among them: enough for the frames above to know that they depend on the
+// path, too much to memoise.
+func mergeHit(hs []hit, h hit) []hit {
+	if len(hs) == 1 && hs[0].typ == "" {
+		hs[0].level, hs[0].neg = min(hs[0].level, h.level), max(hs[0].neg, h.neg)
+		return hs
+	}
+	for i := range hs {
+		if hs[i].node == h.node {
+			hs[i].neg = max(hs[i].neg, h.neg)
+			return hs
+		}
+	}
+	if len(hs) < maxMemoDeps {
+		return append(hs, h)
+	}
+	all := hit{level: h.level, neg: h.neg}
+	for _, x := range hs {
+		all.level, all.neg = min(all.level, x.level), max(all.neg, x.neg)
+	}
+	hs[0] = all
+	return hs[:1]
+}
+
+// spend counts one dispatch and fails once the request has used up its
+// dispatch or read budget.
+func (c *checker) spend(typ, id, rel string) error {
+	cfg := &c.v.engine.cfg
+	c.stats.Dispatches++
+	switch {
+	case c.stats.Dispatches > cfg.MaxDispatches:
+		return &BudgetError{Budget: BudgetDispatches, Limit: int64(cfg.MaxDispatches), At: typ + ":" + id + "#" + rel}
+	case c.stats.Reads > cfg.MaxReads:
+		return &BudgetError{Budget: BudgetReads, Limit: int64(cfg.MaxReads), At: typ + ":" + id + "#" + rel}
+	}
+	return nil
+}
+
+// anyOf folds a disjunction in which a definite answer wins: a grant from
+// one branch is the answer even when another failed (it hit the depth
+// limit, a caveat could not be evaluated); an error is the answer only when
+// no branch granted.
+type anyOf struct {
+	t   tri
+	err error
+}
+
+// add folds in one branch and reports whether the answer is decided.
+func (a *anyOf) add(t tri, err error) bool {
+	if err != nil {
+		if a.err == nil {
+			a.err = err
+		}
+		return false
+	}
+	a.t = a.t.or(t)
+	return a.t.yes()
+}
+
+func (a *anyOf) result() (tri, error) {
+	if a.err != nil && !a.t.yes() {
+		return triNo, a.err
+	}
+	return a.t, nil
+}
+
+// allOf folds a conjunction: a definite "no" from one branch is the answer
+// even when another failed; an error is the answer only when no branch
+// said no.
+type allOf struct {
+	t   tri
+	err error
+}
+
+func newAllOf() allOf { return allOf{t: triYes} }
+
+// add folds in one branch and reports whether the answer is decided.
+func (a *allOf) add(t tri, err error) bool {
+	if err != nil {
+		if a.err == nil {
+			a.err = err
+		}
+		return false
+	}
+	a.t = a.t.and(t)
+	return a.t.no()
+}
+
+func (a *allOf) result() (tri, error) {
+	if a.err != nil && !a.t.no() {
+		return triNo, a.err
+	}
+	return a.t, nil
 }
 
 // direct evaluates a relation (not a permission) over ids: relationships that
 // name the subject exactly or by wildcard, then subject sets, recursively.
+// Every relationship is a branch of one union.
 func (c *checker) direct(ctx context.Context, typ string, ids []string, r *schema.Relation, depth int, path *frame) (tri, error) {
 	s := c.subject
-	result := triNo
+	var result anyOf
 	exact, wildcard := allowsDirect(r, s.Type, s.Relation)
 	if exact || wildcard {
 		subjIDs := make([]string, 0, 2)
@@ -217,18 +426,15 @@ func (c *checker) direct(ctx context.Context, typ string, ids []string, r *schem
 		f := tuple.Filter{ResourceType: typ, ResourceIDs: ids, Relation: r.Name,
 			Subject: &tuple.SubjectFilter{Type: s.Type, IDs: subjIDs, Relation: &srel}}
 		rels, err := c.v.collect(ctx, f, nil)
-		if err != nil {
-			return triNo, err
-		}
+		result.add(triNo, err)
 		for _, rel := range rels {
 			c.read(rel)
-			t, err := c.caveat(rel)
-			if err != nil {
-				return triNo, err
+			t, err := c.caveat(ctx, rel)
+			if err == nil {
+				c.traceRelationship(rel, t)
 			}
-			c.traceRelationship(rel, t)
-			if result = result.or(t); result.yes() {
-				return result, nil
+			if result.add(t, err) {
+				return result.result()
 			}
 		}
 	}
@@ -250,7 +456,8 @@ func (c *checker) direct(ctx context.Context, typ string, ids []string, r *schem
 		var caveated []tuple.Relationship
 		rels, err := c.v.collect(ctx, f, nil)
 		if err != nil {
-			return triNo, err
+			result.add(triNo, err)
+			continue
 		}
 		for _, rel := range rels {
 			c.read(rel)
@@ -261,30 +468,22 @@ func (c *checker) direct(ctx context.Context, typ string, ids []string, r *schem
 			}
 		}
 		if len(batch.ids) > 0 {
-			t, err := c.checkAny(ctx, at.Type, batch.ids, at.Relation, depth+1, path)
-			if err != nil {
-				return triNo, err
-			}
-			if result = result.or(t); result.yes() {
-				return result, nil
+			if result.add(c.checkAny(ctx, at.Type, batch.ids, at.Relation, depth+1, path)) {
+				return result.result()
 			}
 		}
 		for _, rel := range caveated {
-			t, err := c.guarded(ctx, rel, at.Relation, depth, path)
-			if err != nil {
-				return triNo, err
-			}
-			if result = result.or(t); result.yes() {
-				return result, nil
+			if result.add(c.guarded(ctx, rel, at.Relation, depth, path)) {
+				return result.result()
 			}
 		}
 	}
-	return result, nil
+	return result.result()
 }
 
 // guarded evaluates "rel's caveat and the subject is in rel.Subject#relation".
 func (c *checker) guarded(ctx context.Context, rel tuple.Relationship, relation string, depth int, path *frame) (tri, error) {
-	ct, err := c.caveat(rel)
+	ct, err := c.caveat(ctx, rel)
 	if err != nil {
 		return triNo, err
 	}
@@ -299,7 +498,8 @@ func (c *checker) guarded(ctx context.Context, rel tuple.Relationship, relation 
 	return ct.and(t), nil
 }
 
-// evalExpr evaluates a permission expression for "any of ids".
+// evalExpr evaluates a permission expression for "any of ids". A definite
+// answer from one branch wins over an error in another (see anyOf, allOf).
 func (c *checker) evalExpr(ctx context.Context, typ string, ids []string, e schema.Expr, depth int, path *frame) (tri, error) {
 	switch e := e.(type) {
 	case *schema.Nil:
@@ -307,17 +507,13 @@ func (c *checker) evalExpr(ctx context.Context, typ string, ids []string, e sche
 	case *schema.RelationRef:
 		return c.checkAny(ctx, typ, ids, e.Name, depth+1, path)
 	case *schema.Union:
-		result := triNo
+		var result anyOf
 		for _, child := range e.Children {
-			t, err := c.evalExpr(ctx, typ, ids, child, depth, path)
-			if err != nil {
-				return triNo, err
-			}
-			if result = result.or(t); result.yes() {
-				return result, nil
+			if result.add(c.evalExpr(ctx, typ, ids, child, depth, path)) {
+				break
 			}
 		}
-		return result, nil
+		return result.result()
 	case *schema.Arrow:
 		if e.Func == schema.ArrowAny {
 			return c.arrowAny(ctx, typ, ids, e, depth, path)
@@ -326,41 +522,36 @@ func (c *checker) evalExpr(ctx context.Context, typ string, ids []string, e sche
 	// Intersection, exclusion and .all() do not distribute over "any id":
 	// evaluate per id.
 	if len(ids) > 1 {
-		result := triNo
+		var result anyOf
 		for _, id := range ids {
-			t, err := c.evalExpr(ctx, typ, []string{id}, e, depth, path)
-			if err != nil {
-				return triNo, err
-			}
-			if result = result.or(t); result.yes() {
-				return result, nil
+			if result.add(c.evalExpr(ctx, typ, []string{id}, e, depth, path)) {
+				break
 			}
 		}
-		return result, nil
+		return result.result()
 	}
 	switch e := e.(type) {
 	case *schema.Intersection:
-		result := triYes
+		result := newAllOf()
 		for _, child := range e.Children {
-			t, err := c.evalExpr(ctx, typ, ids, child, depth, path)
-			if err != nil {
-				return triNo, err
-			}
-			if result = result.and(t); result.no() {
-				return result, nil
+			if result.add(c.evalExpr(ctx, typ, ids, child, depth, path)) {
+				break
 			}
 		}
-		return result, nil
+		return result.result()
 	case *schema.Exclusion:
+		// base and not subtracted: a "no" from either side decides.
 		base, err := c.evalExpr(ctx, typ, ids, e.Base, depth, path)
-		if err != nil || base.no() {
-			return triNo, err
+		if err == nil && base.no() {
+			return triNo, nil
 		}
-		sub, err := c.evalExpr(ctx, typ, ids, e.Subtracted, depth, path)
-		if err != nil {
-			return triNo, err
-		}
-		return base.and(sub.not()), nil
+		c.neg++
+		sub, subErr := c.evalExpr(ctx, typ, ids, e.Subtracted, depth, path)
+		c.neg--
+		result := newAllOf()
+		result.add(base, err)
+		result.add(sub.not(), subErr)
+		return result.result()
 	case *schema.Arrow:
 		return c.arrowAll(ctx, typ, ids[0], e, depth, path)
 	}
@@ -396,60 +587,47 @@ func (c *checker) arrowAny(ctx context.Context, typ string, ids []string, a *sch
 		}
 		b.add(rel.Subject.ID)
 	}
-	result := triNo
+	var result anyOf
 	for _, st := range order {
-		t, err := c.checkAny(ctx, st, batches[st].ids, a.Computed, depth+1, path)
-		if err != nil {
-			return triNo, err
-		}
-		if result = result.or(t); result.yes() {
-			return result, nil
+		if result.add(c.checkAny(ctx, st, batches[st].ids, a.Computed, depth+1, path)) {
+			return result.result()
 		}
 	}
 	for _, rel := range caveated {
-		t, err := c.guarded(ctx, rel, a.Computed, depth, path)
-		if err != nil {
-			return triNo, err
-		}
-		if result = result.or(t); result.yes() {
-			return result, nil
+		if result.add(c.guarded(ctx, rel, a.Computed, depth, path)) {
+			return result.result()
 		}
 	}
-	return result, nil
+	return result.result()
 }
 
 // arrowAll evaluates tupleset.all(computed) for one id: every subject of the
 // tupleset must have computed; no subjects means no.
 func (c *checker) arrowAll(ctx context.Context, typ, id string, a *schema.Arrow, depth int, path *frame) (tri, error) {
-	result := triYes
-	found := false
+	result := newAllOf()
 	rels, err := c.v.collect(ctx, tuple.Filter{ResourceType: typ, ResourceIDs: []string{id}, Relation: a.Tupleset}, nil)
 	if err != nil {
 		return triNo, err
 	}
-	for _, rel := range rels {
-		c.read(rel)
-		found = true
-		var t tri
-		if c.v.schema.Relation(rel.Subject.Type, a.Computed) != nil {
-			t, err = c.guarded(ctx, rel, a.Computed, depth, path)
-			if err != nil {
-				return triNo, err
-			}
-		}
-		if result = result.and(t); result.no() {
-			return result, nil
-		}
-	}
-	if !found {
+	if len(rels) == 0 {
 		return triNo, nil
 	}
-	return result, nil
+	for _, rel := range rels {
+		c.read(rel)
+		if c.v.schema.Relation(rel.Subject.Type, a.Computed) == nil {
+			return triNo, nil
+		}
+		if result.add(c.guarded(ctx, rel, a.Computed, depth, path)) {
+			break
+		}
+	}
+	return result.result()
 }
 
 // caveat evaluates a relationship's caveat with the request context, the
-// relationship's own context taking precedence.
-func (c *checker) caveat(rel tuple.Relationship) (tri, error) {
+// relationship's own context taking precedence. Its CEL cost counts against
+// the check's caveat budget.
+func (c *checker) caveat(ctx context.Context, rel tuple.Relationship) (tri, error) {
 	if rel.Caveat == nil {
 		return triYes, nil
 	}
@@ -459,9 +637,19 @@ func (c *checker) caveat(rel tuple.Relationship) (tri, error) {
 	}
 	c.stats.CaveatEvals++
 	// The relationship's own context wins over the request's.
-	res, err := cv.EvaluateLayered(rel.Caveat.Context, c.context)
-	if err != nil {
+	res, err := cv.EvaluateContext(ctx, rel.Caveat.Context, c.context)
+	var ce *caveats.CostError
+	switch {
+	case errors.As(err, &ce):
+		return triNo, &BudgetError{Budget: BudgetCaveatCost, Limit: int64(ce.Limit), At: "caveat " + strconv.Quote(ce.Caveat) + " on " + rel.Key().String()}
+	case err != nil && ctx.Err() != nil:
+		return triNo, ctx.Err()
+	case err != nil:
 		return triNo, fmt.Errorf("%w: caveat %q on %s: %w", ErrCaveatContext, rel.Caveat.Name, rel.Key(), err)
+	}
+	c.caveatCost += res.Cost
+	if limit := c.v.engine.cfg.MaxCaveatCost; c.caveatCost > uint64(limit) {
+		return triNo, &BudgetError{Budget: BudgetCaveatCost, Limit: limit, At: "caveat " + strconv.Quote(rel.Caveat.Name) + " on " + rel.Key().String()}
 	}
 	if len(res.Missing) > 0 {
 		return maybe(res.Missing), nil

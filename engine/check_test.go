@@ -102,7 +102,8 @@ func newView(t testing.TB, schemaSrc, rels string, cfg engine.Config) *engine.Vi
 		t.Fatal(err)
 	}
 	t.Cleanup(eng.Close)
-	return eng.View(s, enginetest.MustParse(strings.Split(rels, "\n")...), 1)
+	m := enginetest.MustParse(strings.Split(rels, "\n")...)
+	return eng.View(s, m, m.Snapshot(1))
 }
 
 func TestCheck(t *testing.T) {

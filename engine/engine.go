@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ambit-authz/ambit/schema"
@@ -58,6 +59,23 @@ type Config struct {
 	// Concurrency bounds how many checks one bulk call or lookup runs at
 	// once; default 2 × GOMAXPROCS.
 	Concurrency int
+	// MaxDispatches bounds the sub-problems one check evaluates (each item
+	// of a bulk check and each candidate a lookup verifies is one check);
+	// default 100,000. Results from caches do not count.
+	MaxDispatches int
+	// MaxReads bounds the relationships one check reads; default 1,000,000.
+	MaxReads int
+	// MaxCaveatCost bounds the CEL cost of the caveats one check evaluates,
+	// summed; default 1,000,000 (ten evaluations at caveats.MaxEvalCost,
+	// which bounds each one).
+	MaxCaveatCost int64
+	// MaxExpandNodes bounds the nodes of one Expand tree, counted as the
+	// client receives it (a subtree reached twice counts twice); default
+	// 100,000.
+	MaxExpandNodes int
+	// MaxExpandBytes bounds the approximate size of one Expand tree, counted
+	// the same way; default 64 MiB.
+	MaxExpandBytes int64
 }
 
 func (c Config) withDefaults() Config {
@@ -81,6 +99,21 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Concurrency <= 0 {
 		c.Concurrency = 2 * runtime.GOMAXPROCS(0)
+	}
+	if c.MaxDispatches <= 0 {
+		c.MaxDispatches = 100_000
+	}
+	if c.MaxReads <= 0 {
+		c.MaxReads = 1_000_000
+	}
+	if c.MaxCaveatCost <= 0 {
+		c.MaxCaveatCost = 1_000_000
+	}
+	if c.MaxExpandNodes <= 0 {
+		c.MaxExpandNodes = 100_000
+	}
+	if c.MaxExpandBytes <= 0 {
+		c.MaxExpandBytes = 64 << 20
 	}
 	return c
 }
@@ -141,24 +174,54 @@ type View struct {
 	plan   *plan
 	reader Reader
 	rev    tuple.Revision
-	src    uint64    // the reader's Source, 0 without one
+	src    uint64    // the snapshot's Source
 	at     time.Time // the time expirations are judged at
 	now    int64     // at in unix µs (nanoseconds overflow in 2262)
 	prefix string
 }
 
-// View binds the engine to a schema and a snapshot at revision rev. The
-// revision and the reader's Source are part of every cache key, so together
-// they must identify the reader's snapshot (see Sourced).
-func (e *Engine) View(s *schema.Schema, r Reader, rev tuple.Revision) *View {
-	now := time.Now()
-	if t, ok := r.(Timed); ok {
-		now = t.Time()
+// Source names one data set for the engine's caches. The engine keys every
+// cached result and relationship set by source and revision, so whoever
+// holds a data set (a store, an in-memory index) takes one Source from
+// NewSource and passes it with every snapshot of that data set. Two data
+// sets never share one: NewSource never returns the same value twice in a
+// process. The zero Source names no data set (see Snapshot).
+type Source struct{ id uint64 }
+
+var sources atomic.Uint64
+
+// NewSource returns a Source no other caller has.
+func NewSource() Source { return Source{id: sources.Add(1)} }
+
+// Snapshot says what a View reads: which data set, at which revision, and the
+// time relationships' expirations are judged at.
+type Snapshot struct {
+	// Source names the data set. With the zero Source the view gets a Source
+	// of its own: it shares no cache entry with any other view (correct, and
+	// as slow as an engine without caches).
+	Source Source
+	// Revision is the snapshot's revision. Within one Source, two readers at
+	// one revision must hold the same relationships.
+	Revision tuple.Revision
+	// Time is when expirations are judged: the time the reader hides
+	// expired relationships at (store.Snapshot.Time), or the time the view
+	// is made for a reader that judges by the clock. A cached result is served
+	// only before the earliest expiration among the relationships it was
+	// computed from. The zero Time means now.
+	Time time.Time
+}
+
+// View binds the engine to a schema and to reader, which reads the data set,
+// revision and time at names.
+func (e *Engine) View(s *schema.Schema, r Reader, at Snapshot) *View {
+	now := at.Time
+	if now.IsZero() {
+		now = time.Now()
 	}
-	var src uint64
-	if sr, ok := r.(Sourced); ok {
-		src = sr.Source()
+	if at.Source == (Source{}) {
+		at.Source = NewSource()
 	}
+	src, rev := at.Source.id, at.Revision
 	return &View{engine: e, schema: s, plan: e.planFor(s), reader: r, rev: rev, src: src, at: now, now: now.UnixMicro(),
 		prefix: s.Hash[:min(16, len(s.Hash))] + "@" + strconv.FormatUint(src, 36) + "." + strconv.FormatUint(uint64(rev), 10) + "|"}
 }
@@ -177,6 +240,9 @@ func (o outcome) validAt(now int64) bool { return o.until == 0 || now < o.until 
 
 // lookupCache returns the cached outcome for key if it is still valid.
 func (v *View) lookupCache(key string) (outcome, bool) {
+	if v.engine.cache == nil {
+		return outcome{}, false
+	}
 	o, ok := v.engine.cache.Get(key)
 	return o, ok && o.validAt(v.now)
 }

@@ -81,7 +81,7 @@ func TestCachedResultsHonourExpiration(t *testing.T) {
 				t.Helper()
 				now = at
 				// The same revision throughout: nothing was written.
-				res, err := e.View(s, r, 7).Check(context.Background(), req)
+				res, err := e.View(s, r, r.Snapshot(7)).Check(context.Background(), req)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -241,7 +241,7 @@ func (e *explainer) eval(ctx context.Context, typ, id, rel string, depth int, pa
 	if !e.v.plan.canReach(typ, rel, s.Type, s.Relation) {
 		return finish(step{t: triNo}, fmt.Sprintf("the schema gives %s no route to %s#%s", subjectKind(s), typ, rel))
 	}
-	if path.contains(typ, rel, id) {
+	if path.find(node{typ, rel, id}) != nil {
 		e.cycles++
 		return finish(step{t: triNo}, "a cycle: already being evaluated above")
 	}

@@ -71,7 +71,7 @@ func whyView(t testing.TB) (*engine.View, engine.Reader) {
 	mem := enginetest.MustParse(whyData...)
 	all := enginetest.MustParse(whyData...)
 	all.Now = func() time.Time { return time.Time{} }
-	return eng.View(collabSchema(t), mem, 1), all
+	return eng.View(collabSchema(t), mem, mem.Snapshot(1)), all
 }
 
 // findWhy reports whether the tree has a node of kind whose relationship
@@ -205,7 +205,8 @@ func TestExplainTruncated(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	v := eng.View(collabSchema(t), enginetest.MustParse(lines...), 1)
+	big := enginetest.MustParse(lines...)
+	v := eng.View(collabSchema(t), big, big.Snapshot(1))
 	req := engine.CheckRequest{Resource: tuple.ObjectRef{Type: "dataset", ID: "big"}, Permission: "read", Subject: tuple.SubjectRef{Type: "user", ID: "bob"}}
 	ex, err := v.Explain(context.Background(), req, nil)
 	if err != nil {

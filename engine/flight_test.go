@@ -48,7 +48,7 @@ func TestSubproblemDeduplication(t *testing.T) {
 	defer eng.Close()
 	mem := enginetest.MustParse("dataset:d1#workflow@workflow:w1", "dataset:d2#workflow@workflow:w1", "workflow:w1#reader@user:ana")
 	gate := &gateReader{Reader: mem, relation: "reader", release: make(chan struct{})}
-	v := eng.View(s, gate, 1)
+	v := eng.View(s, gate, mem.Snapshot(1))
 	ctx := context.Background()
 	ana := tuple.SubjectRef{Type: "user", ID: "ana"}
 	results := make(chan engine.CheckResult, 2)
@@ -116,7 +116,8 @@ func TestConcurrentChecksAgree(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		va := alone.View(s, enginetest.NewMemory(rels...), 1)
+		ma := enginetest.NewMemory(rels...)
+		va := alone.View(s, ma, ma.Snapshot(1))
 		for i, r := range reqs {
 			res, err := va.Check(ctx, r)
 			if err != nil {
@@ -129,7 +130,8 @@ func TestConcurrentChecksAgree(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		v := shared.View(s, enginetest.NewMemory(rels...), 1)
+		m := enginetest.NewMemory(rels...)
+		v := shared.View(s, m, m.Snapshot(1))
 		var wg sync.WaitGroup
 		for g := range 8 {
 			wg.Go(func() {

@@ -6,6 +6,7 @@ import (
 	"iter"
 	"slices"
 	"sort"
+	"unsafe"
 
 	"github.com/ambit-authz/ambit/schema"
 	"github.com/ambit-authz/ambit/tuple"
@@ -279,7 +280,11 @@ type ExpandSubject struct {
 	Caveat  *tuple.Caveat
 }
 
-// Expand returns the userset tree of obj#rel.
+// Expand returns the userset tree of obj#rel. A subtree reached more than
+// once (a lattice of arrows) is built once and shared: the result is a DAG in
+// memory. Its size as a tree, as a client receives it, is bounded by
+// Config.MaxExpandNodes and Config.MaxExpandBytes; a larger one fails with a
+// *BudgetError.
 func (v *View) Expand(ctx context.Context, obj tuple.ObjectRef, rel string) (*ExpandNode, error) {
 	if err := v.validate("resource", obj.Type, rel); err != nil {
 		return nil, err
@@ -287,73 +292,170 @@ func (v *View) Expand(ctx context.Context, obj tuple.ObjectRef, rel string) (*Ex
 	if err := tuple.ValidateID(obj.ID); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidRequest, err)
 	}
-	return v.expand(ctx, obj, rel, 0)
+	x := &expander{v: v, done: map[expandKey]expanded{}}
+	n, _, err := x.expand(ctx, obj, rel, 0)
+	return n, err
 }
 
-func (v *View) expand(ctx context.Context, obj tuple.ObjectRef, rel string, depth int) (*ExpandNode, error) {
-	if depth > v.engine.cfg.MaxDepth {
-		return nil, fmt.Errorf("%w: expanding %s#%s", ErrMaxDepth, obj, rel)
+// expander builds one Expand tree within its budgets.
+type expander struct {
+	v *View
+	// nodes and bytes count the tree built so far as a tree: a shared
+	// subtree counts each time it is used.
+	nodes, bytes int64
+	done         map[expandKey]expanded
+}
+
+type expandKey struct {
+	obj tuple.ObjectRef
+	rel string
+}
+
+// expanded is a finished subtree and its size as a tree.
+type expanded struct {
+	n            *ExpandNode
+	nodes, bytes int64
+}
+
+// spend counts a subtree of the given size and fails past a budget.
+func (x *expander) spend(at string, nodes, bytes int64) error {
+	x.nodes += nodes
+	x.bytes += bytes
+	cfg := &x.v.engine.cfg
+	if x.nodes > int64(cfg.MaxExpandNodes) {
+		return &BudgetError{Budget: BudgetExpandNodes, Limit: int64(cfg.MaxExpandNodes), At: at}
 	}
-	r := v.schema.Relation(obj.Type, rel)
-	if r == nil {
-		return &ExpandNode{Kind: ExpandLeaf, Object: obj, Relation: rel}, nil
+	if x.bytes > cfg.MaxExpandBytes {
+		return &BudgetError{Budget: BudgetExpandBytes, Limit: cfg.MaxExpandBytes, At: at}
 	}
-	if !r.IsPermission {
+	return nil
+}
+
+// nodeBytes estimates what one node holds, its subjects included.
+func nodeBytes(n *ExpandNode) int64 {
+	b := int64(unsafe.Sizeof(*n)) + int64(len(n.Object.Type)+len(n.Object.ID)+len(n.Relation)) + 8*int64(cap(n.Children))
+	for _, s := range n.Subjects {
+		b += int64(unsafe.Sizeof(s)) + int64(len(s.Subject.Type)+len(s.Subject.ID)+len(s.Subject.Relation))
+		if s.Caveat != nil {
+			b += 64 + int64(len(s.Caveat.Name)) + 64*int64(len(s.Caveat.Context))
+		}
+	}
+	return b
+}
+
+// node counts a new node and returns its size as a tree so far.
+func (x *expander) node(n *ExpandNode) (expanded, error) {
+	b := nodeBytes(n)
+	return expanded{n: n, nodes: 1, bytes: b}, x.spend(n.Object.String()+"#"+n.Relation, 1, b)
+}
+
+func (x *expander) expand(ctx context.Context, obj tuple.ObjectRef, rel string, depth int) (*ExpandNode, expanded, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, expanded{}, err
+	}
+	k := expandKey{obj, rel}
+	if d, ok := x.done[k]; ok {
+		return d.n, d, x.spend(obj.String()+"#"+rel, d.nodes, d.bytes)
+	}
+	if depth > x.v.engine.cfg.MaxDepth {
+		return nil, expanded{}, fmt.Errorf("%w: expanding %s#%s", ErrMaxDepth, obj, rel)
+	}
+	r := x.v.schema.Relation(obj.Type, rel)
+	var (
+		d   expanded
+		err error
+	)
+	switch {
+	case r == nil:
+		d, err = x.node(&ExpandNode{Kind: ExpandLeaf, Object: obj, Relation: rel})
+	case !r.IsPermission:
 		n := &ExpandNode{Kind: ExpandLeaf, Object: obj, Relation: rel}
-		for t, err := range v.reader.Query(ctx, tuple.Filter{ResourceType: obj.Type, ResourceIDs: []string{obj.ID}, Relation: rel}) {
-			if err != nil {
-				return nil, err
+		for t, qerr := range x.v.reader.Query(ctx, tuple.Filter{ResourceType: obj.Type, ResourceIDs: []string{obj.ID}, Relation: rel}) {
+			if qerr != nil {
+				return nil, expanded{}, qerr
 			}
 			n.Subjects = append(n.Subjects, ExpandSubject{Subject: t.Subject, Caveat: t.Caveat})
+			if len(n.Subjects)%1024 == 0 { // a huge leaf: count it while it grows
+				if err := x.spend(obj.String()+"#"+rel, 0, 1024*int64(unsafe.Sizeof(ExpandSubject{}))); err != nil {
+					return nil, expanded{}, err
+				}
+			}
 		}
-		return n, nil
+		x.bytes -= int64(len(n.Subjects)/1024) * 1024 * int64(unsafe.Sizeof(ExpandSubject{}))
+		d, err = x.node(n)
+	default:
+		d, err = x.expandExpr(ctx, obj, rel, r.Expr, depth)
 	}
-	return v.expandExpr(ctx, obj, rel, r.Expr, depth)
+	if err != nil {
+		return nil, expanded{}, err
+	}
+	x.done[k] = d
+	return d.n, d, nil
 }
 
-func (v *View) expandExpr(ctx context.Context, obj tuple.ObjectRef, rel string, e schema.Expr, depth int) (*ExpandNode, error) {
-	node := func(k ExpandKind, children []schema.Expr) (*ExpandNode, error) {
+func (x *expander) expandExpr(ctx context.Context, obj tuple.ObjectRef, rel string, e schema.Expr, depth int) (expanded, error) {
+	// op builds an operation node from its children's subtrees.
+	op := func(k ExpandKind, children func(add func(expanded)) error) (expanded, error) {
 		n := &ExpandNode{Kind: k, Object: obj, Relation: rel}
-		for _, c := range children {
-			cn, err := v.expandExpr(ctx, obj, rel, c, depth)
-			if err != nil {
-				return nil, err
-			}
-			n.Children = append(n.Children, cn)
+		d, err := x.node(n)
+		if err != nil {
+			return d, err
 		}
-		return n, nil
+		err = children(func(c expanded) {
+			n.Children = append(n.Children, c.n)
+			d.nodes += c.nodes
+			d.bytes += c.bytes + 8
+		})
+		return d, err
+	}
+	exprs := func(k ExpandKind, list []schema.Expr) (expanded, error) {
+		return op(k, func(add func(expanded)) error {
+			for _, c := range list {
+				cd, err := x.expandExpr(ctx, obj, rel, c, depth)
+				if err != nil {
+					return err
+				}
+				add(cd)
+			}
+			return nil
+		})
 	}
 	switch e := e.(type) {
 	case *schema.Union:
-		return node(ExpandUnion, e.Children)
+		return exprs(ExpandUnion, e.Children)
 	case *schema.Intersection:
-		return node(ExpandIntersection, e.Children)
+		return exprs(ExpandIntersection, e.Children)
 	case *schema.Exclusion:
-		return node(ExpandExclusion, []schema.Expr{e.Base, e.Subtracted})
+		return exprs(ExpandExclusion, []schema.Expr{e.Base, e.Subtracted})
 	case *schema.RelationRef:
-		return v.expand(ctx, obj, e.Name, depth+1)
+		_, d, err := x.expand(ctx, obj, e.Name, depth+1)
+		return d, err
 	case *schema.Nil:
-		return &ExpandNode{Kind: ExpandLeaf, Object: obj, Relation: rel}, nil
+		return x.node(&ExpandNode{Kind: ExpandLeaf, Object: obj, Relation: rel})
 	case *schema.Arrow:
 		kind := ExpandUnion
 		if e.Func == schema.ArrowAll {
 			kind = ExpandIntersection
 		}
-		n := &ExpandNode{Kind: kind, Object: obj, Relation: rel}
-		for t, err := range v.reader.Query(ctx, tuple.Filter{ResourceType: obj.Type, ResourceIDs: []string{obj.ID}, Relation: e.Tupleset}) {
+		var subjects []tuple.ObjectRef
+		for t, err := range x.v.reader.Query(ctx, tuple.Filter{ResourceType: obj.Type, ResourceIDs: []string{obj.ID}, Relation: e.Tupleset}) {
 			if err != nil {
-				return nil, err
+				return expanded{}, err
 			}
-			if v.schema.Relation(t.Subject.Type, e.Computed) == nil {
-				continue
+			if x.v.schema.Relation(t.Subject.Type, e.Computed) != nil {
+				subjects = append(subjects, t.Subject.Object())
 			}
-			cn, err := v.expand(ctx, t.Subject.Object(), e.Computed, depth+1)
-			if err != nil {
-				return nil, err
-			}
-			n.Children = append(n.Children, cn)
 		}
-		return n, nil
+		return op(kind, func(add func(expanded)) error {
+			for _, s := range subjects {
+				_, cd, err := x.expand(ctx, s, e.Computed, depth+1)
+				if err != nil {
+					return err
+				}
+				add(cd)
+			}
+			return nil
+		})
 	}
-	return nil, fmt.Errorf("%w: unknown expression node %T", ErrInternal, e)
+	return expanded{}, fmt.Errorf("%w: unknown expression node %T", ErrInternal, e)
 }

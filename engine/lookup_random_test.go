@@ -126,7 +126,8 @@ func TestLookupResourcesAgreesWithCheckRandom(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		v := eng.View(s, enginetest.NewMemory(rels...), 1)
+		m := enginetest.NewMemory(rels...)
+		v := eng.View(s, m, m.Snapshot(1))
 		for _, typ := range []string{"group", "folder", "doc"} {
 			for perm := range s.Definitions[typ].Relations {
 				for _, subj := range subjects {
@@ -178,7 +179,8 @@ func TestLookupSubjectsAgreesWithCheckRandom(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		v := eng.View(s, enginetest.NewMemory(rels...), 1)
+		m := enginetest.NewMemory(rels...)
+		v := eng.View(s, m, m.Snapshot(1))
 		for typ, ids := range objects {
 			for perm := range s.Definitions[typ].Relations {
 				for _, id := range ids {

@@ -1,9 +1,7 @@
 package engine
 
 import (
-	"maps"
 	"sync"
-	"sync/atomic"
 
 	"github.com/ambit-authz/ambit/schema"
 )
@@ -13,17 +11,23 @@ import (
 // that cannot reach the subject is pruned before any read.
 type plan struct {
 	s *schema.Schema
-	// reach memoizes canReach. Read on every step of every check, written
-	// once per key: an immutable map replaced on write, so reads take no lock
-	// and box nothing (a sync.Map hashed the key as an interface).
-	reach atomic.Pointer[map[reachKey]bool]
+
+	// reach holds, per subject kind, every node that can reach it: one
+	// backward walk over the schema graph per kind, computed on first use.
+	// Read on every step of every check; the map only grows (one entry per
+	// subject kind), so a read takes a shared lock and a write adds one key.
+	reachMu  sync.RWMutex
+	reach    map[relKey]map[relKey]bool
+	backOnce sync.Once
+	back     *backGraph
 
 	typesOnce sync.Once
 	types     *types
 
 	relevantMemo sync.Map // relevantKey -> map[relKey]bool
 	targetMemo   sync.Map // relKey -> *lookupTarget
-	cyclicMemo   sync.Map // relKey -> bool
+	cyclesOnce   sync.Once
+	cycles       map[relKey]bool // see findCycles
 
 	monoOnce sync.Once
 	mono     *monotone
@@ -31,71 +35,87 @@ type plan struct {
 
 type relKey struct{ typ, rel string }
 
-type reachKey struct {
-	from relKey
-	subj relKey // subject type and relation ("" for a plain object or wildcard)
-}
-
-func newPlan(s *schema.Schema) *plan { return &plan{s: s} }
+func newPlan(s *schema.Schema) *plan { return &plan{s: s, reach: map[relKey]map[relKey]bool{}} }
 
 // canReach reports whether some relationship data could make a subject of
 // kind (subjType, subjRel) a member of typ#rel under the schema.
 func (p *plan) canReach(typ, rel, subjType, subjRel string) bool {
-	k := reachKey{from: relKey{typ, rel}, subj: relKey{subjType, subjRel}}
-	m := p.reach.Load()
-	if m != nil {
-		if v, ok := (*m)[k]; ok {
-			return v
+	subj := relKey{subjType, subjRel}
+	p.reachMu.RLock()
+	set, ok := p.reach[subj]
+	p.reachMu.RUnlock()
+	if !ok {
+		set = p.reachers(subj)
+		p.reachMu.Lock()
+		if prev, ok := p.reach[subj]; ok {
+			set = prev
+		} else {
+			p.reach[subj] = set
 		}
+		p.reachMu.Unlock()
 	}
-	v := p.computeReach(k)
-	for {
-		next := map[reachKey]bool{}
-		if m != nil {
-			maps.Copy(next, *m)
-		}
-		next[k] = v
-		if p.reach.CompareAndSwap(m, &next) {
-			return v
-		}
-		m = p.reach.Load()
-	}
+	return set[relKey{typ, rel}]
 }
 
-// computeReach walks the schema graph breadth-first from k.from.
-func (p *plan) computeReach(k reachKey) bool {
-	seen := map[relKey]bool{k.from: true}
-	queue := []relKey{k.from}
+// backGraph is the schema's dispatch graph reversed: for each node, the
+// nodes whose evaluation dispatches to it (the subtracted side of an
+// exclusion excluded: it never grants), and for each subject kind, the
+// relations that allow it directly.
+type backGraph struct {
+	up     map[relKey][]relKey
+	direct map[relKey][]relKey
+}
+
+func (p *plan) backGraph() *backGraph {
+	p.backOnce.Do(func() {
+		g := &backGraph{up: map[relKey][]relKey{}, direct: map[relKey][]relKey{}}
+		for _, d := range p.s.Definitions {
+			for _, r := range d.Relations {
+				n := relKey{d.Name, r.Name}
+				if r.IsPermission {
+					p.walkExpr(d.Name, r.Expr, false, func(dep relKey) { g.up[dep] = append(g.up[dep], n) }, nil)
+					continue
+				}
+				for _, at := range r.AllowedTypes {
+					k := relKey{at.Type, at.Relation}
+					g.direct[k] = append(g.direct[k], n)
+					if at.Relation != "" {
+						g.up[k] = append(g.up[k], n)
+					}
+				}
+			}
+		}
+		p.back = g
+	})
+	return p.back
+}
+
+// reachers walks the graph backwards from a subject kind: the subject set
+// itself, the relations that allow the kind directly (a wildcard of a plain
+// type included), and everything that dispatches to those. Linear in the
+// schema's size.
+func (p *plan) reachers(subj relKey) map[relKey]bool {
+	g := p.backGraph()
+	out := map[relKey]bool{}
+	var queue []relKey
 	push := func(n relKey) {
-		if !seen[n] {
-			seen[n] = true
+		if !out[n] {
+			out[n] = true
 			queue = append(queue, n)
 		}
+	}
+	push(subj) // a subject set is trivially a member of itself
+	for _, n := range g.direct[subj] {
+		push(n)
 	}
 	for len(queue) > 0 {
 		n := queue[0]
 		queue = queue[1:]
-		if n == k.subj {
-			return true // a subject set is trivially a member of itself
+		for _, m := range g.up[n] {
+			push(m)
 		}
-		r := p.s.Relation(n.typ, n.rel)
-		if r == nil {
-			continue
-		}
-		if !r.IsPermission {
-			for _, at := range r.AllowedTypes {
-				if at.Type == k.subj.typ && at.Relation == k.subj.rel {
-					return true
-				}
-				if at.Relation != "" {
-					push(relKey{at.Type, at.Relation})
-				}
-			}
-			continue
-		}
-		p.walkExpr(n.typ, r.Expr, false, push, nil)
 	}
-	return false
+	return out
 }
 
 // walkExpr calls visit for every (type, relation) expression e dispatches
@@ -160,28 +180,65 @@ func (p *plan) deps(n relKey, subtracted bool, visit, tupleset func(relKey)) {
 // for one in flight elsewhere cannot deadlock: a cycle of waits would be a
 // cycle in the schema through it.
 func (p *plan) cyclic(typ, rel string) bool {
-	k := relKey{typ, rel}
-	if v, ok := p.cyclicMemo.Load(k); ok {
-		return v.(bool)
+	p.cyclesOnce.Do(func() { p.cycles = p.findCycles() })
+	return p.cycles[relKey{typ, rel}]
+}
+
+// findCycles returns the nodes on a cycle of the dispatch graph (the
+// subtracted side of exclusions included): one pass of Tarjan's strongly
+// connected components algorithm, linear in the schema's size. A node is on
+// a cycle when its component has another node or it depends on itself.
+func (p *plan) findCycles() map[relKey]bool {
+	type state struct {
+		index, low int
+		onStack    bool
 	}
-	seen := map[relKey]bool{}
-	queue := []relKey{k}
-	found := false
-	for len(queue) > 0 && !found {
-		n := queue[0]
-		queue = queue[1:]
+	states := map[relKey]*state{}
+	var stack []relKey
+	out := map[relKey]bool{}
+	next := 0
+	var visit func(n relKey)
+	visit = func(n relKey) {
+		st := &state{index: next, low: next, onStack: true}
+		next++
+		states[n] = st
+		stack = append(stack, n)
+		self := false
 		p.deps(n, true, func(d relKey) {
-			if d == k {
-				found = true
+			if d == n {
+				self = true
 			}
-			if !seen[d] {
-				seen[d] = true
-				queue = append(queue, d)
+			if ds, ok := states[d]; !ok {
+				visit(d)
+				st.low = min(st.low, states[d].low)
+			} else if ds.onStack {
+				st.low = min(st.low, ds.index)
 			}
 		}, nil)
+		if st.low != st.index {
+			return
+		}
+		i := len(stack) - 1
+		for stack[i] != n {
+			i--
+		}
+		comp := stack[i:]
+		for _, m := range comp {
+			states[m].onStack = false
+			if len(comp) > 1 || self {
+				out[m] = true
+			}
+		}
+		stack = stack[:i]
 	}
-	p.cyclicMemo.Store(k, found)
-	return found
+	for _, d := range p.s.Definitions {
+		for _, r := range d.Relations {
+			if n := (relKey{d.Name, r.Name}); states[n] == nil {
+				visit(n)
+			}
+		}
+	}
+	return out
 }
 
 // allowsDirect reports whether relation r can hold the subject kind directly

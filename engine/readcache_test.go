@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/ambit-authz/ambit/bench/memindex"
 	"github.com/ambit-authz/ambit/engine"
 	"github.com/ambit-authz/ambit/engine/enginetest"
 	"github.com/ambit-authz/ambit/schema"
@@ -85,7 +86,8 @@ func TestReadCache(t *testing.T) {
 	}
 	for _, readCache := range []int64{-1, 0} {
 		t.Run(fmt.Sprintf("ReadCacheMaxCost=%d", readCache), func(t *testing.T) {
-			r := &countingReader{Reader: readCacheFixture()}
+			m := readCacheFixture()
+			r := &countingReader{Reader: m}
 			// No result cache: every check walks the graph and reads.
 			e, err := engine.New(engine.Config{CacheMaxCost: -1, ReadCacheMaxCost: readCache})
 			if err != nil {
@@ -96,7 +98,7 @@ func TestReadCache(t *testing.T) {
 				before := r.queries.Load()
 				for _, c := range checks {
 					q := tuple.MustParse(c.rel)
-					res, err := e.View(s, r, 3).Check(context.Background(),
+					res, err := e.View(s, r, m.Snapshot(3)).Check(context.Background(),
 						engine.CheckRequest{Resource: q.Resource, Permission: q.Relation, Subject: q.Subject})
 					if err != nil {
 						t.Fatal(err)
@@ -124,7 +126,7 @@ func TestReadCache(t *testing.T) {
 			// A third view at another revision shares nothing.
 			before := r.queries.Load()
 			q := tuple.MustParse("doc:d#view@user:a")
-			if _, err := e.View(s, r, 4).Check(context.Background(),
+			if _, err := e.View(s, r, m.Snapshot(4)).Check(context.Background(),
 				engine.CheckRequest{Resource: q.Resource, Permission: q.Relation, Subject: q.Subject}); err != nil {
 				t.Fatal(err)
 			}
@@ -159,14 +161,73 @@ func TestCachesKeepSourcesApart(t *testing.T) {
 			{b, "user:ana", engine.NoPermission}, {b, "user:bo", engine.HasPermission},
 		} {
 			q := tuple.MustParse("doc:d#view@" + tc.subj)
-			res, err := e.View(s, tc.r, 2).Check(context.Background(),
+			res, err := e.View(s, tc.r, tc.r.Snapshot(2)).Check(context.Background(),
 				engine.CheckRequest{Resource: q.Resource, Permission: q.Relation, Subject: q.Subject})
 			if err != nil {
 				t.Fatal(err)
 			}
 			if res.Permissionship != tc.want {
-				t.Errorf("round %d, source %d, %s: %v, want %v", round, tc.r.Source(), q, res.Permissionship, tc.want)
+				t.Errorf("round %d, source %v, %s: %v, want %v", round, tc.r.Source(), q, res.Permissionship, tc.want)
 			}
 		}
+	}
+}
+
+// plainReader is a reader and nothing else: whatever methods the reader
+// under it has, the engine cannot find them.
+type plainReader struct{ r engine.Reader }
+
+func (p plainReader) Query(ctx context.Context, f tuple.Filter) iter.Seq2[tuple.Relationship, error] {
+	return p.r.Query(ctx, f)
+}
+
+// Cache identity is what the caller states (issue 18): views over different
+// data sets at one revision never share cache entries, whether the caller
+// names no source (the view gets one of its own) or each data set's own,
+// and whatever the readers are (two kinds of in-memory reader used to number
+// their sources from 1 each).
+func TestCacheIdentityIsExplicit(t *testing.T) {
+	s, err := schema.Compile("readcache.zed", readCacheSchema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := enginetest.MustParse("doc:d#viewer@group:g#member", "group:g#member@user:ana")
+	bRels := []tuple.Relationship{tuple.MustParse("doc:d#viewer@group:g#member"), tuple.MustParse("group:g#member@user:bo")}
+	b := memindex.New(bRels)
+	for _, tc := range []struct {
+		name   string
+		ra, rb engine.Reader
+		sa, sb engine.Snapshot
+	}{
+		{"no source", plainReader{a}, plainReader{b}, engine.Snapshot{Revision: 2}, engine.Snapshot{Revision: 2}},
+		{"two kinds of reader", a, b, a.Snapshot(2), b.Snapshot(2)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e, err := engine.New(engine.Config{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for round := range 2 {
+				for _, c := range []struct {
+					r    engine.Reader
+					at   engine.Snapshot
+					subj string
+					want engine.Permissionship
+				}{
+					{tc.ra, tc.sa, "user:ana", engine.HasPermission}, {tc.ra, tc.sa, "user:bo", engine.NoPermission},
+					{tc.rb, tc.sb, "user:ana", engine.NoPermission}, {tc.rb, tc.sb, "user:bo", engine.HasPermission},
+				} {
+					q := tuple.MustParse("doc:d#view@" + c.subj)
+					res, err := e.View(s, c.r, c.at).Check(context.Background(),
+						engine.CheckRequest{Resource: q.Resource, Permission: q.Relation, Subject: q.Subject})
+					if err != nil {
+						t.Fatal(err)
+					}
+					if res.Permissionship != c.want {
+						t.Errorf("round %d, %s: %v, want %v", round, q, res.Permissionship, c.want)
+					}
+				}
+			}
+		})
 	}
 }

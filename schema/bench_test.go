@@ -68,3 +68,34 @@ func BenchmarkFormat(b *testing.B) {
 		}
 	}
 }
+
+// subjectSetSchema generates n definitions of 30 relations, each allowing
+// a subject set of another definition's relation: 30n `x#rel` references
+// over a graph of 30n relations, none with a wildcard (issue 16: checking
+// each reference for a wildcard walked the graph again).
+func subjectSetSchema(n int) string {
+	var b strings.Builder
+	b.WriteString("definition user {}\n")
+	for i := range n {
+		fmt.Fprintf(&b, "definition def%d {\n", i)
+		for j := range 30 {
+			fmt.Fprintf(&b, "\trelation rel%d: user | def%d#rel%d\n", j, (i+j+1)%n, (j+1)%30)
+		}
+		b.WriteString("}\n")
+	}
+	return b.String()
+}
+
+func BenchmarkCompileSubjectSets(b *testing.B) {
+	for _, n := range []int{100, 500, 1700} {
+		src := subjectSetSchema(n)
+		b.Run(fmt.Sprintf("defs=%d/KB=%d", n, len(src)>>10), func(b *testing.B) {
+			b.SetBytes(int64(len(src)))
+			for b.Loop() {
+				if _, err := Compile("sets.zed", src); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

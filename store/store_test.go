@@ -59,5 +59,3 @@ func TestConformanceOnDiskStreamImport(t *testing.T) {
 // The engine reads through its own interface; the store satisfies it without
 // importing the engine.
 var _ engine.Reader = (*store.Snapshot)(nil)
-var _ engine.Timed = (*store.Snapshot)(nil)   // cached results honour the snapshot's expiration time
-var _ engine.Sourced = (*store.Snapshot)(nil) // caches keep stores apart

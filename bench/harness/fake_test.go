@@ -107,7 +107,8 @@ func (f *fake) rebuild(all bool) {
 		f.base, f.written = memindex.New(rels), nil
 	}
 	f.rev++
-	f.view = f.eng.View(f.s, layered{f.base, enginetest.NewMemory(f.written...)}, f.rev)
+	// The zero Source: each view is its own data set to the engine's caches.
+	f.view = f.eng.View(f.s, layered{f.base, enginetest.NewMemory(f.written...)}, engine.Snapshot{Revision: f.rev})
 }
 
 // layered reads from two readers (a relationship in both is yielded twice,

@@ -12,22 +12,22 @@ import (
 	"iter"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"time"
 
+	"github.com/ambit-authz/ambit/engine"
 	"github.com/ambit-authz/ambit/tuple"
 )
 
 // Index is safe for concurrent queries.
 type Index struct {
-	id     uint64
+	src    engine.Source
 	byRes  []tuple.Relationship
 	bySubj []int32 // positions in byRes, in subject-major order
 }
 
 // New indexes rels (the slice is copied; relationships are not).
 func New(rels []tuple.Relationship) *Index {
-	x := &Index{id: sources.Add(1), byRes: slices.Clone(rels)}
+	x := &Index{src: engine.NewSource(), byRes: slices.Clone(rels)}
 	slices.SortFunc(x.byRes, compareRes)
 	x.bySubj = make([]int32, len(x.byRes))
 	for i := range x.bySubj {
@@ -37,10 +37,11 @@ func New(rels []tuple.Relationship) *Index {
 	return x
 }
 
-var sources atomic.Uint64
-
-// Source implements engine.Sourced: every Index is its own data set.
-func (x *Index) Source() uint64 { return x.id }
+// Snapshot names x at revision rev, judged now, for Engine.View: every
+// Index is its own data set.
+func (x *Index) Snapshot(rev tuple.Revision) engine.Snapshot {
+	return engine.Snapshot{Source: x.src, Revision: rev, Time: time.Now()}
+}
 
 // Collect indexes every relationship of seq.
 func Collect(seq iter.Seq[tuple.Relationship]) *Index { return New(slices.Collect(seq)) }

@@ -130,7 +130,8 @@ func TestByConstruction(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			w := workload.MustNew(name, workload.Small, 1)
 			s := schema.MustCompile(name+".zed", w.Schema())
-			v := eng.View(s, memindex.Collect(w.Relationships()), 1)
+			x := memindex.Collect(w.Relationships())
+			v := eng.View(s, x, x.Snapshot(1))
 			q := w.Queries(99)
 			const n = 400
 			allowed, known := 0, 0

@@ -55,6 +55,7 @@ type serveConfig struct {
 	limits          api.Limits
 	resultCacheMiB  int64
 	readCacheMiB    int64
+	budgets         engine.Config // request budgets (README "Request budgets")
 	logLevel        string
 	logFormat       string
 	shutdownTimeout time.Duration
@@ -106,6 +107,11 @@ unless --insecure-no-auth is given.`,
 	f.IntVar(&c.limits.ImportChunk, "import-chunk", api.DefaultImportChunk, "relationships per replicated import command")
 	f.Int64Var(&c.resultCacheMiB, "result-cache-mib", 64, "MiB of check and sub-problem results kept per revision (negative disables)")
 	f.Int64Var(&c.readCacheMiB, "read-cache-mib", 64, "MiB of relationship sets (one resource's relation) kept per revision for checks (negative disables)")
+	f.IntVar(&c.budgets.MaxDispatches, "max-dispatches", 100_000, "sub-problems one check may evaluate (each bulk item and lookup candidate is one check); more is ResourceExhausted; 0 = default")
+	f.IntVar(&c.budgets.MaxReads, "max-reads", 1_000_000, "relationships one check may read; more is ResourceExhausted")
+	f.Int64Var(&c.budgets.MaxCaveatCost, "max-caveat-cost", 1_000_000, "CEL cost of the caveats one check may evaluate, summed (each evaluation is also capped at 100,000); more is ResourceExhausted")
+	f.IntVar(&c.budgets.MaxExpandNodes, "max-expand-nodes", 100_000, "nodes of one ExpandPermissionTree answer, counted as sent; more is ResourceExhausted")
+	f.Int64Var(&c.budgets.MaxExpandBytes, "max-expand-bytes", 64<<20, "approximate bytes of one ExpandPermissionTree answer; more is ResourceExhausted")
 	f.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&c.logFormat, "log-format", "text", "text or json")
 	f.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long shutdown waits for in-flight requests")
@@ -226,6 +232,15 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer, ready func(serv
 	if c.raftSegmentMiB < 1 || c.raftSegmentMiB > raft.MaxLogSegmentSize>>20 {
 		return fmt.Errorf("--raft-log-segment-mib %d is outside 1..%d", c.raftSegmentMiB, raft.MaxLogSegmentSize>>20)
 	}
+	for _, b := range []struct {
+		flag string
+		v    int64
+	}{{"--max-dispatches", int64(c.budgets.MaxDispatches)}, {"--max-reads", int64(c.budgets.MaxReads)}, {"--max-caveat-cost", c.budgets.MaxCaveatCost},
+		{"--max-expand-nodes", int64(c.budgets.MaxExpandNodes)}, {"--max-expand-bytes", c.budgets.MaxExpandBytes}} {
+		if b.v < 0 { // 0 takes the engine's default
+			return fmt.Errorf("%s must not be negative (%d): every request has a budget", b.flag, b.v)
+		}
+	}
 	if c.limits.MaxUpdatesPerWrite <= 0 {
 		c.limits.MaxUpdatesPerWrite = api.DefaultMaxUpdatesPerWrite
 	}
@@ -301,8 +316,9 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer, ready func(serv
 		}
 	}
 
-	eng, err := engine.New(engine.Config{MaxBulkChecks: c.limits.MaxChecksPerBulk,
-		CacheMaxCost: cacheBytes(c.resultCacheMiB), ReadCacheMaxCost: cacheBytes(c.readCacheMiB)})
+	ecfg := c.budgets
+	ecfg.MaxBulkChecks, ecfg.CacheMaxCost, ecfg.ReadCacheMaxCost = c.limits.MaxChecksPerBulk, cacheBytes(c.resultCacheMiB), cacheBytes(c.readCacheMiB)
+	eng, err := engine.New(ecfg)
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+
+	"github.com/ambit-authz/ambit/engine"
 )
 
 // startServe runs serve in-process on loopback ports and returns its
@@ -180,6 +182,39 @@ func TestServeRefusesBadSegmentSize(t *testing.T) {
 			logLevel: "info", logFormat: "text"}, io.Discard, nil)
 		if err == nil || !strings.Contains(err.Error(), "--raft-log-segment-mib") {
 			t.Errorf("serve with --raft-log-segment-mib %d: %v, want a refusal naming the flag", mib, err)
+		}
+	}
+}
+
+// The request budgets are flags with AMBIT_* twins, and none may be turned
+// off (0 takes the default).
+func TestServeBudgetFlags(t *testing.T) {
+	t.Setenv("AMBIT_MAX_DISPATCHES", "77")
+	t.Setenv("AMBIT_MAX_EXPAND_BYTES", "1024")
+	cmd := newServeCmd()
+	if err := cmd.Flags().Parse([]string{"--max-expand-nodes", "5"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := flagsFromEnv(cmd.Flags()); err != nil {
+		t.Fatal(err)
+	}
+	for flag, want := range map[string]string{"max-dispatches": "77", "max-expand-bytes": "1024", "max-expand-nodes": "5", "max-reads": "1000000", "max-caveat-cost": "1000000"} {
+		if got := cmd.Flags().Lookup(flag).Value.String(); got != want {
+			t.Errorf("--%s = %s, want %s", flag, got, want)
+		}
+	}
+	for _, tc := range []struct {
+		flag string
+		set  func(*serveConfig)
+	}{
+		{"--max-dispatches", func(c *serveConfig) { c.budgets.MaxDispatches = -1 }},
+		{"--max-expand-bytes", func(c *serveConfig) { c.budgets.MaxExpandBytes = -1 }},
+	} {
+		c := serveConfig{dataDir: t.TempDir(), grpcAddr: "127.0.0.1:0", raftSegmentMiB: 64, logLevel: "info", logFormat: "text",
+			budgets: engine.Config{MaxDispatches: 1, MaxReads: 1, MaxCaveatCost: 1, MaxExpandNodes: 1, MaxExpandBytes: 1}}
+		tc.set(&c)
+		if err := serve(context.Background(), c, io.Discard, nil); err == nil || !strings.Contains(err.Error(), tc.flag) {
+			t.Errorf("serve with %s off: %v, want a refusal naming the flag", tc.flag, err)
 		}
 	}
 }

@@ -7,9 +7,9 @@ import (
 	"iter"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"time"
 
+	"github.com/ambit-authz/ambit/engine"
 	"github.com/ambit-authz/ambit/tuple"
 )
 
@@ -17,7 +17,7 @@ import (
 // resource index's order. Not safe for concurrent mutation; Query may run
 // concurrently.
 type Memory struct {
-	id   uint64
+	src  engine.Source
 	rels []tuple.Relationship
 	// Now decides expiration; nil means time.Now.
 	Now func() time.Time
@@ -25,7 +25,7 @@ type Memory struct {
 
 // NewMemory returns a reader over rels (copied).
 func NewMemory(rels ...tuple.Relationship) *Memory {
-	m := &Memory{id: sources.Add(1), rels: slices.Clone(rels)}
+	m := &Memory{src: engine.NewSource(), rels: slices.Clone(rels)}
 	slices.SortFunc(m.rels, func(a, b tuple.Relationship) int {
 		return strings.Compare(a.Key().String(), b.Key().String())
 	})
@@ -44,12 +44,15 @@ func MustParse(lines ...string) *Memory {
 	return NewMemory(rels...)
 }
 
-var sources atomic.Uint64
+// Source is the data set's Source: every Memory is its own.
+func (m *Memory) Source() engine.Source { return m.src }
 
-// Source implements engine.Sourced: every Memory is its own data set.
-func (m *Memory) Source() uint64 { return m.id }
+// Snapshot names m at revision rev, judged at m's time, for Engine.View.
+func (m *Memory) Snapshot(rev tuple.Revision) engine.Snapshot {
+	return engine.Snapshot{Source: m.src, Revision: rev, Time: m.Time()}
+}
 
-// Time implements engine.Timed: the time expiration is judged at.
+// Time is the time expiration is judged at.
 func (m *Memory) Time() time.Time {
 	if m.Now != nil {
 		return m.Now()

@@ -1,6 +1,7 @@
 package caveats
 
 import (
+	"errors"
 	"strings"
 	"testing"
 )
@@ -67,5 +68,21 @@ func BenchmarkCompile(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkEvaluateAtCostLimit: three nested .all() over 1000-element list
+// literals (10^9 steps; issue 16: ran ~9 minutes) stop at MaxEvalCost.
+func BenchmarkEvaluateAtCostLimit(b *testing.B) {
+	l := list(1000)
+	c, err := Compile("heavy", p("n", "int"), l+".all(x, "+l+".all(y, "+l+".all(z, x + y + z >= n)))")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := map[string]any{"n": 0.0}
+	for b.Loop() {
+		if _, err := c.Evaluate(ctx); !errors.Is(err, ErrCostLimit) {
+			b.Fatal(err)
+		}
 	}
 }

@@ -51,6 +51,9 @@ type Result struct {
 	// Missing lists parameter names whose absence made the result undecidable
 	// (sorted). Non-empty means the result is conditional.
 	Missing []string
+	// Cost is the evaluation's CEL cost (at most MaxEvalCost), for callers
+	// that budget many evaluations.
+	Cost uint64
 }
 
 // Caveat is a compiled caveat definition. Immutable and safe for concurrent use.

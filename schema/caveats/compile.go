@@ -93,9 +93,14 @@ func Compile(name string, params []Param, expr string) (*Caveat, error) {
 	// CEL's type checker takes time quadratic in the number of calls to
 	// generic functions (== and in): a few thousand take seconds. Bound it
 	// before checking.
-	if n := countCalls(parsed); n > MaxExpressionCalls {
+	calls, nodes := countCalls(parsed)
+	if calls > MaxExpressionCalls {
 		line, col := firstNonSpace(expr)
-		return nil, &Error{Line: line, Column: col, Msg: fmt.Sprintf("caveat %q: expression has %d operators and function calls; the limit is %d", name, n, MaxExpressionCalls)}
+		return nil, &Error{Line: line, Column: col, Msg: fmt.Sprintf("caveat %q: expression has %d operators and function calls; the limit is %d", name, calls, MaxExpressionCalls)}
+	}
+	if nodes > MaxExpressionNodes {
+		line, col := firstNonSpace(expr)
+		return nil, &Error{Line: line, Column: col, Msg: fmt.Sprintf("caveat %q: expression has %d nodes (literals, names, operators, list elements); the limit is %d", name, nodes, MaxExpressionNodes)}
 	}
 	ast, iss := env.Check(parsed)
 	if iss != nil && iss.Err() != nil {
@@ -117,27 +122,28 @@ func Compile(name string, params []Param, expr string) (*Caveat, error) {
 	// sub-expression that fails (int('x')) fails the planning. SpiceDB
 	// accepts such a caveat and reports the failure when it is evaluated, so
 	// plan without folding then.
-	if c.full, err = env.Program(ast, cel.EvalOptions(cel.OptOptimize), cel.CustomDecoratorV2(constantCIDR)); err != nil {
-		if c.full, err = env.Program(ast, cel.CustomDecoratorV2(constantCIDR)); err != nil {
+	limits := []cel.ProgramOption{cel.CostLimit(MaxEvalCost), cel.InterruptCheckFrequency(interruptEvery), cel.CustomDecoratorV2(constantCIDR)}
+	if c.full, err = env.Program(ast, append(limits, cel.EvalOptions(cel.OptOptimize))...); err != nil {
+		if c.full, err = env.Program(ast, limits...); err != nil {
 			return nil, &Error{Msg: fmt.Sprintf("caveat %q: planning the program: %v", name, err)}
 		}
 	}
-	if c.partial, err = env.Program(ast, cel.EvalOptions(cel.OptPartialEval), cel.CustomDecoratorV2(constantCIDR)); err != nil {
+	if c.partial, err = env.Program(ast, append(limits, cel.EvalOptions(cel.OptPartialEval))...); err != nil {
 		return nil, &Error{Msg: fmt.Sprintf("caveat %q: planning the program: %v", name, err)}
 	}
 	return c, nil
 }
 
 // countCalls returns the number of calls (operators, functions, macro
-// expansions) in a parsed expression.
-func countCalls(a *cel.Ast) int {
-	n := 0
+// expansions) in a parsed expression, and the number of its nodes.
+func countCalls(a *cel.Ast) (calls, nodes int) {
 	celast.PreOrderVisit(a.NativeRep().Expr(), celast.NewExprVisitor(func(e celast.Expr) {
+		nodes++
 		if e.Kind() == celast.CallKind || e.Kind() == celast.ComprehensionKind {
-			n++
+			calls++
 		}
 	}))
-	return n
+	return calls, nodes
 }
 
 // checkParamName reports why name cannot name a parameter, if it cannot.

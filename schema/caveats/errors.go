@@ -26,6 +26,16 @@ const (
 	// inside each other), like protobuf's recursion limit for the Struct in
 	// which SpiceDB receives context.
 	MaxValueDepth = 100
+	// MaxEvalCost bounds the work of one evaluation in CEL's cost units
+	// (about one per operation, comprehension step and list element
+	// visited): a few milliseconds of CPU. An evaluation that passes it
+	// stops with a *CostError. Three nested .all() over 1000-element lists
+	// cost 10^9 and stop here instead of running for minutes.
+	MaxEvalCost = 100_000
+	// MaxExpressionNodes bounds the nodes of a parsed expression (literals,
+	// identifiers, calls, list elements...): a long list literal is cheap to
+	// write and costs on every evaluation.
+	MaxExpressionNodes = 10_000
 )
 
 // Sentinel errors of Evaluate. Evaluation errors wrap one of them; both
@@ -41,7 +51,24 @@ var (
 	// that is not a parameter of the relationship's caveat (see
 	// Caveat.CheckContext).
 	ErrUnknownParam = errors.New("unknown caveat parameter")
+	// ErrCostLimit: an evaluation passed MaxEvalCost (see CostError). Not
+	// bad input as such: the expression is too expensive for this context.
+	ErrCostLimit = errors.New("caveat cost limit exceeded")
 )
+
+// CostError reports an evaluation stopped at the cost limit. It wraps
+// ErrCostLimit.
+type CostError struct {
+	Caveat string
+	Limit  uint64
+}
+
+func (e *CostError) Error() string {
+	return fmt.Sprintf("caveat %q: evaluation exceeds the cost limit of %d (caveats.MaxEvalCost)", e.Caveat, e.Limit)
+}
+
+// Unwrap returns ErrCostLimit.
+func (e *CostError) Unwrap() error { return ErrCostLimit }
 
 // ParamTypeError reports a context value that cannot be converted to the type
 // of its parameter. It wraps ErrParamType.

@@ -1,6 +1,8 @@
 package caveats
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -33,26 +35,38 @@ import (
 // in SpiceDB; CEL's commutative && and || absorb an error when the other
 // operand decides the result (`false && m.nokey` is false).
 func (c *Caveat) Evaluate(ctx map[string]any) (Result, error) {
-	return c.evaluate(ctx, nil)
+	return c.evaluate(context.Background(), ctx, nil)
 }
 
 // EvaluateLayered is Evaluate over the union of two contexts in which a key
 // of stored (the relationship's context) wins over the same key of request
 // (the request's context), without building the merged map.
 func (c *Caveat) EvaluateLayered(stored, request map[string]any) (Result, error) {
-	return c.evaluate(stored, request)
+	return c.evaluate(context.Background(), stored, request)
 }
 
-// evaluate implements Evaluate; a parameter is looked up in ctx, then in
+// EvaluateContext is EvaluateLayered that stops when ctx ends: CEL checks
+// it every interruptEvery comprehension iterations, and the error then wraps
+// ctx's. Every evaluation also stops once its cost passes MaxEvalCost, with
+// a *CostError.
+func (c *Caveat) EvaluateContext(ctx context.Context, stored, request map[string]any) (Result, error) {
+	return c.evaluate(ctx, stored, request)
+}
+
+// interruptEvery is how many comprehension iterations CEL runs between two
+// looks at the request's context.
+const interruptEvery = 100
+
+// evaluate implements Evaluate; a parameter is looked up in vars, then in
 // fallback.
-func (c *Caveat) evaluate(ctx, fallback map[string]any) (Result, error) {
+func (c *Caveat) evaluate(ctx context.Context, vars, fallback map[string]any) (Result, error) {
 	if c.full == nil {
 		return Result{}, &EvalError{Caveat: c.Name, Msg: "caveat was not built by Compile"}
 	}
 	act := getActivation(c)
 	defer putActivation(act)
 	for i := range c.Params {
-		v, ok := ctx[c.Params[i].Name]
+		v, ok := vars[c.Params[i].Name]
 		if !ok {
 			if v, ok = fallback[c.Params[i].Name]; !ok {
 				continue
@@ -72,22 +86,29 @@ func (c *Caveat) evaluate(ctx, fallback map[string]any) (Result, error) {
 	}
 	for _, i := range c.refs {
 		if act.vals[i] == nil {
-			return c.evalPartial(act)
+			return c.evalPartial(ctx, act)
 		}
 	}
-	out, _, err := c.full.Eval(act)
-	if err != nil && slices.Contains(act.vals, nil) {
+	out, det, err := c.full.ContextEval(ctx, act)
+	if err != nil && slices.Contains(act.vals, nil) && !stopped(err) {
 		// refs comes from the checker's reference map; should it ever miss
 		// a parameter, the absent parameter fails the evaluation instead of
 		// making it conditional. Retrying with every absent parameter
 		// unknown costs only on this error path.
-		return c.evalPartial(act)
+		return c.evalPartial(ctx, act)
 	}
-	return c.result(out, err)
+	return c.result(ctx, out, det, err)
+}
+
+// stopped reports whether err is CEL stopping an evaluation for its cost or
+// its context rather than the expression failing.
+func stopped(err error) bool {
+	var ce interpreter.EvalCancelledError
+	return errors.As(err, &ce) || errors.Is(err, interpreter.InterruptError{})
 }
 
 // evalPartial evaluates with the absent parameters unknown.
-func (c *Caveat) evalPartial(act *activation) (Result, error) {
+func (c *Caveat) evalPartial(ctx context.Context, act *activation) (Result, error) {
 	var absent []int
 	var patterns []*cel.AttributePatternType
 	for i := range c.Params {
@@ -100,10 +121,10 @@ func (c *Caveat) evalPartial(act *activation) (Result, error) {
 	if err != nil {
 		return Result{}, &EvalError{Caveat: c.Name, Msg: err.Error()}
 	}
-	out, _, err := c.partial.Eval(vars)
+	out, det, err := c.partial.ContextEval(ctx, vars)
 	u, ok := out.(*types.Unknown)
-	if !ok {
-		return c.result(out, err)
+	if !ok || err != nil {
+		return c.result(ctx, out, det, err)
 	}
 	var missing []string
 	for _, id := range u.IDs() {
@@ -123,12 +144,19 @@ func (c *Caveat) evalPartial(act *activation) (Result, error) {
 		}
 	}
 	slices.Sort(missing)
-	return Result{Missing: missing}, nil
+	return Result{Missing: missing, Cost: cost(det)}, nil
 }
 
 // result converts a complete evaluation's outcome.
-func (c *Caveat) result(out ref.Val, err error) (Result, error) {
-	if err != nil {
+func (c *Caveat) result(ctx context.Context, out ref.Val, det *cel.EvalDetails, err error) (Result, error) {
+	var ce interpreter.EvalCancelledError
+	switch {
+	case err == nil:
+	case errors.As(err, &ce) && ce.Cause == interpreter.CostLimitExceeded:
+		return Result{}, &CostError{Caveat: c.Name, Limit: MaxEvalCost}
+	case stopped(err) && ctx.Err() != nil:
+		return Result{}, fmt.Errorf("caveat %q: evaluation stopped: %w", c.Name, context.Cause(ctx))
+	default:
 		return Result{}, &EvalError{Caveat: c.Name, Msg: err.Error()}
 	}
 	b, ok := out.(types.Bool)
@@ -139,7 +167,18 @@ func (c *Caveat) result(out ref.Val, err error) (Result, error) {
 		}
 		return Result{}, &EvalError{Caveat: c.Name, Msg: "expression produced " + got + ", not bool"}
 	}
-	return Result{Value: bool(b)}, nil
+	return Result{Value: bool(b), Cost: cost(det)}, nil
+}
+
+// cost returns the CEL cost an evaluation tracked.
+func cost(det *cel.EvalDetails) uint64 {
+	if det == nil {
+		return 0
+	}
+	if c := det.ActualCost(); c != nil {
+		return *c
+	}
+	return 0
 }
 
 // ParamNames returns the parameter names in declaration order. The slice is

@@ -22,7 +22,9 @@ import (
 
 // Backend loads a file's relationships and returns a reader at a revision.
 type Backend interface {
-	Load(ctx context.Context, s *schema.Schema, rels []tuple.Relationship) (engine.Reader, tuple.Revision, error)
+	// Load stores rels under s and returns a reader over them with the
+	// snapshot that names them (a Source of their own).
+	Load(ctx context.Context, s *schema.Schema, rels []tuple.Relationship) (engine.Reader, engine.Snapshot, error)
 	Close() error
 }
 
@@ -30,8 +32,9 @@ type Backend interface {
 type Memory struct{}
 
 // Load implements Backend.
-func (Memory) Load(_ context.Context, _ *schema.Schema, rels []tuple.Relationship) (engine.Reader, tuple.Revision, error) {
-	return enginetest.NewMemory(rels...), 1, nil
+func (Memory) Load(_ context.Context, _ *schema.Schema, rels []tuple.Relationship) (engine.Reader, engine.Snapshot, error) {
+	m := enginetest.NewMemory(rels...)
+	return m, m.Snapshot(1), nil
 }
 
 // Close implements Backend.
@@ -64,11 +67,11 @@ func Run(ctx context.Context, eng *engine.Engine, b Backend, f *validation.File,
 		}
 		rels = append(rels, r.Relationship)
 	}
-	reader, rev, err := b.Load(ctx, s, rels)
+	reader, at, err := b.Load(ctx, s, rels)
 	if err != nil {
 		return nil, fmt.Errorf("%s: loading relationships: %w", f.Name, err)
 	}
-	v := eng.View(s, reader, rev)
+	v := eng.View(s, reader, at)
 	run := func(list []validation.Assertion, want engine.Permissionship) {
 		for _, a := range list {
 			rep.Assertions++

@@ -32,26 +32,26 @@ func NewBadger(parent string) (*Badger, error) {
 var _ engine.Reader = (*store.Snapshot)(nil)
 
 // Load implements Backend: schema at revision 1, relationships at revision 2.
-func (b *Badger) Load(_ context.Context, s *schema.Schema, rels []tuple.Relationship) (engine.Reader, tuple.Revision, error) {
+func (b *Badger) Load(_ context.Context, s *schema.Schema, rels []tuple.Relationship) (engine.Reader, engine.Snapshot, error) {
 	// Validation files are small: keep badger's memory and start-up cost small.
 	st, err := store.Open(store.Options{Dir: filepath.Join(b.dir, fmt.Sprint(len(b.stores))), GCInterval: -1,
 		MemTableSize: 4 << 20, BlockCacheSize: 4 << 20})
 	if err != nil {
-		return nil, 0, err
+		return nil, engine.Snapshot{}, err
 	}
 	b.stores = append(b.stores, st)
 	now := time.Now()
 	if err := st.WriteSchema(1, now, s.Source); err != nil {
-		return nil, 0, err
+		return nil, engine.Snapshot{}, err
 	}
 	if err := st.Import(2, now, rels); err != nil {
-		return nil, 0, err
+		return nil, engine.Snapshot{}, err
 	}
 	snap, err := st.Snapshot(2)
 	if err != nil {
-		return nil, 0, err
+		return nil, engine.Snapshot{}, err
 	}
-	return snap, 2, nil
+	return snap, engine.Snapshot{Source: engine.NewSource(), Revision: 2, Time: snap.Time()}, nil
 }
 
 // Close closes every store and removes the directory.
