@@ -38,7 +38,8 @@ var unauthenticated = []string{"/grpc.health.v1.Health/", "/grpc.reflection.", "
 
 // ServerOptions returns the gRPC server options for the API: interceptors
 // for metrics and logging, panic recovery, authentication, request
-// validation and error mapping, in that order from the outside in.
+// validation and error mapping, in that order from the outside in (request
+// limits, limits.go, sit just inside validation).
 func (s *Server) ServerOptions(o ServeOptions) []grpc.ServerOption {
 	if o.MaxRecvMsgSize <= 0 {
 		o.MaxRecvMsgSize = 4<<20 + 64<<10
@@ -58,6 +59,7 @@ func (s *Server) ServerOptions(o ServeOptions) []grpc.ServerOption {
 			s.recoverUnary,
 			authUnary(keys),
 			validateUnary,
+			s.limitUnary,
 			s.mapErrorsUnary,
 		),
 		grpc.ChainStreamInterceptor(
@@ -65,6 +67,7 @@ func (s *Server) ServerOptions(o ServeOptions) []grpc.ServerOption {
 			s.recoverStream,
 			authStream(keys),
 			validateStream,
+			s.limitStream,
 			s.mapErrorsStream,
 		),
 	}
