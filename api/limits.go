@@ -73,11 +73,21 @@ func (g *gate) enter(ctx context.Context, method string) (func(), error) {
 	select {
 	case g.slots <- struct{}{}:
 	default:
+		// Give up a little before the deadline, so that the client hears
+		// why rather than its own DeadlineExceeded.
+		var expire <-chan time.Time
+		if dl, ok := ctx.Deadline(); ok {
+			left := time.Until(dl)
+			t := time.NewTimer(left - min(100*time.Millisecond, left/10))
+			defer t.Stop()
+			expire = t.C
+		}
 		select {
 		case g.slots <- struct{}{}:
+		case <-expire:
+			return nil, g.full(method, start)
 		case <-ctx.Done():
-			return nil, resourceExhaustedf("%s: the server is running its limit of %d concurrent heavy calls (lookups, exports, expands, large bulk checks; --max-concurrent-heavy) and none finished in the %v this request waited; retry later",
-				method, cap(g.slots), time.Since(start).Round(time.Millisecond))
+			return nil, g.full(method, start)
 		}
 	}
 	// Memory may have grown while this call waited.
@@ -86,6 +96,11 @@ func (g *gate) enter(ctx context.Context, method string) (func(), error) {
 		return nil, err
 	}
 	return func() { <-g.slots }, nil
+}
+
+func (g *gate) full(method string, start time.Time) error {
+	return resourceExhaustedf("%s: the server is running its limit of %d concurrent heavy calls (lookups, exports, expands, large bulk checks; --max-concurrent-heavy) and none finished in the %v this request waited; retry later",
+		method, cap(g.slots), time.Since(start).Round(time.Millisecond))
 }
 
 func (g *gate) memoryOK(method string) error {
