@@ -170,7 +170,7 @@ func applyMemoryLimit(c *serveConfig, log *slog.Logger) error {
 		return nil
 	}
 	debug.SetMemoryLimit(limit)
-	c.limits.MemoryHighWater = limit / 100 * int64(c.memoryHighPct)
+	c.limits.MemoryHighWater = limit/100*int64(c.memoryHighPct) + limit%100*int64(c.memoryHighPct)/100
 	log.Info("memory limit", "bytes", limit, "heavy_calls_refused_above", c.limits.MemoryHighWater)
 	return nil
 }
