@@ -50,6 +50,7 @@ func (s *Server) ServerOptions(o ServeOptions) []grpc.ServerOption {
 	}
 	return []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(o.MaxRecvMsgSize),
+		grpc.InTapHandle(s.tapTimeout), // the default deadline (limits.go)
 		// A fixed pool of stream goroutines keeps their grown stacks: a
 		// fresh goroutine per RPC spends a tenth of a check's CPU growing
 		// its stack through the interceptors and the evaluator.

@@ -11,6 +11,9 @@ import (
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/tap"
 )
 
 // Request limits that protect the node as a whole rather than one request's
@@ -73,12 +76,13 @@ func (g *gate) enter(ctx context.Context, method string) (func(), error) {
 	select {
 	case g.slots <- struct{}{}:
 	default:
-		// Give up a little before the deadline, so that the client hears
-		// why rather than its own DeadlineExceeded.
+		// Give up before the deadline (by a fifth of the time left, at most
+		// a second), so that the client hears why rather than its own
+		// DeadlineExceeded, even from a loaded server.
 		var expire <-chan time.Time
 		if dl, ok := ctx.Deadline(); ok {
 			left := time.Until(dl)
-			t := time.NewTimer(left - min(100*time.Millisecond, left/10))
+			t := time.NewTimer(left - min(time.Second, left/5))
 			defer t.Stop()
 			expire = t.C
 		}
@@ -138,9 +142,26 @@ func (s *Server) withTimeout(ctx context.Context, method string) (context.Contex
 	return context.WithTimeout(ctx, d)
 }
 
-// limitUnary applies the default deadline, then admits heavy calls through
-// the gate.
+// timeoutCancel keys the cancel function of the deadline tapTimeout set.
+type timeoutCancel struct{}
+
+// tapTimeout sets the default deadline on the transport's own stream
+// context, before any handler runs. A deadline set later, in an
+// interceptor, would reach the handler but not gRPC's flow control: a
+// handler blocked sending to a client that stopped reading would wait past
+// it for as long as the client liked, holding its heavy slot. With the
+// deadline on the transport stream, that send fails when it passes.
+func (s *Server) tapTimeout(ctx context.Context, info *tap.Info) (context.Context, error) {
+	ctx, cancel := s.withTimeout(ctx, info.FullMethodName)
+	return context.WithValue(ctx, timeoutCancel{}, cancel), nil
+}
+
+// limitUnary applies the default deadline (already set by tapTimeout when
+// the server has it), then admits heavy calls through the gate.
 func (s *Server) limitUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	if c, ok := ctx.Value(timeoutCancel{}).(context.CancelFunc); ok {
+		defer c()
+	}
 	ctx, cancel := s.withTimeout(ctx, info.FullMethod)
 	defer cancel()
 	if s.heavy(info.FullMethod, req) {
@@ -150,11 +171,15 @@ func (s *Server) limitUnary(ctx context.Context, req any, info *grpc.UnaryServer
 		}
 		defer release()
 	}
-	return h(ctx, req)
+	resp, err := h(ctx, req)
+	return resp, s.timedOut(ctx, err)
 }
 
 // limitStream is limitUnary for streams.
 func (s *Server) limitStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	if c, ok := ss.Context().Value(timeoutCancel{}).(context.CancelFunc); ok {
+		defer c()
+	}
 	ctx, cancel := s.withTimeout(ss.Context(), info.FullMethod)
 	defer cancel()
 	if s.heavy(info.FullMethod, nil) {
@@ -164,7 +189,25 @@ func (s *Server) limitStream(srv any, ss grpc.ServerStream, info *grpc.StreamSer
 		}
 		defer release()
 	}
-	return h(srv, ctxStream{ss, ctx})
+	return s.timedOut(ctx, h(srv, ctxStream{ss, ctx}))
+}
+
+// timedOut replaces the error of a call that failed because its deadline
+// passed with DeadlineExceeded, naming the server's limit. (When the
+// deadline strikes a send blocked on a client that stopped reading, gRPC
+// writes its own DeadlineExceeded status at once, and that is what the
+// client sees.)
+func (s *Server) timedOut(ctx context.Context, err error) error {
+	if err == nil || ctx.Err() != context.DeadlineExceeded {
+		return err
+	}
+	if status.Code(err) == codes.ResourceExhausted {
+		return err
+	}
+	if s.limits.RequestTimeout > 0 {
+		return status.Errorf(codes.DeadlineExceeded, "the call ran out of time (the server's --request-timeout is %v; a client may set a shorter deadline, not a longer one): %v", s.limits.RequestTimeout, status.Convert(err).Message())
+	}
+	return status.Errorf(codes.DeadlineExceeded, "the call ran out of time: %v", status.Convert(err).Message())
 }
 
 // ctxStream replaces a stream's context.
