@@ -149,12 +149,43 @@ func (v *View) LookupSubjects(ctx context.Context, req LookupSubjectsRequest) it
 			return v.Check(ctx, CheckRequest{Resource: req.Resource, Permission: req.Permission,
 				Subject: tuple.SubjectRef{Type: req.SubjectType, ID: id, Relation: req.SubjectRelation}, Context: req.Context})
 		}
+		reqFor := func(id string) CheckRequest {
+			return CheckRequest{Resource: req.Resource, Permission: req.Permission,
+				Subject: tuple.SubjectRef{Type: req.SubjectType, ID: id, Relation: req.SubjectRelation}, Context: req.Context}
+		}
+		if !wildcard {
+			// Without a wildcard nothing has to wait for the denied ids:
+			// verify in batches and send each as it is known.
+			n := 0
+			for batch := range slices.Chunk(ids, lookupBatch*v.engine.cfg.Concurrency) {
+				reqs := make([]CheckRequest, len(batch))
+				for i, id := range batch {
+					reqs[i] = reqFor(id)
+				}
+				for i, r := range v.checkAll(ctx, reqs) {
+					if r.Err != nil {
+						yield(LookupResult{}, r.Err)
+						return
+					}
+					if r.Result.Permissionship == NoPermission {
+						continue
+					}
+					if req.Limit > 0 && n >= req.Limit {
+						return
+					}
+					n++
+					if !yield(LookupResult{ID: batch[i], Permissionship: r.Result.Permissionship, Missing: r.Result.Missing}, nil) {
+						return
+					}
+				}
+			}
+			return
+		}
 		var results []LookupResult
 		var denied []string
 		reqs := make([]CheckRequest, len(ids))
 		for i, id := range ids {
-			reqs[i] = CheckRequest{Resource: req.Resource, Permission: req.Permission,
-				Subject: tuple.SubjectRef{Type: req.SubjectType, ID: id, Relation: req.SubjectRelation}, Context: req.Context}
+			reqs[i] = reqFor(id)
 		}
 		for i, r := range v.checkAll(ctx, reqs) {
 			if r.Err != nil {
