@@ -23,7 +23,9 @@ import (
 // (lookups, exports, expands, large bulk checks).
 
 // heavyMethods are always heavy. CheckBulkPermissions is heavy when it has
-// more than Limits.HeavyBulkChecks items.
+// more than Limits.HeavyBulkChecks items. Watch is not: it would hold a slot
+// for its whole life, and it holds one revision at a time and sends
+// responses of at most Limits.MaxResponseBytes.
 var heavyMethods = map[string]bool{
 	"/authzed.api.v1.PermissionsService/LookupResources":         true,
 	"/authzed.api.v1.PermissionsService/LookupSubjects":          true,
@@ -44,11 +46,10 @@ var untimed = map[string]bool{
 type gate struct {
 	slots     chan struct{}
 	highWater uint64
-	heap      func() uint64
 }
 
 func newGate(l Limits) *gate {
-	g := &gate{slots: make(chan struct{}, l.MaxConcurrentHeavy), heap: heapBytes}
+	g := &gate{slots: make(chan struct{}, l.MaxConcurrentHeavy)}
 	if l.MemoryHighWater > 0 {
 		g.highWater = uint64(l.MemoryHighWater)
 	}
@@ -111,7 +112,7 @@ func (g *gate) memoryOK(method string) error {
 	if g.highWater == 0 {
 		return nil
 	}
-	if h := g.heap(); h > g.highWater {
+	if h := heapBytes(); h > g.highWater {
 		return resourceExhaustedf("%s: the server's Go heap (%d MiB) is above its high-water mark of %d MiB (--memory-limit, --memory-high-water-percent); heavy calls are refused until it drops, retry later",
 			method, h>>20, g.highWater>>20)
 	}

@@ -23,9 +23,9 @@ import (
 // several responses in commit order; all but the last carry a ZedToken
 // from the middle of the revision (see partialToken), from which a watch
 // resumes with the rest of it, and only the last carries the revision's own
-// token. (SpiceDB sends one response per transaction and has no such
-// split; its clients see several responses and resume from any of them.) Updates
-// are filtered by optional_object_types and optional_relationship_filters
+// token. (SpiceDB sends one response per transaction and has no such split;
+// a client written for it sees several responses for one revision and may
+// resume from any of them.) Updates are filtered by optional_object_types and optional_relationship_filters
 // (a revision with nothing left is not sent, unless the schema changed).
 // With WATCH_KIND_INCLUDE_CHECKPOINTS a checkpoint is sent whenever the
 // stream has caught up.
