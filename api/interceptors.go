@@ -43,7 +43,8 @@ var unauthenticated = []string{"/grpc.health.v1.Health/", "/grpc.reflection.", "
 
 // ServerOptions returns the gRPC server options for the API: interceptors
 // for metrics and logging, panic recovery, authentication, request
-// validation and error mapping, in that order from the outside in.
+// validation and error mapping, in that order from the outside in (request
+// limits, limits.go, sit just inside validation).
 func (s *Server) ServerOptions(o ServeOptions) []grpc.ServerOption {
 	if o.MaxRecvMsgSize <= 0 {
 		o.MaxRecvMsgSize = 4<<20 + 64<<10
@@ -54,6 +55,7 @@ func (s *Server) ServerOptions(o ServeOptions) []grpc.ServerOption {
 	}
 	return []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(o.MaxRecvMsgSize),
+		grpc.InTapHandle(s.tapTimeout), // the default deadline (limits.go)
 		// A fixed pool of stream goroutines keeps their grown stacks: a
 		// fresh goroutine per RPC spends a tenth of a check's CPU growing
 		// its stack through the interceptors and the evaluator.
@@ -64,6 +66,7 @@ func (s *Server) ServerOptions(o ServeOptions) []grpc.ServerOption {
 			s.recoverUnary,
 			authUnary(keys),
 			validateUnary,
+			s.limitUnary,
 			s.mapErrorsUnary,
 		),
 		grpc.ChainStreamInterceptor(
@@ -72,6 +75,7 @@ func (s *Server) ServerOptions(o ServeOptions) []grpc.ServerOption {
 			s.recoverStream,
 			authStream(keys),
 			validateStream,
+			s.limitStream,
 			s.mapErrorsStream,
 		),
 	}

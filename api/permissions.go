@@ -190,6 +190,9 @@ func (s *Server) LookupResources(req *v1.LookupResourcesRequest, stream grpc.Ser
 		return err
 	}
 	limit := int(req.GetOptionalLimit())
+	if limit > s.limits.MaxLookupResults {
+		return invalidf("optional_limit: %d is more than the maximum of %d (--max-lookup-results); page with a smaller limit and the cursor", limit, s.limits.MaxLookupResults)
+	}
 	capped := limit == 0
 	if capped {
 		limit = s.limits.MaxLookupResults + 1
@@ -258,6 +261,9 @@ func (s *Server) LookupSubjects(req *v1.LookupSubjectsRequest, stream grpc.Serve
 		return err
 	}
 	limit := int(req.GetOptionalConcreteLimit())
+	if limit > s.limits.MaxLookupResults {
+		return invalidf("optional_concrete_limit: %d is more than the maximum of %d (--max-lookup-results); page with a smaller limit and the cursor", limit, s.limits.MaxLookupResults)
+	}
 	capped := limit == 0
 	after := ""
 	if cur != nil {

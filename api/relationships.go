@@ -8,6 +8,7 @@ import (
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/ambit-authz/ambit/engine"
@@ -41,6 +42,9 @@ func (s *Server) ReadRelationships(req *v1.ReadRelationshipsRequest, stream grpc
 	ctx := stream.Context()
 	f, err := filterFromPB(req.GetRelationshipFilter(), "relationship_filter", true)
 	if err != nil {
+		return err
+	}
+	if err := s.checkReadLimit(req.GetOptionalLimit()); err != nil {
 		return err
 	}
 	fp := fingerprint(req.GetRelationshipFilter())
@@ -77,6 +81,17 @@ func (s *Server) ReadRelationships(req *v1.ReadRelationshipsRequest, stream grpc
 		if err := stream.Send(resp); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// checkReadLimit refuses an optional_limit above Limits.MaxReadLimit with
+// InvalidArgument, as SpiceDB does for reads, deletes and exports (its
+// --max-read-relationships-limit and friends), rather than clamping it: a
+// client that asked for more than it will get should hear so.
+func (s *Server) checkReadLimit(limit uint32) error {
+	if int64(limit) > int64(s.limits.MaxReadLimit) {
+		return invalidf("optional_limit: %d is more than the maximum of %d (--max-read-limit); page with a smaller limit and the cursor", limit, s.limits.MaxReadLimit)
 	}
 	return nil
 }
@@ -162,6 +177,9 @@ func (s *Server) DeleteRelationships(ctx context.Context, req *v1.DeleteRelation
 	}
 	if f.ResourceType == "" && len(f.ResourceIDs) == 0 && f.ResourceIDPrefix == "" && f.Relation == "" && f.Subject == nil {
 		return nil, invalidf("relationship_filter: set at least one field; an empty filter would delete every relationship")
+	}
+	if err := s.checkReadLimit(req.GetOptionalLimit()); err != nil {
+		return nil, err
 	}
 	preconds, err := s.preconditionsChecked(req.GetOptionalPreconditions())
 	if err != nil {
@@ -263,12 +281,16 @@ func (s *Server) ImportBulkRelationships(stream grpc.ClientStreamingServer[v1.Im
 }
 
 // ExportBulkRelationships implements v1.PermissionsServiceServer: every
-// relationship at one revision, in batches of optional_limit (default 1000),
-// each with a cursor that resumes after it.
+// relationship at one revision, in pages of optional_limit relationships
+// (default 1000, at most Limits.MaxReadLimit) and at most
+// Limits.MaxResponseBytes, each with a cursor that resumes after it.
 func (s *Server) ExportBulkRelationships(req *v1.ExportBulkRelationshipsRequest, stream grpc.ServerStreamingServer[v1.ExportBulkRelationshipsResponse]) error {
 	ctx := stream.Context()
 	f, err := filterFromPB(req.GetOptionalRelationshipFilter(), "optional_relationship_filter", false)
 	if err != nil {
+		return err
+	}
+	if err := s.checkReadLimit(req.GetOptionalLimit()); err != nil {
 		return err
 	}
 	var fpMsg proto.Message = req.GetOptionalRelationshipFilter()
@@ -289,9 +311,12 @@ func (s *Server) ExportBulkRelationships(req *v1.ExportBulkRelationshipsRequest,
 	}
 	batch := int(req.GetOptionalLimit())
 	if batch == 0 {
-		batch = 1000
+		batch = min(1000, s.limits.MaxReadLimit)
 	}
+	// Room for the cursor and the framing of the page.
+	maxBytes := s.limits.MaxResponseBytes - 256
 	var i uint64
+	size := 0
 	out := &v1.ExportBulkRelationshipsResponse{}
 	send := func() error {
 		if len(out.Relationships) == 0 {
@@ -299,7 +324,7 @@ func (s *Server) ExportBulkRelationships(req *v1.ExportBulkRelationshipsRequest,
 		}
 		out.AfterResultCursor = s.tokens.encodeCursor(cursor{kind: cursorExport, rev: rev, request: fp, offset: i})
 		err := stream.Send(out)
-		out = &v1.ExportBulkRelationshipsResponse{}
+		out, size = &v1.ExportBulkRelationshipsResponse{}, 0
 		return err
 	}
 	for r, err := range snap.Query(ctx, f) {
@@ -309,7 +334,17 @@ func (s *Server) ExportBulkRelationships(req *v1.ExportBulkRelationshipsRequest,
 		if i++; i <= skip {
 			continue
 		}
-		out.Relationships = append(out.Relationships, relationshipToPB(r))
+		pb := relationshipToPB(r)
+		n := protowire.SizeBytes(proto.Size(pb)) + 1
+		if len(out.Relationships) > 0 && size+n > maxBytes {
+			i-- // the cursor resumes before r
+			if err := send(); err != nil {
+				return err
+			}
+			i++
+		}
+		out.Relationships = append(out.Relationships, pb)
+		size += n
 		if len(out.Relationships) >= batch {
 			if err := send(); err != nil {
 				return err

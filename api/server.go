@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"iter"
 	"log/slog"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -58,6 +59,21 @@ type Limits struct {
 	// applied write. Default 100 ms; negative reads the latest revision
 	// every time.
 	RevisionQuantum time.Duration
+
+	// Request limits (limits.go). RequestTimeout is the deadline of a call
+	// whose client set none or a later one (Watch and imports excepted);
+	// default 30 s, negative disables. MaxConcurrentHeavy bounds heavy calls
+	// (lookups, exports, expands, CheckBulkPermissions of more than
+	// HeavyBulkChecks items) running at once; more wait until their
+	// deadline, then get ResourceExhausted. Default 4 × GOMAXPROCS.
+	// MemoryHighWater refuses new heavy calls while the Go heap holds more
+	// than this many bytes; 0 disables. MaxResponseBytes bounds one export
+	// page and one Watch response; default 1 MiB.
+	RequestTimeout     time.Duration
+	MaxConcurrentHeavy int
+	HeavyBulkChecks    int // default 100
+	MemoryHighWater    int64
+	MaxResponseBytes   int
 }
 
 // Defaults for Limits.
@@ -77,7 +93,14 @@ const (
 	DefaultExactSnapshotWait = time.Second
 	// DefaultRevisionQuantum: see Limits.RevisionQuantum.
 	DefaultRevisionQuantum = 100 * time.Millisecond
+	// DefaultRequestTimeout: see Limits.RequestTimeout.
+	DefaultRequestTimeout   = 30 * time.Second
+	DefaultHeavyBulkChecks  = 100
+	DefaultMaxResponseBytes = 1 << 20
 )
+
+// DefaultMaxConcurrentHeavy is Limits.MaxConcurrentHeavy's default.
+func DefaultMaxConcurrentHeavy() int { return 4 * runtime.GOMAXPROCS(0) }
 
 func (l Limits) withDefaults() Limits {
 	def := func(v *int, d int) {
@@ -92,6 +115,12 @@ func (l Limits) withDefaults() Limits {
 	def(&l.MaxReadLimit, DefaultMaxReadLimit)
 	def(&l.ImportChunk, DefaultImportChunk)
 	def(&l.MaxCaveatContextLen, tuple.MaxCaveatContextSize)
+	def(&l.MaxConcurrentHeavy, DefaultMaxConcurrentHeavy())
+	def(&l.HeavyBulkChecks, DefaultHeavyBulkChecks)
+	def(&l.MaxResponseBytes, DefaultMaxResponseBytes)
+	if l.RequestTimeout == 0 {
+		l.RequestTimeout = DefaultRequestTimeout
+	}
 	if l.MaxFreshnessWait <= 0 {
 		l.MaxFreshnessWait = DefaultMaxFreshnessWait
 	}
@@ -135,6 +164,7 @@ type Server struct {
 	metrics *Metrics
 	schemas *schemaCache
 	quantum atomic.Pointer[quantum]
+	gate    *gate
 
 	stopOnce sync.Once
 	stopping chan struct{} // closed by Stop
@@ -165,6 +195,7 @@ func New(cfg Config) (*Server, error) {
 		schemas:  newSchemaCache(cfg.Store),
 		stopping: make(chan struct{}),
 	}
+	s.gate = newGate(s.limits)
 	cfg.Node.SetSchemaGuard(s.schemas.guard)
 	return s, nil
 }

@@ -19,7 +19,7 @@ import (
 // fingerprint of the cluster id, so a token from another cluster is refused
 // instead of being silently misread as a revision of this one.
 //
-//	zedtoken = 0x01 cluster:8 revision:uvarint
+//	zedtoken = 0x01 cluster:8 revision:uvarint [delivered:uvarint]
 //	cursor   = 0x01 kind:byte cluster:8 revision:uvarint request:8 position
 //	position = offset:uvarint            (read, export, delete)
 //	         | after:uvarint-len bytes   (lookup-resources, lookup-subjects, resource-access)
@@ -27,6 +27,12 @@ import (
 // request is a fingerprint of the request a cursor was issued for (the
 // filter, permission, subject ...), so a cursor cannot resume a different
 // query. Revision 0 is valid ("before anything").
+//
+// delivered (present and non-zero) marks a Watch response that carries part
+// of a revision too large for one message: the first delivered updates of
+// revision have been sent. Watch resumes from it with the rest of that
+// revision; as a consistency it stands for revision-1, the last revision the
+// client has seen whole.
 const tokenVersion = 1
 
 // Cursor kinds: which RPC issued a cursor.
@@ -83,20 +89,51 @@ func (t tokens) zedToken(rev tuple.Revision) *v1.ZedToken {
 	return &v1.ZedToken{Token: b64.EncodeToString(b)}
 }
 
-// revision decodes a ZedToken; what names the field for error messages.
+// partialToken returns the ZedToken of a Watch response that ends after the
+// first delivered updates of rev (delivered > 0).
+func (t tokens) partialToken(rev tuple.Revision, delivered int) *v1.ZedToken {
+	b := make([]byte, 0, 1+8+2*binary.MaxVarintLen64)
+	b = append(b, tokenVersion)
+	b = append(b, t.cluster[:]...)
+	b = binary.AppendUvarint(b, uint64(rev))
+	b = binary.AppendUvarint(b, uint64(delivered))
+	return &v1.ZedToken{Token: b64.EncodeToString(b)}
+}
+
+// revision decodes a ZedToken; what names the field for error messages. A
+// token from the middle of a revision (see partialToken) stands for the
+// revision before it.
 func (t tokens) revision(z *v1.ZedToken, what string) (tuple.Revision, error) {
+	rev, delivered, err := t.position(z, what)
+	if err == nil && delivered > 0 {
+		rev--
+	}
+	return rev, err
+}
+
+// position decodes a ZedToken into its revision and, for a token from the
+// middle of a revision, how many of its updates were delivered (else 0).
+func (t tokens) position(z *v1.ZedToken, what string) (tuple.Revision, uint64, error) {
 	if z == nil || z.GetToken() == "" {
-		return 0, fmt.Errorf("%w: %s: the ZedToken is empty", errToken, what)
+		return 0, 0, fmt.Errorf("%w: %s: the ZedToken is empty", errToken, what)
 	}
 	b, err := t.header(z.GetToken(), what, "ZedToken")
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	rev, n := binary.Uvarint(b)
-	if n <= 0 || n != len(b) {
-		return 0, fmt.Errorf("%w: %s: malformed ZedToken (bad revision encoding)", errToken, what)
+	if n <= 0 {
+		return 0, 0, fmt.Errorf("%w: %s: malformed ZedToken (bad revision encoding)", errToken, what)
 	}
-	return tuple.Revision(rev), nil
+	b = b[n:]
+	if len(b) == 0 {
+		return tuple.Revision(rev), 0, nil
+	}
+	delivered, n := binary.Uvarint(b)
+	if n <= 0 || n != len(b) || delivered == 0 || rev == 0 {
+		return 0, 0, fmt.Errorf("%w: %s: malformed ZedToken (bad position encoding)", errToken, what)
+	}
+	return tuple.Revision(rev), delivered, nil
 }
 
 // header decodes the base64, checks the version and the cluster and returns

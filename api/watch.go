@@ -8,6 +8,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/ambit-authz/ambit/store"
 	"github.com/ambit-authz/ambit/tuple"
@@ -16,8 +18,14 @@ import (
 // Watch implements v1.WatchServiceServer. It streams every revision after
 // optional_start_cursor (after the current revision when absent) as one
 // WatchResponse whose changes_through is that revision's ZedToken, so a
-// client resumes by passing the last changes_through it received. Updates
-// are filtered by optional_object_types and optional_relationship_filters
+// client resumes by passing the last changes_through it received. A
+// revision whose updates do not fit in Limits.MaxResponseBytes is sent as
+// several responses in commit order; all but the last carry a ZedToken
+// from the middle of the revision (see partialToken), from which a watch
+// resumes with the rest of it, and only the last carries the revision's own
+// token. (SpiceDB sends one response per transaction and has no such split;
+// a client written for it sees several responses for one revision and may
+// resume from any of them.) Updates are filtered by optional_object_types and optional_relationship_filters
 // (a revision with nothing left is not sent, unless the schema changed).
 // With WATCH_KIND_INCLUDE_CHECKPOINTS a checkpoint is sent whenever the
 // stream has caught up.
@@ -62,8 +70,12 @@ func (s *Server) Watch(req *v1.WatchRequest, stream grpc.ServerStreamingServer[v
 	}
 
 	var after tuple.Revision
+	// resumeIn and resumeAt: a start cursor from the middle of a revision
+	// skips the first resumeAt updates of revision resumeIn.
+	var resumeIn tuple.Revision
+	resumeAt := 0
 	if c := req.GetOptionalStartCursor(); c != nil {
-		rev, err := s.tokens.revision(c, "optional_start_cursor")
+		rev, delivered, err := s.tokens.position(c, "optional_start_cursor")
 		if err != nil {
 			return err
 		}
@@ -73,6 +85,9 @@ func (s *Server) Watch(req *v1.WatchRequest, stream grpc.ServerStreamingServer[v
 			}
 		}
 		after = rev
+		if delivered > 0 {
+			after, resumeIn, resumeAt = rev-1, rev, int(min(delivered, uint64(1<<31)))
+		}
 	} else {
 		after = s.store.AppliedRevision()
 	}
@@ -84,19 +99,12 @@ func (s *Server) Watch(req *v1.WatchRequest, stream grpc.ServerStreamingServer[v
 				return err
 			}
 			after = ch.Revision
-			resp := &v1.WatchResponse{ChangesThrough: s.tokens.zedToken(ch.Revision)}
-			if wantRels {
-				for _, u := range ch.Updates {
-					if match(u.Rel) {
-						resp.Updates = append(resp.Updates, watchUpdate(u))
-					}
-				}
+			start := 0
+			if ch.Revision == resumeIn {
+				start = min(resumeAt, len(ch.Updates))
 			}
-			resp.SchemaUpdated = wantSchema && ch.Schema != nil
-			if len(resp.Updates) == 0 && !resp.SchemaUpdated {
-				continue
-			}
-			if err := stream.Send(resp); err != nil {
+			resumeIn = 0
+			if err := s.sendRevision(stream, ch, start, wantRels, wantSchema, match); err != nil {
 				return err
 			}
 		}
@@ -114,6 +122,39 @@ func (s *Server) Watch(req *v1.WatchRequest, stream grpc.ServerStreamingServer[v
 			return status.Errorf(codes.Unavailable, "the server is shutting down; resume the watch from the last changes_through (%s)", s.tokens.zedToken(after).GetToken())
 		}
 	}
+}
+
+// sendRevision sends the updates of ch from index start on that match, in
+// responses of at most Limits.MaxResponseBytes (see Watch).
+func (s *Server) sendRevision(stream grpc.ServerStreamingServer[v1.WatchResponse], ch store.Change, start int, wantRels, wantSchema bool, match func(tuple.Relationship) bool) error {
+	maxBytes := s.limits.MaxResponseBytes - 256 // room for the token and framing
+	resp := &v1.WatchResponse{}
+	size := 0
+	if wantRels {
+		for i := start; i < len(ch.Updates); i++ {
+			u := ch.Updates[i]
+			if !match(u.Rel) {
+				continue
+			}
+			pb := watchUpdate(u)
+			n := protowire.SizeBytes(proto.Size(pb)) + 1
+			if len(resp.Updates) > 0 && size+n > maxBytes {
+				resp.ChangesThrough = s.tokens.partialToken(ch.Revision, i)
+				if err := stream.Send(resp); err != nil {
+					return err
+				}
+				resp, size = &v1.WatchResponse{}, 0
+			}
+			resp.Updates = append(resp.Updates, pb)
+			size += n
+		}
+	}
+	resp.SchemaUpdated = wantSchema && ch.Schema != nil
+	if len(resp.Updates) == 0 && !resp.SchemaUpdated {
+		return nil
+	}
+	resp.ChangesThrough = s.tokens.zedToken(ch.Revision)
+	return stream.Send(resp)
 }
 
 func watchUpdate(u store.Update) *v1.RelationshipUpdate {

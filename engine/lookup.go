@@ -53,34 +53,41 @@ func (v *View) LookupResources(ctx context.Context, req LookupResourcesRequest) 
 			yield(LookupResult{}, err)
 			return
 		}
-		ids, proven, err := v.reverseWalk(ctx, req.Subject, req.ResourceType, req.Permission)
+		cands, err := v.reverseWalk(ctx, req.Subject, req.ResourceType, req.Permission, req.After, req.Limit)
 		if err != nil {
 			yield(LookupResult{}, err)
 			return
 		}
-		// Candidates are verified in ordered chunks, each chunk checked
-		// concurrently; proven ids need no check.
-		i := sort.SearchStrings(ids, req.After)
-		if i < len(ids) && ids[i] == req.After {
-			i++
-		}
-		ids = ids[i:]
+		// Results go out in order as they are known: a proven id at once,
+		// a run of ids to verify after one concurrent batch of at most
+		// lookupBatch checks, so a consumer that stops reading holds the
+		// lookup at one batch.
 		n := 0
-		chunk := 4 * v.engine.cfg.Concurrency
-		for len(ids) > 0 {
-			batch := ids[:min(chunk, len(ids))]
-			ids = ids[len(batch):]
+		batch := lookupBatch * v.engine.cfg.Concurrency
+		for len(cands) > 0 {
+			if c := cands[0]; c.proven {
+				cands = cands[1:]
+				if !yield(LookupResult{ID: c.id, Permissionship: HasPermission}, nil) {
+					return
+				}
+				if n++; req.Limit > 0 && n >= req.Limit {
+					return
+				}
+				continue
+			}
 			var reqs []CheckRequest
-			for _, id := range batch {
-				if !proven[id] {
-					reqs = append(reqs, CheckRequest{Resource: tuple.ObjectRef{Type: req.ResourceType, ID: id},
+			end := 0
+			for end < len(cands) && len(reqs) < batch {
+				if c := cands[end]; !c.proven {
+					reqs = append(reqs, CheckRequest{Resource: tuple.ObjectRef{Type: req.ResourceType, ID: c.id},
 						Permission: req.Permission, Subject: req.Subject, Context: req.Context})
 				}
+				end++
 			}
 			verified := v.checkAll(ctx, reqs)
-			for _, id := range batch {
-				res := LookupResult{ID: id, Permissionship: HasPermission}
-				if !proven[id] {
+			for _, c := range cands[:end] {
+				res := LookupResult{ID: c.id, Permissionship: HasPermission}
+				if !c.proven {
 					r := verified[0]
 					verified = verified[1:]
 					if r.Err != nil {
@@ -99,9 +106,14 @@ func (v *View) LookupResources(ctx context.Context, req LookupResourcesRequest) 
 					return
 				}
 			}
+			cands = cands[end:]
 		}
 	}
 }
+
+// lookupBatch times Config.Concurrency is how many candidates a lookup
+// verifies at once.
+const lookupBatch = 4
 
 type objKey struct{ typ, id string }
 
@@ -138,12 +150,43 @@ func (v *View) LookupSubjects(ctx context.Context, req LookupSubjectsRequest) it
 			return v.Check(ctx, CheckRequest{Resource: req.Resource, Permission: req.Permission,
 				Subject: tuple.SubjectRef{Type: req.SubjectType, ID: id, Relation: req.SubjectRelation}, Context: req.Context})
 		}
+		reqFor := func(id string) CheckRequest {
+			return CheckRequest{Resource: req.Resource, Permission: req.Permission,
+				Subject: tuple.SubjectRef{Type: req.SubjectType, ID: id, Relation: req.SubjectRelation}, Context: req.Context}
+		}
+		if !wildcard {
+			// Without a wildcard nothing has to wait for the denied ids:
+			// verify in batches and send each as it is known.
+			n := 0
+			for batch := range slices.Chunk(ids, lookupBatch*v.engine.cfg.Concurrency) {
+				reqs := make([]CheckRequest, len(batch))
+				for i, id := range batch {
+					reqs[i] = reqFor(id)
+				}
+				for i, r := range v.checkAll(ctx, reqs) {
+					if r.Err != nil {
+						yield(LookupResult{}, r.Err)
+						return
+					}
+					if r.Result.Permissionship == NoPermission {
+						continue
+					}
+					if req.Limit > 0 && n >= req.Limit {
+						return
+					}
+					n++
+					if !yield(LookupResult{ID: batch[i], Permissionship: r.Result.Permissionship, Missing: r.Result.Missing}, nil) {
+						return
+					}
+				}
+			}
+			return
+		}
 		var results []LookupResult
 		var denied []string
 		reqs := make([]CheckRequest, len(ids))
 		for i, id := range ids {
-			reqs[i] = CheckRequest{Resource: req.Resource, Permission: req.Permission,
-				Subject: tuple.SubjectRef{Type: req.SubjectType, ID: id, Relation: req.SubjectRelation}, Context: req.Context}
+			reqs[i] = reqFor(id)
 		}
 		for i, r := range v.checkAll(ctx, reqs) {
 			if r.Err != nil {

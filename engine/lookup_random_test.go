@@ -143,14 +143,44 @@ func TestLookupResourcesAgreesWithCheckRandom(t *testing.T) {
 							}
 						}
 						got := map[string]string{}
-						for r, err := range v.LookupResources(ctx, engine.LookupResourcesRequest{ResourceType: typ, Permission: perm, Subject: subj, Context: cctx}) {
+						var order []string
+						lreq := engine.LookupResourcesRequest{ResourceType: typ, Permission: perm, Subject: subj, Context: cctx}
+						for r, err := range v.LookupResources(ctx, lreq) {
 							if err != nil {
 								t.Fatal(err)
 							}
 							got[r.ID] = r.Permissionship.String()
+							order = append(order, r.ID)
 						}
 						if fmt.Sprint(got) != fmt.Sprint(want) {
 							t.Fatalf("seed %d: LookupResources(%s#%s@%s, %v) = %v, Check says %v\nrelationships:\n%v", seed, typ, perm, subj, cctx, got, want, rels)
+						}
+						if !slices.IsSorted(order) {
+							t.Fatalf("seed %d: LookupResources(%s#%s@%s, %v) out of order: %v", seed, typ, perm, subj, cctx, order)
+						}
+						// Pages of two, each resuming after the last id, give
+						// the same list.
+						var paged []string
+						for {
+							lreq.Limit = 2
+							n := 0
+							for r, err := range v.LookupResources(ctx, lreq) {
+								if err != nil {
+									t.Fatal(err)
+								}
+								paged = append(paged, r.ID)
+								lreq.After = r.ID
+								n++
+							}
+							if n > 2 {
+								t.Fatalf("seed %d: a page of limit 2 had %d results", seed, n)
+							}
+							if n < 2 {
+								break
+							}
+						}
+						if !slices.Equal(paged, order) {
+							t.Fatalf("seed %d: LookupResources(%s#%s@%s, %v) in pages of 2 = %v, in one = %v\nrelationships:\n%v", seed, typ, perm, subj, cctx, paged, order, rels)
 						}
 						compared++
 					}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 
 	"github.com/ambit-authz/ambit/schema"
 	"github.com/ambit-authz/ambit/tuple"
@@ -165,9 +166,19 @@ type reverseWalk struct {
 	found  map[string]bool // target ids: true if proven, false if a candidate to verify
 }
 
-// reverseWalk returns the target ids reached, sorted, and which of them are
-// proven (the others need a Check).
-func (v *View) reverseWalk(ctx context.Context, s tuple.SubjectRef, target, perm string) (ids []string, proven map[string]bool, err error) {
+// candidate is a target id the reverse walk reached; proven ones need no
+// Check.
+type candidate struct {
+	id     string
+	proven bool
+}
+
+// reverseWalk returns the target ids reached that sort after after, in
+// ascending order, each marked proven or to verify. With limit > 0 the list
+// ends at the limit-th proven id: no later id can be among the first limit
+// results. The walk's graph is garbage once it returns, so a lookup whose
+// client reads slowly holds only this list.
+func (v *View) reverseWalk(ctx context.Context, s tuple.SubjectRef, target, perm, after string, limit int) ([]candidate, error) {
 	w := &reverseWalk{v: v, target: target, perm: perm, lt: v.plan.lookupTarget(target, perm), mono: v.plan.monotone(),
 		nodes: map[objKey]*rnode{}, fetch: map[string][]*rnode{}, found: map[string]bool{}}
 	switch {
@@ -180,7 +191,7 @@ func (v *View) reverseWalk(ctx context.Context, s tuple.SubjectRef, target, perm
 		w.reach(objKey{s.Type, s.ID}, "")
 		w.reach(objKey{s.Type, tuple.Wildcard}, "")
 	}
-	limit := v.engine.cfg.MaxLookupCandidates
+	maxNodes := v.engine.cfg.MaxLookupCandidates
 	for {
 		for len(w.work) > 0 {
 			t := w.work[len(w.work)-1]
@@ -192,23 +203,42 @@ func (v *View) reverseWalk(ctx context.Context, s tuple.SubjectRef, target, perm
 			} else {
 				w.follow(t.n, t.rel)
 			}
-			if len(w.nodes) > limit {
-				return nil, nil, fmt.Errorf("%w: lookup examined more than %d candidate objects", ErrTooMany, limit)
+			if len(w.nodes) > maxNodes {
+				return nil, fmt.Errorf("%w: lookup examined more than %d candidate objects", ErrTooMany, maxNodes)
 			}
 		}
 		if len(w.fetch) == 0 {
 			break
 		}
 		if err := w.fetchEdges(ctx); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 	}
-	ids = make([]string, 0, len(w.found))
+	n := 0
 	for id := range w.found {
-		ids = append(ids, id)
+		if id > after {
+			n++
+		}
 	}
-	sort.Strings(ids)
-	return ids, w.found, nil
+	out := make([]candidate, 0, n)
+	for id, proven := range w.found {
+		if id > after {
+			out = append(out, candidate{id: id, proven: proven})
+		}
+	}
+	slices.SortFunc(out, func(a, b candidate) int { return strings.Compare(a.id, b.id) })
+	if limit > 0 {
+		n = 0
+		for i, c := range out {
+			if c.proven {
+				if n++; n == limit {
+					out = slices.Clone(out[:i+1]) // a copy: the rest becomes garbage
+					break
+				}
+			}
+		}
+	}
+	return out, nil
 }
 
 func (w *reverseWalk) node(o objKey) *rnode {

@@ -13,6 +13,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -53,6 +54,8 @@ type serveConfig struct {
 	bootstrapFile   string
 	clusterID       string
 	limits          api.Limits
+	memoryLimit     string
+	memoryHighPct   int
 	resultCacheMiB  int64
 	readCacheMiB    int64
 	budgets         engine.Config // request budgets (README "Request budgets")
@@ -104,6 +107,13 @@ unless --insecure-no-auth is given.`,
 	f.IntVar(&c.limits.MaxPreconditions, "max-preconditions", api.DefaultMaxPreconditions, "most preconditions in one write or delete")
 	f.IntVar(&c.limits.MaxChecksPerBulk, "max-checks-per-bulk", api.DefaultMaxChecksPerBulk, "most items in one CheckBulkPermissions")
 	f.IntVar(&c.limits.MaxLookupResults, "max-lookup-results", api.DefaultMaxLookupResults, "most results of a lookup without a limit")
+	f.IntVar(&c.limits.MaxReadLimit, "max-read-limit", api.DefaultMaxReadLimit, "largest optional_limit of ReadRelationships, DeleteRelationships and ExportBulkRelationships (larger is InvalidArgument)")
+	f.IntVar(&c.limits.MaxResponseBytes, "max-response-bytes", api.DefaultMaxResponseBytes, "largest export page or Watch response in bytes (a larger revision is split across Watch responses)")
+	f.DurationVar(&c.limits.RequestTimeout, "request-timeout", api.DefaultRequestTimeout, "deadline of a call whose client sets none or a later one (Watch and imports excepted; negative disables)")
+	f.IntVar(&c.limits.MaxConcurrentHeavy, "max-concurrent-heavy", api.DefaultMaxConcurrentHeavy(), "heavy calls (lookups, exports, expands, large bulk checks) run at once; more wait until their deadline, then get ResourceExhausted")
+	f.IntVar(&c.limits.HeavyBulkChecks, "heavy-bulk-checks", api.DefaultHeavyBulkChecks, "a CheckBulkPermissions with more items than this counts as heavy")
+	f.StringVar(&c.memoryLimit, "memory-limit", "75%", "Go memory limit (GOMEMLIMIT): bytes (KiB, MiB, GiB suffixes), a percentage of the cgroup's or machine's memory, or 0 for none")
+	f.IntVar(&c.memoryHighPct, "memory-high-water-percent", 90, "heavy calls are refused with ResourceExhausted while the Go heap is above this percentage of --memory-limit")
 	f.IntVar(&c.limits.ImportChunk, "import-chunk", api.DefaultImportChunk, "relationships per replicated import command")
 	f.Int64Var(&c.resultCacheMiB, "result-cache-mib", 64, "MiB of check and sub-problem results kept per revision (negative disables)")
 	f.Int64Var(&c.readCacheMiB, "read-cache-mib", 64, "MiB of relationship sets (one resource's relation) kept per revision for checks (negative disables)")
@@ -143,6 +153,28 @@ func flagsFromEnv(fs *pflag.FlagSet) error {
 		}
 	})
 	return errors.Join(errs...)
+}
+
+// applyMemoryLimit sets the Go memory limit from --memory-limit and the
+// heap high-water mark above which the API refuses heavy calls.
+func applyMemoryLimit(c *serveConfig, log *slog.Logger) error {
+	limit, err := api.ParseMemoryLimit(c.memoryLimit)
+	if err != nil {
+		return fmt.Errorf("--memory-limit: %w", err)
+	}
+	if c.memoryHighPct == 0 {
+		c.memoryHighPct = 90
+	}
+	if c.memoryHighPct < 0 || c.memoryHighPct > 100 {
+		return fmt.Errorf("--memory-high-water-percent %d is outside 1..100", c.memoryHighPct)
+	}
+	if limit == 0 {
+		return nil
+	}
+	debug.SetMemoryLimit(limit)
+	c.limits.MemoryHighWater = limit/100*int64(c.memoryHighPct) + limit%100*int64(c.memoryHighPct)/100
+	log.Info("memory limit", "bytes", limit, "heavy_calls_refused_above", c.limits.MemoryHighWater)
+	return nil
 }
 
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
@@ -246,6 +278,9 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer, ready func(serv
 	}
 	if c.limits.ImportChunk <= 0 {
 		c.limits.ImportChunk = api.DefaultImportChunk
+	}
+	if err := applyMemoryLimit(&c, log); err != nil {
+		return err
 	}
 	if err := os.MkdirAll(c.dataDir, 0o750); err != nil {
 		return fmt.Errorf("data dir: %w", err)
