@@ -1,6 +1,10 @@
 package raft
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/ambit-authz/ambit/store"
+)
 
 // Errors returned by this package. They are wrapped with detail; test with
 // errors.Is. Domain failures of a write (a failed precondition, an existing
@@ -32,13 +36,14 @@ var (
 	// key.
 	ErrUnauthenticated = errors.New("cluster call not authenticated: missing or wrong preshared key")
 	// ErrSchemaRefused: the SchemaGuard refused a schema write. Nothing was
-	// written.
-	ErrSchemaRefused = errors.New("schema change refused")
+	// written. A refusal (store.ErrRefused): the revision advanced.
+	ErrSchemaRefused = store.NewRefusal("schema change refused")
 	// ErrSchemaChanged: a command carried the hash of the schema it was
 	// validated against, and when it came to be applied the stored schema was
 	// another (a schema write committed in between). Nothing was written; the
-	// revision still advanced. Validating again and retrying is safe.
-	ErrSchemaChanged = errors.New("the schema changed while the write was in flight")
+	// revision still advanced (a refusal, store.ErrRefused). Validating again
+	// and retrying is safe.
+	ErrSchemaChanged = store.NewRefusal("the schema changed while the write was in flight")
 	// ErrBadCommand: a command cannot be encoded or decoded (the message names
 	// the field).
 	ErrBadCommand = errors.New("malformed command")

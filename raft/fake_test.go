@@ -17,12 +17,15 @@ import (
 // revision greater than the applied one, domain failures advance the
 // revision without writing.
 type fakeStore struct {
-	mu      sync.Mutex
-	rev     tuple.Revision
-	rels    map[tuple.Key]tuple.Relationship
-	schema  string
-	failIO  error // when set, every write fails with it (an I/O error)
-	nowSeen []time.Time
+	mu     sync.Mutex
+	rev    tuple.Revision
+	rels   map[tuple.Key]tuple.Relationship
+	schema string
+	failIO error // when set, every write fails with it (an I/O error)
+	// refuseNext, when set, is returned by the next write after it consumed
+	// its revision, as the store does with a refusal; then it is cleared.
+	refuseNext error
+	nowSeen    []time.Time
 	// manyCalls counts WriteMany calls.
 	manyCalls int
 	// durable is the state as of the last Sync (or restore): what an OS
@@ -85,6 +88,10 @@ func (s *fakeStore) begin(rev tuple.Revision, now time.Time) error {
 	if rev <= s.rev {
 		return fmt.Errorf("%w: %d <= %d", store.ErrStaleWrite, rev, s.rev)
 	}
+	if err := s.refuseNext; err != nil {
+		s.rev, s.refuseNext = rev, nil
+		return err
+	}
 	if now.IsZero() { // like the store: refused, but the revision is consumed
 		s.rev = rev
 		return fmt.Errorf("%w: the write has no timestamp", store.ErrInvalid)
@@ -146,7 +153,7 @@ func (s *fakeStore) WriteMany(reqs []store.WriteRequest) ([]error, error) {
 	results := make([]error, len(reqs))
 	for i, r := range reqs {
 		err := s.Write(r.Rev, r.Now, r.Updates, r.Preconds)
-		if err != nil && !isDomainFailure(err) {
+		if err != nil && !store.IsRefusal(err) {
 			return nil, err
 		}
 		results[i] = err

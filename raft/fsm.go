@@ -354,14 +354,6 @@ func (f *FSM) flush(run *writeRun, out []any, storeRev *tuple.Revision) {
 	}
 }
 
-// isDomainFailure reports whether err is a refusal of the write itself,
-// after which the store has advanced its revision and the replica is healthy.
-func isDomainFailure(err error) bool {
-	return errors.Is(err, store.ErrAlreadyExists) || errors.Is(err, store.ErrPreconditionFailed) ||
-		errors.Is(err, store.ErrInvalid) || errors.Is(err, store.ErrTooLarge) ||
-		errors.Is(err, ErrSchemaRefused) || errors.Is(err, ErrSchemaChanged)
-}
-
 // checkSchema returns nil if the stored schema has hash want, an
 // ErrSchemaChanged domain failure if it has another, or the store's error.
 func (f *FSM) checkSchema(want SchemaHash) error {
@@ -430,7 +422,7 @@ func (f *FSM) applyOne(l *hraft.Log, cmd *Command, storeRev *tuple.Revision) any
 		}
 		if err = f.backend.WriteSchema(idx, now, cmd.Schema); err == nil {
 			f.schemaHash, f.schemaKnown = HashSchema(cmd.Schema), true
-		} else if !isDomainFailure(err) {
+		} else if !store.IsRefusal(err) {
 			f.schemaKnown = false
 		}
 	case cmd.Kind == KindImport:
@@ -444,7 +436,7 @@ func (f *FSM) applyOne(l *hraft.Log, cmd *Command, storeRev *tuple.Revision) any
 	switch {
 	case err == nil:
 		*storeRev = idx
-	case isDomainFailure(err):
+	case store.IsRefusal(err):
 		res.Err = err
 		*storeRev = idx
 		// The store advances on a domain failure; a refusal decided here (the

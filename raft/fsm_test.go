@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -285,4 +286,54 @@ func FuzzDecodeMemberList(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestFSMRefusalOrFailure: whether an error from the store halts the state
+// machine is decided by one typed error (store.ErrRefused), not by a list of
+// sentinels the FSM knows: a refusal the FSM has never heard of consumes the
+// revision and the FSM goes on; any other error halts it.
+func TestFSMRefusalOrFailure(t *testing.T) {
+	errNewRefusal := store.NewRefusal("a refusal declared after this FSM was written")
+	for _, tc := range []struct {
+		name    string
+		err     error
+		refusal bool
+	}{
+		{"already exists", fmt.Errorf("%w: doc:a#viewer@user:ana", store.ErrAlreadyExists), true},
+		{"precondition", fmt.Errorf("%w: precondition 0", store.ErrPreconditionFailed), true},
+		{"too large", fmt.Errorf("%w: caveat context", store.ErrTooLarge), true},
+		{"invalid", fmt.Errorf("%w: bad id", store.ErrInvalid), true},
+		{"schema refused", fmt.Errorf("%w: orphans", ErrSchemaRefused), true},
+		{"schema changed", fmt.Errorf("%w: validated against another", ErrSchemaChanged), true},
+		{"new refusal", fmt.Errorf("update 3: %w", errNewRefusal), true},
+		{"io", errors.New("disk on fire"), false},
+		{"closed", store.ErrClosed, false},
+		{"stale", fmt.Errorf("%w: 1 <= 1", store.ErrStaleWrite), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := store.IsRefusal(tc.err); got != tc.refusal {
+				t.Fatalf("store.IsRefusal(%v) = %v, want %v", tc.err, got, tc.refusal)
+			}
+			for _, batched := range []bool{false, true} {
+				f, st := newTestFSM(t)
+				st.refuseNext = tc.err
+				var res *Result
+				if batched { // through WriteMany
+					res = f.ApplyBatch([]*hraft.Log{cmdLog(t, 1, WriteCommand([]store.Update{touch("a")}, nil))})[0].(*Result)
+				} else { // through Write (a delete is never batched)
+					res = f.Apply(cmdLog(t, 1, DeleteCommand(tuple.Filter{ResourceType: "doc"}, 0, false, nil))).(*Result)
+				}
+				if !errors.Is(res.Err, tc.err) {
+					t.Fatalf("batched=%v: result %+v, want it to carry %v", batched, res, tc.err)
+				}
+				halted := f.haltedErr() != nil
+				if halted == tc.refusal || errors.Is(res.Err, ErrHalted) == tc.refusal {
+					t.Fatalf("batched=%v: halted=%v (result %v); a refusal must not halt, a failure must", batched, halted, res.Err)
+				}
+				if tc.refusal && (f.Applied() != 1 || st.AppliedRevision() != 1) {
+					t.Fatalf("batched=%v: refusal left FSM at %d, store at %d; want both at 1", batched, f.Applied(), st.AppliedRevision())
+				}
+			}
+		})
+	}
 }

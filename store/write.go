@@ -134,13 +134,6 @@ func (b *batch) stage(updates []Update, preps []prepared, now time.Time, look fu
 	return nil
 }
 
-// isDomain reports whether err is a failure of the request itself, after
-// which the revision is consumed without writing anything.
-func isDomain(err error) bool {
-	return errors.Is(err, ErrAlreadyExists) || errors.Is(err, ErrPreconditionFailed) ||
-		errors.Is(err, ErrInvalid) || errors.Is(err, ErrTooLarge)
-}
-
 // txnTooBig turns badger's transaction-size error into a domain failure.
 func txnTooBig(err error) error {
 	if errors.Is(err, badger.ErrTxnTooBig) {
@@ -173,7 +166,7 @@ func (s *Store) beginWrite(rev tuple.Revision) (func(), error) {
 // finish handles the outcome of a write attempt made under the writer lock:
 // on a domain failure it consumes the revision with an empty commit.
 func (s *Store) finish(rev tuple.Revision, now time.Time, err error) error {
-	if err == nil || !isDomain(err) {
+	if err == nil || !IsRefusal(err) {
 		return err
 	}
 	txn := s.db.NewTransactionAt(s.applied.Load(), true)

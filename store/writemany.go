@@ -88,7 +88,7 @@ func (s *Store) WriteMany(reqs []WriteRequest) (results []error, err error) {
 		r := &reqs[i]
 		staged.reset()
 		derr := s.stageWrite(v, &staged, r)
-		if derr != nil && !isDomain(derr) {
+		if derr != nil && !IsRefusal(derr) {
 			return nil, derr
 		}
 		if derr != nil || s.fitsGroup(staged.entries) {
@@ -109,7 +109,7 @@ func (s *Store) WriteMany(reqs []WriteRequest) (results []error, err error) {
 			}
 			if err != nil {
 				txn.Discard()
-				if derr = txnTooBig(err); !isDomain(derr) {
+				if derr = txnTooBig(err); !IsRefusal(derr) {
 					return nil, fmt.Errorf("store: write many at revision %d: %w", r.Rev, err)
 				}
 				txn = s.db.NewTransactionAt(applied, true)
