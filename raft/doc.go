@@ -24,11 +24,20 @@
 // so a schema write committed in between cannot let in relationships it no
 // longer allows.
 //
-// An entry that does not decode panics (replicas must never diverge); a
-// domain failure (failed precondition, existing relationship, refused or
-// changed schema) is the entry's result, and the revision still advances. A store
-// error that is not a domain failure halts the FSM (no further entries are
-// applied, ErrHalted is reported) until the node restarts and replays.
+// A refusal (store.ErrRefused: failed precondition, existing relationship,
+// refused or changed schema, a request beyond a format limit) is the entry's
+// result, and the revision still advances. Anything else halts the FSM: no
+// further entry is applied, the node refuses writes and linearizable reads,
+// a halted leader hands its leadership off, and Node.Halted reports the
+// error (ErrHalted), which names the log index and the way out. A store error
+// that is not a refusal (I/O) clears on restart, which replays from the store.
+// An entry that does not decode (ErrUndecodableEntry: a command version or
+// kind this binary does not know, written by a newer leader, or corrupt
+// bytes) never panics: it halts the node again at the same index after every
+// restart, leaving the data directory intact, until the node is upgraded
+// (a rolling upgrade goes followers first, the leader last, so no old binary
+// meets a new entry) or, for a corrupt entry, its data directory is removed
+// and it rejoins to catch up from a snapshot.
 //
 // # Durability
 //

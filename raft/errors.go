@@ -49,11 +49,18 @@ var (
 	ErrBadCommand = errors.New("malformed command")
 	// ErrBadConfig: the node configuration is invalid.
 	ErrBadConfig = errors.New("invalid raft node configuration")
-	// ErrHalted: the store failed to apply a committed entry for a reason that
-	// is not a domain failure (an I/O error). The FSM stops applying so the
-	// replica never diverges; restarting the node replays from the store's
-	// applied revision.
-	ErrHalted = errors.New("state machine halted after a store failure")
+	// ErrHalted: the state machine stopped applying committed entries, so
+	// that the replica never diverges: the store failed for a reason that is
+	// not a refusal (an I/O error; restarting the node replays from the
+	// store's applied revision), or an entry does not decode
+	// (ErrUndecodableEntry). A halted node refuses writes and linearizable
+	// reads; Node.Halted reports why.
+	ErrHalted = errors.New("state machine halted")
+	// ErrUndecodableEntry: a committed log entry does not decode (a command
+	// version or kind this binary does not know, or corrupt bytes). The
+	// state machine halts on it (ErrHalted); the message names the index and
+	// the recovery path.
+	ErrUndecodableEntry = errors.New("a committed log entry does not decode")
 	// ErrClosed: the node has been closed.
 	ErrClosed = errors.New("raft node is closed")
 )

@@ -91,6 +91,7 @@ type FSM struct {
 	applied      tuple.Revision
 	changed      chan struct{} // closed when applied advances or the FSM halts
 	halted       error
+	onHalt       func(error)
 	members      map[string]MemberInfo
 	membersIndex uint64 // log index the member table reflects
 }
@@ -194,14 +195,48 @@ func (f *FSM) advance(idx tuple.Revision) {
 	f.mu.Unlock()
 }
 
+// halt stops the state machine at entry idx: no later entry is applied, the
+// node refuses writes and linearizable reads (Halted), and waiters get
+// ErrHalted. The in-memory state stays halted until a restart replays from
+// the store (an I/O failure may not recur) or a snapshot is restored; an
+// entry that does not decode halts the node again at the same index, which
+// leaves it running and its data directory intact.
 func (f *FSM) halt(idx uint64, err error) {
-	f.logger.Error("raft: state machine halted; restart the node to replay from the store", "index", idx, "err", err)
 	f.mu.Lock()
-	if f.halted == nil {
+	first := f.halted == nil
+	if first {
 		f.halted = fmt.Errorf("applying log index %d: %w", idx, err)
 		close(f.changed)
 		f.changed = make(chan struct{})
 	}
+	onHalt := f.onHalt
+	f.mu.Unlock()
+	if !first {
+		return
+	}
+	f.logger.Error("raft: state machine halted; this node applies no further entries and refuses writes and linearizable reads", "index", idx, "err", err)
+	if onHalt != nil {
+		onHalt(fmt.Errorf("applying log index %d: %w", idx, err))
+	}
+}
+
+// Halted returns nil while the state machine applies entries, and once it
+// has halted, the reason (wrapping the cause, with the log index and the
+// recovery path in its message).
+func (f *FSM) Halted() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.halted == nil {
+		return nil
+	}
+	return fmt.Errorf("%w: %w", ErrHalted, f.halted)
+}
+
+// setOnHalt installs a function called once, outside the FSM's lock, when the
+// state machine halts.
+func (f *FSM) setOnHalt(fn func(error)) {
+	f.mu.Lock()
+	f.onHalt = fn
 	f.mu.Unlock()
 }
 
@@ -250,6 +285,8 @@ func (f *FSM) ApplyBatch(logs []*hraft.Log) []any {
 	f.flush(&run, out, &storeRev)
 	if f.haltedErr() == nil {
 		f.advance(tuple.Revision(last))
+	} else {
+		f.advance(storeRev) // what was applied before the halt
 	}
 	return out
 }
@@ -305,7 +342,10 @@ func (f *FSM) batchable(l *hraft.Log, storeRev tuple.Revision) (req store.WriteR
 	default:
 		return store.WriteRequest{}, nil, nil, false
 	}
-	c := f.mustDecode(l)
+	c, err := decodeEntry(l)
+	if err != nil {
+		return store.WriteRequest{}, nil, nil, false // applyOne decodes it again and halts
+	}
 	now := c.Now
 	if now.IsZero() {
 		now = entryTime(l)
@@ -390,12 +430,21 @@ func (f *FSM) applyOne(l *hraft.Log, cmd *Command, storeRev *tuple.Revision) any
 	// Skip what the store already holds; the member table has its own index.
 	if idx <= *storeRev {
 		if len(l.Data) > 0 && (Kind(l.Data[0]) == KindSetMember || Kind(l.Data[0]) == KindForgetMember) {
-			f.applyMember(l, f.mustDecode(l))
+			c, err := decodeEntry(l)
+			if err != nil {
+				f.halt(l.Index, err)
+				return &Result{Revision: idx, Err: fmt.Errorf("%w: %w", ErrHalted, err)}
+			}
+			f.applyMember(l, c)
 		}
 		return &Result{Revision: idx}
 	}
 	if cmd == nil {
-		c := f.mustDecode(l)
+		c, err := decodeEntry(l)
+		if err != nil {
+			f.halt(l.Index, err)
+			return &Result{Revision: idx, Err: fmt.Errorf("%w: %w", ErrHalted, err)}
+		}
 		cmd = &c
 	}
 	now := cmd.Now
@@ -475,15 +524,25 @@ func (f *FSM) advanceStore(idx uint64, now time.Time, storeRev *tuple.Revision) 
 	*storeRev = tuple.Revision(idx)
 }
 
-// mustDecode decodes a log entry. An entry that does not decode was written
-// by a different build or is corrupt; applying anything else would let the
-// replicas diverge, so the FSM panics (as Consul's does).
-func (f *FSM) mustDecode(l *hraft.Log) Command {
+// decodeEntry decodes a log entry's command. An entry that does not decode
+// cannot be applied the way the other replicas applied it (a newer leader
+// wrote a command version or kind this binary does not know, or the entry is
+// corrupt): applying anything else would let the replicas diverge, so the FSM
+// halts on it, with this error naming the index and the way out. It never
+// panics: a panic would kill the node on every restart at the same entry.
+func decodeEntry(l *hraft.Log) (Command, error) {
 	cmd, err := Decode(l.Data)
-	if err != nil {
-		panic(fmt.Sprintf("raft: log entry %d does not decode; refusing to diverge: %v", l.Index, err))
+	if err == nil {
+		return cmd, nil
 	}
-	return cmd
+	if len(l.Data) >= 2 && l.Data[1] > maxCommandVersion && Kind(l.Data[0]) >= KindWrite && Kind(l.Data[0]) <= KindForgetMember {
+		return Command{}, fmt.Errorf("%w: log entry %d is a command of version %d, and this binary reads versions up to %d: "+
+			"upgrade this node to an ambit version that knows command version %d and restart it (upgrade followers first, the leader last)",
+			ErrUndecodableEntry, l.Index, l.Data[1], maxCommandVersion, l.Data[1])
+	}
+	return Command{}, fmt.Errorf("%w: log entry %d: %w; if the other members applied it, upgrade this node to the ambit version they run and restart it; "+
+		"otherwise the entry is corrupt: stop this node, remove its data directory and join it again to catch up from a snapshot",
+		ErrUndecodableEntry, l.Index, err)
 }
 
 func (f *FSM) applyMember(l *hraft.Log, cmd Command) {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -133,14 +134,83 @@ func TestFSMSchemaGuard(t *testing.T) {
 	}
 }
 
-func TestFSMPanicsOnUndecodableEntry(t *testing.T) {
-	f, _ := newTestFSM(t)
-	defer func() {
-		if r := recover(); r == nil || !strings.Contains(r.(string), "does not decode") {
-			t.Fatalf("recover() = %v, want the undecodable-entry panic", r)
-		}
-	}()
-	f.Apply(&hraft.Log{Index: 1, Type: hraft.LogCommand, Data: []byte{99, 1, 0}})
+// TestFSMHaltsOnUndecodableEntry: an entry this binary cannot decode (a
+// newer command version written by an upgraded leader, an unknown kind, or
+// garbage) halts the state machine with an error naming the index and the
+// recovery path; it never panics, applies nothing after it, and a restart
+// over the same store halts again at the same entry instead of crashing.
+func TestFSMHaltsOnUndecodableEntry(t *testing.T) {
+	future, err := Encode(WriteCommand([]store.Update{touch("a")}, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	future[1] = maxCommandVersion + 1
+	for _, tc := range []struct {
+		name string
+		data []byte
+		want []string // in the halt error
+	}{
+		{"future version", future, []string{"log index 2", fmt.Sprintf("version %d", maxCommandVersion+1), "upgrade this node", "followers first"}},
+		{"unknown kind", []byte{99, 1, 0}, []string{"log index 2", "unknown command kind 99", "upgrade this node", "remove its data directory"}},
+		{"garbage", []byte{0xde, 0xad, 0xbe, 0xef, 0x01}, []string{"log index 2", "remove its data directory and join it again"}},
+		{"empty", nil, []string{"log index 2", "truncated"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := openRealStore(t, "", true)
+			defer st.Close()
+			for restart := range 2 {
+				f, err := NewFSM(st, "", nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				logs := []*hraft.Log{
+					cmdLog(t, 1, WriteCommand([]store.Update{touch("before")}, nil)),
+					{Index: 2, Term: 1, Type: hraft.LogCommand, Data: tc.data},
+					cmdLog(t, 3, WriteCommand([]store.Update{touch("after")}, nil)),
+				}
+				var out []any
+				func() {
+					defer func() {
+						if r := recover(); r != nil {
+							t.Fatalf("restart %d: ApplyBatch panicked: %v", restart, r)
+						}
+					}()
+					out = f.ApplyBatch(logs)
+				}()
+				for i, idx := range []int{1, 2} {
+					if res := out[idx].(*Result); !errors.Is(res.Err, ErrHalted) || !errors.Is(res.Err, ErrUndecodableEntry) {
+						t.Fatalf("restart %d: entry %d result %+v, want ErrHalted and ErrUndecodableEntry", restart, i+2, res)
+					}
+				}
+				if restart == 0 {
+					if res := out[0].(*Result); res.Err != nil {
+						t.Fatalf("entry 1: %v", res.Err)
+					}
+				}
+				herr := f.Halted()
+				if !errors.Is(herr, ErrHalted) {
+					t.Fatalf("restart %d: Halted() = %v", restart, herr)
+				}
+				for _, w := range tc.want {
+					if !strings.Contains(herr.Error(), w) {
+						t.Errorf("restart %d: halt error %q does not mention %q", restart, herr, w)
+					}
+				}
+				if st.AppliedRevision() != 1 || f.Applied() != 1 {
+					t.Fatalf("restart %d: store at %d, FSM at %d; want both at 1 (nothing at or after the bad entry)", restart, st.AppliedRevision(), f.Applied())
+				}
+				if got := realContents(st); !slices.Equal(got, []string{keyOf("before").String()}) {
+					t.Fatalf("restart %d: store holds %v", restart, got)
+				}
+				if err := f.WaitApplied(context.Background(), 3); !errors.Is(err, ErrHalted) {
+					t.Fatalf("restart %d: WaitApplied(3) = %v, want ErrHalted", restart, err)
+				}
+				if _, err := f.Snapshot(); !errors.Is(err, ErrHalted) {
+					t.Fatalf("restart %d: Snapshot() = %v, want ErrHalted", restart, err)
+				}
+			}
+		})
+	}
 }
 
 func TestFSMHaltsOnStoreFailure(t *testing.T) {
