@@ -24,6 +24,13 @@
 // so a schema write committed in between cannot let in relationships it no
 // longer allows.
 //
+// Apply is a pure function of the store's state and the entry: nothing a
+// node configures changes it. Request limits (updates per write, caveat
+// context size) are checked by the API before a command is proposed; the
+// store enforces only the format's constants (store/FORMAT.md, "Limits"),
+// and a write too large for one badger transaction on this node commits in
+// pieces rather than being refused here and applied elsewhere.
+//
 // A refusal (store.ErrRefused: failed precondition, existing relationship,
 // refused or changed schema, a request beyond a format limit) is the entry's
 // result, and the revision still advances. Anything else halts the FSM: no

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -35,7 +36,7 @@ func (c *countingBackend) WriteMany(reqs []store.WriteRequest) ([]error, error) 
 
 func batchTestStore(t *testing.T) *countingBackend {
 	t.Helper()
-	st, err := store.Open(store.Options{Dir: t.TempDir(), GCInterval: -1, MaxUpdatesPerWrite: 8,
+	st, err := store.Open(store.Options{Dir: t.TempDir(), GCInterval: -1,
 		MemTableSize: 4 << 20, BlockCacheSize: 1 << 20, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
@@ -60,6 +61,8 @@ func mixedLog(t *testing.T) []*hraft.Log {
 	for i := range big {
 		big[i] = touch(fmt.Sprintf("big%d", i))
 	}
+	// Beyond the format's caveat context limit: refused on every replica.
+	big[4].Rel.Caveat = &tuple.Caveat{Name: "cav", Context: map[string]any{"k": strings.Repeat("x", store.MaxCaveatContextBytes)}}
 	huge := make([]store.Update, maxRunUpdates+1) // a run of its own
 	for i := range huge {
 		huge[i] = touch(fmt.Sprintf("huge%d", i))
@@ -74,7 +77,7 @@ func mixedLog(t *testing.T) []*hraft.Log {
 		WriteCommand([]store.Update{touch("d")}, []store.Precondition{must(true, "a")}),   // holds
 		WriteCommand([]store.Update{bad}, nil),                                            // invalid
 		WriteCommand(big, nil),                                                            // too large
-		WriteCommand(huge, nil),                                                           // too large, its own run
+		WriteCommand(huge, nil),                                                           // applied, in a run of its own
 		WriteCommand([]store.Update{{Op: store.OpDelete, Rel: create("b").Rel}}, nil),     // delete
 		WriteCommand([]store.Update{create("b")}, []store.Precondition{must(false, "b")}), // b is gone: holds
 		WriteCommand([]store.Update{expiring}, nil),
