@@ -80,7 +80,7 @@
 // whenever its applied index advances (no polling). Entries that carry no
 // command must not leave a waiter hanging, so every entry the FSM receives
 // advances the store to its index: commands write at it, configuration
-// changes and member-table commands write an empty batch at it. Raft's own
+// changes write an empty batch at it, member-table commands the table. Raft's own
 // no-op and barrier entries never reach an FSM; that is why a new leader
 // commits a KindNoop command before it serves read indexes, so the commit
 // index it hands out is always reached by the FSM. The FSM also keeps the
@@ -93,9 +93,11 @@
 // leader over the gRPC port (cluster.go: a hand-written service
 // ambit.cluster.v1.Cluster whose messages are protobuf well-known types
 // carrying this package's encodings), authenticated with the preshared key.
-// Members' gRPC addresses replicate through the log (KindSetMember), persist
-// in <dir>/raft/members.bin and travel in snapshots, so every member can find
-// the leader's gRPC address. A command over 1 MiB is forwarded in pieces
+// Members' gRPC addresses replicate through the log (KindSetMember), are
+// stored in the store (store key mmembers) in the same transaction as the
+// entry's revision, and travel in the store's snapshots, so every member
+// can find the leader's gRPC address. A <dir>/raft/members.bin left by an
+// earlier build is moved into the store once and removed. A command over 1 MiB is forwarded in pieces
 // (ForwardChunks), since the gRPC server's 4 MiB message limit is shared with
 // the public API. A node joining without a cluster id learns it from the
 // member it joins (ClusterID), and one given another id is refused. A leader

@@ -41,6 +41,14 @@ type Backend interface {
 	// Sync makes the applied writes durable. A snapshot calls it before raft
 	// may compact the log entries the store holds.
 	Sync() error
+	// Members returns the member table stored at the applied revision (nil
+	// if none); WriteMembers stores one at rev, in the same transaction as
+	// rev becomes applied; ImportMembers stores one at the applied revision
+	// (moving a table kept outside the store by earlier builds). Snapshots
+	// carry the table.
+	Members() ([]byte, error)
+	WriteMembers(rev tuple.Revision, now time.Time, table []byte) error
+	ImportMembers(table []byte) error
 }
 
 // SchemaGuard is called inside Apply, before a schema write, with the revision
@@ -65,8 +73,8 @@ type Result struct {
 //
 // Revision = log index. Every entry the FSM receives advances the store to
 // its index: a command writes at it (a domain failure still advances, as the
-// store guarantees), a configuration-change entry and the member-table
-// commands write an empty batch at it. Raft's own no-op and barrier entries
+// store guarantees; member commands write the member table), and a
+// configuration-change entry writes an empty batch at it. Raft's own no-op and barrier entries
 // never reach an FSM; the leader follows each election with a KindNoop command
 // so that waiting for the commit index always ends (see Node). The FSM also
 // keeps the last index it has seen in memory, so WaitApplied never depends on
@@ -76,10 +84,9 @@ type Result struct {
 // durable, so replay after a restart is idempotent and needs no snapshot
 // restore.
 type FSM struct {
-	backend  Backend
-	metaPath string // where the member table is persisted; "" keeps it in memory
-	logger   *slog.Logger
-	guard    atomic.Pointer[SchemaGuard]
+	backend Backend
+	logger  *slog.Logger
+	guard   atomic.Pointer[SchemaGuard]
 
 	// The hash of the stored schema, for commands that carry the hash they
 	// were validated against. Only the applying goroutine (Apply, ApplyBatch,
@@ -92,8 +99,8 @@ type FSM struct {
 	changed      chan struct{} // closed when applied advances or the FSM halts
 	halted       error
 	onHalt       func(error)
-	members      map[string]MemberInfo
-	membersIndex uint64 // log index the member table reflects
+	members      map[string]MemberInfo // as the store holds it
+	membersIndex uint64                // log index of the last member change
 }
 
 var (
@@ -101,35 +108,83 @@ var (
 	_ hraft.BatchingFSM = (*FSM)(nil)
 )
 
-// NewFSM returns an FSM over b. metaPath is the file that holds the
-// replicated member table ("" for memory only); it is read if present.
-func NewFSM(b Backend, metaPath string, logger *slog.Logger) (*FSM, error) {
+// NewFSM returns an FSM over b, with the member table b holds.
+// legacyMembers names the file where builds before the table moved into the
+// store kept it ("" for none): if present it is moved into the store (when
+// the store holds no table yet) and removed.
+func NewFSM(b Backend, legacyMembers string, logger *slog.Logger) (*FSM, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	f := &FSM{
-		backend:  b,
-		metaPath: metaPath,
-		logger:   logger,
-		applied:  b.AppliedRevision(),
-		changed:  make(chan struct{}),
-		members:  map[string]MemberInfo{},
+		backend: b,
+		logger:  logger,
+		applied: b.AppliedRevision(),
+		changed: make(chan struct{}),
+		members: map[string]MemberInfo{},
 	}
-	if metaPath != "" {
-		data, err := os.ReadFile(metaPath)
-		switch {
-		case errors.Is(err, os.ErrNotExist):
-		case err != nil:
-			return nil, fmt.Errorf("raft: reading member table: %w", err)
-		default:
-			idx, members, err := decodeMembers(data)
-			if err != nil {
-				return nil, fmt.Errorf("raft: member table %s: %w", metaPath, err)
-			}
-			f.members, f.membersIndex = members, idx
+	if legacyMembers != "" {
+		if err := migrateMembers(b, legacyMembers, logger); err != nil {
+			return nil, err
 		}
 	}
+	if err := f.loadMembers(); err != nil {
+		return nil, err
+	}
 	return f, nil
+}
+
+// migrateMembers moves a member table file into the store, once. The file
+// and the store were written apart, so they may disagree about the index;
+// the log replays every member change after the store's revision, which
+// ends in the same table either way. A store that has applied nothing gets
+// its table from the snapshot or the log instead.
+func migrateMembers(b Backend, path string, logger *slog.Logger) error {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("raft: reading member table %s: %w", path, err)
+	}
+	if _, _, err := decodeMembers(data); err != nil {
+		return fmt.Errorf("raft: member table %s: %w", path, err)
+	}
+	have, err := b.Members()
+	if err != nil {
+		return err
+	}
+	if have == nil && b.AppliedRevision() > 0 {
+		if err := b.ImportMembers(data); err != nil {
+			return err
+		}
+		if err := b.Sync(); err != nil {
+			return fmt.Errorf("raft: syncing the store after moving the member table in: %w", err)
+		}
+		logger.Info("raft: moved the member table into the store", "file", path)
+	}
+	if err := os.Remove(path); err != nil {
+		return fmt.Errorf("raft: removing the old member table %s: %w", path, err)
+	}
+	return nil
+}
+
+// loadMembers reads the member table from the store.
+func (f *FSM) loadMembers() error {
+	data, err := f.backend.Members()
+	if err != nil {
+		return fmt.Errorf("raft: reading the member table: %w", err)
+	}
+	members, idx := map[string]MemberInfo{}, uint64(0)
+	if data != nil {
+		if idx, members, err = decodeMembers(data); err != nil {
+			return fmt.Errorf("raft: the stored member table: %w", err)
+		}
+	}
+	f.mu.Lock()
+	f.members, f.membersIndex = members, idx
+	f.mu.Unlock()
+	return nil
 }
 
 // SetSchemaGuard installs (or, with nil, removes) the schema guard.
@@ -427,16 +482,8 @@ func (f *FSM) applyOne(l *hraft.Log, cmd *Command, storeRev *tuple.Revision) any
 	default:
 		return nil
 	}
-	// Skip what the store already holds; the member table has its own index.
+	// Skip what the store already holds (the member table included).
 	if idx <= *storeRev {
-		if len(l.Data) > 0 && (Kind(l.Data[0]) == KindSetMember || Kind(l.Data[0]) == KindForgetMember) {
-			c, err := decodeEntry(l)
-			if err != nil {
-				f.halt(l.Index, err)
-				return &Result{Revision: idx, Err: fmt.Errorf("%w: %w", ErrHalted, err)}
-			}
-			f.applyMember(l, c)
-		}
 		return &Result{Revision: idx}
 	}
 	if cmd == nil {
@@ -479,8 +526,7 @@ func (f *FSM) applyOne(l *hraft.Log, cmd *Command, storeRev *tuple.Revision) any
 	case cmd.Kind == KindNoop:
 		err = f.backend.Write(idx, now, nil, nil)
 	case cmd.Kind == KindSetMember, cmd.Kind == KindForgetMember:
-		f.applyMember(l, *cmd)
-		err = f.backend.Write(idx, now, nil, nil)
+		err = f.applyMember(idx, now, *cmd)
 	}
 	switch {
 	case err == nil:
@@ -545,57 +591,29 @@ func decodeEntry(l *hraft.Log) (Command, error) {
 		ErrUndecodableEntry, l.Index, err)
 }
 
-func (f *FSM) applyMember(l *hraft.Log, cmd Command) {
+// applyMember writes the member table with cmd's change at idx, in the
+// store's transaction for idx, then publishes it.
+func (f *FSM) applyMember(idx tuple.Revision, now time.Time, cmd Command) error {
 	f.mu.Lock()
-	if l.Index <= f.membersIndex {
-		f.mu.Unlock()
-		return
-	}
-	if cmd.Kind == KindSetMember {
-		f.members[cmd.Member.ID] = cmd.Member
-	} else {
-		delete(f.members, cmd.Member.ID)
-	}
-	f.membersIndex = l.Index
-	data := encodeMembers(f.membersIndex, f.members)
+	next := maps.Clone(f.members)
 	f.mu.Unlock()
-	if err := f.persistMembers(data); err != nil {
-		f.halt(l.Index, err)
+	if cmd.Kind == KindSetMember {
+		next[cmd.Member.ID] = cmd.Member
+	} else {
+		delete(next, cmd.Member.ID)
 	}
-}
-
-func (f *FSM) persistMembers(data []byte) error {
-	if f.metaPath == "" {
-		return nil
+	if err := f.backend.WriteMembers(idx, now, encodeMembers(uint64(idx), next)); err != nil {
+		return err
 	}
-	return writeFileAtomic(f.metaPath, data)
-}
-
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("raft: writing %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("raft: writing %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("raft: syncing %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("raft: writing %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("raft: renaming %s: %w", path, err)
-	}
+	f.mu.Lock()
+	f.members, f.membersIndex = next, uint64(idx)
+	f.mu.Unlock()
 	return nil
 }
 
-// Snapshot implements raft.FSM. It captures the member table; Persist syncs
-// the store, then streams it. The store snapshot may be newer than raft's
+// Snapshot implements raft.FSM. It captures the member table for the
+// stream's header (read only when the store's stream lacks one, as in
+// snapshots of earlier builds); Persist syncs the store, then streams it. The store snapshot may be newer than raft's
 // snapshot index: that is safe because entries at or below the store's
 // revision are skipped.
 //
@@ -676,8 +694,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	if _, err := io.ReadFull(br, meta); err != nil {
 		return fmt.Errorf("raft: reading snapshot member table: %w", err)
 	}
-	idx, members, err := decodeMembers(meta)
-	if err != nil {
+	if _, _, err := decodeMembers(meta); err != nil {
 		return fmt.Errorf("raft: snapshot member table: %w", err)
 	}
 	if err := f.backend.RestoreSnapshot(br); err != nil {
@@ -687,19 +704,32 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	if err := f.backend.Sync(); err != nil {
 		return fmt.Errorf("raft: syncing the restored store: %w", err)
 	}
-	if err := f.persistMembers(meta); err != nil {
+	// The store's stream carries the member table at its own revision. A
+	// snapshot from a build that kept the table beside the store has it in
+	// the header only.
+	if have, err := f.backend.Members(); err != nil {
+		return err
+	} else if have == nil && len(meta) > 0 {
+		if err := f.backend.ImportMembers(meta); err != nil {
+			return fmt.Errorf("raft: storing the snapshot's member table: %w", err)
+		}
+		if err := f.backend.Sync(); err != nil {
+			return fmt.Errorf("raft: syncing the restored store: %w", err)
+		}
+	}
+	if err := f.loadMembers(); err != nil {
 		return err
 	}
 	f.schemaKnown = false
 	rev := f.backend.AppliedRevision()
 	f.mu.Lock()
-	f.members, f.membersIndex = members, idx
+	members := len(f.members)
 	f.halted = nil
 	f.applied = rev
 	close(f.changed)
 	f.changed = make(chan struct{})
 	f.mu.Unlock()
-	f.logger.Info("raft: restored state machine from snapshot", "revision", uint64(rev), "members", len(members))
+	f.logger.Info("raft: restored state machine from snapshot", "revision", uint64(rev), "members", members)
 	return nil
 }
 
@@ -748,4 +778,29 @@ func decodeMembers(data []byte) (uint64, map[string]MemberInfo, error) {
 		return 0, nil, d.err
 	}
 	return idx, members, nil
+}
+
+// writeFileAtomic replaces path with data: a temporary file, fsynced, then
+// renamed over it.
+func writeFileAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("raft: writing %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("raft: writing %s: %w", path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("raft: syncing %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("raft: writing %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("raft: renaming %s: %w", path, err)
+	}
+	return nil
 }
