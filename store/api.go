@@ -102,4 +102,6 @@ type Change struct {
 	Updates []Update
 	// Schema is the new schema text when the revision wrote one.
 	Schema *string
+	// More is set by ChangePieces on every piece of a revision but its last.
+	More bool
 }

@@ -451,13 +451,62 @@ func (s *Store) deleteByFilter(rev tuple.Revision, now time.Time, f tuple.Filter
 	if err := checkPreconditions(txn, now, preconds); err != nil {
 		return 0, false, err
 	}
+	// Without a limit, a delete of more than bulkThreshold relationships
+	// streams: each matching key goes straight into a WriteBatch at rev
+	// (flushed in pieces, invisible until rev is applied), so memory stays
+	// bounded however many match. With a limit, at most limit+1 keys are
+	// collected first, since going over it may refuse the delete.
 	var keys [][]byte
+	var (
+		bulk    *batch
+		wb      *badger.WriteBatch
+		werr    error
+		deleted int
+	)
+	defer func() {
+		if wb != nil {
+			wb.Cancel()
+		}
+	}()
 	err := scan(context.Background(), txn, f, now, func(r tuple.Relationship) bool {
-		keys = append(keys, resourceKey(r.Key()))
+		k := resourceKey(r.Key())
+		if bulk != nil {
+			if werr = bulk.del(k, true); werr != nil {
+				return false
+			}
+			deleted++
+			return true
+		}
+		keys = append(keys, k)
+		if limit == 0 && len(keys) > bulkThreshold {
+			wb = s.db.NewWriteBatchAt(uint64(rev))
+			bulk = &batch{rev: rev, out: wb}
+			for _, k := range keys {
+				if werr = bulk.del(k, true); werr != nil {
+					return false
+				}
+			}
+			deleted, keys = len(keys), nil
+		}
 		return limit == 0 || len(keys) <= limit
 	})
+	if err == nil && werr != nil {
+		err = fmt.Errorf("store: bulk delete at revision %d: %w", rev, werr)
+	}
 	if err != nil {
 		return 0, false, err
+	}
+	if bulk != nil {
+		if err := bulk.flushChunk(); err != nil {
+			return 0, false, fmt.Errorf("store: bulk delete at revision %d: %w", rev, err)
+		}
+		if err := wb.Flush(); err != nil {
+			return 0, false, fmt.Errorf("store: bulk delete at revision %d: %w", rev, err)
+		}
+		if err := s.setMeta(txn, rev, now); err != nil {
+			return 0, false, err
+		}
+		return deleted, false, s.commit(txn, rev)
 	}
 	partial := false
 	if limit > 0 && len(keys) > limit {
@@ -479,8 +528,7 @@ func (s *Store) deleteByFilter(rev tuple.Revision, now time.Time, f tuple.Filter
 		}
 		return len(keys), partial, s.commitStaged(applied, rev, now, staged.entries, nil)
 	}
-	wb := s.db.NewWriteBatchAt(uint64(rev))
-	defer wb.Cancel()
+	wb = s.db.NewWriteBatchAt(uint64(rev)) // a limited delete of many
 	b := &batch{rev: rev, out: wb}
 	for _, k := range keys {
 		if err := b.del(k, true); err != nil {
