@@ -1,10 +1,12 @@
 package api_test
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
 	"google.golang.org/grpc/codes"
@@ -249,7 +251,7 @@ func TestReadDeleteImportExport(t *testing.T) {
 // write beyond either limit is refused before it is proposed (the applied
 // revision does not move: nothing entered the raft log).
 func TestWriteLimitsHoldTogether(t *testing.T) {
-	e := newEnv(t)
+	e := newEnv(t, func(o *envOptions) { o.applyTimeout = 2 * time.Minute })
 	e.writeSchema(testSchema)
 	withContext := func(id string, jsonBytes int) *v1.RelationshipUpdate {
 		day := strings.Repeat("x", jsonBytes-len(`{"day":""}`))
@@ -264,7 +266,11 @@ func TestWriteLimitsHoldTogether(t *testing.T) {
 	for i := range api.DefaultMaxUpdatesPerWrite {
 		atLimits.Updates = append(atLimits.Updates, withContext(fmt.Sprintf("d%04d", i), tuple.MaxCaveatContextSize))
 	}
-	if _, err := e.perms.WriteRelationships(e.ctx(), atLimits); err != nil {
+	// A generous deadline: 4 MB through validation, raft and the store is
+	// slow under the race detector on a loaded machine.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if _, err := e.perms.WriteRelationships(ctx, atLimits); err != nil {
 		t.Fatalf("a write at the documented limits: %v", err)
 	}
 	if got := len(e.read(docs())); got != api.DefaultMaxUpdatesPerWrite {

@@ -295,8 +295,13 @@ func NewNode(ctx context.Context, cfg Config, b Backend) (_ *Node, err error) {
 		return nil, err
 	}
 	n.fsm.SetSchemaGuard(cfg.SchemaGuard)
-	halted := make(chan struct{})
-	n.fsm.setOnHalt(func(error) { close(halted) }) // called once
+	halted := make(chan struct{}, 1)
+	n.fsm.setOnHalt(func(error) { // once per halt; a restored snapshot clears one
+		select {
+		case halted <- struct{}{}:
+		default:
+		}
+	})
 
 	// The store is durable, so raft does not restore the newest snapshot on
 	// start (NoSnapshotRestoreOnStart) and replay skips what the store holds.
@@ -519,10 +524,13 @@ func (n *Node) watchLeadership(notify <-chan bool) {
 // be acknowledged until another member leads.
 func (n *Node) watchHalt(halted <-chan struct{}) {
 	defer n.wg.Done()
-	select {
-	case <-n.ctx.Done():
-	case <-halted:
-		n.handOffHalted()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-halted:
+			n.handOffHalted()
+		}
 	}
 }
 
