@@ -43,6 +43,9 @@ type envOptions struct {
 	keys      []string
 	limits    api.Limits
 	clusterID string
+	// applyTimeout, when set, is the node's raft ApplyTimeout (tests that
+	// write megabytes give it room on a loaded machine).
+	applyTimeout time.Duration
 }
 
 func newEnv(t testing.TB, opts ...func(*envOptions)) *env {
@@ -65,7 +68,7 @@ func newEnv(t testing.TB, opts ...func(*envOptions)) *env {
 	node, err := raft.NewNode(ctx, raft.Config{
 		NodeID: "n1", RaftAddr: "127.0.0.1:0", GRPCAddr: lis.Addr().String(), Dir: t.TempDir(), Bootstrap: true,
 		NoSync: true, LogSegmentSize: 1 << 20, HeartbeatTimeout: 100 * time.Millisecond, ElectionTimeout: 100 * time.Millisecond,
-		LeaderLeaseTimeout: 50 * time.Millisecond, SchemaGuard: api.SchemaGuard(st), Logger: log,
+		LeaderLeaseTimeout: 50 * time.Millisecond, SchemaGuard: api.SchemaGuard(st), Logger: log, ApplyTimeout: o.applyTimeout,
 	}, st)
 	if err != nil {
 		t.Fatal(err)

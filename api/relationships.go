@@ -157,6 +157,9 @@ func (s *Server) WriteRelationships(ctx context.Context, req *v1.WriteRelationsh
 			if err := engine.ValidateRelationship(sch, rel); err != nil {
 				return nil, fmt.Errorf("%s: %w", field, err)
 			}
+			if err := s.checkStoredContext(rel, field); err != nil {
+				return nil, err
+			}
 		}
 		updates = append(updates, store.Update{Op: op, Rel: rel})
 	}
@@ -167,6 +170,25 @@ func (s *Server) WriteRelationships(ctx context.Context, req *v1.WriteRelationsh
 		return nil, err
 	}
 	return &v1.WriteRelationshipsResponse{WrittenAt: s.tokens.zedToken(res.Revision)}, nil
+}
+
+// checkStoredContext refuses, before anything is proposed, a relationship
+// whose caveat context is larger than MaxCaveatContextLen, measured as the
+// store measures it (its JSON). The limit is this node's to configure; the
+// store applies only its format constant, which bounds the configurable one,
+// so a write accepted here is never refused by the state machine for size.
+func (s *Server) checkStoredContext(rel tuple.Relationship, field string) error {
+	if rel.Caveat == nil || len(rel.Caveat.Context) == 0 {
+		return nil
+	}
+	n, err := store.CaveatContextSize(rel.Caveat)
+	if err != nil {
+		return invalidf("%s.optional_caveat.context: %v", field, err)
+	}
+	if limit := min(s.limits.MaxCaveatContextLen, store.MaxCaveatContextBytes); n > limit {
+		return invalidf("%s.optional_caveat.context is %d bytes of JSON, more than the limit of %d", field, n, limit)
+	}
+	return nil
 }
 
 // DeleteRelationships implements v1.PermissionsServiceServer.
@@ -265,6 +287,9 @@ func (s *Server) ImportBulkRelationships(stream grpc.ClientStreamingServer[v1.Im
 			}
 			if err := engine.ValidateRelationship(sch, rel); err != nil {
 				return fail(fmt.Errorf("%s: %w", field, err))
+			}
+			if err := s.checkStoredContext(rel, field); err != nil {
+				return fail(err)
 			}
 			chunk = append(chunk, rel)
 			if len(chunk) >= s.limits.ImportChunk {

@@ -1,12 +1,19 @@
 package api_test
 
 import (
+	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
 	"google.golang.org/grpc/codes"
+
+	"github.com/ambit-authz/ambit/api"
+	"github.com/ambit-authz/ambit/store"
+	"github.com/ambit-authz/ambit/tuple"
 )
 
 const (
@@ -236,5 +243,67 @@ func TestReadDeleteImportExport(t *testing.T) {
 	}
 	if got := e.read(docs()); len(got) != 0 {
 		t.Fatalf("documents left after delete: %v", got)
+	}
+}
+
+// TestWriteLimitsHoldTogether: a write at both documented limits (1000
+// updates, each with a caveat context of 4 KiB of JSON) is accepted, and a
+// write beyond either limit is refused before it is proposed (the applied
+// revision does not move: nothing entered the raft log).
+func TestWriteLimitsHoldTogether(t *testing.T) {
+	e := newEnv(t, func(o *envOptions) { o.applyTimeout = 2 * time.Minute })
+	e.writeSchema(testSchema)
+	withContext := func(id string, jsonBytes int) *v1.RelationshipUpdate {
+		day := strings.Repeat("x", jsonBytes-len(`{"day":""}`))
+		r := tuple.MustParse("document:" + id + "#viewer@user:u" + id + "[weekday]")
+		r.Caveat.Context = map[string]any{"day": day}
+		if n, err := store.CaveatContextSize(r.Caveat); err != nil || n != jsonBytes {
+			t.Fatalf("context of %d bytes (%v), want %d", n, err, jsonBytes)
+		}
+		return &v1.RelationshipUpdate{Operation: opTouch, Relationship: v1Rel(t, r)}
+	}
+	atLimits := &v1.WriteRelationshipsRequest{}
+	for i := range api.DefaultMaxUpdatesPerWrite {
+		atLimits.Updates = append(atLimits.Updates, withContext(fmt.Sprintf("d%04d", i), tuple.MaxCaveatContextSize))
+	}
+	// A generous deadline: 4 MB through validation, raft and the store is
+	// slow under the race detector on a loaded machine.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if _, err := e.perms.WriteRelationships(ctx, atLimits); err != nil {
+		t.Fatalf("a write at the documented limits: %v", err)
+	}
+	if got := len(e.read(docs())); got != api.DefaultMaxUpdatesPerWrite {
+		t.Fatalf("%d relationships stored, want %d", got, api.DefaultMaxUpdatesPerWrite)
+	}
+	for _, tc := range []struct {
+		name string
+		req  *v1.WriteRelationshipsRequest
+		frag []string
+	}{
+		{"one update too many", &v1.WriteRelationshipsRequest{Updates: append(slices.Clip(atLimits.Updates[:api.DefaultMaxUpdatesPerWrite]), update(opTouch, "document:x#viewer@user:x"))},
+			[]string{"1001 updates", "limit of 1000"}},
+		{"context one byte over", &v1.WriteRelationshipsRequest{Updates: []*v1.RelationshipUpdate{withContext("y", tuple.MaxCaveatContextSize+1)}},
+			[]string{"updates[0].optional_caveat.context", "4097 bytes", "limit of 4096"}},
+		{"import context one byte over", nil, []string{"relationships[0].optional_caveat.context", "4097 bytes"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := e.store.AppliedRevision()
+			var err error
+			if tc.req != nil {
+				_, err = e.perms.WriteRelationships(e.ctx(), tc.req)
+			} else {
+				stream, serr := e.perms.ImportBulkRelationships(e.ctx())
+				if serr != nil {
+					t.Fatal(serr)
+				}
+				_ = stream.Send(&v1.ImportBulkRelationshipsRequest{Relationships: []*v1.Relationship{withContext("z", tuple.MaxCaveatContextSize+1).Relationship}})
+				_, err = stream.CloseAndRecv()
+			}
+			wantCode(t, err, codes.InvalidArgument, tc.frag...)
+			if after := e.store.AppliedRevision(); after != before {
+				t.Fatalf("applied revision moved from %d to %d: the refused write was proposed", before, after)
+			}
+		})
 	}
 }

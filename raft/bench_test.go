@@ -304,7 +304,7 @@ func (w writeByWrite) WriteMany(reqs []store.WriteRequest) ([]error, error) {
 	results := make([]error, len(reqs))
 	for i, r := range reqs {
 		err := w.Write(r.Rev, r.Now, r.Updates, r.Preconds)
-		if err != nil && !isDomainFailure(err) {
+		if err != nil && !store.IsRefusal(err) {
 			return nil, err
 		}
 		results[i] = err

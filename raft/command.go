@@ -64,6 +64,9 @@ func (k Kind) String() string {
 const (
 	commandVersion           = 1
 	commandVersionSchemaHash = 2
+	// maxCommandVersion is the newest version this build reads; an entry
+	// of a higher one halts the state machine (see decodeEntry).
+	maxCommandVersion = commandVersionSchemaHash
 )
 
 // SchemaHash identifies a schema text: the first 16 bytes of its SHA-256.

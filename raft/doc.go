@@ -24,11 +24,27 @@
 // so a schema write committed in between cannot let in relationships it no
 // longer allows.
 //
-// An entry that does not decode panics (replicas must never diverge); a
-// domain failure (failed precondition, existing relationship, refused or
-// changed schema) is the entry's result, and the revision still advances. A store
-// error that is not a domain failure halts the FSM (no further entries are
-// applied, ErrHalted is reported) until the node restarts and replays.
+// Apply is a pure function of the store's state and the entry: nothing a
+// node configures changes it. Request limits (updates per write, caveat
+// context size) are checked by the API before a command is proposed; the
+// store enforces only the format's constants (store/FORMAT.md, "Limits"),
+// and a write too large for one badger transaction on this node commits in
+// pieces rather than being refused here and applied elsewhere.
+//
+// A refusal (store.ErrRefused: failed precondition, existing relationship,
+// refused or changed schema, a request beyond a format limit) is the entry's
+// result, and the revision still advances. Anything else halts the FSM: no
+// further entry is applied, the node refuses writes and linearizable reads,
+// a halted leader hands its leadership off, and Node.Halted reports the
+// error (ErrHalted), which names the log index and the way out. A store error
+// that is not a refusal (I/O) clears on restart, which replays from the store.
+// An entry that does not decode (ErrUndecodableEntry: a command version or
+// kind this binary does not know, written by a newer leader, or corrupt
+// bytes) never panics: it halts the node again at the same index after every
+// restart, leaving the data directory intact, until the node is upgraded
+// (a rolling upgrade goes followers first, the leader last, so no old binary
+// meets a new entry) or, for a corrupt entry, its data directory is removed
+// and it rejoins to catch up from a snapshot.
 //
 // # Durability
 //
@@ -64,7 +80,7 @@
 // whenever its applied index advances (no polling). Entries that carry no
 // command must not leave a waiter hanging, so every entry the FSM receives
 // advances the store to its index: commands write at it, configuration
-// changes and member-table commands write an empty batch at it. Raft's own
+// changes write an empty batch at it, member-table commands the table. Raft's own
 // no-op and barrier entries never reach an FSM; that is why a new leader
 // commits a KindNoop command before it serves read indexes, so the commit
 // index it hands out is always reached by the FSM. The FSM also keeps the
@@ -77,9 +93,11 @@
 // leader over the gRPC port (cluster.go: a hand-written service
 // ambit.cluster.v1.Cluster whose messages are protobuf well-known types
 // carrying this package's encodings), authenticated with the preshared key.
-// Members' gRPC addresses replicate through the log (KindSetMember), persist
-// in <dir>/raft/members.bin and travel in snapshots, so every member can find
-// the leader's gRPC address. A command over 1 MiB is forwarded in pieces
+// Members' gRPC addresses replicate through the log (KindSetMember), are
+// stored in the store (store key mmembers) in the same transaction as the
+// entry's revision, and travel in the store's snapshots, so every member
+// can find the leader's gRPC address. A <dir>/raft/members.bin left by an
+// earlier build is moved into the store once and removed. A command over 1 MiB is forwarded in pieces
 // (ForwardChunks), since the gRPC server's 4 MiB message limit is shared with
 // the public API. A node joining without a cluster id learns it from the
 // member it joins (ClusterID), and one given another id is refused. A leader

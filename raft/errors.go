@@ -1,6 +1,10 @@
 package raft
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/ambit-authz/ambit/store"
+)
 
 // Errors returned by this package. They are wrapped with detail; test with
 // errors.Is. Domain failures of a write (a failed precondition, an existing
@@ -32,23 +36,31 @@ var (
 	// key.
 	ErrUnauthenticated = errors.New("cluster call not authenticated: missing or wrong preshared key")
 	// ErrSchemaRefused: the SchemaGuard refused a schema write. Nothing was
-	// written.
-	ErrSchemaRefused = errors.New("schema change refused")
+	// written. A refusal (store.ErrRefused): the revision advanced.
+	ErrSchemaRefused = store.NewRefusal("schema change refused")
 	// ErrSchemaChanged: a command carried the hash of the schema it was
 	// validated against, and when it came to be applied the stored schema was
 	// another (a schema write committed in between). Nothing was written; the
-	// revision still advanced. Validating again and retrying is safe.
-	ErrSchemaChanged = errors.New("the schema changed while the write was in flight")
+	// revision still advanced (a refusal, store.ErrRefused). Validating again
+	// and retrying is safe.
+	ErrSchemaChanged = store.NewRefusal("the schema changed while the write was in flight")
 	// ErrBadCommand: a command cannot be encoded or decoded (the message names
 	// the field).
 	ErrBadCommand = errors.New("malformed command")
 	// ErrBadConfig: the node configuration is invalid.
 	ErrBadConfig = errors.New("invalid raft node configuration")
-	// ErrHalted: the store failed to apply a committed entry for a reason that
-	// is not a domain failure (an I/O error). The FSM stops applying so the
-	// replica never diverges; restarting the node replays from the store's
-	// applied revision.
-	ErrHalted = errors.New("state machine halted after a store failure")
+	// ErrHalted: the state machine stopped applying committed entries, so
+	// that the replica never diverges: the store failed for a reason that is
+	// not a refusal (an I/O error; restarting the node replays from the
+	// store's applied revision), or an entry does not decode
+	// (ErrUndecodableEntry). A halted node refuses writes and linearizable
+	// reads; Node.Halted reports why.
+	ErrHalted = errors.New("state machine halted")
+	// ErrUndecodableEntry: a committed log entry does not decode (a command
+	// version or kind this binary does not know, or corrupt bytes). The
+	// state machine halts on it (ErrHalted); the message names the index and
+	// the recovery path.
+	ErrUndecodableEntry = errors.New("a committed log entry does not decode")
 	// ErrClosed: the node has been closed.
 	ErrClosed = errors.New("raft node is closed")
 )

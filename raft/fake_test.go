@@ -21,8 +21,12 @@ type fakeStore struct {
 	rev     tuple.Revision
 	rels    map[tuple.Key]tuple.Relationship
 	schema  string
-	failIO  error // when set, every write fails with it (an I/O error)
-	nowSeen []time.Time
+	members []byte // the member table, as WriteMembers stored it
+	failIO  error  // when set, every write fails with it (an I/O error)
+	// refuseNext, when set, is returned by the next write after it consumed
+	// its revision, as the store does with a refusal; then it is cleared.
+	refuseNext error
+	nowSeen    []time.Time
 	// manyCalls counts WriteMany calls.
 	manyCalls int
 	// durable is the state as of the last Sync (or restore): what an OS
@@ -33,9 +37,10 @@ type fakeStore struct {
 
 // fakeState is a copy of a fake store's data.
 type fakeState struct {
-	rev    tuple.Revision
-	rels   map[tuple.Key]tuple.Relationship
-	schema string
+	rev     tuple.Revision
+	rels    map[tuple.Key]tuple.Relationship
+	schema  string
+	members []byte
 }
 
 // Sync records the current state as durable.
@@ -45,7 +50,7 @@ func (s *fakeStore) Sync() error {
 	if s.failIO != nil {
 		return s.failIO
 	}
-	s.durable = fakeState{rev: s.rev, rels: maps.Clone(s.rels), schema: s.schema}
+	s.durable = fakeState{rev: s.rev, rels: maps.Clone(s.rels), schema: s.schema, members: s.members}
 	return nil
 }
 
@@ -55,7 +60,7 @@ func (s *fakeStore) loseUnsynced() (lost int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	lost = int(s.rev - s.durable.rev)
-	s.rev, s.schema = s.durable.rev, s.durable.schema
+	s.rev, s.schema, s.members = s.durable.rev, s.durable.schema, s.durable.members
 	s.rels = maps.Clone(s.durable.rels)
 	if s.rels == nil {
 		s.rels = map[tuple.Key]tuple.Relationship{}
@@ -84,6 +89,10 @@ func (s *fakeStore) begin(rev tuple.Revision, now time.Time) error {
 	}
 	if rev <= s.rev {
 		return fmt.Errorf("%w: %d <= %d", store.ErrStaleWrite, rev, s.rev)
+	}
+	if err := s.refuseNext; err != nil {
+		s.rev, s.refuseNext = rev, nil
+		return err
 	}
 	if now.IsZero() { // like the store: refused, but the revision is consumed
 		s.rev = rev
@@ -146,7 +155,7 @@ func (s *fakeStore) WriteMany(reqs []store.WriteRequest) ([]error, error) {
 	results := make([]error, len(reqs))
 	for i, r := range reqs {
 		err := s.Write(r.Rev, r.Now, r.Updates, r.Preconds)
-		if err != nil && !isDomainFailure(err) {
+		if err != nil && !store.IsRefusal(err) {
 			return nil, err
 		}
 		results[i] = err
@@ -202,6 +211,32 @@ func (s *fakeStore) WriteSchema(rev tuple.Revision, now time.Time, text string) 
 	return nil
 }
 
+func (s *fakeStore) Members() ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.members, nil
+}
+
+func (s *fakeStore) WriteMembers(rev tuple.Revision, now time.Time, table []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.begin(rev, now); err != nil {
+		return err
+	}
+	s.rev, s.members = rev, slices.Clone(table)
+	return nil
+}
+
+func (s *fakeStore) ImportMembers(table []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.rev == 0 {
+		return errors.New("fake store: ImportMembers at revision 0")
+	}
+	s.members = slices.Clone(table)
+	return nil
+}
+
 // ReadSchema returns the current schema; the fake keeps no history, so rev
 // must be the applied revision.
 func (s *fakeStore) ReadSchema(rev tuple.Revision) (string, tuple.Revision, error) {
@@ -241,11 +276,13 @@ func (s *fakeStore) WriteSnapshot(w io.Writer) (tuple.Revision, error) {
 	for _, r := range s.rels {
 		rels = append(rels, r)
 	}
-	rev, schema := s.rev, s.schema
+	rev, schema, members := s.rev, s.schema, s.members
 	s.mu.Unlock()
 	e := encoder{}
 	e.uvarint(uint64(rev))
 	e.string(schema)
+	e.bool(members != nil)
+	e.string(string(members))
 	body, err := Encode(ImportCommand(rels))
 	if err != nil {
 		return 0, err
@@ -263,6 +300,11 @@ func (s *fakeStore) RestoreSnapshot(r io.Reader) error {
 	d := decoder{data: data}
 	rev := d.uvarint("rev")
 	schema := d.string("schema")
+	hasMembers := d.bool("members flag")
+	members := []byte(d.string("members"))
+	if !hasMembers {
+		members = nil
+	}
 	if d.err != nil {
 		return d.err
 	}
@@ -276,7 +318,7 @@ func (s *fakeStore) RestoreSnapshot(r io.Reader) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.restores++
-	s.rev, s.schema = tuple.Revision(rev), schema
+	s.rev, s.schema, s.members = tuple.Revision(rev), schema, members
 	s.rels = map[tuple.Key]tuple.Relationship{}
 	for _, r := range cmd.Relationships {
 		s.rels[r.Key()] = r

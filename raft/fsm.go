@@ -41,6 +41,14 @@ type Backend interface {
 	// Sync makes the applied writes durable. A snapshot calls it before raft
 	// may compact the log entries the store holds.
 	Sync() error
+	// Members returns the member table stored at the applied revision (nil
+	// if none); WriteMembers stores one at rev, in the same transaction as
+	// rev becomes applied; ImportMembers stores one at the applied revision
+	// (moving a table kept outside the store by earlier builds). Snapshots
+	// carry the table.
+	Members() ([]byte, error)
+	WriteMembers(rev tuple.Revision, now time.Time, table []byte) error
+	ImportMembers(table []byte) error
 }
 
 // SchemaGuard is called inside Apply, before a schema write, with the revision
@@ -65,8 +73,8 @@ type Result struct {
 //
 // Revision = log index. Every entry the FSM receives advances the store to
 // its index: a command writes at it (a domain failure still advances, as the
-// store guarantees), a configuration-change entry and the member-table
-// commands write an empty batch at it. Raft's own no-op and barrier entries
+// store guarantees; member commands write the member table), and a
+// configuration-change entry writes an empty batch at it. Raft's own no-op and barrier entries
 // never reach an FSM; the leader follows each election with a KindNoop command
 // so that waiting for the commit index always ends (see Node). The FSM also
 // keeps the last index it has seen in memory, so WaitApplied never depends on
@@ -76,10 +84,9 @@ type Result struct {
 // durable, so replay after a restart is idempotent and needs no snapshot
 // restore.
 type FSM struct {
-	backend  Backend
-	metaPath string // where the member table is persisted; "" keeps it in memory
-	logger   *slog.Logger
-	guard    atomic.Pointer[SchemaGuard]
+	backend Backend
+	logger  *slog.Logger
+	guard   atomic.Pointer[SchemaGuard]
 
 	// The hash of the stored schema, for commands that carry the hash they
 	// were validated against. Only the applying goroutine (Apply, ApplyBatch,
@@ -91,8 +98,9 @@ type FSM struct {
 	applied      tuple.Revision
 	changed      chan struct{} // closed when applied advances or the FSM halts
 	halted       error
-	members      map[string]MemberInfo
-	membersIndex uint64 // log index the member table reflects
+	onHalt       func(error)
+	members      map[string]MemberInfo // as the store holds it
+	membersIndex uint64                // log index of the last member change
 }
 
 var (
@@ -100,35 +108,83 @@ var (
 	_ hraft.BatchingFSM = (*FSM)(nil)
 )
 
-// NewFSM returns an FSM over b. metaPath is the file that holds the
-// replicated member table ("" for memory only); it is read if present.
-func NewFSM(b Backend, metaPath string, logger *slog.Logger) (*FSM, error) {
+// NewFSM returns an FSM over b, with the member table b holds.
+// legacyMembers names the file where builds before the table moved into the
+// store kept it ("" for none): if present it is moved into the store (when
+// the store holds no table yet) and removed.
+func NewFSM(b Backend, legacyMembers string, logger *slog.Logger) (*FSM, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	f := &FSM{
-		backend:  b,
-		metaPath: metaPath,
-		logger:   logger,
-		applied:  b.AppliedRevision(),
-		changed:  make(chan struct{}),
-		members:  map[string]MemberInfo{},
+		backend: b,
+		logger:  logger,
+		applied: b.AppliedRevision(),
+		changed: make(chan struct{}),
+		members: map[string]MemberInfo{},
 	}
-	if metaPath != "" {
-		data, err := os.ReadFile(metaPath)
-		switch {
-		case errors.Is(err, os.ErrNotExist):
-		case err != nil:
-			return nil, fmt.Errorf("raft: reading member table: %w", err)
-		default:
-			idx, members, err := decodeMembers(data)
-			if err != nil {
-				return nil, fmt.Errorf("raft: member table %s: %w", metaPath, err)
-			}
-			f.members, f.membersIndex = members, idx
+	if legacyMembers != "" {
+		if err := migrateMembers(b, legacyMembers, logger); err != nil {
+			return nil, err
 		}
 	}
+	if err := f.loadMembers(); err != nil {
+		return nil, err
+	}
 	return f, nil
+}
+
+// migrateMembers moves a member table file into the store, once. The file
+// and the store were written apart, so they may disagree about the index;
+// the log replays every member change after the store's revision, which
+// ends in the same table either way. A store that has applied nothing gets
+// its table from the snapshot or the log instead.
+func migrateMembers(b Backend, path string, logger *slog.Logger) error {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("raft: reading member table %s: %w", path, err)
+	}
+	if _, _, err := decodeMembers(data); err != nil {
+		return fmt.Errorf("raft: member table %s: %w", path, err)
+	}
+	have, err := b.Members()
+	if err != nil {
+		return err
+	}
+	if have == nil && b.AppliedRevision() > 0 {
+		if err := b.ImportMembers(data); err != nil {
+			return err
+		}
+		if err := b.Sync(); err != nil {
+			return fmt.Errorf("raft: syncing the store after moving the member table in: %w", err)
+		}
+		logger.Info("raft: moved the member table into the store", "file", path)
+	}
+	if err := os.Remove(path); err != nil {
+		return fmt.Errorf("raft: removing the old member table %s: %w", path, err)
+	}
+	return nil
+}
+
+// loadMembers reads the member table from the store.
+func (f *FSM) loadMembers() error {
+	data, err := f.backend.Members()
+	if err != nil {
+		return fmt.Errorf("raft: reading the member table: %w", err)
+	}
+	members, idx := map[string]MemberInfo{}, uint64(0)
+	if data != nil {
+		if idx, members, err = decodeMembers(data); err != nil {
+			return fmt.Errorf("raft: the stored member table: %w", err)
+		}
+	}
+	f.mu.Lock()
+	f.members, f.membersIndex = members, idx
+	f.mu.Unlock()
+	return nil
 }
 
 // SetSchemaGuard installs (or, with nil, removes) the schema guard.
@@ -194,14 +250,48 @@ func (f *FSM) advance(idx tuple.Revision) {
 	f.mu.Unlock()
 }
 
+// halt stops the state machine at entry idx: no later entry is applied, the
+// node refuses writes and linearizable reads (Halted), and waiters get
+// ErrHalted. The in-memory state stays halted until a restart replays from
+// the store (an I/O failure may not recur) or a snapshot is restored; an
+// entry that does not decode halts the node again at the same index, which
+// leaves it running and its data directory intact.
 func (f *FSM) halt(idx uint64, err error) {
-	f.logger.Error("raft: state machine halted; restart the node to replay from the store", "index", idx, "err", err)
 	f.mu.Lock()
-	if f.halted == nil {
+	first := f.halted == nil
+	if first {
 		f.halted = fmt.Errorf("applying log index %d: %w", idx, err)
 		close(f.changed)
 		f.changed = make(chan struct{})
 	}
+	onHalt := f.onHalt
+	f.mu.Unlock()
+	if !first {
+		return
+	}
+	f.logger.Error("raft: state machine halted; this node applies no further entries and refuses writes and linearizable reads", "index", idx, "err", err)
+	if onHalt != nil {
+		onHalt(fmt.Errorf("applying log index %d: %w", idx, err))
+	}
+}
+
+// Halted returns nil while the state machine applies entries, and once it
+// has halted, the reason (wrapping the cause, with the log index and the
+// recovery path in its message).
+func (f *FSM) Halted() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.halted == nil {
+		return nil
+	}
+	return fmt.Errorf("%w: %w", ErrHalted, f.halted)
+}
+
+// setOnHalt installs a function called once, outside the FSM's lock, when the
+// state machine halts.
+func (f *FSM) setOnHalt(fn func(error)) {
+	f.mu.Lock()
+	f.onHalt = fn
 	f.mu.Unlock()
 }
 
@@ -250,6 +340,8 @@ func (f *FSM) ApplyBatch(logs []*hraft.Log) []any {
 	f.flush(&run, out, &storeRev)
 	if f.haltedErr() == nil {
 		f.advance(tuple.Revision(last))
+	} else {
+		f.advance(storeRev) // what was applied before the halt
 	}
 	return out
 }
@@ -305,7 +397,10 @@ func (f *FSM) batchable(l *hraft.Log, storeRev tuple.Revision) (req store.WriteR
 	default:
 		return store.WriteRequest{}, nil, nil, false
 	}
-	c := f.mustDecode(l)
+	c, err := decodeEntry(l)
+	if err != nil {
+		return store.WriteRequest{}, nil, nil, false // applyOne decodes it again and halts
+	}
 	now := c.Now
 	if now.IsZero() {
 		now = entryTime(l)
@@ -354,14 +449,6 @@ func (f *FSM) flush(run *writeRun, out []any, storeRev *tuple.Revision) {
 	}
 }
 
-// isDomainFailure reports whether err is a refusal of the write itself,
-// after which the store has advanced its revision and the replica is healthy.
-func isDomainFailure(err error) bool {
-	return errors.Is(err, store.ErrAlreadyExists) || errors.Is(err, store.ErrPreconditionFailed) ||
-		errors.Is(err, store.ErrInvalid) || errors.Is(err, store.ErrTooLarge) ||
-		errors.Is(err, ErrSchemaRefused) || errors.Is(err, ErrSchemaChanged)
-}
-
 // checkSchema returns nil if the stored schema has hash want, an
 // ErrSchemaChanged domain failure if it has another, or the store's error.
 func (f *FSM) checkSchema(want SchemaHash) error {
@@ -395,15 +482,16 @@ func (f *FSM) applyOne(l *hraft.Log, cmd *Command, storeRev *tuple.Revision) any
 	default:
 		return nil
 	}
-	// Skip what the store already holds; the member table has its own index.
+	// Skip what the store already holds (the member table included).
 	if idx <= *storeRev {
-		if len(l.Data) > 0 && (Kind(l.Data[0]) == KindSetMember || Kind(l.Data[0]) == KindForgetMember) {
-			f.applyMember(l, f.mustDecode(l))
-		}
 		return &Result{Revision: idx}
 	}
 	if cmd == nil {
-		c := f.mustDecode(l)
+		c, err := decodeEntry(l)
+		if err != nil {
+			f.halt(l.Index, err)
+			return &Result{Revision: idx, Err: fmt.Errorf("%w: %w", ErrHalted, err)}
+		}
 		cmd = &c
 	}
 	now := cmd.Now
@@ -430,7 +518,7 @@ func (f *FSM) applyOne(l *hraft.Log, cmd *Command, storeRev *tuple.Revision) any
 		}
 		if err = f.backend.WriteSchema(idx, now, cmd.Schema); err == nil {
 			f.schemaHash, f.schemaKnown = HashSchema(cmd.Schema), true
-		} else if !isDomainFailure(err) {
+		} else if !store.IsRefusal(err) {
 			f.schemaKnown = false
 		}
 	case cmd.Kind == KindImport:
@@ -438,13 +526,12 @@ func (f *FSM) applyOne(l *hraft.Log, cmd *Command, storeRev *tuple.Revision) any
 	case cmd.Kind == KindNoop:
 		err = f.backend.Write(idx, now, nil, nil)
 	case cmd.Kind == KindSetMember, cmd.Kind == KindForgetMember:
-		f.applyMember(l, *cmd)
-		err = f.backend.Write(idx, now, nil, nil)
+		err = f.applyMember(idx, now, *cmd)
 	}
 	switch {
 	case err == nil:
 		*storeRev = idx
-	case isDomainFailure(err):
+	case store.IsRefusal(err):
 		res.Err = err
 		*storeRev = idx
 		// The store advances on a domain failure; a refusal decided here (the
@@ -483,68 +570,50 @@ func (f *FSM) advanceStore(idx uint64, now time.Time, storeRev *tuple.Revision) 
 	*storeRev = tuple.Revision(idx)
 }
 
-// mustDecode decodes a log entry. An entry that does not decode was written
-// by a different build or is corrupt; applying anything else would let the
-// replicas diverge, so the FSM panics (as Consul's does).
-func (f *FSM) mustDecode(l *hraft.Log) Command {
+// decodeEntry decodes a log entry's command. An entry that does not decode
+// cannot be applied the way the other replicas applied it (a newer leader
+// wrote a command version or kind this binary does not know, or the entry is
+// corrupt): applying anything else would let the replicas diverge, so the FSM
+// halts on it, with this error naming the index and the way out. It never
+// panics: a panic would kill the node on every restart at the same entry.
+func decodeEntry(l *hraft.Log) (Command, error) {
 	cmd, err := Decode(l.Data)
-	if err != nil {
-		panic(fmt.Sprintf("raft: log entry %d does not decode; refusing to diverge: %v", l.Index, err))
+	if err == nil {
+		return cmd, nil
 	}
-	return cmd
+	if len(l.Data) >= 2 && l.Data[1] > maxCommandVersion && Kind(l.Data[0]) >= KindWrite && Kind(l.Data[0]) <= KindForgetMember {
+		return Command{}, fmt.Errorf("%w: log entry %d is a command of version %d, and this binary reads versions up to %d: "+
+			"upgrade this node to an ambit version that knows command version %d and restart it (upgrade followers first, the leader last)",
+			ErrUndecodableEntry, l.Index, l.Data[1], maxCommandVersion, l.Data[1])
+	}
+	return Command{}, fmt.Errorf("%w: log entry %d: %w; if the other members applied it, upgrade this node to the ambit version they run and restart it; "+
+		"otherwise the entry is corrupt: stop this node, remove its data directory and join it again to catch up from a snapshot",
+		ErrUndecodableEntry, l.Index, err)
 }
 
-func (f *FSM) applyMember(l *hraft.Log, cmd Command) {
+// applyMember writes the member table with cmd's change at idx, in the
+// store's transaction for idx, then publishes it.
+func (f *FSM) applyMember(idx tuple.Revision, now time.Time, cmd Command) error {
 	f.mu.Lock()
-	if l.Index <= f.membersIndex {
-		f.mu.Unlock()
-		return
-	}
-	if cmd.Kind == KindSetMember {
-		f.members[cmd.Member.ID] = cmd.Member
-	} else {
-		delete(f.members, cmd.Member.ID)
-	}
-	f.membersIndex = l.Index
-	data := encodeMembers(f.membersIndex, f.members)
+	next := maps.Clone(f.members)
 	f.mu.Unlock()
-	if err := f.persistMembers(data); err != nil {
-		f.halt(l.Index, err)
+	if cmd.Kind == KindSetMember {
+		next[cmd.Member.ID] = cmd.Member
+	} else {
+		delete(next, cmd.Member.ID)
 	}
-}
-
-func (f *FSM) persistMembers(data []byte) error {
-	if f.metaPath == "" {
-		return nil
+	if err := f.backend.WriteMembers(idx, now, encodeMembers(uint64(idx), next)); err != nil {
+		return err
 	}
-	return writeFileAtomic(f.metaPath, data)
-}
-
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("raft: writing %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("raft: writing %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("raft: syncing %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("raft: writing %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("raft: renaming %s: %w", path, err)
-	}
+	f.mu.Lock()
+	f.members, f.membersIndex = next, uint64(idx)
+	f.mu.Unlock()
 	return nil
 }
 
-// Snapshot implements raft.FSM. It captures the member table; Persist syncs
-// the store, then streams it. The store snapshot may be newer than raft's
+// Snapshot implements raft.FSM. It captures the member table for the
+// stream's header (read only when the store's stream lacks one, as in
+// snapshots of earlier builds); Persist syncs the store, then streams it. The store snapshot may be newer than raft's
 // snapshot index: that is safe because entries at or below the store's
 // revision are skipped.
 //
@@ -625,8 +694,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	if _, err := io.ReadFull(br, meta); err != nil {
 		return fmt.Errorf("raft: reading snapshot member table: %w", err)
 	}
-	idx, members, err := decodeMembers(meta)
-	if err != nil {
+	if _, _, err := decodeMembers(meta); err != nil {
 		return fmt.Errorf("raft: snapshot member table: %w", err)
 	}
 	if err := f.backend.RestoreSnapshot(br); err != nil {
@@ -636,19 +704,32 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	if err := f.backend.Sync(); err != nil {
 		return fmt.Errorf("raft: syncing the restored store: %w", err)
 	}
-	if err := f.persistMembers(meta); err != nil {
+	// The store's stream carries the member table at its own revision. A
+	// snapshot from a build that kept the table beside the store has it in
+	// the header only.
+	if have, err := f.backend.Members(); err != nil {
+		return err
+	} else if have == nil && len(meta) > 0 {
+		if err := f.backend.ImportMembers(meta); err != nil {
+			return fmt.Errorf("raft: storing the snapshot's member table: %w", err)
+		}
+		if err := f.backend.Sync(); err != nil {
+			return fmt.Errorf("raft: syncing the restored store: %w", err)
+		}
+	}
+	if err := f.loadMembers(); err != nil {
 		return err
 	}
 	f.schemaKnown = false
 	rev := f.backend.AppliedRevision()
 	f.mu.Lock()
-	f.members, f.membersIndex = members, idx
+	members := len(f.members)
 	f.halted = nil
 	f.applied = rev
 	close(f.changed)
 	f.changed = make(chan struct{})
 	f.mu.Unlock()
-	f.logger.Info("raft: restored state machine from snapshot", "revision", uint64(rev), "members", len(members))
+	f.logger.Info("raft: restored state machine from snapshot", "revision", uint64(rev), "members", members)
 	return nil
 }
 
@@ -697,4 +778,29 @@ func decodeMembers(data []byte) (uint64, map[string]MemberInfo, error) {
 		return 0, nil, d.err
 	}
 	return idx, members, nil
+}
+
+// writeFileAtomic replaces path with data: a temporary file, fsynced, then
+// renamed over it.
+func writeFileAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("raft: writing %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("raft: writing %s: %w", path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("raft: syncing %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("raft: writing %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("raft: renaming %s: %w", path, err)
+	}
+	return nil
 }

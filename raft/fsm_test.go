@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -132,14 +134,83 @@ func TestFSMSchemaGuard(t *testing.T) {
 	}
 }
 
-func TestFSMPanicsOnUndecodableEntry(t *testing.T) {
-	f, _ := newTestFSM(t)
-	defer func() {
-		if r := recover(); r == nil || !strings.Contains(r.(string), "does not decode") {
-			t.Fatalf("recover() = %v, want the undecodable-entry panic", r)
-		}
-	}()
-	f.Apply(&hraft.Log{Index: 1, Type: hraft.LogCommand, Data: []byte{99, 1, 0}})
+// TestFSMHaltsOnUndecodableEntry: an entry this binary cannot decode (a
+// newer command version written by an upgraded leader, an unknown kind, or
+// garbage) halts the state machine with an error naming the index and the
+// recovery path; it never panics, applies nothing after it, and a restart
+// over the same store halts again at the same entry instead of crashing.
+func TestFSMHaltsOnUndecodableEntry(t *testing.T) {
+	future, err := Encode(WriteCommand([]store.Update{touch("a")}, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	future[1] = maxCommandVersion + 1
+	for _, tc := range []struct {
+		name string
+		data []byte
+		want []string // in the halt error
+	}{
+		{"future version", future, []string{"log index 2", fmt.Sprintf("version %d", maxCommandVersion+1), "upgrade this node", "followers first"}},
+		{"unknown kind", []byte{99, 1, 0}, []string{"log index 2", "unknown command kind 99", "upgrade this node", "remove its data directory"}},
+		{"garbage", []byte{0xde, 0xad, 0xbe, 0xef, 0x01}, []string{"log index 2", "remove its data directory and join it again"}},
+		{"empty", nil, []string{"log index 2", "truncated"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := openRealStore(t, "", true)
+			defer st.Close()
+			for restart := range 2 {
+				f, err := NewFSM(st, "", nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				logs := []*hraft.Log{
+					cmdLog(t, 1, WriteCommand([]store.Update{touch("before")}, nil)),
+					{Index: 2, Term: 1, Type: hraft.LogCommand, Data: tc.data},
+					cmdLog(t, 3, WriteCommand([]store.Update{touch("after")}, nil)),
+				}
+				var out []any
+				func() {
+					defer func() {
+						if r := recover(); r != nil {
+							t.Fatalf("restart %d: ApplyBatch panicked: %v", restart, r)
+						}
+					}()
+					out = f.ApplyBatch(logs)
+				}()
+				for i, idx := range []int{1, 2} {
+					if res := out[idx].(*Result); !errors.Is(res.Err, ErrHalted) || !errors.Is(res.Err, ErrUndecodableEntry) {
+						t.Fatalf("restart %d: entry %d result %+v, want ErrHalted and ErrUndecodableEntry", restart, i+2, res)
+					}
+				}
+				if restart == 0 {
+					if res := out[0].(*Result); res.Err != nil {
+						t.Fatalf("entry 1: %v", res.Err)
+					}
+				}
+				herr := f.Halted()
+				if !errors.Is(herr, ErrHalted) {
+					t.Fatalf("restart %d: Halted() = %v", restart, herr)
+				}
+				for _, w := range tc.want {
+					if !strings.Contains(herr.Error(), w) {
+						t.Errorf("restart %d: halt error %q does not mention %q", restart, herr, w)
+					}
+				}
+				if st.AppliedRevision() != 1 || f.Applied() != 1 {
+					t.Fatalf("restart %d: store at %d, FSM at %d; want both at 1 (nothing at or after the bad entry)", restart, st.AppliedRevision(), f.Applied())
+				}
+				if got := realContents(st); !slices.Equal(got, []string{keyOf("before").String()}) {
+					t.Fatalf("restart %d: store holds %v", restart, got)
+				}
+				if err := f.WaitApplied(context.Background(), 3); !errors.Is(err, ErrHalted) {
+					t.Fatalf("restart %d: WaitApplied(3) = %v, want ErrHalted", restart, err)
+				}
+				if _, err := f.Snapshot(); !errors.Is(err, ErrHalted) {
+					t.Fatalf("restart %d: Snapshot() = %v, want ErrHalted", restart, err)
+				}
+			}
+		})
+	}
 }
 
 func TestFSMHaltsOnStoreFailure(t *testing.T) {
@@ -220,13 +291,13 @@ func TestFSMSnapshotRestore(t *testing.T) {
 	if m, ok := f2.Member("n1"); !ok || m.GRPCAddr != "g1" {
 		t.Fatalf("restored member table: %v %v", m, ok)
 	}
-	// The member table was persisted: a new FSM over the same path has it.
-	f3, err := NewFSM(newFakeStore(), dir+"/members.bin", nil)
+	// The member table is in the store: a new FSM over it has it.
+	f3, err := NewFSM(st2, "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := f3.Member("n1"); !ok {
-		t.Fatal("member table not persisted")
+		t.Fatal("member table not in the restored store")
 	}
 	if err := f2.Restore(io.NopCloser(strings.NewReader("XXXXjunk"))); err == nil || !strings.Contains(err.Error(), "AMBS") {
 		t.Fatalf("Restore(junk) = %v, want an error naming the magic", err)
@@ -285,4 +356,54 @@ func FuzzDecodeMemberList(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestFSMRefusalOrFailure: whether an error from the store halts the state
+// machine is decided by one typed error (store.ErrRefused), not by a list of
+// sentinels the FSM knows: a refusal the FSM has never heard of consumes the
+// revision and the FSM goes on; any other error halts it.
+func TestFSMRefusalOrFailure(t *testing.T) {
+	errNewRefusal := store.NewRefusal("a refusal declared after this FSM was written")
+	for _, tc := range []struct {
+		name    string
+		err     error
+		refusal bool
+	}{
+		{"already exists", fmt.Errorf("%w: doc:a#viewer@user:ana", store.ErrAlreadyExists), true},
+		{"precondition", fmt.Errorf("%w: precondition 0", store.ErrPreconditionFailed), true},
+		{"too large", fmt.Errorf("%w: caveat context", store.ErrTooLarge), true},
+		{"invalid", fmt.Errorf("%w: bad id", store.ErrInvalid), true},
+		{"schema refused", fmt.Errorf("%w: orphans", ErrSchemaRefused), true},
+		{"schema changed", fmt.Errorf("%w: validated against another", ErrSchemaChanged), true},
+		{"new refusal", fmt.Errorf("update 3: %w", errNewRefusal), true},
+		{"io", errors.New("disk on fire"), false},
+		{"closed", store.ErrClosed, false},
+		{"stale", fmt.Errorf("%w: 1 <= 1", store.ErrStaleWrite), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := store.IsRefusal(tc.err); got != tc.refusal {
+				t.Fatalf("store.IsRefusal(%v) = %v, want %v", tc.err, got, tc.refusal)
+			}
+			for _, batched := range []bool{false, true} {
+				f, st := newTestFSM(t)
+				st.refuseNext = tc.err
+				var res *Result
+				if batched { // through WriteMany
+					res = f.ApplyBatch([]*hraft.Log{cmdLog(t, 1, WriteCommand([]store.Update{touch("a")}, nil))})[0].(*Result)
+				} else { // through Write (a delete is never batched)
+					res = f.Apply(cmdLog(t, 1, DeleteCommand(tuple.Filter{ResourceType: "doc"}, 0, false, nil))).(*Result)
+				}
+				if !errors.Is(res.Err, tc.err) {
+					t.Fatalf("batched=%v: result %+v, want it to carry %v", batched, res, tc.err)
+				}
+				halted := f.haltedErr() != nil
+				if halted == tc.refusal || errors.Is(res.Err, ErrHalted) == tc.refusal {
+					t.Fatalf("batched=%v: halted=%v (result %v); a refusal must not halt, a failure must", batched, halted, res.Err)
+				}
+				if tc.refusal && (f.Applied() != 1 || st.AppliedRevision() != 1) {
+					t.Fatalf("batched=%v: refusal left FSM at %d, store at %d; want both at 1", batched, f.Applied(), st.AppliedRevision())
+				}
+			}
+		})
+	}
 }

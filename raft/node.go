@@ -295,6 +295,13 @@ func NewNode(ctx context.Context, cfg Config, b Backend) (_ *Node, err error) {
 		return nil, err
 	}
 	n.fsm.SetSchemaGuard(cfg.SchemaGuard)
+	halted := make(chan struct{}, 1)
+	n.fsm.setOnHalt(func(error) { // once per halt; a restored snapshot clears one
+		select {
+		case halted <- struct{}{}:
+		default:
+		}
+	})
 
 	// The store is durable, so raft does not restore the newest snapshot on
 	// start (NoSnapshotRestoreOnStart) and replay skips what the store holds.
@@ -356,6 +363,8 @@ func NewNode(ctx context.Context, cfg Config, b Backend) (_ *Node, err error) {
 
 	n.wg.Add(1)
 	go n.watchLeadership(notify)
+	n.wg.Add(1)
+	go n.watchHalt(halted)
 
 	switch {
 	case hasState:
@@ -510,6 +519,41 @@ func (n *Node) watchLeadership(notify <-chan bool) {
 	}
 }
 
+// watchHalt hands leadership off when the state machine halts: a halted
+// leader would go on committing entries it cannot apply, so no write could
+// be acknowledged until another member leads.
+func (n *Node) watchHalt(halted <-chan struct{}) {
+	defer n.wg.Done()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-halted:
+			n.handOffHalted()
+		}
+	}
+}
+
+// handOffHalted transfers leadership away from this node if it leads and its
+// state machine has halted.
+func (n *Node) handOffHalted() {
+	if n.fsm.Halted() == nil || n.raft.State() != hraft.Leader {
+		return
+	}
+	n.logger.Warn("raft: handing leadership off: this node's state machine has halted", "err", n.fsm.Halted())
+	if err := n.raft.LeadershipTransfer().Error(); err != nil {
+		n.logger.Warn("raft: leadership transfer from a halted node failed", "err", err)
+	}
+}
+
+// Halted returns nil while the node's state machine applies the log, and
+// the reason once it has halted (errors.Is(err, ErrHalted); the message
+// names the log index and how to recover). A halted node refuses writes and
+// linearizable reads; it cannot become correct again without a restart (an
+// I/O failure), an upgrade (an entry of a newer version) or a rebuild from a
+// snapshot (a corrupt entry). Readiness checks and metrics read it.
+func (n *Node) Halted() error { return n.fsm.Halted() }
+
 // termState holds the cancel function of the current leadership term.
 type termState struct{ cancel context.CancelFunc }
 
@@ -535,7 +579,11 @@ func (n *Node) establishLeadership(ctx context.Context, ready chan struct{}) {
 		if err == nil {
 			break
 		}
-		if errors.Is(err, ErrNotLeader) || errors.Is(err, ErrLeadershipLost) || errors.Is(err, ErrClosed) || errors.Is(err, ErrHalted) {
+		if errors.Is(err, ErrHalted) {
+			n.handOffHalted()
+			return
+		}
+		if errors.Is(err, ErrNotLeader) || errors.Is(err, ErrLeadershipLost) || errors.Is(err, ErrClosed) {
 			n.logger.Warn("raft: leader no-op failed", "err", err)
 			return
 		}
@@ -672,6 +720,9 @@ func (n *Node) Apply(ctx context.Context, cmd Command) (Result, error) {
 	if n.ctx.Err() != nil {
 		return Result{}, ErrClosed
 	}
+	if err := n.fsm.Halted(); err != nil { // nothing proposed: this node could not apply it
+		return Result{}, err
+	}
 	if err := checkProposable(cmd); err != nil { // refuse bad input before anything moves
 		return Result{}, err
 	}
@@ -794,6 +845,9 @@ func (n *Node) LatestRevision() tuple.Revision { return n.fsm.Applied() }
 // The leader confirms its leadership with a quorum and uses its commit index;
 // a follower asks the leader for that index over gRPC.
 func (n *Node) LinearizableRevision(ctx context.Context) (tuple.Revision, error) {
+	if err := n.fsm.Halted(); err != nil {
+		return 0, err
+	}
 	ctx, cancel := n.opContext(ctx)
 	defer cancel()
 	backoff := 10 * time.Millisecond

@@ -13,23 +13,46 @@ import (
 	"github.com/ambit-authz/ambit/tuple"
 )
 
-// Errors. Domain failures are returned wrapped with detail; test with errors.Is.
+// ErrRefused is the one test for "the write itself was refused": every
+// domain failure (ErrAlreadyExists, ErrPreconditionFailed, ErrTooLarge,
+// ErrInvalid, and refusals other packages declare with NewRefusal) satisfies
+// errors.Is(err, ErrRefused). A refused write consumed its revision and wrote
+// nothing else; the store is healthy and a replicated state machine goes on
+// applying. Any other error from a write is a failure of the store itself.
+var ErrRefused = errors.New("write refused")
+
+// refusal is a sentinel error that is a refusal (errors.Is(e, ErrRefused)).
+type refusal struct{ msg string }
+
+func (e *refusal) Error() string        { return e.msg }
+func (e *refusal) Is(target error) bool { return target == ErrRefused }
+
+// NewRefusal returns a new sentinel error that is a refusal: errors.Is(e,
+// ErrRefused) holds for it and for every error wrapping it.
+func NewRefusal(msg string) error { return &refusal{msg: msg} }
+
+// IsRefusal reports whether err refuses a write (errors.Is(err, ErrRefused)).
+func IsRefusal(err error) bool { return errors.Is(err, ErrRefused) }
+
+// Errors. Domain failures are returned wrapped with detail; test with
+// errors.Is. The first four are refusals (see ErrRefused).
 var (
 	// ErrAlreadyExists: a CREATE update named a relationship that exists.
-	ErrAlreadyExists = errors.New("relationship already exists")
+	ErrAlreadyExists = NewRefusal("relationship already exists")
 	// ErrPreconditionFailed: a MUST_MATCH filter matched nothing or a
 	// MUST_NOT_MATCH filter matched something.
-	ErrPreconditionFailed = errors.New("precondition failed")
+	ErrPreconditionFailed = NewRefusal("precondition failed")
+	// ErrTooLarge: a request exceeds a limit of the log format (see
+	// FORMAT.md, "Limits"), or a delete matched more than its own limit.
+	ErrTooLarge = NewRefusal("request too large")
+	// ErrInvalid: a relationship or filter is malformed.
+	ErrInvalid = NewRefusal("invalid request")
 	// ErrRevisionCompacted: the requested revision is older than the GC window.
 	ErrRevisionCompacted = errors.New("revision has been garbage-collected")
 	// ErrFutureRevision: the requested revision has not been applied yet.
 	ErrFutureRevision = errors.New("revision is newer than the store's applied revision")
 	// ErrStaleWrite: a write's revision is not greater than the applied revision.
 	ErrStaleWrite = errors.New("write revision is not after the applied revision")
-	// ErrTooLarge: a batch or a caveat context exceeds a configured limit.
-	ErrTooLarge = errors.New("request too large")
-	// ErrInvalid: a relationship or filter is malformed.
-	ErrInvalid = errors.New("invalid request")
 	// ErrClosed: the store has been closed.
 	ErrClosed = errors.New("store is closed")
 )
@@ -79,4 +102,6 @@ type Change struct {
 	Updates []Update
 	// Schema is the new schema text when the revision wrote one.
 	Schema *string
+	// More is set by ChangePieces on every piece of a revision but its last.
+	More bool
 }

@@ -34,6 +34,7 @@ var (
 	keyApplied = []byte("mapplied") // applied revision, uint64 BE
 	keySchema  = []byte("mschema")  // schema text
 	keyHorizon = []byte("mhorizon") // GC horizon, uint64 BE
+	keyMembers = []byte("mmembers") // replicated member table, opaque (raft's encoding)
 )
 
 // Component escaping. A component is a string of any bytes; it is written

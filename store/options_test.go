@@ -18,8 +18,6 @@ func TestOpenRejectsBadOptions(t *testing.T) {
 	}{
 		{"no dir", Options{}, "Dir is required"},
 		{"negative window", Options{InMemory: true, GCWindow: -time.Second}, "GCWindow"},
-		{"negative batch limit", Options{InMemory: true, MaxUpdatesPerWrite: -1}, "MaxUpdatesPerWrite"},
-		{"negative caveat limit", Options{InMemory: true, MaxCaveatContextBytes: -1}, "MaxCaveatContextBytes"},
 		{"negative memtable", Options{InMemory: true, MemTableSize: -1}, "MemTableSize"},
 		{"negative cache", Options{InMemory: true, BlockCacheSize: -1}, "BlockCacheSize"},
 	}
@@ -41,8 +39,8 @@ func TestDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.GCWindow != 24*time.Hour || o.GCInterval != time.Minute || o.MaxUpdatesPerWrite != 1000 ||
-		o.MaxCaveatContextBytes != 4096 || o.SyncWrites || o.Clock == nil || o.Logger == nil {
+	if o.GCWindow != 24*time.Hour || o.GCInterval != time.Minute ||
+		o.SyncWrites || o.Clock == nil || o.Logger == nil {
 		t.Fatalf("defaults: %+v", o)
 	}
 }

@@ -26,13 +26,14 @@ import (
 // every byte before it.
 const (
 	snapMagic   = "AMBITSNP"
-	snapVersion = 1
+	snapVersion = 2 // 2 adds the member table record; version 1 streams are still read
 
 	recMeta   = 'M' // applied revision (8) | reserved (8, zero; once a relationship count)
 	recSchema = 'S' // revision (8) | text
 	recTime   = 'T' // revision (8) | leader time unix nanos (8)
 	recRel    = 'R' // uvarint body length | body | value
 	recEnd    = 'E' // number of records before this one (8)
+	recMember = 'P' // the member table (opaque, as WriteMembers stored it)
 
 	maxRecord = maxSchemaBytes + 16
 )
@@ -108,6 +109,17 @@ func (s *Store) WriteSnapshot(w io.Writer) (tuple.Revision, error) {
 	} else if !errors.Is(err, badger.ErrKeyNotFound) {
 		return fail(err)
 	}
+	if item, err := txn.Get(keyMembers); err == nil {
+		v, err := item.ValueCopy(nil)
+		if err != nil {
+			return fail(err)
+		}
+		if err := sw.record(recMember, v); err != nil {
+			return fail(err)
+		}
+	} else if !errors.Is(err, badger.ErrKeyNotFound) {
+		return fail(err)
+	}
 	if err := s.iterate(txn, spaceTime, func(item *badger.Item) error {
 		rev, err := decodeRevKey(spaceTime, item.Key())
 		if err != nil {
@@ -158,6 +170,7 @@ type snapContent struct {
 	schema   []byte
 	schemaAt uint64
 	hasSch   bool
+	members  []byte // nil: none
 	times    [][2]uint64
 	rels     [][2][]byte // resource key, value
 }
@@ -174,8 +187,8 @@ func readSnapshot(r io.Reader) (*snapContent, error) {
 	if string(hdr[:len(snapMagic)]) != snapMagic {
 		return nil, fmt.Errorf("%w: bad magic %q", errSnapshot, hdr[:len(snapMagic)])
 	}
-	if hdr[len(snapMagic)] != snapVersion {
-		return nil, fmt.Errorf("%w: unsupported version %d (this build reads %d)", errSnapshot, hdr[len(snapMagic)], snapVersion)
+	if v := hdr[len(snapMagic)]; v < 1 || v > snapVersion {
+		return nil, fmt.Errorf("%w: unsupported version %d (this build reads 1 to %d)", errSnapshot, v, snapVersion)
 	}
 	c := &snapContent{}
 	var nrec uint64
@@ -211,6 +224,11 @@ func readSnapshot(r io.Reader) (*snapContent, error) {
 				return nil, fmt.Errorf("%w: bad or repeated schema record", errSnapshot)
 			}
 			c.schemaAt, c.schema, c.hasSch = binary.BigEndian.Uint64(p), append([]byte(nil), p[8:]...), true
+		case recMember:
+			if c.members != nil {
+				return nil, fmt.Errorf("%w: repeated member table record", errSnapshot)
+			}
+			c.members = append([]byte{}, p...)
 		case recTime:
 			if len(p) != 16 {
 				return nil, fmt.Errorf("%w: bad revision-time record", errSnapshot)
@@ -319,10 +337,14 @@ func (s *Store) RestoreSnapshot(r io.Reader) error {
 	}
 	txn := s.db.NewTransactionAt(c.applied, true)
 	defer txn.Discard()
-	for _, kv := range [][2][]byte{
+	meta := [][2][]byte{
 		{keyApplied, u64(c.applied)},
 		{keyHorizon, u64(c.applied)},
-	} {
+	}
+	if c.members != nil {
+		meta = append(meta, [2][]byte{keyMembers, c.members})
+	}
+	for _, kv := range meta {
 		if err := txn.Set(kv[0], kv[1]); err != nil {
 			return fmt.Errorf("store: restore: %w", err)
 		}

@@ -48,14 +48,13 @@ func TestSoakDeleteNeverReappears(t *testing.T) {
 	dur := soakDuration(t)
 	clock := &fakeClock{t: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
 	s, err := Open(Options{
-		Dir:                t.TempDir(),
-		GCWindow:           20 * time.Second, // 20 revisions
-		GCInterval:         -1,
-		MaxUpdatesPerWrite: 100,
-		Clock:              clock.now,
-		Logger:             quiet,
-		MemTableSize:       1 << 20,
-		BlockCacheSize:     4 << 20,
+		Dir:            t.TempDir(),
+		GCWindow:       20 * time.Second, // 20 revisions
+		GCInterval:     -1,
+		Clock:          clock.now,
+		Logger:         quiet,
+		MemTableSize:   1 << 20,
+		BlockCacheSize: 4 << 20,
 		tune: func(o *badger.Options) {
 			o.BaseTableSize = 64 << 10
 			o.BaseLevelSize = 256 << 10

@@ -27,11 +27,10 @@ type Options struct {
 	GCWindow time.Duration
 	// GCInterval is the background GC period; default 1m; < 0 disables the loop.
 	GCInterval time.Duration
-	// MaxUpdatesPerWrite bounds Write batches (default 1000, SpiceDB's);
-	// larger batches fail with ErrTooLarge.
-	MaxUpdatesPerWrite int
-	// MaxCaveatContextBytes bounds a caveat context's JSON; default 4096.
-	MaxCaveatContextBytes int
+	// No option changes what a write does: a replicated state machine
+	// applies writes through the store, and every replica must decide
+	// alike. Request limits are the API's, checked before proposing; the
+	// store enforces only the format's constants (FORMAT.md, "Limits").
 	// SyncWrites fsyncs every commit. Default false (an OS crash may lose the
 	// last acknowledged commits, a process crash does not); the server turns
 	// it on, since raft acknowledges writes once applied.
@@ -60,12 +59,10 @@ type Options struct {
 
 // Defaults.
 const (
-	DefaultGCWindow              = 24 * time.Hour
-	DefaultGCInterval            = time.Minute
-	DefaultMaxUpdatesPerWrite    = 1000
-	DefaultMaxCaveatContextBytes = 4096
-	DefaultMemTableSize          = 64 << 20
-	DefaultBlockCacheSize        = 256 << 20
+	DefaultGCWindow       = 24 * time.Hour
+	DefaultGCInterval     = time.Minute
+	DefaultMemTableSize   = 64 << 20
+	DefaultBlockCacheSize = 256 << 20
 	// DefaultStreamImportMin: imports of at least this many relationships
 	// into an on-disk store build SSTables directly.
 	DefaultStreamImportMin = 20000
@@ -75,10 +72,6 @@ func (o Options) withDefaults() (Options, error) {
 	switch {
 	case o.GCWindow < 0:
 		return o, fmt.Errorf("store: GCWindow %v is negative", o.GCWindow)
-	case o.MaxUpdatesPerWrite < 0:
-		return o, fmt.Errorf("store: MaxUpdatesPerWrite %d is negative", o.MaxUpdatesPerWrite)
-	case o.MaxCaveatContextBytes < 0:
-		return o, fmt.Errorf("store: MaxCaveatContextBytes %d is negative", o.MaxCaveatContextBytes)
 	case o.MemTableSize < 0:
 		return o, fmt.Errorf("store: MemTableSize %d is negative", o.MemTableSize)
 	case o.BlockCacheSize < 0:
@@ -91,12 +84,6 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.GCInterval == 0 {
 		o.GCInterval = DefaultGCInterval
-	}
-	if o.MaxUpdatesPerWrite == 0 {
-		o.MaxUpdatesPerWrite = DefaultMaxUpdatesPerWrite
-	}
-	if o.MaxCaveatContextBytes == 0 {
-		o.MaxCaveatContextBytes = DefaultMaxCaveatContextBytes
 	}
 	if o.MemTableSize == 0 {
 		o.MemTableSize = DefaultMemTableSize

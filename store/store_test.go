@@ -15,16 +15,14 @@ var quietLogger = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 func testOptions(c storetest.Config, inMemory bool) store.Options {
 	return store.Options{
-		Dir:                   c.Dir,
-		InMemory:              inMemory,
-		GCWindow:              c.GCWindow,
-		GCInterval:            -1,
-		MaxUpdatesPerWrite:    c.MaxUpdatesPerWrite,
-		MaxCaveatContextBytes: c.MaxCaveatContextBytes,
-		Clock:                 c.Clock,
-		Logger:                quietLogger,
-		MemTableSize:          8 << 20,
-		BlockCacheSize:        8 << 20,
+		Dir:            c.Dir,
+		InMemory:       inMemory,
+		GCWindow:       c.GCWindow,
+		GCInterval:     -1,
+		Clock:          c.Clock,
+		Logger:         quietLogger,
+		MemTableSize:   8 << 20,
+		BlockCacheSize: 8 << 20,
 	}
 }
 

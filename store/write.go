@@ -27,6 +27,20 @@ const (
 	maxSchemaBytes = 4 << 20
 )
 
+// MaxCaveatContextBytes bounds the JSON encoding of a stored relationship's
+// caveat context. It is a limit of the log format, the same on every node
+// (FORMAT.md, "Limits"): the state machine refuses a write beyond it on
+// every replica alike. The API's configurable limit, checked before a write
+// is proposed, may not exceed it.
+const MaxCaveatContextBytes = 64 << 10
+
+// CaveatContextSize is the size a caveat's context takes in the store (its
+// JSON encoding), the measure MaxCaveatContextBytes bounds.
+func CaveatContextSize(c *tuple.Caveat) (int, error) {
+	b, err := marshalContext(c)
+	return len(b), err
+}
+
 // sink is where a batch's entries go: a badger transaction, or a badger
 // WriteBatch for bulk operations. Both *badger.Txn and *badger.WriteBatch are sinks.
 type sink interface {
@@ -134,19 +148,61 @@ func (b *batch) stage(updates []Update, preps []prepared, now time.Time, look fu
 	return nil
 }
 
-// isDomain reports whether err is a failure of the request itself, after
-// which the revision is consumed without writing anything.
-func isDomain(err error) bool {
-	return errors.Is(err, ErrAlreadyExists) || errors.Is(err, ErrPreconditionFailed) ||
-		errors.Is(err, ErrInvalid) || errors.Is(err, ErrTooLarge)
+// commitStaged commits a revision's staged entries and its meta keys at
+// rev, then publishes rev (running then first, see commitThen). They go in
+// one transaction when badger takes them in one. A larger write (badger's
+// transaction limit follows this node's memtable size, so another node may
+// take it whole) goes in two steps: the entries through a WriteBatch at rev,
+// which badger may split into several commits, all at version rev and so
+// invisible to readers, then the meta keys in a transaction of their own.
+// Either way the store ends in the same state, so no node refuses a write
+// that another applied. A crash between the steps leaves the entries above
+// the applied revision; replay writes the same keys at the same version.
+func (s *Store) commitStaged(applied uint64, rev tuple.Revision, now time.Time, entries []stagedEntry, then func()) error {
+	txn := s.db.NewTransactionAt(applied, true)
+	defer txn.Discard()
+	err := setStaged(txn, entries)
+	if err == nil {
+		err = s.setMeta(txn, rev, now)
+	}
+	if err == nil {
+		return s.commitThen(txn, rev, then)
+	}
+	if !errors.Is(err, badger.ErrTxnTooBig) {
+		return fmt.Errorf("store: write at revision %d: %w", rev, err)
+	}
+	txn.Discard()
+	if err := s.writeBatchAt(rev, entries); err != nil {
+		return err
+	}
+	meta := s.db.NewTransactionAt(applied, true)
+	defer meta.Discard()
+	if err := s.setMeta(meta, rev, now); err != nil {
+		return fmt.Errorf("store: write at revision %d: %w", rev, err)
+	}
+	return s.commitThen(meta, rev, then)
 }
 
-// txnTooBig turns badger's transaction-size error into a domain failure.
-func txnTooBig(err error) error {
-	if errors.Is(err, badger.ErrTxnTooBig) {
-		return fmt.Errorf("%w: the batch exceeds the storage engine's transaction size (lower MaxUpdatesPerWrite)", ErrTooLarge)
+// writeBatchAt writes entries at version rev through a badger WriteBatch,
+// without the meta keys: nothing of it is visible until rev is applied.
+func (s *Store) writeBatchAt(rev tuple.Revision, entries []stagedEntry) error {
+	wb := s.db.NewWriteBatchAt(uint64(rev))
+	defer wb.Cancel()
+	for _, e := range entries {
+		var err error
+		if e.del {
+			err = wb.Delete(e.k)
+		} else {
+			err = wb.Set(e.k, e.v)
+		}
+		if err != nil {
+			return fmt.Errorf("store: write at revision %d: %w", rev, err)
+		}
 	}
-	return err
+	if err := wb.Flush(); err != nil {
+		return fmt.Errorf("store: write at revision %d: %w", rev, err)
+	}
+	return nil
 }
 
 // beginWrite enters the store, takes the writer lock and checks rev. The
@@ -173,7 +229,7 @@ func (s *Store) beginWrite(rev tuple.Revision) (func(), error) {
 // finish handles the outcome of a write attempt made under the writer lock:
 // on a domain failure it consumes the revision with an empty commit.
 func (s *Store) finish(rev tuple.Revision, now time.Time, err error) error {
-	if err == nil || !isDomain(err) {
+	if err == nil || !IsRefusal(err) {
 		return err
 	}
 	txn := s.db.NewTransactionAt(s.applied.Load(), true)
@@ -240,19 +296,22 @@ func (s *Store) prepare(r *tuple.Relationship, withValue bool) (prepared, error)
 	if err != nil {
 		return prepared{}, fmt.Errorf("%w: %s: caveat context: %v", ErrInvalid, r.Key(), err)
 	}
-	if len(ctx) > s.opts.MaxCaveatContextBytes {
-		return prepared{}, fmt.Errorf("%w: %s: caveat context is %d bytes of JSON, more than the limit of %d",
-			ErrTooLarge, r.Key(), len(ctx), s.opts.MaxCaveatContextBytes)
+	if len(ctx) > MaxCaveatContextBytes {
+		return prepared{}, fmt.Errorf("%w: %s: caveat context is %d bytes of JSON, more than the format's limit of %d",
+			ErrTooLarge, r.Key(), len(ctx), MaxCaveatContextBytes)
 	}
 	p.val = encodeValue(r, ctx)
 	return p, nil
 }
 
 // Write applies updates atomically at rev if every precondition holds against
-// the state just before rev. On a domain failure (ErrAlreadyExists,
+// the state just before rev. On a refusal (ErrRefused: ErrAlreadyExists,
 // ErrPreconditionFailed, ErrInvalid, ErrTooLarge) nothing of the batch is
 // written but the applied revision still advances to rev. now is the
-// leader-stamped time of the write.
+// leader-stamped time of the write. The number of updates is not limited
+// here (a node's configured limit is the API's, checked before proposing);
+// a write too large for one badger transaction is committed in pieces (see
+// commitStaged).
 func (s *Store) Write(rev tuple.Revision, now time.Time, updates []Update, preconds []Precondition) error {
 	done, err := s.beginWrite(rev)
 	if err != nil {
@@ -266,9 +325,6 @@ func (s *Store) Write(rev tuple.Revision, now time.Time, updates []Update, preco
 func (s *Store) prepareUpdates(now time.Time, updates []Update) ([]prepared, error) {
 	if now.IsZero() {
 		return nil, fmt.Errorf("%w: the write has no timestamp", ErrInvalid)
-	}
-	if len(updates) > s.opts.MaxUpdatesPerWrite {
-		return nil, fmt.Errorf("%w: the batch has %d updates, more than the limit of %d", ErrTooLarge, len(updates), s.opts.MaxUpdatesPerWrite)
 	}
 	preps := make([]prepared, len(updates))
 	seen := make(map[tuple.Key]int, len(updates))
@@ -296,22 +352,23 @@ func (s *Store) write(rev tuple.Revision, now time.Time, updates []Update, preco
 	if err != nil {
 		return err
 	}
-	txn := s.db.NewTransactionAt(s.applied.Load(), true)
+	applied := s.applied.Load()
+	txn := s.db.NewTransactionAt(applied, false)
 	defer txn.Discard()
 	if err := checkPreconditions(txn, now, preconds); err != nil {
 		return err
 	}
-	b := &batch{out: txn, rev: rev}
+	// Every check runs before anything is written: the entries may go to
+	// badger in several commits (commitStaged).
+	var staged stagingSink
+	b := &batch{out: &staged, rev: rev}
 	if err := b.stage(updates, preps, now, func(rkey []byte) (bool, bool, error) { return lookup(txn, rkey, now) }); err != nil {
-		return txnTooBig(err)
+		return err
 	}
 	if err := b.flushChunk(); err != nil {
-		return txnTooBig(err)
+		return err
 	}
-	if err := s.setMeta(txn, rev, now); err != nil {
-		return txnTooBig(err)
-	}
-	return s.commit(txn, rev)
+	return s.commitStaged(applied, rev, now, staged.entries, nil)
 }
 
 // lookup reports whether the relationship at rkey exists in txn, and whether
@@ -394,13 +451,62 @@ func (s *Store) deleteByFilter(rev tuple.Revision, now time.Time, f tuple.Filter
 	if err := checkPreconditions(txn, now, preconds); err != nil {
 		return 0, false, err
 	}
+	// Without a limit, a delete of more than bulkThreshold relationships
+	// streams: each matching key goes straight into a WriteBatch at rev
+	// (flushed in pieces, invisible until rev is applied), so memory stays
+	// bounded however many match. With a limit, at most limit+1 keys are
+	// collected first, since going over it may refuse the delete.
 	var keys [][]byte
+	var (
+		bulk    *batch
+		wb      *badger.WriteBatch
+		werr    error
+		deleted int
+	)
+	defer func() {
+		if wb != nil {
+			wb.Cancel()
+		}
+	}()
 	err := scan(context.Background(), txn, f, now, func(r tuple.Relationship) bool {
-		keys = append(keys, resourceKey(r.Key()))
+		k := resourceKey(r.Key())
+		if bulk != nil {
+			if werr = bulk.del(k, true); werr != nil {
+				return false
+			}
+			deleted++
+			return true
+		}
+		keys = append(keys, k)
+		if limit == 0 && len(keys) > bulkThreshold {
+			wb = s.db.NewWriteBatchAt(uint64(rev))
+			bulk = &batch{rev: rev, out: wb}
+			for _, k := range keys {
+				if werr = bulk.del(k, true); werr != nil {
+					return false
+				}
+			}
+			deleted, keys = len(keys), nil
+		}
 		return limit == 0 || len(keys) <= limit
 	})
+	if err == nil && werr != nil {
+		err = fmt.Errorf("store: bulk delete at revision %d: %w", rev, werr)
+	}
 	if err != nil {
 		return 0, false, err
+	}
+	if bulk != nil {
+		if err := bulk.flushChunk(); err != nil {
+			return 0, false, fmt.Errorf("store: bulk delete at revision %d: %w", rev, err)
+		}
+		if err := wb.Flush(); err != nil {
+			return 0, false, fmt.Errorf("store: bulk delete at revision %d: %w", rev, err)
+		}
+		if err := s.setMeta(txn, rev, now); err != nil {
+			return 0, false, err
+		}
+		return deleted, false, s.commit(txn, rev)
 	}
 	partial := false
 	if limit > 0 && len(keys) > limit {
@@ -409,28 +515,34 @@ func (s *Store) deleteByFilter(rev tuple.Revision, now time.Time, f tuple.Filter
 		}
 		keys, partial = keys[:limit], true
 	}
-	b := &batch{rev: rev, out: txn}
-	var wb *badger.WriteBatch
-	if len(keys) > bulkThreshold {
-		wb = s.db.NewWriteBatchAt(uint64(rev))
-		defer wb.Cancel()
-		b.out = wb
+	if len(keys) <= bulkThreshold {
+		var staged stagingSink
+		b := &batch{rev: rev, out: &staged}
+		for _, k := range keys {
+			if err := b.del(k, true); err != nil {
+				return 0, false, err
+			}
+		}
+		if err := b.flushChunk(); err != nil {
+			return 0, false, err
+		}
+		return len(keys), partial, s.commitStaged(applied, rev, now, staged.entries, nil)
 	}
+	wb = s.db.NewWriteBatchAt(uint64(rev)) // a limited delete of many
+	b := &batch{rev: rev, out: wb}
 	for _, k := range keys {
 		if err := b.del(k, true); err != nil {
-			return 0, false, txnTooBig(err)
-		}
-	}
-	if err := b.flushChunk(); err != nil {
-		return 0, false, txnTooBig(err)
-	}
-	if wb != nil {
-		if err := wb.Flush(); err != nil {
 			return 0, false, fmt.Errorf("store: bulk delete at revision %d: %w", rev, err)
 		}
 	}
+	if err := b.flushChunk(); err != nil {
+		return 0, false, fmt.Errorf("store: bulk delete at revision %d: %w", rev, err)
+	}
+	if err := wb.Flush(); err != nil {
+		return 0, false, fmt.Errorf("store: bulk delete at revision %d: %w", rev, err)
+	}
 	if err := s.setMeta(txn, rev, now); err != nil {
-		return 0, false, txnTooBig(err)
+		return 0, false, err
 	}
 	return len(keys), partial, s.commit(txn, rev)
 }
@@ -452,18 +564,8 @@ func (s *Store) writeSchema(rev tuple.Revision, now time.Time, text string) erro
 	if len(text) > maxSchemaBytes {
 		return fmt.Errorf("%w: schema is %d bytes, more than the limit of %d", ErrTooLarge, len(text), maxSchemaBytes)
 	}
-	txn := s.db.NewTransactionAt(s.applied.Load(), true)
-	defer txn.Discard()
-	if err := txn.Set(keySchema, []byte(text)); err != nil {
-		return txnTooBig(err)
-	}
-	if err := txn.Set(changeKey(rev, 0), encodeSchemaChange(text)); err != nil {
-		return txnTooBig(err)
-	}
-	if err := s.setMeta(txn, rev, now); err != nil {
-		return err
-	}
-	return s.commitThen(txn, rev, func() { s.schema.Store(&schemaVersion{text: text, at: rev}) })
+	entries := []stagedEntry{{k: keySchema, v: []byte(text)}, {k: changeKey(rev, 0), v: encodeSchemaChange(text)}}
+	return s.commitStaged(s.applied.Load(), rev, now, entries, func() { s.schema.Store(&schemaVersion{text: text, at: rev}) })
 }
 
 // schemaVersion is a schema text and the revision that wrote it.
@@ -662,4 +764,70 @@ func (s *Store) relsEmpty(txn *badger.Txn) bool {
 	defer it.Close()
 	it.Rewind()
 	return !it.Valid()
+}
+
+// Members returns the replicated member table at the applied revision, as
+// WriteMembers stored it (nil if none). The store does not interpret it.
+func (s *Store) Members() ([]byte, error) {
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.leave()
+	txn := s.db.NewTransactionAt(s.applied.Load(), false)
+	defer txn.Discard()
+	item, err := txn.Get(keyMembers)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: read member table: %w", err)
+	}
+	v, err := item.ValueCopy(nil)
+	if err != nil {
+		return nil, fmt.Errorf("store: read member table: %w", err)
+	}
+	if v == nil {
+		v = []byte{}
+	}
+	return v, nil
+}
+
+// WriteMembers stores the member table at rev, in the transaction that
+// records rev as applied: a crash keeps both or neither.
+func (s *Store) WriteMembers(rev tuple.Revision, now time.Time, table []byte) error {
+	done, err := s.beginWrite(rev)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if now.IsZero() {
+		return s.finish(rev, now, fmt.Errorf("%w: the member table write has no timestamp", ErrInvalid))
+	}
+	entries := []stagedEntry{{k: keyMembers, v: append([]byte{}, table...)}}
+	return s.commitStaged(s.applied.Load(), rev, now, entries, nil)
+}
+
+// ImportMembers stores table as the member table at the applied revision,
+// without advancing it: the one-time move of a member table kept outside
+// the store by earlier builds. The store must have applied a revision.
+func (s *Store) ImportMembers(table []byte) error {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.leave()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rev := s.applied.Load()
+	if rev == 0 {
+		return errors.New("store: importing a member table into a store that has applied nothing")
+	}
+	txn := s.db.NewTransactionAt(rev, true)
+	defer txn.Discard()
+	if err := txn.Set(keyMembers, append([]byte{}, table...)); err != nil {
+		return fmt.Errorf("store: import member table: %w", err)
+	}
+	if err := txn.CommitAt(rev, nil); err != nil {
+		return fmt.Errorf("store: import member table: %w", err)
+	}
+	return nil
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -56,8 +57,8 @@ func (s *Store) WriteMany(reqs []WriteRequest) (results []error, err error) {
 	// several requests' entries, each at its own revision, and none of the
 	// per-revision bookkeeping. A larger one commits in a transaction of its
 	// own holding what Write's would (its entries, the revision's time and
-	// the applied revision), so the storage engine's transaction
-	// limits refuse exactly the requests Write refuses; those commits are
+	// the applied revision), or, when badger's transaction limit is too
+	// small for it, in pieces as Write commits it; those commits are
 	// asynchronous: badger's write goroutine puts request i into the
 	// memtable while this one checks request i+1 against the overlay. Writes
 	// reach badger in revision order (an open group is flushed before a
@@ -88,7 +89,7 @@ func (s *Store) WriteMany(reqs []WriteRequest) (results []error, err error) {
 		r := &reqs[i]
 		staged.reset()
 		derr := s.stageWrite(v, &staged, r)
-		if derr != nil && !isDomain(derr) {
+		if derr != nil && !IsRefusal(derr) {
 			return nil, derr
 		}
 		if derr != nil || s.fitsGroup(staged.entries) {
@@ -107,16 +108,26 @@ func (s *Store) WriteMany(reqs []WriteRequest) (results []error, err error) {
 			if err == nil {
 				err = s.setMeta(txn, r.Rev, r.Now)
 			}
-			if err != nil {
+			if errors.Is(err, badger.ErrTxnTooBig) {
+				// Too large for one transaction here (the limit follows
+				// this node's memtable size): the entries go through a
+				// WriteBatch at the request's revision, after everything
+				// before them has landed, and the meta keys follow, as
+				// Write does (commitStaged). Same state, no refusal.
 				txn.Discard()
-				if derr = txnTooBig(err); !isDomain(derr) {
-					return nil, fmt.Errorf("store: write many at revision %d: %w", r.Rev, err)
+				pending.Wait()
+				if commitErr != nil {
+					return nil, commitErr
+				}
+				if err := s.writeBatchAt(r.Rev, staged.entries); err != nil {
+					return nil, err
 				}
 				txn = s.db.NewTransactionAt(applied, true)
-				if err := s.setMeta(txn, r.Rev, r.Now); err != nil {
-					txn.Discard()
-					return nil, fmt.Errorf("store: write many at revision %d: %w", r.Rev, err)
-				}
+				err = s.setMeta(txn, r.Rev, r.Now)
+			}
+			if err != nil {
+				txn.Discard()
+				return nil, fmt.Errorf("store: write many at revision %d: %w", r.Rev, err)
 			}
 			pending.Add(1)
 			_ = txn.CommitAt(uint64(r.Rev), func(err error) {
@@ -170,8 +181,8 @@ const groupEntries = 32
 
 // fitsGroup reports whether a request's staged entries may join a group:
 // few, and certainly within what one badger transaction takes together
-// with Write's bookkeeping entries, so that Write would not refuse the
-// request as too large (a group does not check).
+// with Write's bookkeeping entries. It decides only how the entries reach
+// badger, never what is written.
 func (s *Store) fitsGroup(entries []stagedEntry) bool {
 	if len(entries) > groupEntries {
 		return false

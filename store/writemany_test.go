@@ -1,11 +1,13 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -23,7 +25,7 @@ func TestWriteManyEqualsWrites(t *testing.T) {
 			clock := &fakeClock{t: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
 			open := func() *Store {
 				s, err := Open(Options{Dir: t.TempDir(), InMemory: inMemory, GCInterval: -1, Clock: clock.now, Logger: quiet,
-					MemTableSize: 4 << 20, BlockCacheSize: 1 << 20, MaxUpdatesPerWrite: 20})
+					MemTableSize: 4 << 20, BlockCacheSize: 1 << 20})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -237,13 +239,14 @@ func TestWriteManyRejectsBadRevisions(t *testing.T) {
 	}
 }
 
-// A request too large for one storage transaction fails alone with
-// ErrTooLarge, as Write fails it; the requests around it in the same call
-// are applied.
-func TestWriteManyTooLargeForATransaction(t *testing.T) {
-	open := func() *Store {
-		s, err := Open(Options{Dir: t.TempDir(), GCInterval: -1, Logger: quiet, MemTableSize: 1 << 20,
-			BlockCacheSize: 1 << 20, MaxUpdatesPerWrite: 5000})
+// A write too large for one storage transaction on this node (badger's
+// limit follows the memtable size, a per-node setting) is applied all the
+// same, by Write and by WriteMany, and leaves the store in the state a node
+// with large memtables reaches: what a write does never depends on node
+// configuration, so replicas cannot diverge.
+func TestWriteTooLargeForATransactionIsApplied(t *testing.T) {
+	open := func(memtable int64) *Store {
+		s, err := Open(Options{Dir: t.TempDir(), GCInterval: -1, Logger: quiet, MemTableSize: memtable, BlockCacheSize: 1 << 20})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -251,32 +254,174 @@ func TestWriteManyTooLargeForATransaction(t *testing.T) {
 		return s
 	}
 	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-	touches := func(prefix string, n int) []Update {
+	// 1000 updates with a 4 KiB caveat context each: the API's default
+	// limits, both at their maximum.
+	ctx := map[string]any{"k": strings.Repeat("x", 4096-len(`{"k":""}`))}
+	touches := func(prefix string, n int, caveat bool) []Update {
 		ups := make([]Update, n)
 		for i := range ups {
 			ups[i] = Update{Op: OpTouch, Rel: tuple.Relationship{Resource: tuple.ObjectRef{Type: "doc", ID: fmt.Sprintf("%s%d", prefix, i)},
 				Relation: "viewer", Subject: tuple.SubjectRef{Type: "user", ID: "u"}}}
+			if caveat {
+				ups[i].Rel.Caveat = &tuple.Caveat{Name: "cav", Context: ctx}
+			}
 		}
 		return ups
 	}
+	if n, err := CaveatContextSize(&tuple.Caveat{Name: "cav", Context: ctx}); err != nil || n != 4096 {
+		t.Fatalf("caveat context is %d bytes (%v), want 4096", n, err)
+	}
 	reqs := []WriteRequest{
-		{Rev: 1, Now: now, Updates: touches("a", 10)},
-		{Rev: 2, Now: now, Updates: touches("big", 5000)},
-		{Rev: 3, Now: now, Updates: touches("c", 10)},
+		{Rev: 1, Now: now, Updates: touches("a", 10, false)},
+		{Rev: 2, Now: now, Updates: touches("big", 1000, true)},
+		{Rev: 3, Now: now, Updates: touches("c", 10, false)},
+		{Rev: 4, Now: now, Updates: touches("many", 5000, false)},
+		{Rev: 5, Now: now, Updates: touches("d", 10, false)},
 	}
-	one := open()
-	if err := one.Write(2, now, reqs[1].Updates, nil); !errors.Is(err, ErrTooLarge) {
-		t.Fatalf("Write of 5000 updates into 1 MiB memtables = %v, want ErrTooLarge (the test needs a transaction that is too big)", err)
+	small := open(4 << 20)
+	var staged stagingSink
+	b := &batch{out: &staged, rev: 2}
+	for _, u := range reqs[1].Updates {
+		p, err := small.prepare(&u.Rel, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.put(p.rkey, p.val, p.exp); err != nil {
+			t.Fatal(err)
+		}
 	}
-	many := open()
+	if small.fitsGroup(staged.entries) || int64(len(staged.entries)) < small.db.MaxBatchCount() && int64(1000*2*4096) < small.db.MaxBatchSize() {
+		t.Fatalf("the test needs a write too large for one transaction (limits: %d entries, %d bytes)", small.db.MaxBatchCount(), small.db.MaxBatchSize())
+	}
+
+	large := open(64 << 20)
+	for _, r := range reqs {
+		if err := large.Write(r.Rev, r.Now, r.Updates, nil); err != nil {
+			t.Fatalf("large memtables: Write at %d: %v", r.Rev, err)
+		}
+	}
+	for _, r := range reqs {
+		if err := small.Write(r.Rev, r.Now, r.Updates, nil); err != nil {
+			t.Fatalf("small memtables: Write at %d: %v", r.Rev, err)
+		}
+	}
+	many := open(4 << 20)
 	res, err := many.WriteMany(reqs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res[0] != nil || !errors.Is(res[1], ErrTooLarge) || res[2] != nil {
-		t.Fatalf("WriteMany results %v, want [nil ErrTooLarge nil]", res)
+	for i, err := range res {
+		if err != nil {
+			t.Fatalf("small memtables: WriteMany request %d: %v", i, err)
+		}
 	}
-	if rev, n := many.AppliedRevision(), countAt(t, many, 3); rev != 3 || n != 20 {
-		t.Fatalf("applied revision %d with %d relationships readable, want 3 and 20", rev, n)
+	want := snapshotBytes(t, large)
+	for name, s := range map[string]*Store{"Write": small, "WriteMany": many} {
+		if s.AppliedRevision() != 5 || countAt(t, s, 5) != 6030 {
+			t.Fatalf("%s: applied revision %d with %d relationships, want 5 and 6030", name, s.AppliedRevision(), countAt(t, s, 5))
+		}
+		if got := snapshotBytes(t, s); !bytes.Equal(got, want) {
+			t.Fatalf("%s on small memtables: snapshot differs from the large-memtable store's (%d vs %d bytes)", name, len(got), len(want))
+		}
+		var changes int
+		for c, err := range s.Changes(context.Background(), 0) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			changes += len(c.Updates)
+		}
+		if changes != 6030 {
+			t.Fatalf("%s: change feed has %d updates, want 6030", name, changes)
+		}
+	}
+}
+
+// snapshotBytes is the store's snapshot stream, everything a replica holds.
+func snapshotBytes(t *testing.T, s *Store) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	if _, err := s.WriteSnapshot(&buf); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// TestPiecewiseWriteReplay: a write committed in pieces (commitStaged's
+// WriteBatch, then the meta keys) that stops after the data, as a crash
+// would leave it, is invisible at the applied revision, and replaying the
+// same write at the same revision ends in the state of a store that never
+// stopped: the leftovers sit at the version the replay writes again.
+func TestPiecewiseWriteReplay(t *testing.T) {
+	dir := t.TempDir()
+	open := func(d string) *Store {
+		s, err := Open(Options{Dir: d, GCInterval: -1, Logger: quiet, MemTableSize: 4 << 20, BlockCacheSize: 1 << 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	base := []Update{{Op: OpTouch, Rel: tuple.MustParse("doc:keep#viewer@user:a")}, {Op: OpTouch, Rel: tuple.MustParse("doc:gone#viewer@user:a")}}
+	big := []Update{{Op: OpDelete, Rel: tuple.MustParse("doc:gone#viewer@user:a")}}
+	ctx := map[string]any{"k": strings.Repeat("x", 4000)}
+	for i := range 1500 {
+		r := tuple.MustParse(fmt.Sprintf("doc:b%d#viewer@user:a", i))
+		r.Caveat = &tuple.Caveat{Name: "cav", Context: ctx}
+		big = append(big, Update{Op: OpCreate, Rel: r})
+	}
+	s := open(dir)
+	if err := s.Write(1, now, base, nil); err != nil {
+		t.Fatal(err)
+	}
+	// The first step of commitStaged for revision 2, and then the "crash".
+	preps, err := s.prepareUpdates(now, big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var staged stagingSink
+	b := &batch{out: &staged, rev: 2}
+	txn := s.db.NewTransactionAt(1, false)
+	if err := b.stage(big, preps, now, func(rkey []byte) (bool, bool, error) { return lookup(txn, rkey, now) }); err != nil {
+		t.Fatal(err)
+	}
+	txn.Discard()
+	if err := b.flushChunk(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.writeBatchAt(2, staged.entries); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open(dir)
+	defer s.Close()
+	if s.AppliedRevision() != 1 || countAt(t, s, 1) != 2 {
+		t.Fatalf("after the crash: applied %d with %d relationships; want 1 and 2 (the leftovers invisible)", s.AppliedRevision(), countAt(t, s, 1))
+	}
+	// Replay: the CREATEs do not see the leftovers, the write is applied.
+	if err := s.Write(2, now, big, nil); err != nil {
+		t.Fatalf("replayed write: %v", err)
+	}
+	clean := open(t.TempDir())
+	defer clean.Close()
+	if err := clean.Write(1, now, base, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := clean.Write(2, now, big, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := snapshotBytes(t, s), snapshotBytes(t, clean); !bytes.Equal(got, want) {
+		t.Fatalf("replayed store differs from one that never crashed (%d vs %d bytes)", len(got), len(want))
+	}
+	var n int
+	for c, err := range s.Changes(context.Background(), 1) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += len(c.Updates)
+	}
+	if n != 1501 {
+		t.Fatalf("change feed of the replayed revision holds %d updates, want 1501", n)
 	}
 }

@@ -312,8 +312,7 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer, ready func(serv
 	case err != nil:
 		return err
 	}
-	st, err := store.Open(store.Options{Dir: storeDir, SyncWrites: guard == nil,
-		MaxUpdatesPerWrite: c.limits.MaxUpdatesPerWrite, Logger: log})
+	st, err := store.Open(store.Options{Dir: storeDir, SyncWrites: guard == nil, Logger: log})
 	if err != nil {
 		return err
 	}

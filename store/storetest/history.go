@@ -18,7 +18,7 @@ import (
 // testQueryModel compares random filters against a model evaluated with
 // tuple.Filter.Matches, so every index path agrees with the plain definition.
 func (s suite[S, T]) testQueryModel(t *testing.T) {
-	st := s.open(t, Config{MaxUpdatesPerWrite: 5000})
+	st := s.open(t, Config{})
 	rng := rand.New(rand.NewPCG(1, 2))
 	types := []string{"doc", "folder"}
 	ids := []string{"a", "a/b", "ab", "b", "b_1", "c"}
@@ -225,10 +225,10 @@ func (s suite[S, T]) testSchema(t *testing.T) {
 }
 
 func (s suite[S, T]) testImport(t *testing.T) {
-	st := s.open(t, Config{MaxUpdatesPerWrite: 2})
+	st := s.open(t, Config{})
 	mustWrite[S](t, st, 1, t0, ups(store.OpCreate, "doc:x#viewer@user:ana"))
 	var rels []tuple.Relationship
-	for i := range 2500 { // more than MaxUpdatesPerWrite and more than a change-feed chunk
+	for i := range 2500 { // more than a change-feed chunk
 		rels = append(rels, rel(fmt.Sprintf("doc:d%04d#viewer@user:u%d", i, i%7)))
 	}
 	tests := []struct {
