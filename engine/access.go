@@ -309,7 +309,9 @@ type PermissionResult struct {
 // perms is empty) at one snapshot, with Check's answers. The checks run one
 // after the other in one evaluation, so a sub-problem two permissions share
 // (the resource's editors under both edit and view) is evaluated once; an
-// answer in the result cache is taken from there.
+// answer in the result cache is taken from there. Without a result cache
+// the evaluation is the proof walk's (explain.go), whose memo does the
+// sharing.
 func (v *View) SubjectPermissions(ctx context.Context, resource tuple.ObjectRef, subject tuple.SubjectRef, perms []string, cctx map[string]any) ([]PermissionResult, error) {
 	if err := v.validate("resource", resource.Type, ""); err != nil {
 		return nil, err
@@ -336,7 +338,12 @@ func (v *View) SubjectPermissions(ctx context.Context, resource tuple.ObjectRef,
 	if err != nil {
 		return nil, err
 	}
+	// With the result cache, one checker: its request memo shares
+	// sub-problems, and its answers fill the cache. Without it the
+	// checker memoises nothing, and the proof walker's memo (which has no
+	// cache to fill) does the sharing.
 	c := &checker{v: v, subject: subject, context: cctx, ctxKey: ck, stats: &Stats{}}
+	e := &explainer{v: v, subject: subject, context: cctx, ctxKey: ck}
 	for i, p := range perms {
 		key := v.cacheKey(resource.Type, resource.ID, p, subject, ck)
 		var (
@@ -349,11 +356,18 @@ func (v *View) SubjectPermissions(ctx context.Context, resource tuple.ObjectRef,
 				t = o.t
 			}
 		}
-		if !cached {
+		switch {
+		case cached:
+		case v.engine.cache != nil:
 			c.rootKey, c.expires = key, 0
-			if t, err = c.checkAny(ctx, resource.Type, []string{resource.ID}, p, 0, nil); err != nil {
-				return nil, fmt.Errorf("permissions[%d] (%s): %w", i, p, err)
-			}
+			t, err = c.checkAny(ctx, resource.Type, []string{resource.ID}, p, 0, nil)
+		default:
+			var st step
+			st, err = e.eval(ctx, resource.Type, resource.ID, p, 0, nil)
+			t = st.t
+		}
+		if err != nil {
+			return nil, fmt.Errorf("permissions[%d] (%s): %w", i, p, err)
 		}
 		r := toResult(t, Stats{})
 		out[i] = PermissionResult{Permission: p, Permissionship: r.Permissionship, Missing: r.Missing}

@@ -53,12 +53,13 @@ func TestAccessOracle(t *testing.T) {
 }
 
 type oracleRun struct {
-	t       *testing.T
-	v       *engine.View
-	s       *schema.Schema
-	reader  engine.Reader
-	expired engine.Reader
-	ctx     context.Context
+	t        *testing.T
+	v        *engine.View
+	uncached *engine.View // an engine without the result cache
+	s        *schema.Schema
+	reader   engine.Reader
+	expired  engine.Reader
+	ctx      context.Context
 }
 
 func accessOracle(t *testing.T, f *validation.File) {
@@ -79,7 +80,11 @@ func accessOracle(t *testing.T, f *validation.File) {
 	mem.Now = func() time.Time { return now }
 	all := enginetest.NewMemory(rels...)
 	all.Now = func() time.Time { return time.Time{} }
-	o := &oracleRun{t: t, v: eng.View(s, mem, mem.Snapshot(1)), s: s, reader: mem, expired: all, ctx: context.Background()}
+	uncached, err := engine.New(engine.Config{CacheMaxCost: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := &oracleRun{t: t, v: eng.View(s, mem, mem.Snapshot(1)), uncached: uncached.View(s, mem, mem.Snapshot(1)), s: s, reader: mem, expired: all, ctx: context.Background()}
 	resources, subjects := f.Mentioned()
 	var types []string
 	for name := range s.Definitions {
@@ -315,7 +320,15 @@ func (o *oracleRun) validProof(what string, res tuple.ObjectRef, sub tuple.Subje
 func (o *oracleRun) subjectPermissions(res tuple.ObjectRef, sub tuple.SubjectRef, perms []string) {
 	t := o.t
 	t.Helper()
-	got, err := o.v.SubjectPermissions(o.ctx, res, sub, nil, nil)
+	for _, v := range []*engine.View{o.v, o.uncached} {
+		o.subjectPermissionsOn(v, res, sub, perms)
+	}
+}
+
+func (o *oracleRun) subjectPermissionsOn(v *engine.View, res tuple.ObjectRef, sub tuple.SubjectRef, perms []string) {
+	t := o.t
+	t.Helper()
+	got, err := v.SubjectPermissions(o.ctx, res, sub, nil, nil)
 	if err != nil {
 		t.Fatalf("SubjectPermissions(%s, %s): %v", res, sub, err)
 	}
