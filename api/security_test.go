@@ -304,13 +304,21 @@ func TestSecurityRequestTimeout(t *testing.T) {
 // --max-response-bytes reaches a client with a small receive limit in
 // several responses, and a watch resumed from any token it delivered
 // yields exactly the rest.
+// 600 relationships fit one piece of the store's change feed; 2,500 span
+// three, so the responses also cross the store's pieces.
 func TestSecurityWatchSplitsLargeRevision(t *testing.T) {
+	for _, n := range []int{600, 2500} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) { watchSplitsLargeRevision(t, n) })
+	}
+}
+
+func watchSplitsLargeRevision(t *testing.T, n int) {
 	const maxBytes = 16 << 10
 	e := newEnv(t, func(o *envOptions) { o.limits.MaxResponseBytes = maxBytes })
 	start := e.writeSchema(testSchema)
-	e.importRels(publicDocs(600, 100))
+	e.importRels(publicDocs(n, 100))
 	del, err := e.perms.DeleteRelationships(e.ctx(), &v1.DeleteRelationshipsRequest{RelationshipFilter: &v1.RelationshipFilter{ResourceType: "document"}})
-	if err != nil || del.GetRelationshipsDeletedCount() != 600 {
+	if err != nil || del.GetRelationshipsDeletedCount() != uint64(n) {
 		t.Fatalf("delete: %v, %v", del, err)
 	}
 	end := del.GetDeletedAt()
@@ -351,8 +359,8 @@ func TestSecurityWatchSplitsLargeRevision(t *testing.T) {
 	for _, p := range all {
 		flat = append(flat, p.updates...)
 	}
-	if len(flat) != 1200 || len(all) < 4 {
-		t.Fatalf("%d updates in %d responses, want 1200 in several per revision", len(flat), len(all))
+	if len(flat) != 2*n || len(all) < 4 {
+		t.Fatalf("%d updates in %d responses, want %d in several per revision", len(flat), len(all), 2*n)
 	}
 	// Resume from every token delivered: the rest is exactly what followed.
 	done := 0

@@ -28,7 +28,8 @@ type Store interface {
 	AppliedRevision() tuple.Revision
 	Snapshot(rev tuple.Revision) (*store.Snapshot, error)
 	ReadSchema(rev tuple.Revision) (text string, at tuple.Revision, err error)
-	Changes(ctx context.Context, after tuple.Revision) iter.Seq2[store.Change, error]
+	// ChangePieces is the change feed after a revision in bounded pieces.
+	ChangePieces(ctx context.Context, after tuple.Revision) iter.Seq2[store.Change, error]
 	Changed() <-chan struct{}
 }
 

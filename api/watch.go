@@ -94,18 +94,28 @@ func (s *Server) Watch(req *v1.WatchRequest, stream grpc.ServerStreamingServer[v
 
 	for {
 		changed := s.store.Changed() // before reading, so no revision is missed
-		for ch, err := range s.store.Changes(ctx, after) {
+		// The store yields each revision in bounded pieces (store.ChangePieces),
+		// so a revision of a million updates is never in memory whole.
+		var rs *revisionSender
+		for piece, err := range s.store.ChangePieces(ctx, after) {
 			if err != nil {
 				return err
 			}
-			after = ch.Revision
-			start := 0
-			if ch.Revision == resumeIn {
-				start = min(resumeAt, len(ch.Updates))
+			if rs == nil || rs.rev != piece.Revision {
+				rs = &revisionSender{s: s, stream: stream, rev: piece.Revision, wantRels: wantRels, wantSchema: wantSchema, match: match}
+				if piece.Revision == resumeIn {
+					rs.skip = resumeAt
+				}
+				resumeIn = 0
 			}
-			resumeIn = 0
-			if err := s.sendRevision(stream, ch, start, wantRels, wantSchema, match); err != nil {
+			if err := rs.add(piece); err != nil {
 				return err
+			}
+			if !piece.More {
+				if err := rs.finish(); err != nil {
+					return err
+				}
+				after = piece.Revision
 			}
 		}
 		if checkpoints {
@@ -124,37 +134,60 @@ func (s *Server) Watch(req *v1.WatchRequest, stream grpc.ServerStreamingServer[v
 	}
 }
 
-// sendRevision sends the updates of ch from index start on that match, in
-// responses of at most Limits.MaxResponseBytes (see Watch).
-func (s *Server) sendRevision(stream grpc.ServerStreamingServer[v1.WatchResponse], ch store.Change, start int, wantRels, wantSchema bool, match func(tuple.Relationship) bool) error {
-	maxBytes := s.limits.MaxResponseBytes - 256 // room for the token and framing
-	resp := &v1.WatchResponse{}
-	size := 0
-	if wantRels {
-		for i := start; i < len(ch.Updates); i++ {
-			u := ch.Updates[i]
-			if !match(u.Rel) {
-				continue
-			}
-			pb := watchUpdate(u)
-			n := protowire.SizeBytes(proto.Size(pb)) + 1
-			if len(resp.Updates) > 0 && size+n > maxBytes {
-				resp.ChangesThrough = s.tokens.partialToken(ch.Revision, i)
-				if err := stream.Send(resp); err != nil {
-					return err
-				}
-				resp, size = &v1.WatchResponse{}, 0
-			}
-			resp.Updates = append(resp.Updates, pb)
-			size += n
+// revisionSender sends one revision's updates that match, piece by piece as
+// the store yields them, in responses of at most Limits.MaxResponseBytes
+// (see Watch): every response but the revision's last carries a token of
+// the position inside the revision, the last the revision's own.
+type revisionSender struct {
+	s                    *Server
+	stream               grpc.ServerStreamingServer[v1.WatchResponse]
+	rev                  tuple.Revision
+	wantRels, wantSchema bool
+	match                func(tuple.Relationship) bool
+	skip                 int // updates of the revision already delivered (a resumed watch)
+	seen                 int // updates of the revision read so far
+	schema               bool
+	resp                 *v1.WatchResponse
+	size                 int
+}
+
+func (r *revisionSender) add(piece store.Change) error {
+	r.schema = r.schema || piece.Schema != nil
+	maxBytes := r.s.limits.MaxResponseBytes - 256 // room for the token and framing
+	for _, u := range piece.Updates {
+		i := r.seen
+		r.seen++
+		if !r.wantRels || i < r.skip || !r.match(u.Rel) {
+			continue
 		}
+		pb := watchUpdate(u)
+		n := protowire.SizeBytes(proto.Size(pb)) + 1
+		if r.resp != nil && len(r.resp.Updates) > 0 && r.size+n > maxBytes {
+			r.resp.ChangesThrough = r.s.tokens.partialToken(r.rev, i)
+			if err := r.stream.Send(r.resp); err != nil {
+				return err
+			}
+			r.resp, r.size = nil, 0
+		}
+		if r.resp == nil {
+			r.resp = &v1.WatchResponse{}
+		}
+		r.resp.Updates = append(r.resp.Updates, pb)
+		r.size += n
 	}
-	resp.SchemaUpdated = wantSchema && ch.Schema != nil
-	if len(resp.Updates) == 0 && !resp.SchemaUpdated {
+	return nil
+}
+
+func (r *revisionSender) finish() error {
+	if r.resp == nil {
+		r.resp = &v1.WatchResponse{}
+	}
+	r.resp.SchemaUpdated = r.wantSchema && r.schema
+	if len(r.resp.Updates) == 0 && !r.resp.SchemaUpdated {
 		return nil
 	}
-	resp.ChangesThrough = s.tokens.zedToken(ch.Revision)
-	return stream.Send(resp)
+	r.resp.ChangesThrough = r.s.tokens.zedToken(r.rev)
+	return r.stream.Send(r.resp)
 }
 
 func watchUpdate(u store.Update) *v1.RelationshipUpdate {
