@@ -60,6 +60,7 @@ type serveConfig struct {
 	logLevel        string
 	logFormat       string
 	shutdownTimeout time.Duration
+	authzen         api.AuthZENOptions
 }
 
 func newServeCmd() *cobra.Command {
@@ -114,6 +115,8 @@ unless --insecure-no-auth is given.`,
 	f.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&c.logFormat, "log-format", "text", "text or json")
 	f.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long shutdown waits for in-flight requests")
+	f.Int64Var(&c.authzen.MaxBodyBytes, "authzen-max-body", api.DefaultAuthZENMaxBody, "largest AuthZEN request body in bytes (on --http-addr)")
+	f.DurationVar(&c.authzen.Timeout, "authzen-timeout", api.DefaultAuthZENTimeout, "budget of each AuthZEN request")
 	return cmd
 }
 
@@ -357,6 +360,16 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer, ready func(serv
 			}
 			fmt.Fprintf(w, "ready: %s, leader %s, applied revision %d\n", role, id, st.AppliedRevision())
 		})
+		// AuthZEN decisions, with the gRPC API's keys; without keys only on
+		// a loopback address (as gRPC) unless --insecure-no-auth.
+		if len(c.keys) > 0 || c.insecureNoAuth || isLoopback(httpAddr) {
+			c.authzen.PresharedKeys = c.keys
+			az := srv.AuthZENHandler(c.authzen)
+			mux.Handle("/access/v1/", az)
+			mux.Handle(api.AuthZENConfiguration, az)
+		} else {
+			log.Warn("AuthZEN endpoints off: --http-addr is not loopback and no --preshared-key is set", "http_addr", httpAddr)
+		}
 		if c.pprof {
 			mux.HandleFunc("/debug/pprof/", pprof.Index)
 			mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
