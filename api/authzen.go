@@ -52,7 +52,7 @@ type azEntity struct {
 func (e *azEntity) UnmarshalJSON(b []byte) error {
 	var m map[string]any
 	if err := json.Unmarshal(b, &m); err != nil || m == nil {
-		e.err = errors.New("must be an object")
+		e.err = errors.New(": must be an object")
 		return nil
 	}
 	str := func(k string) string {
@@ -63,7 +63,7 @@ func (e *azEntity) UnmarshalJSON(b []byte) error {
 		delete(m, k)
 		s, ok := v.(string)
 		if !ok && e.err == nil {
-			e.err = fmt.Errorf("%s: must be a string", k)
+			e.err = fmt.Errorf(".%s: must be a string", k)
 		}
 		return s
 	}
@@ -81,14 +81,14 @@ func (e *azEntity) UnmarshalJSON(b []byte) error {
 		case nil:
 		default:
 			if e.err == nil {
-				e.err = errors.New("properties: must be an object")
+				e.err = errors.New(".properties: must be an object")
 			}
 		}
 	}
 	for k, v := range m {
 		if _, dup := e.Properties[k]; dup {
 			if e.err == nil {
-				e.err = fmt.Errorf("%s: given both as a member and in properties", k)
+				e.err = fmt.Errorf(".%s: given both as a member and in properties", k)
 			}
 			continue
 		}
@@ -245,7 +245,7 @@ func (t azTranslator) entity(e *azEntity, path string, needID bool) (typ, id str
 		return "", "", azErrorf("%s is required", path)
 	}
 	if e.err != nil {
-		return "", "", azErrorf("%s.%v", path, e.err)
+		return "", "", azErrorf("%s%v", path, e.err)
 	}
 	if e.Type == "" {
 		return "", "", azErrorf("%s.type is required", path)
@@ -297,7 +297,7 @@ func (t azTranslator) action(e *azEntity, resourceType, path string) (string, er
 		return "", azErrorf("%s is required", path)
 	}
 	if e.err != nil {
-		return "", azErrorf("%s.%v", path, e.err)
+		return "", azErrorf("%s%v", path, e.err)
 	}
 	if e.Name == "" {
 		return "", azErrorf("%s.name is required", path)
