@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -114,6 +115,9 @@ func (h *azHandler) wrap(name string, f func(c *azCall) (any, error)) http.Handl
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), h.o.Timeout)
 		defer cancel()
+		// The budget covers reading the body too (a client sending it
+		// slowly gets a read error, not a goroutine held open).
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(h.o.Timeout))
 		c := &azCall{ctx: ctx, r: r, w: w, method: method}
 		resp, err := func() (resp any, err error) {
 			defer func() {
@@ -201,6 +205,8 @@ func (c *azCall) decode(v any) error {
 		switch {
 		case errors.As(err, &mbe):
 			return azErrorf("request body: larger than the limit of %d bytes", mbe.Limit)
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			return azErrorf("request body: not received within the request's budget")
 		case errors.Is(err, io.EOF) && dec.InputOffset() == 0:
 			return azErrorf("request body: empty; expected a JSON object")
 		case errors.As(err, &se):

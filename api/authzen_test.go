@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -426,5 +427,28 @@ func TestAuthZENAuth(t *testing.T) {
 		if code == 401 && h.Get("WWW-Authenticate") == "" {
 			t.Errorf("%q: 401 without WWW-Authenticate", tc.auth)
 		}
+	}
+}
+
+// TestAuthZENSlowBody: a body that never ends is cut off by the request's
+// budget instead of holding the handler.
+func TestAuthZENSlowBody(t *testing.T) {
+	_, az, _ := newAZ(t, api.AuthZENOptions{Timeout: 300 * time.Millisecond})
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	go func() { _, _ = pw.Write([]byte(`{"subject":{"type":"user",`)) }()
+	req, err := http.NewRequest(http.MethodPost, az.base+api.AuthZENEvaluation, pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &http.Client{Timeout: 20 * time.Second}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("no answer: %v", err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), "request body") {
+		t.Fatalf("status %d: %s", resp.StatusCode, b)
 	}
 }
