@@ -28,14 +28,14 @@ func azSubject(s tuple.SubjectRef) map[string]any {
 	return m
 }
 
-// TestAuthZENOracle loads every shared conformance file into one server and
+// TestAuthZENConformanceOracle loads every shared conformance file into one server and
 // checks that every AuthZEN evaluation, batch and search agrees with the
 // authzed v1 API on it: evaluations with CheckBulkPermissions (and single
 // evaluations with CheckPermission), resource search with LookupResources,
 // subject search with LookupSubjects, and action search with a check of
 // every permission and relation of the resource's type. Searches page with
 // limit 2, so paging is covered too.
-func TestAuthZENOracle(t *testing.T) {
+func TestAuthZENConformanceOracle(t *testing.T) {
 	files := conformance.Files(t)
 	e := newEnv(t, func(o *envOptions) { o.limits.RevisionQuantum = -1 })
 	hs := httptest.NewServer(e.srv.AuthZENHandler(api.AuthZENOptions{}))

@@ -55,10 +55,10 @@ type todoFile struct {
 	} `json:"evaluations"`
 }
 
-// TestAuthZENTodoInterop serves schema/examples/authzen-todo.yaml and checks
+// TestAuthZENConformanceTodo serves schema/examples/authzen-todo.yaml and checks
 // every decision of every file of the AuthZEN Todo interop scenario over
 // HTTP, as the interop harness does.
-func TestAuthZENTodoInterop(t *testing.T) {
+func TestAuthZENConformanceTodo(t *testing.T) {
 	dir := os.Getenv(conformance.EnvVar)
 	if dir == "" {
 		t.Skip(conformance.EnvVar + " is not set; skipping the AuthZEN Todo interop")
