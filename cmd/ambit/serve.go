@@ -89,7 +89,7 @@ unless --insecure-no-auth is given.`,
 	f := cmd.Flags()
 	f.StringVar(&c.dataDir, "data-dir", "./ambit-data", "directory of the store and the raft log")
 	f.StringVar(&c.grpcAddr, "grpc-addr", "127.0.0.1:50051", "gRPC listen address (the authzed v1 API and cluster traffic)")
-	f.StringVar(&c.httpAddr, "http-addr", "127.0.0.1:8080", "HTTP listen address for /metrics, /healthz and /readyz (no auth); empty disables")
+	f.StringVar(&c.httpAddr, "http-addr", "127.0.0.1:8080", "HTTP listen address for /metrics, /healthz and /readyz (no auth) and the AuthZEN API (--preshared-key); empty disables")
 	f.BoolVar(&c.pprof, "pprof", false, "also serve Go's profiler under /debug/pprof/ on --http-addr (no auth: keep that address private)")
 	f.StringArrayVar(&c.keys, "preshared-key", nil, "bearer key clients must send (repeatable; any one is accepted)")
 	f.BoolVar(&c.insecureNoAuth, "insecure-no-auth", false, "allow serving without a preshared key on a non-loopback address")
