@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/ambit-authz/ambit/schema"
@@ -238,6 +239,9 @@ func azErrorf(format string, args ...any) error { return &azError{msg: fmt.Sprin
 // against the schema so that errors name the AuthZEN field.
 type azTranslator struct {
 	sch *schema.Schema
+	// maxContext bounds the caveat context's protobuf size (0: no bound);
+	// the gRPC handlers enforce the same limit with v1 field names.
+	maxContext int
 }
 
 func (t azTranslator) entity(e *azEntity, path string, needID bool) (typ, id string, err error) {
@@ -313,7 +317,7 @@ func (t azTranslator) action(e *azEntity, resourceType, path string) (string, er
 
 // caveatContext builds the caveat context of an evaluation: its context
 // (without the zedtoken key) and the flattened properties.
-func caveatContext(ev *azEvaluation, path string) (*structpb.Struct, error) {
+func (t azTranslator) caveatContext(ev *azEvaluation, path string) (*structpb.Struct, error) {
 	n := len(ev.Context)
 	for _, e := range []*azEntity{ev.Subject, ev.Resource, ev.Action} {
 		if e != nil {
@@ -370,6 +374,9 @@ func caveatContext(ev *azEvaluation, path string) (*structpb.Struct, error) {
 	if err != nil {
 		return nil, azErrorf("%scontext: %v", path, err)
 	}
+	if n := proto.Size(s); t.maxContext > 0 && n > t.maxContext {
+		return nil, azErrorf("%scontext: the caveat context (context and properties) is %d bytes, more than the limit of %d", path, n, t.maxContext)
+	}
 	return s, nil
 }
 
@@ -387,7 +394,7 @@ func (t azTranslator) checkItem(ev *azEvaluation, path string) (*v1.CheckBulkPer
 	if err != nil {
 		return nil, err
 	}
-	c, err := caveatContext(ev, path)
+	c, err := t.caveatContext(ev, path)
 	if err != nil {
 		return nil, err
 	}

@@ -267,7 +267,7 @@ func (h *azHandler) translator() (azTranslator, error) {
 	if err != nil {
 		return azTranslator{}, err
 	}
-	return azTranslator{sch: sch}, nil
+	return azTranslator{sch: sch, maxContext: h.s.limits.MaxCaveatContextLen}, nil
 }
 
 // evaluation serves POST /access/v1/evaluation.
@@ -493,7 +493,7 @@ func (h *azHandler) searchResource(c *azCall) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	cctx, err := caveatContext(&req.azEvaluation, "")
+	cctx, err := t.caveatContext(&req.azEvaluation, "")
 	if err != nil {
 		return nil, err
 	}
@@ -567,7 +567,7 @@ func (h *azHandler) searchSubject(c *azCall) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	cctx, err := caveatContext(&req.azEvaluation, "")
+	cctx, err := t.caveatContext(&req.azEvaluation, "")
 	if err != nil {
 		return nil, err
 	}
@@ -655,7 +655,7 @@ func (h *azHandler) searchAction(c *azCall) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	cctx, err := caveatContext(&req.azEvaluation, "")
+	cctx, err := t.caveatContext(&req.azEvaluation, "")
 	if err != nil {
 		return nil, err
 	}

@@ -66,9 +66,9 @@ definition document {
 // newAZ is an env with the AuthZEN handler on a test HTTP server and a
 // small data set: ana owns d1; eng members view d1; bob is in eng; d2 is
 // public except for mallory; carl views d3 on the day given.
-func newAZ(t *testing.T, o api.AuthZENOptions) (*env, *azClient, *v1.ZedToken) {
+func newAZ(t *testing.T, o api.AuthZENOptions, envOpts ...func(*envOptions)) (*env, *azClient, *v1.ZedToken) {
 	t.Helper()
-	e := newEnv(t)
+	e := newEnv(t, envOpts...)
 	e.writeSchema(azSchema)
 	z := e.write(v1.RelationshipUpdate_OPERATION_TOUCH,
 		"document:d1#owner@user:ana", "document:d1#viewer@group:eng#member", "group:eng#member@user:bob",
@@ -102,7 +102,7 @@ const evalD1 = `{"subject":{"type":"user","id":"ana"},"action":{"name":"view"},"
 // TestAuthZENBadInput: a client's mistake is a 400 whose message names the
 // field, never a 500 or a stack trace.
 func TestAuthZENBadInput(t *testing.T) {
-	_, az, _ := newAZ(t, api.AuthZENOptions{MaxBodyBytes: 2048})
+	_, az, _ := newAZ(t, api.AuthZENOptions{MaxBodyBytes: 2048}, func(o *envOptions) { o.limits.MaxCaveatContextLen = 1024 })
 	for _, tc := range []struct {
 		name, path, body string
 		want             []string
@@ -128,6 +128,7 @@ func TestAuthZENBadInput(t *testing.T) {
 		{"context key set twice", api.AuthZENEvaluation, `{"subject":{"type":"user","id":"ana"},"action":{"name":"view"},"resource":{"type":"document","id":"d1","properties":{"day":"x"}},"context":{"resource_day":"y"}}`, []string{"resource.properties.day", "resource_day"}},
 		{"bad zedtoken in context", api.AuthZENEvaluation, `{"subject":{"type":"user","id":"ana"},"action":{"name":"view"},"resource":{"type":"document","id":"d1"},"context":{"zedtoken":"nope"}}`, []string{"context.zedtoken"}},
 		{"body over the limit", api.AuthZENEvaluation, `{"subject":{"type":"user","id":"ana"},"context":{"pad":"` + strings.Repeat("x", 3000) + `"}}`, []string{"request body", "limit of 2048 bytes"}},
+		{"context over the caveat context limit", api.AuthZENEvaluation, `{"subject":{"type":"user","id":"ana"},"action":{"name":"view"},"resource":{"type":"document","id":"d1","properties":{"pad":"` + strings.Repeat("x", 1500) + `"}}}`, []string{"context", "limit of 1024"}},
 		{"bad semantic", api.AuthZENEvaluations, `{"options":{"evaluations_semantic":"first"},"evaluations":[{}]}`, []string{"options.evaluations_semantic"}},
 		{"evaluations not an array", api.AuthZENEvaluations, `{"evaluations":{}}`, []string{"evaluations", "expected"}},
 		{"page.limit zero", api.AuthZENSearchResource, `{"subject":{"type":"user","id":"ana"},"action":{"name":"view"},"resource":{"type":"document"},"page":{"limit":0}}`, []string{"page.limit"}},
