@@ -23,6 +23,8 @@ type Client struct {
 	conn        *grpc.ClientConn
 	Permissions v1.PermissionsServiceClient
 	Schema      v1.SchemaServiceClient
+	// AuthZEN, when set, serves the authzen-* operations.
+	AuthZEN *AuthZENClient
 }
 
 // DialOptions say how to reach an endpoint.

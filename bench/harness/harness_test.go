@@ -51,7 +51,9 @@ func TestLoadImportsOrFallsBack(t *testing.T) {
 func TestEveryOpRuns(t *testing.T) {
 	for _, name := range []string{"deep", "caveats"} {
 		w := workload.MustNew(name, workload.Small, 1)
-		c := loaded(t, &fake{}, w)
+		f := &fake{}
+		c := loaded(t, f, w)
+		startAuthZENFake(t, f, c)
 		for _, op := range Ops {
 			r, err := Run(context.Background(), c, w, short(op))
 			if err != nil {
@@ -64,11 +66,11 @@ func TestEveryOpRuns(t *testing.T) {
 				t.Errorf("%s %s: latency %+v for %d requests", name, op, r.Latency, r.Requests)
 			}
 			switch op {
-			case OpCheck, OpCheckBulk:
+			case OpCheck, OpCheckBulk, OpAuthZENEvaluation, OpAuthZENEvaluations:
 				if r.Checks < r.Requests || r.AllowedFraction < 0.3 || r.AllowedFraction > 0.7 || r.Known == 0 {
 					t.Errorf("%s %s: %d checks, allowed %.2f, %d known", name, op, r.Checks, r.AllowedFraction, r.Known)
 				}
-			case OpLookupResources, OpLookupSubjects:
+			case OpLookupResources, OpLookupSubjects, OpAuthZENSearchResource:
 				if r.Results == 0 {
 					t.Errorf("%s %s: no lookup results", name, op)
 				}

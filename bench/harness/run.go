@@ -31,7 +31,8 @@ const (
 )
 
 // Ops lists the runnable operations.
-var Ops = []Op{OpCheck, OpCheckBulk, OpLookupResources, OpLookupSubjects, OpWrite, OpMixed}
+var Ops = []Op{OpCheck, OpCheckBulk, OpLookupResources, OpLookupSubjects, OpWrite, OpMixed,
+	OpAuthZENEvaluation, OpAuthZENEvaluations, OpAuthZENSearchResource}
 
 // Config is one run.
 type Config struct {
@@ -474,6 +475,8 @@ func (wk *worker) do(ctx context.Context, op Op) error {
 			return err
 		}
 		return drain(stream.Recv, &wk.results)
+	case OpAuthZENEvaluation, OpAuthZENEvaluations, OpAuthZENSearchResource:
+		return wk.doAuthZEN(ctx, op)
 	case OpWrite:
 		updates, err := wk.writeUpdates()
 		if err != nil {

@@ -35,6 +35,7 @@ type benchOptions struct {
 	consistency      string
 	load             bool
 	asJSON           bool
+	authzen          string
 }
 
 func newBenchCmd() *cobra.Command {
@@ -75,6 +76,7 @@ answers is flagged in every output and exits with status 1.`,
 	pf.StringVar(&o.consistency, "consistency", "minimize_latency", "minimize_latency or full")
 	pf.BoolVar(&o.load, "load", false, "load the workload (schema and relationships) before running")
 	pf.BoolVar(&o.asJSON, "json", false, "print JSON instead of a table")
+	pf.StringVar(&o.authzen, "authzen", "", "AuthZEN base URL of --endpoint's server for the authzen-* runs (e.g. http://127.0.0.1:8080)")
 	pf.StringVar(&o.cpuprofile, "cpuprofile", "", "write the harness's own CPU profile to this file (to tell client cost from server cost)")
 
 	cmd.AddCommand(&cobra.Command{
@@ -96,12 +98,15 @@ answers is flagged in every output and exits with status 1.`,
 }
 
 var opHelp = map[harness.Op]string{
-	harness.OpCheck:           "CheckPermission at concurrency -c for -d",
-	harness.OpCheckBulk:       "CheckBulkPermissions of --bulk items at concurrency -c for -d",
-	harness.OpLookupResources: "LookupResources at concurrency -c for -d",
-	harness.OpLookupSubjects:  "LookupSubjects at concurrency -c for -d",
-	harness.OpWrite:           "WriteRelationships (--batch TOUCHes each) at concurrency -c for -d",
-	harness.OpMixed:           "95% checks, 4% lookups, 1% writes at concurrency -c for -d",
+	harness.OpCheck:                 "CheckPermission at concurrency -c for -d",
+	harness.OpCheckBulk:             "CheckBulkPermissions of --bulk items at concurrency -c for -d",
+	harness.OpLookupResources:       "LookupResources at concurrency -c for -d",
+	harness.OpLookupSubjects:        "LookupSubjects at concurrency -c for -d",
+	harness.OpWrite:                 "WriteRelationships (--batch TOUCHes each) at concurrency -c for -d",
+	harness.OpMixed:                 "95% checks, 4% lookups, 1% writes at concurrency -c for -d",
+	harness.OpAuthZENEvaluation:     "AuthZEN evaluation (HTTP, --authzen URL) at concurrency -c for -d",
+	harness.OpAuthZENEvaluations:    "AuthZEN evaluations of --bulk items (HTTP, --authzen URL) at concurrency -c for -d",
+	harness.OpAuthZENSearchResource: "AuthZEN resource search, every page (HTTP, --authzen URL) at concurrency -c for -d",
 }
 
 func newBenchGenCmd(o *benchOptions) *cobra.Command {
@@ -148,6 +153,9 @@ func (o *benchOptions) clients() ([]*harness.Client, error) {
 	a, err := harness.Dial(o.endpoint, harness.DialOptions{Token: o.token, Insecure: o.insecure})
 	if err != nil {
 		return nil, err
+	}
+	if o.authzen != "" {
+		a.AuthZEN = harness.NewAuthZENClient(o.authzen, o.token, max(o.concurrency, 2))
 	}
 	out := []*harness.Client{a}
 	if o.vs != "" {

@@ -62,6 +62,7 @@ type serveConfig struct {
 	logLevel        string
 	logFormat       string
 	shutdownTimeout time.Duration
+	authzen         api.AuthZENOptions
 }
 
 func newServeCmd() *cobra.Command {
@@ -87,7 +88,7 @@ unless --insecure-no-auth is given.`,
 	f := cmd.Flags()
 	f.StringVar(&c.dataDir, "data-dir", "./ambit-data", "directory of the store and the raft log")
 	f.StringVar(&c.grpcAddr, "grpc-addr", "127.0.0.1:50051", "gRPC listen address (the authzed v1 API and cluster traffic)")
-	f.StringVar(&c.httpAddr, "http-addr", "127.0.0.1:8080", "HTTP listen address for /metrics, /healthz and /readyz (no auth); empty disables")
+	f.StringVar(&c.httpAddr, "http-addr", "127.0.0.1:8080", "HTTP listen address for /metrics, /healthz and /readyz (no auth) and the AuthZEN API (--preshared-key); empty disables")
 	f.BoolVar(&c.pprof, "pprof", false, "also serve Go's profiler under /debug/pprof/ on --http-addr (no auth: keep that address private)")
 	f.StringArrayVar(&c.keys, "preshared-key", nil, "bearer key clients must send (repeatable; any one is accepted)")
 	f.BoolVar(&c.insecureNoAuth, "insecure-no-auth", false, "allow serving without a preshared key on a non-loopback address")
@@ -125,6 +126,8 @@ unless --insecure-no-auth is given.`,
 	f.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&c.logFormat, "log-format", "text", "text or json")
 	f.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long shutdown waits for in-flight requests")
+	f.Int64Var(&c.authzen.MaxBodyBytes, "authzen-max-body", api.DefaultAuthZENMaxBody, "largest AuthZEN request body in bytes (on --http-addr)")
+	f.DurationVar(&c.authzen.Timeout, "authzen-timeout", api.DefaultAuthZENTimeout, "budget of each AuthZEN request")
 	return cmd
 }
 
@@ -403,6 +406,16 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer, ready func(serv
 			}
 			fmt.Fprintf(w, "ready: %s, leader %s, applied revision %d\n", role, id, st.AppliedRevision())
 		})
+		// AuthZEN decisions, with the gRPC API's keys; without keys only on
+		// a loopback address (as gRPC) unless --insecure-no-auth.
+		if len(c.keys) > 0 || c.insecureNoAuth || isLoopback(httpAddr) {
+			c.authzen.PresharedKeys = c.keys
+			az := srv.AuthZENHandler(c.authzen)
+			mux.Handle("/access/v1/", az)
+			mux.Handle(api.AuthZENConfiguration, az)
+		} else {
+			log.Warn("AuthZEN endpoints off: --http-addr is not loopback and no --preshared-key is set", "http_addr", httpAddr)
+		}
 		if c.pprof {
 			mux.HandleFunc("/debug/pprof/", pprof.Index)
 			mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
