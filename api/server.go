@@ -38,6 +38,7 @@ type Node interface {
 	WaitApplied(ctx context.Context, rev tuple.Revision) error
 	LinearizableRevision(ctx context.Context) (tuple.Revision, error)
 	SetSchemaGuard(g raft.SchemaGuard)
+	SetForwardValidator(v raft.ForwardValidator)
 	State() raft.Role
 }
 
@@ -164,6 +165,7 @@ func New(cfg Config) (*Server, error) {
 		stopping: make(chan struct{}),
 	}
 	cfg.Node.SetSchemaGuard(s.schemas.guard)
+	cfg.Node.SetForwardValidator(s.validateForwarded)
 	return s, nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	hclog "github.com/hashicorp/go-hclog"
@@ -40,10 +41,17 @@ type Config struct {
 	// asks them (any member, forwarded to the leader) to add it as a voter.
 	// Ignored once Dir has raft state.
 	Join []string
-	// PresharedKey authenticates cluster calls (forwarding, join, read
-	// index) as "authorization: Bearer KEY". Empty disables authentication:
-	// only for single-node or trusted test setups.
-	PresharedKey string
+	// ClusterSecret keys the cluster: with it, raft traffic runs over the
+	// authenticated, encrypted stream layer (streamlayer.go) and nodes
+	// authenticate their cluster calls with a credential derived from it. It
+	// must pass CheckClusterSecret. Without it raft traffic is plain TCP that
+	// anyone reaching RaftAddr can write to: only for loopback.
+	ClusterSecret []byte
+	// PresharedKeys are also accepted on cluster calls (the CLI's `cluster`
+	// commands send one); without a ClusterSecret, the node sends the first
+	// on its own calls. No key may be empty. With neither a secret nor keys,
+	// cluster calls are not authenticated: only for loopback.
+	PresharedKeys []string
 	// ClusterID is the cluster's identity (the server binds it into
 	// ZedTokens); the node reports it to joining nodes. With Join, on an
 	// empty Dir or when ClusterID is empty, NewNode asks the member it joins
@@ -56,6 +64,9 @@ type Config struct {
 	ApplyTimeout time.Duration
 	// SchemaGuard is called inside Apply before every schema write.
 	SchemaGuard SchemaGuard
+	// ForwardValidator checks a command another node forwarded before the
+	// leader proposes it (see ForwardValidator); nil proposes it as it came.
+	ForwardValidator ForwardValidator
 
 	HeartbeatTimeout   time.Duration // default 1s
 	ElectionTimeout    time.Duration // default 1s
@@ -160,6 +171,16 @@ func (c *Config) validate() error {
 	if c.LogSegmentSize < MinLogSegmentSize || c.LogSegmentSize > MaxLogSegmentSize {
 		return fmt.Errorf("%w: LogSegmentSize %d is outside [%d, %d] bytes", ErrBadConfig, c.LogSegmentSize, MinLogSegmentSize, MaxLogSegmentSize)
 	}
+	for i, k := range c.PresharedKeys {
+		if k == "" {
+			return fmt.Errorf("%w: preshared key %d of %d is empty; an empty key would let any caller in", ErrBadConfig, i+1, len(c.PresharedKeys))
+		}
+	}
+	if c.ClusterSecret != nil {
+		if err := CheckClusterSecret(c.ClusterSecret); err != nil {
+			return err
+		}
+	}
 	if c.MaxAppendEntries > 1024 {
 		return fmt.Errorf("%w: MaxAppendEntries %d exceeds raft's maximum of 1024", ErrBadConfig, c.MaxAppendEntries)
 	}
@@ -208,8 +229,13 @@ type Node struct {
 	fsm    *FSM
 	raft   *hraft.Raft
 	trans  closingTransport
+	stream *secureStream // nil without a cluster secret
 	logs   logStore
-	peers  *Client
+	// callKey is the cluster-call credential derived from ClusterSecret
+	// (nil without one).
+	callKey   []byte
+	validator atomic.Pointer[ForwardValidator]
+	peers     *Client
 
 	ctx    context.Context // canceled by Close
 	cancel context.CancelFunc
@@ -275,18 +301,8 @@ func NewNode(ctx context.Context, cfg Config, b Backend) (_ *Node, err error) {
 	}
 	if cfg.transport != nil {
 		n.trans = cfg.transport
-	} else if n.trans, err = hraft.NewTCPTransportWithConfig(cfg.RaftAddr, advertise, &hraft.NetworkTransportConfig{
-		MaxPool: 8, Timeout: 10 * time.Second, Logger: hl,
-		// No pipelined replication. Raft's pipeline wedges when a follower's
-		// answer stops its decoder (a newer term after a leadership transfer,
-		// a failed append): the sender parks on a channel nobody drains, the
-		// follower gets no more entries and Shutdown never returns (seen in
-		// this package's benchmarks when a leader handed over under load;
-		// hashicorp/raft#612). On a LAN, one request at a time, each carrying
-		// every entry since the last answer, loses little (hashicorp/raft#541).
-		MaxRPCsInFlight: 1,
-	}); err != nil {
-		return nil, fmt.Errorf("raft: listening on %s: %w", cfg.RaftAddr, err)
+	} else if n.trans, n.stream, err = newTransport(cfg, advertise, hl, n.logger); err != nil {
+		return nil, err
 	}
 	closers = append(closers, n.trans.Close)
 
@@ -295,6 +311,7 @@ func NewNode(ctx context.Context, cfg Config, b Backend) (_ *Node, err error) {
 		return nil, err
 	}
 	n.fsm.SetSchemaGuard(cfg.SchemaGuard)
+	n.SetForwardValidator(cfg.ForwardValidator)
 
 	// The store is durable, so raft does not restore the newest snapshot on
 	// start (NoSnapshotRestoreOnStart) and replay skips what the store holds.
@@ -322,7 +339,7 @@ func NewNode(ctx context.Context, cfg Config, b Backend) (_ *Node, err error) {
 	if err := checkStoreNotAhead(b.AppliedRevision(), hasState, n.logs, snaps, raftDir, n.logger); err != nil {
 		return nil, err
 	}
-	n.peers = NewClient(cfg.PresharedKey)
+	n.peers = n.newPeerClient()
 	closers = append(closers, n.peers.close)
 	if len(cfg.Join) > 0 && (!hasState || cfg.ClusterID == "") {
 		if err := n.learnClusterID(ctx); err != nil {
@@ -687,7 +704,7 @@ func (n *Node) Apply(ctx context.Context, cmd Command) (Result, error) {
 			}
 			lastErr = err
 		} else if id, addr := n.Leader(); addr != "" {
-			res, err := n.peers.forward(ctx, addr, cmd)
+			res, err := n.forwardToLeader(ctx, id, addr, cmd)
 			if !errors.Is(err, ErrNotLeader) && !errors.Is(err, ErrNoLeader) {
 				if errors.Is(err, ErrForward) {
 					err = fmt.Errorf("to leader %s at %s: %w", id, addr, err)

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"strings"
@@ -43,6 +42,7 @@ type serveConfig struct {
 	pprof           bool
 	keys            []string
 	insecureNoAuth  bool
+	cluster         clusterAuth
 	tlsCert         string
 	tlsKey          string
 	nodeID          string
@@ -89,9 +89,10 @@ unless --insecure-no-auth is given.`,
 	f.StringVar(&c.dataDir, "data-dir", "./ambit-data", "directory of the store and the raft log")
 	f.StringVar(&c.grpcAddr, "grpc-addr", "127.0.0.1:50051", "gRPC listen address (the authzed v1 API and cluster traffic)")
 	f.StringVar(&c.httpAddr, "http-addr", "127.0.0.1:8080", "HTTP listen address for /metrics, /healthz and /readyz (no auth); empty disables")
-	f.BoolVar(&c.pprof, "pprof", false, "also serve Go's profiler under /debug/pprof/ on --http-addr (no auth: keep that address private)")
+	f.BoolVar(&c.pprof, "pprof", false, "also serve Go's profiler under /debug/pprof/ on --http-addr (behind the preshared keys, as the API; no cmdline)")
 	f.StringArrayVar(&c.keys, "preshared-key", nil, "bearer key clients must send (repeatable; any one is accepted)")
 	f.BoolVar(&c.insecureNoAuth, "insecure-no-auth", false, "allow serving without a preshared key on a non-loopback address")
+	c.cluster.flags(f)
 	f.StringVar(&c.tlsCert, "tls-cert", "", "TLS certificate file for the gRPC port")
 	f.StringVar(&c.tlsKey, "tls-key", "", "TLS key file for the gRPC port")
 	f.StringVar(&c.nodeID, "node-id", "node-1", "raft node id; unique in the cluster and stable across restarts")
@@ -224,6 +225,16 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer, ready func(serv
 	if len(c.keys) == 0 && !c.insecureNoAuth && !isLoopback(c.grpcAddr) {
 		return fmt.Errorf("refusing to serve on %s without authentication: give --preshared-key (or AMBIT_PRESHARED_KEY), or --insecure-no-auth to allow it", c.grpcAddr)
 	}
+	if err := checkKeys(c.keys); err != nil {
+		return err
+	}
+	if c.pprof && len(c.keys) == 0 && !c.insecureNoAuth && c.httpAddr != "" && !isLoopback(c.httpAddr) {
+		return fmt.Errorf("refusing to serve --pprof on %s without authentication: give --preshared-key, or --insecure-no-auth to allow it", c.httpAddr)
+	}
+	secret, err := c.cluster.load(c.raftAddr, c.raftAdvertise)
+	if err != nil {
+		return err
+	}
 	if (c.tlsCert == "") != (c.tlsKey == "") {
 		return errors.New("--tls-cert and --tls-key must be given together")
 	}
@@ -285,14 +296,10 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer, ready func(serv
 	closers = append(closers, func() error { _ = lis.Close(); return nil })
 	grpcAddr := lis.Addr().String()
 
-	key := ""
-	if len(c.keys) > 0 {
-		key = c.keys[0]
-	}
 	node, err := raft.NewNode(ctx, raft.Config{
 		NodeID: c.nodeID, RaftAddr: c.raftAddr, AdvertiseAddr: c.raftAdvertise, GRPCAddr: grpcAddr, Dir: c.dataDir, LogStore: c.raftLogStore,
 		LogSegmentSize: c.raftSegmentMiB << 20,
-		Bootstrap:      c.bootstrap, Join: c.join, PresharedKey: key, ClusterID: cid, SchemaGuard: api.SchemaGuard(st), Logger: log,
+		Bootstrap:      c.bootstrap, Join: c.join, PresharedKeys: c.keys, ClusterSecret: secret, ClusterID: cid, SchemaGuard: api.SchemaGuard(st), Logger: log,
 	}, stampedBackend{st})
 	if err != nil {
 		return err
@@ -314,6 +321,8 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer, ready func(serv
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "ambit_raft_rejected_peers_total",
+		Help: "Raft connections refused because they failed cluster authentication."}, func() float64 { return float64(node.RejectedPeers()) }))
 	metrics, err := api.NewMetrics(reg, func() float64 { return float64(st.AppliedRevision()) }, func() float64 { return float64(node.State()) })
 	if err != nil {
 		return err
@@ -358,11 +367,7 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer, ready func(serv
 			fmt.Fprintf(w, "ready: %s, leader %s, applied revision %d\n", role, id, st.AppliedRevision())
 		})
 		if c.pprof {
-			mux.HandleFunc("/debug/pprof/", pprof.Index)
-			mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-			mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-			mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+			mux.Handle("/debug/pprof/", pprofHandler(c.keys))
 		}
 		hs = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		go func() {
@@ -383,7 +388,7 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer, ready func(serv
 	}
 
 	log.Info("ambit serving", "grpc_addr", grpcAddr, "http_addr", httpAddr, "node_id", c.nodeID, "raft_addr", node.RaftAddr(),
-		"data_dir", c.dataDir, "auth", len(c.keys) > 0, "tls", c.tlsCert != "")
+		"data_dir", c.dataDir, "auth", len(c.keys) > 0, "tls", c.tlsCert != "", "cluster_auth", secret != nil)
 	if ready != nil {
 		ready(serveAddrs{grpc: grpcAddr, http: httpAddr})
 	}
