@@ -228,6 +228,12 @@ func (n *Node) validateForwarded(ctx context.Context, cmd Command) (Command, err
 	if v == nil {
 		return cmd, nil
 	}
+	// Validate against the newest schema this leader has committed: the
+	// forwarding follower may already have applied an entry this node has
+	// committed but not yet applied.
+	if err := n.WaitApplied(ctx, tuple.Revision(n.raft.CommitIndex())); err != nil {
+		return Command{}, fmt.Errorf("%w: leader %s did not apply its commit index in time to validate the write: %v", ErrNoLeader, n.cfg.NodeID, err)
+	}
 	out, err := (*v)(ctx, cmd)
 	switch {
 	case err == nil:

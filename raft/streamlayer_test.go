@@ -283,3 +283,39 @@ func FuzzClusterDecode(f *testing.F) {
 		}
 	})
 }
+
+// A three-node cluster on the authenticated transport elects a leader,
+// replicates writes made through a follower, and survives losing its
+// leader.
+func TestAuthenticatedClusterSurvivesLeaderChange(t *testing.T) {
+	c := newTestCluster(t, 3, fakeStores(), nil)
+	for _, tn := range c.nodes {
+		if tn.n.stream == nil {
+			t.Fatalf("%s runs raft without the authenticated stream layer", tn.cfg.NodeID)
+		}
+	}
+	ctx := context.Background()
+	leader := c.waitLeader()
+	if _, err := writeOne(ctx, c.nodes[c.follower(leader)].n, "one"); err != nil {
+		t.Fatal(err)
+	}
+	for _, tn := range c.nodes {
+		if r := tn.n.RejectedPeers(); r != 0 {
+			t.Errorf("%s refused %d peers of its own cluster", tn.cfg.NodeID, r)
+		}
+	}
+	c.stop(leader)
+	next := c.waitLeader()
+	if next == leader {
+		t.Fatal("the stopped node still leads")
+	}
+	if _, err := writeOne(ctx, c.nodes[c.follower(leader, next)].n, "two"); err != nil {
+		t.Fatal(err)
+	}
+	for _, tn := range c.running() {
+		eventually(t, tn.cfg.NodeID+" has both writes", func() bool {
+			got := contents(tn.st)
+			return contains(got, keyOf("one").String()) && contains(got, keyOf("two").String())
+		})
+	}
+}
