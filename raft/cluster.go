@@ -3,6 +3,7 @@ package raft
 import (
 	"context"
 	"crypto/subtle"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -192,14 +194,15 @@ func clusterCallKey(secret []byte) []byte {
 // newPeerClient is the client the node calls other members with: the
 // cluster credential with a secret, else the first preshared key.
 func (n *Node) newPeerClient() *Client {
-	if n.cfg.ClusterSecret != nil {
+	key := ""
+	switch {
+	case n.cfg.ClusterSecret != nil:
 		n.callKey = clusterCallKey(n.cfg.ClusterSecret)
-		return NewClient(string(n.callKey))
+		key = string(n.callKey)
+	case len(n.cfg.PresharedKeys) > 0:
+		key = n.cfg.PresharedKeys[0]
 	}
-	if len(n.cfg.PresharedKeys) > 0 {
-		return NewClient(n.cfg.PresharedKeys[0])
-	}
-	return NewClient("")
+	return NewTLSClient(key, n.cfg.PeerTLS)
 }
 
 // ForwardValidator checks a command another node forwarded to this leader
@@ -440,13 +443,23 @@ func decodeMemberList(data []byte) ([]Member, error) {
 // to the leader; the CLI uses one for `cluster status/join/remove`.
 type Client struct {
 	key   string
+	tls   *tls.Config // nil: plaintext
 	mu    sync.Mutex
 	conns map[string]*grpc.ClientConn
 }
 
-// NewClient returns a client authenticating with the preshared key.
+// NewClient returns a client authenticating with the preshared key, over
+// plaintext connections.
 func NewClient(presharedKey string) *Client {
 	return &Client{key: presharedKey, conns: map[string]*grpc.ClientConn{}}
+}
+
+// NewTLSClient is NewClient over TLS configured by cfg (for members whose
+// gRPC port serves TLS).
+func NewTLSClient(presharedKey string, cfg *tls.Config) *Client {
+	c := NewClient(presharedKey)
+	c.tls = cfg
+	return c
 }
 
 type bearer string
@@ -473,6 +486,9 @@ func (c *Client) conn(addr string) (*grpc.ClientConn, error) {
 			MinConnectTimeout: time.Second,
 		}),
 		grpc.WithStatsHandler(sentTracker{}),
+	}
+	if c.tls != nil {
+		opts[0] = grpc.WithTransportCredentials(credentials.NewTLS(c.tls))
 	}
 	if c.key != "" {
 		opts = append(opts, grpc.WithPerRPCCredentials(bearer(c.key)))

@@ -2,6 +2,7 @@ package raft
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -62,6 +63,10 @@ type Config struct {
 	// ApplyTimeout bounds a write (and a wait for a leader) when the caller's
 	// context has no earlier deadline. Default 5s.
 	ApplyTimeout time.Duration
+	// PeerTLS, when set, is the TLS configuration of the node's calls to
+	// other members' gRPC ports (forwarding, join, read index): set it when
+	// members serve gRPC over TLS. nil calls them in plaintext.
+	PeerTLS *tls.Config
 	// SchemaGuard is called inside Apply before every schema write.
 	SchemaGuard SchemaGuard
 	// ForwardValidator checks a command another node forwarded before the

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net/http"
@@ -21,11 +23,13 @@ type clusterAuth struct {
 	secretText string
 	secretFile string
 	insecure   bool
+	tlsCA      string
 }
 
 func (a *clusterAuth) flags(f *pflag.FlagSet) {
 	f.StringVar(&a.secretFile, "cluster-secret-file", "", "file holding the cluster secret (surrounding whitespace ignored); see --cluster-secret")
 	f.StringVar(&a.secretText, "cluster-secret", "", "secret every member shares: authenticates and encrypts raft traffic and authenticates cluster calls; at least 32 bytes of randomness (`openssl rand -hex 32`); prefer --cluster-secret-file or AMBIT_CLUSTER_SECRET, a command line is visible to local users")
+	f.StringVar(&a.tlsCA, "cluster-tls-ca", "", "PEM file of the CA that signs members' --tls-cert, which members verify when they call each other's gRPC port (default: the system roots)")
 	f.BoolVar(&a.insecure, "insecure-cluster", false, "allow a non-loopback --raft-addr without a cluster secret (anyone who reaches the raft port can then write to the log)")
 }
 
@@ -60,6 +64,30 @@ func (a *clusterAuth) load(raftAddr, advertise string) ([]byte, error) {
 		}
 	}
 	return secret, nil
+}
+
+// peerTLS is how the node calls other members' gRPC ports: over TLS when
+// this node serves TLS (every member then does), verifying them against
+// --cluster-tls-ca or the system roots; nil (plaintext) otherwise.
+func (a *clusterAuth) peerTLS(tlsCert string) (*tls.Config, error) {
+	if tlsCert == "" {
+		if a.tlsCA != "" {
+			return nil, errors.New("--cluster-tls-ca needs --tls-cert and --tls-key: members call each other over TLS only when they serve it")
+		}
+		return nil, nil
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if a.tlsCA != "" {
+		pem, err := os.ReadFile(a.tlsCA)
+		if err != nil {
+			return nil, fmt.Errorf("--cluster-tls-ca: %w", err)
+		}
+		cfg.RootCAs = x509.NewCertPool()
+		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--cluster-tls-ca %s: no PEM certificate in it", a.tlsCA)
+		}
+	}
+	return cfg, nil
 }
 
 // checkKeys refuses an empty preshared key (`--preshared-key ”`, or

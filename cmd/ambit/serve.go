@@ -235,6 +235,10 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer, ready func(serv
 	if err != nil {
 		return err
 	}
+	peerTLS, err := c.cluster.peerTLS(c.tlsCert)
+	if err != nil {
+		return err
+	}
 	if (c.tlsCert == "") != (c.tlsKey == "") {
 		return errors.New("--tls-cert and --tls-key must be given together")
 	}
@@ -299,7 +303,7 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer, ready func(serv
 	node, err := raft.NewNode(ctx, raft.Config{
 		NodeID: c.nodeID, RaftAddr: c.raftAddr, AdvertiseAddr: c.raftAdvertise, GRPCAddr: grpcAddr, Dir: c.dataDir, LogStore: c.raftLogStore,
 		LogSegmentSize: c.raftSegmentMiB << 20,
-		Bootstrap:      c.bootstrap, Join: c.join, PresharedKeys: c.keys, ClusterSecret: secret, ClusterID: cid, SchemaGuard: api.SchemaGuard(st), Logger: log,
+		Bootstrap:      c.bootstrap, Join: c.join, PresharedKeys: c.keys, ClusterSecret: secret, PeerTLS: peerTLS, ClusterID: cid, SchemaGuard: api.SchemaGuard(st), Logger: log,
 	}, stampedBackend{st})
 	if err != nil {
 		return err
