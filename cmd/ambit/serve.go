@@ -76,7 +76,9 @@ SpiceDB client library work) on --grpc-addr, and /metrics, /healthz and
 Every flag can also be set from the environment as AMBIT_<FLAG>, e.g.
 AMBIT_PRESHARED_KEY (comma-separated for several keys) or AMBIT_DATA_DIR.
 Without a preshared key the server only listens on a loopback address,
-unless --insecure-no-auth is given.`,
+unless --insecure-no-auth is given. A non-loopback --raft-addr needs a
+cluster secret shared by every member (--cluster-secret-file or
+AMBIT_CLUSTER_SECRET), unless --insecure-cluster is given.`,
 		Args: cobra.NoArgs,
 		PreRunE: func(cmd *cobra.Command, _ []string) error {
 			return flagsFromEnv(cmd.Flags())
