@@ -45,8 +45,9 @@ import (
 //
 // Until both proofs are checked no byte reaches raft. The whole handshake
 // runs under handshakeTimeout, in a goroutine of its own (at most
-// maxPendingHandshakes at a time; more are closed at once), so a slow or
-// silent peer cannot stall Accept. A peer that fails is closed and counted
+// maxPendingHandshakes at a time, and maxPendingPerHost from one address;
+// more are closed at once), so a slow or silent peer cannot stall Accept,
+// nor one host crowd the members out. A peer that fails is closed and counted
 // (Node.RejectedPeers), and logged at most once per rejectLogEvery.
 const (
 	exporterLabel        = "EXPORTER-ambit cluster v1"
@@ -55,7 +56,8 @@ const (
 	roleAcceptor         = 'A'
 	proofLen             = 1 + sha256.Size
 	handshakeTimeout     = 5 * time.Second
-	maxPendingHandshakes = 64
+	maxPendingHandshakes = 256
+	maxPendingPerHost    = 16
 	rejectLogEvery       = 10 * time.Second
 	// MinClusterSecretLen is the shortest cluster secret accepted, in bytes.
 	MinClusterSecretLen = 32
@@ -136,7 +138,10 @@ type secureStream struct {
 	cancel   context.CancelFunc
 	stopOnce sync.Once
 	wg       sync.WaitGroup
-	pending  chan struct{} // semaphore of handshakes in progress
+	// handshakes in progress, in all and by remote IP (admit)
+	pendingMu  sync.Mutex
+	pendingAll int
+	pendingBy  map[string]int
 
 	rejected  atomic.Uint64
 	logMu     sync.Mutex
@@ -162,10 +167,10 @@ func newSecureStream(bindAddr string, advertise net.Addr, secret []byte, logger 
 		server: &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{cert}},
 		// The acceptor's certificate is ephemeral and not verified: the
 		// proof bound to the session authenticates it.
-		client:  &tls.Config{MinVersion: tls.VersionTLS13, InsecureSkipVerify: true}, //nolint:gosec // see above
-		conns:   make(chan net.Conn),
-		done:    make(chan struct{}),
-		pending: make(chan struct{}, maxPendingHandshakes),
+		client:    &tls.Config{MinVersion: tls.VersionTLS13, InsecureSkipVerify: true}, //nolint:gosec // see above
+		conns:     make(chan net.Conn),
+		done:      make(chan struct{}),
+		pendingBy: map[string]int{},
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if a, ok := s.Addr().(*net.TCPAddr); !ok || a.IP == nil || a.IP.IsUnspecified() {
@@ -221,17 +226,16 @@ func (s *secureStream) acceptLoop() {
 			time.Sleep(10 * time.Millisecond) // e.g. out of file descriptors
 			continue
 		}
-		select {
-		case s.pending <- struct{}{}:
-		default:
+		host := remoteHost(c)
+		if err := s.admit(host); err != nil {
 			c.Close()
-			s.reject(c.RemoteAddr(), fmt.Errorf("%w: more than %d handshakes in progress", ErrPeerRejected, maxPendingHandshakes))
+			s.reject(c.RemoteAddr(), err)
 			continue
 		}
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			defer func() { <-s.pending }()
+			defer s.release(host)
 			tc, err := s.acceptHandshake(c)
 			if err != nil {
 				c.Close()
@@ -244,6 +248,40 @@ func (s *secureStream) acceptLoop() {
 				tc.Close()
 			}
 		}()
+	}
+}
+
+// remoteHost is the IP a connection comes from.
+func remoteHost(c net.Conn) string {
+	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		return a.IP.String()
+	}
+	return c.RemoteAddr().String()
+}
+
+// admit reserves a handshake slot for a connection from host: at most
+// maxPendingHandshakes in all and maxPendingPerHost from one address, so
+// one host holding silent connections open cannot keep the members out.
+func (s *secureStream) admit(host string) error {
+	s.pendingMu.Lock()
+	defer s.pendingMu.Unlock()
+	switch {
+	case s.pendingAll >= maxPendingHandshakes:
+		return fmt.Errorf("%w: %d handshakes in progress, the most allowed", ErrPeerRejected, s.pendingAll)
+	case s.pendingBy[host] >= maxPendingPerHost:
+		return fmt.Errorf("%w: %d handshakes in progress from %s, the most allowed from one address", ErrPeerRejected, s.pendingBy[host], host)
+	}
+	s.pendingAll++
+	s.pendingBy[host]++
+	return nil
+}
+
+func (s *secureStream) release(host string) {
+	s.pendingMu.Lock()
+	defer s.pendingMu.Unlock()
+	s.pendingAll--
+	if s.pendingBy[host]--; s.pendingBy[host] == 0 {
+		delete(s.pendingBy, host)
 	}
 }
 

@@ -319,3 +319,43 @@ func TestAuthenticatedClusterSurvivesLeaderChange(t *testing.T) {
 		})
 	}
 }
+
+// One host holding many silent connections open (a slowloris on the raft
+// port) uses up its own handshake slots, not the members': a member still
+// connects at once.
+func TestSilentPeersDoNotCrowdOutMembers(t *testing.T) {
+	acc, err := newSecureStream("127.0.0.1:0", nil, []byte(testSecret), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer acc.Close()
+	go func() {
+		for {
+			c, err := acc.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	attacker := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}, Timeout: 5 * time.Second}
+	const silent = 100
+	for range silent {
+		c, err := attacker.Dial("tcp", acc.Addr().String())
+		if err != nil {
+			t.Skipf("cannot dial from 127.0.0.2 on this machine: %v", err)
+		}
+		defer c.Close()
+	}
+	eventually(t, "the connections over the per-host limit refused", func() bool {
+		return acc.rejected.Load() >= silent-maxPendingPerHost
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := dialSecure(ctx, acc.Addr().String(), clusterKey([]byte(testSecret), "raft"),
+		&tls.Config{MinVersion: tls.VersionTLS13, InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatalf("a member could not connect while another host held %d silent connections: %v", silent, err)
+	}
+	c.Close()
+}
