@@ -48,6 +48,9 @@ type Config struct {
 	// must pass CheckClusterSecret. Without it raft traffic is plain TCP that
 	// anyone reaching RaftAddr can write to: only for loopback.
 	ClusterSecret []byte
+	// ClusterPKI, with ClusterSecret, adds mutual TLS with a cluster CA to
+	// the raft stream layer (see ClusterPKI).
+	ClusterPKI *ClusterPKI
 	// PresharedKeys are also accepted on cluster calls (the CLI's `cluster`
 	// commands send one); without a ClusterSecret, the node sends the first
 	// on its own calls. No key may be empty. With neither a secret nor keys,
@@ -185,6 +188,9 @@ func (c *Config) validate() error {
 		if err := CheckClusterSecret(c.ClusterSecret); err != nil {
 			return err
 		}
+	}
+	if c.ClusterPKI != nil && (c.ClusterSecret == nil || c.ClusterPKI.CAs == nil) {
+		return fmt.Errorf("%w: ClusterPKI needs a ClusterSecret and CAs (mutual TLS comes on top of the secret's proof)", ErrBadConfig)
 	}
 	if c.MaxAppendEntries > 1024 {
 		return fmt.Errorf("%w: MaxAppendEntries %d exceeds raft's maximum of 1024", ErrBadConfig, c.MaxAppendEntries)

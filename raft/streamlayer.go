@@ -122,6 +122,40 @@ func checkProof(key, exporter []byte, role byte, msg []byte) error {
 	return nil
 }
 
+// ClusterPKI adds mutual TLS with a cluster CA to the authenticated stream
+// layer: every member presents Certificate, and a peer is accepted only if
+// its certificate chains to CAs (no host name is checked: members dial
+// addresses). It comes on top of the cluster secret's proof, never instead.
+// Member certificates need the client and server extended key usages (or
+// none).
+type ClusterPKI struct {
+	Certificate tls.Certificate
+	CAs         *x509.CertPool
+}
+
+// verifyChain checks that a peer's certificate chains to cas.
+func verifyChain(cas *x509.CertPool) func([][]byte, [][]*x509.Certificate) error {
+	return func(raw [][]byte, _ [][]*x509.Certificate) error {
+		if len(raw) == 0 {
+			return errors.New("the peer presented no certificate")
+		}
+		certs := make([]*x509.Certificate, len(raw))
+		for i, r := range raw {
+			c, err := x509.ParseCertificate(r)
+			if err != nil {
+				return fmt.Errorf("the peer's certificate %d: %w", i, err)
+			}
+			certs[i] = c
+		}
+		inter := x509.NewCertPool()
+		for _, c := range certs[1:] {
+			inter.AddCert(c)
+		}
+		_, err := certs[0].Verify(x509.VerifyOptions{Roots: cas, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+		return err
+	}
+}
+
 // secureStream is a hraft.StreamLayer over TCP whose connections are
 // authenticated and encrypted as described above.
 type secureStream struct {
@@ -152,8 +186,8 @@ type secureStream struct {
 var _ hraft.StreamLayer = (*secureStream)(nil)
 
 // newSecureStream listens on bindAddr. advertise, when set, is the address
-// peers dial.
-func newSecureStream(bindAddr string, advertise net.Addr, secret []byte, logger *slog.Logger) (*secureStream, error) {
+// peers dial; pki, when set, adds mutual TLS with a cluster CA.
+func newSecureStream(bindAddr string, advertise net.Addr, secret []byte, pki *ClusterPKI, logger *slog.Logger) (*secureStream, error) {
 	cert, err := ephemeralCert()
 	if err != nil {
 		return nil, fmt.Errorf("raft: cluster TLS certificate: %w", err)
@@ -171,6 +205,13 @@ func newSecureStream(bindAddr string, advertise net.Addr, secret []byte, logger 
 		conns:     make(chan net.Conn),
 		done:      make(chan struct{}),
 		pendingBy: map[string]int{},
+	}
+	if pki != nil {
+		s.server.Certificates = []tls.Certificate{pki.Certificate}
+		s.server.ClientAuth = tls.RequireAndVerifyClientCert
+		s.server.ClientCAs = pki.CAs
+		s.client.Certificates = []tls.Certificate{pki.Certificate}
+		s.client.VerifyPeerCertificate = verifyChain(pki.CAs)
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if a, ok := s.Addr().(*net.TCPAddr); !ok || a.IP == nil || a.IP.IsUnspecified() {
@@ -450,7 +491,7 @@ func newTransport(cfg Config, advertise net.Addr, hl hclog.Logger, logger *slog.
 		}
 		return t, nil, nil
 	}
-	s, err := newSecureStream(cfg.RaftAddr, advertise, cfg.ClusterSecret, logger)
+	s, err := newSecureStream(cfg.RaftAddr, advertise, cfg.ClusterSecret, cfg.ClusterPKI, logger)
 	if err != nil {
 		return nil, nil, fmt.Errorf("raft: listening on %s: %w", cfg.RaftAddr, err)
 	}

@@ -113,7 +113,7 @@ func TestRaftPortRefusesUnauthenticatedPeers(t *testing.T) {
 // relays the bytes is refused, because each proof is bound to its TLS
 // session (channel binding).
 func TestStreamHandshake(t *testing.T) {
-	acc, err := newSecureStream("127.0.0.1:0", nil, []byte(testSecret), slog.New(slog.DiscardHandler))
+	acc, err := newSecureStream("127.0.0.1:0", nil, []byte(testSecret), nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -324,7 +324,7 @@ func TestAuthenticatedClusterSurvivesLeaderChange(t *testing.T) {
 // port) uses up its own handshake slots, not the members': a member still
 // connects at once.
 func TestSilentPeersDoNotCrowdOutMembers(t *testing.T) {
-	acc, err := newSecureStream("127.0.0.1:0", nil, []byte(testSecret), slog.New(slog.DiscardHandler))
+	acc, err := newSecureStream("127.0.0.1:0", nil, []byte(testSecret), nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,12 +24,17 @@ type clusterAuth struct {
 	secretFile string
 	insecure   bool
 	tlsCA      string
+	// mutual TLS with a cluster CA on the raft port, on top of the secret
+	caFile, certFile, keyFile string
 }
 
 func (a *clusterAuth) flags(f *pflag.FlagSet) {
 	f.StringVar(&a.secretFile, "cluster-secret-file", "", "file holding the cluster secret (surrounding whitespace ignored); see --cluster-secret")
 	f.StringVar(&a.secretText, "cluster-secret", "", "secret every member shares: authenticates and encrypts raft traffic and authenticates cluster calls; at least 32 bytes of randomness (`openssl rand -hex 32`); prefer --cluster-secret-file or AMBIT_CLUSTER_SECRET, a command line is visible to local users")
 	f.StringVar(&a.tlsCA, "cluster-tls-ca", "", "PEM file of the CA that signs members' --tls-cert, which members verify when they call each other's gRPC port (default: the system roots)")
+	f.StringVar(&a.caFile, "cluster-ca", "", "PEM file of the CA that signs members' --cluster-cert: raft connections then also need a certificate it signed (mutual TLS, on top of the cluster secret)")
+	f.StringVar(&a.certFile, "cluster-cert", "", "this member's raft certificate (PEM), signed by --cluster-ca, for client and server use")
+	f.StringVar(&a.keyFile, "cluster-key", "", "the private key of --cluster-cert (PEM)")
 	f.BoolVar(&a.insecure, "insecure-cluster", false, "allow a non-loopback --raft-addr without a cluster secret (anyone who reaches the raft port can then write to the log)")
 }
 
@@ -64,6 +69,33 @@ func (a *clusterAuth) load(raftAddr, advertise string) ([]byte, error) {
 		}
 	}
 	return secret, nil
+}
+
+// pki loads the mutual TLS of the raft port (nil without --cluster-ca):
+// the three flags go together, and with a cluster secret.
+func (a *clusterAuth) pki(secret []byte) (*raft.ClusterPKI, error) {
+	if a.caFile == "" && a.certFile == "" && a.keyFile == "" {
+		return nil, nil
+	}
+	if a.caFile == "" || a.certFile == "" || a.keyFile == "" {
+		return nil, errors.New("--cluster-ca, --cluster-cert and --cluster-key go together")
+	}
+	if secret == nil {
+		return nil, errors.New("--cluster-ca needs a cluster secret (--cluster-secret-file): mutual TLS comes on top of it")
+	}
+	cert, err := tls.LoadX509KeyPair(a.certFile, a.keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("--cluster-cert/--cluster-key: %w", err)
+	}
+	pem, err := os.ReadFile(a.caFile)
+	if err != nil {
+		return nil, fmt.Errorf("--cluster-ca: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("--cluster-ca %s: no PEM certificate in it", a.caFile)
+	}
+	return &raft.ClusterPKI{Certificate: cert, CAs: pool}, nil
 }
 
 // peerTLS is how the node calls other members' gRPC ports: over TLS when

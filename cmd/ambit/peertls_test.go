@@ -48,7 +48,7 @@ func testCA(t *testing.T, dir string) (caFile, certFile, keyFile string, pool *x
 	}
 	leafTmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "ambit member"},
 		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour), IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
 	leafDER, err := x509.CreateCertificate(rand.Reader, leafTmpl, ca, &key.PublicKey, caKey)
 	if err != nil {
 		t.Fatal(err)
@@ -70,12 +70,13 @@ func testCA(t *testing.T, dir string) (caFile, certFile, keyFile string, pool *x
 }
 
 // Members that serve gRPC over TLS call each other over TLS: a node joins
-// and forwards writes to the leader.
+// and forwards writes to the leader. Their raft port also asks for a
+// certificate of the cluster CA (mutual TLS on top of the secret).
 func TestMembersCallEachOtherOverTLS(t *testing.T) {
 	caFile, certFile, keyFile, pool := testCA(t, t.TempDir())
 	cfg := func(id string, join ...string) serveConfig {
 		return serveConfig{keys: []string{"k"}, nodeID: id, join: join, tlsCert: certFile, tlsKey: keyFile,
-			cluster: clusterAuth{secretText: testClusterSecret, tlsCA: caFile}}
+			cluster: clusterAuth{secretText: testClusterSecret, tlsCA: caFile, caFile: caFile, certFile: certFile, keyFile: keyFile}}
 	}
 	a1, _ := startServe(t, cfg("n1"))
 	a2, _ := startServe(t, cfg("n2", a1.grpc))
@@ -98,7 +99,13 @@ func TestMembersCallEachOtherOverTLS(t *testing.T) {
 	}}}); err != nil {
 		t.Fatalf("relationship written through the follower: %v", err)
 	}
-	if err := serveRefusal(t, serveConfig{cluster: clusterAuth{tlsCA: caFile}}); err == nil {
-		t.Fatal("--cluster-tls-ca without --tls-cert started")
+	for _, c := range []clusterAuth{
+		{tlsCA: caFile},  // --cluster-tls-ca without --tls-cert
+		{caFile: caFile}, // --cluster-ca alone
+		{caFile: caFile, certFile: certFile, keyFile: keyFile}, // --cluster-ca without a secret
+	} {
+		if err := serveRefusal(t, serveConfig{cluster: c}); err == nil {
+			t.Errorf("serve with %+v started", c)
+		}
 	}
 }
