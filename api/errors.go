@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -26,6 +27,23 @@ func invalidf(format string, args ...any) error {
 func preconditionf(format string, args ...any) error {
 	return status.Errorf(codes.FailedPrecondition, format, args...)
 }
+
+// ErrorInfo reasons (domain ErrorDomain) that tell a client what to do
+// after a write failed for availability (README, "Retrying writes"):
+const (
+	// ErrorDomain is the domain of ambit's google.rpc.ErrorInfo details.
+	ErrorDomain = "ambit.authz"
+	// ReasonNotProposed: nothing was proposed (no leader, the leader could
+	// not be reached, the request never left this node). Retrying the same
+	// request is safe.
+	ReasonNotProposed = "NOT_PROPOSED"
+	// ReasonOutcomeUnknown: the write was proposed or sent to the leader and
+	// may or may not commit (a deadline passed, leadership moved, the
+	// connection was cut). Retry only what is idempotent (TOUCH, DELETE,
+	// WriteSchema) or read first; a CREATE retried may fail AlreadyExists
+	// because the first attempt committed.
+	ReasonOutcomeUnknown = "OUTCOME_UNKNOWN"
+)
 
 // toStatus maps an error from the engine, store, raft or this package to a
 // gRPC status. It is the only place where domain errors meet gRPC codes.
@@ -60,7 +78,7 @@ func toStatus(log *slog.Logger, method string, err error) error {
 	case errors.As(err, &list):
 		code = codes.InvalidArgument
 	case errors.Is(err, engine.ErrInvalidRequest), errors.Is(err, engine.ErrCaveatContext),
-		errors.Is(err, store.ErrInvalid), errors.Is(err, raft.ErrBadCommand),
+		errors.Is(err, store.ErrInvalid), errors.Is(err, raft.ErrBadCommand), errors.Is(err, raft.ErrInvalidCommand),
 		errors.Is(err, tuple.ErrSyntax), errors.Is(err, tuple.ErrInvalidID), errors.Is(err, tuple.ErrInvalidTyp),
 		errors.Is(err, tuple.ErrInvalidRel), errors.Is(err, tuple.ErrCaveat), errors.Is(err, tuple.ErrExpiration):
 		code = codes.InvalidArgument
@@ -70,7 +88,7 @@ func toStatus(log *slog.Logger, method string, err error) error {
 	// Requests that are well formed but do not fit the schema or the data.
 	case errors.Is(err, engine.ErrUnknownType), errors.Is(err, engine.ErrUnknownRelation), errors.Is(err, engine.ErrUnreachable):
 		code = codes.FailedPrecondition
-	case errors.Is(err, store.ErrPreconditionFailed), errors.Is(err, raft.ErrSchemaRefused):
+	case errors.Is(err, store.ErrPreconditionFailed), errors.Is(err, raft.ErrSchemaRefused), errors.Is(err, raft.ErrSchemaChanged):
 		code = codes.FailedPrecondition
 	case errors.Is(err, store.ErrRevisionCompacted):
 		code = codes.FailedPrecondition
@@ -91,9 +109,25 @@ func toStatus(log *slog.Logger, method string, err error) error {
 		errors.Is(err, raft.ErrClosed), errors.Is(err, raft.ErrHalted), errors.Is(err, store.ErrClosed):
 		code = codes.Unavailable
 	}
+	// What a client may do next (raft/errors.go documents each error's
+	// retry meaning). Unknown wins: an error that wraps both is unknown.
+	reason := ""
+	switch {
+	case errors.Is(err, raft.ErrTimeout), errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrForward),
+		errors.Is(err, raft.ErrClosed), errors.Is(err, raft.ErrHalted), errors.Is(err, store.ErrClosed):
+		reason = ReasonOutcomeUnknown
+	case errors.Is(err, raft.ErrNoLeader), errors.Is(err, raft.ErrNotLeader):
+		reason = ReasonNotProposed
+	}
 	if code == codes.Internal {
 		log.Error("internal error", "method", method, "err", err)
 		msg = "internal error; the server log has the details"
 	}
-	return status.Error(code, msg)
+	st := status.New(code, msg)
+	if reason != "" {
+		if d, derr := st.WithDetails(&errdetails.ErrorInfo{Reason: reason, Domain: ErrorDomain}); derr == nil {
+			st = d
+		}
+	}
+	return st.Err()
 }

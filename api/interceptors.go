@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"crypto/subtle"
+	"errors"
 	"fmt"
 	"log/slog"
 	"runtime"
@@ -176,17 +177,43 @@ func authenticate(ctx context.Context, keys [][]byte, method string) error {
 	if len(vals) == 0 {
 		return status.Error(codes.Unauthenticated, `missing "authorization: Bearer <preshared key>" metadata`)
 	}
-	scheme, tok, ok := strings.Cut(vals[0], " ")
+	return checkBearer(keys, vals[0])
+}
+
+// checkBearer checks an authorization value against the keys: malformed is
+// Unauthenticated, a wrong key PermissionDenied. Every key is compared in
+// constant time; an empty key matches nothing.
+func checkBearer(keys [][]byte, authorization string) error {
+	scheme, tok, ok := strings.Cut(authorization, " ")
 	if !ok || !strings.EqualFold(scheme, "bearer") || strings.TrimSpace(tok) == "" {
 		return status.Error(codes.Unauthenticated, `malformed authorization metadata: expected "Bearer <preshared key>"`)
 	}
 	given := []byte(strings.TrimSpace(tok))
 	match := 0
 	for _, k := range keys {
-		match |= subtle.ConstantTimeCompare(given, k)
+		if len(k) > 0 {
+			match |= subtle.ConstantTimeCompare(given, k)
+		}
 	}
 	if match != 1 {
 		return status.Error(codes.PermissionDenied, "the preshared key is not valid for this server")
+	}
+	return nil
+}
+
+// CheckBearer is the API's key check for other front ends (the HTTP
+// profiler): nil when authorization ("Bearer KEY", as an HTTP header or
+// gRPC metadata) carries one of keys. Its error names what is wrong.
+func CheckBearer(keys []string, authorization string) error {
+	if authorization == "" {
+		return status.Error(codes.Unauthenticated, `missing "Authorization: Bearer <preshared key>"`)
+	}
+	bs := make([][]byte, len(keys))
+	for i, k := range keys {
+		bs[i] = []byte(k)
+	}
+	if err := checkBearer(bs, authorization); err != nil {
+		return errors.New(status.Convert(err).Message())
 	}
 	return nil
 }

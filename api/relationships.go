@@ -121,17 +121,7 @@ func (s *Server) WriteRelationships(ctx context.Context, req *v1.WriteRelationsh
 	if err != nil {
 		return nil, err
 	}
-	sch, schemaHash, err := s.schemaForWrite()
-	if err != nil {
-		return nil, err
-	}
-	for i, p := range preconds {
-		if err := checkFilter(sch, p.Filter, fmt.Sprintf("optional_preconditions[%d].filter", i)); err != nil {
-			return nil, err
-		}
-	}
 	updates := make([]store.Update, 0, len(ups))
-	seen := make(map[tuple.Key]int, len(ups))
 	for i, u := range ups {
 		field := fmt.Sprintf("updates[%d]", i)
 		rel, err := relationshipFromPB(u.GetRelationship(), field+".relationship")
@@ -149,21 +139,16 @@ func (s *Server) WriteRelationships(ctx context.Context, req *v1.WriteRelationsh
 		default:
 			return nil, invalidf("%s.operation must be OPERATION_CREATE, OPERATION_TOUCH or OPERATION_DELETE", field)
 		}
-		if j, dup := seen[rel.Key()]; dup {
-			return nil, invalidf("%s: relationship %s also appears in updates[%d]; a write may name each relationship once", field, rel.Key(), j)
-		}
-		seen[rel.Key()] = i
-		if op != store.OpDelete {
-			if err := engine.ValidateRelationship(sch, rel); err != nil {
-				return nil, fmt.Errorf("%s: %w", field, err)
-			}
-			if err := s.checkStoredContext(rel, field); err != nil {
-				return nil, err
-			}
-		}
 		updates = append(updates, store.Update{Op: op, Rel: rel})
 	}
 	cmd := raft.WriteCommand(updates, preconds)
+	sch, schemaHash, err := s.schemaForWrite()
+	if err != nil {
+		return nil, err
+	}
+	if err := s.validateCommand(sch, cmd); err != nil {
+		return nil, err
+	}
 	cmd.SchemaHash = schemaHash
 	res, err := s.applyValidated(ctx, cmd)
 	if err != nil {

@@ -284,7 +284,7 @@ func TestWriteLimitsHoldTogether(t *testing.T) {
 		{"one update too many", &v1.WriteRelationshipsRequest{Updates: append(slices.Clip(atLimits.Updates[:api.DefaultMaxUpdatesPerWrite]), update(opTouch, "document:x#viewer@user:x"))},
 			[]string{"1001 updates", "limit of 1000"}},
 		{"context one byte over", &v1.WriteRelationshipsRequest{Updates: []*v1.RelationshipUpdate{withContext("y", tuple.MaxCaveatContextSize+1)}},
-			[]string{"updates[0].optional_caveat.context", "4097 bytes", "limit of 4096"}},
+			[]string{"updates[0].relationship.optional_caveat.context", "4097 bytes", "limit of 4096"}},
 		{"import context one byte over", nil, []string{"relationships[0].optional_caveat.context", "4097 bytes"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -40,6 +40,7 @@ type Node interface {
 	WaitApplied(ctx context.Context, rev tuple.Revision) error
 	LinearizableRevision(ctx context.Context) (tuple.Revision, error)
 	SetSchemaGuard(g raft.SchemaGuard)
+	SetForwardValidator(v raft.ForwardValidator)
 	State() raft.Role
 }
 
@@ -198,6 +199,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.gate = newGate(s.limits)
 	cfg.Node.SetSchemaGuard(s.schemas.guard)
+	cfg.Node.SetForwardValidator(s.validateForwarded)
 	return s, nil
 }
 

@@ -34,12 +34,16 @@ func benchStores(b *testing.B, syncStore bool) func(int, string) (Backend, func(
 }
 
 // benchTransports are the raft transports the replicated benchmarks run
-// over: loopback TCP (what the server uses) and raft's in-memory transport.
+// over: loopback TCP, plain and through the authenticated stream layer (what
+// the server uses with a cluster secret), and raft's in-memory transport.
 var benchTransports = []struct {
 	name  string
 	tweak func(n int) func(*Config)
 }{
-	{"tcp", func(int) func(*Config) { return nil }},
+	{"tcp", func(int) func(*Config) { return func(cfg *Config) { cfg.ClusterSecret = nil } }},
+	// TCP through the authenticated stream layer (TLS 1.3 and the cluster
+	// secret's proof), as `ambit serve` runs with a cluster secret.
+	{"tcp-auth", func(int) func(*Config) { return nil }},
 	{"inmem", inmemTransports},
 }
 

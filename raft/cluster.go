@@ -3,6 +3,8 @@ package raft
 import (
 	"context"
 	"crypto/subtle"
+	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +16,7 @@ import (
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -150,19 +153,98 @@ func unary[Req proto.Message](name string, newReq func() Req, fn func(*Node, con
 	}
 }
 
-// authenticate checks the bearer key in constant time.
+// authenticate checks a cluster call's bearer credential in constant time:
+// the credential derived from the cluster secret (what nodes send) or one
+// of the preshared keys (what the CLI sends). With neither configured the
+// service is open (loopback only; `ambit serve` refuses anything else). An
+// empty credential never matches.
 func (n *Node) authenticate(ctx context.Context) error {
-	if n.cfg.PresharedKey == "" {
+	if n.callKey == nil && len(n.cfg.PresharedKeys) == 0 {
 		return nil
 	}
 	md, _ := metadata.FromIncomingContext(ctx)
 	for _, v := range md.Get("authorization") {
 		key, ok := strings.CutPrefix(v, "Bearer ")
-		if ok && subtle.ConstantTimeCompare([]byte(key), []byte(n.cfg.PresharedKey)) == 1 {
+		if !ok || key == "" {
+			continue
+		}
+		match := 0
+		if n.callKey != nil {
+			match |= subtle.ConstantTimeCompare([]byte(key), n.callKey)
+		}
+		for _, k := range n.cfg.PresharedKeys {
+			if k != "" {
+				match |= subtle.ConstantTimeCompare([]byte(key), []byte(k))
+			}
+		}
+		if match == 1 {
 			return nil
 		}
 	}
 	return status.Error(codes.Unauthenticated, ErrUnauthenticated.Error())
+}
+
+// clusterCallKey is the bearer credential nodes send on cluster calls when
+// the cluster has a secret: derived from it (never the secret itself, which
+// also keys the raft transport) and the same on every node.
+func clusterCallKey(secret []byte) []byte {
+	return []byte("ambit-cluster-v1." + hex.EncodeToString(clusterKey(secret, "grpc")))
+}
+
+// newPeerClient is the client the node calls other members with: the
+// cluster credential with a secret, else the first preshared key.
+func (n *Node) newPeerClient() *Client {
+	key := ""
+	switch {
+	case n.cfg.ClusterSecret != nil:
+		n.callKey = clusterCallKey(n.cfg.ClusterSecret)
+		key = string(n.callKey)
+	case len(n.cfg.PresharedKeys) > 0:
+		key = n.cfg.PresharedKeys[0]
+	}
+	return NewTLSClient(key, n.cfg.PeerTLS)
+}
+
+// ForwardValidator checks a command another node forwarded to this leader
+// as the API checks the same request from a client (the schema validation
+// of every relationship and filter: one path for both), and returns the
+// command to propose, carrying the hash of the schema it was validated
+// against so that the apply-time check still catches a schema change in
+// between. An error wrapping ErrSchemaChanged means the forwarding node
+// validated against another schema (the client may retry); any other error
+// is returned to the forwarder as ErrInvalidCommand.
+type ForwardValidator func(ctx context.Context, cmd Command) (Command, error)
+
+// SetForwardValidator installs the validator of forwarded commands (see
+// ForwardValidator); nil removes it.
+func (n *Node) SetForwardValidator(v ForwardValidator) {
+	if v == nil {
+		n.validator.Store(nil)
+		return
+	}
+	n.validator.Store(&v)
+}
+
+// validateForwarded runs the installed ForwardValidator on cmd.
+func (n *Node) validateForwarded(ctx context.Context, cmd Command) (Command, error) {
+	v := n.validator.Load()
+	if v == nil {
+		return cmd, nil
+	}
+	// Validate against the newest schema this leader has committed: the
+	// forwarding follower may already have applied an entry this node has
+	// committed but not yet applied.
+	if err := n.WaitApplied(ctx, tuple.Revision(n.raft.CommitIndex())); err != nil {
+		return Command{}, fmt.Errorf("%w: leader %s did not apply its commit index in time to validate the write: %v", ErrNoLeader, n.cfg.NodeID, err)
+	}
+	out, err := (*v)(ctx, cmd)
+	switch {
+	case err == nil:
+		return out, nil
+	case errors.Is(err, ErrSchemaChanged):
+		return Command{}, err
+	}
+	return Command{}, fmt.Errorf("%w: %v", ErrInvalidCommand, err)
 }
 
 func resultValue(res Result, err error) *wrapperspb.BytesValue {
@@ -182,6 +264,9 @@ func (n *Node) serveForward(ctx context.Context, in *wrapperspb.BytesValue) (*wr
 	}
 	ctx, cancel := n.opContext(ctx)
 	defer cancel()
+	if cmd, err = n.validateForwarded(ctx, cmd); err != nil {
+		return resultValue(Result{}, err), nil
+	}
 	res, err, _ := n.applyLocal(ctx, cmd)
 	return resultValue(res, err), nil
 }
@@ -252,7 +337,7 @@ var wireErrors = []error{
 	store.ErrStaleWrite, store.ErrRevisionCompacted, store.ErrFutureRevision, store.ErrClosed,
 	ErrSchemaRefused, ErrNoLeader, ErrNotLeader, ErrTimeout, ErrLeadershipLost, ErrForward,
 	ErrNodeExists, ErrUnknownNode, ErrUnauthenticated, ErrBadCommand, ErrBadConfig, ErrHalted, ErrClosed,
-	ErrSchemaChanged,
+	ErrSchemaChanged, ErrInvalidCommand,
 }
 
 // remoteError is an error received from another node: its message and the
@@ -358,13 +443,23 @@ func decodeMemberList(data []byte) ([]Member, error) {
 // to the leader; the CLI uses one for `cluster status/join/remove`.
 type Client struct {
 	key   string
+	tls   *tls.Config // nil: plaintext
 	mu    sync.Mutex
 	conns map[string]*grpc.ClientConn
 }
 
-// NewClient returns a client authenticating with the preshared key.
+// NewClient returns a client authenticating with the preshared key, over
+// plaintext connections.
 func NewClient(presharedKey string) *Client {
 	return &Client{key: presharedKey, conns: map[string]*grpc.ClientConn{}}
+}
+
+// NewTLSClient is NewClient over TLS configured by cfg (for members whose
+// gRPC port serves TLS).
+func NewTLSClient(presharedKey string, cfg *tls.Config) *Client {
+	c := NewClient(presharedKey)
+	c.tls = cfg
+	return c
 }
 
 type bearer string
@@ -390,6 +485,10 @@ func (c *Client) conn(addr string) (*grpc.ClientConn, error) {
 			Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
 			MinConnectTimeout: time.Second,
 		}),
+		grpc.WithStatsHandler(sentTracker{}),
+	}
+	if c.tls != nil {
+		opts[0] = grpc.WithTransportCredentials(credentials.NewTLS(c.tls))
 	}
 	if c.key != "" {
 		opts = append(opts, grpc.WithPerRPCCredentials(bearer(c.key)))
@@ -492,18 +591,39 @@ func (c *Client) forward(ctx context.Context, addr string, cmd Command) (Result,
 	if err := c.connected(ctx, addr); err != nil {
 		return Result{}, err
 	}
+	ctx, sent := trackSent(ctx)
+	notSent := func(err error) error {
+		if err != nil && !sent.Load() && (errors.Is(err, ErrForward) || errors.Is(err, ErrTimeout)) {
+			return fmt.Errorf("%w: the write was not sent to the leader at %s: %v", ErrNoLeader, addr, err)
+		}
+		return err
+	}
 	if len(data) <= forwardChunk {
-		return c.result(ctx, addr, "Forward", wrapperspb.Bytes(data), false, true)
+		data, err := c.call(ctx, addr, "Forward", wrapperspb.Bytes(data), false, true)
+		if err != nil {
+			return Result{}, notSent(err)
+		}
+		res, rerr, err := decodeResult(data)
+		if err != nil {
+			return Result{}, fmt.Errorf("%w: bad response from %s: %v", ErrForward, addr, err)
+		}
+		return res, rerr
 	}
 	out, err := c.forwardChunks(ctx, addr, data)
 	if err != nil {
-		return Result{}, err
+		return Result{}, notSent(err)
 	}
 	res, rerr, err := decodeResult(out)
 	if err != nil {
 		return Result{}, fmt.Errorf("%w: bad response from %s: %v", ErrForward, addr, err)
 	}
 	return res, rerr
+}
+
+// Forward sends cmd to the cluster service at addr as a forwarded write
+// (the leader validates and proposes it; a follower answers ErrNotLeader).
+func (c *Client) Forward(ctx context.Context, addr string, cmd Command) (Result, error) {
+	return c.forward(ctx, addr, cmd)
 }
 
 // forwardChunks sends data to ForwardChunks in pieces of forwardChunk

@@ -22,6 +22,10 @@ import (
 
 const testKey = "s3cret-cluster-key"
 
+// testSecret keys the test clusters: their raft traffic runs over the
+// authenticated stream layer, as `ambit serve` with a secret does.
+const testSecret = "test-cluster-secret-0123456789abcdefghijklmnop"
+
 // testNode is a Node with a real gRPC server on loopback.
 type testNode struct {
 	n       *Node
@@ -65,12 +69,13 @@ func (c *testCluster) config(id string) Config {
 		c.t.Fatal(err)
 	}
 	cfg := Config{
-		NodeID:       id,
-		RaftAddr:     "127.0.0.1:0",
-		Dir:          dir,
-		PresharedKey: testKey,
-		ClusterID:    "test-cluster",
-		ApplyTimeout: 5 * time.Second,
+		NodeID:        id,
+		RaftAddr:      "127.0.0.1:0",
+		Dir:           dir,
+		PresharedKeys: []string{testKey},
+		ClusterSecret: []byte(testSecret),
+		ClusterID:     "test-cluster",
+		ApplyTimeout:  5 * time.Second,
 		// raft-wal writes each segment's whole size when it creates it.
 		LogSegmentSize: testLogSegmentSize,
 	}

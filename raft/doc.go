@@ -92,7 +92,13 @@
 // Followers forward writes, read-index requests, joins and removals to the
 // leader over the gRPC port (cluster.go: a hand-written service
 // ambit.cluster.v1.Cluster whose messages are protobuf well-known types
-// carrying this package's encodings), authenticated with the preshared key.
+// carrying this package's encodings), authenticated with a credential derived
+// from the cluster secret or with a preshared key (an empty key is refused),
+// over TLS when Config.PeerTLS is set. The leader validates a forwarded
+// command as a client's (Config.ForwardValidator, installed by the API)
+// after applying up to its commit index, and a follower that forwarded a
+// write waits until it has applied it before answering, so reads through it
+// see it.
 // Members' gRPC addresses replicate through the log (KindSetMember), are
 // stored in the store (store key mmembers) in the same transaction as the
 // entry's revision, and travel in the store's snapshots, so every member
@@ -104,6 +110,16 @@
 // that closes hands its leadership to the most up-to-date voter first.
 // Replication is not pipelined (see NewNode). Raft's snapshots live under
 // <dir>/raft/.
+//
+// # Transport security
+//
+// With Config.ClusterSecret, raft traffic runs over an authenticated,
+// encrypted stream layer (streamlayer.go): TLS 1.3 with ephemeral
+// certificates, then an HMAC of the secret over the session's exported
+// keying material from each side, so only members holding the secret reach
+// raft and a man in the middle cannot relay a proof. Without a secret raft
+// uses hashicorp/raft's plain TCP transport, which anyone reaching the port
+// can write to: loopback only (`ambit serve` refuses anything else).
 //
 // # Log store
 //
@@ -117,7 +133,9 @@
 // # Outcomes of a write
 //
 // nil: committed and applied. A domain failure: applied as a refusal.
-// ErrNoLeader or ErrNotLeader: nothing was proposed; retry. ErrTimeout,
-// ErrLeadershipLost, ErrForward: the outcome is unknown (the entry may still
-// commit); callers must not assume either way.
+// ErrNoLeader or ErrNotLeader: nothing was proposed; retry (a forward that
+// never left this node is ErrNoLeader). ErrTimeout, ErrLeadershipLost,
+// ErrForward: the outcome is unknown (the entry may still commit); callers
+// must not assume either way. A forwarded write gives up as soon as this node
+// stops seeing the leader it was sent to (forward.go).
 package raft

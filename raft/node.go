@@ -2,6 +2,7 @@ package raft
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	hclog "github.com/hashicorp/go-hclog"
@@ -40,10 +42,20 @@ type Config struct {
 	// asks them (any member, forwarded to the leader) to add it as a voter.
 	// Ignored once Dir has raft state.
 	Join []string
-	// PresharedKey authenticates cluster calls (forwarding, join, read
-	// index) as "authorization: Bearer KEY". Empty disables authentication:
-	// only for single-node or trusted test setups.
-	PresharedKey string
+	// ClusterSecret keys the cluster: with it, raft traffic runs over the
+	// authenticated, encrypted stream layer (streamlayer.go) and nodes
+	// authenticate their cluster calls with a credential derived from it. It
+	// must pass CheckClusterSecret. Without it raft traffic is plain TCP that
+	// anyone reaching RaftAddr can write to: only for loopback.
+	ClusterSecret []byte
+	// ClusterPKI, with ClusterSecret, adds mutual TLS with a cluster CA to
+	// the raft stream layer (see ClusterPKI).
+	ClusterPKI *ClusterPKI
+	// PresharedKeys are also accepted on cluster calls (the CLI's `cluster`
+	// commands send one); without a ClusterSecret, the node sends the first
+	// on its own calls. No key may be empty. With neither a secret nor keys,
+	// cluster calls are not authenticated: only for loopback.
+	PresharedKeys []string
 	// ClusterID is the cluster's identity (the server binds it into
 	// ZedTokens); the node reports it to joining nodes. With Join, on an
 	// empty Dir or when ClusterID is empty, NewNode asks the member it joins
@@ -54,8 +66,15 @@ type Config struct {
 	// ApplyTimeout bounds a write (and a wait for a leader) when the caller's
 	// context has no earlier deadline. Default 5s.
 	ApplyTimeout time.Duration
+	// PeerTLS, when set, is the TLS configuration of the node's calls to
+	// other members' gRPC ports (forwarding, join, read index): set it when
+	// members serve gRPC over TLS. nil calls them in plaintext.
+	PeerTLS *tls.Config
 	// SchemaGuard is called inside Apply before every schema write.
 	SchemaGuard SchemaGuard
+	// ForwardValidator checks a command another node forwarded before the
+	// leader proposes it (see ForwardValidator); nil proposes it as it came.
+	ForwardValidator ForwardValidator
 
 	HeartbeatTimeout   time.Duration // default 1s
 	ElectionTimeout    time.Duration // default 1s
@@ -160,6 +179,19 @@ func (c *Config) validate() error {
 	if c.LogSegmentSize < MinLogSegmentSize || c.LogSegmentSize > MaxLogSegmentSize {
 		return fmt.Errorf("%w: LogSegmentSize %d is outside [%d, %d] bytes", ErrBadConfig, c.LogSegmentSize, MinLogSegmentSize, MaxLogSegmentSize)
 	}
+	for i, k := range c.PresharedKeys {
+		if k == "" {
+			return fmt.Errorf("%w: preshared key %d of %d is empty; an empty key would let any caller in", ErrBadConfig, i+1, len(c.PresharedKeys))
+		}
+	}
+	if c.ClusterSecret != nil {
+		if err := CheckClusterSecret(c.ClusterSecret); err != nil {
+			return err
+		}
+	}
+	if c.ClusterPKI != nil && (c.ClusterSecret == nil || c.ClusterPKI.CAs == nil) {
+		return fmt.Errorf("%w: ClusterPKI needs a ClusterSecret and CAs (mutual TLS comes on top of the secret's proof)", ErrBadConfig)
+	}
 	if c.MaxAppendEntries > 1024 {
 		return fmt.Errorf("%w: MaxAppendEntries %d exceeds raft's maximum of 1024", ErrBadConfig, c.MaxAppendEntries)
 	}
@@ -208,8 +240,13 @@ type Node struct {
 	fsm    *FSM
 	raft   *hraft.Raft
 	trans  closingTransport
+	stream *secureStream // nil without a cluster secret
 	logs   logStore
-	peers  *Client
+	// callKey is the cluster-call credential derived from ClusterSecret
+	// (nil without one).
+	callKey   []byte
+	validator atomic.Pointer[ForwardValidator]
+	peers     *Client
 
 	ctx    context.Context // canceled by Close
 	cancel context.CancelFunc
@@ -275,18 +312,8 @@ func NewNode(ctx context.Context, cfg Config, b Backend) (_ *Node, err error) {
 	}
 	if cfg.transport != nil {
 		n.trans = cfg.transport
-	} else if n.trans, err = hraft.NewTCPTransportWithConfig(cfg.RaftAddr, advertise, &hraft.NetworkTransportConfig{
-		MaxPool: 8, Timeout: 10 * time.Second, Logger: hl,
-		// No pipelined replication. Raft's pipeline wedges when a follower's
-		// answer stops its decoder (a newer term after a leadership transfer,
-		// a failed append): the sender parks on a channel nobody drains, the
-		// follower gets no more entries and Shutdown never returns (seen in
-		// this package's benchmarks when a leader handed over under load;
-		// hashicorp/raft#612). On a LAN, one request at a time, each carrying
-		// every entry since the last answer, loses little (hashicorp/raft#541).
-		MaxRPCsInFlight: 1,
-	}); err != nil {
-		return nil, fmt.Errorf("raft: listening on %s: %w", cfg.RaftAddr, err)
+	} else if n.trans, n.stream, err = newTransport(cfg, advertise, hl, n.logger); err != nil {
+		return nil, err
 	}
 	closers = append(closers, n.trans.Close)
 
@@ -295,6 +322,7 @@ func NewNode(ctx context.Context, cfg Config, b Backend) (_ *Node, err error) {
 		return nil, err
 	}
 	n.fsm.SetSchemaGuard(cfg.SchemaGuard)
+	n.SetForwardValidator(cfg.ForwardValidator)
 	halted := make(chan struct{}, 1)
 	n.fsm.setOnHalt(func(error) { // once per halt; a restored snapshot clears one
 		select {
@@ -329,7 +357,7 @@ func NewNode(ctx context.Context, cfg Config, b Backend) (_ *Node, err error) {
 	if err := checkStoreNotAhead(b.AppliedRevision(), hasState, n.logs, snaps, raftDir, n.logger); err != nil {
 		return nil, err
 	}
-	n.peers = NewClient(cfg.PresharedKey)
+	n.peers = n.newPeerClient()
 	closers = append(closers, n.peers.close)
 	if len(cfg.Join) > 0 && (!hasState || cfg.ClusterID == "") {
 		if err := n.learnClusterID(ctx); err != nil {
@@ -738,7 +766,7 @@ func (n *Node) Apply(ctx context.Context, cmd Command) (Result, error) {
 			}
 			lastErr = err
 		} else if id, addr := n.Leader(); addr != "" {
-			res, err := n.peers.forward(ctx, addr, cmd)
+			res, err := n.forwardToLeader(ctx, id, addr, cmd)
 			if !errors.Is(err, ErrNotLeader) && !errors.Is(err, ErrNoLeader) {
 				if errors.Is(err, ErrForward) {
 					err = fmt.Errorf("to leader %s at %s: %w", id, addr, err)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 
@@ -15,7 +16,7 @@ func newClusterCmd() *cobra.Command {
 	var c clientFlags
 	status := &cobra.Command{Use: "status", Short: "List the members as the endpoint sees them", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl := raft.NewClient(c.token)
+			cl := c.clusterClient()
 			defer cl.Close()
 			ms, err := cl.Status(cmd.Context(), c.endpoint)
 			if err != nil {
@@ -34,7 +35,7 @@ func newClusterCmd() *cobra.Command {
 	var rc clientFlags
 	remove := &cobra.Command{Use: "remove NODE_ID", Short: "Remove a member from the cluster", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl := raft.NewClient(rc.token)
+			cl := rc.clusterClient()
 			defer cl.Close()
 			if err := cl.Remove(cmd.Context(), rc.endpoint, args[0]); err != nil {
 				return err
@@ -45,4 +46,13 @@ func newClusterCmd() *cobra.Command {
 	rc.add(remove, false)
 	cmd.AddCommand(status, remove)
 	return cmd
+}
+
+// clusterClient calls the cluster service of --endpoint with the token,
+// over TLS with the system roots when --tls.
+func (c *clientFlags) clusterClient() *raft.Client {
+	if c.tls {
+		return raft.NewTLSClient(c.token, &tls.Config{MinVersion: tls.VersionTLS12})
+	}
+	return raft.NewClient(c.token)
 }

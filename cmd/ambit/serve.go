@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -42,6 +41,7 @@ type serveConfig struct {
 	pprof           bool
 	keys            []string
 	insecureNoAuth  bool
+	cluster         clusterAuth
 	tlsCert         string
 	tlsKey          string
 	nodeID          string
@@ -79,7 +79,9 @@ SpiceDB client library work) on --grpc-addr, and /metrics, /healthz and
 Every flag can also be set from the environment as AMBIT_<FLAG>, e.g.
 AMBIT_PRESHARED_KEY (comma-separated for several keys) or AMBIT_DATA_DIR.
 Without a preshared key the server only listens on a loopback address,
-unless --insecure-no-auth is given.`,
+unless --insecure-no-auth is given. A non-loopback --raft-addr needs a
+cluster secret shared by every member (--cluster-secret-file or
+AMBIT_CLUSTER_SECRET), unless --insecure-cluster is given.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return serve(cmd.Context(), c, cmd.ErrOrStderr(), nil)
@@ -89,9 +91,10 @@ unless --insecure-no-auth is given.`,
 	f.StringVar(&c.dataDir, "data-dir", "./ambit-data", "directory of the store and the raft log")
 	f.StringVar(&c.grpcAddr, "grpc-addr", "127.0.0.1:50051", "gRPC listen address (the authzed v1 API and cluster traffic)")
 	f.StringVar(&c.httpAddr, "http-addr", "127.0.0.1:8080", "HTTP listen address for /metrics, /healthz and /readyz (no auth) and the AuthZEN API (--preshared-key); empty disables")
-	f.BoolVar(&c.pprof, "pprof", false, "also serve Go's profiler under /debug/pprof/ on --http-addr (no auth: keep that address private)")
+	f.BoolVar(&c.pprof, "pprof", false, "also serve Go's profiler under /debug/pprof/ on --http-addr (behind the preshared keys, as the API; no cmdline)")
 	f.StringArrayVar(&c.keys, "preshared-key", nil, "bearer key clients must send (repeatable; any one is accepted)")
 	f.BoolVar(&c.insecureNoAuth, "insecure-no-auth", false, "allow serving without a preshared key on a non-loopback address")
+	c.cluster.flags(f)
 	f.StringVar(&c.tlsCert, "tls-cert", "", "TLS certificate file for the gRPC port")
 	f.StringVar(&c.tlsKey, "tls-key", "", "TLS key file for the gRPC port")
 	f.StringVar(&c.nodeID, "node-id", "node-1", "raft node id; unique in the cluster and stable across restarts")
@@ -261,6 +264,24 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer, ready func(serv
 	if len(c.keys) == 0 && !c.insecureNoAuth && !isLoopback(c.grpcAddr) {
 		return fmt.Errorf("refusing to serve on %s without authentication: give --preshared-key (or AMBIT_PRESHARED_KEY), or --insecure-no-auth to allow it", c.grpcAddr)
 	}
+	if err := checkKeys(c.keys); err != nil {
+		return err
+	}
+	if c.pprof && len(c.keys) == 0 && !c.insecureNoAuth && c.httpAddr != "" && !isLoopback(c.httpAddr) {
+		return fmt.Errorf("refusing to serve --pprof on %s without authentication: give --preshared-key, or --insecure-no-auth to allow it", c.httpAddr)
+	}
+	secret, err := c.cluster.load(c.raftAddr, c.raftAdvertise)
+	if err != nil {
+		return err
+	}
+	peerTLS, err := c.cluster.peerTLS(c.tlsCert)
+	if err != nil {
+		return err
+	}
+	pki, err := c.cluster.pki(secret)
+	if err != nil {
+		return err
+	}
 	if (c.tlsCert == "") != (c.tlsKey == "") {
 		return errors.New("--tls-cert and --tls-key must be given together")
 	}
@@ -333,14 +354,10 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer, ready func(serv
 	closers = append(closers, func() error { _ = lis.Close(); return nil })
 	grpcAddr := lis.Addr().String()
 
-	key := ""
-	if len(c.keys) > 0 {
-		key = c.keys[0]
-	}
 	node, err := raft.NewNode(ctx, raft.Config{
 		NodeID: c.nodeID, RaftAddr: c.raftAddr, AdvertiseAddr: c.raftAdvertise, GRPCAddr: grpcAddr, Dir: c.dataDir, LogStore: c.raftLogStore,
 		LogSegmentSize: c.raftSegmentMiB << 20,
-		Bootstrap:      c.bootstrap, Join: c.join, PresharedKey: key, ClusterID: cid, SchemaGuard: api.SchemaGuard(st), Logger: log,
+		Bootstrap:      c.bootstrap, Join: c.join, PresharedKeys: c.keys, ClusterSecret: secret, ClusterPKI: pki, PeerTLS: peerTLS, ClusterID: cid, SchemaGuard: api.SchemaGuard(st), Logger: log,
 	}, stampedBackend{st})
 	if err != nil {
 		return err
@@ -363,6 +380,8 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer, ready func(serv
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "ambit_raft_rejected_peers_total",
+		Help: "Raft connections refused because they failed cluster authentication."}, func() float64 { return float64(node.RejectedPeers()) }))
 	metrics, err := api.NewMetrics(reg, func() float64 { return float64(st.AppliedRevision()) }, func() float64 { return float64(node.State()) })
 	if err != nil {
 		return err
@@ -417,11 +436,7 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer, ready func(serv
 			log.Warn("AuthZEN endpoints off: --http-addr is not loopback and no --preshared-key is set", "http_addr", httpAddr)
 		}
 		if c.pprof {
-			mux.HandleFunc("/debug/pprof/", pprof.Index)
-			mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-			mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-			mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+			mux.Handle("/debug/pprof/", pprofHandler(c.keys))
 		}
 		hs = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		go func() {
@@ -442,7 +457,7 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer, ready func(serv
 	}
 
 	log.Info("ambit serving", "grpc_addr", grpcAddr, "http_addr", httpAddr, "node_id", c.nodeID, "raft_addr", node.RaftAddr(),
-		"data_dir", c.dataDir, "auth", len(c.keys) > 0, "tls", c.tlsCert != "")
+		"data_dir", c.dataDir, "auth", len(c.keys) > 0, "tls", c.tlsCert != "", "cluster_auth", secret != nil)
 	if ready != nil {
 		ready(serveAddrs{grpc: grpcAddr, http: httpAddr})
 	}

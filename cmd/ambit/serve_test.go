@@ -40,6 +40,9 @@ func startServe(t *testing.T, c serveConfig) (serveAddrs, func() error) {
 	if c.raftSegmentMiB == 0 {
 		c.raftSegmentMiB = 1 // not raft-wal's 64 MiB, written out per node
 	}
+	if c.cluster == (clusterAuth{}) {
+		c.cluster.secretText = testClusterSecret // raft over the authenticated stream layer, as deployed
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	addrs := make(chan serveAddrs, 1)
 	done := make(chan error, 1)
