@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -98,6 +99,13 @@ func (w *workload) attempt(ctx context.Context, k *keyRec, del bool, node int) a
 		w.h.mu.Lock()
 		w.h.writeErrKinds[a.out.String()+" "+errKind(err)]++
 		w.h.mu.Unlock()
+		// The workload starts once the schema write was acknowledged: a
+		// node that validates against an older schema breaks issue 17's
+		// item 5 (writes are validated against the newest schema).
+		if a.out == refused && strings.Contains(st.Message(), "no schema has been written") {
+			w.h.violate("stale-schema", "%s through n%d refused at %s, after the schema write was acknowledged: %s",
+				k.rel(), node+1, stamp(a.end), a.err)
+		}
 	} else {
 		a.token = resp.GetWrittenAt()
 	}
