@@ -181,6 +181,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := writeSchema(ctx, clients, cl); err != nil {
 		return nil, err
 	}
+	logf("schema written")
 	h := newHistory()
 	k := &campaign{cfg: cfg, r: rand.New(rand.NewPCG(cfg.Seed, 17)), c: cl, h: h, rep: rep, logf: logf,
 		w: &workload{h: h, cl: clients, n: len(cl.nodes), timeout: cfg.RPCTimeout}, probe: 30 * time.Second}
@@ -612,15 +613,16 @@ func (r *Report) Print(w io.Writer) {
 		byKind[v.Kind]++
 	}
 	fmt.Fprintf(w, "violations: %d\n", len(r.Violations))
-	shown := map[string]int{}
+	// the first five and the last five of each kind
+	seen := map[string]int{}
 	for _, v := range r.Violations {
-		if shown[v.Kind]++; shown[v.Kind] <= 10 {
+		seen[v.Kind]++
+		i, n := seen[v.Kind], byKind[v.Kind]
+		switch {
+		case i <= 5 || i > n-5:
 			fmt.Fprintf(w, "  [%s] round %d: %s\n", v.Kind, v.Round, v.Detail)
-		}
-	}
-	for kind, n := range byKind {
-		if n > 10 {
-			fmt.Fprintf(w, "  [%s] ... %d more\n", kind, n-10)
+		case i == 6:
+			fmt.Fprintf(w, "  [%s] ... %d more\n", v.Kind, n-10)
 		}
 	}
 	fmt.Fprintf(w, "node logs: %s\n", filepath.Join(r.Work, "n*.log"))
