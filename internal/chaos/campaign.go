@@ -23,6 +23,7 @@ const (
 	KillLeader    = "kill-leader"    // SIGKILL the leader, restart it with the same command line
 	KillFollower  = "kill-follower"  // SIGKILL a follower, restart it
 	KillTwo       = "kill-two"       // SIGKILL two nodes (quorum lost), restart both
+	KillAll       = "kill-all"       // SIGKILL all three, restart them
 	PauseLeader   = "pause-leader"   // SIGSTOP the leader, SIGCONT it
 	PauseFollower = "pause-follower" // SIGSTOP a follower, SIGCONT it
 	Restart       = "restart"        // SIGTERM a node and restart it at once
@@ -33,7 +34,7 @@ const (
 )
 
 // Kinds lists every fault kind.
-var Kinds = []string{KillLeader, KillFollower, KillTwo, PauseLeader, PauseFollower, Restart, PartitionNode, IsolateLeader, OneWay, Latency}
+var Kinds = []string{KillLeader, KillFollower, KillTwo, KillAll, PauseLeader, PauseFollower, Restart, PartitionNode, IsolateLeader, OneWay, Latency}
 
 // leaderFaults are the kinds whose time to the next acknowledged write is a
 // failover time.
@@ -101,8 +102,8 @@ type Report struct {
 	RYW                         int
 	Divergent                   int
 	Crashes                     []string // log lines with panic: / fatal error:
-	// FirstAck is, per fault kind, the time from injecting it (for kill-two:
-	// from restarting the nodes) to the first write acknowledged by a node
+	// FirstAck is, per fault kind, the time from injecting it (for kill-two
+	// and kill-all: from restarting the nodes) to the first write acknowledged by a node
 	// the fault left in the majority.
 	FirstAck map[string][]time.Duration
 	// Stalls are rounds in which no write was acknowledged within the probe
@@ -343,6 +344,17 @@ func (k *campaign) round(ctx context.Context, round int, kind string) error {
 		k.h.addWindow(window{node: -1, from: from, to: time.Now(), why: "two of three nodes were down"})
 		for _, v := range victims {
 			errs = append(errs, c.start(c.nodes[v]))
+		}
+		k.hold(ctx, round, kind, 0, k.firstAck(ctx, round, kind, time.Now(), []int{0, 1, 2}))
+	case KillAll:
+		// every node at once: what was acknowledged must come back from the
+		// raft logs and stores alone
+		for _, n := range c.nodes {
+			errs = append(errs, n.stop(syscall.SIGKILL, 10*time.Second))
+		}
+		sleep(ctx, hold/2)
+		for _, n := range c.nodes {
+			errs = append(errs, c.start(n))
 		}
 		k.hold(ctx, round, kind, 0, k.firstAck(ctx, round, kind, time.Now(), []int{0, 1, 2}))
 	case PauseLeader, PauseFollower:

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -72,10 +73,35 @@ func TestClassify(t *testing.T) {
 		{status.Error(codes.Canceled, "context canceled"), unknown},
 		{status.Error(codes.Internal, "internal error"), unknown},
 		{errors.New("not a status"), unknown},
+		// a reason overrides the message
+		{withReason(codes.Unavailable, "no raft leader", "OUTCOME_UNKNOWN"), unknown},
+		{withReason(codes.Unavailable, "forwarding to the leader failed", "NOT_PROPOSED"), notProposed},
 	} {
 		if got := classify(c.err); got != c.want {
 			t.Errorf("classify(%v) = %s, want %s", c.err, got, c.want)
 		}
+	}
+}
+
+func withReason(code codes.Code, msg, reason string) error {
+	st, err := status.New(code, msg).WithDetails(&errdetails.ErrorInfo{Reason: reason, Domain: "ambit.authz"})
+	if err != nil {
+		panic(err)
+	}
+	return st.Err()
+}
+
+func TestSecretFlags(t *testing.T) {
+	help := `Flags:
+      --cluster-secret string        secret every member shares
+      --cluster-secret-file string   file holding the cluster secret; see --cluster-secret
+      --cluster-tls-ca string        PEM file
+      --raft-advertise string        raft address peers dial`
+	if got, want := secretFlags(help), []string{"--cluster-secret", "--cluster-secret-file"}; !slices.Equal(got, want) {
+		t.Errorf("secretFlags = %v, want %v", got, want)
+	}
+	if got := secretFlags("      --raft-addr string   raft listen address"); len(got) != 0 {
+		t.Errorf("secretFlags without one = %v", got)
 	}
 }
 

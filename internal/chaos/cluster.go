@@ -2,6 +2,8 @@ package chaos
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,10 +42,10 @@ func detectFeatures(bin string) (features, error) {
 		return strings.Contains(string(out), flag+" ") || strings.Contains(string(out), flag+"\n")
 	}
 	var f features
-	for _, name := range []string{"--cluster-secret-file", "--cluster-secret"} {
-		if has(name) {
+	// the raft transport's secret: a flag naming a file is preferred
+	for _, name := range secretFlags(string(out)) {
+		if f.secretFlag == "" || strings.HasSuffix(name, "-file") {
 			f.secretFlag = name
-			break
 		}
 	}
 	for _, name := range []string{"--grpc-advertise", "--grpc-advertise-addr", "--advertise-grpc-addr"} {
@@ -52,6 +55,19 @@ func detectFeatures(bin string) (features, error) {
 		}
 	}
 	return f, nil
+}
+
+// secretFlags lists the flags of a help text whose name mentions a secret
+// (--cluster-secret, --cluster-secret-file, --raft-secret...).
+func secretFlags(help string) []string {
+	var out []string
+	for _, f := range strings.Fields(help) {
+		f = strings.TrimRight(f, ".,;:)")
+		if strings.HasPrefix(f, "--") && strings.Contains(f, "secret") && !slices.Contains(out, f) {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // node is one ambit server process and what it needs to be restarted with
@@ -76,7 +92,8 @@ type cluster struct {
 	bin        string
 	work       string
 	key        string
-	secretFile string
+	secret     string // the cluster secret, when the binary takes one
+	secretFile string // holding secret
 	feat       features
 	net        *Net
 	nodes      []*node
@@ -101,11 +118,12 @@ func (c *cluster) serveArgs(n *node) []string {
 	if c.feat.grpcAdvertiseFlag != "" && n.grpcProxy != nil {
 		args = append(args, c.feat.grpcAdvertiseFlag, n.grpcProxy.Addr())
 	}
-	switch c.feat.secretFlag {
-	case "--cluster-secret-file":
+	switch {
+	case c.feat.secretFlag == "":
+	case strings.HasSuffix(c.feat.secretFlag, "-file"):
 		args = append(args, c.feat.secretFlag, c.secretFile)
-	case "--cluster-secret":
-		args = append(args, c.feat.secretFlag, "chaos-cluster-secret-0123456789abcdef")
+	default:
+		args = append(args, c.feat.secretFlag, c.secret)
 	}
 	if n.idx == 0 {
 		args = append(args, "--bootstrap")
@@ -135,7 +153,12 @@ func newCluster(bin, work string, n int, logf func(string, ...any)) (*cluster, e
 	c.net = NewNet(n, c.pids)
 	if feat.secretFlag != "" {
 		c.secretFile = filepath.Join(work, "cluster-secret")
-		if err := os.WriteFile(c.secretFile, []byte("chaos-cluster-secret-0123456789abcdef\n"), 0o600); err != nil {
+		var b [32]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return nil, err
+		}
+		c.secret = hex.EncodeToString(b[:])
+		if err := os.WriteFile(c.secretFile, []byte(c.secret+"\n"), 0o600); err != nil {
 			return nil, err
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -29,7 +30,7 @@ func (o outcome) String() string {
 	return [...]string{"acked", "refused", "not-proposed", "unknown"}[o]
 }
 
-// notProposedHints are the messages that say a write never reached raft:
+// notProposedHints are, for a server without ErrorInfo reasons, the messages that say a write never reached raft:
 // the client could not connect, or the node knew no leader / was not it
 // when it would have proposed. Any other Unavailable is an unknown outcome.
 var notProposedHints = []string{
@@ -47,6 +48,18 @@ func classify(err error) outcome {
 		return acked
 	}
 	st, _ := status.FromError(err)
+	// A server that says which it was (google.rpc.ErrorInfo) is taken at
+	// its word; the not-proposed-applied check holds it to it.
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.ErrorInfo); ok {
+			switch info.GetReason() {
+			case "NOT_PROPOSED":
+				return notProposed
+			case "OUTCOME_UNKNOWN":
+				return unknown
+			}
+		}
+	}
 	switch st.Code() {
 	case codes.InvalidArgument, codes.FailedPrecondition, codes.AlreadyExists, codes.NotFound,
 		codes.PermissionDenied, codes.Unauthenticated, codes.ResourceExhausted, codes.OutOfRange, codes.Unimplemented:
