@@ -230,10 +230,9 @@ func (w *workload) run(ctx context.Context, writers, readers int, seed uint64) (
 // not how long one unlucky request waited.
 func (w *workload) probe(ctx context.Context, name string, nodes []int) time.Time {
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	first := make(chan time.Time, 1)
 	var wg sync.WaitGroup
-	defer wg.Wait()
+	defer func() { cancel(); wg.Wait() }() // attempts still hanging end now
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for i := 0; ; i++ {
