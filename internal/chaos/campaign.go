@@ -71,7 +71,7 @@ func (c *Config) defaults() {
 		c.Writers = 4
 	}
 	if c.Readers <= 0 {
-		c.Readers = 2
+		c.Readers = 4
 	}
 	if c.RPCTimeout <= 0 {
 		c.RPCTimeout = 3 * time.Second
@@ -86,13 +86,17 @@ func (c *Config) defaults() {
 
 // Report is what a campaign found.
 type Report struct {
-	Seed       uint64
-	Work       string
-	Rounds     int
-	Faults     map[string]int
-	Counts     Counts
-	Reads      int // reads answered and checked
-	ReadErrors int
+	Seed   uint64
+	Work   string
+	Rounds int
+	Faults map[string]int
+	Counts Counts
+	Reads  int // reads answered and checked
+	// OpsChecked is how many acknowledged writes and deletes a reader read
+	// back on another node; OpsUnchecked were given up on (reads failed
+	// five times, or the readers fell behind) or still waiting at the end.
+	OpsChecked, OpsUnchecked int
+	ReadErrors               int
 	// ReadErrKinds and WriteErrKinds count failed reads and writes by mode
 	// or outcome, code and message.
 	ReadErrKinds, WriteErrKinds map[string]int
@@ -288,7 +292,7 @@ func (k *campaign) minorityReads(ctx context.Context, node int, cut time.Time) <
 		served := 0
 		full := &v1.Consistency{Requirement: &v1.Consistency_FullyConsistent{FullyConsistent: true}}
 		for ctx.Err() == nil {
-			ref, ok := k.h.pickAck(func(int) int { return 0 })
+			ref, ok := k.h.newestAck()
 			if !ok || !ref.at.start.After(cut) {
 				sleep(ctx, 20*time.Millisecond)
 				continue
@@ -493,6 +497,7 @@ func (k *campaign) finish(ctx context.Context) {
 	rep.Counts = h.counts()
 	h.mu.Lock()
 	rep.Reads, rep.ReadErrors = h.readsChecked, h.readErrs
+	rep.OpsChecked, rep.OpsUnchecked = h.checked, h.unchecked+len(h.pending)
 	rep.ReadErrKinds, rep.WriteErrKinds = maps.Clone(h.readErrKinds), maps.Clone(h.writeErrKinds)
 	rep.Violations = append(rep.Violations, h.viol...)
 	h.mu.Unlock()
@@ -600,6 +605,8 @@ func (r *Report) Print(w io.Writer) {
 		c.Keys, c.TouchAcked, c.TouchUnknown, c.TouchNotProposed, c.DeleteAcked, c.DeleteUnknown)
 	fmt.Fprintf(w, "write attempts by outcome: acked=%d unknown=%d not-proposed=%d refused=%d\n",
 		c.Attempts["acked"], c.Attempts["unknown"], c.Attempts["not-proposed"], c.Attempts["refused"])
+	fmt.Fprintf(w, "acknowledged operations read back on another node: %d of %d (%d not: reads failed five times or still queued; the final export checks every one)\n",
+		r.OpsChecked, c.Attempts["acked"], r.OpsUnchecked)
 	fmt.Fprintf(w, "reads checked %d (errors %d); fully_consistent reads answered by a cut-off node %d\n", r.Reads, r.ReadErrors, r.MinorityFullReads)
 	printTop(w, "failed writes", r.WriteErrKinds)
 	printTop(w, "failed reads", r.ReadErrKinds)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -128,13 +129,15 @@ type Violation struct {
 
 // History records every write and read of a campaign.
 type History struct {
-	mu      sync.Mutex
-	keys    map[string]*keyRec
-	order   []*keyRec
-	acks    []ackRef // acknowledged operations readers pick from
-	windows []window
-	viol    []Violation
-	round   int
+	mu                 sync.Mutex
+	keys               map[string]*keyRec
+	order              []*keyRec
+	pending            []ackRef // acknowledged operations not yet checked by a read, newest last
+	latest             ackRef   // the newest acknowledged operation
+	checked, unchecked int      // acknowledged operations read back; given up on
+	windows            []window
+	viol               []Violation
+	round              int
 
 	reads, readErrs, readsChecked int
 	readErrKinds, writeErrKinds   map[string]int
@@ -145,6 +148,7 @@ type ackRef struct {
 	k      *keyRec
 	delete bool
 	at     *attempt
+	tries  int // failed reads so far
 }
 
 func newHistory() *History {
@@ -197,9 +201,11 @@ func (h *History) record(k *keyRec, del bool, a attempt) {
 		if del {
 			list = &k.deletes
 		}
-		h.acks = append(h.acks, ackRef{k: k, delete: del, at: &(*list)[len(*list)-1]})
-		if len(h.acks) > 4096 {
-			h.acks = append(h.acks[:0], h.acks[len(h.acks)-2048:]...)
+		h.latest = ackRef{k: k, delete: del, at: &(*list)[len(*list)-1]}
+		h.pending = append(h.pending, h.latest)
+		if len(h.pending) > maxPending {
+			h.unchecked += len(h.pending) - maxPending/2
+			h.pending = append(h.pending[:0], h.pending[len(h.pending)-maxPending/2:]...)
 		}
 	}
 }
@@ -346,17 +352,52 @@ func describe(as []attempt) string {
 
 func stamp(t time.Time) string { return t.UTC().Format("15:04:05.000") }
 
-// pickAck returns a random recent acknowledged operation.
-func (h *History) pickAck(r func(int) int) (ackRef, bool) {
+// maxPending bounds the operations waiting for their read; beyond it the
+// oldest half is given up on (counted as unchecked).
+const maxPending = 20000
+
+// nextAck takes the newest acknowledged operation not yet read back: the
+// newest are the ones a lagging node has not applied, so checking them
+// first keeps the check sharp; older ones are read when readers keep up.
+func (h *History) nextAck() (ackRef, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if len(h.acks) == 0 {
+	n := len(h.pending)
+	if n == 0 {
 		return ackRef{}, false
 	}
-	// favour the newest: they are the ones a lagging node has not applied
-	n := len(h.acks)
-	i := n - 1 - r(min(n, 256))
-	return h.acks[i], true
+	ref := h.pending[n-1]
+	h.pending = h.pending[:n-1]
+	return ref, true
+}
+
+// nextAcks takes up to n of the newest operations not yet read back.
+func (h *History) nextAcks(n int) []ackRef {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	i := max(0, len(h.pending)-n)
+	refs := slices.Clone(h.pending[i:])
+	h.pending = h.pending[:i]
+	return refs
+}
+
+// retryAck puts back an operation whose read failed (a node down or cut
+// off), up to five tries.
+func (h *History) retryAck(ref ackRef) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if ref.tries++; ref.tries >= 5 {
+		h.unchecked++
+		return
+	}
+	h.pending = append(h.pending, ref)
+}
+
+// newestAck returns the newest acknowledged operation.
+func (h *History) newestAck() (ackRef, bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.latest, h.latest.k != nil
 }
 
 // deletingNow reports whether a delete of k has been invoked.

@@ -157,12 +157,23 @@ func (w *workload) writer(ctx context.Context, id int, seed uint64) {
 	}
 }
 
-// reader checks acknowledged operations on another node than the one that
-// acknowledged them: with at_least_as_fresh their token, or fully_consistent.
+// reader reads back every acknowledged operation, newest first: half the
+// time one operation on another node than the one that acknowledged it,
+// with at_least_as_fresh its token (or fully_consistent); the other half up
+// to 100 in one CheckBulkPermissions with fully_consistent on any node, so
+// the readers keep up with the writers.
 func (w *workload) reader(ctx context.Context, id int, seed uint64) {
 	r := rand.New(rand.NewPCG(seed, 1000+uint64(id)))
 	for ctx.Err() == nil {
-		ref, ok := w.h.pickAck(r.IntN)
+		if r.IntN(2) == 0 {
+			if refs := w.h.nextAcks(100); len(refs) > 0 {
+				if !w.bulkRead(ctx, refs, r.IntN(w.n)) {
+					sleep(ctx, 50*time.Millisecond)
+				}
+				continue
+			}
+		}
+		ref, ok := w.h.nextAck()
 		if !ok {
 			sleep(ctx, 20*time.Millisecond)
 			continue
@@ -174,11 +185,65 @@ func (w *workload) reader(ctx context.Context, id int, seed uint64) {
 			mode = "fully_consistent"
 			cons = &v1.Consistency{Requirement: &v1.Consistency_FullyConsistent{FullyConsistent: true}}
 		}
-		if !w.read(ctx, ref, node, mode, cons) {
+		if w.read(ctx, ref, node, mode, cons) {
+			w.h.mu.Lock()
+			w.h.checked++
+			w.h.mu.Unlock()
+		} else {
+			w.h.retryAck(ref)               // on another node, likely
 			sleep(ctx, 50*time.Millisecond) // a node that is down answers at once
 		}
 		sleep(ctx, time.Duration(r.IntN(10))*time.Millisecond)
 	}
+}
+
+// bulkRead checks refs in one fully_consistent CheckBulkPermissions on node;
+// the ones that could not be read go back to the queue.
+func (w *workload) bulkRead(ctx context.Context, refs []ackRef, node int) (served bool) {
+	cctx, cancel := context.WithTimeout(ctx, w.timeout)
+	defer cancel()
+	req := &v1.CheckBulkPermissionsRequest{Consistency: &v1.Consistency{Requirement: &v1.Consistency_FullyConsistent{FullyConsistent: true}}}
+	for _, ref := range refs {
+		req.Items = append(req.Items, &v1.CheckBulkPermissionsRequestItem{
+			Resource:   &v1.ObjectReference{ObjectType: "doc", ObjectId: ref.k.id},
+			Permission: "view",
+			Subject:    &v1.SubjectReference{Object: &v1.ObjectReference{ObjectType: "user", ObjectId: ref.k.user}},
+		})
+	}
+	start := time.Now()
+	resp, err := w.cl.perms[node].CheckBulkPermissions(cctx, req)
+	end := time.Now()
+	w.reads.Add(1)
+	pairs := resp.GetPairs()
+	if err == nil && len(pairs) != len(refs) {
+		err = fmt.Errorf("CheckBulkPermissions answered %d of %d items", len(pairs), len(refs))
+	}
+	w.h.mu.Lock()
+	w.h.reads++
+	if err != nil {
+		w.h.readErrs++
+		w.h.readErrKinds["fully_consistent bulk "+errKind(err)]++
+	}
+	w.h.mu.Unlock()
+	if err != nil {
+		for _, ref := range refs {
+			w.h.retryAck(ref)
+		}
+		return false
+	}
+	for i, ref := range refs {
+		p := pairs[i]
+		if p.GetRequest().GetResource().GetObjectId() != ref.k.id || p.GetError() != nil {
+			w.h.retryAck(ref)
+			continue
+		}
+		has := p.GetItem().GetPermissionship() == v1.CheckPermissionResponse_PERMISSIONSHIP_HAS_PERMISSION
+		w.h.checkRead(ref, has, node, "fully_consistent bulk", start, end, "")
+		w.h.mu.Lock()
+		w.h.checked++
+		w.h.mu.Unlock()
+	}
+	return true
 }
 
 func (w *workload) read(ctx context.Context, ref ackRef, node int, mode string, cons *v1.Consistency) (served bool) {
