@@ -601,12 +601,14 @@ func (r *Report) Print(w io.Writer) {
 	}
 	fmt.Fprintln(w)
 	c := r.Counts
-	fmt.Fprintf(w, "keys %d: touches acknowledged %d, unknown %d, refused/not proposed %d; deletes acknowledged %d, unknown %d\n",
+	fmt.Fprintf(w, "writers: keys %d: touches acknowledged %d, unknown %d, refused/not proposed %d; deletes acknowledged %d, unknown %d\n",
 		c.Keys, c.TouchAcked, c.TouchUnknown, c.TouchNotProposed, c.DeleteAcked, c.DeleteUnknown)
-	fmt.Fprintf(w, "write attempts by outcome: acked=%d unknown=%d not-proposed=%d refused=%d\n",
+	fmt.Fprintf(w, "writers' attempts by outcome: acked=%d unknown=%d not-proposed=%d refused=%d\n",
 		c.Attempts["acked"], c.Attempts["unknown"], c.Attempts["not-proposed"], c.Attempts["refused"])
+	fmt.Fprintf(w, "failover probes: acked=%d unknown=%d not-proposed=%d refused=%d\n",
+		c.Probes["acked"], c.Probes["unknown"], c.Probes["not-proposed"], c.Probes["refused"])
 	fmt.Fprintf(w, "acknowledged operations read back on another node: %d of %d (%d not: reads failed five times or still queued; the final export checks every one)\n",
-		r.OpsChecked, c.Attempts["acked"], r.OpsUnchecked)
+		r.OpsChecked, c.Attempts["acked"]+c.Probes["acked"], r.OpsUnchecked)
 	fmt.Fprintf(w, "reads checked %d (errors %d); fully_consistent reads answered by a cut-off node %d\n", r.Reads, r.ReadErrors, r.MinorityFullReads)
 	printTop(w, "failed writes", r.WriteErrKinds)
 	printTop(w, "failed reads", r.ReadErrKinds)

@@ -223,17 +223,26 @@ func (h *History) addWindow(w window) {
 	h.mu.Unlock()
 }
 
-// Counts are the campaign's write figures.
+// Counts are the campaign's write figures: the writers' keys and attempts,
+// and apart from them the failover probes (one attempt per key, many of them
+// sent to a node that is down or cancelled once another was acknowledged).
 type Counts struct {
 	Keys, TouchAcked, TouchUnknown, TouchNotProposed, DeleteAcked, DeleteUnknown int
 	Attempts                                                                     map[string]int
+	Probes                                                                       map[string]int
 }
 
 func (h *History) counts() Counts {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	c := Counts{Attempts: map[string]int{}}
+	c := Counts{Attempts: map[string]int{}, Probes: map[string]int{}}
 	for _, k := range h.order {
+		if k.probe {
+			for _, a := range k.touches {
+				c.Probes[a.out.String()]++
+			}
+			continue
+		}
 		c.Keys++
 		if ackOf(k.touches) != nil {
 			c.TouchAcked++
