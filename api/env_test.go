@@ -46,6 +46,8 @@ type envOptions struct {
 	// applyTimeout, when set, is the node's raft ApplyTimeout (tests that
 	// write megabytes give it room on a loaded machine).
 	applyTimeout time.Duration
+	// node, when set, wraps the raft node the API sees.
+	node func(*raft.Node) api.Node
 }
 
 func newEnv(t testing.TB, opts ...func(*envOptions)) *env {
@@ -82,7 +84,11 @@ func newEnv(t testing.TB, opts ...func(*envOptions)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := api.New(api.Config{Store: st, Node: node, Engine: eng, ClusterID: o.clusterID, Limits: o.limits, Logger: log, Metrics: m})
+	var apiNode api.Node = node
+	if o.node != nil {
+		apiNode = o.node(node)
+	}
+	srv, err := api.New(api.Config{Store: st, Node: apiNode, Engine: eng, ClusterID: o.clusterID, Limits: o.limits, Logger: log, Metrics: m})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -42,6 +42,9 @@ type Node interface {
 	SetSchemaGuard(g raft.SchemaGuard)
 	SetForwardValidator(v raft.ForwardValidator)
 	State() raft.Role
+	// Halted is non-nil once the node's state machine stopped applying
+	// (raft.ErrHalted): its data can no longer be trusted to be current.
+	Halted() error
 }
 
 // Limits bound request sizes. Zero values take the defaults.
@@ -298,6 +301,11 @@ func (c *schemaCache) read(rev tuple.Revision) (*compiledSchema, tuple.Revision,
 // readAt resolves a Consistency to a revision that is applied on this node
 // and readable.
 func (s *Server) readAt(ctx context.Context, c *v1.Consistency) (tuple.Revision, error) {
+	// A halted node stopped applying the log: no read it answers, however
+	// stale the client allows, can be known to be a state the cluster had.
+	if err := s.node.Halted(); err != nil {
+		return 0, status.Errorf(codes.Unavailable, "this node stopped applying the replicated log and serves no reads; use another node: %v", err)
+	}
 	switch r := c.GetRequirement().(type) {
 	case nil, *v1.Consistency_MinimizeLatency:
 		return s.quantized(), nil
