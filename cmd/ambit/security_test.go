@@ -82,14 +82,12 @@ func TestServeRefusesInsecureClusterSetups(t *testing.T) {
 // AMBIT_PRESHARED_KEY=",real" holds an empty key: refused at startup.
 func TestServeRefusesEmptyKeyFromEnv(t *testing.T) {
 	t.Setenv("AMBIT_PRESHARED_KEY", ",real")
-	cmd := newServeCmd()
-	cmd.SetArgs([]string{"--data-dir", t.TempDir(), "--grpc-addr", "127.0.0.1:0", "--raft-addr", "127.0.0.1:0", "--http-addr", "",
-		"--raft-log-segment-mib", "1", "--log-level", "error"})
-	cmd.SetOut(io.Discard)
-	cmd.SetErr(io.Discard)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	err := cmd.ExecuteContext(ctx)
+	// Through the root command, as a user runs it: that is where AMBIT_*
+	// variables are read.
+	err := run(ctx, []string{"serve", "--data-dir", t.TempDir(), "--grpc-addr", "127.0.0.1:0", "--raft-addr", "127.0.0.1:0", "--http-addr", "",
+		"--raft-log-segment-mib", "1", "--log-level", "error"}, io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "empty") {
 		t.Fatalf("serve with AMBIT_PRESHARED_KEY=\",real\" = %v, want a refusal of the empty key", err)
 	}
