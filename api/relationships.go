@@ -142,14 +142,9 @@ func (s *Server) WriteRelationships(ctx context.Context, req *v1.WriteRelationsh
 		updates = append(updates, store.Update{Op: op, Rel: rel})
 	}
 	cmd := raft.WriteCommand(updates, preconds)
-	sch, schemaHash, err := s.schemaForWrite()
-	if err != nil {
+	if err := s.validateForWrite(&cmd); err != nil {
 		return nil, err
 	}
-	if err := s.validateCommand(sch, cmd); err != nil {
-		return nil, err
-	}
-	cmd.SchemaHash = schemaHash
 	res, err := s.applyValidated(ctx, cmd)
 	if err != nil {
 		return nil, err
@@ -192,15 +187,13 @@ func (s *Server) DeleteRelationships(ctx context.Context, req *v1.DeleteRelation
 	if err != nil {
 		return nil, err
 	}
-	sch, err := s.currentSchema()
-	if err != nil {
-		return nil, err
-	}
-	if err := checkFilter(sch, f, "relationship_filter"); err != nil {
-		return nil, err
-	}
 	limit := int(req.GetOptionalLimit())
-	res, err := s.node.Apply(ctx, raft.DeleteCommand(f, limit, req.GetOptionalAllowPartialDeletions(), preconds))
+	cmd := raft.DeleteCommand(f, limit, req.GetOptionalAllowPartialDeletions(), preconds)
+	if err := s.validateForWrite(&cmd); err != nil {
+		return nil, err
+	}
+	cmd.SchemaHash = raft.SchemaHash{} // a delete carries no schema hash (see validateForwarded)
+	res, err := s.node.Apply(ctx, cmd)
 	if errors.Is(err, store.ErrTooLarge) && limit > 0 {
 		return nil, invalidf("%v; nothing was deleted: raise optional_limit or set optional_allow_partial_deletions to delete in batches", err)
 	}
@@ -228,9 +221,16 @@ func (s *Server) preconditionsChecked(ps []*v1.Precondition) ([]store.Preconditi
 // with an error that says how many relationships were already committed.
 func (s *Server) ImportBulkRelationships(stream grpc.ClientStreamingServer[v1.ImportBulkRelationshipsRequest, v1.ImportBulkRelationshipsResponse]) error {
 	ctx := stream.Context()
+	// A follower may lag the leader's schema: what its own schema refuses
+	// (or all of it, before it has one) goes to the leader unvalidated, where
+	// validateForwarded decides against the newest schema.
 	sch, schemaHash, err := s.schemaForWrite()
+	leaderDecides := false
 	if err != nil {
-		return err
+		if s.node.State() == raft.RoleLeader {
+			return err
+		}
+		sch, leaderDecides = nil, true
 	}
 	var loaded uint64
 	var seen uint64
@@ -246,7 +246,9 @@ func (s *Server) ImportBulkRelationships(stream grpc.ClientStreamingServer[v1.Im
 			return nil
 		}
 		cmd := raft.ImportCommand(chunk)
-		cmd.SchemaHash = schemaHash
+		if !leaderDecides {
+			cmd.SchemaHash = schemaHash
+		}
 		if _, err := s.applyValidated(ctx, cmd); err != nil {
 			return fail(fmt.Errorf("import chunk starting at relationship %d: %w", loaded, err))
 		}
@@ -270,8 +272,13 @@ func (s *Server) ImportBulkRelationships(stream grpc.ClientStreamingServer[v1.Im
 			if err != nil {
 				return fail(err)
 			}
-			if err := engine.ValidateRelationship(sch, rel); err != nil {
-				return fail(fmt.Errorf("%s: %w", field, err))
+			if sch != nil {
+				if err := engine.ValidateRelationship(sch, rel); err != nil {
+					if s.node.State() == raft.RoleLeader {
+						return fail(fmt.Errorf("%s: %w", field, err))
+					}
+					sch, leaderDecides = nil, true
+				}
 			}
 			if err := s.checkStoredContext(rel, field); err != nil {
 				return fail(err)

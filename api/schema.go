@@ -60,6 +60,29 @@ func (s *Server) schemaForWrite() (*schema.Schema, raft.SchemaHash, error) {
 	return cs.s, cs.hash, nil
 }
 
+// validateForWrite validates a relationship command against this node's
+// newest schema and stamps that schema's hash on it. A follower may not have
+// applied a schema the leader already acknowledged (a client wrote it through
+// another node a moment ago): when the follower's schema refuses the command,
+// or it has none yet, the command goes to the leader unstamped, and the
+// leader's validateForwarded decides against the newest schema. So only the
+// leader refuses a write definitively; a follower that cannot reach it
+// answers Unavailable (not proposed), which a client retries.
+func (s *Server) validateForWrite(cmd *raft.Command) error {
+	sch, hash, err := s.schemaForWrite()
+	if err == nil {
+		if err = s.validateCommand(sch, *cmd); err == nil {
+			cmd.SchemaHash = hash
+			return nil
+		}
+	}
+	if s.node.State() == raft.RoleLeader {
+		return err
+	}
+	cmd.SchemaHash = raft.SchemaHash{}
+	return nil
+}
+
 // applyValidated proposes a command validated against the schema whose hash
 // it carries. A refusal because the schema changed in the meantime is a
 // failed precondition the client can retry.
