@@ -49,6 +49,11 @@ var (
 	// replica never diverges; restarting the node replays from the store's
 	// applied revision.
 	ErrHalted = errors.New("state machine halted after a store failure")
+	// ErrDiskFault: this node cannot persist what it applies (a store or raft
+	// log write failed, or its data directory cannot be written). Nothing was
+	// proposed; the node refuses writes until it is restarted with a working
+	// disk. Another node may accept the write.
+	ErrDiskFault = errors.New("disk fault: this node cannot persist writes")
 	// ErrClosed: the node has been closed.
 	ErrClosed = errors.New("raft node is closed")
 )

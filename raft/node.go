@@ -220,6 +220,8 @@ type Node struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	fault faultLatch // the first disk fault (diskfault.go)
 }
 
 // NewNode opens (or creates) the raft state under cfg.Dir/raft and starts
@@ -239,6 +241,7 @@ func NewNode(ctx context.Context, cfg Config, b Backend) (_ *Node, err error) {
 	hl := newHCLogger(cfg.Logger)
 
 	n := &Node{cfg: cfg, logger: cfg.Logger.With("node", cfg.NodeID)}
+	n.fault.init()
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	var closers []func() error
 	defer func() {
@@ -262,6 +265,7 @@ func NewNode(ctx context.Context, cfg Config, b Backend) (_ *Node, err error) {
 	} else {
 		n.logger.Info("raft: log store", "store", kind)
 	}
+	n.logs = faultingLogStore{n.logs, n.Fail}
 	closers = append(closers, n.logs.Close)
 	snaps, err := hraft.NewFileSnapshotStoreWithLogger(raftDir, 2, hl)
 	if err != nil {
@@ -671,6 +675,9 @@ func (n *Node) Propose(ctx context.Context, cmd Command) (tuple.Revision, error)
 func (n *Node) Apply(ctx context.Context, cmd Command) (Result, error) {
 	if n.ctx.Err() != nil {
 		return Result{}, ErrClosed
+	}
+	if err := n.fault.get(); err != nil {
+		return Result{}, err
 	}
 	if err := checkProposable(cmd); err != nil { // refuse bad input before anything moves
 		return Result{}, err
