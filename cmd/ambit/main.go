@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -25,6 +26,11 @@ func main() {
 		var ex exitError
 		if asExit(err, &ex) {
 			os.Exit(ex.code)
+		}
+		var ce codedError
+		if errors.As(err, &ce) {
+			fmt.Fprintln(os.Stderr, "ambit:", err)
+			os.Exit(ce.code)
 		}
 		fmt.Fprintln(os.Stderr, "ambit:", err)
 		os.Exit(1)
@@ -74,6 +80,16 @@ func registerCommand(f func() *cobra.Command) bool {
 type exitError struct{ code int }
 
 func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+// codedError is an error main prints and exits with code for (serve's exit
+// codes; it may be joined with other errors).
+type codedError struct {
+	code int
+	err  error
+}
+
+func (e codedError) Error() string { return e.err.Error() }
+func (e codedError) Unwrap() error { return e.err }
 
 func asExit(err error, target *exitError) bool {
 	e, ok := err.(exitError)
