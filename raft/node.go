@@ -265,7 +265,6 @@ func NewNode(ctx context.Context, cfg Config, b Backend) (_ *Node, err error) {
 	} else {
 		n.logger.Info("raft: log store", "store", kind)
 	}
-	n.logs = faultingLogStore{n.logs, n.Fail}
 	closers = append(closers, n.logs.Close)
 	snaps, err := hraft.NewFileSnapshotStoreWithLogger(raftDir, 2, hl)
 	if err != nil {
@@ -333,7 +332,8 @@ func NewNode(ctx context.Context, cfg Config, b Backend) (_ *Node, err error) {
 			return nil, err
 		}
 	}
-	logCache, err := hraft.NewLogCache(1024, n.logs)
+	watched := faultingLogStore{n.logs, n.Fail} // a failed write is a disk fault
+	logCache, err := hraft.NewLogCache(1024, watched)
 	if err != nil {
 		return nil, fmt.Errorf("raft: %w", err)
 	}
@@ -352,7 +352,7 @@ func NewNode(ctx context.Context, cfg Config, b Backend) (_ *Node, err error) {
 	rc.NoSnapshotRestoreOnStart = true
 	rc.NotifyCh = notify
 	rc.Logger = hl
-	n.raft, err = hraft.NewRaft(rc, n.fsm, logCache, n.logs, snaps, n.trans)
+	n.raft, err = hraft.NewRaft(rc, n.fsm, logCache, watched, snaps, n.trans)
 	if err != nil {
 		return nil, fmt.Errorf("raft: starting: %w", err)
 	}

@@ -162,6 +162,9 @@ func (p *dirProbe) check() error {
 func waitForLeader(ctx context.Context, node *raft.Node, log *slog.Logger, logEvery time.Duration) (tuple.Revision, error) {
 	start, lastLog := time.Now(), time.Now()
 	for {
+		if err := node.Fault(); err != nil {
+			return 0, fmt.Errorf("waiting for a raft leader: %w", err)
+		}
 		rev, err := node.LinearizableRevision(ctx)
 		switch {
 		case err == nil:

@@ -399,6 +399,9 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer, ready func(serv
 		if err := loadBootstrapFile(ctx, node, st, c.bootstrapFile, c.limits.ImportChunk, log); err != nil {
 			shuttingDown.Store(true)
 			g.Stop()
+			if fault := node.Fault(); fault != nil {
+				return codedError{code: exitDiskFault, err: fmt.Errorf("--bootstrap-file: %w", err)}
+			}
 			return fmt.Errorf("--bootstrap-file: %w", err)
 		}
 		bootstrapped.Store(true)
