@@ -112,12 +112,13 @@ func diskWatch(ctx context.Context, node *raft.Node, storeFault <-chan error, di
 type dirProbe struct {
 	dirs  []string      // the data dir and the subdirectories the node keeps open
 	infos []os.FileInfo // as they were when the probe was made
-	file  string
+	files [2]string     // written in turn
+	next  int
 	buf   []byte
 }
 
 func newDirProbe(dir string) (*dirProbe, error) {
-	p := &dirProbe{file: filepath.Join(dir, ".probe"), buf: make([]byte, 4096)}
+	p := &dirProbe{files: [2]string{filepath.Join(dir, ".probe-0"), filepath.Join(dir, ".probe-1")}, buf: make([]byte, 4096)}
 	for _, d := range []string{dir, filepath.Join(dir, "store"), filepath.Join(dir, "raft")} {
 		fi, err := os.Stat(d)
 		if err != nil {
@@ -130,7 +131,10 @@ func newDirProbe(dir string) (*dirProbe, error) {
 
 // check fails when a directory was removed or replaced (the node's open
 // files then point at deleted ones: writes still succeed and are lost), or
-// when a small write and fsync fail (read-only, full or failing disk).
+// when a small write and fsync fail (read-only, full or failing disk). It
+// writes a new file and only then removes the one written last time: were it
+// to rewrite one file, the blocks it frees would let the write succeed on a
+// full filesystem.
 func (p *dirProbe) check() error {
 	for i, d := range p.dirs {
 		fi, err := os.Stat(d)
@@ -141,7 +145,10 @@ func (p *dirProbe) check() error {
 			return fmt.Errorf("disk probe: %s was replaced since the node opened it", d)
 		}
 	}
-	f, err := os.OpenFile(p.file, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	file, old := p.files[p.next], p.files[1-p.next]
+	p.next = 1 - p.next
+	_ = os.Remove(file) // left by an earlier run
+	f, err := os.OpenFile(file, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
 		return fmt.Errorf("disk probe: %w", err)
 	}
@@ -149,7 +156,10 @@ func (p *dirProbe) check() error {
 	serr := f.Sync()
 	cerr := f.Close()
 	if err := errors.Join(werr, serr, cerr); err != nil {
-		return fmt.Errorf("disk probe: writing %s: %w", p.file, err)
+		return fmt.Errorf("disk probe: writing %s: %w", file, err)
+	}
+	if err := os.Remove(old); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("disk probe: %w", err)
 	}
 	return nil
 }

@@ -220,11 +220,17 @@ func TestDiskFaults(t *testing.T) {
 	bound := probe + linger + shutdown + closeGrace + 10*time.Second
 	for _, tc := range []struct {
 		name string
+		// setup, when set, prepares dataDir before the server starts.
+		setup func(t *testing.T, dataDir string)
 		// inject makes dataDir unusable for the process pid and returns what
 		// puts the disk back.
 		inject func(t *testing.T, dataDir string, pid int) (restore func())
+		// mayCrash, when set, is a fatal error the process may die of before
+		// the fault is detected, which cannot be prevented (the comment says
+		// why). Then only the data after the restart is checked.
+		mayCrash string
 	}{
-		{"data dir moved away", func(t *testing.T, dataDir string, _ int) func() {
+		{name: "data dir moved away", inject: func(t *testing.T, dataDir string, _ int) func() {
 			if err := os.Rename(dataDir, dataDir+".away"); err != nil {
 				t.Fatal(err)
 			}
@@ -234,7 +240,7 @@ func TestDiskFaults(t *testing.T) {
 				}
 			}
 		}},
-		{"RLIMIT_FSIZE", func(t *testing.T, _ string, pid int) func() {
+		{name: "RLIMIT_FSIZE", inject: func(t *testing.T, _ string, pid int) func() {
 			// The limit counts from offset 0 of every file: appends to the
 			// raft log and the probe's write get EFBIG (Go ignores SIGXFSZ).
 			if out, err := exec.Command("prlimit", "--pid", fmt.Sprint(pid), "--fsize=1024:1024").CombinedOutput(); err != nil {
@@ -242,7 +248,44 @@ func TestDiskFaults(t *testing.T) {
 			}
 			return func() {} // the restarted process has no limit
 		}},
-		{"read-only bind mount", func(t *testing.T, dataDir string, _ int) func() {
+		{name: "full filesystem", setup: func(t *testing.T, dataDir string) {
+			// A small tmpfs of its own, filled up once the server runs.
+			if err := os.MkdirAll(dataDir, 0o750); err != nil {
+				t.Fatal(err)
+			}
+			if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", dataDir).CombinedOutput(); err != nil {
+				t.Skipf("cannot mount a tmpfs in this sandbox (needs CAP_SYS_ADMIN): %v %s", err, out)
+			}
+			t.Cleanup(func() { _ = exec.Command("umount", dataDir).Run() })
+		}, inject: func(t *testing.T, dataDir string, _ int) func() {
+			filler := filepath.Join(dataDir, "filler")
+			f, err := os.Create(filler)
+			if err != nil {
+				t.Fatal(err)
+			}
+			buf := make([]byte, 1<<20)
+			for {
+				if _, err := f.Write(buf); err != nil {
+					if !errors.Is(err, syscall.ENOSPC) {
+						t.Fatalf("filling the filesystem: %v", err)
+					}
+					break
+				}
+			}
+			f.Close()
+			return func() {
+				if err := os.Remove(filler); err != nil {
+					t.Fatal(err)
+				}
+			}
+		},
+			// badger writes its memtable log through a memory map of a sparse
+			// file: a write that needs a new block on a full filesystem is a
+			// SIGBUS, which Go cannot turn into an error in badger's
+			// goroutines. A write in flight when the disk fills kills the
+			// process before the probe sees the disk full.
+			mayCrash: "signal SIGBUS"},
+		{name: "read-only bind mount", inject: func(t *testing.T, dataDir string, _ int) func() {
 			// A read-only mount of the directory over itself: files the
 			// process holds open stay writable (as on a disk remounted
 			// read-only they would not), every new file and the probe get
@@ -267,6 +310,9 @@ func TestDiskFaults(t *testing.T) {
 			tmp := t.TempDir()
 			boot := writeBootstrapFile(t, tmp, 2000)
 			dataDir := filepath.Join(tmp, "data")
+			if tc.setup != nil {
+				tc.setup(t, dataDir)
+			}
 			grpcAddr, httpAddr, raftAddr := stablePort(t), stablePort(t), stablePort(t)
 			env := []string{"AMBIT_DISK_PROBE_INTERVAL=" + probe.String(), "AMBIT_DISK_FAULT_LINGER=" + linger.String()}
 			flags := []string{"--bootstrap-file", boot, "--shutdown-timeout", shutdown.String()}
@@ -295,28 +341,13 @@ func TestDiskFaults(t *testing.T) {
 			took := p.waitExit(t, bound)
 			acked, refusals := w.stop()
 			t.Logf("exited %v after the fault with status %d; %d writes acknowledged", took.Round(time.Millisecond), p.exitCode, len(acked))
-			if p.exitCode != exitDiskFault {
-				t.Errorf("exit status %d, want %d (disk fault)", p.exitCode, exitDiskFault)
-			}
-			select {
-			case body := <-sawNotReady:
-				if !strings.Contains(body, "disk fault") && !strings.Contains(body, "shutting down") {
-					t.Errorf("/readyz said %q", body)
+			if tc.mayCrash != "" && p.exitCode != exitDiskFault && strings.Contains(p.logs.String(), tc.mayCrash) {
+				t.Logf("the process died of %q before the fault was detected (a known limit); checking the data only", tc.mayCrash)
+			} else {
+				if p.exitCode != exitDiskFault {
+					t.Errorf("exit status %d, want %d (disk fault)", p.exitCode, exitDiskFault)
 				}
-			default:
-				t.Errorf("/readyz never answered 503 in the %v between the fault and the exit", time.Since(injected).Round(time.Millisecond))
-			}
-			if !strings.Contains(p.logs.String(), "disk fault") {
-				t.Error("the log does not mention the disk fault")
-			}
-			for _, err := range refusals {
-				if status.Code(err) == codes.Unavailable && strings.Contains(err.Error(), "disk fault") {
-					refusals = nil
-					break
-				}
-			}
-			if refusals != nil {
-				t.Errorf("no write was refused with Unavailable naming the disk fault; refusals: %v", refusals)
+				checkFaultSeen(t, p, sawNotReady, injected, refusals)
 			}
 
 			restore()
@@ -340,6 +371,30 @@ func TestDiskFaults(t *testing.T) {
 			}
 		})
 	}
+}
+
+// checkFaultSeen checks what clients saw of a disk fault before the process
+// exited: /readyz 503, the log naming it, a write refused with Unavailable
+// naming it.
+func checkFaultSeen(t *testing.T, p *proc, sawNotReady <-chan string, injected time.Time, refusals []error) {
+	t.Helper()
+	select {
+	case body := <-sawNotReady:
+		if !strings.Contains(body, "disk fault") && !strings.Contains(body, "shutting down") {
+			t.Errorf("/readyz said %q", body)
+		}
+	default:
+		t.Errorf("/readyz never answered 503 in the %v between the fault and the exit", time.Since(injected).Round(time.Millisecond))
+	}
+	if !strings.Contains(p.logs.String(), "disk fault") {
+		t.Error("the log does not mention the disk fault")
+	}
+	for _, err := range refusals {
+		if status.Code(err) == codes.Unavailable && strings.Contains(err.Error(), "disk fault") {
+			return
+		}
+	}
+	t.Errorf("no write was refused with Unavailable naming the disk fault; refusals: %v", refusals)
 }
 
 // writer writes document:wN#viewer@user:ana for N = 0, 1, ... one at a time

@@ -282,7 +282,16 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer, ready func(serv
 	if err != nil {
 		return err
 	}
+	diskFault := func() error { return nil } // node.Fault once there is a node
 	closers = append(closers, closeStep{"the store", func() error {
+		if fault := diskFault(); fault != nil {
+			// Closing flushes memtables to the failing disk: it hangs (a
+			// directory gone) or, on a full one, badger's mmapped table
+			// takes a SIGBUS. Left open, the store is as after a crash: it
+			// replays its own log at restart, and raft the rest.
+			log.Warn("shutdown: the store is left unclosed after a disk fault; it recovers at restart", "fault", fault)
+			return nil
+		}
 		if err := st.Close(); err != nil || guard == nil {
 			return err
 		}
@@ -309,6 +318,7 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer, ready func(serv
 		return err
 	}
 	closers = append(closers, closeStep{"the raft node", node.Close})
+	diskFault = node.Fault
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
 	go diskWatch(watchCtx, node, storeFault, c.dataDir, c.diskProbe)
