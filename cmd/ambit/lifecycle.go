@@ -75,11 +75,12 @@ func closeSteps(steps []closeStep, deadline time.Time, log *slog.Logger) error {
 
 // diskWatch turns disk faults into node.Fail: the store's (from storeFault)
 // and those of a probe that, every interval, checks that the data directory
-// and its store and raft directories are the ones the node opened and that a
-// small file can be written and fsynced in it. It returns when ctx is done
-// or after the first fault. interval <= 0 disables the probe.
-func diskWatch(ctx context.Context, node *raft.Node, storeFault <-chan error, dir string, interval time.Duration) {
-	probe, err := newDirProbe(dir)
+// and its store and raft directories are the ones the node opened, that its
+// filesystem has minFree bytes free, and that a small file can be written
+// and fsynced in it. It returns when ctx is done or after the first fault.
+// interval <= 0 disables the probe.
+func diskWatch(ctx context.Context, node *raft.Node, storeFault <-chan error, dir string, interval time.Duration, minFree uint64) {
+	probe, err := newDirProbe(dir, minFree)
 	if err != nil {
 		node.Fail(err)
 		return
@@ -115,10 +116,15 @@ type dirProbe struct {
 	files [2]string     // written in turn
 	next  int
 	buf   []byte
+	// minFree is the least free space accepted: badger writes its memtable
+	// log through a memory map, and a write to it on a full filesystem kills
+	// the process (SIGBUS) rather than failing, so a nearly full disk is a
+	// fault before it is a full one.
+	minFree uint64
 }
 
-func newDirProbe(dir string) (*dirProbe, error) {
-	p := &dirProbe{files: [2]string{filepath.Join(dir, ".probe-0"), filepath.Join(dir, ".probe-1")}, buf: make([]byte, 4096)}
+func newDirProbe(dir string, minFree uint64) (*dirProbe, error) {
+	p := &dirProbe{files: [2]string{filepath.Join(dir, ".probe-0"), filepath.Join(dir, ".probe-1")}, buf: make([]byte, 4096), minFree: minFree}
 	for _, d := range []string{dir, filepath.Join(dir, "store"), filepath.Join(dir, "raft")} {
 		fi, err := os.Stat(d)
 		if err != nil {
@@ -143,6 +149,15 @@ func (p *dirProbe) check() error {
 		}
 		if !os.SameFile(fi, p.infos[i]) {
 			return fmt.Errorf("disk probe: %s was replaced since the node opened it", d)
+		}
+	}
+	if p.minFree > 0 {
+		free, err := freeBytes(p.dirs[0])
+		if err != nil {
+			return fmt.Errorf("disk probe: %w", err)
+		}
+		if free < p.minFree {
+			return fmt.Errorf("disk probe: %d MiB free on the filesystem of %s, less than the %d MiB required (--disk-min-free-mib)", free>>20, p.dirs[0], p.minFree>>20)
 		}
 	}
 	file, old := p.files[p.next], p.files[1-p.next]

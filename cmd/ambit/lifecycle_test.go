@@ -225,6 +225,8 @@ func TestDiskFaults(t *testing.T) {
 		// inject makes dataDir unusable for the process pid and returns what
 		// puts the disk back.
 		inject func(t *testing.T, dataDir string, pid int) (restore func())
+		// env adds AMBIT_* settings for this case.
+		env []string
 		// mayCrash, when set, is a fatal error the process may die of before
 		// the fault is detected, which cannot be prevented (the comment says
 		// why). Then only the data after the restart is checked.
@@ -248,37 +250,12 @@ func TestDiskFaults(t *testing.T) {
 			}
 			return func() {} // the restarted process has no limit
 		}},
-		{name: "full filesystem", setup: func(t *testing.T, dataDir string) {
-			// A small tmpfs of its own, filled up once the server runs.
-			if err := os.MkdirAll(dataDir, 0o750); err != nil {
-				t.Fatal(err)
-			}
-			if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", dataDir).CombinedOutput(); err != nil {
-				t.Skipf("cannot mount a tmpfs in this sandbox (needs CAP_SYS_ADMIN): %v %s", err, out)
-			}
-			t.Cleanup(func() { _ = exec.Command("umount", dataDir).Run() })
-		}, inject: func(t *testing.T, dataDir string, _ int) func() {
-			filler := filepath.Join(dataDir, "filler")
-			f, err := os.Create(filler)
-			if err != nil {
-				t.Fatal(err)
-			}
-			buf := make([]byte, 1<<20)
-			for {
-				if _, err := f.Write(buf); err != nil {
-					if !errors.Is(err, syscall.ENOSPC) {
-						t.Fatalf("filling the filesystem: %v", err)
-					}
-					break
-				}
-			}
-			f.Close()
-			return func() {
-				if err := os.Remove(filler); err != nil {
-					t.Fatal(err)
-				}
-			}
-		},
+		{name: "nearly full filesystem", setup: smallTmpfs, env: []string{"AMBIT_DISK_MIN_FREE_MIB=32"},
+			inject: func(t *testing.T, dataDir string, _ int) func() {
+				return fillFilesystem(t, dataDir, 16<<20) // below the 32 MiB required, far from full
+			}},
+		{name: "full filesystem", setup: smallTmpfs, env: []string{"AMBIT_DISK_MIN_FREE_MIB=0"},
+			inject: func(t *testing.T, dataDir string, _ int) func() { return fillFilesystem(t, dataDir, 0) },
 			// badger writes its memtable log through a memory map of a sparse
 			// file: a write that needs a new block on a full filesystem is a
 			// SIGBUS, which Go cannot turn into an error in badger's
@@ -314,7 +291,7 @@ func TestDiskFaults(t *testing.T) {
 				tc.setup(t, dataDir)
 			}
 			grpcAddr, httpAddr, raftAddr := stablePort(t), stablePort(t), stablePort(t)
-			env := []string{"AMBIT_DISK_PROBE_INTERVAL=" + probe.String(), "AMBIT_DISK_FAULT_LINGER=" + linger.String()}
+			env := append([]string{"AMBIT_DISK_PROBE_INTERVAL=" + probe.String(), "AMBIT_DISK_FAULT_LINGER=" + linger.String()}, tc.env...)
 			flags := []string{"--bootstrap-file", boot, "--shutdown-timeout", shutdown.String()}
 			p := startAmbit(t, dataDir, grpcAddr, httpAddr, raftAddr, env, flags...)
 			p.waitReady(t)
@@ -370,6 +347,51 @@ func TestDiskFaults(t *testing.T) {
 				t.Errorf("the restarted node exited with status %d after SIGTERM, want 0", p2.exitCode)
 			}
 		})
+	}
+}
+
+// smallTmpfs mounts a 96 MiB tmpfs on dataDir, or skips the test.
+func smallTmpfs(t *testing.T, dataDir string) {
+	if err := os.MkdirAll(dataDir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=96m", "tmpfs", dataDir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs in this sandbox (needs CAP_SYS_ADMIN): %v %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", dataDir).Run() })
+}
+
+// fillFilesystem writes a file in dir until about leave bytes are free on
+// its filesystem (0: until it is full) and returns what removes it.
+func fillFilesystem(t *testing.T, dir string, leave uint64) (restore func()) {
+	filler := filepath.Join(dir, "filler")
+	f, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 1<<20)
+	for {
+		free, err := freeBytes(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if leave > 0 && free < leave+uint64(len(buf)) {
+			break
+		}
+		if _, err := f.Write(buf); err != nil {
+			if leave == 0 && errors.Is(err, syscall.ENOSPC) {
+				break
+			}
+			t.Fatalf("filling the filesystem: %v", err)
+		}
+	}
+	if err := f.Close(); err != nil && leave > 0 {
+		t.Fatal(err)
+	}
+	return func() {
+		if err := os.Remove(filler); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 

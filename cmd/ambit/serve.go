@@ -63,6 +63,7 @@ type serveConfig struct {
 	shutdownTimeout time.Duration
 	diskProbe       time.Duration
 	diskFaultLinger time.Duration
+	diskMinFreeMiB  int64
 }
 
 func newServeCmd() *cobra.Command {
@@ -118,6 +119,7 @@ unless --insecure-no-auth is given.`,
 	f.StringVar(&c.logFormat, "log-format", "text", "text or json")
 	f.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long shutdown waits for in-flight requests; closing the store and raft gets what is left, at least 3s more, then the process exits anyway")
 	f.DurationVar(&c.diskProbe, "disk-probe-interval", time.Second, "how often to check that the data dir is still there and writable (write and fsync a small file); 0 disables")
+	f.Int64Var(&c.diskMinFreeMiB, "disk-min-free-mib", 64, "free MiB the data dir's filesystem must keep; less is a disk fault (badger's memory-mapped log cannot fail a write cleanly on a full disk); 0 disables")
 	f.DurationVar(&c.diskFaultLinger, "disk-fault-linger", 2*time.Second, "after a disk fault, how long the node goes on answering (not ready, writes refused) before it shuts down and exits with status 3")
 	return cmd
 }
@@ -321,7 +323,7 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer, ready func(serv
 	diskFault = node.Fault
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
-	go diskWatch(watchCtx, node, storeFault, c.dataDir, c.diskProbe)
+	go diskWatch(watchCtx, node, storeFault, c.dataDir, c.diskProbe, uint64(max(c.diskMinFreeMiB, 0))<<20)
 	if !cidStored {
 		cid = node.ClusterID()
 		if err := keepClusterID(c.dataDir, cid); err != nil {
