@@ -204,6 +204,35 @@ func TestShutdownBoundedWhenStoreCannotClose(t *testing.T) {
 	}
 }
 
+// A second SIGTERM ends the process at once, however long the graceful
+// shutdown the first one started would take.
+func TestSecondSignalExitsAtOnce(t *testing.T) {
+	tmp := t.TempDir()
+	boot := writeBootstrapFile(t, tmp, 5000)
+	dataDir := filepath.Join(tmp, "data")
+	p := startAmbit(t, dataDir, freePort(t), freePort(t), freePort(t), []string{"AMBIT_DISK_PROBE_INTERVAL=0"},
+		"--bootstrap-file", boot, "--shutdown-timeout", "5m")
+	p.waitReady(t)
+	if err := os.RemoveAll(dataDir); err != nil { // the store's close now hangs
+		t.Fatal(err)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(p.logs.String(), "shutting down") {
+		if time.Now().After(deadline) {
+			t.Fatal("no graceful shutdown began after the first SIGTERM")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	took := p.waitExit(t, 30*time.Second)
+	t.Logf("exited %v after the second SIGTERM", took.Round(time.Millisecond))
+}
+
 // A disk fault while the node takes writes: /readyz turns false, writes are
 // refused with Unavailable naming the fault, the process exits with status 3
 // within the bound, and once the disk is back a restart has every
