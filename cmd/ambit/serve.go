@@ -445,7 +445,13 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer, ready func(serv
 	health.Shutdown() // NOT_SERVING for every service
 	srv.Stop()        // end Watch streams; unary calls in flight finish
 	drain(g, deadline, log)
-	closeBy = later(deadline, time.Now().Add(closeGrace))
+	// The close steps get what is left, at least closeGrace, and never more
+	// than closeGrace past the deadline.
+	drained := time.Now()
+	if drained.After(deadline) {
+		drained = deadline
+	}
+	closeBy = later(deadline, drained.Add(closeGrace))
 	if fault != nil {
 		return codedError{code: exitDiskFault, err: fmt.Errorf("stopped after a disk fault (restart it once the data directory is writable again): %w", fault)}
 	}
@@ -454,8 +460,8 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer, ready func(serv
 }
 
 // drain stops the gRPC server, letting calls in flight finish until
-// deadline; then it cancels them, and waits for the server at most a
-// closeGrace more (a handler stuck in the store must not hold the process).
+// deadline; then it cancels them, and waits for the server at most a second
+// more (a handler stuck in the store must not hold the process).
 func drain(g *grpc.Server, deadline time.Time, log *slog.Logger) {
 	stopped := make(chan struct{})
 	go func() { g.GracefulStop(); close(stopped) }()
@@ -468,7 +474,7 @@ func drain(g *grpc.Server, deadline time.Time, log *slog.Logger) {
 	g.Stop()
 	select {
 	case <-stopped:
-	case <-time.After(closeGrace):
+	case <-time.After(time.Second):
 		log.Error("shutdown: gRPC calls still running after they were canceled; abandoned")
 	}
 }
