@@ -416,6 +416,11 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer, ready func(serv
 			}
 			return fmt.Errorf("--bootstrap-file: %w", err)
 		}
+		// A minimize_latency read made during the load pins a revision for
+		// up to a quantum: wait it out, so no read after ready misses data.
+		if q := c.limits.RevisionQuantum; q > 0 {
+			time.Sleep(q)
+		}
 		bootstrapped.Store(true)
 	}
 
