@@ -252,7 +252,7 @@ func TestDiskFaults(t *testing.T) {
 		// setup, when set, prepares dataDir before the server starts.
 		setup func(t *testing.T, dataDir string)
 		// inject makes dataDir unusable for the process pid and returns what
-		// puts the disk back.
+		// puts the disk back (nil: it cannot come back; no restart).
 		inject func(t *testing.T, dataDir string, pid int) (restore func())
 		// env adds AMBIT_* settings for this case.
 		env []string
@@ -261,6 +261,12 @@ func TestDiskFaults(t *testing.T) {
 		// why). Then only the data after the restart is checked.
 		mayCrash string
 	}{
+		{name: "data dir removed", inject: func(t *testing.T, dataDir string, _ int) func() {
+			if err := os.RemoveAll(dataDir); err != nil {
+				t.Fatal(err)
+			}
+			return nil
+		}},
 		{name: "data dir moved away", inject: func(t *testing.T, dataDir string, _ int) func() {
 			if err := os.Rename(dataDir, dataDir+".away"); err != nil {
 				t.Fatal(err)
@@ -356,6 +362,9 @@ func TestDiskFaults(t *testing.T) {
 				checkFaultSeen(t, p, sawNotReady, injected, refusals)
 			}
 
+			if restore == nil {
+				return
+			}
 			restore()
 			p2 := startAmbit(t, dataDir, grpcAddr, httpAddr, raftAddr, env, flags...)
 			p2.waitReady(t)
