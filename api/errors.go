@@ -106,7 +106,8 @@ func toStatus(log *slog.Logger, method string, err error) error {
 		code = codes.DeadlineExceeded
 	case errors.Is(err, raft.ErrNoLeader), errors.Is(err, raft.ErrNotLeader),
 		errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrForward),
-		errors.Is(err, raft.ErrClosed), errors.Is(err, raft.ErrHalted), errors.Is(err, store.ErrClosed):
+		errors.Is(err, raft.ErrClosed), errors.Is(err, raft.ErrHalted), errors.Is(err, store.ErrClosed),
+		errors.Is(err, raft.ErrDiskFault):
 		code = codes.Unavailable
 	}
 	// What a client may do next (raft/errors.go documents each error's

@@ -84,15 +84,14 @@ func (s *Server) ServerOptions(o ServeOptions) []grpc.ServerOption {
 
 // Register registers the authzed v1 services, ambit.v1's AccessService, gRPC health (serving) and
 // reflection on g. It returns the health server so the caller can mark the
-// server NOT_SERVING while it drains.
+// server NOT_SERVING while it drains, or tie it to a Readiness (Publish).
 func (s *Server) Register(g *grpc.Server) *health.Server {
 	v1.RegisterPermissionsServiceServer(g, s)
 	v1.RegisterSchemaServiceServer(g, s)
 	v1.RegisterWatchServiceServer(g, s)
 	ambitv1.RegisterAccessServiceServer(g, accessService{s: s})
 	h := health.NewServer()
-	for _, name := range []string{"", v1.PermissionsService_ServiceDesc.ServiceName, v1.SchemaService_ServiceDesc.ServiceName, v1.WatchService_ServiceDesc.ServiceName,
-		ambitv1.AccessService_ServiceDesc.ServiceName} {
+	for _, name := range healthServices {
 		h.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
 	}
 	healthpb.RegisterHealthServer(g, h)

@@ -80,6 +80,11 @@ var (
 	// state machine halts on it (ErrHalted); the message names the index and
 	// the recovery path.
 	ErrUndecodableEntry = errors.New("a committed log entry does not decode")
+	// ErrDiskFault: this node cannot persist what it applies (a store or raft
+	// log write failed, or its data directory cannot be written). Nothing was
+	// proposed; the node refuses writes until it is restarted with a working
+	// disk. Another node may accept the write.
+	ErrDiskFault = errors.New("disk fault: this node cannot persist writes")
 	// ErrClosed: the node has been closed. A write in flight has an unknown
 	// outcome.
 	ErrClosed = errors.New("raft node is closed")

@@ -257,6 +257,8 @@ type Node struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	fault faultLatch // the first disk fault (diskfault.go)
 }
 
 // NewNode opens (or creates) the raft state under cfg.Dir/raft and starts
@@ -276,6 +278,7 @@ func NewNode(ctx context.Context, cfg Config, b Backend) (_ *Node, err error) {
 	hl := newHCLogger(cfg.Logger)
 
 	n := &Node{cfg: cfg, logger: cfg.Logger.With("node", cfg.NodeID)}
+	n.fault.init()
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	var closers []func() error
 	defer func() {
@@ -364,7 +367,8 @@ func NewNode(ctx context.Context, cfg Config, b Backend) (_ *Node, err error) {
 			return nil, err
 		}
 	}
-	logCache, err := hraft.NewLogCache(1024, n.logs)
+	watched := faultingLogStore{n.logs, n.Fail} // a failed write is a disk fault
+	logCache, err := hraft.NewLogCache(1024, watched)
 	if err != nil {
 		return nil, fmt.Errorf("raft: %w", err)
 	}
@@ -383,7 +387,7 @@ func NewNode(ctx context.Context, cfg Config, b Backend) (_ *Node, err error) {
 	rc.NoSnapshotRestoreOnStart = true
 	rc.NotifyCh = notify
 	rc.Logger = hl
-	n.raft, err = hraft.NewRaft(rc, n.fsm, logCache, n.logs, snaps, n.trans)
+	n.raft, err = hraft.NewRaft(rc, n.fsm, logCache, watched, snaps, n.trans)
 	if err != nil {
 		return nil, fmt.Errorf("raft: starting: %w", err)
 	}
@@ -749,6 +753,9 @@ func (n *Node) Apply(ctx context.Context, cmd Command) (Result, error) {
 		return Result{}, ErrClosed
 	}
 	if err := n.fsm.Halted(); err != nil { // nothing proposed: this node could not apply it
+		return Result{}, err
+	}
+	if err := n.fault.get(); err != nil {
 		return Result{}, err
 	}
 	if err := checkProposable(cmd); err != nil { // refuse bad input before anything moves

@@ -146,6 +146,7 @@ func (s *Store) collect() error {
 		return fmt.Errorf("store: GC: %w", err)
 	}
 	if err := txn.CommitAt(uint64(h), nil); err != nil {
+		s.ioFailure(err)
 		return fmt.Errorf("store: GC commit at %d: %w", h, err)
 	}
 	s.log.Debug("store: GC", "horizon", h, "tombstones", len(tombstones), "expired_removed", removed)

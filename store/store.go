@@ -40,6 +40,9 @@ type Options struct {
 	Clock func() time.Time
 	// Logger receives warnings and errors, badger's included; default slog.Default().
 	Logger *slog.Logger
+	// OnFault, when set, is called once, with the store's first disk fault
+	// (see Fault), from whichever goroutine met it. It must not block.
+	OnFault func(error)
 
 	// MemTableSize is badger's memtable size in bytes; default 64 MiB. Tests
 	// lower it to keep memory modest.
@@ -106,10 +109,11 @@ func (o Options) withDefaults() (Options, error) {
 // Store is the tuple store. All methods are safe for concurrent use; writes
 // are serialised.
 type Store struct {
-	id   uint64 // random per Open: its snapshots' Source
-	db   *badger.DB
-	opts Options
-	log  *slog.Logger
+	id     uint64 // random per Open: its snapshots' Source
+	db     *badger.DB
+	opts   Options
+	log    *slog.Logger
+	faults *faults // disk faults (fault.go)
 
 	// inflight counts running operations; Close sets closed, then waits for
 	// inflight to drain. Lock-free, so nested queries cannot deadlock.
@@ -158,8 +162,9 @@ func Open(opts Options) (*Store, error) {
 		WithValueLogFileSize(256 << 20).
 		// Values inline in the LSM tree (badger requires the threshold to fit
 		// in a batch, 15% of a memtable).
-		WithValueThreshold(min(1<<20, opts.MemTableSize*15/100/2)).
-		WithLogger(badgerLogger{opts.Logger})
+		WithValueThreshold(min(1<<20, opts.MemTableSize*15/100/2))
+	fs := &faults{onFault: opts.OnFault}
+	bo = bo.WithLogger(badgerLogger{opts.Logger, fs})
 	if opts.InMemory {
 		bo = bo.WithDir("").WithValueDir("")
 	}
@@ -175,6 +180,7 @@ func Open(opts Options) (*Store, error) {
 		db:      db,
 		opts:    opts,
 		log:     opts.Logger,
+		faults:  fs,
 		changed: make(chan struct{}),
 		stopGC:  make(chan struct{}),
 		gcDone:  make(chan struct{}),
@@ -270,6 +276,7 @@ func (s *Store) Sync() error {
 	}
 	defer s.leave()
 	if err := s.db.Sync(); err != nil {
+		s.ioFailure(err)
 		return fmt.Errorf("store: sync: %w", err)
 	}
 	return nil
@@ -327,11 +334,15 @@ func (s *Store) Stats() Stats {
 }
 
 // badgerLogger routes badger's logs to slog; badger's info chatter
-// (compactions, flushes) goes to debug.
-type badgerLogger struct{ l *slog.Logger }
+// (compactions, flushes) goes to debug. Errors and warnings that say a
+// write to disk failed are recorded as disk faults (fault.go).
+type badgerLogger struct {
+	l      *slog.Logger
+	faults *faults
+}
 
-func (b badgerLogger) Errorf(f string, a ...any)   { b.log(slog.LevelError, f, a) }
-func (b badgerLogger) Warningf(f string, a ...any) { b.log(slog.LevelWarn, f, a) }
+func (b badgerLogger) Errorf(f string, a ...any)   { b.fault(f, a); b.log(slog.LevelError, f, a) }
+func (b badgerLogger) Warningf(f string, a ...any) { b.fault(f, a); b.log(slog.LevelWarn, f, a) }
 func (b badgerLogger) Infof(f string, a ...any)    { b.log(slog.LevelDebug, f, a) }
 func (b badgerLogger) Debugf(f string, a ...any)   { b.log(slog.LevelDebug, f, a) }
 
@@ -342,6 +353,13 @@ func (b badgerLogger) log(level slog.Level, f string, a []any) {
 		return
 	}
 	b.l.Log(context.Background(), level, "badger: "+trimNL(fmt.Sprintf(f, a...)))
+}
+
+func (b badgerLogger) fault(f string, a []any) {
+	if b.faults == nil || !badgerFault(f) {
+		return
+	}
+	b.faults.record(fmt.Errorf("badger: %s", trimNL(fmt.Sprintf(f, a...))))
 }
 
 func trimNL(s string) string {

@@ -263,6 +263,7 @@ func (s *Store) commit(txn *badger.Txn, rev tuple.Revision) error {
 // before rev is published, for in-memory state readers of rev must see.
 func (s *Store) commitThen(txn *badger.Txn, rev tuple.Revision, then func()) error {
 	if err := txn.CommitAt(uint64(rev), nil); err != nil {
+		s.ioFailure(err)
 		return fmt.Errorf("store: commit revision %d: %w", rev, err)
 	}
 	if then != nil {

@@ -159,6 +159,7 @@ func (s *Store) WriteMany(reqs []WriteRequest) (results []error, err error) {
 	}
 	pending.Wait()
 	if commitErr != nil {
+		s.ioFailure(commitErr)
 		return nil, commitErr
 	}
 	last := reqs[len(reqs)-1].Rev

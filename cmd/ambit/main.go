@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -19,12 +20,20 @@ var version = "dev"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// The first signal starts a graceful shutdown; stop restores the
+	// default action, so a second one ends the process at once.
+	context.AfterFunc(ctx, stop)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
 		var ex exitError
 		if asExit(err, &ex) {
 			os.Exit(ex.code)
+		}
+		var ce codedError
+		if errors.As(err, &ce) {
+			fmt.Fprintln(os.Stderr, "ambit:", err)
+			os.Exit(ce.code)
 		}
 		fmt.Fprintln(os.Stderr, "ambit:", err)
 		os.Exit(1)
@@ -77,6 +86,16 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 type exitError struct{ code int }
 
 func (e exitError) Error() string { return fmt.Sprintf("exit status %d", e.code) }
+
+// codedError is an error main prints and exits with code for (serve's exit
+// codes; it may be joined with other errors).
+type codedError struct {
+	code int
+	err  error
+}
+
+func (e codedError) Error() string { return e.err.Error() }
+func (e codedError) Unwrap() error { return e.err }
 
 func asExit(err error, target *exitError) bool {
 	e, ok := err.(exitError)

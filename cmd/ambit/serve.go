@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -63,6 +64,9 @@ type serveConfig struct {
 	logFormat       string
 	shutdownTimeout time.Duration
 	authzen         api.AuthZENOptions
+	diskProbe       time.Duration
+	diskFaultLinger time.Duration
+	diskMinFreeMiB  int64
 }
 
 func newServeCmd() *cobra.Command {
@@ -128,7 +132,10 @@ AMBIT_CLUSTER_SECRET), unless --insecure-cluster is given.`,
 	f.Int64Var(&c.budgets.MaxExpandBytes, "max-expand-bytes", 64<<20, "approximate bytes of one ExpandPermissionTree answer; more is ResourceExhausted")
 	f.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&c.logFormat, "log-format", "text", "text or json")
-	f.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long shutdown waits for in-flight requests")
+	f.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long shutdown waits for in-flight requests; closing the store and raft gets what is left, at least 3s more, then the process exits anyway")
+	f.DurationVar(&c.diskProbe, "disk-probe-interval", time.Second, "how often to check that the data dir is still there and writable (write and fsync a small file); 0 disables")
+	f.Int64Var(&c.diskMinFreeMiB, "disk-min-free-mib", 64, "free MiB the data dir's filesystem must keep; less is a disk fault (badger's memory-mapped log cannot fail a write cleanly on a full disk); 0 disables")
+	f.DurationVar(&c.diskFaultLinger, "disk-fault-linger", 2*time.Second, "after a disk fault, how long the node goes on answering (not ready, writes refused) before it shuts down and exits with status 3")
 	f.Int64Var(&c.authzen.MaxBodyBytes, "authzen-max-body", api.DefaultAuthZENMaxBody, "largest AuthZEN request body in bytes (on --http-addr)")
 	f.DurationVar(&c.authzen.Timeout, "authzen-timeout", api.DefaultAuthZENTimeout, "budget of each AuthZEN request")
 	return cmd
@@ -314,13 +321,17 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer, ready func(serv
 		return fmt.Errorf("cluster id: %w", err)
 	}
 
-	var closers []func() error
+	// Everything opened is closed in reverse order by closeSteps, each step
+	// with a deadline: closeBy once shutdown has begun, else (a failed start)
+	// --shutdown-timeout from now.
+	var closers []closeStep
+	var closeBy time.Time
 	defer func() {
-		for i := len(closers) - 1; i >= 0; i-- {
-			if cerr := closers[i](); cerr != nil {
-				log.Error("shutdown", "err", cerr)
-				err = errors.Join(err, cerr)
-			}
+		if closeBy.IsZero() {
+			closeBy = time.Now().Add(c.shutdownTimeout)
+		}
+		if cerr := closeSteps(closers, closeBy, log); cerr != nil {
+			err = errors.Join(err, cerr)
 		}
 	}()
 
@@ -336,22 +347,33 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer, ready func(serv
 	case err != nil:
 		return err
 	}
-	st, err := store.Open(store.Options{Dir: storeDir, SyncWrites: guard == nil, Logger: log})
+	storeFault := make(chan error, 1)
+	st, err := store.Open(store.Options{Dir: storeDir, SyncWrites: guard == nil, Logger: log,
+		OnFault: func(err error) { storeFault <- err }}) // called at most once
 	if err != nil {
 		return err
 	}
-	closers = append(closers, func() error {
+	diskFault := func() error { return nil } // node.Fault once there is a node
+	closers = append(closers, closeStep{"the store", func() error {
+		if fault := diskFault(); fault != nil {
+			// Closing flushes memtables to the failing disk: it hangs (a
+			// directory gone) or, on a full one, badger's mmapped table
+			// takes a SIGBUS. Left open, the store is as after a crash: it
+			// replays its own log at restart, and raft the rest.
+			log.Warn("shutdown: the store is left unclosed after a disk fault; it recovers at restart", "fault", fault)
+			return nil
+		}
 		if err := st.Close(); err != nil || guard == nil {
 			return err
 		}
 		return guard.Closed()
-	})
+	}})
 
 	lis, err := net.Listen("tcp", c.grpcAddr)
 	if err != nil {
 		return fmt.Errorf("gRPC listener: %w", err)
 	}
-	closers = append(closers, func() error { _ = lis.Close(); return nil })
+	closers = append(closers, closeStep{"the gRPC listener", func() error { _ = lis.Close(); return nil }})
 	grpcAddr := lis.Addr().String()
 
 	node, err := raft.NewNode(ctx, raft.Config{
@@ -362,7 +384,11 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer, ready func(serv
 	if err != nil {
 		return err
 	}
-	closers = append(closers, node.Close)
+	closers = append(closers, closeStep{"the raft node", node.Close})
+	diskFault = node.Fault
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	go diskWatch(watchCtx, node, storeFault, c.dataDir, c.diskProbe, uint64(max(c.diskMinFreeMiB, 0))<<20)
 	if !cidStored {
 		cid = node.ClusterID()
 		if err := keepClusterID(c.dataDir, cid); err != nil {
@@ -376,7 +402,7 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer, ready func(serv
 	if err != nil {
 		return err
 	}
-	closers = append(closers, func() error { eng.Close(); return nil })
+	closers = append(closers, closeStep{"the engine", func() error { eng.Close(); return nil }})
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -400,6 +426,8 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer, ready func(serv
 	}
 	g := grpc.NewServer(opts...)
 	health := srv.Register(g)
+	readyz, shuttingDown, bootstrapped := readiness(node, c.bootstrapFile != "")
+	readyz.Publish(watchCtx, health, 500*time.Millisecond)
 	raft.RegisterService(g, node)
 	grpcDone := make(chan error, 1)
 	go func() { grpcDone <- g.Serve(lis) }()
@@ -416,14 +444,15 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer, ready func(serv
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-		mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-			id, _ := node.Leader()
-			role := node.State()
-			if id == "" || (role != raft.RoleLeader && role != raft.RoleFollower) {
-				http.Error(w, fmt.Sprintf("not ready: raft role %s, leader %q", role, id), http.StatusServiceUnavailable)
+		mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+			rctx, cancel := context.WithTimeout(r.Context(), time.Second)
+			defer cancel()
+			if err := readyz.Check(rctx); err != nil {
+				http.Error(w, err.Error(), http.StatusServiceUnavailable)
 				return
 			}
-			fmt.Fprintf(w, "ready: %s, leader %s, applied revision %d\n", role, id, st.AppliedRevision())
+			id, _ := node.Leader()
+			fmt.Fprintf(w, "ready: %s, leader %s, applied revision %d\n", node.State(), id, st.AppliedRevision())
 		})
 		// AuthZEN decisions, with the gRPC API's keys; without keys only on
 		// a loopback address (as gRPC) unless --insecure-no-auth.
@@ -439,6 +468,12 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer, ready func(serv
 			mux.Handle("/debug/pprof/", pprofHandler(c.keys))
 		}
 		hs = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		// Closed last, so /readyz says why the node is not ready until the end.
+		closers = append([]closeStep{{"the HTTP server", func() error {
+			sctx, cancel := context.WithTimeout(context.Background(), time.Until(closeBy))
+			defer cancel()
+			return hs.Shutdown(sctx)
+		}}}, closers...)
 		go func() {
 			if err := hs.Serve(hl); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error("HTTP server", "err", err)
@@ -448,12 +483,19 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer, ready func(serv
 
 	if c.bootstrapFile != "" {
 		if err := loadBootstrapFile(ctx, node, st, c.bootstrapFile, c.limits.ImportChunk, log); err != nil {
+			shuttingDown.Store(true)
 			g.Stop()
-			if hs != nil {
-				_ = hs.Close()
+			if fault := node.Fault(); fault != nil {
+				return codedError{code: exitDiskFault, err: fmt.Errorf("--bootstrap-file: %w", err)}
 			}
 			return fmt.Errorf("--bootstrap-file: %w", err)
 		}
+		// A minimize_latency read made during the load pins a revision for
+		// up to a quantum: wait it out, so no read after ready misses data.
+		if q := c.limits.RevisionQuantum; q > 0 {
+			time.Sleep(q)
+		}
+		bootstrapped.Store(true)
 	}
 
 	log.Info("ambit serving", "grpc_addr", grpcAddr, "http_addr", httpAddr, "node_id", c.nodeID, "raft_addr", node.RaftAddr(),
@@ -462,30 +504,91 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer, ready func(serv
 		ready(serveAddrs{grpc: grpcAddr, http: httpAddr})
 	}
 
+	var fault error
 	select {
 	case <-ctx.Done():
 	case err := <-grpcDone:
+		shuttingDown.Store(true)
 		return fmt.Errorf("gRPC server stopped: %w", err)
+	case <-node.Faulted():
+		fault = node.Fault()
+		log.Error("disk fault: not ready, refusing writes; shutting down", "err", fault, "after", c.diskFaultLinger)
+		select {
+		case <-ctx.Done():
+		case <-time.After(c.diskFaultLinger):
+		}
 	}
+	shuttingDown.Store(true)
+	deadline := time.Now().Add(c.shutdownTimeout)
 	log.Info("shutting down: draining in-flight requests", "timeout", c.shutdownTimeout)
 	health.Shutdown() // NOT_SERVING for every service
 	srv.Stop()        // end Watch streams; unary calls in flight finish
+	drain(g, deadline, log)
+	// The close steps get what is left, at least closeGrace, and never more
+	// than closeGrace past the deadline.
+	drained := time.Now()
+	if drained.After(deadline) {
+		drained = deadline
+	}
+	closeBy = later(deadline, drained.Add(closeGrace))
+	if fault != nil {
+		return codedError{code: exitDiskFault, err: fmt.Errorf("stopped after a disk fault (restart it once the data directory is writable again): %w", fault)}
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// drain stops the gRPC server, letting calls in flight finish until
+// deadline; then it cancels them, and waits for the server at most a second
+// more (a handler stuck in the store must not hold the process).
+func drain(g *grpc.Server, deadline time.Time, log *slog.Logger) {
 	stopped := make(chan struct{})
 	go func() { g.GracefulStop(); close(stopped) }()
 	select {
 	case <-stopped:
-	case <-time.After(c.shutdownTimeout):
-		log.Warn("shutdown timeout: closing remaining streams")
-		g.Stop()
-		<-stopped
+		return
+	case <-time.After(time.Until(deadline)):
 	}
-	if hs != nil {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_ = hs.Shutdown(sctx)
-		cancel()
+	log.Warn("shutdown timeout: closing remaining streams")
+	g.Stop()
+	select {
+	case <-stopped:
+	case <-time.After(time.Second):
+		log.Error("shutdown: gRPC calls still running after they were canceled; abandoned")
 	}
-	log.Info("stopped")
-	return nil
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// readiness lists what a node needs to take traffic: not shutting down, no
+// disk fault, a state machine that has not halted, a leader known and
+// everything committed applied here, and the bootstrap file (if any) loaded. Add a condition with one Require line.
+func readiness(node *raft.Node, bootstrapFile bool) (r *api.Readiness, shuttingDown, bootstrapped *atomic.Bool) {
+	r = new(api.Readiness)
+	shuttingDown, bootstrapped = new(atomic.Bool), new(atomic.Bool)
+	r.Require("shutdown", func(context.Context) error {
+		if shuttingDown.Load() {
+			return errors.New("the server is shutting down")
+		}
+		return nil
+	})
+	r.Require("disk", func(context.Context) error { return node.Fault() })
+	r.Require("state machine", func(context.Context) error { return node.Halted() })
+	r.Require("raft", node.CaughtUp)
+	if bootstrapFile {
+		r.Require("bootstrap file", func(context.Context) error {
+			if !bootstrapped.Load() {
+				return errors.New("the bootstrap file is not loaded yet")
+			}
+			return nil
+		})
+	}
+	return r, shuttingDown, bootstrapped
 }
 
 // loadBootstrapFile writes the schema and relationships of the first
@@ -514,11 +617,9 @@ func loadBootstrapFile(ctx context.Context, node *raft.Node, st *store.Store, pa
 		}
 		rels = append(rels, r.Relationship)
 	}
-	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	rev, err := node.LinearizableRevision(wctx)
+	rev, err := waitForLeader(ctx, node, log, 10*time.Second)
 	if err != nil {
-		return fmt.Errorf("waiting for a raft leader: %w", err)
+		return err
 	}
 	if text, at, err := st.ReadSchema(rev); err != nil {
 		return err
@@ -526,11 +627,11 @@ func loadBootstrapFile(ctx context.Context, node *raft.Node, st *store.Store, pa
 		log.Info("bootstrap file ignored: the store already has a schema", "file", path, "schema_revision", uint64(at))
 		return nil
 	}
-	if _, err := node.Propose(wctx, raft.SchemaCommand(f.Schema)); err != nil {
+	if err := proposePatiently(ctx, node, raft.SchemaCommand(f.Schema), log); err != nil {
 		return fmt.Errorf("writing the schema: %w", err)
 	}
 	for i := 0; i < len(rels); i += chunk {
-		if _, err := node.Propose(wctx, raft.ImportCommand(rels[i:min(i+chunk, len(rels))])); err != nil {
+		if err := proposePatiently(ctx, node, raft.ImportCommand(rels[i:min(i+chunk, len(rels))]), log); err != nil {
 			return fmt.Errorf("importing relationships %d and on: %w", i, err)
 		}
 	}
