@@ -48,6 +48,7 @@ type serveConfig struct {
 	nodeID          string
 	raftAddr        string
 	raftAdvertise   string
+	grpcAdvertise   string
 	raftLogStore    string
 	raftSegmentMiB  int
 	bootstrap       bool
@@ -104,6 +105,7 @@ AMBIT_CLUSTER_SECRET), unless --insecure-cluster is given.`,
 	f.StringVar(&c.nodeID, "node-id", "node-1", "raft node id; unique in the cluster and stable across restarts")
 	f.StringVar(&c.raftAddr, "raft-addr", "127.0.0.1:50061", "raft listen address")
 	f.StringVar(&c.raftAdvertise, "raft-advertise", "", "raft address peers dial (default: the bound --raft-addr)")
+	f.StringVar(&c.grpcAdvertise, "grpc-advertise", "", "gRPC address other members dial to forward writes and read indexes to this one (default: the bound --grpc-addr)")
 	f.StringVar(&c.raftLogStore, "raft-log-store", raft.DefaultLogStore, "raft log store of a new data dir: wal or bolt (a data dir keeps the one it has)")
 	f.IntVar(&c.raftSegmentMiB, "raft-log-segment-mib", raft.DefaultLogSegmentSize>>20, "size of each raft-wal log segment file in MiB, allocated when the segment is created")
 	f.BoolVar(&c.bootstrap, "bootstrap", false, "form a new single-node cluster on an empty data dir (the default without --join)")
@@ -375,9 +377,13 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer, ready func(serv
 	}
 	closers = append(closers, closeStep{"the gRPC listener", func() error { _ = lis.Close(); return nil }})
 	grpcAddr := lis.Addr().String()
+	advertised := grpcAddr // what other members dial
+	if c.grpcAdvertise != "" {
+		advertised = c.grpcAdvertise
+	}
 
 	node, err := raft.NewNode(ctx, raft.Config{
-		NodeID: c.nodeID, RaftAddr: c.raftAddr, AdvertiseAddr: c.raftAdvertise, GRPCAddr: grpcAddr, Dir: c.dataDir, LogStore: c.raftLogStore,
+		NodeID: c.nodeID, RaftAddr: c.raftAddr, AdvertiseAddr: c.raftAdvertise, GRPCAddr: advertised, Dir: c.dataDir, LogStore: c.raftLogStore,
 		LogSegmentSize: c.raftSegmentMiB << 20,
 		Bootstrap:      c.bootstrap, Join: c.join, PresharedKeys: c.keys, ClusterSecret: secret, ClusterPKI: pki, PeerTLS: peerTLS, ClusterID: cid, SchemaGuard: api.SchemaGuard(st), Logger: log,
 	}, stampedBackend{st})
