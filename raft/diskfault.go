@@ -84,17 +84,7 @@ func (n *Node) stepDown() {
 	if n.ctx.Err() != nil || n.raft == nil || n.raft.State() != hraft.Leader {
 		return
 	}
-	cf := n.raft.GetConfiguration()
-	if cf.Error() != nil {
-		return
-	}
-	others := 0
-	for _, s := range cf.Configuration().Servers {
-		if s.Suffrage == hraft.Voter && string(s.ID) != n.cfg.NodeID {
-			others++
-		}
-	}
-	if others == 0 {
+	if n.otherVoters() == 0 {
 		n.logger.Warn("raft: disk fault on the only voter; no one to hand leadership to")
 		return
 	}

@@ -703,20 +703,7 @@ func (n *Node) Close() error {
 // cluster with other voters. Raft refuses new writes during the transfer
 // (callers retry on the new leader) and gives up after an election timeout.
 func (n *Node) handOffLeadership() {
-	if n.raft.State() != hraft.Leader {
-		return
-	}
-	cf := n.raft.GetConfiguration()
-	if cf.Error() != nil {
-		return
-	}
-	others := 0
-	for _, s := range cf.Configuration().Servers {
-		if s.Suffrage == hraft.Voter && string(s.ID) != n.cfg.NodeID {
-			others++
-		}
-	}
-	if others == 0 {
+	if n.raft.State() != hraft.Leader || n.otherVoters() == 0 {
 		return
 	}
 	if err := n.raft.LeadershipTransfer().Error(); err != nil {
@@ -724,6 +711,22 @@ func (n *Node) handOffLeadership() {
 		return
 	}
 	n.logger.Info("raft: handed leadership over before shutdown")
+}
+
+// otherVoters counts the voters of the current configuration other than
+// this node (0 when the configuration cannot be read).
+func (n *Node) otherVoters() int {
+	cf := n.raft.GetConfiguration()
+	if cf.Error() != nil {
+		return 0
+	}
+	others := 0
+	for _, s := range cf.Configuration().Servers {
+		if s.Suffrage == hraft.Voter && string(s.ID) != n.cfg.NodeID {
+			others++
+		}
+	}
+	return others
 }
 
 // SetSchemaGuard installs the schema guard (see SchemaGuard).

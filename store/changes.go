@@ -11,62 +11,32 @@ import (
 )
 
 // Changes yields the committed revisions after after, in order, up to the
-// applied revision at the call. Revisions whose write failed a domain check
-// carry no change and are not yielded. ErrRevisionCompacted if after is older
-// than the GC horizon (or GC passes it during the iteration).
+// applied revision at the call, each whole (ChangePieces merged). Revisions
+// whose write failed a domain check carry no change and are not yielded.
+// ErrRevisionCompacted if after is older than the GC horizon (or GC passes
+// it during the iteration).
 func (s *Store) Changes(ctx context.Context, after tuple.Revision) iter.Seq2[Change, error] {
 	return func(yield func(Change, error) bool) {
-		if err := s.enter(); err != nil {
-			yield(Change{}, err)
-			return
-		}
-		defer s.leave()
-		upTo := s.applied.Load()
-		if h := s.horizon.Load(); uint64(after) < h {
-			yield(Change{}, fmt.Errorf("%w: changes after revision %d, oldest readable revision %d", ErrRevisionCompacted, after, h))
-			return
-		}
-		if uint64(after) >= upTo {
-			return
-		}
-		txn := s.db.NewTransactionAt(upTo, false)
-		defer txn.Discard()
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{spaceChange}})
-		defer it.Close()
 		var cur Change
-		flush := func() bool {
-			if cur.Revision == 0 {
-				return true
-			}
-			if h := s.horizon.Load(); uint64(after) < h {
-				yield(Change{}, fmt.Errorf("%w: revision %d was garbage-collected during the read", ErrRevisionCompacted, after))
-				return false
-			}
-			ok := yield(cur, nil)
-			cur = Change{}
-			return ok
-		}
-		for it.Seek(changeKey(after+1, 0)); it.Valid(); it.Next() {
-			if err := ctx.Err(); err != nil {
+		for piece, err := range s.ChangePieces(ctx, after) {
+			if err != nil {
 				yield(Change{}, err)
 				return
 			}
-			item := it.Item()
-			rev, _, err := decodeChangeKey(item.Key())
-			if err != nil {
-				yield(Change{}, fmt.Errorf("store: corrupt change feed: %w", err))
-				return
+			if cur.Revision != piece.Revision {
+				cur = Change{Revision: piece.Revision}
 			}
-			if rev != cur.Revision && !flush() {
-				return
+			cur.Updates = append(cur.Updates, piece.Updates...)
+			if piece.Schema != nil {
+				cur.Schema = piece.Schema
 			}
-			cur.Revision = rev
-			if err := item.Value(func(v []byte) error { return decodeChangeChunk(v, &cur) }); err != nil {
-				yield(Change{}, fmt.Errorf("store: corrupt change feed at revision %d: %w", rev, err))
-				return
+			if !piece.More {
+				if !yield(cur, nil) {
+					return
+				}
+				cur = Change{}
 			}
 		}
-		flush()
 	}
 }
 
