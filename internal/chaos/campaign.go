@@ -164,6 +164,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := os.MkdirAll(cfg.Work, 0o750); err != nil {
 		return nil, err
 	}
+	// The nodes' data dirs live in Work: a campaign over a previous one's
+	// cluster would start from its state (and fail to form a new one).
+	if entries, err := os.ReadDir(cfg.Work); err != nil {
+		return nil, err
+	} else if len(entries) > 0 {
+		return nil, fmt.Errorf("chaos: work dir %s is not empty; give a new one (or none, for a temporary dir)", cfg.Work)
+	}
 	logf := func(format string, args ...any) {
 		fmt.Fprintf(cfg.Log, "[%s] %s\n", time.Now().UTC().Format("15:04:05.000"), fmt.Sprintf(format, args...))
 	}
