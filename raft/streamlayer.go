@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"math/big"
 	"net"
 	"sync"
@@ -69,9 +70,11 @@ const (
 var ErrPeerRejected = errors.New("raft peer failed cluster authentication")
 
 // CheckClusterSecret refuses a secret too short or too uniform to key a
-// cluster: at least MinClusterSecretLen bytes and at least 16 distinct byte
-// values (so "aaaa…" or a repeated short word is refused; a random secret
-// of 32 bytes or more, raw or in hex or base64, passes).
+// cluster: at least MinClusterSecretLen bytes, at least 8 distinct byte
+// values, and at least 128 bits by the estimate length × log2(distinct
+// values). "aaaa…", a repeated short word or a short phrase are refused;
+// every random secret of 32 bytes or more, raw, in hex (64 characters of at
+// most 16 values) or in base64, passes.
 func CheckClusterSecret(secret []byte) error {
 	if len(secret) < MinClusterSecretLen {
 		return fmt.Errorf("%w: the cluster secret is %d bytes; it must be at least %d (generate one with `openssl rand -hex 32`)", ErrBadConfig, len(secret), MinClusterSecretLen)
@@ -84,8 +87,8 @@ func CheckClusterSecret(secret []byte) error {
 			distinct++
 		}
 	}
-	if distinct < 16 {
-		return fmt.Errorf("%w: the cluster secret uses only %d distinct bytes; use a random one (e.g. `openssl rand -hex 32`)", ErrBadConfig, distinct)
+	if distinct < 8 || float64(len(secret))*math.Log2(float64(distinct)) < 128 {
+		return fmt.Errorf("%w: the cluster secret is too uniform (%d bytes of %d distinct values, under 128 bits); use a random one (e.g. `openssl rand -hex 32`)", ErrBadConfig, len(secret), distinct)
 	}
 	return nil
 }

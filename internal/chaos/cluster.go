@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -133,13 +134,31 @@ func (c *cluster) serveArgs(n *node) []string {
 	return args
 }
 
+// freeAddr picks a free loopback port below the kernel's ephemeral range
+// (32768 and up on Linux), so that no process asking the kernel for a port
+// (another test binary's listener, any outgoing connection) can take it
+// between this check and a node's start or restart with it.
 func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
+	for range 500 {
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", 20000+mrand.IntN(12000)))
+		if err != nil {
+			continue
+		}
+		addr := l.Addr().String()
+		l.Close()
+		return addr, nil
 	}
-	defer l.Close()
-	return l.Addr().String(), nil
+	return "", errors.New("chaos: no free loopback port between 20000 and 31999")
+}
+
+// logTail returns the last lines of a node's log, for an error message.
+func logTail(path string, lines int) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	all := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	return strings.Join(all[max(0, len(all)-lines):], "\n")
 }
 
 // newCluster prepares n nodes under work (ports, proxies), starting none.
@@ -386,7 +405,7 @@ func (c *cluster) boot(ctx context.Context, timeout time.Duration) error {
 			break
 		}
 		if time.Now().After(deadline) || !c.nodes[0].running() {
-			return fmt.Errorf("n1 did not become ready (log %s)", c.nodes[0].logPath)
+			return fmt.Errorf("n1 did not become ready (log %s); its last lines:\n%s", c.nodes[0].logPath, logTail(c.nodes[0].logPath, 15))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
