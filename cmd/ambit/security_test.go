@@ -61,7 +61,7 @@ func TestServeRefusesInsecureClusterSetups(t *testing.T) {
 		{"non-loopback raft without a secret", serveConfig{raftAddr: "0.0.0.0:0", raftAdvertise: "127.0.0.1:1"}, "--cluster-secret"},
 		{"non-loopback raft advertise without a secret", serveConfig{raftAdvertise: "10.1.2.3:7001"}, "--cluster-secret"},
 		{"short secret", serveConfig{cluster: clusterAuth{secretText: "short"}}, "at least 32"},
-		{"uniform secret", serveConfig{cluster: clusterAuth{secretText: strings.Repeat("ab", 20)}}, "distinct bytes"},
+		{"uniform secret", serveConfig{cluster: clusterAuth{secretText: strings.Repeat("ab", 20)}}, "too uniform"},
 		{"short secret file", serveConfig{cluster: clusterAuth{secretFile: secretFile}}, "at least 32"},
 		{"both secret flags", serveConfig{cluster: clusterAuth{secretText: testClusterSecret, secretFile: secretFile}}, "exclusive"},
 		{"pprof on a public port without keys", serveConfig{pprof: true, httpAddr: "0.0.0.0:0"}, "--pprof"},
