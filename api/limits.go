@@ -31,6 +31,10 @@ var heavyMethods = map[string]bool{
 	"/authzed.api.v1.PermissionsService/LookupSubjects":          true,
 	"/authzed.api.v1.PermissionsService/ExportBulkRelationships": true,
 	"/authzed.api.v1.PermissionsService/ExpandPermissionTree":    true,
+	// ResourceAccess walks every subject of a resource; Explain evaluates
+	// every route without the result cache.
+	"/ambit.v1.AccessService/ResourceAccess": true,
+	"/ambit.v1.AccessService/Explain":        true,
 }
 
 // untimed methods are long-lived by design and get no default deadline:

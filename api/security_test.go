@@ -18,6 +18,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+
+	ambitv1 "github.com/ambit-authz/ambit/proto/ambit/v1"
 )
 
 // importRels loads rels in one ImportBulkRelationships (one revision when
@@ -239,6 +241,18 @@ func TestSecurityMemoryHighWater(t *testing.T) {
 		},
 		"CheckBulkPermissions": func() error {
 			_, err := e.perms.CheckBulkPermissions(ctx, bulk(4))
+			return err
+		},
+		"ResourceAccess": func() error {
+			s, err := ambitv1.NewAccessServiceClient(e.conn).ResourceAccess(ctx, &ambitv1.ResourceAccessRequest{Resource: aobj("document", "a"), RankedPermissions: []string{"view"}, SubjectObjectType: "user"})
+			if err != nil {
+				return err
+			}
+			_, err = s.Recv()
+			return err
+		},
+		"Explain": func() error {
+			_, err := ambitv1.NewAccessServiceClient(e.conn).Explain(ctx, &ambitv1.ExplainRequest{Resource: aobj("document", "a"), Permission: "view", Subject: asubj("user", "ana")})
 			return err
 		},
 	}
