@@ -352,6 +352,11 @@ func (h *azHandler) evaluations(c *azCall) (any, error) {
 		idx = append(idx, i)
 	}
 	if len(bulk.Items) > 0 {
+		release, err := h.s.admit(c.ctx, v1.PermissionsService_CheckBulkPermissions_FullMethodName, bulk)
+		if err != nil {
+			return nil, err
+		}
+		defer release()
 		resp, err := h.s.CheckBulkPermissions(c.ctx, bulk)
 		if err != nil {
 			return nil, err
@@ -507,6 +512,11 @@ func (h *azHandler) searchResource(c *azCall) (any, error) {
 	} else if lr.Consistency, err = c.consistency(h.s, req.Context); err != nil {
 		return nil, err
 	}
+	release, err := h.s.admit(c.ctx, v1.PermissionsService_LookupResources_FullMethodName, lr)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	st := &collect[v1.LookupResourcesResponse]{ctx: c.ctx}
 	if err := h.s.LookupResources(lr, st); err != nil {
 		return nil, pageTokenErr(err, payload)
@@ -584,6 +594,11 @@ func (h *azHandler) searchSubject(c *azCall) (any, error) {
 	} else if ls.Consistency, err = c.consistency(h.s, req.Context); err != nil {
 		return nil, err
 	}
+	release, err := h.s.admit(c.ctx, v1.PermissionsService_LookupSubjects_FullMethodName, ls)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	st := &collect[v1.LookupSubjectsResponse]{ctx: c.ctx}
 	if err := h.s.LookupSubjects(ls, st); err != nil {
 		return nil, pageTokenErr(err, payload)

@@ -453,3 +453,24 @@ func TestAuthZENSlowBody(t *testing.T) {
 		t.Fatalf("status %d: %s", resp.StatusCode, b)
 	}
 }
+
+// AuthZEN calls the lookup handlers in process, past the gRPC interceptors:
+// its searches and large batches still pass the heavy-call gate, so above
+// the memory high-water mark they are refused as the gRPC lookups are, and
+// a single evaluation is still answered.
+func TestAuthZENHeavyCallsGated(t *testing.T) {
+	_, az, _ := newAZ(t, api.AuthZENOptions{}, func(o *envOptions) { o.limits.MemoryHighWater = 1; o.limits.HeavyBulkChecks = 1 })
+	for _, tc := range []struct{ path, body string }{
+		{api.AuthZENSearchResource, `{"subject":{"type":"user","id":"ana"},"action":{"name":"view"},"resource":{"type":"document"}}`},
+		{api.AuthZENSearchSubject, `{"subject":{"type":"user"},"action":{"name":"view"},"resource":{"type":"document","id":"d1"}}`},
+		{api.AuthZENEvaluations, `{"evaluations":[` + evalD1 + `,` + evalD1 + `]}`},
+	} {
+		code, body := az.raw(tc.path, tc.body)
+		if code != http.StatusBadRequest || !strings.Contains(string(body), "high-water mark") {
+			t.Errorf("%s above the high-water mark: %d %s, want 400 naming the high-water mark", tc.path, code, body)
+		}
+	}
+	if code, body := az.raw(api.AuthZENEvaluation, evalD1); code != http.StatusOK {
+		t.Errorf("a single evaluation: %d %s", code, body)
+	}
+}

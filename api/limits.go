@@ -180,6 +180,17 @@ func (s *Server) limitUnary(ctx context.Context, req any, info *grpc.UnaryServer
 	return resp, s.timedOut(ctx, err)
 }
 
+// admit runs the heavy-call gate for a call that does not pass through the
+// gRPC interceptors (the AuthZEN front end calls the handlers in process),
+// and returns the function that releases its slot (a no-op for a light
+// call).
+func (s *Server) admit(ctx context.Context, method string, req any) (release func(), err error) {
+	if !s.heavy(method, req) {
+		return func() {}, nil
+	}
+	return s.gate.enter(ctx, method)
+}
+
 // limitStream is limitUnary for streams.
 func (s *Server) limitStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
 	if c, ok := ss.Context().Value(timeoutCancel{}).(context.CancelFunc); ok {
