@@ -100,18 +100,27 @@ func (s *Server) applyValidated(ctx context.Context, cmd raft.Command) (raft.Res
 // type (wildcard, subject relation, caveat, expiration) that stored
 // relationships still use. It runs inside the state machine on the store at
 // its applied revision, so every replica decides the same.
+//
+// It never compiles: the schema was compiled before it was proposed (by the
+// handler, or by the leader for a forwarded write), so inside the state
+// machine it reads only both schemas' declarations (schema.Declarations, one
+// linear pass) and queries the store.
 func (c *schemaCache) guard(_ tuple.Revision, text string) error {
-	next, err := schema.Compile("schema", text)
+	next, err := schema.Declarations("schema", text)
 	if err != nil {
 		return fmt.Errorf("schema does not compile: %v", err)
 	}
 	applied := c.st.AppliedRevision()
-	prev, _, err := c.at(applied)
-	if errors.Is(err, errNoSchema) {
-		return nil
-	}
+	prevText, at, err := c.st.ReadSchema(applied)
 	if err != nil {
 		return err
+	}
+	if prevText == "" && at == 0 {
+		return nil // the first schema
+	}
+	prev, err := schema.Declarations("schema", prevText)
+	if err != nil {
+		return fmt.Errorf("api: stored schema at revision %d does not parse: %w", at, err)
 	}
 	snap, err := c.st.Snapshot(applied)
 	if err != nil {

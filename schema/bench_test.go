@@ -99,3 +99,20 @@ func BenchmarkCompileSubjectSets(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkDeclarationsSubjectSets is what the raft state machine pays for a
+// schema write now (the schema guard reads both schemas' declarations), on
+// the schemas of BenchmarkCompileSubjectSets.
+func BenchmarkDeclarationsSubjectSets(b *testing.B) {
+	for _, n := range []int{100, 500, 1700} {
+		src := subjectSetSchema(n)
+		b.Run(fmt.Sprintf("defs=%d/KB=%d", n, len(src)>>10), func(b *testing.B) {
+			b.SetBytes(int64(len(src)))
+			for b.Loop() {
+				if _, err := Declarations("sets.zed", src); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

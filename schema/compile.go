@@ -27,6 +27,28 @@ func Compile(filename, src string) (*Schema, error) {
 	return s, nil
 }
 
+// Declarations parses src and returns only what its declarations say: every
+// definition with its relations (allowed subject types resolved against the
+// declared definitions and caveats) and its permissions by name, and every
+// caveat by name. It checks no permission expression, no caveat expression,
+// no wildcard reach and no cycle, so it runs in one linear pass: the raft
+// state machine uses it to check a schema change against the stored
+// relationships without compiling, the full Compile having run before the
+// change was proposed. The result is not a schema to evaluate with (its
+// permissions have no expressions, its caveats no programs).
+func Declarations(filename, src string) (*Schema, error) {
+	errs := &errorSink{src: src}
+	f := parseFile(filename, src, errs)
+	if err := errs.err(); err != nil {
+		return nil, err
+	}
+	s := checkWith(f, errs, true)
+	if err := errs.err(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
 // MustCompile is Compile for tests and fixed schemas: it panics on error.
 func MustCompile(filename, src string) *Schema {
 	s, err := Compile(filename, src)
@@ -50,15 +72,20 @@ type checker struct {
 	// wild and wildStack hold wildcardReach's memo and walk.
 	wild      map[string]*wildState
 	wildStack []*wildState
+	// declarationsOnly: see Declarations.
+	declarationsOnly bool
 }
 
-func check(f *File, errs *errorSink) *Schema {
+func check(f *File, errs *errorSink) *Schema { return checkWith(f, errs, false) }
+
+func checkWith(f *File, errs *errorSink, declarationsOnly bool) *Schema {
 	c := &checker{
-		errs:    errs,
-		uses:    len(f.Uses) > 0,
-		defs:    map[string]*DefinitionDecl{},
-		members: map[string]map[string]Member{},
-		cavs:    map[string]*CaveatDecl{},
+		declarationsOnly: declarationsOnly,
+		errs:             errs,
+		uses:             len(f.Uses) > 0,
+		defs:             map[string]*DefinitionDecl{},
+		members:          map[string]map[string]Member{},
+		cavs:             map[string]*CaveatDecl{},
 		out: &Schema{
 			Definitions:    map[string]*Definition{},
 			Caveats:        map[string]*caveats.Caveat{},
@@ -68,6 +95,10 @@ func check(f *File, errs *errorSink) *Schema {
 	c.declare(f)
 	for _, d := range f.Decls {
 		if cv, ok := d.(*CaveatDecl); ok && c.cavs[cv.Name] == cv {
+			if declarationsOnly {
+				c.out.Caveats[cv.Name] = &caveats.Caveat{Name: cv.Name}
+				continue
+			}
 			c.checkCaveat(cv)
 		}
 	}
@@ -75,6 +106,12 @@ func check(f *File, errs *errorSink) *Schema {
 		if def, ok := d.(*DefinitionDecl); ok && c.defs[def.Name] == def {
 			c.checkDefinition(def)
 		}
+	}
+	if declarationsOnly {
+		if len(errs.list) > 0 {
+			return nil
+		}
+		return c.out
 	}
 	for _, d := range f.Decls {
 		if def, ok := d.(*DefinitionDecl); ok && c.defs[def.Name] == def {
@@ -300,7 +337,9 @@ func (c *checker) checkDefinition(d *DefinitionDecl) {
 		case *RelationDecl:
 			r = c.checkRelation(d, m)
 		case *PermissionDecl:
-			if e := c.checkExpr(d, m, m.Expr); e != nil {
+			if c.declarationsOnly {
+				r = &Relation{Name: m.Name, Definition: d.Name, IsPermission: true}
+			} else if e := c.checkExpr(d, m, m.Expr); e != nil {
 				r = &Relation{Name: m.Name, Definition: d.Name, IsPermission: true, Expr: e}
 			}
 		}
@@ -332,8 +371,9 @@ func (c *checker) checkRelation(d *DefinitionDecl, r *RelationDecl) *Relation {
 				c.errorf(t.RelationPos, "relation %q allows %s#%s, but %q has no relation or permission %q", r.Name, t.Type, t.Relation, t.Type, t.Relation)
 				continue
 			}
-			// As in SpiceDB, a subject set on the definition itself is exempt.
-			if wt, via := c.wildcardReach(t.Type, t.Relation); wt != "" && t.Type != d.Name {
+			// As in SpiceDB, a subject set on the definition itself is exempt
+			// (Declarations does not look: see there).
+			if wt, via := c.wildcardReachUnlessDeclarations(t.Type, t.Relation); wt != "" && t.Type != d.Name {
 				c.errorf(t.RelationPos, "relation %q allows %s#%s, which includes the wildcard %s:* through %s: wildcards cannot be included transitively", r.Name, t.Type, t.Relation, wt, via)
 				continue
 			}
@@ -356,6 +396,13 @@ func (c *checker) checkRelation(d *DefinitionDecl, r *RelationDecl) *Relation {
 		out.AllowedTypes = append(out.AllowedTypes, at)
 	}
 	return out
+}
+
+func (c *checker) wildcardReachUnlessDeclarations(typ, rel string) (wildType, via string) {
+	if c.declarationsOnly {
+		return "", ""
+	}
+	return c.wildcardReach(typ, rel)
 }
 
 // wildcardReach reports whether relation typ#rel can hold a wildcard, directly
