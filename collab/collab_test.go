@@ -451,3 +451,43 @@ func TestRaceDisconnectWhileAdding(t *testing.T) {
 		}
 	}
 }
+
+// Studies: curators import them; whoever sees one shares it with a group
+// they are a member of (odm-groups.txt), not with one they are not in; a
+// curator among those it is shared with edits it; revoking Manage
+// organization takes the user list away.
+func TestStudiesAndOrgPermissions(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	w.writeRaw("group:curators#direct_member@user:cora", "group:curators#direct_member@user:kim")
+	_, err := w.kit.ImportStudy(ctx, "bob", "atlas")
+	wantErr(t, err, collab.ErrNotAllowed)
+	w.ok(w.kit.ImportStudy(ctx, "cora", "atlas"))
+	w.ok(w.kit.CreateGroup(ctx, "cora", "lab"))
+	w.ok(w.kit.CreateGroup(ctx, "zed", "elsewhere"))
+	_, err = w.kit.Share(ctx, "cora", collab.Study("atlas"), collab.Group("elsewhere"), collab.Reader)
+	wantErr(t, err, collab.ErrNotAllowed) // cora is no member of elsewhere
+	w.connect("cora", "kim")
+	w.ok(w.kit.AddMember(ctx, "cora", "lab", collab.User("kim")))
+	w.connect("cora", "bob")
+	w.ok(w.kit.AddMember(ctx, "cora", "lab", collab.User("bob")))
+	tok := w.ok(w.kit.Share(ctx, "cora", collab.Study("atlas"), collab.Group("lab"), collab.Reader))
+	if got := w.role("bob", collab.Study("atlas"), tok); got != collab.Reader {
+		t.Fatalf("bob (a researcher in lab) on the study: %q, want reader", got)
+	}
+	if got := w.role("kim", collab.Study("atlas"), tok); got != collab.Editor {
+		t.Fatalf("kim (a curator in lab) on the study: %q, want editor", got)
+	}
+	tok = w.ok(w.kit.Unshare(ctx, "cora", collab.Study("atlas"), collab.Group("lab")))
+	if got := w.role("bob", collab.Study("atlas"), tok); got != collab.None {
+		t.Fatalf("bob after unshare: %q", got)
+	}
+
+	w.ok(w.kit.GrantOrgPermission(ctx, "olga", "pat", collab.ManageOrganization))
+	if _, err := w.kit.UsersAndPermissions(ctx, "pat"); err != nil {
+		t.Fatalf("pat with Manage organization: %v", err)
+	}
+	w.ok(w.kit.RevokeOrgPermission(ctx, "olga", "pat", collab.ManageOrganization))
+	_, err = w.kit.UsersAndPermissions(ctx, "pat")
+	wantErr(t, err, collab.ErrNotAllowed)
+}
