@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/ambit-authz/ambit/tuple"
 )
@@ -474,39 +475,67 @@ type collect[T any] struct {
 func (c *collect[T]) Context() context.Context { return c.ctx }
 func (c *collect[T]) Send(m *T) error          { c.out = append(c.out, m); return nil }
 
-// searchResource serves POST /access/v1/search/resource: every resource of
-// resource.type on which subject may do action (definite answers only: a
-// conditional one is a deny, as in evaluation).
-func (h *azHandler) searchResource(c *azCall) (any, error) {
-	req, fp, limit, err := h.decodeSearch(c, azSearchResources)
+// azSearch is a search request, decoded and translated: what the three
+// searches share.
+type azSearch struct {
+	req       *azSearchRequest
+	fp        [8]byte // the request's fingerprint, bound into page tokens
+	limit     int
+	subj      *v1.SubjectReference
+	rtyp, rid string
+	perm      string // the action's permission; "" in an action search
+	cctx      *structpb.Struct
+	t         azTranslator
+	payload   []byte // from page.token; nil on the first page
+}
+
+// parseSearch decodes a search of kind and translates its parts, naming the
+// field of the first that is wrong. subjectID and resourceID say whether the
+// search takes that entity's id (a subject search has no subject id, a
+// resource search no resource id); an action search takes no action.
+func (h *azHandler) parseSearch(c *azCall, kind azSearchKind, subjectID, resourceID bool) (*azSearch, error) {
+	req, fp, limit, err := h.decodeSearch(c, kind)
 	if err != nil {
 		return nil, err
+	}
+	if kind == azSearchActions && req.Action != nil {
+		return nil, azErrorf("action: must not be given in a search for actions")
 	}
 	t, err := h.translator()
 	if err != nil {
 		return nil, err
 	}
-	subj, err := t.subject(req.Subject, "subject", true)
+	q := &azSearch{req: req, fp: fp, limit: limit, t: t}
+	if q.subj, err = t.subject(req.Subject, "subject", subjectID); err != nil {
+		return nil, err
+	}
+	if q.rtyp, q.rid, err = t.entity(req.Resource, "resource", resourceID); err != nil {
+		return nil, err
+	}
+	if kind != azSearchActions {
+		if q.perm, err = t.action(req.Action, q.rtyp, "action"); err != nil {
+			return nil, err
+		}
+	}
+	if q.cctx, err = t.caveatContext(&req.azEvaluation, ""); err != nil {
+		return nil, err
+	}
+	if q.payload, err = pageToken(req, fp); err != nil {
+		return nil, err
+	}
+	return q, nil
+}
+
+// searchResource serves POST /access/v1/search/resource: every resource of
+// resource.type on which subject may do action (definite answers only: a
+// conditional one is a deny, as in evaluation).
+func (h *azHandler) searchResource(c *azCall) (any, error) {
+	q, err := h.parseSearch(c, azSearchResources, true, false)
 	if err != nil {
 		return nil, err
 	}
-	rtyp, _, err := t.entity(req.Resource, "resource", false)
-	if err != nil {
-		return nil, err
-	}
-	perm, err := t.action(req.Action, rtyp, "action")
-	if err != nil {
-		return nil, err
-	}
-	cctx, err := t.caveatContext(&req.azEvaluation, "")
-	if err != nil {
-		return nil, err
-	}
-	payload, err := pageToken(req, fp)
-	if err != nil {
-		return nil, err
-	}
-	lr := &v1.LookupResourcesRequest{ResourceObjectType: rtyp, Permission: perm, Subject: subj, Context: cctx, OptionalLimit: uint32(limit + 1)}
+	req, fp, limit, rtyp, payload := q.req, q.fp, q.limit, q.rtyp, q.payload
+	lr := &v1.LookupResourcesRequest{ResourceObjectType: rtyp, Permission: q.perm, Subject: q.subj, Context: q.cctx, OptionalLimit: uint32(limit + 1)}
 	if payload != nil {
 		lr.OptionalCursor = &v1.Cursor{Token: string(payload)}
 	} else if lr.Consistency, err = c.consistency(h.s, req.Context); err != nil {
@@ -557,34 +586,11 @@ func pageTokenErr(err error, payload []byte) error {
 // (first, on the first page), with the ids it excludes in
 // properties.excluded.
 func (h *azHandler) searchSubject(c *azCall) (any, error) {
-	req, fp, limit, err := h.decodeSearch(c, azSearchSubjects)
+	q, err := h.parseSearch(c, azSearchSubjects, false, true)
 	if err != nil {
 		return nil, err
 	}
-	t, err := h.translator()
-	if err != nil {
-		return nil, err
-	}
-	subj, err := t.subject(req.Subject, "subject", false)
-	if err != nil {
-		return nil, err
-	}
-	rtyp, rid, err := t.entity(req.Resource, "resource", true)
-	if err != nil {
-		return nil, err
-	}
-	perm, err := t.action(req.Action, rtyp, "action")
-	if err != nil {
-		return nil, err
-	}
-	cctx, err := t.caveatContext(&req.azEvaluation, "")
-	if err != nil {
-		return nil, err
-	}
-	payload, err := pageToken(req, fp)
-	if err != nil {
-		return nil, err
-	}
+	req, fp, limit, subj, rtyp, rid, perm, cctx, payload := q.req, q.fp, q.limit, q.subj, q.rtyp, q.rid, q.perm, q.cctx, q.payload
 	styp := subj.GetObject().GetObjectType()
 	ls := &v1.LookupSubjectsRequest{Resource: &v1.ObjectReference{ObjectType: rtyp, ObjectId: rid}, Permission: perm,
 		SubjectObjectType: styp, OptionalSubjectRelation: subj.GetOptionalRelation(), Context: cctx,
@@ -651,33 +657,11 @@ func (h *azHandler) searchSubject(c *azCall) (any, error) {
 // schema's order. All of them are checked at once (a type has few); pages
 // are slices of the answer at the revision of the first page.
 func (h *azHandler) searchAction(c *azCall) (any, error) {
-	req, fp, limit, err := h.decodeSearch(c, azSearchActions)
+	q, err := h.parseSearch(c, azSearchActions, true, true)
 	if err != nil {
 		return nil, err
 	}
-	if req.Action != nil {
-		return nil, azErrorf("action: must not be given in a search for actions")
-	}
-	t, err := h.translator()
-	if err != nil {
-		return nil, err
-	}
-	subj, err := t.subject(req.Subject, "subject", true)
-	if err != nil {
-		return nil, err
-	}
-	rtyp, rid, err := t.entity(req.Resource, "resource", true)
-	if err != nil {
-		return nil, err
-	}
-	cctx, err := t.caveatContext(&req.azEvaluation, "")
-	if err != nil {
-		return nil, err
-	}
-	payload, err := pageToken(req, fp)
-	if err != nil {
-		return nil, err
-	}
+	req, fp, limit, t, subj, rtyp, rid, cctx, payload := q.req, q.fp, q.limit, q.t, q.subj, q.rtyp, q.rid, q.cctx, q.payload
 	var cons *v1.Consistency
 	start := 0
 	if payload != nil {
@@ -705,7 +689,12 @@ func (h *azHandler) searchAction(c *azCall) (any, error) {
 			bulk.Items = append(bulk.Items, &v1.CheckBulkPermissionsRequestItem{
 				Resource: &v1.ObjectReference{ObjectType: rtyp, ObjectId: rid}, Permission: name, Subject: subj, Context: cctx})
 		}
+		release, err := h.s.admit(c.ctx, v1.PermissionsService_CheckBulkPermissions_FullMethodName, bulk)
+		if err != nil {
+			return nil, err
+		}
 		out, err := h.s.CheckBulkPermissions(c.ctx, bulk)
+		release()
 		if err != nil {
 			return nil, pageTokenErr(err, payload)
 		}
