@@ -3,8 +3,6 @@ package api_test
 import (
 	"context"
 	"io"
-	"log/slog"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -13,12 +11,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/ambit-authz/ambit/api"
-	"github.com/ambit-authz/ambit/engine"
+	"github.com/ambit-authz/ambit/internal/testserver"
 	"github.com/ambit-authz/ambit/raft"
 	"github.com/ambit-authz/ambit/store"
 	"github.com/ambit-authz/ambit/tuple"
@@ -56,63 +53,9 @@ func newEnv(t testing.TB, opts ...func(*envOptions)) *env {
 	for _, f := range opts {
 		f(&o)
 	}
-	log := slog.New(slog.DiscardHandler)
-	st, err := store.Open(store.Options{InMemory: true, GCInterval: -1, MemTableSize: 16 << 20, BlockCacheSize: 1 << 20, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	node, err := raft.NewNode(ctx, raft.Config{
-		NodeID: "n1", RaftAddr: "127.0.0.1:0", GRPCAddr: lis.Addr().String(), Dir: t.TempDir(), Bootstrap: true,
-		NoSync: true, LogSegmentSize: 1 << 20, HeartbeatTimeout: 100 * time.Millisecond, ElectionTimeout: 100 * time.Millisecond,
-		LeaderLeaseTimeout: 50 * time.Millisecond, SchemaGuard: api.SchemaGuard(st), Logger: log, ApplyTimeout: o.applyTimeout,
-	}, st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	eng, err := engine.New(engine.Config{CacheMaxCost: 1 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg := prometheus.NewRegistry()
-	m, err := api.NewMetrics(reg, func() float64 { return float64(st.AppliedRevision()) }, func() float64 { return float64(node.State()) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	var apiNode api.Node = node
-	if o.node != nil {
-		apiNode = o.node(node)
-	}
-	srv, err := api.New(api.Config{Store: st, Node: apiNode, Engine: eng, ClusterID: o.clusterID, Limits: o.limits, Logger: log, Metrics: m})
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := grpc.NewServer(srv.ServerOptions(api.ServeOptions{PresharedKeys: o.keys})...)
-	srv.Register(g)
-	raft.RegisterService(g, node)
-	go func() { _ = g.Serve(lis) }()
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := node.LinearizableRevision(ctx); err != nil {
-		t.Fatalf("no leader: %v", err)
-	}
-	e := &env{t: t, store: st, node: node, srv: srv, reg: reg, addr: lis.Addr().String(), conn: conn,
-		perms: v1.NewPermissionsServiceClient(conn), schema: v1.NewSchemaServiceClient(conn), watch: v1.NewWatchServiceClient(conn)}
-	t.Cleanup(func() {
-		conn.Close()
-		g.Stop()
-		node.Close()
-		eng.Close()
-		st.Close()
-	})
-	return e
+	ts := testserver.Start(t, testserver.Options{Keys: o.keys, Limits: o.limits, ClusterID: o.clusterID, ApplyTimeout: o.applyTimeout, WrapNode: o.node})
+	return &env{t: t, store: ts.Store, node: ts.Node, srv: ts.API, reg: ts.Registry, addr: ts.Addr, conn: ts.Conn,
+		perms: v1.NewPermissionsServiceClient(ts.Conn), schema: v1.NewSchemaServiceClient(ts.Conn), watch: v1.NewWatchServiceClient(ts.Conn)}
 }
 
 func (e *env) ctx() context.Context {

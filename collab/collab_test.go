@@ -37,7 +37,7 @@ func (c *clock) Advance(d time.Duration) { c.Set(c.Now().Add(d)) }
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
-	srv := testserver.Start(t)
+	srv := testserver.Start(t, testserver.Options{})
 	schema, err := os.ReadFile("../schema/examples/collab.zed")
 	if err != nil {
 		t.Fatal(err)

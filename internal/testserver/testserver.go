@@ -1,6 +1,6 @@
 // Package testserver starts a one-node ambit server (in-memory store, raft on
-// loopback, the authzed v1 API on a loopback gRPC listener) for tests of
-// packages that, like an application, only speak the public API.
+// loopback, the API on a loopback gRPC listener) for tests: api's own, and
+// those of packages that, like an application, only speak the public API.
 package testserver
 
 import (
@@ -20,16 +20,35 @@ import (
 	"github.com/ambit-authz/ambit/store"
 )
 
-// Server is a running server and a client connection to it.
+// Options configure a server; the zero value is a plain test server.
+type Options struct {
+	Keys      []string   // preshared keys; none disables authentication
+	Limits    api.Limits // zero fields take api's defaults
+	ClusterID string     // default "test-cluster"
+	// ApplyTimeout, when set, is raft's ApplyTimeout (tests that write
+	// megabytes give it room on a loaded machine).
+	ApplyTimeout time.Duration
+	// WrapNode, when set, wraps the raft node the API sees.
+	WrapNode func(*raft.Node) api.Node
+}
+
+// Server is a running server, its parts, and a client connection to it.
 type Server struct {
-	Addr string
-	Conn *grpc.ClientConn
+	Addr     string
+	Conn     *grpc.ClientConn
+	Store    *store.Store
+	Node     *raft.Node
+	API      *api.Server
+	Registry *prometheus.Registry
 }
 
 // Start starts a server that stops when t ends. It fails t if the server
 // does not elect itself leader within a minute.
-func Start(t testing.TB) *Server {
+func Start(t testing.TB, o Options) *Server {
 	t.Helper()
+	if o.ClusterID == "" {
+		o.ClusterID = "test-cluster"
+	}
 	log := slog.New(slog.DiscardHandler)
 	st, err := store.Open(store.Options{InMemory: true, GCInterval: -1, MemTableSize: 16 << 20, BlockCacheSize: 1 << 20, Logger: log})
 	if err != nil {
@@ -44,7 +63,7 @@ func Start(t testing.TB) *Server {
 	node, err := raft.NewNode(ctx, raft.Config{
 		NodeID: "n1", RaftAddr: "127.0.0.1:0", GRPCAddr: lis.Addr().String(), Dir: t.TempDir(), Bootstrap: true,
 		NoSync: true, LogSegmentSize: 1 << 20, HeartbeatTimeout: 100 * time.Millisecond, ElectionTimeout: 100 * time.Millisecond,
-		LeaderLeaseTimeout: 50 * time.Millisecond, SchemaGuard: api.SchemaGuard(st), Logger: log,
+		LeaderLeaseTimeout: 50 * time.Millisecond, SchemaGuard: api.SchemaGuard(st), Logger: log, ApplyTimeout: o.ApplyTimeout,
 	}, st)
 	if err != nil {
 		t.Fatal(err)
@@ -53,16 +72,20 @@ func Start(t testing.TB) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := api.NewMetrics(prometheus.NewRegistry(), func() float64 { return float64(st.AppliedRevision()) }, func() float64 { return float64(node.State()) })
+	reg := prometheus.NewRegistry()
+	m, err := api.NewMetrics(reg, func() float64 { return float64(st.AppliedRevision()) }, func() float64 { return float64(node.State()) })
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := api.New(api.Config{Store: st, Node: node, Engine: eng, ClusterID: "test-cluster",
-		Limits: api.Limits{ExactSnapshotWait: 50 * time.Millisecond, MaxFreshnessWait: 5 * time.Second}, Logger: log, Metrics: m})
+	var apiNode api.Node = node
+	if o.WrapNode != nil {
+		apiNode = o.WrapNode(node)
+	}
+	srv, err := api.New(api.Config{Store: st, Node: apiNode, Engine: eng, ClusterID: o.ClusterID, Limits: o.Limits, Logger: log, Metrics: m})
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := grpc.NewServer(srv.ServerOptions(api.ServeOptions{})...)
+	g := grpc.NewServer(srv.ServerOptions(api.ServeOptions{PresharedKeys: o.Keys})...)
 	srv.Register(g)
 	raft.RegisterService(g, node)
 	go func() { _ = g.Serve(lis) }()
@@ -80,5 +103,5 @@ func Start(t testing.TB) *Server {
 		eng.Close()
 		st.Close()
 	})
-	return &Server{Addr: lis.Addr().String(), Conn: conn}
+	return &Server{Addr: lis.Addr().String(), Conn: conn, Store: st, Node: node, API: srv, Registry: reg}
 }
