@@ -1,0 +1,109 @@
+package api
+
+import (
+	"context"
+	"net/http"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/ambit-authz/ambit/api/apitoken"
+)
+
+// Caller is who made a request, as authentication established it: a
+// managed API token (TokenID and Name set) or a preshared key (both empty;
+// a preshared key holds every scope). It is what scopes, the audit log and
+// the decision log see; it never carries a secret.
+type Caller struct {
+	TokenID string
+	Name    string
+	Scopes  []apitoken.Scope
+	// Anonymous is true when the server runs without authentication
+	// (no keys configured): every scope is allowed.
+	Anonymous bool
+}
+
+// Allows reports whether the caller holds scope need.
+func (c Caller) Allows(need apitoken.Scope) bool {
+	return c.Anonymous || apitoken.Allows(c.Scopes, need)
+}
+
+// PresharedCaller is the caller a preshared key stands for: an admin.
+var PresharedCaller = Caller{Scopes: []apitoken.Scope{apitoken.Admin}}
+
+type callerKey struct{}
+
+// WithCaller returns ctx carrying c.
+func WithCaller(ctx context.Context, c Caller) context.Context {
+	return context.WithValue(ctx, callerKey{}, c)
+}
+
+// CallerFrom returns the caller ctx carries, if any.
+func CallerFrom(ctx context.Context) (Caller, bool) {
+	c, ok := ctx.Value(callerKey{}).(Caller)
+	return c, ok
+}
+
+// Authenticator establishes the Caller of a request from its
+// authorization value ("Bearer CREDENTIAL", gRPC metadata or an HTTP
+// header). Every front end uses the same one, so a credential means the same
+// on every port. Today it knows the preshared keys (each an admin); managed
+// API tokens plug in here.
+type Authenticator struct {
+	keys [][]byte
+}
+
+// NewAuthenticator returns an Authenticator for the preshared keys. No keys:
+// authentication is off and every caller is Anonymous.
+func NewAuthenticator(keys []string) *Authenticator {
+	a := &Authenticator{}
+	for _, k := range keys {
+		a.keys = append(a.keys, []byte(k))
+	}
+	return a
+}
+
+// Enabled reports whether credentials are required.
+func (a *Authenticator) Enabled() bool { return len(a.keys) > 0 }
+
+// Authenticate returns the caller an authorization value stands for. The
+// error is a gRPC status: Unauthenticated for a missing or malformed value,
+// PermissionDenied for a wrong key.
+func (a *Authenticator) Authenticate(authorization string) (Caller, error) {
+	if !a.Enabled() {
+		return Caller{Anonymous: true}, nil
+	}
+	if authorization == "" {
+		return Caller{}, status.Error(codes.Unauthenticated, `missing "Authorization: Bearer <credential>"`)
+	}
+	if err := checkBearer(a.keys, authorization); err != nil {
+		return Caller{}, err
+	}
+	return PresharedCaller, nil
+}
+
+// AuthorizeHTTP authenticates an HTTP request of a front end on the HTTP
+// listener (AuthZEN, SCIM, the console) by its Authorization header and
+// requires scope need: PermissionDenied names a missing scope. HTTPStatus
+// maps the error to a status code.
+func (a *Authenticator) AuthorizeHTTP(r *http.Request, need apitoken.Scope) (Caller, error) {
+	c, err := a.Authenticate(r.Header.Get("Authorization"))
+	if err != nil {
+		return Caller{}, err
+	}
+	if !c.Allows(need) {
+		return Caller{}, status.Errorf(codes.PermissionDenied, "the credential lacks the %q scope", need)
+	}
+	return c, nil
+}
+
+// HTTPStatus is the HTTP status for an AuthorizeHTTP error.
+func HTTPStatus(err error) int {
+	switch status.Code(err) {
+	case codes.Unauthenticated:
+		return http.StatusUnauthorized
+	case codes.PermissionDenied:
+		return http.StatusForbidden
+	}
+	return http.StatusInternalServerError
+}
