@@ -55,6 +55,7 @@ type serveConfig struct {
 	memoryHighPct   int
 	resultCacheMiB  int64
 	readCacheMiB    int64
+	memory          memoryPlan    // from --memory-limit (applyMemoryLimit)
 	budgets         engine.Config // request budgets (README "Request budgets")
 	logLevel        string
 	logFormat       string
@@ -120,8 +121,8 @@ AMBIT_CLUSTER_SECRET), unless --insecure-cluster is given.`,
 	f.StringVar(&c.memoryLimit, "memory-limit", "75%", "Go memory limit (GOMEMLIMIT): bytes (KiB, MiB, GiB suffixes), a percentage of the cgroup's or machine's memory, or 0 for none")
 	f.IntVar(&c.memoryHighPct, "memory-high-water-percent", 90, "heavy calls are refused with ResourceExhausted while the Go heap is above this percentage of --memory-limit")
 	f.IntVar(&c.limits.ImportChunk, "import-chunk", api.DefaultImportChunk, "relationships per replicated import command")
-	f.Int64Var(&c.resultCacheMiB, "result-cache-mib", 64, "MiB of check and sub-problem results kept per revision (negative disables)")
-	f.Int64Var(&c.readCacheMiB, "read-cache-mib", 64, "MiB of relationship sets (one resource's relation) kept per revision for checks (negative disables)")
+	f.Int64Var(&c.resultCacheMiB, "result-cache-mib", 0, "MiB of check and sub-problem results kept per revision (0: a share of --memory-limit, at most 64; negative disables)")
+	f.Int64Var(&c.readCacheMiB, "read-cache-mib", 0, "MiB of relationship sets (one resource's relation) kept per revision for checks (0: a share of --memory-limit, at most 64; negative disables)")
 	f.IntVar(&c.budgets.MaxDispatches, "max-dispatches", 100_000, "sub-problems one check may evaluate (each bulk item and lookup candidate is one check); more is ResourceExhausted; 0 = default")
 	f.IntVar(&c.budgets.MaxReads, "max-reads", 1_000_000, "relationships one check may read; more is ResourceExhausted")
 	f.Int64Var(&c.budgets.MaxCaveatCost, "max-caveat-cost", 1_000_000, "CEL cost of the caveats one check may evaluate, summed (each evaluation is also capped at 100,000); more is ResourceExhausted")
@@ -178,12 +179,13 @@ func applyMemoryLimit(c *serveConfig, log *slog.Logger) error {
 	if c.memoryHighPct < 0 || c.memoryHighPct > 100 {
 		return fmt.Errorf("--memory-high-water-percent %d is outside 1..100", c.memoryHighPct)
 	}
+	c.memory = planMemory(limit)
 	if limit == 0 {
 		return nil
 	}
 	debug.SetMemoryLimit(limit)
 	c.limits.MemoryHighWater = limit/100*int64(c.memoryHighPct) + limit%100*int64(c.memoryHighPct)/100
-	log.Info("memory limit", "bytes", limit, "heavy_calls_refused_above", c.limits.MemoryHighWater)
+	log.Info("memory limit", "bytes", limit, "heavy_calls_refused_above", c.limits.MemoryHighWater, "caches_at_most", c.memory.total())
 	return nil
 }
 
@@ -437,9 +439,12 @@ func loadBootstrapFile(ctx context.Context, node *raft.Node, st *store.Store, pa
 
 // cacheBytes turns a --*-cache-mib flag into an engine cache budget:
 // negative disables the cache, 0 leaves the engine's default.
-func cacheBytes(mib int64) int64 {
-	if mib < 0 {
+func cacheBytes(mib, planned int64) int64 {
+	switch {
+	case mib < 0:
 		return -1
+	case mib == 0:
+		return planned
 	}
 	return mib << 20
 }

@@ -101,6 +101,7 @@ func (s *server) openStore(context.Context) error {
 	}
 	s.storeFault = make(chan error, 1)
 	st, err := store.Open(store.Options{Dir: storeDir, SyncWrites: guard == nil, Logger: s.log,
+		MemTableSize: c.memory.memTable, MemTables: c.memory.memTables, BlockCacheSize: c.memory.blockCache,
 		OnFault: func(err error) { s.storeFault <- err }}) // called at most once
 	if err != nil {
 		return err
@@ -160,8 +161,8 @@ func (s *server) startRaft(ctx context.Context) error {
 	}
 	node, err := raft.NewNode(ctx, raft.Config{
 		NodeID: c.nodeID, RaftAddr: c.raftAddr, AdvertiseAddr: c.raftAdvertise, GRPCAddr: advertised, Dir: c.dataDir, LogStore: c.raftLogStore,
-		LogSegmentSize: c.raftSegmentMiB << 20,
-		Bootstrap:      c.bootstrap, Join: c.join, PresharedKeys: c.keys, ClusterSecret: secret, ClusterPKI: pki, PeerTLS: peerTLS, ClusterID: cid, SchemaGuard: api.SchemaGuard(s.st), Logger: s.log,
+		LogSegmentSize: c.raftSegmentMiB << 20, LogCacheBytes: c.memory.raftLogCache,
+		Bootstrap: c.bootstrap, Join: c.join, PresharedKeys: c.keys, ClusterSecret: secret, ClusterPKI: pki, PeerTLS: peerTLS, ClusterID: cid, SchemaGuard: api.SchemaGuard(s.st), Logger: s.log,
 	}, s.st)
 	if err != nil {
 		return err
@@ -184,7 +185,7 @@ func (s *server) startRaft(ctx context.Context) error {
 func (s *server) startAPI(ctx context.Context) error {
 	c := s.c
 	ecfg := c.budgets
-	ecfg.MaxBulkChecks, ecfg.CacheMaxCost, ecfg.ReadCacheMaxCost = c.limits.MaxChecksPerBulk, cacheBytes(c.resultCacheMiB), cacheBytes(c.readCacheMiB)
+	ecfg.MaxBulkChecks, ecfg.CacheMaxCost, ecfg.ReadCacheMaxCost = c.limits.MaxChecksPerBulk, cacheBytes(c.resultCacheMiB, c.memory.resultCache), cacheBytes(c.readCacheMiB, c.memory.readCache)
 	eng, err := engine.New(ecfg)
 	if err != nil {
 		return err
