@@ -412,7 +412,7 @@ func TestAuthZENConfiguration(t *testing.T) {
 
 // TestAuthZENAuth: the gRPC API's keys; 401 without, 403 with a wrong one.
 func TestAuthZENAuth(t *testing.T) {
-	_, az, _ := newAZ(t, api.AuthZENOptions{PresharedKeys: []string{"s3cret"}})
+	_, az, _ := newAZ(t, api.AuthZENOptions{Auth: api.NewAuthenticator([]string{"s3cret"})})
 	for _, tc := range []struct {
 		auth string
 		code int

@@ -463,7 +463,7 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer, ready func(serv
 		// AuthZEN decisions, with the gRPC API's keys; without keys only on
 		// a loopback address (as gRPC) unless --insecure-no-auth.
 		if len(c.keys) > 0 || c.insecureNoAuth || isLoopback(httpAddr) {
-			c.authzen.PresharedKeys = c.keys
+			c.authzen.Auth = api.NewAuthenticator(c.keys)
 			az := srv.AuthZENHandler(c.authzen)
 			mux.Handle("/access/v1/", az)
 			mux.Handle(api.AuthZENConfiguration, az)
