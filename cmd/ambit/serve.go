@@ -100,8 +100,8 @@ AMBIT_CLUSTER_SECRET), unless --insecure-cluster is given.`,
 	f.StringArrayVar(&c.keys, "preshared-key", nil, "bearer key clients must send (repeatable; any one is accepted)")
 	f.BoolVar(&c.insecureNoAuth, "insecure-no-auth", false, "allow serving without a preshared key on a non-loopback address")
 	c.cluster.flags(f)
-	f.StringVar(&c.tlsCert, "tls-cert", "", "TLS certificate file for the gRPC port")
-	f.StringVar(&c.tlsKey, "tls-key", "", "TLS key file for the gRPC port")
+	f.StringVar(&c.tlsCert, "tls-cert", "", "TLS certificate file for the gRPC port and the HTTP listener (--http-addr then serves HTTPS)")
+	f.StringVar(&c.tlsKey, "tls-key", "", "TLS key file for the gRPC port and the HTTP listener")
 	f.StringVar(&c.nodeID, "node-id", "node-1", "raft node id; unique in the cluster and stable across restarts")
 	f.StringVar(&c.raftAddr, "raft-addr", "127.0.0.1:50061", "raft listen address")
 	f.StringVar(&c.raftAdvertise, "raft-advertise", "", "raft address peers dial (default: the bound --raft-addr)")
@@ -442,6 +442,9 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer, ready func(serv
 	httpAddr := ""
 	if c.httpAddr != "" {
 		hl, err := net.Listen("tcp", c.httpAddr)
+		if err == nil {
+			hl, err = httpsListener(hl, c.tlsCert, c.tlsKey)
+		}
 		if err != nil {
 			g.Stop()
 			return fmt.Errorf("HTTP listener: %w", err)
