@@ -297,7 +297,13 @@ func (h *azHandler) single(c *azCall, req *azEvaluation) (any, error) {
 		return nil, err
 	}
 	c.answeredAt(resp.GetCheckedAt())
-	return decisionOf(resp.GetPermissionship(), resp.GetPartialCaveatInfo()), nil
+	d := decisionOf(resp.GetPermissionship(), resp.GetPartialCaveatInfo())
+	if !d.Decision && wantsExplain(req) {
+		if err := h.explainDeny(c, item, resp.GetCheckedAt(), &d); err != nil {
+			return nil, err
+		}
+	}
+	return d, nil
 }
 
 // Evaluation semantics of /evaluations (options.evaluations_semantic).
@@ -340,6 +346,8 @@ func (h *azHandler) evaluations(c *azCall) (any, error) {
 	out := make([]azDecision, len(req.Evaluations))
 	bulk := &v1.CheckBulkPermissionsRequest{Consistency: cons}
 	var idx []int
+	// explain[i]: the item the i-th evaluation asks reasons for, if it does.
+	explain := make([]*v1.CheckBulkPermissionsRequestItem, len(req.Evaluations))
 	for i := range req.Evaluations {
 		ev := merged(req.azEvaluation, req.Evaluations[i])
 		item, err := t.checkItem(&ev, fmt.Sprintf("evaluations[%d].", i))
@@ -349,23 +357,29 @@ func (h *azHandler) evaluations(c *azCall) (any, error) {
 		}
 		bulk.Items = append(bulk.Items, item)
 		idx = append(idx, i)
+		if wantsExplain(&ev) {
+			explain[i] = item
+		}
 	}
+	var at *v1.ZedToken
 	if len(bulk.Items) > 0 {
 		release, err := h.s.admit(c.ctx, v1.PermissionsService_CheckBulkPermissions_FullMethodName, bulk)
 		if err != nil {
 			return nil, err
 		}
-		defer release()
 		resp, err := h.s.CheckBulkPermissions(c.ctx, bulk)
+		release() // before the explanations, which take a heavy slot each
 		if err != nil {
 			return nil, err
 		}
-		c.answeredAt(resp.GetCheckedAt())
+		at = resp.GetCheckedAt()
+		c.answeredAt(at)
 		for j, p := range resp.GetPairs() {
 			i := idx[j]
 			if e := p.GetError(); e != nil {
 				code, _ := azHTTPStatus(status.ErrorProto(e))
 				out[i] = azDecision{Context: map[string]any{"error": map[string]any{"status": code, "message": e.GetMessage()}}}
+				explain[i] = nil
 				continue
 			}
 			it := p.GetItem()
@@ -378,6 +392,13 @@ func (h *azHandler) evaluations(c *azCall) (any, error) {
 			if d.Decision == (sem == azPermitOnFirstPermit) {
 				out = out[:i+1]
 				break
+			}
+		}
+	}
+	for i := range out {
+		if explain[i] != nil && !out[i].Decision {
+			if err := h.explainDeny(c, explain[i], at, &out[i]); err != nil {
+				return nil, err
 			}
 		}
 	}

@@ -165,6 +165,10 @@ type explainer struct {
 
 type relKeyID struct{ typ, id, rel string }
 
+// memoNote marks a node evaluated earlier in the same explanation; its
+// children are under that first node.
+const memoNote = "as evaluated above"
+
 // step is a sub-problem's result, its best proof and its node (nil when not
 // building a tree, or past MaxWhyNodes).
 type step struct {
@@ -264,7 +268,7 @@ func (e *explainer) eval(ctx context.Context, typ, id, rel string, depth int, pa
 	}
 	k := relKeyID{typ, id, rel}
 	if st, ok := e.memo[k]; ok {
-		return finish(step{t: st.t, proof: st.proof}, "as evaluated above")
+		return finish(step{t: st.t, proof: st.proof}, memoNote)
 	}
 	before := e.cycles
 	next := &frame{typ: typ, rel: rel, ids: []string{id}, parent: path}

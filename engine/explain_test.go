@@ -176,6 +176,9 @@ func whyGolden(res, perm, sub string, cctx map[string]any, ex engine.Explanation
 	for _, r := range ex.Proof {
 		b.WriteString("proof: " + r.String() + "\n")
 	}
+	for _, r := range ex.Root.Reasons() {
+		b.WriteString("reason: " + r + "\n")
+	}
 	b.WriteString(ex.Root.Text())
 	return b.String()
 }
