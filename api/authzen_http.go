@@ -151,6 +151,10 @@ func (h *azHandler) wrap(name string, f func(c *azCall) (any, error)) http.Handl
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
+		if d, ok := resp.(azDecision); ok && d.Context == nil {
+			_, _ = w.Write(plainDecision[d.Decision]) // what json.Marshal writes, without reflection
+			return
+		}
 		b, err := json.Marshal(resp)
 		if err != nil {
 			h.s.log.Error("AuthZEN response encoding", "method", method, "err", err)
@@ -160,6 +164,9 @@ func (h *azHandler) wrap(name string, f func(c *azCall) (any, error)) http.Handl
 		_, _ = w.Write(append(b, '\n'))
 	}
 }
+
+// plainDecision is the JSON of a decision without context.
+var plainDecision = map[bool][]byte{true: []byte("{\"decision\":true}\n"), false: []byte("{\"decision\":false}\n")}
 
 // azStatus maps an error of a handler to a gRPC status: client mistakes
 // found here are InvalidArgument, the rest goes through toStatus.
@@ -195,8 +202,24 @@ func azHTTPStatus(err error) (int, string) {
 }
 
 // decode reads the JSON body into v. Errors name the field where they can.
-func (c *azCall) decode(v any) error {
-	dec := json.NewDecoder(c.r.Body)
+// plain, when not nil, decodes a body of the plain shape into v
+// (authzen_plain.go) and reports false, leaving v alone, for any other.
+func (c *azCall) decode(v any, plain func([]byte) bool) error {
+	body, err := io.ReadAll(c.r.Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		switch {
+		case errors.As(err, &mbe):
+			return azErrorf("request body: larger than the limit of %d bytes", mbe.Limit)
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			return azErrorf("request body: not received within the request's budget")
+		}
+		return azErrorf("request body: %v", err)
+	}
+	if plain != nil && plain(body) {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(v); err != nil {
 		var mbe *http.MaxBytesError
 		var se *json.SyntaxError
@@ -272,7 +295,7 @@ func (h *azHandler) translator() (azTranslator, error) {
 // evaluation serves POST /access/v1/evaluation.
 func (h *azHandler) evaluation(c *azCall) (any, error) {
 	var req azEvaluation
-	if err := c.decode(&req); err != nil {
+	if err := c.decode(&req, func(b []byte) bool { return decodePlainEvaluation(b, &req) }); err != nil {
 		return nil, err
 	}
 	return h.single(c, &req)
@@ -320,7 +343,7 @@ const (
 // end with the first deny (permit).
 func (h *azHandler) evaluations(c *azCall) (any, error) {
 	var req azEvaluationsRequest
-	if err := c.decode(&req); err != nil {
+	if err := c.decode(&req, func(b []byte) bool { return decodePlainEvaluations(b, &req) }); err != nil {
 		return nil, err
 	}
 	sem := req.Options.EvaluationsSemantic
@@ -438,7 +461,7 @@ type azSearchResponse struct {
 
 func (h *azHandler) decodeSearch(c *azCall, kind azSearchKind) (*azSearchRequest, [8]byte, int, error) {
 	var req azSearchRequest
-	if err := c.decode(&req); err != nil {
+	if err := c.decode(&req, nil); err != nil {
 		return nil, [8]byte{}, 0, err
 	}
 	page := req.Page
