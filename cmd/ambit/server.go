@@ -236,6 +236,9 @@ func (s *server) startHTTP(context.Context) error {
 		return nil
 	}
 	hl, err := net.Listen("tcp", c.httpAddr)
+	if err == nil {
+		hl, err = httpsListener(hl, c.tlsCert, c.tlsKey)
+	}
 	if err != nil {
 		return fmt.Errorf("HTTP listener: %w", err)
 	}
@@ -281,7 +284,7 @@ func (s *server) mountFrontEnds(mux *http.ServeMux) {
 		s.log.Warn("HTTP front ends off (AuthZEN): --http-addr is not loopback and no --preshared-key is set", "http_addr", s.httpAddr)
 		return
 	}
-	c.authzen.PresharedKeys = c.keys
+	c.authzen.Auth = s.auth
 	az := s.srv.AuthZENHandler(c.authzen)
 	mux.Handle("/access/v1/", az)
 	mux.Handle(api.AuthZENConfiguration, az)
