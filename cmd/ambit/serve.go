@@ -68,6 +68,7 @@ type serveConfig struct {
 	diskProbe       time.Duration
 	diskFaultLinger time.Duration
 	diskMinFreeMiB  int64
+	console         consoleOptions
 }
 
 func newServeCmd() *cobra.Command {
@@ -140,6 +141,7 @@ AMBIT_CLUSTER_SECRET), unless --insecure-cluster is given.`,
 	f.DurationVar(&c.diskFaultLinger, "disk-fault-linger", 2*time.Second, "after a disk fault, how long the node goes on answering (not ready, writes refused) before it shuts down and exits with status 3")
 	f.Int64Var(&c.authzen.MaxBodyBytes, "authzen-max-body", api.DefaultAuthZENMaxBody, "largest AuthZEN request body in bytes (on --http-addr)")
 	f.DurationVar(&c.authzen.Timeout, "authzen-timeout", api.DefaultAuthZENTimeout, "budget of each AuthZEN request")
+	c.console.flags(f)
 	return cmd
 }
 
@@ -467,6 +469,7 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer, ready func(serv
 			az := srv.AuthZENHandler(c.authzen)
 			mux.Handle("/access/v1/", az)
 			mux.Handle(api.AuthZENConfiguration, az)
+			mountConsole(ctx, mux, c, grpcAddr, cid, reg, log)
 		} else {
 			log.Warn("AuthZEN endpoints off: --http-addr is not loopback and no --preshared-key is set", "http_addr", httpAddr)
 		}
