@@ -106,9 +106,10 @@ type Member struct {
 
 // Handler serves the console; mount it at Prefix.
 type Handler struct {
-	cfg    Config
-	mux    *http.ServeMux
-	static http.Handler
+	cfg       Config
+	mux       *http.ServeMux
+	static    http.Handler
+	endpoints []string // "METHOD path", for tests that call every one
 }
 
 // New returns the console handler.
@@ -181,6 +182,7 @@ func (c call) decode(v any) error {
 }
 
 func (h *Handler) handle(path string, e endpoint) {
+	h.endpoints = append(h.endpoints, e.method+" "+path)
 	h.mux.HandleFunc(Prefix+"api/"+path, func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != e.method {
 			w.Header().Set("Allow", e.method)

@@ -543,9 +543,15 @@ func (h *Handler) watch(ctx context.Context, c call) (any, error) {
 	}
 }
 
-// timeoutOK turns the end of a long poll's wait into an empty answer.
+// timeoutOK turns the end of a long poll's wait into an empty answer: the
+// wait's deadline (gRPC's timer may fire before the context's own) or its
+// cancellation. Watch has no server-side deadline, so a DeadlineExceeded
+// is the wait's.
 func timeoutOK(wctx context.Context, err error) error {
-	if wctx.Err() != nil && (status.Code(err) == codes.DeadlineExceeded || status.Code(err) == codes.Canceled || errors.Is(err, context.DeadlineExceeded)) {
+	switch {
+	case status.Code(err) == codes.DeadlineExceeded, errors.Is(err, context.DeadlineExceeded):
+		return nil
+	case wctx.Err() != nil && status.Code(err) == codes.Canceled:
 		return nil
 	}
 	return err

@@ -58,6 +58,7 @@ func (a scopedAuth) AuthorizeHTTP(r *http.Request, need apitoken.Scope) (api.Cal
 // on loopback) with the console in front of it on a loopback HTTP server.
 type env struct {
 	srv *testserver.Server
+	h   *console.Handler
 	url string // the console's base URL, ending in /ui/
 }
 
@@ -101,5 +102,5 @@ func newEnv(t *testing.T, o envOptions) *env {
 	mux.Handle(console.Prefix, h)
 	hs := httptest.NewServer(mux)
 	t.Cleanup(hs.Close)
-	return &env{srv: srv, url: hs.URL + console.Prefix}
+	return &env{srv: srv, h: h, url: hs.URL + console.Prefix}
 }

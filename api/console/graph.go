@@ -174,7 +174,8 @@ func (b *graphBuilder) walk(n *engine.Why, rt route, depth int) string {
 			b.edge(e)
 		}
 		for _, c := range n.Children {
-			b.walk(c, route{target: id, targetResult: result}, depth+1)
+			// What feeds an exclusion's subtracted side is part of it.
+			b.walk(c, route{target: id, targetResult: result, subtracted: rt.subtracted}, depth+1)
 		}
 		return id
 	case engine.WhyUnion, engine.WhyIntersection:
@@ -228,7 +229,7 @@ func (b *graphBuilder) walk(n *engine.Why, rt route, depth int) string {
 		}
 		// A subject set's own evaluation hangs below it.
 		for _, c := range n.Children {
-			b.walk(c, route{target: subj, targetResult: result}, depth+1)
+			b.walk(c, route{target: subj, targetResult: result, subtracted: rt.subtracted}, depth+1)
 		}
 	case engine.WhyNoParent:
 		b.noteNode(n, rt.target, depth)

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/ambit-authz/ambit/api/console"
+)
+
+// consoleCall makes one /ui/api/ call on the HTTP listener at addr and
+// decodes the JSON answer.
+func consoleCall(t *testing.T, addr, key, path, body string) (int, map[string]any) {
+	t.Helper()
+	method := http.MethodGet
+	var rd io.Reader
+	if body != "" {
+		method, rd = http.MethodPost, strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, "http://"+addr+"/ui/api/"+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	if err := json.Unmarshal(data, &out); err != nil {
+		t.Fatalf("%s %s: HTTP %d, not JSON: %q", method, path, resp.StatusCode, data)
+	}
+	return resp.StatusCode, out
+}
+
+// `ambit serve` serves the console on --http-addr; its calls reach the
+// node's gRPC API over loopback (plaintext, and TLS pinned to --tls-cert)
+// with the caller's key, and nothing answers without one.
+func TestServeConsole(t *testing.T) {
+	_, certFile, keyFile, _ := testCA(t, t.TempDir())
+	for _, tc := range []struct {
+		name      string
+		cert, key string
+	}{{name: "plaintext"}, {name: "tls", cert: certFile, key: keyFile}} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, _ := startServe(t, serveConfig{keys: []string{"k"}, tlsCert: tc.cert, tlsKey: tc.key, console: consoleOptions{enabled: true}})
+			resp, err := http.Get("http://" + a.http + "/ui/")
+			if err != nil {
+				t.Fatal(err)
+			}
+			page, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || !bytes.Contains(page, []byte(`<script src="app.js" defer>`)) {
+				t.Fatalf("GET /ui/: HTTP %d, %.200q", resp.StatusCode, page)
+			}
+			if csp := resp.Header.Get("Content-Security-Policy"); csp != console.CSP {
+				t.Errorf("GET /ui/: Content-Security-Policy %q", csp)
+			}
+			if code, _ := consoleCall(t, a.http, "", "whoami", ""); code != http.StatusUnauthorized {
+				t.Errorf("whoami without a key: HTTP %d, want 401", code)
+			}
+			if code, _ := consoleCall(t, a.http, "wrong", "schema", ""); code == http.StatusOK {
+				t.Errorf("schema with a wrong key: HTTP %d", code)
+			}
+			if code, out := consoleCall(t, a.http, "k", "schema/write", `{"schema":"definition user {}\ndefinition doc {\n  relation viewer: user\n  permission view = viewer\n}"}`); code != 200 {
+				t.Fatalf("schema/write: HTTP %d %v", code, out)
+			}
+			if code, out := consoleCall(t, a.http, "k", "relationships/write", `{"operation":"create","relationships":["doc:d#viewer@user:ana"]}`); code != 200 {
+				t.Fatalf("relationships/write: HTTP %d %v", code, out)
+			}
+			code, out := consoleCall(t, a.http, "k", "check", `{"resource":"doc:d","permission":"view","subject":"user:ana"}`)
+			if code != 200 || out["permissionship"] != "HAS" {
+				t.Fatalf("check: HTTP %d %v", code, out)
+			}
+			code, out = consoleCall(t, a.http, "k", "cluster", "")
+			if code != 200 {
+				t.Fatalf("cluster: HTTP %d %v", code, out)
+			}
+			ms, _ := out["members"].([]any)
+			if len(ms) != 1 {
+				t.Fatalf("cluster: members %v (error %v)", out["members"], out["error"])
+			}
+			m := ms[0].(map[string]any)
+			if m["role"] != "leader" || m["applied"].(float64) < 2 || m["lag"].(float64) != 0 {
+				t.Errorf("cluster member %v: want the leader, applied at least 2 (schema and write), lag 0", m)
+			}
+		})
+	}
+}
+
+// --console=false serves no console.
+func TestServeConsoleOff(t *testing.T) {
+	a, _ := startServe(t, serveConfig{keys: []string{"k"}})
+	if code, _ := httpGet(t, "http://"+a.http+"/ui/"); code != http.StatusNotFound {
+		t.Errorf("GET /ui/ with the console off: HTTP %d, want 404", code)
+	}
+}
