@@ -199,7 +199,7 @@ function drawDiagram(svg, d) {
     let w = 0;
     for (const def of col) {
       w = Math.max(w, def.name.length * CH + 20);
-      for (const r of def.relations) w = Math.max(w, (r.name.length + r.text.length + 14) * CH);
+      for (const r of def.relations) w = Math.max(w, (r.name.length + r.text.length + 14) * CH + 20);
     }
     w = Math.min(w, 520);
     let y = 10;
@@ -243,6 +243,7 @@ function drawDiagram(svg, d) {
     p.append(tt);
     svg.insertBefore(p, svg.firstChild.nextSibling);
   }
+  svg.setAttribute('viewBox', `0 0 ${x} ${height + 10}`);
   svg.setAttribute('width', x);
   svg.setAttribute('height', height + 10);
 }
