@@ -367,11 +367,13 @@ func TestRelationshipsPaging(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("pages hold %q, want %q", got, want)
 	}
-	code, out := e.call(t, readerKey, "relationships?resource_type=document&subject=user:u1", "")
-	if code != 200 || len(out["relationships"].([]any)) != 2 {
-		t.Errorf("subject filter user:u1: HTTP %d %v", code, out)
+	for _, q := range []string{"relationships?resource_type=document&subject=user:u1", "relationships?subject=user:u1"} {
+		code, out := e.call(t, readerKey, q, "")
+		if code != 200 || len(out["relationships"].([]any)) != 2 {
+			t.Errorf("%s: HTTP %d %v, want user:u1's 2", q, code, out)
+		}
 	}
-	for _, q := range []string{"relationships", "relationships?resource_type=document&limit=0", "relationships?resource_type=document&subject=Bad!"} {
+	for _, q := range []string{"relationships", "relationships?relation=viewer&subject=user:u1", "relationships?resource_type=document&limit=0", "relationships?resource_type=document&subject=Bad!"} {
 		if code, out := e.call(t, readerKey, q, ""); code != http.StatusBadRequest {
 			t.Errorf("%s: HTTP %d %v, want 400", q, code, out)
 		}

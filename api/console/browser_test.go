@@ -241,6 +241,14 @@ func TestBrowserAdmin(t *testing.T) {
 	b := newBrowser(t)
 	b.signIn(e.url, adminKey)
 	b.screenshot("signed-in")
+	// Anything the page does from here that the Content-Security-Policy
+	// blocks (an inline style or script) is recorded, and fails the test.
+	eval[chromedp.Void](b, `window.cspViolations = []; document.addEventListener('securitypolicyviolation', e => cspViolations.push(e.violatedDirective + ' ' + e.blockedURI))`)
+	defer func() {
+		if v := eval[[]string](b, `window.cspViolations`); len(v) > 0 {
+			t.Errorf("Content-Security-Policy violations: %q", v)
+		}
+	}()
 
 	// Schema: a broken one shows its error at its line and column; the
 	// good one checks clean and is written.

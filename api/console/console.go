@@ -19,6 +19,7 @@
 package console
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -57,7 +58,7 @@ const (
 )
 
 // CSP is the Content-Security-Policy of every console response.
-const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
+const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; " +
 	"form-action 'none'; frame-ancestors 'none'; base-uri 'none'"
 
 // Authenticator establishes who calls; *api.Authenticator is the one the
@@ -173,7 +174,7 @@ type call struct {
 
 // decode reads the JSON body into v, refusing unknown fields.
 func (c call) decode(v any) error {
-	dec := json.NewDecoder(strings.NewReader(string(c.body)))
+	dec := json.NewDecoder(bytes.NewReader(c.body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return status.Errorf(codes.InvalidArgument, "request body: %v", err)
@@ -197,6 +198,9 @@ func (h *Handler) handle(path string, e endpoint) {
 			caller, err = h.cfg.Auth.AuthorizeHTTP(r, e.scope)
 		}
 		if err != nil {
+			if api.HTTPStatus(err) == http.StatusUnauthorized {
+				w.Header().Set("WWW-Authenticate", "Bearer")
+			}
 			writeError(w, err, api.HTTPStatus(err))
 			return
 		}

@@ -167,15 +167,19 @@ type relationshipsResponse struct {
 }
 
 // readRelationships lists one page of the relationships a filter matches:
-// resource_type (required), resource_id, relation, and subject as
-// type[:id][#relation].
+// resource_type, resource_id, relation, and subject as type[:id][#relation]
+// (a resource type or a subject is required).
 func (h *Handler) readRelationships(ctx context.Context, c call) (any, error) {
 	q := c.r.URL.Query()
 	f := &v1.RelationshipFilter{ResourceType: q.Get("resource_type"), OptionalResourceId: q.Get("resource_id"), OptionalRelation: q.Get("relation")}
-	if f.ResourceType == "" {
-		return nil, invalidf("resource_type is required (the definition to browse)")
+	s := strings.TrimSpace(q.Get("subject"))
+	if f.ResourceType == "" && s == "" {
+		return nil, invalidf("give a resource_type or a subject to browse by")
 	}
-	if s := strings.TrimSpace(q.Get("subject")); s != "" {
+	if f.ResourceType == "" && (f.OptionalResourceId != "" || f.OptionalRelation != "") {
+		return nil, invalidf("resource_id and relation need a resource_type")
+	}
+	if s != "" {
 		sf, err := subjectFilter(s)
 		if err != nil {
 			return nil, err

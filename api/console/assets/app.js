@@ -263,8 +263,8 @@ function defs(svg) {
 let relCursor = '';
 
 async function browse(more) {
-  const q = new URLSearchParams({ resource_type: $('rel-type').value.trim() });
-  for (const [k, id] of [['resource_id', 'rel-id'], ['relation', 'rel-relation'], ['subject', 'rel-subject']]) {
+  const q = new URLSearchParams();
+  for (const [k, id] of [['resource_type', 'rel-type'], ['resource_id', 'rel-id'], ['relation', 'rel-relation'], ['subject', 'rel-subject']]) {
     const v = $(id).value.trim();
     if (v) q.set(k, v);
   }
@@ -299,7 +299,7 @@ async function writeRels() {
   const w = await api('relationships/write', { operation: op, relationships: rels });
   setStatus('Written at ' + w.written_at);
   $('rel-new').value = '';
-  if ($('rel-type').value.trim()) await browse(false);
+  if ($('rel-type').value.trim() || $('rel-subject').value.trim()) await browse(false);
 }
 
 async function importFile() {
@@ -312,7 +312,7 @@ async function importFile() {
 }
 
 loaders.relationships = async () => {
-  if ($('rel-type').value.trim()) await browse(false);
+  if ($('rel-type').value.trim() || $('rel-subject').value.trim()) await browse(false);
 };
 
 // ---- check ----
