@@ -433,3 +433,19 @@ func TestWatch(t *testing.T) {
 		t.Errorf("wait beyond the limit: HTTP %d, want 400", code)
 	}
 }
+
+// A body over the limit is refused before anything is done with it.
+func TestBodyLimit(t *testing.T) {
+	e := newEnv(t, envOptions{maxBody: 64})
+	big := mustJSON(map[string]string{"schema": "definition user {}\n" + strings.Repeat("// padding\n", 10)})
+	code, out := e.call(t, adminKey, "schema/check", big)
+	if code != http.StatusRequestEntityTooLarge || !strings.Contains(out["error"].(string), "64 bytes") {
+		t.Errorf("a %d-byte body with a 64-byte limit: HTTP %d %v, want 413 naming the limit", len(big), code, out)
+	}
+	if code, out := e.call(t, adminKey, "schema/check", `{"schema":"definition user {}"}`); code != 200 {
+		t.Errorf("a small body: HTTP %d %v", code, out)
+	}
+	if code, out := e.call(t, adminKey, "check", `{"resource":"d:1","extra":1}`); code != http.StatusBadRequest {
+		t.Errorf("an unknown field: HTTP %d %v, want 400", code, out)
+	}
+}

@@ -63,8 +63,9 @@ type env struct {
 }
 
 type envOptions struct {
-	keys []string
-	auth console.Authenticator // default: scopedAuth over keys
+	keys    []string
+	maxBody int64
+	auth    console.Authenticator // default: scopedAuth over keys
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
@@ -83,7 +84,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	h, err := console.New(console.Config{Auth: o.auth, Conn: conn, Metrics: srv.Registry,
+	h, err := console.New(console.Config{Auth: o.auth, Conn: conn, Metrics: srv.Registry, MaxBodyBytes: o.maxBody,
 		Cluster: func(ctx context.Context, _ string) ([]console.Member, error) {
 			ms, err := srv.Node.Status()
 			if err != nil {

@@ -105,3 +105,22 @@ func TestServeConsoleOff(t *testing.T) {
 		t.Errorf("GET /ui/ with the console off: HTTP %d, want 404", code)
 	}
 }
+
+// The console's flags have their AMBIT_* twins.
+func TestConsoleFlagsFromEnv(t *testing.T) {
+	t.Setenv("AMBIT_CONSOLE", "false")
+	t.Setenv("AMBIT_CONSOLE_MAX_BODY", "1024")
+	t.Setenv("AMBIT_CONSOLE_TIMEOUT", "5s")
+	cmd := newServeCmd()
+	if err := cmd.Flags().Parse(nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := flagsFromEnv(cmd.Flags()); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{"console": "false", "console-max-body": "1024", "console-timeout": "5s"} {
+		if v := cmd.Flags().Lookup(name).Value.String(); v != want {
+			t.Errorf("--%s = %q from the environment, want %q", name, v, want)
+		}
+	}
+}
