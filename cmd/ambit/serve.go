@@ -64,6 +64,7 @@ type serveConfig struct {
 	diskProbe       time.Duration
 	diskFaultLinger time.Duration
 	diskMinFreeMiB  int64
+	console         consoleOptions
 }
 
 func newServeCmd() *cobra.Command {
@@ -136,6 +137,7 @@ AMBIT_CLUSTER_SECRET), unless --insecure-cluster is given.`,
 	f.DurationVar(&c.diskFaultLinger, "disk-fault-linger", 2*time.Second, "after a disk fault, how long the node goes on answering (not ready, writes refused) before it shuts down and exits with status 3")
 	f.Int64Var(&c.authzen.MaxBodyBytes, "authzen-max-body", api.DefaultAuthZENMaxBody, "largest AuthZEN request body in bytes (on --http-addr)")
 	f.DurationVar(&c.authzen.Timeout, "authzen-timeout", api.DefaultAuthZENTimeout, "budget of each AuthZEN request")
+	c.console.flags(f)
 	return cmd
 }
 

@@ -230,7 +230,7 @@ func (s *server) startAPI(ctx context.Context) error {
 
 // startHTTP serves metrics, health, readiness and the HTTP front ends on
 // --http-addr, if set.
-func (s *server) startHTTP(context.Context) error {
+func (s *server) startHTTP(ctx context.Context) error {
 	c := s.c
 	if c.httpAddr == "" {
 		return nil
@@ -256,7 +256,7 @@ func (s *server) startHTTP(context.Context) error {
 		id, _ := s.node.Leader()
 		fmt.Fprintf(w, "ready: %s, leader %s, applied revision %d\n", s.node.State(), id, s.st.AppliedRevision())
 	})
-	s.mountFrontEnds(mux)
+	s.mountFrontEnds(ctx, mux)
 	if c.pprof {
 		mux.Handle("/debug/pprof/", pprofHandler(c.keys))
 	}
@@ -275,19 +275,20 @@ func (s *server) startHTTP(context.Context) error {
 	return nil
 }
 
-// mountFrontEnds mounts the HTTP front ends (AuthZEN, ...) on mux. Each
+// mountFrontEnds mounts the HTTP front ends (AuthZEN, the web console, ...) on mux. Each
 // authenticates with the gRPC API's credentials; without keys they are
 // served only on a loopback address (as gRPC) unless --insecure-no-auth.
-func (s *server) mountFrontEnds(mux *http.ServeMux) {
+func (s *server) mountFrontEnds(ctx context.Context, mux *http.ServeMux) {
 	c := s.c
 	if len(c.keys) == 0 && !c.insecureNoAuth && !isLoopback(s.httpAddr) {
-		s.log.Warn("HTTP front ends off (AuthZEN): --http-addr is not loopback and no --preshared-key is set", "http_addr", s.httpAddr)
+		s.log.Warn("HTTP front ends off (AuthZEN, web console): --http-addr is not loopback and no --preshared-key is set", "http_addr", s.httpAddr)
 		return
 	}
 	c.authzen.Auth = s.auth
 	az := s.srv.AuthZENHandler(c.authzen)
 	mux.Handle("/access/v1/", az)
 	mux.Handle(api.AuthZENConfiguration, az)
+	mountConsole(ctx, mux, c, s.auth, s.grpcAddr, s.cid, s.reg, s.log)
 }
 
 // loadBootstrap loads --bootstrap-file, if set, before the node reports
