@@ -19,10 +19,10 @@ import (
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/ambit-authz/ambit/api/apitoken"
 	"github.com/ambit-authz/ambit/tuple"
 )
 
@@ -44,6 +44,9 @@ type AuthZENOptions struct {
 	// PresharedKeys are the gRPC API's bearer keys, accepted as
 	// "Authorization: Bearer KEY". Empty disables authentication.
 	PresharedKeys []string
+	// Authenticator, when set, is used instead of one built from
+	// PresharedKeys (so managed tokens with the check scope work too).
+	Authenticator *Authenticator
 	// MaxBodyBytes bounds a request body; default DefaultAuthZENMaxBody.
 	MaxBodyBytes int64
 	// Timeout is each request's budget; default DefaultAuthZENTimeout.
@@ -76,11 +79,11 @@ func (s *Server) AuthZENHandler(o AuthZENOptions) http.Handler {
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultAuthZENTimeout
 	}
-	keys := make([][]byte, 0, len(o.PresharedKeys))
-	for _, k := range o.PresharedKeys {
-		keys = append(keys, []byte(k))
+	auth := o.Authenticator
+	if auth == nil {
+		auth = NewAuthenticator(o.PresharedKeys)
 	}
-	h := &azHandler{s: s, o: o, keys: keys}
+	h := &azHandler{s: s, o: o, auth: auth}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+AuthZENEvaluation, h.wrap("evaluation", h.evaluation))
 	mux.HandleFunc("POST "+AuthZENEvaluations, h.wrap("evaluations", h.evaluations))
@@ -94,7 +97,7 @@ func (s *Server) AuthZENHandler(o AuthZENOptions) http.Handler {
 type azHandler struct {
 	s    *Server
 	o    AuthZENOptions
-	keys [][]byte
+	auth *Authenticator
 }
 
 // azCall is one request being served.
@@ -127,13 +130,11 @@ func (h *azHandler) wrap(name string, f func(c *azCall) (any, error)) http.Handl
 					resp, err = nil, status.Error(codes.Internal, "internal error (the server recovered from a panic; its log has the details)")
 				}
 			}()
-			md := metadata.MD{}
-			if a := r.Header.Get("Authorization"); a != "" {
-				md.Set("authorization", a)
-			}
-			if err := authenticate(metadata.NewIncomingContext(ctx, md), h.keys, method); err != nil {
+			caller, err := h.auth.authorize(r.Header.Get("Authorization"), apitoken.Check, method)
+			if err != nil {
 				return nil, err
 			}
+			c.ctx = WithCaller(ctx, caller)
 			r.Body = http.MaxBytesReader(w, r.Body, h.o.MaxBodyBytes)
 			return f(c)
 		}()

@@ -30,6 +30,9 @@ type Options struct {
 	ApplyTimeout time.Duration
 	// WrapNode, when set, wraps the raft node the API sees.
 	WrapNode func(*raft.Node) api.Node
+	// Tokens, when set, are the managed API tokens the server accepts
+	// besides Keys; ambit.v1.TokenService serves them.
+	Tokens api.TokenRecords
 }
 
 // Server is a running server, its parts, and a client connection to it.
@@ -40,6 +43,8 @@ type Server struct {
 	Node     *raft.Node
 	API      *api.Server
 	Registry *prometheus.Registry
+	GRPC     *grpc.Server
+	Auth     *api.Authenticator
 }
 
 // Start starts a server that stops when t ends. It fails t if the server
@@ -85,8 +90,19 @@ func Start(t testing.TB, o Options) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := grpc.NewServer(srv.ServerOptions(api.ServeOptions{PresharedKeys: o.Keys})...)
+	auth := api.NewAuthenticator(o.Keys)
+	if o.Tokens != nil {
+		am, err := api.NewAuthMetrics(reg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		auth.SetTokens(o.Tokens, am)
+	}
+	g := grpc.NewServer(srv.ServerOptions(api.ServeOptions{PresharedKeys: o.Keys, Authenticator: auth})...)
 	srv.Register(g)
+	if o.Tokens != nil {
+		srv.RegisterTokens(g, o.Tokens, auth)
+	}
 	raft.RegisterService(g, node)
 	go func() { _ = g.Serve(lis) }()
 	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -103,5 +119,5 @@ func Start(t testing.TB, o Options) *Server {
 		eng.Close()
 		st.Close()
 	})
-	return &Server{Addr: lis.Addr().String(), Conn: conn, Store: st, Node: node, API: srv, Registry: reg}
+	return &Server{Addr: lis.Addr().String(), Conn: conn, Store: st, Node: node, API: srv, Registry: reg, GRPC: g, Auth: auth}
 }
