@@ -33,6 +33,8 @@ type Options struct {
 	// Tokens, when set, are the managed API tokens the server accepts
 	// besides Keys; ambit.v1.TokenService serves them.
 	Tokens api.TokenRecords
+	// DecisionLog, when set, records the server's decisions.
+	DecisionLog *api.DecisionLog
 }
 
 // Server is a running server, its parts, and a client connection to it.
@@ -86,7 +88,7 @@ func Start(t testing.TB, o Options) *Server {
 	if o.WrapNode != nil {
 		apiNode = o.WrapNode(node)
 	}
-	srv, err := api.New(api.Config{Store: st, Node: apiNode, Engine: eng, ClusterID: o.ClusterID, Limits: o.Limits, Logger: log, Metrics: m})
+	srv, err := api.New(api.Config{Store: st, Node: apiNode, Engine: eng, ClusterID: o.ClusterID, Limits: o.Limits, Logger: log, Metrics: m, DecisionLog: o.DecisionLog})
 	if err != nil {
 		t.Fatal(err)
 	}
