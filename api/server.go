@@ -195,7 +195,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		store:     cfg.Store,
-		node:      cfg.Node,
+		node:      actorNode{cfg.Node},
 		engine:    cfg.Engine,
 		source:    engine.NewSource(),
 		tokens:    newTokens(cfg.ClusterID),

@@ -157,6 +157,14 @@ func (a *Authenticator) LastUsed(id string) time.Time {
 	return time.Time{}
 }
 
+// forget drops id from the cache, so that this node sees a change to it
+// (a revocation it wrote) at once rather than within tokenCacheTTL.
+func (a *Authenticator) forget(id string) {
+	if a != nil && a.tokens != nil {
+		a.tokens.cache.Delete(id)
+	}
+}
+
 // record returns the record of id as of the latest applied revision, from
 // the cache when that is still current.
 func (t *tokenAuth) record(id string) (apitoken.Record, bool, error) {

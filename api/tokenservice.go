@@ -115,6 +115,7 @@ func (t *tokenService) RevokeToken(ctx context.Context, req *ambitv1.RevokeToken
 		if err != nil {
 			return nil, tokenWriteError(err)
 		}
+		t.auth.forget(id)
 		return &ambitv1.RevokeTokenResponse{Info: t.info(rec)}, nil
 	}
 }
