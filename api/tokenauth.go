@@ -67,8 +67,9 @@ const maxTokenLabels = 64
 type AuthMetrics struct {
 	failures *prometheus.CounterVec
 	byToken  *prometheus.CounterVec
+	names    sync.Map // name -> prometheus.Counter
 	mu       sync.Mutex
-	names    map[string]prometheus.Counter
+	labels   int // distinct names given their own label
 }
 
 // NewAuthMetrics registers the authentication metrics on reg.
@@ -78,7 +79,6 @@ func NewAuthMetrics(reg prometheus.Registerer) (*AuthMetrics, error) {
 			Help: "Requests refused by authentication or scope, by reason (missing, malformed, wrong_key, unknown_token, wrong_secret, expired, revoked, missing_scope, internal)."}, []string{"reason"}),
 		byToken: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ambit_requests_by_token_total",
 			Help: `Authenticated requests by token name ("preshared" for a preshared key, "anonymous" without authentication; after 64 names, "other").`}, []string{"token"}),
-		names: map[string]prometheus.Counter{},
 	}
 	for _, c := range []prometheus.Collector{m.failures, m.byToken} {
 		if err := reg.Register(c); err != nil {
@@ -106,18 +106,24 @@ func (m *AuthMetrics) request(c Caller) {
 	case c.TokenID == "":
 		name = "preshared"
 	}
+	if ctr, ok := m.names.Load(name); ok {
+		ctr.(prometheus.Counter).Inc()
+		return
+	}
 	m.mu.Lock()
-	ctr, ok := m.names[name]
+	ctr, ok := m.names.Load(name)
 	if !ok {
 		label := name
-		if len(m.names) >= maxTokenLabels {
+		if m.labels >= maxTokenLabels {
 			label = "other"
+		} else {
+			m.labels++
 		}
 		ctr = m.byToken.WithLabelValues(label)
-		m.names[name] = ctr
+		m.names.Store(name, ctr)
 	}
 	m.mu.Unlock()
-	ctr.Inc()
+	ctr.(prometheus.Counter).Inc()
 }
 
 // tokenAuth is the Authenticator's managed-token path: a cache of records by
@@ -167,9 +173,8 @@ func (a *Authenticator) forget(id string) {
 
 // record returns the record of id as of the latest applied revision, from
 // the cache when that is still current.
-func (t *tokenAuth) record(id string) (apitoken.Record, bool, error) {
+func (t *tokenAuth) record(id string, now time.Time) (apitoken.Record, bool, error) {
 	rev := t.src.Revision()
-	now := t.now()
 	if v, ok := t.cache.Load(id); ok {
 		c := v.(*cachedToken)
 		if c.rev == rev || (c.rev < rev && now.Sub(c.read) < tokenCacheTTL) {
@@ -190,14 +195,14 @@ func (t *tokenAuth) authenticate(text string) (Caller, string, error) {
 	if err != nil {
 		return Caller{}, failMalformed, status.Errorf(codes.Unauthenticated, "malformed API token: %v", strings.TrimPrefix(err.Error(), "apitoken: "))
 	}
-	rec, ok, err := t.record(id)
+	now := t.now()
+	rec, ok, err := t.record(id, now)
 	if err != nil {
 		return Caller{}, failInternal, status.Errorf(codes.Unavailable, "API token %s could not be read: %v", id, err)
 	}
 	if !ok {
 		return Caller{}, failUnknown, status.Errorf(codes.Unauthenticated, "API token %s is not known to this cluster (issued by another cluster, or never issued)", id)
 	}
-	now := t.now()
 	if err := rec.Check(secret, now); err != nil {
 		reason := failSecret
 		switch {
@@ -208,7 +213,10 @@ func (t *tokenAuth) authenticate(text string) (Caller, string, error) {
 		}
 		return Caller{}, reason, status.Errorf(codes.Unauthenticated, "API token refused: %v", strings.TrimPrefix(err.Error(), "apitoken: "))
 	}
-	v, _ := t.lastUsed.LoadOrStore(id, new(atomic.Int64))
+	v, ok := t.lastUsed.Load(id)
+	if !ok {
+		v, _ = t.lastUsed.LoadOrStore(id, new(atomic.Int64))
+	}
 	v.(*atomic.Int64).Store(now.UnixNano())
 	return Caller{TokenID: rec.ID, Name: rec.Name, Scopes: rec.Scopes}, "", nil
 }
