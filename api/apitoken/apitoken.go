@@ -190,7 +190,6 @@ func Parse(text string) (id, secret string, err error) {
 // b64Last lists the base64url digits whose low 2 bits are zero.
 const b64Last = "AEIMQUYcgkosw048"
 
-
 // Verify checks a presented secret against a stored salt and hash in
 // constant time.
 func Verify(secret string, salt, stored []byte) error {
