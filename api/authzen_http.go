@@ -127,7 +127,7 @@ func (h *azHandler) wrap(name string, f func(c *azCall) (any, error)) http.Handl
 					resp, err = nil, status.Error(codes.Internal, "internal error (the server recovered from a panic; its log has the details)")
 				}
 			}()
-			caller, err := h.o.Auth.AuthorizeHTTP(r, apitoken.Check)
+			caller, err := h.o.Auth.authorize(r.Header.Get("Authorization"), apitoken.Check, method)
 			if err != nil {
 				return nil, err
 			}

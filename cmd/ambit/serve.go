@@ -61,6 +61,7 @@ type serveConfig struct {
 	logFormat       string
 	shutdownTimeout time.Duration
 	authzen         api.AuthZENOptions
+	logs            logsConfig // tokenserve.go
 	diskProbe       time.Duration
 	diskFaultLinger time.Duration
 	diskMinFreeMiB  int64
@@ -133,6 +134,7 @@ AMBIT_CLUSTER_SECRET), unless --insecure-cluster is given.`,
 	f.StringVar(&c.logFormat, "log-format", "text", "text or json")
 	f.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long shutdown waits for in-flight requests; closing the store and raft gets what is left, at least 3s more, then the process exits anyway")
 	f.DurationVar(&c.diskProbe, "disk-probe-interval", time.Second, "how often to check that the data dir is still there and writable (write and fsync a small file); 0 disables")
+	c.logs.flags(f)
 	f.Int64Var(&c.diskMinFreeMiB, "disk-min-free-mib", 64, "free MiB the data dir's filesystem must keep; less is a disk fault (badger's memory-mapped log cannot fail a write cleanly on a full disk); 0 disables")
 	f.DurationVar(&c.diskFaultLinger, "disk-fault-linger", 2*time.Second, "after a disk fault, how long the node goes on answering (not ready, writes refused) before it shuts down and exits with status 3")
 	f.Int64Var(&c.authzen.MaxBodyBytes, "authzen-max-body", api.DefaultAuthZENMaxBody, "largest AuthZEN request body in bytes (on --http-addr)")
@@ -286,7 +288,7 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer, ready func(serv
 	}()
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
-	for _, step := range []func(context.Context) error{s.openStore, s.startRaft, s.startAPI, s.startHTTP} {
+	for _, step := range []func(context.Context) error{s.openStore, s.openLogs, s.startRaft, s.startAPI, s.startHTTP} {
 		if err := step(watchCtx); err != nil {
 			return err
 		}

@@ -63,6 +63,8 @@ type server struct {
 	readyz                     *api.Readiness
 	shuttingDown, bootstrapped *atomic.Bool
 
+	logs serveLogs // tokenserve.go
+
 	// startHTTP
 	hs       *http.Server
 	httpAddr string
@@ -163,6 +165,7 @@ func (s *server) startRaft(ctx context.Context) error {
 		NodeID: c.nodeID, RaftAddr: c.raftAddr, AdvertiseAddr: c.raftAdvertise, GRPCAddr: advertised, Dir: c.dataDir, LogStore: c.raftLogStore,
 		LogSegmentSize: c.raftSegmentMiB << 20, LogCacheBytes: c.memory.raftLogCache,
 		Bootstrap: c.bootstrap, Join: c.join, PresharedKeys: c.keys, ClusterSecret: secret, ClusterPKI: pki, PeerTLS: peerTLS, ClusterID: cid, SchemaGuard: api.SchemaGuard(s.st), Logger: s.log,
+		OnApplied: s.onApplied(),
 	}, s.st)
 	if err != nil {
 		return err
@@ -202,12 +205,12 @@ func (s *server) startAPI(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.srv, err = api.New(api.Config{Store: st, Node: node, Engine: eng, ClusterID: s.cid, Limits: c.limits, Logger: s.log, Metrics: metrics})
+	s.srv, err = api.New(api.Config{Store: st, Node: node, Engine: eng, ClusterID: s.cid, Limits: c.limits, Logger: s.log, Metrics: metrics, DecisionLog: s.logs.decisions})
 	if err != nil {
 		return err
 	}
 	s.auth = api.NewAuthenticator(c.keys)
-	opts := s.srv.ServerOptions(api.ServeOptions{PresharedKeys: c.keys, Version: version})
+	opts := s.srv.ServerOptions(api.ServeOptions{PresharedKeys: c.keys, Version: version, Authenticator: s.auth})
 	if c.tlsCert != "" {
 		creds, err := credentials.NewServerTLSFromFile(c.tlsCert, c.tlsKey)
 		if err != nil {
@@ -217,6 +220,9 @@ func (s *server) startAPI(ctx context.Context) error {
 	}
 	s.g = grpc.NewServer(opts...)
 	s.health = s.srv.Register(s.g)
+	if err := s.startTokens(); err != nil {
+		return err
+	}
 	s.readyz, s.shuttingDown, s.bootstrapped = readiness(node, c.bootstrapFile != "")
 	s.readyz.Publish(ctx, s.health, 500*time.Millisecond)
 	raft.RegisterService(s.g, node)
