@@ -54,10 +54,14 @@ type Store interface {
 	List(ctx context.Context, kind Kind) ([]Resource, error)
 	// Commit returns the resource's new version (0 after a removal).
 	Commit(ctx context.Context, c Commit) (uint64, error)
+	// Unique returns the id of the resource holding a unique value (a
+	// lower-cased userName), if any: Okta's lookup before every create
+	// reads one record instead of listing every user.
+	Unique(ctx context.Context, kind Kind, value string) (id string, ok bool, err error)
 }
 
-// MaxBodyBytes bounds a request body.
-const MaxBodyBytes = 1 << 20
+// DefaultMaxBody bounds a request body when Handler.MaxBody is zero.
+const DefaultMaxBody = 1 << 20
 
 // Handler serves SCIM 2.0 under a prefix (e.g. /scim/v2). Authentication
 // happens before it.
@@ -68,6 +72,9 @@ type Handler struct {
 	Prefix string
 	// Now stamps meta.created and meta.lastModified.
 	Now func() time.Time
+	// MaxBody bounds a request body in bytes (DefaultMaxBody if zero): a
+	// larger one is 413.
+	MaxBody int64
 }
 
 func (h *Handler) now() time.Time {
@@ -110,7 +117,7 @@ func (h *Handler) resources(w http.ResponseWriter, r *http.Request, kind Kind, r
 		return h.list(ctx, w, kind, q)
 	case len(rest) == 1 && rest[0] == ".search" && r.Method == http.MethodPost:
 		var body map[string]any
-		if err := decodeBody(r, &body); err != nil {
+		if err := h.decodeBody(r, &body); err != nil {
 			return err
 		}
 		q, err := ParseQuery(func(k string) string { return searchParam(body, k) })
@@ -120,7 +127,7 @@ func (h *Handler) resources(w http.ResponseWriter, r *http.Request, kind Kind, r
 		return h.list(ctx, w, kind, q)
 	case len(rest) == 0 && r.Method == http.MethodPost:
 		var in Resource
-		if err := decodeBody(r, &in); err != nil {
+		if err := h.decodeBody(r, &in); err != nil {
 			return err
 		}
 		return h.create(ctx, w, kind, in)
@@ -148,13 +155,13 @@ func (h *Handler) resources(w http.ResponseWriter, r *http.Request, kind Kind, r
 		return nil
 	case http.MethodPut:
 		var in Resource
-		if err := decodeBody(r, &in); err != nil {
+		if err := h.decodeBody(r, &in); err != nil {
 			return err
 		}
 		return h.replace(ctx, w, kind, id, cur, version, in)
 	case http.MethodPatch:
 		var req PatchRequest
-		if err := decodeBody(r, &req); err != nil {
+		if err := h.decodeBody(r, &req); err != nil {
 			return err
 		}
 		if !containsFold(req.Schemas, PatchOpSchema) {
@@ -180,7 +187,7 @@ func schemasOf(kind Kind) (string, []string) {
 }
 
 func (h *Handler) list(ctx context.Context, w http.ResponseWriter, kind Kind, q Query) error {
-	all, err := h.Store.List(ctx, kind)
+	all, err := h.candidates(ctx, kind, q.Filter)
 	if err != nil {
 		return err
 	}
@@ -197,6 +204,30 @@ func (h *Handler) list(ctx context.Context, w http.ResponseWriter, kind Kind, q 
 		"startIndex": q.StartIndex, "itemsPerPage": len(page), "Resources": out,
 	})
 	return nil
+}
+
+// candidates returns the resources a filter may match: for `userName eq
+// "..."` (Okta's lookup before a create) only the user the index names,
+// otherwise every resource of the kind. The filter still runs over them.
+func (h *Handler) candidates(ctx context.Context, kind Kind, f Filter) ([]Resource, error) {
+	c, ok := f.(Compare)
+	want, isString := c.Value.(string)
+	if !ok || kind != Users || c.Op != OpEq || !isString || c.Path.Sub != "" || !strings.EqualFold(c.Path.Name, "userName") ||
+		(c.Path.URI != "" && !strings.EqualFold(c.Path.URI, UserSchema)) {
+		return h.Store.List(ctx, kind)
+	}
+	id, ok, err := h.Store.Unique(ctx, kind, strings.ToLower(want))
+	if err != nil || !ok {
+		return nil, err
+	}
+	r, _, err := h.Store.Get(ctx, kind, id)
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return []Resource{r}, nil
 }
 
 func (h *Handler) create(ctx context.Context, w http.ResponseWriter, kind Kind, in Resource) error {
@@ -438,13 +469,17 @@ func newID() (string, error) {
 	return s[:8] + "-" + s[8:12] + "-" + s[12:16] + "-" + s[16:20] + "-" + s[20:], nil
 }
 
-func decodeBody(r *http.Request, v any) error {
-	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))
+func (h *Handler) decodeBody(r *http.Request, v any) error {
+	limit := h.MaxBody
+	if limit <= 0 {
+		limit = DefaultMaxBody
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
 	if err != nil {
 		return errorf(http.StatusBadRequest, "invalidSyntax", "reading the body: %v", err)
 	}
-	if len(body) > MaxBodyBytes {
-		return errorf(http.StatusRequestEntityTooLarge, "", "the body is larger than %d bytes", MaxBodyBytes)
+	if int64(len(body)) > limit {
+		return errorf(http.StatusRequestEntityTooLarge, "", "the body is larger than %d bytes", limit)
 	}
 	if err := json.Unmarshal(body, v); err != nil {
 		return errorf(http.StatusBadRequest, "invalidSyntax", "the body is not a JSON object: %v", err)
