@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -72,6 +73,8 @@ type Handler struct {
 	Prefix string
 	// Now stamps meta.created and meta.lastModified.
 	Now func() time.Time
+	// Log records unexpected errors (nil: not logged).
+	Log *slog.Logger
 	// MaxBody bounds a request body in bytes (DefaultMaxBody if zero): a
 	// larger one is 413.
 	MaxBody int64
@@ -102,7 +105,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		err = errorf(http.StatusNotFound, "", "no SCIM endpoint %s %s", r.Method, r.URL.Path)
 	}
 	if err != nil {
-		writeError(w, err)
+		h.writeError(w, err)
 	}
 }
 
@@ -370,15 +373,22 @@ func (h *Handler) relationships(ctx context.Context, kind Kind, id string, befor
 		if r == nil {
 			return nil, nil
 		}
+		var rels []tuple.Relationship
+		var err error
 		if kind == Users {
 			active, _ := r["active"].(bool)
-			return h.Mapping.User(id, active)
+			rels, err = h.Mapping.User(id, active)
+		} else {
+			members, merr := h.members(ctx, r)
+			if merr != nil {
+				return nil, merr
+			}
+			rels, err = h.Mapping.Group(id, members)
 		}
-		members, err := h.members(ctx, r)
-		if err != nil {
-			return nil, err
+		if err != nil { // an id the mapping cannot turn into a relationship
+			return nil, errorf(http.StatusBadRequest, "invalidValue", "%v", err)
 		}
-		return h.Mapping.Group(id, members)
+		return rels, nil
 	}
 	b, err := implied(before)
 	if err != nil {
@@ -520,9 +530,21 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// writeError writes a SCIM error body; a store's errors map to their
-// statuses (404, 409 uniqueness, 412 version).
-func writeError(w http.ResponseWriter, err error) {
+// writeError writes err as a SCIM error body; an unexpected error is a 500
+// whose detail is logged, never sent.
+func (h *Handler) writeError(w http.ResponseWriter, err error) {
+	var e *Error
+	known := errors.As(err, &e) || errors.Is(err, ErrNotFound) || errors.Is(err, ErrUniqueness) || errors.Is(err, ErrConflict)
+	if e := AsError(err); !known && e.Status >= 500 && h.Log != nil {
+		h.Log.Error("scim: internal error", "err", err)
+	}
+	WriteError(w, err)
+}
+
+// WriteError writes a SCIM error body; a store's errors map to their
+// statuses (404, 409 uniqueness, 412 version). An error that is not an
+// *Error of this package is a 500 that does not show its detail.
+func WriteError(w http.ResponseWriter, err error) {
 	var e *Error
 	switch {
 	case errors.Is(err, ErrNotFound):
@@ -538,7 +560,8 @@ func writeError(w http.ResponseWriter, err error) {
 	if e.ScimType != "" {
 		body["scimType"] = e.ScimType
 	}
-	if e.Status >= 500 {
+	var explicit *Error
+	if e.Status >= 500 && !errors.As(err, &explicit) {
 		body["detail"] = "internal error" // never a server's internals
 	}
 	writeJSON(w, e.Status, body)

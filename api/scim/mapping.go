@@ -58,13 +58,23 @@ func DefaultMapping(org string) Mapping {
 // ParseMapping reads a mapping file strictly (an unknown key is an error)
 // and checks that every template makes a valid relationship.
 func ParseMapping(data []byte) (Mapping, error) {
+	m, err := DecodeMapping(data)
+	if err != nil {
+		return Mapping{}, err
+	}
+	return m, m.Validate()
+}
+
+// DecodeMapping reads a mapping file strictly without validating it (the
+// caller may fill in the organization first, then Validate).
+func DecodeMapping(data []byte) (Mapping, error) {
 	var m Mapping
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&m); err != nil {
 		return Mapping{}, fmt.Errorf("scim mapping: %w", err)
 	}
-	return m, m.Validate()
+	return m, nil
 }
 
 // Validate checks every template with sample ids.

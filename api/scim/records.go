@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/ambit-authz/ambit/store"
 	"github.com/ambit-authz/ambit/tuple"
 )
 
@@ -24,22 +25,15 @@ const (
 // The replicated store's format limits on a record (store/FORMAT.md): a
 // request that would exceed them is refused before anything is proposed.
 const (
-	MaxRecordKey   = 1024
-	MaxRecordValue = 64 << 10
+	MaxRecordKey   = store.MaxRecordKey
+	MaxRecordValue = store.MaxRecordValue
 )
 
-// RecordOp puts a record (Value non-nil) or deletes it (Value nil).
-type RecordOp struct {
-	Space, Key string
-	Value      []byte
-}
-
-// RecordCond holds when the record is absent (Value nil) or present with
-// exactly Value.
-type RecordCond struct {
-	Space, Key string
-	Value      []byte
-}
+// RecordOp and RecordCond are the store's.
+type (
+	RecordOp   = store.RecordOp
+	RecordCond = store.RecordCond
+)
 
 // ErrCondFailed is what Records.Write returns when a RecordCond did not
 // hold: nothing was written.
