@@ -47,12 +47,19 @@ type Commit struct {
 	Delete   []tuple.Relationship
 }
 
+// Versioned is a stored resource and its version.
+type Versioned struct {
+	Resource Resource
+	Version  uint64
+}
+
 // Store is what the SCIM endpoints need of ambit's replicated store. A
 // Commit goes through raft as one command, so the resource and its
 // relationships apply together or not at all.
 type Store interface {
 	Get(ctx context.Context, kind Kind, id string) (Resource, uint64, error)
-	List(ctx context.Context, kind Kind) ([]Resource, error)
+	// List returns every resource of the kind, in id order.
+	List(ctx context.Context, kind Kind) ([]Versioned, error)
 	// Commit returns the resource's new version (0 after a removal).
 	Commit(ctx context.Context, c Commit) (uint64, error)
 	// Unique returns the id of the resource holding a unique value (a
@@ -154,7 +161,7 @@ func (h *Handler) resources(w http.ResponseWriter, r *http.Request, kind Kind, r
 			return err
 		}
 		w.Header().Set("ETag", etag(version))
-		writeJSON(w, http.StatusOK, q.Project(cur))
+		writeJSON(w, http.StatusOK, q.Project(withVersion(cur, version)))
 		return nil
 	case http.MethodPut:
 		var in Resource
@@ -217,20 +224,28 @@ func (h *Handler) candidates(ctx context.Context, kind Kind, f Filter) ([]Resour
 	want, isString := c.Value.(string)
 	if !ok || kind != Users || c.Op != OpEq || !isString || c.Path.Sub != "" || !strings.EqualFold(c.Path.Name, "userName") ||
 		(c.Path.URI != "" && !strings.EqualFold(c.Path.URI, UserSchema)) {
-		return h.Store.List(ctx, kind)
+		all, err := h.Store.List(ctx, kind)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]Resource, len(all))
+		for i, v := range all {
+			out[i] = withVersion(v.Resource, v.Version)
+		}
+		return out, nil
 	}
 	id, ok, err := h.Store.Unique(ctx, kind, strings.ToLower(want))
 	if err != nil || !ok {
 		return nil, err
 	}
-	r, _, err := h.Store.Get(ctx, kind, id)
+	r, v, err := h.Store.Get(ctx, kind, id)
 	if errors.Is(err, ErrNotFound) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	return []Resource{r}, nil
+	return []Resource{withVersion(r, v)}, nil
 }
 
 func (h *Handler) create(ctx context.Context, w http.ResponseWriter, kind Kind, in Resource) error {
@@ -330,8 +345,8 @@ func (h *Handler) clean(kind Kind, in Resource, id string, cur Resource) (Resour
 		if !ok {
 			return nil, "", errorf(http.StatusBadRequest, "invalidValue", "%s has no attribute %q", core, k)
 		}
-		if a.Mutability == ReadOnly {
-			continue
+		if a.Mutability == ReadOnly || a.Mutability == WriteOnly {
+			continue // readOnly: the server's; writeOnly: accepted, not kept
 		}
 		c, err := coerceWhole(*a, v, a.Name)
 		if err != nil {
@@ -340,6 +355,15 @@ func (h *Handler) clean(kind Kind, in Resource, id string, cur Resource) (Resour
 		out[a.Name] = c
 	}
 	out["schemas"] = schemas
+	if list, ok := out["members"].([]any); ok { // a member listed twice is one member
+		var uniq []any
+		for _, m := range list {
+			if !containsValue(uniq, m, true) {
+				uniq = append(uniq, m)
+			}
+		}
+		out["members"] = uniq
+	}
 	required := "userName"
 	if kind == Groups {
 		required = "displayName"
@@ -448,6 +472,23 @@ func (h *Handler) respond(w http.ResponseWriter, status int, res Resource, versi
 	w.Header().Set("ETag", etag(version))
 	writeJSON(w, status, res)
 	return nil
+}
+
+// withVersion sets r's meta.version (the ETag of version) on a copy of its
+// meta: the version is the store's, not part of the stored attributes.
+func withVersion(r Resource, version uint64) Resource {
+	meta, _ := r["meta"].(map[string]any)
+	m := make(map[string]any, len(meta)+1)
+	for k, v := range meta {
+		m[k] = v
+	}
+	m["version"] = etag(version)
+	out := make(Resource, len(r))
+	for k, v := range r {
+		out[k] = v
+	}
+	out["meta"] = m
+	return out
 }
 
 func resourceType(k Kind) string {

@@ -42,7 +42,7 @@ func (m *memStore) Get(_ context.Context, kind Kind, id string) (Resource, uint6
 	return c, m.version[kind][id], nil
 }
 
-func (m *memStore) List(_ context.Context, kind Kind) ([]Resource, error) {
+func (m *memStore) List(_ context.Context, kind Kind) ([]Versioned, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var ids []string
@@ -50,10 +50,10 @@ func (m *memStore) List(_ context.Context, kind Kind) ([]Resource, error) {
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
-	var out []Resource
+	var out []Versioned
 	for _, id := range ids {
 		c, _ := deepCopy(m.res[kind][id])
-		out = append(out, c)
+		out = append(out, Versioned{c, m.version[kind][id]})
 	}
 	return out, nil
 }

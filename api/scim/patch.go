@@ -286,7 +286,7 @@ func (p patcher) at(r Resource, kind string, path Path, value any) error {
 	case a.MultiValued:
 		have, _ := m[key].([]any)
 		for _, nv := range v.([]any) {
-			if !containsValue(have, nv) {
+			if !containsValue(have, nv, identifiedByValue(*a)) {
 				have = append(have, nv)
 			}
 		}
@@ -411,13 +411,23 @@ func sameValue(a, b any) bool {
 	return reflect.DeepEqual(a, b)
 }
 
-func containsValue(list []any, v any) bool {
+// containsValue reports whether list holds v: the same "value"
+// sub-attribute if byValue, else the same whole value.
+func containsValue(list []any, v any, byValue bool) bool {
 	for _, e := range list {
-		if reflect.DeepEqual(e, v) {
+		if (byValue && sameValue(e, v)) || reflect.DeepEqual(e, v) {
 			return true
 		}
 	}
 	return false
+}
+
+// identifiedByValue reports whether a multi-valued attribute's values are
+// identified by their immutable "value" (a group's members: a member added
+// again is the same member, whatever its display or $ref).
+func identifiedByValue(a Attribute) bool {
+	v := find(a.Sub, "value")
+	return a.MultiValued && v != nil && v.Mutability == Immutable
 }
 
 // coerceWhole converts a value for a whole attribute: a list for a
@@ -468,7 +478,7 @@ func coerce(a Attribute, v any, name string) (any, error) {
 			return f, nil
 		}
 		return bad()
-	case String, Reference, DateTime:
+	case String, Reference, DateTime, Binary:
 		if _, ok := v.(string); ok {
 			return v, nil
 		}

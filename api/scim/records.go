@@ -127,14 +127,14 @@ func (s *RecordStore) Get(ctx context.Context, kind Kind, id string) (Resource, 
 }
 
 // List implements Store: every resource of the kind, by id.
-func (s *RecordStore) List(ctx context.Context, kind Kind) ([]Resource, error) {
-	var out []Resource
-	err := s.R.Scan(ctx, space(kind), func(_ string, v []byte) error {
-		r, _, err := decodeRecord(v)
+func (s *RecordStore) List(ctx context.Context, kind Kind) ([]Versioned, error) {
+	var out []Versioned
+	err := s.R.Scan(ctx, space(kind), func(_ string, b []byte) error {
+		r, v, err := decodeRecord(b)
 		if err != nil {
 			return err
 		}
-		out = append(out, r)
+		out = append(out, Versioned{r, v})
 		return ctx.Err()
 	})
 	return out, err

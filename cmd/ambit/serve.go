@@ -65,6 +65,7 @@ type serveConfig struct {
 	logFormat       string
 	shutdownTimeout time.Duration
 	authzen         api.AuthZENOptions
+	scim            scimConfig
 	diskProbe       time.Duration
 	diskFaultLinger time.Duration
 	diskMinFreeMiB  int64
@@ -140,6 +141,7 @@ AMBIT_CLUSTER_SECRET), unless --insecure-cluster is given.`,
 	f.DurationVar(&c.diskFaultLinger, "disk-fault-linger", 2*time.Second, "after a disk fault, how long the node goes on answering (not ready, writes refused) before it shuts down and exits with status 3")
 	f.Int64Var(&c.authzen.MaxBodyBytes, "authzen-max-body", api.DefaultAuthZENMaxBody, "largest AuthZEN request body in bytes (on --http-addr)")
 	f.DurationVar(&c.authzen.Timeout, "authzen-timeout", api.DefaultAuthZENTimeout, "budget of each AuthZEN request")
+	addSCIMFlags(f, &c.scim)
 	return cmd
 }
 
@@ -472,6 +474,10 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer, ready func(serv
 		}
 		if c.pprof {
 			mux.Handle("/debug/pprof/", pprofHandler(c.keys))
+		}
+		if err := mountSCIM(mux, srv, c, httpAddr, log); err != nil {
+			g.Stop()
+			return err
 		}
 		hs = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		// Closed last, so /readyz says why the node is not ready until the end.
