@@ -393,7 +393,8 @@ func extensionOf(exts []string, k string) string {
 // relationships returns what turns the relationships before implies into
 // those after implies (nil: none).
 func (h *Handler) relationships(ctx context.Context, kind Kind, id string, before, after Resource) (touch, del []tuple.Relationship, err error) {
-	implied := func(r Resource) ([]tuple.Relationship, error) {
+	known := map[string]bool{} // member id -> is a group, from before
+	implied := func(r Resource, lenient bool) ([]tuple.Relationship, error) {
 		if r == nil {
 			return nil, nil
 		}
@@ -403,9 +404,14 @@ func (h *Handler) relationships(ctx context.Context, kind Kind, id string, befor
 			active, _ := r["active"].(bool)
 			rels, err = h.Mapping.User(id, active)
 		} else {
-			members, merr := h.members(ctx, r)
+			members, merr := h.members(ctx, r, known, lenient)
 			if merr != nil {
 				return nil, merr
+			}
+			if lenient {
+				for _, m := range members {
+					known[m.ID] = m.Group
+				}
 			}
 			rels, err = h.Mapping.Group(id, members)
 		}
@@ -414,11 +420,11 @@ func (h *Handler) relationships(ctx context.Context, kind Kind, id string, befor
 		}
 		return rels, nil
 	}
-	b, err := implied(before)
+	b, err := implied(before, true)
 	if err != nil {
 		return nil, nil, err
 	}
-	a, err := implied(after)
+	a, err := implied(after, false)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -427,9 +433,13 @@ func (h *Handler) relationships(ctx context.Context, kind Kind, id string, befor
 }
 
 // members reads a group's members: a member's type comes from "type" or,
-// where the client left it out (Okta and Entra ID do), from which kind of
-// resource holds its id.
-func (h *Handler) members(ctx context.Context, r Resource) ([]Member, error) {
+// where the client left it out (Okta and Entra ID do), from the group's
+// stored members (known) or from which kind of resource holds its id. The
+// type found is written into the member, so the stored group keeps it: a
+// member whose user was deleted since (users are deactivated, their
+// relationships kept) is still known. lenient (the stored state) takes an
+// unknown member for a user instead of refusing it.
+func (h *Handler) members(ctx context.Context, r Resource, known map[string]bool, lenient bool) ([]Member, error) {
 	list, _ := r["members"].([]any)
 	out := make([]Member, 0, len(list))
 	for _, e := range list {
@@ -439,24 +449,45 @@ func (h *Handler) members(ctx context.Context, r Resource) ([]Member, error) {
 			return nil, errorf(http.StatusBadRequest, "invalidValue", "a member needs a value (the member's id)")
 		}
 		typ, _ := lookup(m, "type").(string)
+		var group bool
 		switch {
 		case strings.EqualFold(typ, "User"):
-			out = append(out, Member{ID: v})
 		case strings.EqualFold(typ, "Group"):
-			out = append(out, Member{ID: v, Group: true})
+			group = true
 		case typ != "":
 			return nil, errorf(http.StatusBadRequest, "invalidValue", "member %s: type %q is not User or Group", v, typ)
 		default:
-			if _, _, err := h.Store.Get(ctx, Users, v); err == nil {
-				out = append(out, Member{ID: v})
-			} else if _, _, err := h.Store.Get(ctx, Groups, v); err == nil {
-				out = append(out, Member{ID: v, Group: true})
-			} else {
+			g, ok := known[v]
+			if !ok {
+				var err error
+				if g, ok, err = h.kindOf(ctx, v); err != nil {
+					return nil, err
+				}
+			}
+			if !ok && !lenient {
 				return nil, errorf(http.StatusBadRequest, "invalidValue", "member %s is neither a user nor a group", v)
 			}
+			group = g
+			m[keyOf(m, "type")] = resourceType(map[bool]Kind{false: Users, true: Groups}[group])
 		}
+		out = append(out, Member{ID: v, Group: group})
 	}
 	return out, nil
+}
+
+// kindOf finds whether id is a user (group false) or a group; ok is false
+// for neither.
+func (h *Handler) kindOf(ctx context.Context, id string) (group, ok bool, err error) {
+	for _, k := range []Kind{Users, Groups} {
+		_, _, err := h.Store.Get(ctx, k, id)
+		if err == nil {
+			return k == Groups, true, nil
+		}
+		if !errors.Is(err, ErrNotFound) {
+			return false, false, err
+		}
+	}
+	return false, false, nil
 }
 
 func (h *Handler) location(kind Kind, id string) string {

@@ -144,6 +144,9 @@ func (p patcher) apply(r Resource, op PatchOp) error {
 				}
 				continue
 			}
+			if a, _, ok := Resolve(p.core, p.extensions, AttrPath{Name: k}); ok && a.Mutability == ReadOnly {
+				continue // the server's (id, meta, groups): ignored, as on PUT (Okta repeats the id)
+			}
 			path, err := ParsePath(k)
 			if err != nil {
 				return err
@@ -485,6 +488,10 @@ func coerce(a Attribute, v any, name string) (any, error) {
 		return bad()
 	case Complex:
 		m, ok := v.(map[string]any)
+		if s, isString := v.(string); isString && !a.MultiValued && find(a.Sub, "value") != nil {
+			// Entra ID sends the manager as its bare id: its "value".
+			m, ok = map[string]any{"value": s}, true
+		}
 		if !ok {
 			return bad()
 		}
