@@ -145,49 +145,68 @@ func (h *Handler) resources(w http.ResponseWriter, r *http.Request, kind Kind, r
 		return errorf(http.StatusNotFound, "", "no SCIM endpoint %s %s", r.Method, r.URL.Path)
 	}
 	id := rest[0]
-	cur, version, err := h.Store.Get(ctx, kind, id)
-	if err != nil {
-		return err
-	}
-	if r.Method != http.MethodGet {
-		if m := r.Header.Get("If-Match"); m != "" && m != "*" && !etagMatches(m, version) {
-			return errorf(http.StatusPreconditionFailed, "", "If-Match %s: the resource is at %s", m, etag(version))
-		}
-	}
+	var put Resource
+	var req PatchRequest
 	switch r.Method {
-	case http.MethodGet:
-		q, err := ParseQuery(r.URL.Query().Get)
-		if err != nil {
-			return err
-		}
-		w.Header().Set("ETag", etag(version))
-		writeJSON(w, http.StatusOK, q.Project(withVersion(cur, version)))
-		return nil
+	case http.MethodGet, http.MethodDelete:
 	case http.MethodPut:
-		var in Resource
-		if err := h.decodeBody(r, &in); err != nil {
+		if err := h.decodeBody(r, &put); err != nil {
 			return err
 		}
-		return h.replace(ctx, w, kind, id, cur, version, in)
 	case http.MethodPatch:
-		var req PatchRequest
 		if err := h.decodeBody(r, &req); err != nil {
 			return err
 		}
 		if !containsFold(req.Schemas, PatchOpSchema) {
 			return errorf(http.StatusBadRequest, "invalidSyntax", "a PATCH body's schemas must list %s", PatchOpSchema)
 		}
-		core, exts := schemasOf(kind)
-		next, err := ApplyPatch(cur, core, exts, req.Operations)
+	default:
+		return errorf(http.StatusMethodNotAllowed, "", "%s is not allowed on %s", r.Method, r.URL.Path)
+	}
+	ifMatch := r.Header.Get("If-Match")
+	for attempt := 1; ; attempt++ {
+		cur, version, err := h.Store.Get(ctx, kind, id)
 		if err != nil {
 			return err
 		}
-		return h.replace(ctx, w, kind, id, cur, version, next)
-	case http.MethodDelete:
-		return h.remove(ctx, w, kind, id, cur, version)
+		if r.Method == http.MethodGet {
+			q, err := ParseQuery(r.URL.Query().Get)
+			if err != nil {
+				return err
+			}
+			w.Header().Set("ETag", etag(version))
+			writeJSON(w, http.StatusOK, q.Project(withVersion(cur, version)))
+			return nil
+		}
+		if ifMatch != "" && ifMatch != "*" && !etagMatches(ifMatch, version) {
+			return errorf(http.StatusPreconditionFailed, "", "If-Match %s: the resource is at %s", ifMatch, etag(version))
+		}
+		switch r.Method {
+		case http.MethodPut:
+			err = h.replace(ctx, w, kind, id, cur, version, put)
+		case http.MethodPatch:
+			core, exts := schemasOf(kind)
+			next, perr := ApplyPatch(cur, core, exts, req.Operations)
+			if perr != nil {
+				return perr
+			}
+			err = h.replace(ctx, w, kind, id, cur, version, next)
+		case http.MethodDelete:
+			err = h.remove(ctx, w, kind, id, cur, version)
+		}
+		// Without If-Match the client asked for no particular version: a
+		// concurrent change (an IdP sends several PATCHes to one group at
+		// once) is read again and the change applied to it.
+		if errors.Is(err, ErrConflict) && ifMatch == "" && attempt < MaxConflictRetries {
+			continue
+		}
+		return err
 	}
-	return errorf(http.StatusMethodNotAllowed, "", "%s is not allowed on %s", r.Method, r.URL.Path)
 }
+
+// MaxConflictRetries bounds how often a change without If-Match is applied
+// again to a resource that changed while it was being made.
+const MaxConflictRetries = 8
 
 func schemasOf(kind Kind) (string, []string) {
 	if kind == Users {

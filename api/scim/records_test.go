@@ -221,3 +221,29 @@ func TestRecordRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// TestConcurrentChange: a change made while another is in flight is applied
+// again to the new state when the client sent no If-Match, and is 412 when
+// it did.
+func TestConcurrentChange(t *testing.T) {
+	st := newFakeRecordStore()
+	c := newClientWith(t, st)
+	a := c.want(201, "POST", "/Users", `{"userName":"a"}`)["id"].(string)
+	b := c.want(201, "POST", "/Users", `{"userName":"b"}`)["id"].(string)
+	g := c.want(201, "POST", "/Groups", `{"displayName":"g"}`)
+	id := g["id"].(string)
+	add := func(u string) string {
+		return `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"add","path":"members","value":[{"value":"` + u + `"}]}]}`
+	}
+	st.f.before = func() { c.want(200, "PATCH", "/Groups/"+id, add(b)) }
+	got := c.want(200, "PATCH", "/Groups/"+id, add(a))
+	if len(got["members"].([]any)) != 2 || !c.st.has("group:"+id+"#direct_member@user:"+a) || !c.st.has("group:"+id+"#direct_member@user:"+b) {
+		t.Fatalf("concurrent adds = %v", got)
+	}
+	version := got["meta"].(map[string]any)["version"].(string)
+	st.f.before = func() { c.want(200, "PATCH", "/Groups/"+id, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"displayName","value":"h"}]}`) }
+	c.wantError(412, "", "PATCH", "/Groups/"+id, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"remove","path":"members"}]}`, "If-Match", version)
+	if !c.st.has("group:" + id + "#direct_member@user:" + a) {
+		t.Fatal("a refused change removed members")
+	}
+}
