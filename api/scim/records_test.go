@@ -241,7 +241,9 @@ func TestConcurrentChange(t *testing.T) {
 		t.Fatalf("concurrent adds = %v", got)
 	}
 	version := got["meta"].(map[string]any)["version"].(string)
-	st.f.before = func() { c.want(200, "PATCH", "/Groups/"+id, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"displayName","value":"h"}]}`) }
+	st.f.before = func() {
+		c.want(200, "PATCH", "/Groups/"+id, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"displayName","value":"h"}]}`)
+	}
 	c.wantError(412, "", "PATCH", "/Groups/"+id, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"remove","path":"members"}]}`, "If-Match", version)
 	if !c.st.has("group:" + id + "#direct_member@user:" + a) {
 		t.Fatal("a refused change removed members")
