@@ -105,12 +105,22 @@ func (m Mapping) Validate() error {
 }
 
 func (m Mapping) fill(template, id, member string) (tuple.Relationship, error) {
-	s := strings.NewReplacer("{org}", m.Organization, "{id}", id, "{member}", member).Replace(template)
+	s := fillTemplate(template, m.Organization, id, member)
 	r, err := tuple.Parse(s)
 	if err != nil {
 		return tuple.Relationship{}, fmt.Errorf("scim mapping: %q makes %q: %w", template, s, err)
 	}
 	return r, nil
+}
+
+// fillTemplate replaces {org}, {id} and {member} in a template. The values
+// are relationship ids and subjects, which hold no braces, so one pass each
+// cannot make a new placeholder.
+func fillTemplate(t, org, id, member string) string {
+	if strings.Contains(t, "{member}") {
+		t = strings.ReplaceAll(t, "{member}", member)
+	}
+	return strings.ReplaceAll(strings.ReplaceAll(t, "{org}", org), "{id}", id)
 }
 
 func (m Mapping) fillAll(templates []string, id string) ([]tuple.Relationship, error) {
@@ -163,7 +173,7 @@ func (m Mapping) Group(id string, members []Member) ([]tuple.Relationship, error
 		if mem.Group {
 			t = m.Groups.GroupMember
 		}
-		subject := strings.NewReplacer("{id}", mem.ID, "{org}", m.Organization).Replace(t)
+		subject := fillTemplate(t, m.Organization, mem.ID, "")
 		r, err := m.fill(m.Groups.Member, id, subject)
 		if err != nil {
 			return nil, err

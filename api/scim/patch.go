@@ -408,7 +408,12 @@ func sameValue(a, b any) bool {
 	bm, bok := b.(map[string]any)
 	if aok && bok {
 		if bv := lookup(bm, "value"); bv != nil {
-			return reflect.DeepEqual(lookup(am, "value"), bv)
+			av := lookup(am, "value")
+			if as, ok := av.(string); ok { // the common case, without reflection
+				bs, ok := bv.(string)
+				return ok && as == bs
+			}
+			return reflect.DeepEqual(av, bv)
 		}
 	}
 	return reflect.DeepEqual(a, b)
@@ -418,7 +423,7 @@ func sameValue(a, b any) bool {
 // sub-attribute if byValue, else the same whole value.
 func containsValue(list []any, v any, byValue bool) bool {
 	for _, e := range list {
-		if (byValue && sameValue(e, v)) || reflect.DeepEqual(e, v) {
+		if byValue && sameValue(e, v) || !byValue && reflect.DeepEqual(e, v) {
 			return true
 		}
 	}

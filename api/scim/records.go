@@ -88,16 +88,26 @@ func encodeRecord(version uint64, r Resource) ([]byte, error) {
 	return append(buf, js...), nil
 }
 
-func decodeRecord(b []byte) (Resource, uint64, error) {
+// recordVersion reads a resource record's version without its JSON, and
+// where the JSON starts.
+func recordVersion(b []byte) (uint64, int, error) {
 	if len(b) < 2 || b[0] != recordFormat {
-		return nil, 0, fmt.Errorf("scim: a resource record of unknown format")
+		return 0, 0, fmt.Errorf("scim: a resource record of unknown format")
 	}
 	v, n := binary.Uvarint(b[1:])
 	if n <= 0 {
-		return nil, 0, fmt.Errorf("scim: a resource record with a bad version")
+		return 0, 0, fmt.Errorf("scim: a resource record with a bad version")
+	}
+	return v, 1 + n, nil
+}
+
+func decodeRecord(b []byte) (Resource, uint64, error) {
+	v, n, err := recordVersion(b)
+	if err != nil {
+		return nil, 0, err
 	}
 	var r Resource
-	if err := json.Unmarshal(b[1+n:], &r); err != nil {
+	if err := json.Unmarshal(b[n:], &r); err != nil {
 		return nil, 0, fmt.Errorf("scim: a resource record's JSON: %w", err)
 	}
 	return r, v, nil
@@ -175,7 +185,7 @@ func (s *RecordStore) Commit(ctx context.Context, c Commit) (uint64, error) {
 		if err != nil {
 			return 0, err
 		}
-		r, v, err := decodeRecord(b)
+		v, _, err := recordVersion(b)
 		if err != nil {
 			return 0, err
 		}
@@ -183,7 +193,11 @@ func (s *RecordStore) Commit(ctx context.Context, c Commit) (uint64, error) {
 			return 0, ErrConflict
 		}
 		cur = b
-		if c.Kind == Users {
+		if c.Kind == Users { // the userName index entry it holds
+			r, _, err := decodeRecord(b)
+			if err != nil {
+				return 0, err
+			}
 			name, _ := r["userName"].(string)
 			oldUnique = strings.ToLower(name)
 		}
