@@ -31,6 +31,20 @@ func addSCIMFlags(f *pflag.FlagSet, c *scimConfig) {
 	f.DurationVar(&c.timeout, "scim-timeout", api.DefaultSCIMTimeout, "budget of each SCIM request")
 }
 
+// check refuses bad SCIM flags before anything is opened.
+func (c *scimConfig) check() error {
+	for i, k := range c.keys {
+		if strings.TrimSpace(k) == "" {
+			return fmt.Errorf("--scim-key: key %d of %d is empty (check AMBIT_SCIM_KEY for a stray comma)", i+1, len(c.keys))
+		}
+	}
+	if c.maxBody <= 0 || c.timeout <= 0 {
+		return fmt.Errorf("--scim-max-body and --scim-timeout must be positive: every request has a budget")
+	}
+	_, _, err := c.scimMapping()
+	return err
+}
+
 // scimMapping reads the mapping the flags name; ok is false when SCIM is
 // off (neither --scim-org nor --scim-mapping).
 func (c *scimConfig) scimMapping() (m scim.Mapping, ok bool, err error) {
@@ -68,11 +82,6 @@ func mountSCIM(mux *http.ServeMux, srv *api.Server, c serveConfig, httpAddr stri
 	if len(c.keys) == 0 && len(c.scim.keys) == 0 && !c.insecureNoAuth && !isLoopback(httpAddr) {
 		log.Warn("SCIM endpoints off: --http-addr is not loopback and no --preshared-key or --scim-key is set", "http_addr", httpAddr)
 		return nil
-	}
-	for i, k := range c.scim.keys {
-		if strings.TrimSpace(k) == "" {
-			return fmt.Errorf("--scim-key: key %d of %d is empty (check AMBIT_SCIM_KEY for a stray comma)", i+1, len(c.scim.keys))
-		}
 	}
 	h, err := srv.SCIMHandler(api.SCIMOptions{Mapping: m, Auth: api.NewAuthenticator(c.keys), Keys: c.scim.keys, MaxBodyBytes: c.scim.maxBody, Timeout: c.scim.timeout})
 	if err != nil {

@@ -1,10 +1,18 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
+	"google.golang.org/grpc/metadata"
 )
 
 func TestSCIMFlags(t *testing.T) {
@@ -37,20 +45,84 @@ groups:
 		{name: "file without an org", c: scimConfig{mapping: file("m2.yaml", good)}, wantErr: "organization"},
 		{name: "missing file", c: scimConfig{mapping: filepath.Join(dir, "nope.yaml")}, wantErr: "--scim-mapping"},
 		{name: "unknown key", c: scimConfig{mapping: file("m3.yaml", good+"extra: 1\n"), org: "lab"}, wantErr: "extra"},
+		{name: "empty key", c: scimConfig{keys: []string{"k", " "}}, wantErr: "--scim-key"},
 		{name: "template that is no relationship", c: scimConfig{mapping: file("m4.yaml", strings.Replace(good, "#account@", "#@", 1)), org: "lab"}, wantErr: "scim mapping"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			m, on, err := tc.c.scimMapping()
+			tc.c.maxBody, tc.c.timeout = 1, 1
+			err := tc.c.check()
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("err = %v, want one naming %q", err, tc.wantErr)
+					t.Fatalf("check = %v, want an error naming %q", err, tc.wantErr)
 				}
 				return
 			}
+			m, on, err := tc.c.scimMapping()
 			if err != nil || on != tc.on || (on && m.Organization != tc.org) {
 				t.Fatalf("scimMapping = %+v %v %v", m, on, err)
 			}
 		})
+	}
+}
+
+// TestServeSCIM: `ambit serve --scim-org lab --scim-key sk` serves SCIM on
+// the HTTP listener; a user it creates is an active account of the
+// organization at once.
+func TestServeSCIM(t *testing.T) {
+	a, _ := startServe(t, serveConfig{keys: []string{"k"}, scim: scimConfig{org: "lab", keys: []string{"sk"}, maxBody: 1 << 20, timeout: 10 * time.Second}})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer k")
+	conn := dial(t, a.grpc)
+	text, err := os.ReadFile("../../schema/examples/collab.zed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v1.NewSchemaServiceClient(conn).WriteSchema(ctx, &v1.WriteSchemaRequest{Schema: string(text)}); err != nil {
+		t.Fatal(err)
+	}
+	post := func(auth string) (int, map[string]any) {
+		req, _ := http.NewRequest("POST", "http://"+a.http+"/scim/v2/Users", strings.NewReader(`{"userName":"ana@example.com"}`))
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out
+	}
+	if code, out := post(""); code != 401 || out["scimType"] != nil || out["status"] != "401" {
+		t.Fatalf("without a key: %d %v", code, out)
+	}
+	code, out := post("Bearer sk")
+	if code != 201 {
+		t.Fatalf("POST /scim/v2/Users = %d %v", code, out)
+	}
+	if code, out := post("Bearer k"); code != 409 || out["scimType"] != "uniqueness" {
+		t.Fatalf("duplicate with the preshared key = %d %v", code, out)
+	}
+	r, err := v1.NewPermissionsServiceClient(conn).CheckPermission(ctx, &v1.CheckPermissionRequest{
+		Consistency: &v1.Consistency{Requirement: &v1.Consistency_FullyConsistent{FullyConsistent: true}},
+		Resource:    &v1.ObjectReference{ObjectType: "organization", ObjectId: "lab"}, Permission: "active",
+		Subject: &v1.SubjectReference{Object: &v1.ObjectReference{ObjectType: "user", ObjectId: out["id"].(string)}},
+	})
+	if err != nil || r.GetPermissionship() != v1.CheckPermissionResponse_PERMISSIONSHIP_HAS_PERMISSION {
+		t.Fatalf("the SCIM user is not an active account: %v %v", r, err)
+	}
+}
+
+func TestServeRefusesBadSCIMFlags(t *testing.T) {
+	c := serveConfig{dataDir: t.TempDir(), grpcAddr: "127.0.0.1:0", httpAddr: "127.0.0.1:0", raftAddr: "127.0.0.1:0", logLevel: "warn", logFormat: "text", raftSegmentMiB: 1,
+		scim: scimConfig{org: "lab", keys: []string{""}, maxBody: 1, timeout: time.Second}}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err := serve(ctx, c, io.Discard, nil)
+	if err == nil || !strings.Contains(err.Error(), "--scim-key") {
+		t.Fatalf("serve with an empty --scim-key = %v", err)
 	}
 }
