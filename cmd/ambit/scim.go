@@ -71,10 +71,12 @@ func (c *scimConfig) scimMapping() (m scim.Mapping, ok bool, err error) {
 	return m, true, nil
 }
 
-// mountSCIM serves SCIM under /scim/v2 on mux when the flags ask for it.
+// mountSCIM serves SCIM under /scim/v2 on mux when the flags ask for it,
+// authenticating with the server's Authenticator (preshared keys, tokens)
+// and the --scim-key keys.
 // Without any credential (no preshared key, no --scim-key) it serves only
 // on a loopback address, as the API does, unless --insecure-no-auth.
-func mountSCIM(mux *http.ServeMux, srv *api.Server, c serveConfig, httpAddr string, log *slog.Logger) error {
+func mountSCIM(mux *http.ServeMux, srv *api.Server, auth *api.Authenticator, c serveConfig, httpAddr string, log *slog.Logger) error {
 	m, ok, err := c.scim.scimMapping()
 	if err != nil || !ok {
 		return err
@@ -83,7 +85,7 @@ func mountSCIM(mux *http.ServeMux, srv *api.Server, c serveConfig, httpAddr stri
 		log.Warn("SCIM endpoints off: --http-addr is not loopback and no --preshared-key or --scim-key is set", "http_addr", httpAddr)
 		return nil
 	}
-	h, err := srv.SCIMHandler(api.SCIMOptions{Mapping: m, Auth: api.NewAuthenticator(c.keys), Keys: c.scim.keys, MaxBodyBytes: c.scim.maxBody, Timeout: c.scim.timeout})
+	h, err := srv.SCIMHandler(api.SCIMOptions{Mapping: m, Auth: auth, Keys: c.scim.keys, MaxBodyBytes: c.scim.maxBody, Timeout: c.scim.timeout})
 	if err != nil {
 		return err
 	}

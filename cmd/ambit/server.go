@@ -254,7 +254,7 @@ func (s *server) startHTTP(context.Context) error {
 		fmt.Fprintf(w, "ready: %s, leader %s, applied revision %d\n", s.node.State(), id, s.st.AppliedRevision())
 	})
 	s.mountFrontEnds(mux)
-	if err := mountSCIM(mux, s.srv, c, s.httpAddr, s.log); err != nil {
+	if err := mountSCIM(mux, s.srv, s.auth, c, s.httpAddr, s.log); err != nil {
 		hl.Close()
 		return err
 	}
