@@ -171,6 +171,9 @@ func (h *Handler) resources(w http.ResponseWriter, r *http.Request, kind Kind, r
 		}
 		if r.Method == http.MethodGet {
 			q, err := ParseQuery(r.URL.Query().Get)
+			if err == nil {
+				err = checkQuery(kind, q)
+			}
 			if err != nil {
 				return err
 			}
@@ -208,6 +211,74 @@ func (h *Handler) resources(w http.ResponseWriter, r *http.Request, kind Kind, r
 // again to a resource that changed while it was being made.
 const MaxConflictRetries = 8
 
+// checkQuery refuses a query naming an attribute the kind's schemas do not
+// define: in the filter (invalidFilter), sortBy, attributes or
+// excludedAttributes (invalidValue). Without it a typo would silently
+// match nothing or return everything.
+func checkQuery(kind Kind, q Query) error {
+	core, exts := schemasOf(kind)
+	known := func(p AttrPath) bool {
+		if p.URI == "" && p.Sub == "" && strings.EqualFold(p.Name, "schemas") {
+			return true
+		}
+		if extensionOf(exts, p.String()) != "" { // a whole extension
+			return true
+		}
+		_, _, ok := Resolve(core, exts, p)
+		return ok
+	}
+	var walk func(f Filter, parent *Attribute) error
+	walk = func(f Filter, parent *Attribute) error {
+		switch f := f.(type) {
+		case Compare:
+			if parent != nil {
+				if f.Path.URI != "" || f.Path.Sub != "" || find(parent.Sub, f.Path.Name) == nil {
+					return errorf(http.StatusBadRequest, "invalidFilter", "%s has no sub-attribute %s", parent.Name, f.Path)
+				}
+				return nil
+			}
+			if !known(f.Path) {
+				return errorf(http.StatusBadRequest, "invalidFilter", "filter: %s is not an attribute of %s", f.Path, core)
+			}
+		case And:
+			if err := walk(f.L, parent); err != nil {
+				return err
+			}
+			return walk(f.R, parent)
+		case Or:
+			if err := walk(f.L, parent); err != nil {
+				return err
+			}
+			return walk(f.R, parent)
+		case Not:
+			return walk(f.F, parent)
+		case ValuePath:
+			a, _, ok := Resolve(core, exts, AttrPath{URI: f.Path.URI, Name: f.Path.Name})
+			if !ok || parent != nil {
+				return errorf(http.StatusBadRequest, "invalidFilter", "filter: %s is not an attribute of %s", f.Path, core)
+			}
+			return walk(f.Filter, a)
+		}
+		return nil
+	}
+	if q.Filter != nil {
+		if err := walk(q.Filter, nil); err != nil {
+			return err
+		}
+	}
+	if q.SortBy != nil && !known(*q.SortBy) {
+		return errorf(http.StatusBadRequest, "invalidValue", "sortBy: %s is not an attribute of %s", q.SortBy, core)
+	}
+	for _, list := range [][]AttrPath{q.Attributes, q.ExcludedAttributes} {
+		for _, p := range list {
+			if !known(p) {
+				return errorf(http.StatusBadRequest, "invalidValue", "%s is not an attribute of %s", p, core)
+			}
+		}
+	}
+	return nil
+}
+
 func schemasOf(kind Kind) (string, []string) {
 	if kind == Users {
 		return UserSchema, []string{EnterpriseUserSchema}
@@ -216,6 +287,9 @@ func schemasOf(kind Kind) (string, []string) {
 }
 
 func (h *Handler) list(ctx context.Context, w http.ResponseWriter, kind Kind, q Query) error {
+	if err := checkQuery(kind, q); err != nil {
+		return err
+	}
 	all, err := h.candidates(ctx, kind, q.Filter)
 	if err != nil {
 		return err
