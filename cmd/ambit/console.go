@@ -40,7 +40,7 @@ func (o *consoleOptions) flags(f *pflag.FlagSet) {
 // (pinned to that certificate), so every console call is authenticated,
 // scoped and limited as any gRPC client's. The connection closes when ctx
 // ends. A console that cannot be set up is logged and left out.
-func mountConsole(ctx context.Context, mux *http.ServeMux, c serveConfig, grpcAddr, clusterID string, reg prometheus.Gatherer, log *slog.Logger) {
+func mountConsole(ctx context.Context, mux *http.ServeMux, c serveConfig, auth *api.Authenticator, grpcAddr, clusterID string, reg prometheus.Gatherer, log *slog.Logger) {
 	if !c.console.enabled {
 		return
 	}
@@ -62,7 +62,7 @@ func mountConsole(ctx context.Context, mux *http.ServeMux, c serveConfig, grpcAd
 	}
 	go func() { <-ctx.Done(); _ = conn.Close() }()
 	h, err := console.New(console.Config{
-		Auth:         api.NewAuthenticator(c.keys),
+		Auth:         auth,
 		Conn:         conn,
 		Cluster:      clusterStatus(target, clusterID, creds, tlsCfg),
 		Metrics:      reg,

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -13,14 +14,14 @@ import (
 
 // consoleCall makes one /ui/api/ call on the HTTP listener at addr and
 // decodes the JSON answer.
-func consoleCall(t *testing.T, addr, key, path, body string) (int, map[string]any) {
+func consoleCall(t *testing.T, c *http.Client, base, key, path, body string) (int, map[string]any) {
 	t.Helper()
 	method := http.MethodGet
 	var rd io.Reader
 	if body != "" {
 		method, rd = http.MethodPost, strings.NewReader(body)
 	}
-	req, err := http.NewRequest(method, "http://"+addr+"/ui/api/"+path, rd)
+	req, err := http.NewRequest(method, base+"/ui/api/"+path, rd)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +31,7 @@ func consoleCall(t *testing.T, addr, key, path, body string) (int, map[string]an
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := c.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,14 +48,20 @@ func consoleCall(t *testing.T, addr, key, path, body string) (int, map[string]an
 // node's gRPC API over loopback (plaintext, and TLS pinned to --tls-cert)
 // with the caller's key, and nothing answers without one.
 func TestServeConsole(t *testing.T) {
-	_, certFile, keyFile, _ := testCA(t, t.TempDir())
+	_, certFile, keyFile, pool := testCA(t, t.TempDir())
 	for _, tc := range []struct {
 		name      string
 		cert, key string
 	}{{name: "plaintext"}, {name: "tls", cert: certFile, key: keyFile}} {
 		t.Run(tc.name, func(t *testing.T) {
 			a, _ := startServe(t, serveConfig{keys: []string{"k"}, tlsCert: tc.cert, tlsKey: tc.key, console: consoleOptions{enabled: true}})
-			resp, err := http.Get("http://" + a.http + "/ui/")
+			// With --tls-cert the HTTP listener serves HTTPS too.
+			client, base := http.DefaultClient, "http://"+a.http
+			if tc.cert != "" {
+				client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}}}
+				base = "https://" + a.http
+			}
+			resp, err := client.Get(base + "/ui/")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -66,23 +73,23 @@ func TestServeConsole(t *testing.T) {
 			if csp := resp.Header.Get("Content-Security-Policy"); csp != console.CSP {
 				t.Errorf("GET /ui/: Content-Security-Policy %q", csp)
 			}
-			if code, _ := consoleCall(t, a.http, "", "whoami", ""); code != http.StatusUnauthorized {
+			if code, _ := consoleCall(t, client, base, "", "whoami", ""); code != http.StatusUnauthorized {
 				t.Errorf("whoami without a key: HTTP %d, want 401", code)
 			}
-			if code, _ := consoleCall(t, a.http, "wrong", "schema", ""); code == http.StatusOK {
+			if code, _ := consoleCall(t, client, base, "wrong", "schema", ""); code == http.StatusOK {
 				t.Errorf("schema with a wrong key: HTTP %d", code)
 			}
-			if code, out := consoleCall(t, a.http, "k", "schema/write", `{"schema":"definition user {}\ndefinition doc {\n  relation viewer: user\n  permission view = viewer\n}"}`); code != 200 {
+			if code, out := consoleCall(t, client, base, "k", "schema/write", `{"schema":"definition user {}\ndefinition doc {\n  relation viewer: user\n  permission view = viewer\n}"}`); code != 200 {
 				t.Fatalf("schema/write: HTTP %d %v", code, out)
 			}
-			if code, out := consoleCall(t, a.http, "k", "relationships/write", `{"operation":"create","relationships":["doc:d#viewer@user:ana"]}`); code != 200 {
+			if code, out := consoleCall(t, client, base, "k", "relationships/write", `{"operation":"create","relationships":["doc:d#viewer@user:ana"]}`); code != 200 {
 				t.Fatalf("relationships/write: HTTP %d %v", code, out)
 			}
-			code, out := consoleCall(t, a.http, "k", "check", `{"resource":"doc:d","permission":"view","subject":"user:ana"}`)
+			code, out := consoleCall(t, client, base, "k", "check", `{"resource":"doc:d","permission":"view","subject":"user:ana"}`)
 			if code != 200 || out["permissionship"] != "HAS" {
 				t.Fatalf("check: HTTP %d %v", code, out)
 			}
-			code, out = consoleCall(t, a.http, "k", "cluster", "")
+			code, out = consoleCall(t, client, base, "k", "cluster", "")
 			if code != 200 {
 				t.Fatalf("cluster: HTTP %d %v", code, out)
 			}
