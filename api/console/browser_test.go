@@ -280,11 +280,15 @@ func TestBrowserAdmin(t *testing.T) {
 	b.click("#rel-write")
 	b.confirm()
 	b.waitFor(`document.getElementById('status').textContent.startsWith('Written at')`)
+	b.set("#import-text", "relationships: |-\n  document:d3#viewer@user:ivy\n  document:d3#viewer@group:lab#member\n")
+	b.click("#import-run")
+	b.confirm()
+	b.waitFor(`document.getElementById('status').textContent === 'Imported 2 relationship(s)'`)
 	b.set("#rel-type", "document")
 	b.click("#rel-browse")
-	b.waitFor(`document.querySelectorAll('#rel-table tbody tr').length === 3`)
-	if n := eval[int](b, `document.querySelectorAll('#rel-table tbody button.danger').length`); n != 3 {
-		t.Errorf("an admin sees %d delete buttons for 3 relationships", n)
+	b.waitFor(`document.querySelectorAll('#rel-table tbody tr').length === 5`)
+	if n := eval[int](b, `document.querySelectorAll('#rel-table tbody button.danger').length`); n != 5 {
+		t.Errorf("an admin sees %d delete buttons for 5 relationships", n)
 	}
 	b.screenshot("relationships")
 
