@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/ambit-authz/ambit/engine"
+	"github.com/ambit-authz/ambit/internal/v1pb"
 	"github.com/ambit-authz/ambit/raft"
 	"github.com/ambit-authz/ambit/schema"
 	"github.com/ambit-authz/ambit/schema/caveats"
@@ -73,7 +74,7 @@ func toStatus(log *slog.Logger, method string, err error) error {
 		code = codes.Canceled
 
 	// Request problems.
-	case errors.Is(err, errToken):
+	case errors.Is(err, errToken), errors.Is(err, v1pb.ErrInvalid):
 		code = codes.InvalidArgument
 	case errors.As(err, &list):
 		code = codes.InvalidArgument

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ambit-authz/ambit/api"
 	"github.com/ambit-authz/ambit/engine"
+	"github.com/ambit-authz/ambit/internal/v1pb"
 	ambitv1 "github.com/ambit-authz/ambit/proto/ambit/v1"
 )
 
@@ -33,7 +34,7 @@ func newAccessCmd() *cobra.Command {
 	var ctxJSON, ranks, subjType string
 	cmd := &cobra.Command{Use: "access RESOURCE --ranks edit,read", Short: "List who holds which role on RESOURCE, and through what", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			res, err := objectPB(args[0])
+			res, err := v1pb.ParseObject(args[0])
 			if err != nil {
 				return err
 			}
@@ -116,11 +117,11 @@ func newWhyCmd() *cobra.Command {
 	var ctxJSON string
 	cmd := &cobra.Command{Use: "why RESOURCE PERMISSION SUBJECT", Short: "Explain why SUBJECT has PERMISSION on RESOURCE, or why not", Args: cobra.ExactArgs(3),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			res, err := objectPB(args[0])
+			res, err := v1pb.ParseObject(args[0])
 			if err != nil {
 				return err
 			}
-			sub, err := subjectPB(args[2])
+			sub, err := v1pb.ParseSubject(args[2])
 			if err != nil {
 				return err
 			}

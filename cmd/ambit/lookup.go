@@ -7,6 +7,8 @@ import (
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
+
+	"github.com/ambit-authz/ambit/internal/v1pb"
 )
 
 // `ambit lookup-resources` and `ambit lookup-subjects`.
@@ -17,7 +19,7 @@ func newLookupResourcesCmd() *cobra.Command {
 	var limit uint32
 	cmd := &cobra.Command{Use: "lookup-resources TYPE PERMISSION SUBJECT", Short: "List the resources of TYPE on which SUBJECT has PERMISSION", Args: cobra.ExactArgs(3),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			sub, err := subjectPB(args[2])
+			sub, err := v1pb.ParseSubject(args[2])
 			if err != nil {
 				return err
 			}
@@ -49,7 +51,7 @@ func newLookupSubjectsCmd() *cobra.Command {
 	var ctxJSON string
 	cmd := &cobra.Command{Use: "lookup-subjects RESOURCE PERMISSION SUBJECT_TYPE[#RELATION]", Short: "List the subjects that have PERMISSION on RESOURCE", Args: cobra.ExactArgs(3),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			res, err := objectPB(args[0])
+			res, err := v1pb.ParseObject(args[0])
 			if err != nil {
 				return err
 			}

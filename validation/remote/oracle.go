@@ -10,6 +10,7 @@ import (
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
 	"google.golang.org/grpc/status"
 
+	"github.com/ambit-authz/ambit/internal/v1pb"
 	"github.com/ambit-authz/ambit/tuple"
 )
 
@@ -226,7 +227,7 @@ func (x *run) record(cs []comparison) {
 func (x *run) checkBulk(ctx context.Context, keys []checkKey, answers map[checkKey]string) ([]comparison, error) {
 	req := &v1.CheckBulkPermissionsRequest{Consistency: x.consistency()}
 	for _, k := range keys {
-		req.Items = append(req.Items, &v1.CheckBulkPermissionsRequestItem{Resource: objectPB(k.res), Permission: k.perm, Subject: subjectPB(k.subj)})
+		req.Items = append(req.Items, &v1.CheckBulkPermissionsRequestItem{Resource: v1pb.ObjectToV1(k.res), Permission: k.perm, Subject: v1pb.SubjectToV1(k.subj)})
 	}
 	resp, err := x.c.CheckBulkPermissions(ctx, req)
 	if err != nil {
@@ -272,7 +273,7 @@ func (x *run) lookupResources(ctx context.Context, typ, perm string, subj tuple.
 			ctx, cancel := context.WithCancel(ctx)
 			defer cancel()
 			stream, err := x.c.LookupResources(ctx, &v1.LookupResourcesRequest{Consistency: x.consistency(), ResourceObjectType: typ,
-				Permission: perm, Subject: subjectPB(subj), OptionalLimit: uint32(page), OptionalCursor: cursor})
+				Permission: perm, Subject: v1pb.SubjectToV1(subj), OptionalLimit: uint32(page), OptionalCursor: cursor})
 			if err != nil {
 				return err
 			}
@@ -309,7 +310,7 @@ type wildcardResult struct {
 func (x *run) lookupSubjects(ctx context.Context, res tuple.ObjectRef, perm string, kind tuple.SubjectRef) (map[string]string, *wildcardResult, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stream, err := x.c.LookupSubjects(ctx, &v1.LookupSubjectsRequest{Consistency: x.consistency(), Resource: objectPB(res), Permission: perm,
+	stream, err := x.c.LookupSubjects(ctx, &v1.LookupSubjectsRequest{Consistency: x.consistency(), Resource: v1pb.ObjectToV1(res), Permission: perm,
 		SubjectObjectType: kind.Type, OptionalSubjectRelation: kind.Relation})
 	if err != nil {
 		return nil, nil, err

@@ -31,9 +31,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/structpb"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/ambit-authz/ambit/internal/v1pb"
 	"github.com/ambit-authz/ambit/schema"
 	"github.com/ambit-authz/ambit/tuple"
 	"github.com/ambit-authz/ambit/validation"
@@ -232,7 +231,7 @@ func (x *run) importRelationships(ctx context.Context) error {
 	for i := 0; i < len(rels); i += importBatch {
 		msg := &v1.ImportBulkRelationshipsRequest{}
 		for _, r := range rels[i:min(i+importBatch, len(rels))] {
-			pb, err := relationshipPB(r.Relationship)
+			pb, err := v1pb.RelationshipToV1(r.Relationship)
 			if err != nil {
 				return lineError{r.Line, err}
 			}
@@ -259,7 +258,7 @@ func (x *run) importRelationships(ctx context.Context) error {
 
 // consistency is at_least_as_fresh with the token of the last write.
 func (x *run) consistency() *v1.Consistency {
-	return &v1.Consistency{Requirement: &v1.Consistency_AtLeastAsFresh{AtLeastAsFresh: x.token}}
+	return v1pb.Fresh(x.token)
 }
 
 // answer is the outcome of one CheckPermission.
@@ -276,15 +275,12 @@ func (a answer) String() string {
 }
 
 func (x *run) checkRequest(res tuple.ObjectRef, perm string, subj tuple.SubjectRef, ctxValues map[string]any) (*v1.CheckPermissionRequest, error) {
-	req := &v1.CheckPermissionRequest{Consistency: x.consistency(), Resource: objectPB(res), Permission: perm, Subject: subjectPB(subj)}
-	if len(ctxValues) > 0 {
-		c, err := structpb.NewStruct(ctxValues)
-		if err != nil {
-			return nil, fmt.Errorf("caveat context: %w", err)
-		}
-		req.Context = c
+	c, err := v1pb.ContextToV1(ctxValues, "caveat context")
+	if err != nil {
+		return nil, err
 	}
-	return req, nil
+	return &v1.CheckPermissionRequest{Consistency: x.consistency(), Resource: v1pb.ObjectToV1(res), Permission: perm,
+		Subject: v1pb.SubjectToV1(subj), Context: c}, nil
 }
 
 // checkAll sends every request with CheckPermission, opts.Parallel at a
@@ -464,32 +460,6 @@ func lookupName(p v1.LookupPermissionship) string {
 		return conditionalPermission
 	}
 	return p.String()
-}
-
-func objectPB(o tuple.ObjectRef) *v1.ObjectReference {
-	return &v1.ObjectReference{ObjectType: o.Type, ObjectId: o.ID}
-}
-
-func subjectPB(s tuple.SubjectRef) *v1.SubjectReference {
-	return &v1.SubjectReference{Object: &v1.ObjectReference{ObjectType: s.Type, ObjectId: s.ID}, OptionalRelation: s.Relation}
-}
-
-func relationshipPB(r tuple.Relationship) (*v1.Relationship, error) {
-	out := &v1.Relationship{Resource: objectPB(r.Resource), Relation: r.Relation, Subject: subjectPB(r.Subject)}
-	if r.Caveat != nil {
-		out.OptionalCaveat = &v1.ContextualizedCaveat{CaveatName: r.Caveat.Name}
-		if len(r.Caveat.Context) > 0 {
-			c, err := structpb.NewStruct(r.Caveat.Context)
-			if err != nil {
-				return nil, fmt.Errorf("caveat context of %s: %w", r.Key(), err)
-			}
-			out.OptionalCaveat.Context = c
-		}
-	}
-	if !r.Expiration.IsZero() {
-		out.OptionalExpiresAt = timestamppb.New(r.Expiration)
-	}
-	return out, nil
 }
 
 // skipped reports whether an oracle call failed because the server gave up
