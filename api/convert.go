@@ -91,20 +91,11 @@ func preconditionsFromPB(ps []*v1.Precondition, limit int) ([]store.Precondition
 }
 
 func permissionshipToPB(p engine.Permissionship) v1.CheckPermissionResponse_Permissionship {
-	switch p {
-	case engine.HasPermission:
-		return v1.CheckPermissionResponse_PERMISSIONSHIP_HAS_PERMISSION
-	case engine.ConditionalPermission:
-		return v1.CheckPermissionResponse_PERMISSIONSHIP_CONDITIONAL_PERMISSION
-	}
-	return v1.CheckPermissionResponse_PERMISSIONSHIP_NO_PERMISSION
+	return v1pb.PermissionshipToV1(p)
 }
 
 func lookupPermissionshipToPB(p engine.Permissionship) v1.LookupPermissionship {
-	if p == engine.ConditionalPermission {
-		return v1.LookupPermissionship_LOOKUP_PERMISSIONSHIP_CONDITIONAL_PERMISSION
-	}
-	return v1.LookupPermissionship_LOOKUP_PERMISSIONSHIP_HAS_PERMISSION
+	return v1pb.LookupPermissionshipToV1(p)
 }
 
 func partialInfo(missing []string) *v1.PartialCaveatInfo {
@@ -114,27 +105,4 @@ func partialInfo(missing []string) *v1.PartialCaveatInfo {
 	return &v1.PartialCaveatInfo{MissingRequiredContext: missing}
 }
 
-func expandToPB(n *engine.ExpandNode) *v1.PermissionRelationshipTree {
-	t := &v1.PermissionRelationshipTree{ExpandedObject: objectToPB(n.Object), ExpandedRelation: n.Relation}
-	if n.Kind == engine.ExpandLeaf {
-		leaf := &v1.DirectSubjectSet{}
-		for _, s := range n.Subjects {
-			leaf.Subjects = append(leaf.Subjects, subjectToPB(s.Subject))
-		}
-		t.TreeType = &v1.PermissionRelationshipTree_Leaf{Leaf: leaf}
-		return t
-	}
-	op := v1.AlgebraicSubjectSet_OPERATION_UNION
-	switch n.Kind {
-	case engine.ExpandIntersection:
-		op = v1.AlgebraicSubjectSet_OPERATION_INTERSECTION
-	case engine.ExpandExclusion:
-		op = v1.AlgebraicSubjectSet_OPERATION_EXCLUSION
-	}
-	set := &v1.AlgebraicSubjectSet{Operation: op}
-	for _, c := range n.Children {
-		set.Children = append(set.Children, expandToPB(c))
-	}
-	t.TreeType = &v1.PermissionRelationshipTree_Intermediate{Intermediate: set}
-	return t
-}
+func expandToPB(n *engine.ExpandNode) *v1.PermissionRelationshipTree { return v1pb.ExpandToV1(n) }

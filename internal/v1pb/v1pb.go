@@ -1,7 +1,8 @@
 // Package v1pb translates between the authzed v1 API's messages and ambit's
-// typed vocabulary (package tuple): object and subject references,
-// relationships, caveat context, relationship filters, and the consistency
-// requirement a client names in text.
+// typed vocabulary (packages tuple and engine): object and subject
+// references, relationships, caveat context, relationship filters,
+// permissionships, expanded trees, and the consistency requirement a client
+// names in text.
 //
 // It is the one place that translation is written. The gRPC server (api),
 // the CLI (cmd/ambit), the remote validation runner (validation/remote) and
@@ -27,6 +28,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/ambit-authz/ambit/engine"
 	"github.com/ambit-authz/ambit/tuple"
 )
 
@@ -353,4 +355,77 @@ func ParseContext(s, field string) (*structpb.Struct, error) {
 		return nil, fieldErr(field, err)
 	}
 	return ContextToV1(m, field)
+}
+
+// PermissionshipToV1 writes a check's answer.
+func PermissionshipToV1(p engine.Permissionship) v1.CheckPermissionResponse_Permissionship {
+	switch p {
+	case engine.HasPermission:
+		return v1.CheckPermissionResponse_PERMISSIONSHIP_HAS_PERMISSION
+	case engine.ConditionalPermission:
+		return v1.CheckPermissionResponse_PERMISSIONSHIP_CONDITIONAL_PERMISSION
+	}
+	return v1.CheckPermissionResponse_PERMISSIONSHIP_NO_PERMISSION
+}
+
+// PermissionshipFromV1 reads a check's answer; UNSPECIFIED or an unknown
+// value is an error.
+func PermissionshipFromV1(p v1.CheckPermissionResponse_Permissionship) (engine.Permissionship, error) {
+	switch p {
+	case v1.CheckPermissionResponse_PERMISSIONSHIP_HAS_PERMISSION:
+		return engine.HasPermission, nil
+	case v1.CheckPermissionResponse_PERMISSIONSHIP_NO_PERMISSION:
+		return engine.NoPermission, nil
+	case v1.CheckPermissionResponse_PERMISSIONSHIP_CONDITIONAL_PERMISSION:
+		return engine.ConditionalPermission, nil
+	}
+	return engine.NoPermission, fieldMsg("permissionship", "permissionship: %s is not an answer", p)
+}
+
+// LookupPermissionshipToV1 writes a lookup result's permissionship (a
+// lookup returns only subjects or resources that have it, perhaps
+// conditionally).
+func LookupPermissionshipToV1(p engine.Permissionship) v1.LookupPermissionship {
+	if p == engine.ConditionalPermission {
+		return v1.LookupPermissionship_LOOKUP_PERMISSIONSHIP_CONDITIONAL_PERMISSION
+	}
+	return v1.LookupPermissionship_LOOKUP_PERMISSIONSHIP_HAS_PERMISSION
+}
+
+// LookupPermissionshipFromV1 reads a lookup result's permissionship;
+// UNSPECIFIED or an unknown value is an error.
+func LookupPermissionshipFromV1(p v1.LookupPermissionship) (engine.Permissionship, error) {
+	switch p {
+	case v1.LookupPermissionship_LOOKUP_PERMISSIONSHIP_HAS_PERMISSION:
+		return engine.HasPermission, nil
+	case v1.LookupPermissionship_LOOKUP_PERMISSIONSHIP_CONDITIONAL_PERMISSION:
+		return engine.ConditionalPermission, nil
+	}
+	return engine.NoPermission, fieldMsg("permissionship", "permissionship: %s is not a lookup result", p)
+}
+
+// ExpandToV1 writes an expanded tree.
+func ExpandToV1(n *engine.ExpandNode) *v1.PermissionRelationshipTree {
+	t := &v1.PermissionRelationshipTree{ExpandedObject: ObjectToV1(n.Object), ExpandedRelation: n.Relation}
+	if n.Kind == engine.ExpandLeaf {
+		leaf := &v1.DirectSubjectSet{}
+		for _, s := range n.Subjects {
+			leaf.Subjects = append(leaf.Subjects, SubjectToV1(s.Subject))
+		}
+		t.TreeType = &v1.PermissionRelationshipTree_Leaf{Leaf: leaf}
+		return t
+	}
+	op := v1.AlgebraicSubjectSet_OPERATION_UNION
+	switch n.Kind {
+	case engine.ExpandIntersection:
+		op = v1.AlgebraicSubjectSet_OPERATION_INTERSECTION
+	case engine.ExpandExclusion:
+		op = v1.AlgebraicSubjectSet_OPERATION_EXCLUSION
+	}
+	set := &v1.AlgebraicSubjectSet{Operation: op}
+	for _, c := range n.Children {
+		set.Children = append(set.Children, ExpandToV1(c))
+	}
+	t.TreeType = &v1.PermissionRelationshipTree_Intermediate{Intermediate: set}
+	return t
 }

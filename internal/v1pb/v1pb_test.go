@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/ambit-authz/ambit/engine"
 	"github.com/ambit-authz/ambit/tuple"
 )
 
@@ -57,7 +58,9 @@ func TestSubjectEllipsisIsNoRelation(t *testing.T) {
 	}
 }
 
-func obj(typ, id string) *v1.ObjectReference { return &v1.ObjectReference{ObjectType: typ, ObjectId: id} }
+func obj(typ, id string) *v1.ObjectReference {
+	return &v1.ObjectReference{ObjectType: typ, ObjectId: id}
+}
 
 func TestRelationshipFromV1Refuses(t *testing.T) {
 	good := func() *v1.Relationship {
@@ -252,5 +255,25 @@ func TestParseReferences(t *testing.T) {
 		if _, err := ParseSubject(bad); err == nil {
 			t.Errorf("ParseSubject(%q) accepted", bad)
 		}
+	}
+}
+
+func TestPermissionship(t *testing.T) {
+	for _, p := range []engine.Permissionship{engine.NoPermission, engine.HasPermission, engine.ConditionalPermission} {
+		if got, err := PermissionshipFromV1(PermissionshipToV1(p)); err != nil || got != p {
+			t.Errorf("check %v: round trip gives %v, %v", p, got, err)
+		}
+		if p == engine.NoPermission {
+			continue // not a lookup result
+		}
+		if got, err := LookupPermissionshipFromV1(LookupPermissionshipToV1(p)); err != nil || got != p {
+			t.Errorf("lookup %v: round trip gives %v, %v", p, got, err)
+		}
+	}
+	if _, err := PermissionshipFromV1(v1.CheckPermissionResponse_PERMISSIONSHIP_UNSPECIFIED); err == nil {
+		t.Error("an unspecified check answer was read as an answer")
+	}
+	if _, err := LookupPermissionshipFromV1(v1.LookupPermissionship_LOOKUP_PERMISSIONSHIP_UNSPECIFIED); err == nil {
+		t.Error("an unspecified lookup permissionship was read as one")
 	}
 }
