@@ -154,7 +154,7 @@ func (s *Store) WriteSnapshot(w io.Writer) (tuple.Revision, error) {
 }
 
 func (s *Store) iterate(txn *badger.Txn, space byte, fn func(*badger.Item) error) error {
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{space}})
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: spacePrefix(space)})
 	defer it.Close()
 	for it.Rewind(); it.Valid(); it.Next() {
 		if err := fn(it.Item()); err != nil {
@@ -247,7 +247,7 @@ func readSnapshot(r io.Reader) (*snapContent, error) {
 			if err := decodeValue(val, &rel); err != nil {
 				return nil, fmt.Errorf("%w: relationship record %d: %v", errSnapshot, nrec, err)
 			}
-			rkey := append([]byte{spaceResource}, body...)
+			rkey := resourceKeyFromBody(body)
 			c.rels = append(c.rels, [2][]byte{rkey, append([]byte(nil), val...)})
 		case recEnd:
 			if len(p) != 8 || binary.BigEndian.Uint64(p) != nrec {
