@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ambit-authz/ambit/schema"
 	"github.com/ambit-authz/ambit/store"
 	"github.com/ambit-authz/ambit/tuple"
 )
@@ -46,9 +47,9 @@ func sampleCommands() []Command {
 		{Kind: KindForgetMember, Member: MemberInfo{ID: "n1"}},
 	}
 	hashed := WriteCommand([]store.Update{{Op: store.OpTouch, Rel: group}}, nil)
-	hashed.SchemaHash = HashSchema("definition user {}\n")
+	hashed.SchemaHash = schema.DigestOf("definition user {}\n")
 	hashedImport := ImportCommand([]tuple.Relationship{group})
-	hashedImport.SchemaHash = HashSchema("")
+	hashedImport.SchemaHash = schema.DigestOf("")
 	cmds = append(cmds, hashed, hashedImport)
 	for i := range cmds {
 		if i%2 == 0 {
