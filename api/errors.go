@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strconv"
 
+	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/protoadapt"
 
 	"github.com/ambit-authz/ambit/engine"
 	"github.com/ambit-authz/ambit/internal/v1pb"
@@ -86,6 +89,11 @@ func toStatus(log *slog.Logger, method string, err error) error {
 	case errors.Is(err, store.ErrTooLarge):
 		code = codes.InvalidArgument
 
+	// A schema that would orphan stored relationships is itself wrong, as
+	// in SpiceDB; one removing what they use waits for their deletion.
+	case errors.Is(err, raft.ErrSchemaOrphans):
+		code = codes.InvalidArgument
+
 	// Requests that are well formed but do not fit the schema or the data.
 	case errors.Is(err, engine.ErrUnknownType), errors.Is(err, engine.ErrUnknownRelation), errors.Is(err, engine.ErrUnreachable):
 		code = codes.FailedPrecondition
@@ -126,10 +134,55 @@ func toStatus(log *slog.Logger, method string, err error) error {
 		msg = "internal error; the server log has the details"
 	}
 	st := status.New(code, msg)
+	var details []protoadapt.MessageV1
 	if reason != "" {
-		if d, derr := st.WithDetails(&errdetails.ErrorInfo{Reason: reason, Domain: ErrorDomain}); derr == nil {
+		details = append(details, &errdetails.ErrorInfo{Reason: reason, Domain: ErrorDomain})
+	}
+	if info := spiceDBReason(err); info != nil {
+		details = append(details, info)
+	}
+	if len(details) > 0 {
+		if d, derr := st.WithDetails(details...); derr == nil {
 			st = d
 		}
 	}
 	return st.Err()
+}
+
+// SpiceDBDomain is the domain of the google.rpc.ErrorInfo details that carry
+// SpiceDB's reasons (authzed-go's v1.ErrorReason), which SpiceDB's clients
+// branch on.
+const SpiceDBDomain = "authzed.com"
+
+// spiceDBReason is the ErrorInfo SpiceDB would attach to err, or nil where
+// SpiceDB has no reason for it.
+func spiceDBReason(err error) *errdetails.ErrorInfo {
+	var reason v1.ErrorReason
+	var meta map[string]string
+	var list schema.ErrorList
+	switch {
+	case errors.As(err, &list) && len(list) > 0:
+		// SpiceDB's positions are 0-indexed; ours print 1-indexed.
+		p := list[0].Pos
+		reason = v1.ErrorReason_ERROR_REASON_SCHEMA_PARSE_ERROR
+		meta = map[string]string{"start_line_number": strconv.Itoa(max(p.Line-1, 0)), "start_column_position": strconv.Itoa(max(p.Col-1, 0))}
+		if src := list[0].Source; src != "" {
+			meta["source_code"] = src
+		}
+	case errors.Is(err, engine.ErrUnknownType):
+		reason = v1.ErrorReason_ERROR_REASON_UNKNOWN_DEFINITION
+	case errors.Is(err, engine.ErrUnknownRelation):
+		reason = v1.ErrorReason_ERROR_REASON_UNKNOWN_RELATION_OR_PERMISSION
+	case errors.Is(err, store.ErrPreconditionFailed):
+		reason = v1.ErrorReason_ERROR_REASON_WRITE_OR_DELETE_PRECONDITION_FAILURE
+	case errors.Is(err, store.ErrAlreadyExists):
+		reason = v1.ErrorReason_ERROR_REASON_ATTEMPT_TO_RECREATE_RELATIONSHIP
+	case errors.Is(err, engine.ErrMaxDepth):
+		reason = v1.ErrorReason_ERROR_REASON_MAXIMUM_DEPTH_EXCEEDED
+	case errors.Is(err, engine.ErrCaveatContext):
+		reason = v1.ErrorReason_ERROR_REASON_CAVEAT_PARAMETER_TYPE_ERROR
+	default:
+		return nil
+	}
+	return &errdetails.ErrorInfo{Reason: reason.String(), Domain: SpiceDBDomain, Metadata: meta}
 }
