@@ -154,35 +154,39 @@ func toStatus(log *slog.Logger, method string, err error) error {
 // branch on.
 const SpiceDBDomain = "authzed.com"
 
+// spiceDBReasons are SpiceDB's reasons for ambit's sentinel errors, first
+// match wins.
+var spiceDBReasons = []struct {
+	err    error
+	reason v1.ErrorReason
+}{
+	{engine.ErrUnknownType, v1.ErrorReason_ERROR_REASON_UNKNOWN_DEFINITION},
+	{engine.ErrUnknownRelation, v1.ErrorReason_ERROR_REASON_UNKNOWN_RELATION_OR_PERMISSION},
+	{store.ErrPreconditionFailed, v1.ErrorReason_ERROR_REASON_WRITE_OR_DELETE_PRECONDITION_FAILURE},
+	{store.ErrAlreadyExists, v1.ErrorReason_ERROR_REASON_ATTEMPT_TO_RECREATE_RELATIONSHIP},
+	{engine.ErrMaxDepth, v1.ErrorReason_ERROR_REASON_MAXIMUM_DEPTH_EXCEEDED},
+	{engine.ErrCaveatContext, v1.ErrorReason_ERROR_REASON_CAVEAT_PARAMETER_TYPE_ERROR},
+}
+
 // spiceDBReason is the ErrorInfo SpiceDB would attach to err, or nil where
 // SpiceDB has no reason for it.
 func spiceDBReason(err error) *errdetails.ErrorInfo {
-	var reason v1.ErrorReason
-	var meta map[string]string
-	var list schema.ErrorList
-	switch {
-	case errors.As(err, &list) && len(list) > 0:
+	info := func(r v1.ErrorReason, meta map[string]string) *errdetails.ErrorInfo {
+		return &errdetails.ErrorInfo{Reason: r.String(), Domain: SpiceDBDomain, Metadata: meta}
+	}
+	if list := (schema.ErrorList)(nil); errors.As(err, &list) && len(list) > 0 {
 		// SpiceDB's positions are 0-indexed; ours print 1-indexed.
 		p := list[0].Pos
-		reason = v1.ErrorReason_ERROR_REASON_SCHEMA_PARSE_ERROR
-		meta = map[string]string{"start_line_number": strconv.Itoa(max(p.Line-1, 0)), "start_column_position": strconv.Itoa(max(p.Col-1, 0))}
+		meta := map[string]string{"start_line_number": strconv.Itoa(max(p.Line-1, 0)), "start_column_position": strconv.Itoa(max(p.Col-1, 0))}
 		if src := list[0].Source; src != "" {
 			meta["source_code"] = src
 		}
-	case errors.Is(err, engine.ErrUnknownType):
-		reason = v1.ErrorReason_ERROR_REASON_UNKNOWN_DEFINITION
-	case errors.Is(err, engine.ErrUnknownRelation):
-		reason = v1.ErrorReason_ERROR_REASON_UNKNOWN_RELATION_OR_PERMISSION
-	case errors.Is(err, store.ErrPreconditionFailed):
-		reason = v1.ErrorReason_ERROR_REASON_WRITE_OR_DELETE_PRECONDITION_FAILURE
-	case errors.Is(err, store.ErrAlreadyExists):
-		reason = v1.ErrorReason_ERROR_REASON_ATTEMPT_TO_RECREATE_RELATIONSHIP
-	case errors.Is(err, engine.ErrMaxDepth):
-		reason = v1.ErrorReason_ERROR_REASON_MAXIMUM_DEPTH_EXCEEDED
-	case errors.Is(err, engine.ErrCaveatContext):
-		reason = v1.ErrorReason_ERROR_REASON_CAVEAT_PARAMETER_TYPE_ERROR
-	default:
-		return nil
+		return info(v1.ErrorReason_ERROR_REASON_SCHEMA_PARSE_ERROR, meta)
 	}
-	return &errdetails.ErrorInfo{Reason: reason.String(), Domain: SpiceDBDomain, Metadata: meta}
+	for _, r := range spiceDBReasons {
+		if errors.Is(err, r.err) {
+			return info(r.reason, nil)
+		}
+	}
+	return nil
 }

@@ -17,6 +17,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"maps"
 	"slices"
 	"strings"
@@ -241,22 +242,34 @@ func (x *run) valid(subj tuple.SubjectRef) bool {
 	return x.s.Definitions[subj.Type] != nil && (subj.Relation == "" || x.s.Relation(subj.Type, subj.Relation) != nil)
 }
 
+// permissionsOf yields every relation and permission of every resource in
+// resList whose type the schema defines, in the schema's order.
+func (x *run) permissionsOf(resList []tuple.ObjectRef) iter.Seq2[tuple.ObjectRef, string] {
+	return func(yield func(tuple.ObjectRef, string) bool) {
+		for _, res := range resList {
+			d := x.s.Definitions[res.Type]
+			if d == nil {
+				continue
+			}
+			for _, perm := range d.Order {
+				if !yield(res, perm) {
+					return
+				}
+			}
+		}
+	}
+}
+
 // oracle cross-checks the APIs on everything the document mentions.
 func (x *run) oracle(ctx context.Context) error {
 	resList, subjList := x.f.Mentioned()
 
 	// 1. Check every combination; remember the answers.
 	var qs []Query
-	for _, res := range resList {
-		d := x.s.Definitions[res.Type]
-		if d == nil {
-			continue
-		}
-		for _, perm := range d.Order {
-			for _, subj := range subjList {
-				if x.valid(subj) {
-					qs = append(qs, Query{Resource: res, Permission: perm, Subject: subj})
-				}
+	for res, perm := range x.permissionsOf(resList) {
+		for _, subj := range subjList {
+			if x.valid(subj) {
+				qs = append(qs, Query{Resource: res, Permission: perm, Subject: subj})
 			}
 		}
 	}
@@ -381,16 +394,10 @@ func (x *run) lookupSubjects(ctx context.Context, resList []tuple.ObjectRef, sub
 		kind tuple.SubjectRef
 	}
 	var todo []job
-	for _, res := range resList {
-		d := x.s.Definitions[res.Type]
-		if d == nil {
-			continue
-		}
-		for _, perm := range d.Order {
-			for _, kind := range kinds {
-				if x.valid(kind) {
-					todo = append(todo, job{res, perm, kind})
-				}
+	for res, perm := range x.permissionsOf(resList) {
+		for _, kind := range kinds {
+			if x.valid(kind) {
+				todo = append(todo, job{res, perm, kind})
 			}
 		}
 	}
