@@ -23,21 +23,13 @@ func newCheckCmd() *cobra.Command {
 			if all && !explain {
 				return errors.New("--all needs --explain")
 			}
-			res, err := v1pb.ParseObject(args[0])
-			if err != nil {
-				return err
-			}
-			sub, err := v1pb.ParseSubject(args[2])
-			if err != nil {
-				return err
-			}
-			cctx, err := contextPB(ctxJSON)
+			q, err := parseQuery(args, 0, 2, ctxJSON)
 			if err != nil {
 				return err
 			}
 			return c.connect(cmd, func(s *session) error {
-				r, err := s.perms.CheckPermission(s.ctx, &v1.CheckPermissionRequest{Consistency: s.cons, Resource: res, Permission: args[1],
-					Subject: sub, Context: cctx, WithTracing: explain})
+				r, err := s.perms.CheckPermission(s.ctx, &v1.CheckPermissionRequest{Consistency: s.cons, Resource: q.res, Permission: args[1],
+					Subject: q.sub, Context: q.cctx, WithTracing: explain})
 				if err != nil {
 					return err
 				}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"io"
 
@@ -177,20 +176,32 @@ func relText(r *v1.Relationship) (string, error) {
 // contextPB reads --context.
 func contextPB(s string) (*structpb.Struct, error) { return v1pb.ParseContext(s, "--context") }
 
-func recvAll[T any](recv func() (T, error), fn func(T) error) error {
-	for {
-		m, err := recv()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if err := fn(m); err != nil {
-			return err
+// query is a command's RESOURCE and SUBJECT arguments and its --context,
+// read once at the edge.
+type query struct {
+	res  *v1.ObjectReference
+	sub  *v1.SubjectReference
+	cctx *structpb.Struct
+}
+
+// parseQuery reads args[res] as an object and args[sub] as a subject (an
+// index below 0 is not read) and ctxJSON as the caveat context.
+func parseQuery(args []string, res, sub int, ctxJSON string) (q query, err error) {
+	if res >= 0 {
+		if q.res, err = v1pb.ParseObject(args[res]); err != nil {
+			return q, err
 		}
 	}
+	if sub >= 0 {
+		if q.sub, err = v1pb.ParseSubject(args[sub]); err != nil {
+			return q, err
+		}
+	}
+	q.cctx, err = contextPB(ctxJSON)
+	return q, err
 }
+
+func recvAll[T any](recv func() (T, error), fn func(T) error) error { return v1pb.RecvAll(recv, fn) }
 
 // addContextFlag adds --context, the caveat context of a read.
 func addContextFlag(cmd *cobra.Command, ctxJSON *string) {

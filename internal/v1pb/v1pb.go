@@ -22,6 +22,7 @@ package v1pb
 import (
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
@@ -428,4 +429,21 @@ func ExpandToV1(n *engine.ExpandNode) *v1.PermissionRelationshipTree {
 	}
 	t.TreeType = &v1.PermissionRelationshipTree_Intermediate{Intermediate: set}
 	return t
+}
+
+// RecvAll reads a server stream of the v1 API to its end, calling fn with
+// each message; the first error (of the stream or of fn) ends it.
+func RecvAll[T any](recv func() (T, error), fn func(T) error) error {
+	for {
+		m, err := recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := fn(m); err != nil {
+			return err
+		}
+	}
 }

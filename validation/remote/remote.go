@@ -19,7 +19,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"regexp"
 	"sort"
 	"strconv"
@@ -251,17 +250,4 @@ func (x *run) consistency() *v1.Consistency {
 }
 
 // recvAll reads a server stream to its end.
-func recvAll[T any](recv func() (T, error), fn func(T) error) error {
-	for {
-		m, err := recv()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if err := fn(m); err != nil {
-			return err
-		}
-	}
-}
+func recvAll[T any](recv func() (T, error), fn func(T) error) error { return v1pb.RecvAll(recv, fn) }
