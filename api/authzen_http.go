@@ -793,6 +793,7 @@ func (h *azHandler) configuration(w http.ResponseWriter, r *http.Request) {
 			"urn:ambit:authzen:search-paging",
 			"urn:ambit:authzen:zedtoken-consistency",
 			"urn:ambit:authzen:caveat-context",
+			"urn:ambit:authzen:explain",
 		},
 	}
 	if id := r.Header.Get("X-Request-ID"); id != "" {

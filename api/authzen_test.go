@@ -409,6 +409,10 @@ func TestAuthZENConfiguration(t *testing.T) {
 			t.Errorf("%s = %v, want %s", k, doc[k], v)
 		}
 	}
+	// context.explain is announced.
+	if caps, _ := doc["capabilities"].([]any); !strings.Contains(fmt.Sprint(caps...), "urn:ambit:authzen:explain") {
+		t.Errorf("capabilities %v lack urn:ambit:authzen:explain", doc["capabilities"])
+	}
 }
 
 // TestAuthZENAuth: the gRPC API's keys; 401 without, 403 with a wrong one.
