@@ -106,3 +106,17 @@ func partialInfo(missing []string) *v1.PartialCaveatInfo {
 }
 
 func expandToPB(n *engine.ExpandNode) *v1.PermissionRelationshipTree { return v1pb.ExpandToV1(n) }
+
+// RelationshipToV1 is r as an authzed v1 Relationship, for front ends that
+// call the public API (the web console); a caveat context a v1 message
+// cannot hold is an InvalidArgument error naming the relationship.
+func RelationshipToV1(r tuple.Relationship) (*v1.Relationship, error) {
+	pb, err := v1pb.RelationshipToV1(r)
+	return pb, invalid(err)
+}
+
+// RelationshipFromV1 is the relationship an authzed v1 Relationship names;
+// the error (InvalidArgument) names what is wrong with it.
+func RelationshipFromV1(r *v1.Relationship) (tuple.Relationship, error) {
+	return relationshipFromPB(r, "relationship")
+}

@@ -16,9 +16,17 @@
 // (and SpiceDB's ErrorInfo reasons) in one place, toStatus (errors.go),
 // called by an interceptor; handlers return plain errors, or statuses built
 // with invalidf and preconditionf for problems found at the edge. Messages
-// are translated to and from ambit's types by internal/v1pb (convert.go). ServerOptions adds metrics and logging, panic
-// recovery, preshared-key authentication and the protoc-gen-validate rules
-// that ship with the authzed messages.
+// are translated to and from ambit's types by internal/v1pb (convert.go).
+// ServerOptions adds metrics and logging, panic recovery, authentication
+// and scopes (an Authenticator: preshared keys and managed API tokens,
+// caller.go, tokenauth.go) and the protoc-gen-validate rules that ship with
+// the authzed messages.
+//
+// Managed tokens live in the replicated record keyspace (tokenrecords.go)
+// and are served by ambit.v1.TokenService (tokenservice.go); every command
+// the API proposes carries its caller's token id. The audit log (audit.go)
+// writes each applied change from raft's OnApplied hook; the decision log
+// (decisionlog.go) samples check and lookup answers through a bounded queue.
 //
 // Dependencies point one way: api imports engine, store and raft; none of
 // them imports api.
