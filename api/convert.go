@@ -68,7 +68,8 @@ func filterFromPB(f *v1.RelationshipFilter, field string, required bool) (tuple.
 
 func preconditionsFromPB(ps []*v1.Precondition, limit int) ([]store.Precondition, error) {
 	if limit > 0 && len(ps) > limit {
-		return nil, invalidf("optional_preconditions: %d preconditions, more than the limit of %d", len(ps), limit)
+		return nil, tooMany(v1.ErrorReason_ERROR_REASON_TOO_MANY_PRECONDITIONS_IN_REQUEST, "precondition_count", len(ps), "maximum_preconditions_allowed", limit,
+			"optional_preconditions: %d preconditions, more than the limit of %d", len(ps), limit)
 	}
 	out := make([]store.Precondition, 0, len(ps))
 	for i, p := range ps {
