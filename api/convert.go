@@ -68,7 +68,8 @@ func filterFromPB(f *v1.RelationshipFilter, field string, required bool) (tuple.
 
 func preconditionsFromPB(ps []*v1.Precondition, limit int) ([]store.Precondition, error) {
 	if limit > 0 && len(ps) > limit {
-		return nil, invalidf("optional_preconditions: %d preconditions, more than the limit of %d", len(ps), limit)
+		return nil, tooMany(v1.ErrorReason_ERROR_REASON_TOO_MANY_PRECONDITIONS_IN_REQUEST, "precondition_count", len(ps), "maximum_preconditions_allowed", limit,
+			"optional_preconditions: %d preconditions, more than the limit of %d", len(ps), limit)
 	}
 	out := make([]store.Precondition, 0, len(ps))
 	for i, p := range ps {
@@ -106,3 +107,17 @@ func partialInfo(missing []string) *v1.PartialCaveatInfo {
 }
 
 func expandToPB(n *engine.ExpandNode) *v1.PermissionRelationshipTree { return v1pb.ExpandToV1(n) }
+
+// RelationshipToV1 is r as an authzed v1 Relationship, for front ends that
+// call the public API (the web console); a caveat context a v1 message
+// cannot hold is an InvalidArgument error naming the relationship.
+func RelationshipToV1(r tuple.Relationship) (*v1.Relationship, error) {
+	pb, err := v1pb.RelationshipToV1(r)
+	return pb, invalid(err)
+}
+
+// RelationshipFromV1 is the relationship an authzed v1 Relationship names;
+// the error (InvalidArgument) names what is wrong with it.
+func RelationshipFromV1(r *v1.Relationship) (tuple.Relationship, error) {
+	return relationshipFromPB(r, "relationship")
+}

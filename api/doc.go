@@ -17,10 +17,10 @@
 // called by an interceptor; handlers return plain errors, or statuses built
 // with invalidf and preconditionf for problems found at the edge. Messages
 // are translated to and from ambit's types by internal/v1pb (convert.go).
-// ServerOptions adds metrics and logging, panic recovery, authentication and
-// scopes (an Authenticator: preshared keys and managed API tokens, caller.go,
-// tokenauth.go) and the protoc-gen-validate rules that ship with the authzed
-// messages.
+// ServerOptions adds metrics and logging, panic recovery, authentication
+// and scopes (an Authenticator: preshared keys and managed API tokens,
+// caller.go, tokenauth.go) and the protoc-gen-validate rules that ship with
+// the authzed messages.
 //
 // Managed tokens live in the replicated record keyspace (tokenrecords.go)
 // and are served by ambit.v1.TokenService (tokenservice.go); every command

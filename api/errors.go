@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strconv"
 
@@ -26,6 +27,22 @@ import (
 // engine, store and raft go through toStatus.
 func invalidf(format string, args ...any) error {
 	return status.Errorf(codes.InvalidArgument, format, args...)
+}
+
+// tooMany is an InvalidArgument status for a request over one of its count
+// limits, with SpiceDB's ErrorInfo reason and metadata (countKey: the
+// count, maxKey: the limit).
+func tooMany(reason v1.ErrorReason, countKey string, count int, maxKey string, limit int, format string, args ...any) error {
+	return withSpiceDBReason(status.New(codes.InvalidArgument, fmt.Sprintf(format, args...)), reason,
+		map[string]string{countKey: strconv.Itoa(count), maxKey: strconv.Itoa(limit)})
+}
+
+// withSpiceDBReason attaches SpiceDB's ErrorInfo to st.
+func withSpiceDBReason(st *status.Status, reason v1.ErrorReason, meta map[string]string) error {
+	if d, err := st.WithDetails(&errdetails.ErrorInfo{Reason: reason.String(), Domain: SpiceDBDomain, Metadata: meta}); err == nil {
+		st = d
+	}
+	return st.Err()
 }
 
 func preconditionf(format string, args ...any) error {

@@ -84,7 +84,8 @@ func (s *Server) CheckBulkPermissions(ctx context.Context, req *v1.CheckBulkPerm
 	start := time.Now()
 	items := req.GetItems()
 	if len(items) > s.limits.MaxChecksPerBulk {
-		return nil, invalidf("items: %d checks in one request, more than the limit of %d; split the request", len(items), s.limits.MaxChecksPerBulk)
+		return nil, tooMany(v1.ErrorReason_ERROR_REASON_TOO_MANY_CHECKS_IN_REQUEST, "check_count", len(items), "maximum_checks_allowed", s.limits.MaxChecksPerBulk,
+			"items: %d checks in one request, more than the limit of %d; split the request", len(items), s.limits.MaxChecksPerBulk)
 	}
 	v, err := s.view(ctx, req.GetConsistency())
 	if err != nil {

@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -52,6 +53,37 @@ func TestSpiceDBErrorReasons(t *testing.T) {
 				OptionalPreconditions: []*v1.Precondition{{Operation: v1.Precondition_OPERATION_MUST_MATCH, Filter: &v1.RelationshipFilter{ResourceType: "document", OptionalResourceId: "zzz"}}}})
 			return err
 		}, codes.FailedPrecondition, v1.ErrorReason_ERROR_REASON_WRITE_OR_DELETE_PRECONDITION_FAILURE, nil},
+		{"too many updates", func() error {
+			var ups []*v1.RelationshipUpdate
+			for i := range api.DefaultMaxUpdatesPerWrite + 1 {
+				ups = append(ups, update(opTouch, fmt.Sprintf("document:d%d#viewer@user:ana", i)))
+			}
+			_, err := e.perms.WriteRelationships(e.ctx(), &v1.WriteRelationshipsRequest{Updates: ups})
+			return err
+		}, codes.InvalidArgument, v1.ErrorReason_ERROR_REASON_TOO_MANY_UPDATES_IN_REQUEST,
+			map[string]string{"update_count": fmt.Sprint(api.DefaultMaxUpdatesPerWrite + 1), "maximum_updates_allowed": fmt.Sprint(api.DefaultMaxUpdatesPerWrite)}},
+		{"too many preconditions", func() error {
+			var ps []*v1.Precondition
+			for range api.DefaultMaxPreconditions + 1 {
+				ps = append(ps, &v1.Precondition{Operation: v1.Precondition_OPERATION_MUST_MATCH, Filter: &v1.RelationshipFilter{ResourceType: "document"}})
+			}
+			_, err := e.perms.WriteRelationships(e.ctx(), &v1.WriteRelationshipsRequest{Updates: []*v1.RelationshipUpdate{update(opTouch, "document:b#viewer@user:ana")},
+				OptionalPreconditions: ps})
+			return err
+		}, codes.InvalidArgument, v1.ErrorReason_ERROR_REASON_TOO_MANY_PRECONDITIONS_IN_REQUEST, map[string]string{"maximum_preconditions_allowed": fmt.Sprint(api.DefaultMaxPreconditions)}},
+		{"too many checks", func() error {
+			var items []*v1.CheckBulkPermissionsRequestItem
+			for range api.DefaultMaxChecksPerBulk + 1 {
+				items = append(items, &v1.CheckBulkPermissionsRequestItem{Resource: obj("document:a"), Permission: "view", Subject: subj("user:ana")})
+			}
+			_, err := e.perms.CheckBulkPermissions(e.ctx(), &v1.CheckBulkPermissionsRequest{Consistency: full(), Items: items})
+			return err
+		}, codes.InvalidArgument, v1.ErrorReason_ERROR_REASON_TOO_MANY_CHECKS_IN_REQUEST, map[string]string{"check_count": fmt.Sprint(api.DefaultMaxChecksPerBulk + 1)}},
+		{"two updates of one relationship", func() error {
+			_, err := e.perms.WriteRelationships(e.ctx(), &v1.WriteRelationshipsRequest{Updates: []*v1.RelationshipUpdate{
+				update(opTouch, "document:b#viewer@user:ana"), update(opDelete, "document:b#viewer@user:ana")}})
+			return err
+		}, codes.InvalidArgument, v1.ErrorReason_ERROR_REASON_UPDATES_ON_SAME_RELATIONSHIP, map[string]string{"definition_name": "document"}},
 		{"create of an existing relationship", func() error {
 			_, err := e.perms.WriteRelationships(e.ctx(), &v1.WriteRelationshipsRequest{Updates: []*v1.RelationshipUpdate{update(v1.RelationshipUpdate_OPERATION_CREATE, "document:a#viewer@user:ana")}})
 			return err

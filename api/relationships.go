@@ -119,7 +119,8 @@ func (s *Server) pageStart(ctx context.Context, c *v1.Consistency, pb *v1.Cursor
 func (s *Server) WriteRelationships(ctx context.Context, req *v1.WriteRelationshipsRequest) (*v1.WriteRelationshipsResponse, error) {
 	ups := req.GetUpdates()
 	if len(ups) > s.limits.MaxUpdatesPerWrite {
-		return nil, invalidf("updates: %d updates in one write, more than the limit of %d; split the write", len(ups), s.limits.MaxUpdatesPerWrite)
+		return nil, tooMany(v1.ErrorReason_ERROR_REASON_TOO_MANY_UPDATES_IN_REQUEST, "update_count", len(ups), "maximum_updates_allowed", s.limits.MaxUpdatesPerWrite,
+			"updates: %d updates in one write, more than the limit of %d; split the write", len(ups), s.limits.MaxUpdatesPerWrite)
 	}
 	preconds, err := preconditionsFromPB(req.GetOptionalPreconditions(), s.limits.MaxPreconditions)
 	if err != nil {

@@ -618,6 +618,39 @@ func growUpdates(s []Update, n int) []Update {
 	return out
 }
 
+// Records (records.go): 'k', then the record's space and key as two
+// components. A space's records are one key range, in key order.
+
+func recordKey(space, key string) []byte {
+	b := make([]byte, 0, 1+len(space)+len(key)+2*termSize)
+	b = appendComponent(append(b, spaceRecord), space)
+	return appendComponent(b, key)
+}
+
+// recordSpacePrefix is the prefix of every record key of space.
+func recordSpacePrefix(space string) []byte {
+	return componentsPrefix(spaceRecord, space)
+}
+
+// decodeRecordKey splits a record key into its space and key.
+func decodeRecordKey(b []byte) (space, key string, err error) {
+	if len(b) == 0 || b[0] != spaceRecord {
+		return "", "", fmt.Errorf("%w: not a record key", errKey)
+	}
+	sp, rest, err := readComponent(b[1:])
+	if err != nil {
+		return "", "", err
+	}
+	k, rest, err := readComponent(rest)
+	if err != nil {
+		return "", "", err
+	}
+	if len(rest) != 0 {
+		return "", "", fmt.Errorf("%w: %d trailing bytes", errKey, len(rest))
+	}
+	return string(sp), string(k), nil
+}
+
 // Key prefixes and keys built from parts, for the query planner, GC, the
 // snapshot reader and the import's flush (FORMAT.md, "Query plans" and
 // "Keyspaces"). Every key the store reads or writes is built in this file.
@@ -657,36 +690,3 @@ func resourceKeyFromBody(body []byte) []byte {
 // flushKey is the throwaway key written in keyspace 0xFF and dropped at once
 // to make badger flush its memtables (streamimport.go).
 func flushKey() []byte { return []byte{spaceFlush, 'f', 'l', 'u', 's', 'h'} }
-
-// Records (records.go): 'k', then the record's space and key as two
-// components. A space's records are one key range, in key order.
-
-func recordKey(space, key string) []byte {
-	b := make([]byte, 0, 1+len(space)+len(key)+2*termSize)
-	b = appendComponent(append(b, spaceRecord), space)
-	return appendComponent(b, key)
-}
-
-// recordSpacePrefix is the prefix of every record key of space.
-func recordSpacePrefix(space string) []byte {
-	return appendComponent([]byte{spaceRecord}, space)
-}
-
-// decodeRecordKey splits a record key into its space and key.
-func decodeRecordKey(b []byte) (space, key string, err error) {
-	if len(b) == 0 || b[0] != spaceRecord {
-		return "", "", fmt.Errorf("%w: not a record key", errKey)
-	}
-	sp, rest, err := readComponent(b[1:])
-	if err != nil {
-		return "", "", err
-	}
-	k, rest, err := readComponent(rest)
-	if err != nil {
-		return "", "", err
-	}
-	if len(rest) != 0 {
-		return "", "", fmt.Errorf("%w: %d trailing bytes", errKey, len(rest))
-	}
-	return string(sp), string(k), nil
-}

@@ -17,7 +17,6 @@ import (
 	"github.com/ambit-authz/ambit/api"
 	"github.com/ambit-authz/ambit/api/apitoken"
 	"github.com/ambit-authz/ambit/engine"
-	"github.com/ambit-authz/ambit/internal/v1pb"
 	ambitv1 "github.com/ambit-authz/ambit/proto/ambit/v1"
 	"github.com/ambit-authz/ambit/tuple"
 )
@@ -214,7 +213,7 @@ func (h *Handler) readRelationships(ctx context.Context, c call) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		r, err := v1pb.RelationshipFromV1(resp.GetRelationship(), "relationship")
+		r, err := api.RelationshipFromV1(resp.GetRelationship())
 		if err != nil {
 			return nil, err
 		}
@@ -284,9 +283,9 @@ func (h *Handler) writeRelationships(ctx context.Context, c call) (any, error) {
 		if err != nil {
 			return nil, invalidf("relationships[%d]: %v", i, err)
 		}
-		pb, err := v1pb.RelationshipToV1(r)
+		pb, err := api.RelationshipToV1(r)
 		if err != nil {
-			return nil, invalidf("relationships[%d]: %v", i, err)
+			return nil, invalidf("relationships[%d]: %v", i, status.Convert(err).Message())
 		}
 		ups = append(ups, &v1.RelationshipUpdate{Operation: op, Relationship: pb})
 	}
@@ -539,7 +538,7 @@ func (h *Handler) watch(ctx context.Context, c call) (any, error) {
 			out.Cursor = t
 		}
 		for _, u := range resp.GetUpdates() {
-			r, err := v1pb.RelationshipFromV1(u.GetRelationship(), "relationship")
+			r, err := api.RelationshipFromV1(u.GetRelationship())
 			if err != nil {
 				return nil, err
 			}

@@ -8,8 +8,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/ambit-authz/ambit/api"
 	"github.com/ambit-authz/ambit/api/apitoken"
-	"github.com/ambit-authz/ambit/internal/v1pb"
 	"github.com/ambit-authz/ambit/validation"
 )
 
@@ -63,9 +63,9 @@ func (h *Handler) importFile(ctx context.Context, c call) (any, error) {
 		chunk := f.Relationships[i:min(i+importChunk, len(f.Relationships))]
 		ups := make([]*v1.RelationshipUpdate, len(chunk))
 		for j, r := range chunk {
-			pb, err := v1pb.RelationshipToV1(r.Relationship)
+			pb, err := api.RelationshipToV1(r.Relationship)
 			if err != nil {
-				return nil, invalidf("%s:%d: %v", f.Name, r.Line, err)
+				return nil, status.Errorf(codes.InvalidArgument, "line %d: %s", r.Line, status.Convert(err).Message())
 			}
 			ups[j] = &v1.RelationshipUpdate{Operation: v1.RelationshipUpdate_OPERATION_TOUCH, Relationship: pb}
 		}
