@@ -131,6 +131,7 @@ AMBIT_CLUSTER_SECRET), unless --insecure-cluster is given.`,
 	f.IntVar(&c.budgets.MaxReads, "max-reads", 1_000_000, "relationships one check may read; more is ResourceExhausted")
 	f.Int64Var(&c.budgets.MaxCaveatCost, "max-caveat-cost", 1_000_000, "CEL cost of the caveats one check may evaluate, summed (each evaluation is also capped at 100,000); more is ResourceExhausted")
 	f.IntVar(&c.budgets.MaxExpandNodes, "max-expand-nodes", 100_000, "nodes of one ExpandPermissionTree answer, counted as sent; more is ResourceExhausted")
+	f.IntVar(&c.budgets.LeopardMaxEdges, "leopard-max-edges", 1_000_000, "nesting edges (group#member in group#member) the nested-group index holds; past it the index empties and checks walk nested groups; negative disables the index")
 	f.Int64Var(&c.budgets.MaxExpandBytes, "max-expand-bytes", 64<<20, "approximate bytes of one ExpandPermissionTree answer; more is ResourceExhausted")
 	f.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&c.logFormat, "log-format", "text", "text or json")
@@ -421,6 +422,9 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer, ready func(serv
 	srv, err := api.New(api.Config{Store: st, Node: node, Engine: eng, ClusterID: cid, Limits: c.limits, Logger: log, Metrics: metrics})
 	if err != nil {
 		return err
+	}
+	if lm := srv.LeopardMetrics(); lm != nil {
+		reg.MustRegister(lm)
 	}
 	opts := srv.ServerOptions(api.ServeOptions{PresharedKeys: c.keys, Version: version})
 	if c.tlsCert != "" {

@@ -85,6 +85,9 @@ func Start(t testing.TB, o Options) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if lm := srv.LeopardMetrics(); lm != nil {
+		reg.MustRegister(lm)
+	}
 	g := grpc.NewServer(srv.ServerOptions(api.ServeOptions{PresharedKeys: o.Keys})...)
 	srv.Register(g)
 	raft.RegisterService(g, node)
