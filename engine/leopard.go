@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -63,7 +64,18 @@ type Leopard struct {
 type lpGraph struct {
 	since tuple.Revision
 	nodes map[string]*lpNode
+
+	// memo holds the large closures computed since the graph last changed,
+	// by object id (see closure); guarded by memoMu under l.mu's read lock,
+	// emptied under its write lock.
+	memoMu  sync.Mutex
+	memo    map[string]*closure
+	memoIDs int
 }
+
+// memoMin is the smallest closure the index keeps once computed: below it,
+// computing one costs about as much as finding it. A variable for tests.
+var memoMin = 64
 
 // lpNode is one object's outgoing self edges: the children whose members are
 // its members.
@@ -312,6 +324,7 @@ func (l *Leopard) graph(rel *tuple.Relationship, rev tuple.Revision, create bool
 	}
 	if g != nil {
 		g.since = rev
+		g.memo, g.memoIDs = nil, 0
 	}
 	return g
 }
@@ -323,9 +336,14 @@ func (l *Leopard) put(rel *tuple.Relationship, rev tuple.Revision) {
 	n := g.nodes[a]
 	if n == nil {
 		n = &lpNode{}
-		g.nodes[a] = n
+		// The index keeps ids for as long as the edges last: copies, so
+		// that they do not pin the buffers a reader decoded them into.
+		g.nodes[strings.Clone(a)] = n
 	}
 	i := n.find(b)
+	if i < 0 {
+		b = strings.Clone(b)
+	}
 	_, wasSpecial := n.special[b]
 	if isSpecial(rel) {
 		if i >= 0 {
@@ -431,12 +449,24 @@ func (l *Leopard) closure(typ, rel string, ids []string, rev tuple.Revision) (cl
 	if rev < since {
 		return closure{}, false
 	}
+	if g == nil {
+		cl.ids = make([]string, 0, len(ids))
+		for _, id := range ids {
+			cl.add(id)
+		}
+		return cl, true
+	}
+	if len(ids) == 1 {
+		g.memoMu.Lock()
+		m := g.memo[ids[0]]
+		g.memoMu.Unlock()
+		if m != nil {
+			return *m, true
+		}
+	}
 	cl.ids = make([]string, 0, max(len(ids), 4))
 	for _, id := range ids {
 		cl.add(id)
-	}
-	if g == nil {
-		return cl, true
 	}
 	for i := 0; i < len(cl.ids); i++ {
 		n := g.nodes[cl.ids[i]]
@@ -449,6 +479,23 @@ func (l *Leopard) closure(typ, rel string, ids []string, rev tuple.Revision) (cl
 		for _, c := range n.plain {
 			cl.add(c)
 		}
+	}
+	if len(ids) == 1 && len(cl.ids) >= memoMin {
+		// Kept until the relation's nesting changes, within the index's
+		// own bound: at most as many ids as edges.
+		g.memoMu.Lock()
+		if g.memoIDs+len(cl.ids) > l.maxEdges {
+			g.memo, g.memoIDs = nil, 0
+		}
+		if g.memo == nil {
+			g.memo = map[string]*closure{}
+		}
+		if g.memo[ids[0]] == nil {
+			m := cl
+			g.memo[ids[0]] = &m
+			g.memoIDs += len(cl.ids)
+		}
+		g.memoMu.Unlock()
 	}
 	return cl, true
 }

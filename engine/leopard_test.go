@@ -174,6 +174,9 @@ func TestLeopardAgreesWithWalk(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Keep every closure of two objects or more, so that the small graphs
+	// exercise the closures the index keeps as well as those it computes.
+	defer engine.SetLeopardMemoMin(2)()
 	seeds := 2 // about 30 s under -race; AMBIT_RANDOM_SEEDS=500 for a long run
 	if n, err := strconv.Atoi(os.Getenv("AMBIT_RANDOM_SEEDS")); err == nil && n > 0 {
 		seeds = n
