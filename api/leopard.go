@@ -69,8 +69,11 @@ func (s *Server) leopardStep(ctx context.Context, idx *engine.Leopard) error {
 	return s.leopardBuild(ctx, idx, applied)
 }
 
-// leopardApply applies the change feed after through.
+// leopardApply applies the change feed after through, up to at least the
+// revision applied when it starts, then advances the index to that revision
+// (the last revisions may have written nothing the feed records).
 func (s *Server) leopardApply(ctx context.Context, idx *engine.Leopard, through tuple.Revision) error {
+	applied := s.store.AppliedRevision() // before the feed is read: it holds every change up to here
 	var changes []engine.IndexChange
 	for piece, err := range s.store.ChangePieces(ctx, through) {
 		if err != nil {
@@ -84,6 +87,7 @@ func (s *Server) leopardApply(ctx context.Context, idx *engine.Leopard, through 
 			return err
 		}
 	}
+	idx.Advance(applied)
 	return nil
 }
 

@@ -86,4 +86,25 @@ func TestLeopardFollowsWrites(t *testing.T) {
 	if got := e.leopardMetric("ambit_leopard_fallbacks_total"); got <= fallbacks {
 		t.Fatalf("the read at an older nesting did not walk (fallbacks %v, before %v)", got, fallbacks)
 	}
+
+	// A refused write consumes a revision and records no change: the index
+	// follows the store to it all the same.
+	applied := e.store.AppliedRevision()
+	_, err := e.perms.WriteRelationships(e.ctx(), &v1.WriteRelationshipsRequest{
+		Updates:               []*v1.RelationshipUpdate{update(touch, "group:g9#member@user:ana")},
+		OptionalPreconditions: []*v1.Precondition{{Operation: v1.Precondition_OPERATION_MUST_MATCH, Filter: &v1.RelationshipFilter{ResourceType: "document", OptionalResourceId: "nothing"}}}})
+	if err == nil {
+		t.Fatal("a write with a MUST_MATCH precondition matching nothing succeeded")
+	}
+	if e.store.AppliedRevision() <= applied {
+		t.Skip("the refused write consumed no revision: nothing more to test")
+	}
+	e.waitLeopard()
+	served = e.leopardMetric("ambit_leopard_served_total")
+	if got := e.check(full(), "group:g2", "member", "user:ana"); got != v1.CheckPermissionResponse_PERMISSIONSHIP_HAS_PERMISSION {
+		t.Fatalf("after the refused write: %v", got)
+	}
+	if got := e.leopardMetric("ambit_leopard_served_total"); got <= served {
+		t.Fatalf("the check at the refused write's revision did not use the index (served %v, before %v)", got, served)
+	}
 }

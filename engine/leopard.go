@@ -315,6 +315,18 @@ func (l *Leopard) Apply(rev tuple.Revision, changes []IndexChange, more bool) er
 	return nil
 }
 
+// Advance records that the revisions after Through up to rev changed no
+// relationship (the change feed holds nothing for them: refused writes,
+// cluster membership), so the index answers there too. The caller must have
+// applied every change up to rev first.
+func (l *Leopard) Advance(rev tuple.Revision) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.ready && rev > l.through {
+		l.through = rev
+	}
+}
+
 func (l *Leopard) graph(rel *tuple.Relationship, rev tuple.Revision, create bool) *lpGraph {
 	k := relKey{rel.Resource.Type, rel.Relation}
 	g := l.graphs[k]
