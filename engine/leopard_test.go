@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -341,4 +342,64 @@ func lookupAll(seq func(func(engine.LookupResult, error) bool)) string {
 		fmt.Fprintf(&b, "%s:%s%v%v ", r.ID, r.Permissionship, r.Missing, r.Excluded)
 	}
 	return b.String()
+}
+
+// Past Config.LeopardMaxEdges the index refuses to build, or empties itself
+// when an applied revision takes it over, and checks walk with the same
+// answers.
+func TestLeopardEdgeLimit(t *testing.T) {
+	s, err := schema.Compile("bench.zed", benchSchema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	chain := []string{"document:d#viewer@group:g0#member", "group:g0#member@group:g1#member", "group:g1#member@group:g2#member", "group:g2#member@user:ana"}
+	third := "group:g2#member@group:g3#member"
+	tests := []struct {
+		name  string
+		build []string // at revision 1
+		apply []string // touched at revision 2
+	}{
+		{"over the limit at build", append(slices.Clone(chain), third), nil},
+		{"over the limit at apply", chain, []string{third}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e, err := engine.New(engine.Config{LeopardMaxEdges: 2, CacheMaxCost: -1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			src := engine.NewSource()
+			idx := e.Leopard(src)
+			rels := enginetest.MustParse(append(slices.Clone(tc.build), tc.apply...)...)
+			rev := tuple.Revision(1)
+			err = idx.Build(ctx, enginetest.MustParse(tc.build...), s, 1)
+			if len(tc.apply) > 0 {
+				if err != nil {
+					t.Fatalf("Build within the limit: %v", err)
+				}
+				var ch []engine.IndexChange
+				for _, r := range tc.apply {
+					ch = append(ch, engine.IndexChange{Rel: tuple.MustParse(r)})
+				}
+				rev = 2
+				err = idx.Apply(rev, ch, false)
+			}
+			if !errors.Is(err, engine.ErrTooMany) {
+				t.Fatalf("over the limit: error %v, want ErrTooMany", err)
+			}
+			st := idx.Stats()
+			if st.Ready || !st.OverLimit || st.Edges != 0 {
+				t.Fatalf("over the limit: stats %+v, want not ready, over the limit, empty", st)
+			}
+			v := e.View(s, rels, engine.Snapshot{Source: src, Revision: rev, Time: time.Now()})
+			res, err := v.Check(ctx, check("document:d", "view", "user:ana"))
+			if err != nil || res.Permissionship != engine.HasPermission {
+				t.Fatalf("check over the limit: %v %v, want HAS_PERMISSION", res.Permissionship, err)
+			}
+			if st := idx.Stats(); st.Served != 0 || st.Fallbacks == 0 {
+				t.Fatalf("over the limit the index answered (served %d, fallbacks %d)", st.Served, st.Fallbacks)
+			}
+		})
+	}
 }
