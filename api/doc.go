@@ -14,8 +14,15 @@
 // (token.go). Errors from the engine, store and raft are mapped to gRPC codes
 // in one place, toStatus (errors.go), called by an interceptor; handlers
 // return plain errors. ServerOptions adds metrics and logging, panic
-// recovery, preshared-key authentication and the protoc-gen-validate rules
-// that ship with the authzed messages.
+// recovery, authentication and scopes (an Authenticator: preshared keys and
+// managed API tokens, caller.go, tokenauth.go) and the protoc-gen-validate
+// rules that ship with the authzed messages.
+//
+// Managed tokens live in the replicated record keyspace (tokenrecords.go)
+// and are served by ambit.v1.TokenService (tokenservice.go); every command
+// the API proposes carries its caller's token id. The audit log (audit.go)
+// writes each applied change from raft's OnApplied hook; the decision log
+// (decisionlog.go) samples check and lookup answers through a bounded queue.
 //
 // Dependencies point one way: api imports engine, store and raft; none of
 // them imports api.

@@ -150,6 +150,9 @@ type Config struct {
 	Logger    *slog.Logger
 	// Metrics receives per-request engine statistics; nil disables them.
 	Metrics *Metrics
+	// DecisionLog, when set, records a sample of check and lookup
+	// decisions (decisionlog.go).
+	DecisionLog *DecisionLog
 }
 
 // Server implements the authzed v1 PermissionsService, SchemaService and
@@ -169,8 +172,10 @@ type Server struct {
 	log     *slog.Logger
 	metrics *Metrics
 	schemas *schemaCache
-	quantum atomic.Pointer[quantum]
-	gate    *gate
+	// decisions is the decision log, or nil.
+	decisions *DecisionLog
+	quantum   atomic.Pointer[quantum]
+	gate      *gate
 
 	stopOnce sync.Once
 	stopping chan struct{} // closed by Stop
@@ -190,16 +195,17 @@ func New(cfg Config) (*Server, error) {
 		cfg.Logger = slog.Default()
 	}
 	s := &Server{
-		store:    cfg.Store,
-		node:     cfg.Node,
-		engine:   cfg.Engine,
-		source:   engine.NewSource(),
-		tokens:   newTokens(cfg.ClusterID),
-		limits:   cfg.Limits.withDefaults(),
-		log:      cfg.Logger,
-		metrics:  cfg.Metrics,
-		schemas:  newSchemaCache(cfg.Store),
-		stopping: make(chan struct{}),
+		store:     cfg.Store,
+		node:      actorNode{cfg.Node},
+		engine:    cfg.Engine,
+		source:    engine.NewSource(),
+		tokens:    newTokens(cfg.ClusterID),
+		limits:    cfg.Limits.withDefaults(),
+		log:       cfg.Logger,
+		metrics:   cfg.Metrics,
+		decisions: cfg.DecisionLog,
+		schemas:   newSchemaCache(cfg.Store),
+		stopping:  make(chan struct{}),
 	}
 	s.gate = newGate(s.limits)
 	cfg.Node.SetSchemaGuard(s.schemas.guard)
