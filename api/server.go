@@ -164,7 +164,8 @@ type Server struct {
 	store   Store
 	node    Node
 	engine  *engine.Engine
-	source  engine.Source // names the store's data for the engine's caches
+	source  engine.Source   // names the store's data for the engine's caches
+	leopard *engine.Leopard // the engine's nested-group index of the store's data, or nil
 	tokens  tokens
 	limits  Limits
 	log     *slog.Logger
@@ -206,6 +207,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.gate = newGate(s.limits)
 	cfg.Node.SetForwardValidator(s.validateForwarded)
+	if s.leopard = cfg.Engine.Leopard(s.source); s.leopard != nil {
+		go s.followLeopard(s.leopard)
+	}
 	return s, nil
 }
 

@@ -77,6 +77,10 @@ type Config struct {
 	// MaxExpandBytes bounds the approximate size of one Expand tree, counted
 	// the same way; default 64 MiB.
 	MaxExpandBytes int64
+	// LeopardMaxEdges bounds the nested-group index of each data set (see
+	// Leopard): past it the index empties itself and checks walk the
+	// nesting; default 1,000,000 edges; negative disables the index.
+	LeopardMaxEdges int
 }
 
 func (c Config) withDefaults() Config {
@@ -116,6 +120,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxExpandBytes <= 0 {
 		c.MaxExpandBytes = 64 << 20
 	}
+	if c.LeopardMaxEdges == 0 {
+		c.LeopardMaxEdges = 1_000_000
+	}
 	return c
 }
 
@@ -131,6 +138,8 @@ type Engine struct {
 	mu     sync.Mutex
 	plans  map[string]*plan // by schema hash
 	flight *flight
+
+	leopards sync.Map // Source id -> *Leopard
 }
 
 // New returns an engine.
@@ -176,6 +185,7 @@ type View struct {
 	schema *schema.Schema
 	plan   *plan
 	reader Reader
+	index  *Leopard // the data set's nested-group index, or nil
 	rev    tuple.Revision
 	src    uint64    // the snapshot's Source
 	at     time.Time // the time expirations are judged at
@@ -225,7 +235,7 @@ func (e *Engine) View(s *schema.Schema, r Reader, at Snapshot) *View {
 		at.Source = NewSource()
 	}
 	src, rev := at.Source.id, at.Revision
-	return &View{engine: e, schema: s, plan: e.planFor(s), reader: r, rev: rev, src: src, at: now, now: now.UnixMicro(),
+	return &View{engine: e, schema: s, plan: e.planFor(s), reader: r, index: e.leopardFor(src), rev: rev, src: src, at: now, now: now.UnixMicro(),
 		prefix: s.Hash[:min(16, len(s.Hash))] + "@" + strconv.FormatUint(src, 36) + "." + strconv.FormatUint(uint64(rev), 10) + "|"}
 }
 

@@ -131,6 +131,7 @@ AMBIT_CLUSTER_SECRET), unless --insecure-cluster is given.`,
 	f.Int64Var(&c.budgets.MaxCaveatCost, "max-caveat-cost", 1_000_000, "CEL cost of the caveats one check may evaluate, summed (each evaluation is also capped at 100,000); more is ResourceExhausted")
 	f.IntVar(&c.budgets.MaxExpandNodes, "max-expand-nodes", 100_000, "nodes of one ExpandPermissionTree answer, counted as sent; more is ResourceExhausted")
 	f.Int64Var(&c.budgets.MaxExpandBytes, "max-expand-bytes", 64<<20, "approximate bytes of one ExpandPermissionTree answer; more is ResourceExhausted")
+	f.IntVar(&c.budgets.LeopardMaxEdges, "leopard-max-edges", 1_000_000, "nesting edges (group#member in group#member) the nested-group index holds; past it the index empties and checks walk nested groups; negative disables the index")
 	f.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&c.logFormat, "log-format", "text", "text or json")
 	f.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long shutdown waits for in-flight requests; closing the store and raft gets what is left, at least 3s more, then the process exits anyway")

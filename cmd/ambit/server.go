@@ -209,6 +209,9 @@ func (s *server) startAPI(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if lm := s.srv.LeopardMetrics(); lm != nil {
+		s.reg.MustRegister(lm)
+	}
 	s.auth = api.NewAuthenticator(c.keys)
 	opts := s.srv.ServerOptions(api.ServeOptions{PresharedKeys: c.keys, Version: version, Authenticator: s.auth})
 	if c.tlsCert != "" {

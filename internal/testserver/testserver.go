@@ -92,6 +92,9 @@ func Start(t testing.TB, o Options) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if lm := srv.LeopardMetrics(); lm != nil {
+		reg.MustRegister(lm)
+	}
 	auth := api.NewAuthenticator(o.Keys)
 	if o.Tokens != nil {
 		am, err := api.NewAuthMetrics(reg)
