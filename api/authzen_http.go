@@ -41,12 +41,11 @@ const (
 
 // AuthZENOptions configure the AuthZEN handler.
 type AuthZENOptions struct {
-	// PresharedKeys are the gRPC API's bearer keys, accepted as
-	// "Authorization: Bearer KEY". Empty disables authentication.
-	PresharedKeys []string
-	// Authenticator, when set, is used instead of one built from
-	// PresharedKeys (so managed tokens with the check scope work too).
-	Authenticator *Authenticator
+	// Auth authenticates every request but discovery by its Authorization
+	// header ("Bearer CREDENTIAL", the gRPC API's credentials) and requires
+	// the check scope (apitoken.Check). Nil, or one without credentials,
+	// disables authentication.
+	Auth *Authenticator
 	// MaxBodyBytes bounds a request body; default DefaultAuthZENMaxBody.
 	MaxBodyBytes int64
 	// Timeout is each request's budget; default DefaultAuthZENTimeout.
@@ -79,11 +78,10 @@ func (s *Server) AuthZENHandler(o AuthZENOptions) http.Handler {
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultAuthZENTimeout
 	}
-	auth := o.Authenticator
-	if auth == nil {
-		auth = NewAuthenticator(o.PresharedKeys)
+	if o.Auth == nil {
+		o.Auth = NewAuthenticator(nil)
 	}
-	h := &azHandler{s: s, o: o, auth: auth}
+	h := &azHandler{s: s, o: o}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+AuthZENEvaluation, h.wrap("evaluation", h.evaluation))
 	mux.HandleFunc("POST "+AuthZENEvaluations, h.wrap("evaluations", h.evaluations))
@@ -95,9 +93,8 @@ func (s *Server) AuthZENHandler(o AuthZENOptions) http.Handler {
 }
 
 type azHandler struct {
-	s    *Server
-	o    AuthZENOptions
-	auth *Authenticator
+	s *Server
+	o AuthZENOptions
 }
 
 // azCall is one request being served.
@@ -130,11 +127,11 @@ func (h *azHandler) wrap(name string, f func(c *azCall) (any, error)) http.Handl
 					resp, err = nil, status.Error(codes.Internal, "internal error (the server recovered from a panic; its log has the details)")
 				}
 			}()
-			caller, err := h.auth.authorize(r.Header.Get("Authorization"), apitoken.Check, method)
+			caller, err := h.o.Auth.authorize(r.Header.Get("Authorization"), apitoken.Check, method)
 			if err != nil {
 				return nil, err
 			}
-			c.ctx = WithCaller(ctx, caller)
+			c.ctx = WithCaller(c.ctx, caller)
 			r.Body = http.MaxBytesReader(w, r.Body, h.o.MaxBodyBytes)
 			return f(c)
 		}()
@@ -154,6 +151,10 @@ func (h *azHandler) wrap(name string, f func(c *azCall) (any, error)) http.Handl
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
+		if d, ok := resp.(azDecision); ok && d.Context == nil {
+			_, _ = w.Write(plainDecision[d.Decision]) // what json.Marshal writes, without reflection
+			return
+		}
 		b, err := json.Marshal(resp)
 		if err != nil {
 			h.s.log.Error("AuthZEN response encoding", "method", method, "err", err)
@@ -163,6 +164,9 @@ func (h *azHandler) wrap(name string, f func(c *azCall) (any, error)) http.Handl
 		_, _ = w.Write(append(b, '\n'))
 	}
 }
+
+// plainDecision is the JSON of a decision without context.
+var plainDecision = map[bool][]byte{true: []byte("{\"decision\":true}\n"), false: []byte("{\"decision\":false}\n")}
 
 // azStatus maps an error of a handler to a gRPC status: client mistakes
 // found here are InvalidArgument, the rest goes through toStatus.
@@ -198,8 +202,24 @@ func azHTTPStatus(err error) (int, string) {
 }
 
 // decode reads the JSON body into v. Errors name the field where they can.
-func (c *azCall) decode(v any) error {
-	dec := json.NewDecoder(c.r.Body)
+// plain, when not nil, decodes a body of the plain shape into v
+// (authzen_plain.go) and reports false, leaving v alone, for any other.
+func (c *azCall) decode(v any, plain func([]byte) bool) error {
+	body, err := io.ReadAll(c.r.Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		switch {
+		case errors.As(err, &mbe):
+			return azErrorf("request body: larger than the limit of %d bytes", mbe.Limit)
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			return azErrorf("request body: not received within the request's budget")
+		}
+		return azErrorf("request body: %v", err)
+	}
+	if plain != nil && plain(body) {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(v); err != nil {
 		var mbe *http.MaxBytesError
 		var se *json.SyntaxError
@@ -275,7 +295,7 @@ func (h *azHandler) translator() (azTranslator, error) {
 // evaluation serves POST /access/v1/evaluation.
 func (h *azHandler) evaluation(c *azCall) (any, error) {
 	var req azEvaluation
-	if err := c.decode(&req); err != nil {
+	if err := c.decode(&req, func(b []byte) bool { return decodePlainEvaluation(b, &req) }); err != nil {
 		return nil, err
 	}
 	return h.single(c, &req)
@@ -300,7 +320,13 @@ func (h *azHandler) single(c *azCall, req *azEvaluation) (any, error) {
 		return nil, err
 	}
 	c.answeredAt(resp.GetCheckedAt())
-	return decisionOf(resp.GetPermissionship(), resp.GetPartialCaveatInfo()), nil
+	d := decisionOf(resp.GetPermissionship(), resp.GetPartialCaveatInfo())
+	if !d.Decision && wantsExplain(req) {
+		if err := h.explainDeny(c, item, resp.GetCheckedAt(), &d); err != nil {
+			return nil, err
+		}
+	}
+	return d, nil
 }
 
 // Evaluation semantics of /evaluations (options.evaluations_semantic).
@@ -317,7 +343,7 @@ const (
 // end with the first deny (permit).
 func (h *azHandler) evaluations(c *azCall) (any, error) {
 	var req azEvaluationsRequest
-	if err := c.decode(&req); err != nil {
+	if err := c.decode(&req, func(b []byte) bool { return decodePlainEvaluations(b, &req) }); err != nil {
 		return nil, err
 	}
 	sem := req.Options.EvaluationsSemantic
@@ -343,6 +369,8 @@ func (h *azHandler) evaluations(c *azCall) (any, error) {
 	out := make([]azDecision, len(req.Evaluations))
 	bulk := &v1.CheckBulkPermissionsRequest{Consistency: cons}
 	var idx []int
+	// explain[i]: the item the i-th evaluation asks reasons for, if it does.
+	explain := make([]*v1.CheckBulkPermissionsRequestItem, len(req.Evaluations))
 	for i := range req.Evaluations {
 		ev := merged(req.azEvaluation, req.Evaluations[i])
 		item, err := t.checkItem(&ev, fmt.Sprintf("evaluations[%d].", i))
@@ -352,23 +380,29 @@ func (h *azHandler) evaluations(c *azCall) (any, error) {
 		}
 		bulk.Items = append(bulk.Items, item)
 		idx = append(idx, i)
+		if wantsExplain(&ev) {
+			explain[i] = item
+		}
 	}
+	var at *v1.ZedToken
 	if len(bulk.Items) > 0 {
 		release, err := h.s.admit(c.ctx, v1.PermissionsService_CheckBulkPermissions_FullMethodName, bulk)
 		if err != nil {
 			return nil, err
 		}
-		defer release()
 		resp, err := h.s.CheckBulkPermissions(c.ctx, bulk)
+		release() // before the explanations, which take a heavy slot each
 		if err != nil {
 			return nil, err
 		}
-		c.answeredAt(resp.GetCheckedAt())
+		at = resp.GetCheckedAt()
+		c.answeredAt(at)
 		for j, p := range resp.GetPairs() {
 			i := idx[j]
 			if e := p.GetError(); e != nil {
 				code, _ := azHTTPStatus(status.ErrorProto(e))
 				out[i] = azDecision{Context: map[string]any{"error": map[string]any{"status": code, "message": e.GetMessage()}}}
+				explain[i] = nil
 				continue
 			}
 			it := p.GetItem()
@@ -381,6 +415,13 @@ func (h *azHandler) evaluations(c *azCall) (any, error) {
 			if d.Decision == (sem == azPermitOnFirstPermit) {
 				out = out[:i+1]
 				break
+			}
+		}
+	}
+	for i := range out {
+		if explain[i] != nil && !out[i].Decision {
+			if err := h.explainDeny(c, explain[i], at, &out[i]); err != nil {
+				return nil, err
 			}
 		}
 	}
@@ -420,7 +461,7 @@ type azSearchResponse struct {
 
 func (h *azHandler) decodeSearch(c *azCall, kind azSearchKind) (*azSearchRequest, [8]byte, int, error) {
 	var req azSearchRequest
-	if err := c.decode(&req); err != nil {
+	if err := c.decode(&req, nil); err != nil {
 		return nil, [8]byte{}, 0, err
 	}
 	page := req.Page

@@ -251,3 +251,13 @@ func expandToPB(n *engine.ExpandNode) *v1.PermissionRelationshipTree {
 	t.TreeType = &v1.PermissionRelationshipTree_Intermediate{Intermediate: set}
 	return t
 }
+
+// RelationshipToV1 is r as an authzed v1 Relationship, for front ends that
+// call the public API (the web console).
+func RelationshipToV1(r tuple.Relationship) *v1.Relationship { return relationshipToPB(r) }
+
+// RelationshipFromV1 is the relationship an authzed v1 Relationship names;
+// the error names what is wrong with it.
+func RelationshipFromV1(r *v1.Relationship) (tuple.Relationship, error) {
+	return relationshipFromPB(r, "relationship")
+}

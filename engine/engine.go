@@ -41,7 +41,8 @@ type Config struct {
 	// MaxDepth bounds recursion (nested groups, arrows, permissions); default 50.
 	MaxDepth int
 	// CacheMaxCost bounds the result cache in bytes (approximate); default
-	// 64 MiB; negative disables the cache.
+	// 64 MiB; negative disables the cache. A sixteenth of it holds
+	// SubjectPermissions' whole answers (access.go).
 	CacheMaxCost int64
 	// ReadCacheMaxCost bounds the read cache in bytes (approximate): the
 	// relationships of one resource's relation, per revision, shared by every
@@ -124,7 +125,8 @@ func (c Config) withDefaults() Config {
 type Engine struct {
 	cfg   Config
 	cache *genCache[string, outcome]
-	reads *genCache[setKey, relSet] // see readcache.go
+	reads *genCache[setKey, relSet]       // see readcache.go
+	perms *genCache[string, permsOutcome] // SubjectPermissions' answers, see access.go
 
 	mu     sync.Mutex
 	plans  map[string]*plan // by schema hash
@@ -137,7 +139,8 @@ func New(cfg Config) (*Engine, error) {
 	e := &Engine{cfg: cfg, plans: map[string]*plan{}, flight: newFlight()}
 	if cfg.CacheMaxCost > 0 {
 		seed := maphash.MakeSeed()
-		e.cache = newGenCache[string, outcome](cfg.CacheMaxCost, func(k string) uint64 { return maphash.String(seed, k) })
+		e.cache = newGenCache[string, outcome](cfg.CacheMaxCost-cfg.CacheMaxCost/permsCacheShare, func(k string) uint64 { return maphash.String(seed, k) })
+		e.perms = newGenCache[string, permsOutcome](cfg.CacheMaxCost/permsCacheShare, func(k string) uint64 { return maphash.String(seed, k) })
 	}
 	if cfg.ReadCacheMaxCost > 0 {
 		e.reads = newReadCache(cfg.ReadCacheMaxCost)

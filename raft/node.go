@@ -75,6 +75,9 @@ type Config struct {
 	// ForwardValidator checks a command another node forwarded before the
 	// leader proposes it (see ForwardValidator); nil proposes it as it came.
 	ForwardValidator ForwardValidator
+	// LogCacheBytes bounds the in-memory cache of recent log entries;
+	// default DefaultLogCacheBytes.
+	LogCacheBytes int
 	// OnApplied, when set, sees every applied command entry in log order,
 	// replay at start-up included (see OnApplied).
 	OnApplied OnApplied
@@ -372,10 +375,7 @@ func NewNode(ctx context.Context, cfg Config, b Backend) (_ *Node, err error) {
 		}
 	}
 	watched := faultingLogStore{n.logs, n.Fail} // a failed write is a disk fault
-	logCache, err := hraft.NewLogCache(1024, watched)
-	if err != nil {
-		return nil, fmt.Errorf("raft: %w", err)
-	}
+	logCache := newLogCache(watched, cfg.LogCacheBytes)
 	notify := make(chan bool, 16)
 	rc := hraft.DefaultConfig()
 	rc.LocalID = hraft.ServerID(cfg.NodeID)

@@ -15,6 +15,7 @@ import (
 	"github.com/ambit-authz/ambit/api"
 	"github.com/ambit-authz/ambit/engine"
 	ambitv1 "github.com/ambit-authz/ambit/proto/ambit/v1"
+	"github.com/ambit-authz/ambit/tuple"
 )
 
 // The effective-access commands talk to ambit.v1's AccessService:
@@ -93,22 +94,43 @@ func accessTable(w io.Writer, rows []*ambitv1.ResourceAccessResponse) error {
 	return tw.Flush()
 }
 
-// viaText is a proof path as a route: the relation of each step and the
-// object it leads to, e.g. `reader → group:imaging#member → direct_member`.
+// viaText is a proof as a route: the relation of each step and the object
+// it leads to, e.g. `reader → group:imaging#member → direct_member`. A proof
+// forks where the route crosses an intersection (every operand must grant):
+// each branch after the first is joined with " & " and starts with the
+// object it leaves from when that is not the resource; a branch that ends
+// where another one already went on names that object.
 func viaText(proof []*ambitv1.Relationship) string {
-	var parts []string
+	rels := make([]tuple.Relationship, len(proof))
+	from := map[tuple.ObjectRef]bool{}
 	for i, p := range proof {
-		r := api.RelationshipFromPB(p)
-		step := r.Relation
-		if r.Caveat != nil {
-			step += "[" + r.Caveat.Name + "]"
+		rels[i] = api.RelationshipFromPB(p)
+		from[rels[i].Resource] = true
+	}
+	var b strings.Builder
+	for i, r := range rels {
+		switch {
+		case i == 0:
+		case r.Resource == rels[i-1].Subject.Object():
+			b.WriteString(" → " + rels[i-1].Subject.String() + " → ")
+		default:
+			if from[rels[i-1].Subject.Object()] {
+				b.WriteString(" → " + rels[i-1].Subject.Object().String())
+			}
+			b.WriteString(" & ")
+			if r.Resource != rels[0].Resource {
+				b.WriteString(r.Resource.String() + ": ")
+			}
 		}
-		parts = append(parts, step)
-		if i < len(proof)-1 {
-			parts = append(parts, r.Subject.String())
+		b.WriteString(r.Relation)
+		if r.Caveat != nil {
+			b.WriteString("[" + r.Caveat.Name + "]")
 		}
 	}
-	return strings.Join(parts, " → ")
+	if n := len(rels); n > 0 && from[rels[n-1].Subject.Object()] {
+		b.WriteString(" → " + rels[n-1].Subject.Object().String())
+	}
+	return b.String()
 }
 
 func newWhyCmd() *cobra.Command {

@@ -55,6 +55,7 @@ type serveConfig struct {
 	memoryHighPct   int
 	resultCacheMiB  int64
 	readCacheMiB    int64
+	memory          memoryPlan    // from --memory-limit (applyMemoryLimit)
 	budgets         engine.Config // request budgets (README "Request budgets")
 	logLevel        string
 	logFormat       string
@@ -64,6 +65,7 @@ type serveConfig struct {
 	diskProbe       time.Duration
 	diskFaultLinger time.Duration
 	diskMinFreeMiB  int64
+	console         consoleOptions
 }
 
 func newServeCmd() *cobra.Command {
@@ -96,8 +98,8 @@ AMBIT_CLUSTER_SECRET), unless --insecure-cluster is given.`,
 	f.StringArrayVar(&c.keys, "preshared-key", nil, "bearer key clients must send (repeatable; any one is accepted)")
 	f.BoolVar(&c.insecureNoAuth, "insecure-no-auth", false, "allow serving without a preshared key on a non-loopback address")
 	c.cluster.flags(f)
-	f.StringVar(&c.tlsCert, "tls-cert", "", "TLS certificate file for the gRPC port")
-	f.StringVar(&c.tlsKey, "tls-key", "", "TLS key file for the gRPC port")
+	f.StringVar(&c.tlsCert, "tls-cert", "", "TLS certificate file for the gRPC port and the HTTP listener (--http-addr then serves HTTPS)")
+	f.StringVar(&c.tlsKey, "tls-key", "", "TLS key file for the gRPC port and the HTTP listener")
 	f.StringVar(&c.nodeID, "node-id", "node-1", "raft node id; unique in the cluster and stable across restarts")
 	f.StringVar(&c.raftAddr, "raft-addr", "127.0.0.1:50061", "raft listen address")
 	f.StringVar(&c.raftAdvertise, "raft-advertise", "", "raft address peers dial (default: the bound --raft-addr)")
@@ -121,8 +123,8 @@ AMBIT_CLUSTER_SECRET), unless --insecure-cluster is given.`,
 	f.StringVar(&c.memoryLimit, "memory-limit", "75%", "Go memory limit (GOMEMLIMIT): bytes (KiB, MiB, GiB suffixes), a percentage of the cgroup's or machine's memory, or 0 for none")
 	f.IntVar(&c.memoryHighPct, "memory-high-water-percent", 90, "heavy calls are refused with ResourceExhausted while the Go heap is above this percentage of --memory-limit")
 	f.IntVar(&c.limits.ImportChunk, "import-chunk", api.DefaultImportChunk, "relationships per replicated import command")
-	f.Int64Var(&c.resultCacheMiB, "result-cache-mib", 64, "MiB of check and sub-problem results kept per revision (negative disables)")
-	f.Int64Var(&c.readCacheMiB, "read-cache-mib", 64, "MiB of relationship sets (one resource's relation) kept per revision for checks (negative disables)")
+	f.Int64Var(&c.resultCacheMiB, "result-cache-mib", 0, "MiB of check and sub-problem results kept per revision (0: a share of --memory-limit, at most 64; negative disables)")
+	f.Int64Var(&c.readCacheMiB, "read-cache-mib", 0, "MiB of relationship sets (one resource's relation) kept per revision for checks (0: a share of --memory-limit, at most 64; negative disables)")
 	f.IntVar(&c.budgets.MaxDispatches, "max-dispatches", 100_000, "sub-problems one check may evaluate (each bulk item and lookup candidate is one check); more is ResourceExhausted; 0 = default")
 	f.IntVar(&c.budgets.MaxReads, "max-reads", 1_000_000, "relationships one check may read; more is ResourceExhausted")
 	f.Int64Var(&c.budgets.MaxCaveatCost, "max-caveat-cost", 1_000_000, "CEL cost of the caveats one check may evaluate, summed (each evaluation is also capped at 100,000); more is ResourceExhausted")
@@ -137,6 +139,7 @@ AMBIT_CLUSTER_SECRET), unless --insecure-cluster is given.`,
 	f.DurationVar(&c.diskFaultLinger, "disk-fault-linger", 2*time.Second, "after a disk fault, how long the node goes on answering (not ready, writes refused) before it shuts down and exits with status 3")
 	f.Int64Var(&c.authzen.MaxBodyBytes, "authzen-max-body", api.DefaultAuthZENMaxBody, "largest AuthZEN request body in bytes (on --http-addr)")
 	f.DurationVar(&c.authzen.Timeout, "authzen-timeout", api.DefaultAuthZENTimeout, "budget of each AuthZEN request")
+	c.console.flags(f)
 	return cmd
 }
 
@@ -180,12 +183,13 @@ func applyMemoryLimit(c *serveConfig, log *slog.Logger) error {
 	if c.memoryHighPct < 0 || c.memoryHighPct > 100 {
 		return fmt.Errorf("--memory-high-water-percent %d is outside 1..100", c.memoryHighPct)
 	}
+	c.memory = planMemory(limit)
 	if limit == 0 {
 		return nil
 	}
 	debug.SetMemoryLimit(limit)
 	c.limits.MemoryHighWater = limit/100*int64(c.memoryHighPct) + limit%100*int64(c.memoryHighPct)/100
-	log.Info("memory limit", "bytes", limit, "heavy_calls_refused_above", c.limits.MemoryHighWater)
+	log.Info("memory limit", "bytes", limit, "heavy_calls_refused_above", c.limits.MemoryHighWater, "caches_at_most", c.memory.total())
 	return nil
 }
 
@@ -439,9 +443,12 @@ func loadBootstrapFile(ctx context.Context, node *raft.Node, st *store.Store, pa
 
 // cacheBytes turns a --*-cache-mib flag into an engine cache budget:
 // negative disables the cache, 0 leaves the engine's default.
-func cacheBytes(mib int64) int64 {
-	if mib < 0 {
+func cacheBytes(mib, planned int64) int64 {
+	switch {
+	case mib < 0:
 		return -1
+	case mib == 0:
+		return planned
 	}
 	return mib << 20
 }

@@ -103,6 +103,7 @@ func (s *server) openStore(context.Context) error {
 	}
 	s.storeFault = make(chan error, 1)
 	st, err := store.Open(store.Options{Dir: storeDir, SyncWrites: guard == nil, Logger: s.log,
+		MemTableSize: c.memory.memTable, MemTables: c.memory.memTables, BlockCacheSize: c.memory.blockCache,
 		OnFault: func(err error) { s.storeFault <- err }}) // called at most once
 	if err != nil {
 		return err
@@ -162,8 +163,8 @@ func (s *server) startRaft(ctx context.Context) error {
 	}
 	node, err := raft.NewNode(ctx, raft.Config{
 		NodeID: c.nodeID, RaftAddr: c.raftAddr, AdvertiseAddr: c.raftAdvertise, GRPCAddr: advertised, Dir: c.dataDir, LogStore: c.raftLogStore,
-		LogSegmentSize: c.raftSegmentMiB << 20,
-		Bootstrap:      c.bootstrap, Join: c.join, PresharedKeys: c.keys, ClusterSecret: secret, ClusterPKI: pki, PeerTLS: peerTLS, ClusterID: cid, SchemaGuard: api.SchemaGuard(s.st), Logger: s.log,
+		LogSegmentSize: c.raftSegmentMiB << 20, LogCacheBytes: c.memory.raftLogCache,
+		Bootstrap: c.bootstrap, Join: c.join, PresharedKeys: c.keys, ClusterSecret: secret, ClusterPKI: pki, PeerTLS: peerTLS, ClusterID: cid, SchemaGuard: api.SchemaGuard(s.st), Logger: s.log,
 		OnApplied: s.onApplied(),
 	}, s.st)
 	if err != nil {
@@ -187,7 +188,7 @@ func (s *server) startRaft(ctx context.Context) error {
 func (s *server) startAPI(ctx context.Context) error {
 	c := s.c
 	ecfg := c.budgets
-	ecfg.MaxBulkChecks, ecfg.CacheMaxCost, ecfg.ReadCacheMaxCost = c.limits.MaxChecksPerBulk, cacheBytes(c.resultCacheMiB), cacheBytes(c.readCacheMiB)
+	ecfg.MaxBulkChecks, ecfg.CacheMaxCost, ecfg.ReadCacheMaxCost = c.limits.MaxChecksPerBulk, cacheBytes(c.resultCacheMiB, c.memory.resultCache), cacheBytes(c.readCacheMiB, c.memory.readCache)
 	eng, err := engine.New(ecfg)
 	if err != nil {
 		return err
@@ -235,12 +236,15 @@ func (s *server) startAPI(ctx context.Context) error {
 
 // startHTTP serves metrics, health, readiness and the HTTP front ends on
 // --http-addr, if set.
-func (s *server) startHTTP(context.Context) error {
+func (s *server) startHTTP(ctx context.Context) error {
 	c := s.c
 	if c.httpAddr == "" {
 		return nil
 	}
 	hl, err := net.Listen("tcp", c.httpAddr)
+	if err == nil {
+		hl, err = httpsListener(hl, c.tlsCert, c.tlsKey)
+	}
 	if err != nil {
 		return fmt.Errorf("HTTP listener: %w", err)
 	}
@@ -258,7 +262,7 @@ func (s *server) startHTTP(context.Context) error {
 		id, _ := s.node.Leader()
 		fmt.Fprintf(w, "ready: %s, leader %s, applied revision %d\n", s.node.State(), id, s.st.AppliedRevision())
 	})
-	s.mountFrontEnds(mux)
+	s.mountFrontEnds(ctx, mux)
 	if c.pprof {
 		mux.Handle("/debug/pprof/", pprofHandler(c.keys))
 	}
@@ -277,19 +281,20 @@ func (s *server) startHTTP(context.Context) error {
 	return nil
 }
 
-// mountFrontEnds mounts the HTTP front ends (AuthZEN, ...) on mux. Each
+// mountFrontEnds mounts the HTTP front ends (AuthZEN, the web console, ...) on mux. Each
 // authenticates with the gRPC API's credentials; without keys they are
 // served only on a loopback address (as gRPC) unless --insecure-no-auth.
-func (s *server) mountFrontEnds(mux *http.ServeMux) {
+func (s *server) mountFrontEnds(ctx context.Context, mux *http.ServeMux) {
 	c := s.c
 	if len(c.keys) == 0 && !c.insecureNoAuth && !isLoopback(s.httpAddr) {
-		s.log.Warn("HTTP front ends off (AuthZEN): --http-addr is not loopback and no --preshared-key is set", "http_addr", s.httpAddr)
+		s.log.Warn("HTTP front ends off (AuthZEN, web console): --http-addr is not loopback and no --preshared-key is set", "http_addr", s.httpAddr)
 		return
 	}
-	c.authzen.PresharedKeys, c.authzen.Authenticator = c.keys, s.auth
+	c.authzen.Auth = s.auth
 	az := s.srv.AuthZENHandler(c.authzen)
 	mux.Handle("/access/v1/", az)
 	mux.Handle(api.AuthZENConfiguration, az)
+	mountConsole(ctx, mux, c, s.auth, s.grpcAddr, s.cid, s.reg, s.log)
 }
 
 // loadBootstrap loads --bootstrap-file, if set, before the node reports
