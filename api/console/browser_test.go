@@ -21,8 +21,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
-	"github.com/ambit-authz/ambit/api"
 	"github.com/ambit-authz/ambit/api/apitoken"
+	"github.com/ambit-authz/ambit/internal/v1pb"
 	"github.com/ambit-authz/ambit/tuple"
 )
 
@@ -280,11 +280,15 @@ func TestBrowserAdmin(t *testing.T) {
 	b.click("#rel-write")
 	b.confirm()
 	b.waitFor(`document.getElementById('status').textContent.startsWith('Written at')`)
+	b.set("#import-text", "relationships: |-\n  document:d3#viewer@user:ivy\n  document:d3#viewer@group:lab#member\n")
+	b.click("#import-run")
+	b.confirm()
+	b.waitFor(`document.getElementById('status').textContent === 'Imported 2 relationship(s)'`)
 	b.set("#rel-type", "document")
 	b.click("#rel-browse")
-	b.waitFor(`document.querySelectorAll('#rel-table tbody tr').length === 3`)
-	if n := eval[int](b, `document.querySelectorAll('#rel-table tbody button.danger').length`); n != 3 {
-		t.Errorf("an admin sees %d delete buttons for 3 relationships", n)
+	b.waitFor(`document.querySelectorAll('#rel-table tbody tr').length === 5`)
+	if n := eval[int](b, `document.querySelectorAll('#rel-table tbody button.danger').length`); n != 5 {
+		t.Errorf("an admin sees %d delete buttons for 5 relationships", n)
 	}
 	b.screenshot("relationships")
 
@@ -453,7 +457,11 @@ func write(t *testing.T, e *env, rels ...string) {
 	defer cancel()
 	var ups []*v1.RelationshipUpdate
 	for _, s := range rels {
-		ups = append(ups, &v1.RelationshipUpdate{Operation: v1.RelationshipUpdate_OPERATION_TOUCH, Relationship: api.RelationshipToV1(tuple.MustParse(s))})
+		pb, err := v1pb.RelationshipToV1(tuple.MustParse(s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ups = append(ups, &v1.RelationshipUpdate{Operation: v1.RelationshipUpdate_OPERATION_TOUCH, Relationship: pb})
 	}
 	if _, err := v1.NewPermissionsServiceClient(e.srv.Conn).WriteRelationships(ctx, &v1.WriteRelationshipsRequest{Updates: ups}); err != nil {
 		t.Fatal(err)
@@ -479,7 +487,7 @@ func read(t *testing.T, e *env, resourceType string) []string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r, err := api.RelationshipFromV1(resp.GetRelationship())
+		r, err := v1pb.RelationshipFromV1(resp.GetRelationship(), "relationship")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -62,6 +62,7 @@ type serveConfig struct {
 	shutdownTimeout time.Duration
 	authzen         api.AuthZENOptions
 	logs            logsConfig // tokenserve.go
+	scim            scimConfig
 	diskProbe       time.Duration
 	diskFaultLinger time.Duration
 	diskMinFreeMiB  int64
@@ -140,6 +141,7 @@ AMBIT_CLUSTER_SECRET), unless --insecure-cluster is given.`,
 	f.Int64Var(&c.authzen.MaxBodyBytes, "authzen-max-body", api.DefaultAuthZENMaxBody, "largest AuthZEN request body in bytes (on --http-addr)")
 	f.DurationVar(&c.authzen.Timeout, "authzen-timeout", api.DefaultAuthZENTimeout, "budget of each AuthZEN request")
 	c.console.flags(f)
+	addSCIMFlags(f, &c.scim)
 	return cmd
 }
 
@@ -315,6 +317,9 @@ func checkServeConfig(c *serveConfig, log *slog.Logger) error {
 	}
 	if c.pprof && len(c.keys) == 0 && !c.insecureNoAuth && c.httpAddr != "" && !isLoopback(c.httpAddr) {
 		return fmt.Errorf("refusing to serve --pprof on %s without authentication: give --preshared-key, or --insecure-no-auth to allow it", c.httpAddr)
+	}
+	if err := c.scim.check(); err != nil {
+		return err
 	}
 	if (c.tlsCert == "") != (c.tlsKey == "") {
 		return errors.New("--tls-cert and --tls-key must be given together")

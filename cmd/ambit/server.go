@@ -263,6 +263,10 @@ func (s *server) startHTTP(ctx context.Context) error {
 		fmt.Fprintf(w, "ready: %s, leader %s, applied revision %d\n", s.node.State(), id, s.st.AppliedRevision())
 	})
 	s.mountFrontEnds(ctx, mux)
+	if err := mountSCIM(mux, s.srv, s.auth, c, s.httpAddr, s.log); err != nil {
+		hl.Close()
+		return err
+	}
 	if c.pprof {
 		mux.Handle("/debug/pprof/", pprofHandler(c.keys))
 	}
