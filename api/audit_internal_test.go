@@ -176,3 +176,38 @@ func TestAuditTailFollow(t *testing.T) {
 		t.Fatalf("Tail ended with %v", err)
 	}
 }
+
+// Each kind of change is named in the audit log; a refused command is
+// recorded as refused.
+func TestAuditOps(t *testing.T) {
+	a := &AuditLog{o: AuditOptions{MaxRelationships: 1, TokenName: func(string) string { return "" }}, names: map[string]string{}}
+	rel, _ := tuple.Parse("doc:a#viewer@user:ana")
+	rel2, _ := tuple.Parse("doc:b#viewer@user:bob")
+	scimCmd := raft.RecordsCommand([]store.Update{{Op: store.OpTouch, Rel: rel}}, nil,
+		[]store.RecordOp{{Space: "scim.users", Key: "u1", Value: []byte("{}")}}, nil)
+	scimCmd.Actor = "00000000000000aa"
+	cases := []struct {
+		cmd  raft.Command
+		err  error
+		want []string
+	}{
+		{scimCmd, nil, []string{`"op":"scim"`, `"token_id":"00000000000000aa"`, `"scim.users":1`, `"~doc:a#viewer@user:ana"`}},
+		{raft.SchemaCommand("definition user {}"), nil, []string{`"op":"schema"`, `"bytes":18`, `"caller":"preshared key"`}},
+		{raft.ImportCommand([]tuple.Relationship{rel, rel2}), nil, []string{`"op":"import"`, `"relationships":2`, `"relationships_truncated":true`}},
+		{raft.DeleteCommand(tuple.Filter{ResourceType: "doc", Relation: "viewer"}, 10, false, nil), nil, []string{`"op":"delete"`, `"filter":"doc#viewer"`}},
+		{raft.WriteCommand([]store.Update{{Op: store.OpCreate, Rel: rel}}, nil), store.ErrPreconditionFailed, []string{`"op":"write"`, `"outcome":"refused: `, `"+doc:a#viewer@user:ana"`}},
+		{raft.Command{Kind: raft.KindForgetMember, Member: raft.MemberInfo{ID: "n3"}}, nil, []string{`"op":"cluster.forget-member"`, `"member":"n3"`}},
+	}
+	for _, c := range cases {
+		e := auditEntryAt(t, 7, c.cmd)
+		line, ok := a.entry(queued{index: e.Index, data: e.Data, err: c.err}, nil)
+		if !ok {
+			t.Fatalf("%v: no line", c.cmd.Kind)
+		}
+		for _, w := range c.want {
+			if !strings.Contains(string(line), w) {
+				t.Errorf("%v: %s lacks %s", c.cmd.Kind, line, w)
+			}
+		}
+	}
+}

@@ -114,7 +114,7 @@ func TestScopeTable(t *testing.T) {
 	// The services this test must have seen, so that it cannot pass by
 	// seeing none.
 	for _, want := range []string{"authzed.api.v1.PermissionsService", "authzed.api.v1.SchemaService", "authzed.api.v1.WatchService",
-		"ambit.v1.AccessService", "ambit.v1.TokenService"} {
+		"ambit.v1.AccessService", "ambit.v1.TokenService", "ambit.v1.AuditService"} {
 		if _, ok := services[want]; !ok {
 			t.Errorf("service %s is not registered", want)
 		}

@@ -107,6 +107,7 @@ func Start(t testing.TB, o Options) *Server {
 	srv.Register(g)
 	if o.Tokens != nil {
 		srv.RegisterTokens(g, o.Tokens, auth)
+		srv.RegisterAudit(g, nil) // no audit log: its calls are FailedPrecondition, after the scope check
 	}
 	raft.RegisterService(g, node)
 	go func() { _ = g.Serve(lis) }()
