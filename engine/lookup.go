@@ -53,7 +53,7 @@ func (v *View) LookupResources(ctx context.Context, req LookupResourcesRequest) 
 			yield(LookupResult{}, err)
 			return
 		}
-		cands, err := v.reverseWalk(ctx, req.Subject, req.ResourceType, req.Permission, req.After, req.Limit)
+		cands, err := v.reverseWalk(ctx, req.Subject, req.Context, req.ResourceType, req.Permission, req.After, req.Limit)
 		if err != nil {
 			yield(LookupResult{}, err)
 			return

@@ -69,7 +69,7 @@ func TestLookupHoldsOnlyWhatItMaySend(t *testing.T) {
 		{"d-0000499", 3, 3, "d-0000500"},
 		{"d-0000999", 5, 0, ""},
 	} {
-		c, err := v.reverseWalk(context.Background(), ana, "document", "view", tc.after, tc.limit)
+		c, err := v.reverseWalk(context.Background(), ana, nil, "document", "view", tc.after, tc.limit)
 		if err != nil {
 			t.Fatal(err)
 		}
