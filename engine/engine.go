@@ -53,8 +53,10 @@ type Config struct {
 	ReadCacheMaxSet int
 	// MaxBulkChecks bounds CheckBulk; default 1000.
 	MaxBulkChecks int
-	// MaxLookupCandidates bounds how many candidate objects a lookup
-	// examines before failing with ErrTooMany; default 1,000,000.
+	// MaxLookupCandidates bounds how many objects a lookup holds at once
+	// before failing with ErrTooMany: everything its walk reaches, or, where
+	// LookupResources streams (see stream.go), the objects below the target
+	// type, the targets being sent and forgotten; default 1,000,000.
 	MaxLookupCandidates int
 	// Concurrency bounds how many checks one bulk call or lookup runs at
 	// once; default 2 × GOMAXPROCS.

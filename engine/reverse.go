@@ -163,10 +163,10 @@ type walkShared struct {
 const maxSubWalkDepth = 2
 
 // walk runs the reverse walk from s to target#perm to its end.
-func (v *View) walk(ctx context.Context, s tuple.SubjectRef, cctx map[string]any, ck, target, perm string, sh *walkShared, depth int) (*reverseWalk, error) {
+func (v *View) walk(ctx context.Context, s tuple.SubjectRef, cctx map[string]any, ck, target, perm string, sh *walkShared, depth int, skipTarget bool) (*reverseWalk, error) {
 	w := &reverseWalk{v: v, target: target, perm: perm, lt: v.plan.lookupTarget(target, perm), mono: v.plan.monotone(),
 		nodes: map[objKey]*rnode{}, fetch: map[string][]*rnode{}, found: map[string]bool{},
-		ctx: ctx, subject: s, cctx: cctx, ctxKey: ck, shared: sh, depth: depth}
+		ctx: ctx, subject: s, cctx: cctx, ctxKey: ck, shared: sh, depth: depth, skipTarget: skipTarget}
 	switch {
 	case s.ID == tuple.Wildcard:
 		// Check treats a wildcard subject specially; verify everything.
@@ -256,6 +256,10 @@ type reverseWalk struct {
 	shared  *walkShared
 	depth   int // of sub-walks: 0 for the lookup's own walk
 	err     error
+	// skipTarget leaves the relationships into the target type unread: the
+	// streams of LookupResources read them in id order (see stream.go).
+	skipTarget bool
+	filters    map[string][]tuple.Filter // edgeFilters by subject type
 }
 
 // candidate is a target id the reverse walk reached; proven ones need no
@@ -275,7 +279,7 @@ func (v *View) reverseWalk(ctx context.Context, s tuple.SubjectRef, cctx map[str
 	if err != nil {
 		return nil, err
 	}
-	w, err := v.walk(ctx, s, cctx, ck, target, perm, &walkShared{subs: map[relKey]map[string]bool{}}, 0)
+	w, err := v.walk(ctx, s, cctx, ck, target, perm, &walkShared{subs: map[relKey]map[string]bool{}}, 0, false)
 	if err != nil {
 		return nil, err
 	}
@@ -453,7 +457,7 @@ func (w *reverseWalk) sub(typ, rel string) (map[string]bool, bool) {
 		return nil, false
 	}
 	w.shared.subs[k] = nil // while it runs: a sub-walk that needs itself evaluates per object
-	sw, err := w.v.walk(w.ctx, w.subject, w.cctx, w.ctxKey, typ, rel, w.shared, w.depth+1)
+	sw, err := w.v.walk(w.ctx, w.subject, w.cctx, w.ctxKey, typ, rel, w.shared, w.depth+1, false)
 	if err != nil {
 		return nil, false
 	}
@@ -497,39 +501,94 @@ func (w *reverseWalk) schedule(n *rnode, t rtask) {
 // follow takes the relationships naming n's object as subject one step up,
 // given that the subject holds rel on it.
 func (w *reverseWalk) follow(n *rnode, rel string) {
-	s := w.v.schema
 	for _, e := range n.edges {
-		res := e.resource
-		rd := s.Relation(res.typ, e.relation)
-		if rd == nil || rd.IsPermission {
-			continue
-		}
-		// A subject set (or the object itself, rel == "") the relation allows.
-		if e.subjRel == rel && allowsSubject(rd, n.obj.typ, rel, n.obj.id == tuple.Wildcard) {
-			if e.caveated {
-				w.markMaybe(res)
-			} else {
-				w.reach(res, e.relation)
-			}
-		}
-		// An arrow e.relation->rel on the resource's type.
-		if rel == "" {
-			continue
-		}
-		ak := arrowKey{res.typ, e.relation, rel}
-		if w.mono.partialArrow[ak] {
+		w.followEdge(n, rel, e)
+	}
+}
+
+// followEdge takes one relationship naming n's object as subject one step
+// up, given that the subject holds rel on n's object.
+func (w *reverseWalk) followEdge(n *rnode, rel string, e edge) {
+	res := e.resource
+	rd := w.v.schema.Relation(res.typ, e.relation)
+	if rd == nil || rd.IsPermission {
+		return
+	}
+	// A subject set (or the object itself, rel == "") the relation allows.
+	if e.subjRel == rel && allowsSubject(rd, n.obj.typ, rel, n.obj.id == tuple.Wildcard) {
+		if e.caveated {
 			w.markMaybe(res)
-		}
-		if ps := w.mono.arrows[ak]; len(ps) > 0 {
-			if e.caveated {
-				w.markMaybe(res)
-				continue
-			}
-			for _, p := range ps {
-				w.reach(res, p)
-			}
+		} else {
+			w.reach(res, e.relation)
 		}
 	}
+	// An arrow e.relation->rel on the resource's type.
+	if rel == "" {
+		return
+	}
+	ak := arrowKey{res.typ, e.relation, rel}
+	if w.mono.partialArrow[ak] {
+		w.markMaybe(res)
+	}
+	if ps := w.mono.arrows[ak]; len(ps) > 0 {
+		if e.caveated {
+			w.markMaybe(res)
+			return
+		}
+		for _, p := range ps {
+			w.reach(res, p)
+		}
+	}
+}
+
+// edgeFilters returns the queries (subject ids left out) that read the
+// relevant relationships naming objects of type t as subject: one scan of
+// the subject index, or, where the walk leaves the relationships into the
+// target type to the streams of LookupResources (skipTarget), one per
+// relation of another type that allows t as subject.
+func (w *reverseWalk) edgeFilters(t string) []tuple.Filter {
+	if !w.skipTarget {
+		return []tuple.Filter{{Subject: &tuple.SubjectFilter{Type: t}}}
+	}
+	if fs, ok := w.filters[t]; ok {
+		return fs
+	}
+	var fs []tuple.Filter
+	seen := map[[3]string]bool{}
+	for _, rk := range sortedRelKeys(w.lt.relevant) {
+		r := w.v.schema.Relation(rk.typ, rk.rel)
+		if rk.typ == w.target || r == nil || r.IsPermission {
+			continue
+		}
+		for _, at := range r.AllowedTypes {
+			k := [3]string{at.Relation, rk.typ, rk.rel}
+			if at.Type != t || seen[k] {
+				continue
+			}
+			seen[k] = true
+			srel := at.Relation
+			fs = append(fs, tuple.Filter{ResourceType: rk.typ, Relation: rk.rel, Subject: &tuple.SubjectFilter{Type: t, Relation: &srel}})
+		}
+	}
+	if w.filters == nil {
+		w.filters = map[string][]tuple.Filter{}
+	}
+	w.filters[t] = fs
+	return fs
+}
+
+func sortedRelKeys(m map[relKey]bool) []relKey {
+	out := make([]relKey, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.SortFunc(out, func(a, b relKey) int {
+		if c := strings.Compare(a.typ, b.typ); c != 0 {
+			return c
+		}
+		return strings.Compare(a.rel, b.rel)
+	})
+	return out
 }
 
 // allowsSubject reports whether relation r allows subjects of type typ with
@@ -560,17 +619,19 @@ func (w *reverseWalk) fetchEdges(ctx context.Context) error {
 			for i, n := range chunk {
 				ids[i] = n.obj.id
 			}
-			f := tuple.Filter{Subject: &tuple.SubjectFilter{Type: t, IDs: ids}}
-			for rel, err := range w.v.reader.Query(ctx, f) {
-				if err != nil {
-					return err
-				}
-				if !w.lt.relevant[relKey{rel.Resource.Type, rel.Relation}] {
-					continue // this relation cannot lead to target#perm
-				}
-				if n := w.nodes[objKey{t, rel.Subject.ID}]; n != nil && !n.fetched {
-					n.edges = append(n.edges, edge{resource: objKey{rel.Resource.Type, rel.Resource.ID},
-						relation: rel.Relation, subjRel: rel.Subject.Relation, caveated: rel.Caveat != nil})
+			for _, f := range w.edgeFilters(t) {
+				f.Subject.IDs = ids
+				for rel, err := range w.v.reader.Query(ctx, f) {
+					if err != nil {
+						return err
+					}
+					if !w.lt.relevant[relKey{rel.Resource.Type, rel.Relation}] {
+						continue // this relation cannot lead to target#perm
+					}
+					if n := w.nodes[objKey{t, rel.Subject.ID}]; n != nil && !n.fetched {
+						n.edges = append(n.edges, edge{resource: objKey{rel.Resource.Type, rel.Resource.ID},
+							relation: rel.Relation, subjRel: rel.Subject.Relation, caveated: rel.Caveat != nil})
+					}
 				}
 			}
 			for _, n := range chunk {
