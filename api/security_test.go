@@ -8,6 +8,7 @@ package api_test
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -204,6 +205,74 @@ func TestSecurityUnreadLookupStreams(t *testing.T) {
 	// The slots are free again.
 	if _, err := drain(t, recvOf(e.perms.LookupResources(e.ctx(), &v1.LookupResourcesRequest{ResourceObjectType: "document", Permission: "view", Subject: subj("user:ana"), OptionalLimit: 5}))); err != nil {
 		t.Fatalf("lookup after the holders left: %v", err)
+	}
+}
+
+// TestSecurityUnreadLookupsHoldLittle (issue 16 item 3): lookups stream
+// their results as they are proven, so a lookup over 50,000 public documents
+// whose client takes the first result and never reads again holds the
+// position of its walk and what gRPC's flow-control window buffers, not the
+// 50,000 results it has yet to send (about 12 MB each before the lookups
+// streamed). Many such lookups together stay under a loose heap bound, and
+// the server still answers.
+func TestSecurityUnreadLookupsHoldLittle(t *testing.T) {
+	const (
+		docs    = 50_000
+		streams = 24
+		bound   = 64 << 20 // 24 lookups that each held their results: ~290 MB
+	)
+	e := newEnv(t, func(o *envOptions) { o.limits.MaxConcurrentHeavy = streams; o.limits.RequestTimeout = 5 * time.Minute })
+	e.writeSchema(testSchema)
+	e.importRels(publicDocs(docs, 200))
+	slow := e.slowClient(t)
+	req := &v1.LookupResourcesRequest{ResourceObjectType: "document", Permission: "view", Subject: subj("user:mallory"), Consistency: full()}
+	heap := func() int64 {
+		var ms runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		return int64(ms.HeapAlloc)
+	}
+	base := heap()
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	var held []v1.PermissionsService_LookupResourcesClient
+	for range streams {
+		s, err := slow.LookupResources(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		first, err := s.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if id := first.GetResourceObjectId(); !strings.HasSuffix(id, "0000000") {
+			t.Fatalf("first result %s, want the smallest id", id)
+		}
+		held = append(held, s)
+	}
+	e.answersCheck(t)
+	grew := heap() - base
+	t.Logf("%d lookups read once: the heap grew by %d MiB", streams, grew>>20)
+	if grew > bound {
+		t.Errorf("%d lookups that were read once hold %d MiB of heap, more than %d MiB", streams, grew>>20, bound>>20)
+	}
+	stop()
+	for _, s := range held {
+		if _, err := drain(t, s.Recv); status.Code(err) != codes.Canceled {
+			t.Fatalf("held lookup ended with %v, want Canceled", err)
+		}
+	}
+	// Read to the end, a lookup gives every document once, in order.
+	rctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	all, err := drain(t, recvOf(e.perms.LookupResources(rctx, &v1.LookupResourcesRequest{ResourceObjectType: "document", Permission: "view", Subject: subj("user:ana"), OptionalLimit: docs})))
+	if err != nil || len(all) != docs {
+		t.Fatalf("a lookup read to the end: %d results, %v", len(all), err)
+	}
+	for i := 1; i < len(all); i++ {
+		if all[i-1].GetResourceObjectId() >= all[i].GetResourceObjectId() {
+			t.Fatalf("results %d and %d out of order", i-1, i)
+		}
 	}
 }
 
