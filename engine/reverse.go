@@ -163,10 +163,10 @@ type walkShared struct {
 const maxSubWalkDepth = 2
 
 // walk runs the reverse walk from s to target#perm to its end.
-func (v *View) walk(ctx context.Context, s tuple.SubjectRef, cctx map[string]any, ck, target, perm string, sh *walkShared, depth int, skipTarget bool) (*reverseWalk, error) {
+func (v *View) walk(ctx context.Context, s tuple.SubjectRef, cctx map[string]any, ck, target, perm string, sh *walkShared, depth int, streamable bool) (*reverseWalk, error) {
 	w := &reverseWalk{v: v, target: target, perm: perm, lt: v.plan.lookupTarget(target, perm), mono: v.plan.monotone(),
 		nodes: map[objKey]*rnode{}, fetch: map[string][]*rnode{}, found: map[string]bool{},
-		ctx: ctx, subject: s, cctx: cctx, ctxKey: ck, shared: sh, depth: depth, skipTarget: skipTarget}
+		ctx: ctx, subject: s, cctx: cctx, ctxKey: ck, shared: sh, depth: depth, streamable: streamable}
 	switch {
 	case s.ID == tuple.Wildcard:
 		// Check treats a wildcard subject specially; verify everything.
@@ -256,10 +256,14 @@ type reverseWalk struct {
 	shared  *walkShared
 	depth   int // of sub-walks: 0 for the lookup's own walk
 	err     error
-	// skipTarget leaves the relationships into the target type unread: the
-	// streams of LookupResources read them in id order (see stream.go).
-	skipTarget bool
-	filters    map[string][]tuple.Filter // edgeFilters by subject type
+	// streamable: the relationships into the target type may be left to the
+	// sorted streams of LookupResources (see stream.go). The walk reads them
+	// with the rest until it has read Config.LookupStreamAfter of them; then it
+	// forgets what they reached, reads no more of them (streaming), and
+	// the streams read them all again in id order.
+	streamable, streaming bool
+	targetEdges           int
+	filters               map[string][]tuple.Filter // edgeFilters by subject type
 }
 
 // candidate is a target id the reverse walk reached; proven ones need no
@@ -541,13 +545,31 @@ func (w *reverseWalk) followEdge(n *rnode, rel string, e edge) {
 	}
 }
 
+// startStreaming switches a streamable walk to leave the relationships into
+// the target type to the streams: it drops those read so far, and the
+// targets they reached (nothing else depends on a target object, which
+// leads nowhere), except the subject itself.
+func (w *reverseWalk) startStreaming() {
+	w.streaming = true
+	subject := objKey{w.subject.Type, w.subject.ID}
+	for o, n := range w.nodes {
+		switch {
+		case o.typ != w.target:
+			n.edges = slices.DeleteFunc(n.edges, func(e edge) bool { return e.resource.typ == w.target })
+		case o != subject:
+			delete(w.nodes, o)
+			delete(w.found, o.id)
+		}
+	}
+}
+
 // edgeFilters returns the queries (subject ids left out) that read the
 // relevant relationships naming objects of type t as subject: one scan of
 // the subject index, or, where the walk leaves the relationships into the
-// target type to the streams of LookupResources (skipTarget), one per
+// target type to the streams of LookupResources (streaming), one per
 // relation of another type that allows t as subject.
 func (w *reverseWalk) edgeFilters(t string) []tuple.Filter {
-	if !w.skipTarget {
+	if !w.streaming {
 		return []tuple.Filter{{Subject: &tuple.SubjectFilter{Type: t}}}
 	}
 	if fs, ok := w.filters[t]; ok {
@@ -591,6 +613,38 @@ func sortedRelKeys(m map[relKey]bool) []relKey {
 	return out
 }
 
+// readEdges appends to the nodes of chunk (of type t, ids) their relevant
+// relationships. A walk that starts streaming on the way stops its scan
+// there and reads the chunk again without the target type.
+func (w *reverseWalk) readEdges(ctx context.Context, t string, ids []string, chunk []*rnode) error {
+	streaming := w.streaming
+	for _, f := range w.edgeFilters(t) {
+		f.Subject.IDs = ids
+		for rel, err := range w.v.reader.Query(ctx, f) {
+			if err != nil {
+				return err
+			}
+			if !w.lt.relevant[relKey{rel.Resource.Type, rel.Relation}] {
+				continue // this relation cannot lead to target#perm
+			}
+			if w.streamable && !streaming && rel.Resource.Type == w.target {
+				if w.targetEdges++; w.targetEdges > w.v.engine.cfg.LookupStreamAfter {
+					w.startStreaming()
+					for _, n := range chunk {
+						n.edges = nil
+					}
+					return w.readEdges(ctx, t, ids, chunk)
+				}
+			}
+			if n := w.nodes[objKey{t, rel.Subject.ID}]; n != nil && !n.fetched {
+				n.edges = append(n.edges, edge{resource: objKey{rel.Resource.Type, rel.Resource.ID},
+					relation: rel.Relation, subjRel: rel.Subject.Relation, caveated: rel.Caveat != nil})
+			}
+		}
+	}
+	return nil
+}
+
 // allowsSubject reports whether relation r allows subjects of type typ with
 // relation rel ("" for plain objects), as a wildcard when wildcard is set.
 func allowsSubject(r *schema.Relation, typ, rel string, wildcard bool) bool {
@@ -619,20 +673,8 @@ func (w *reverseWalk) fetchEdges(ctx context.Context) error {
 			for i, n := range chunk {
 				ids[i] = n.obj.id
 			}
-			for _, f := range w.edgeFilters(t) {
-				f.Subject.IDs = ids
-				for rel, err := range w.v.reader.Query(ctx, f) {
-					if err != nil {
-						return err
-					}
-					if !w.lt.relevant[relKey{rel.Resource.Type, rel.Relation}] {
-						continue // this relation cannot lead to target#perm
-					}
-					if n := w.nodes[objKey{t, rel.Subject.ID}]; n != nil && !n.fetched {
-						n.edges = append(n.edges, edge{resource: objKey{rel.Resource.Type, rel.Resource.ID},
-							relation: rel.Relation, subjRel: rel.Subject.Relation, caveated: rel.Caveat != nil})
-					}
-				}
+			if err := w.readEdges(ctx, t, ids, chunk); err != nil {
+				return err
 			}
 			for _, n := range chunk {
 				n.fetched = true

@@ -22,9 +22,11 @@ import (
 // relationships naming it as soon as the merge has passed it, sent, and
 // forgotten. A consumer that stops reading stops the merge where it is, so a
 // lookup holds its streams' positions, never the results it has not sent.
-// Targets that lead up walk to the end and sort what they found; so do
-// lookups that would need more than maxLookupStreams streams, after the walk
-// below the target.
+// A walk that meets at most Config.LookupStreamAfter relationships into the
+// target type reads them itself and sorts what they reach (a small answer:
+// one scan per object costs less than the streams' seeks). Targets that lead
+// up walk to the end and sort what they found; lookups that would need more
+// than maxLookupStreams streams read them in batches, then sort.
 
 // maxLookupStreams bounds the sorted streams one lookup reads at once (each
 // holds a store iterator).
@@ -101,6 +103,9 @@ func (v *View) streamCandidates(ctx context.Context, req LookupResourcesRequest,
 	w, err := v.walk(ctx, req.Subject, req.Context, ck, target, req.Permission, &walkShared{subs: map[relKey]map[string]bool{}}, 0, true)
 	if err != nil {
 		return true, err
+	}
+	if !w.streaming {
+		return true, yieldSorted(w.found, req.After, yield)
 	}
 	filters := v.streamFilters(w)
 	if len(filters) > maxLookupStreams {
@@ -287,13 +292,20 @@ func (v *View) batchCandidates(ctx context.Context, w *reverseWalk, filters []st
 			}
 		}
 	}
-	out := make([]candidate, 0, len(w.found))
-	for id, proven := range w.found {
-		if id > req.After {
+	found := w.found
+	w.nodes, w.found = nil, nil // only found is needed from here on
+	return yieldSorted(found, req.After, yield)
+}
+
+// yieldSorted yields the ids of found after after, in ascending order.
+func yieldSorted(found map[string]bool, after string, yield func(candidate) bool) error {
+	out := make([]candidate, 0, len(found))
+	for id, proven := range found {
+		if id > after {
 			out = append(out, candidate{id: id, proven: proven})
 		}
 	}
-	w.nodes, w.found = nil, nil // only out is needed from here on
+	clear(found) // only out is needed from here on
 	slices.SortFunc(out, func(a, b candidate) int { return strings.Compare(a.id, b.id) })
 	for _, c := range out {
 		if !yield(c) {
