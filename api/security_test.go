@@ -8,6 +8,8 @@ package api_test
 import (
 	"context"
 	"fmt"
+	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -204,6 +206,89 @@ func TestSecurityUnreadLookupStreams(t *testing.T) {
 	// The slots are free again.
 	if _, err := drain(t, recvOf(e.perms.LookupResources(e.ctx(), &v1.LookupResourcesRequest{ResourceObjectType: "document", Permission: "view", Subject: subj("user:ana"), OptionalLimit: 5}))); err != nil {
 		t.Fatalf("lookup after the holders left: %v", err)
+	}
+}
+
+// TestSecurityUnreadLookupsHoldLittle (issue 16 item 3): lookups stream
+// their results as they are proven, so a lookup over 50,000 public documents
+// whose client takes the first result and never reads again holds the
+// position of its walk and what gRPC's flow-control window buffers, not the
+// 50,000 results it has yet to send (about 12 MB each before the lookups
+// streamed). Many such lookups together stay under a loose heap bound, and
+// the server still answers.
+func TestSecurityUnreadLookupsHoldLittle(t *testing.T) {
+	const (
+		docs    = 50_000
+		streams = 24
+		bound   = 64 << 20 // 24 lookups that each held their results: 222 MiB
+	)
+	e := newEnv(t, func(o *envOptions) { o.limits.MaxConcurrentHeavy = streams; o.limits.RequestTimeout = 5 * time.Minute })
+	e.writeSchema(testSchema)
+	// One import with a deadline a loaded machine under -race meets.
+	ictx, icancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer icancel()
+	imp, err := e.perms.ImportBulkRelationships(ictx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rels := range slices.Chunk(publicDocs(docs, 200), 500) {
+		if err := imp.Send(&v1.ImportBulkRelationshipsRequest{Relationships: rels}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := imp.CloseAndRecv(); err != nil {
+		t.Fatalf("import: %v", err)
+	}
+	slow := e.slowClient(t)
+	req := &v1.LookupResourcesRequest{ResourceObjectType: "document", Permission: "view", Subject: subj("user:mallory"), Consistency: full()}
+	heap := func() int64 {
+		var ms runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		return int64(ms.HeapAlloc)
+	}
+	base := heap()
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	var held []v1.PermissionsService_LookupResourcesClient
+	for range streams {
+		s, err := slow.LookupResources(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		first, err := s.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if id := first.GetResourceObjectId(); !strings.HasSuffix(id, "0000000") {
+			t.Fatalf("first result %s, want the smallest id", id)
+		}
+		held = append(held, s)
+	}
+	e.answersCheck(t)
+	grew := heap() - base
+	t.Logf("%d lookups read once: the heap grew by %d MiB", streams, grew>>20)
+	if grew > bound {
+		t.Errorf("%d lookups that were read once hold %d MiB of heap, more than %d MiB", streams, grew>>20, bound>>20)
+	}
+	stop()
+	for _, s := range held {
+		if _, err := drain(t, s.Recv); status.Code(err) != codes.Canceled {
+			t.Fatalf("held lookup ended with %v, want Canceled", err)
+		}
+	}
+	// Read on, a lookup gives the documents once each, in order.
+	const read = 5000
+	rctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	got, err := drain(t, recvOf(e.perms.LookupResources(rctx, &v1.LookupResourcesRequest{ResourceObjectType: "document", Permission: "view", Subject: subj("user:ana"), OptionalLimit: read})))
+	if err != nil || len(got) != read {
+		t.Fatalf("a lookup read to its limit: %d results, %v", len(got), err)
+	}
+	for i := 1; i < len(got); i++ {
+		if got[i-1].GetResourceObjectId() >= got[i].GetResourceObjectId() {
+			t.Fatalf("results %d and %d out of order", i-1, i)
+		}
 	}
 }
 

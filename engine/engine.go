@@ -54,9 +54,16 @@ type Config struct {
 	ReadCacheMaxSet int
 	// MaxBulkChecks bounds CheckBulk; default 1000.
 	MaxBulkChecks int
-	// MaxLookupCandidates bounds how many candidate objects a lookup
-	// examines before failing with ErrTooMany; default 1,000,000.
+	// MaxLookupCandidates bounds how many objects a lookup holds at once
+	// before failing with ErrTooMany: everything its walk reaches, or, where
+	// LookupResources streams (see stream.go), the objects below the target
+	// type, the targets being sent and forgotten; default 1,000,000.
 	MaxLookupCandidates int
+	// LookupStreamAfter is how many relationships into the target type a
+	// LookupResources walk reads itself before it leaves them to sorted
+	// streams (see stream.go): a smaller answer is cheaper to sort than to
+	// stream; default 4096; negative streams from the first.
+	LookupStreamAfter int
 	// Concurrency bounds how many checks one bulk call or lookup runs at
 	// once; default 2 × GOMAXPROCS.
 	Concurrency int
@@ -101,6 +108,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxLookupCandidates <= 0 {
 		c.MaxLookupCandidates = 1_000_000
+	}
+	switch {
+	case c.LookupStreamAfter == 0:
+		c.LookupStreamAfter = 4096
+	case c.LookupStreamAfter < 0:
+		c.LookupStreamAfter = 0
 	}
 	if c.Concurrency <= 0 {
 		c.Concurrency = 2 * runtime.GOMAXPROCS(0)

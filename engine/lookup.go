@@ -53,63 +53,83 @@ func (v *View) LookupResources(ctx context.Context, req LookupResourcesRequest) 
 			yield(LookupResult{}, err)
 			return
 		}
-		cands, err := v.reverseWalk(ctx, req.Subject, req.ResourceType, req.Permission, req.After, req.Limit)
-		if err != nil {
-			yield(LookupResult{}, err)
-			return
-		}
 		// Results go out in order as they are known: a proven id at once,
 		// a run of ids to verify after one concurrent batch of at most
-		// lookupBatch checks, so a consumer that stops reading holds the
-		// lookup at one batch.
+		// lookupBatch × Concurrency checks. A consumer that stops reading
+		// stops the lookup where it is (see stream.go), holding at most one
+		// batch.
 		n := 0
 		batch := lookupBatch * v.engine.cfg.Concurrency
-		for len(cands) > 0 {
-			if c := cands[0]; c.proven {
-				cands = cands[1:]
-				if !yield(LookupResult{ID: c.id, Permissionship: HasPermission}, nil) {
-					return
-				}
-				if n++; req.Limit > 0 && n >= req.Limit {
-					return
-				}
-				continue
+		var pending []candidate // pending[0] is to verify
+		unproven := 0
+		done := false
+		emit := func(r LookupResult, err error) bool {
+			if done {
+				return false
 			}
-			var reqs []CheckRequest
-			end := 0
-			for end < len(cands) && len(reqs) < batch {
-				if c := cands[end]; !c.proven {
+			if !yield(r, err) || err != nil {
+				done = true
+				return false
+			}
+			if n++; req.Limit > 0 && n >= req.Limit {
+				done = true
+			}
+			return !done
+		}
+		flush := func() bool {
+			reqs := make([]CheckRequest, 0, unproven)
+			for _, c := range pending {
+				if !c.proven {
 					reqs = append(reqs, CheckRequest{Resource: tuple.ObjectRef{Type: req.ResourceType, ID: c.id},
 						Permission: req.Permission, Subject: req.Subject, Context: req.Context})
 				}
-				end++
 			}
 			verified := v.checkAll(ctx, reqs)
-			for _, c := range cands[:end] {
+			for _, c := range pending {
 				res := LookupResult{ID: c.id, Permissionship: HasPermission}
 				if !c.proven {
 					r := verified[0]
 					verified = verified[1:]
 					if r.Err != nil {
-						yield(LookupResult{}, r.Err)
-						return
+						return emit(LookupResult{}, r.Err)
 					}
 					if r.Result.Permissionship == NoPermission {
 						continue
 					}
 					res.Permissionship, res.Missing = r.Result.Permissionship, r.Result.Missing
 				}
-				if !yield(res, nil) {
-					return
-				}
-				if n++; req.Limit > 0 && n >= req.Limit {
-					return
+				if !emit(res, nil) {
+					return false
 				}
 			}
-			cands = cands[end:]
+			pending, unproven = pending[:0], 0
+			return true
+		}
+		err := v.candidates(ctx, req, func(c candidate) bool {
+			if len(pending) == 0 && c.proven {
+				return emit(LookupResult{ID: c.id, Permissionship: HasPermission}, nil)
+			}
+			pending = append(pending, c)
+			if !c.proven {
+				unproven++
+			}
+			return (unproven < batch && len(pending) < maxPending) || flush()
+		})
+		if err != nil {
+			if !done {
+				yield(LookupResult{}, err)
+			}
+			return
+		}
+		if len(pending) > 0 {
+			flush()
 		}
 	}
 }
+
+// maxPending bounds the results a lookup holds while a run of them waits
+// for its verification.
+const maxPending = 1024
 
 // lookupBatch times Config.Concurrency is how many candidates a lookup
 // verifies at once.

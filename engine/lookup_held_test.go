@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"iter"
 	"runtime"
+	"slices"
 	"testing"
 
 	"github.com/ambit-authz/ambit/schema"
@@ -69,7 +70,7 @@ func TestLookupHoldsOnlyWhatItMaySend(t *testing.T) {
 		{"d-0000499", 3, 3, "d-0000500"},
 		{"d-0000999", 5, 0, ""},
 	} {
-		c, err := v.reverseWalk(context.Background(), ana, "document", "view", tc.after, tc.limit)
+		c, err := v.reverseWalk(context.Background(), ana, nil, "document", "view", tc.after, tc.limit)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -107,5 +108,84 @@ func BenchmarkLookupHeld(b *testing.B) {
 			}
 			b.ReportMetric(float64(max(held, 0)), "held-B")
 		})
+	}
+}
+
+// countingReader counts the relationships its reader yields.
+type countingReader struct {
+	r    Reader
+	read *int
+}
+
+func (c countingReader) Query(ctx context.Context, f tuple.Filter) iter.Seq2[tuple.Relationship, error] {
+	return func(yield func(tuple.Relationship, error) bool) {
+		for rel, err := range c.r.Query(ctx, f) {
+			*c.read++
+			if !yield(rel, err) {
+				return
+			}
+		}
+	}
+}
+
+// TestLookupStreamsBeforeTheWalkEnds (issue 16 item 3): a lookup with a
+// large answer sends its first result after reading a few relationships
+// (past LookupStreamAfter), not after reading every relationship its answer
+// needs; stopping after k results reads about k more; the whole answer, in
+// pages or not, is the same.
+func TestLookupStreamsBeforeTheWalkEnds(t *testing.T) {
+	const n = 3000
+	s, err := schema.Compile("public.zed", publicSchema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rels := make([]tuple.Relationship, n)
+	for i := range rels {
+		rels[i] = tuple.MustParse(fmt.Sprintf("document:d-%07d#viewer@user:*", i))
+	}
+	rels = append(rels, tuple.MustParse("document:d-0000005#viewer@user:ana"), tuple.MustParse("document:e#viewer@user:ana"))
+	const streamAfter = 100
+	eng, err := New(Config{LookupStreamAfter: streamAfter})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	read := 0
+	v := eng.View(s, countingReader{sliceReader(rels), &read}, Snapshot{Revision: 1})
+	ana := tuple.SubjectRef{Type: "user", ID: "ana"}
+	lookup := func(after string, limit int) []string {
+		var ids []string
+		for r, err := range v.LookupResources(context.Background(), LookupResourcesRequest{ResourceType: "document", Permission: "view", Subject: ana, After: after, Limit: limit}) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, r.ID)
+		}
+		return ids
+	}
+	for _, k := range []int{1, 10, 100} {
+		read = 0
+		if got := lookup("", k); len(got) != k {
+			t.Fatalf("limit %d: %d results", k, len(got))
+		}
+		if read > streamAfter+2*k+10 {
+			t.Errorf("limit %d: the lookup read %d relationships of %d for its first %d results", k, read, len(rels), k)
+		}
+	}
+	all := lookup("", 0)
+	if len(all) != n+1 || all[0] != "d-0000000" || all[5] != "d-0000005" || all[n] != "e" {
+		t.Fatalf("whole answer: %d results, want %d in id order, each once", len(all), n+1)
+	}
+	var paged []string
+	for after := ""; ; {
+		page := lookup(after, 7)
+		paged = append(paged, page...)
+		if len(page) < 7 {
+			break
+		}
+		after = page[len(page)-1]
+	}
+	if !slices.Equal(paged, all) {
+		t.Fatalf("pages of 7: %d results, want the %d of one call", len(paged), len(all))
 	}
 }

@@ -18,6 +18,11 @@ import (
 // (expired relationships are never yielded). Implementations choose the index:
 // by resource when f names resource ids, by subject when f names subject ids
 // but no resource ids. The iteration stops at the first error.
+//
+// A query by one subject id with the subject relation, the resource type and
+// the relation all given yields ascending resource ids (the subject index's
+// order): LookupResources merges such queries as sorted streams, and fails
+// with ErrInternal on a reader that breaks the order.
 type Reader interface {
 	Query(ctx context.Context, f tuple.Filter) iter.Seq2[tuple.Relationship, error]
 }

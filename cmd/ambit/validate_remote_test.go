@@ -27,7 +27,7 @@ func TestRemoteConformance(t *testing.T) {
 	a, _ := startServe(t, serveConfig{})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	r := remote.New(remote.NewClient(dial(t, a.grpc)), remote.Options{Oracle: true})
+	r := remote.New(remote.NewClient(dial(t, a.grpc)), remote.Options{Oracle: true, PageSizes: []int{1, 7, 100, 0}})
 	for _, path := range files {
 		t.Run(filepath.Base(path), func(t *testing.T) {
 			data, err := os.ReadFile(path)
