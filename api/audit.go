@@ -253,6 +253,7 @@ type auditEntry struct {
 	Op        string         `json:"op"`
 	TokenID   string         `json:"token_id,omitempty"`
 	TokenName string         `json:"token_name,omitempty"`
+	RequestID string         `json:"request_id,omitempty"`
 	Caller    string         `json:"caller"`
 	Outcome   string         `json:"outcome"`
 	Summary   map[string]any `json:"summary,omitempty"`
@@ -278,6 +279,7 @@ func (a *AuditLog) entry(q queued, buf []byte) ([]byte, bool) {
 	if q.err != nil {
 		e.Outcome = "refused: " + q.err.Error()
 	}
+	e.RequestID = cmd.RequestID
 	if cmd.Actor != "" {
 		e.TokenID, e.Caller = cmd.Actor, "token"
 		name, ok := a.names[cmd.Actor]

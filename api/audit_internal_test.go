@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/metadata"
+
 	"github.com/ambit-authz/ambit/api/apitoken"
 	"github.com/ambit-authz/ambit/raft"
 	"github.com/ambit-authz/ambit/store"
@@ -185,13 +187,13 @@ func TestAuditOps(t *testing.T) {
 	rel2, _ := tuple.Parse("doc:b#viewer@user:bob")
 	scimCmd := raft.RecordsCommand([]store.Update{{Op: store.OpTouch, Rel: rel}}, nil,
 		[]store.RecordOp{{Space: "scim.users", Key: "u1", Value: []byte("{}")}}, nil)
-	scimCmd.Actor = "00000000000000aa"
+	scimCmd.Actor, scimCmd.RequestID = "00000000000000aa", "req-7"
 	cases := []struct {
 		cmd  raft.Command
 		err  error
 		want []string
 	}{
-		{scimCmd, nil, []string{`"op":"scim"`, `"token_id":"00000000000000aa"`, `"scim.users":1`, `"~doc:a#viewer@user:ana"`}},
+		{scimCmd, nil, []string{`"op":"scim"`, `"token_id":"00000000000000aa"`, `"request_id":"req-7"`, `"scim.users":1`, `"~doc:a#viewer@user:ana"`}},
 		{raft.SchemaCommand("definition user {}"), nil, []string{`"op":"schema"`, `"bytes":18`, `"caller":"preshared key"`}},
 		{raft.ImportCommand([]tuple.Relationship{rel, rel2}), nil, []string{`"op":"import"`, `"relationships":2`, `"relationships_truncated":true`}},
 		{raft.DeleteCommand(tuple.Filter{ResourceType: "doc", Relation: "viewer"}, 10, false, nil), nil, []string{`"op":"delete"`, `"filter":"doc#viewer"`}},
@@ -209,5 +211,47 @@ func TestAuditOps(t *testing.T) {
 				t.Errorf("%v: %s lacks %s", c.cmd.Kind, line, w)
 			}
 		}
+	}
+}
+
+// capturingNode records the command it is asked to apply.
+type capturingNode struct {
+	Node
+	got raft.Command
+}
+
+func (c *capturingNode) Apply(_ context.Context, cmd raft.Command) (raft.Result, error) {
+	c.got = cmd
+	return raft.Result{}, nil
+}
+
+// TestActorNodeStampsCommands: every proposed command carries the caller's
+// token id and the request id, from gRPC metadata or an HTTP front end's
+// X-Request-ID, cut to the format's limit.
+func TestActorNodeStampsCommands(t *testing.T) {
+	long := strings.Repeat("r", raft.MaxRequestID+10)
+	cases := []struct {
+		name         string
+		ctx          context.Context
+		actor, reqID string
+	}{
+		{"nothing", context.Background(), "", ""},
+		{"token and metadata", metadata.NewIncomingContext(WithCaller(context.Background(), Caller{TokenID: "00000000000000ab"}), metadata.Pairs("x-request-id", "abc")), "00000000000000ab", "abc"},
+		{"HTTP front end", WithRequestID(context.Background(), "from-http"), "", "from-http"},
+		{"too long", WithRequestID(context.Background(), long), "", long[:raft.MaxRequestID]},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			n := &capturingNode{}
+			if _, err := (actorNode{n}).Apply(c.ctx, raft.NoopCommand()); err != nil {
+				t.Fatal(err)
+			}
+			if n.got.Actor != c.actor || n.got.RequestID != c.reqID {
+				t.Fatalf("actor %q, request id %q; want %q, %q", n.got.Actor, n.got.RequestID, c.actor, c.reqID)
+			}
+			if _, err := raft.Encode(n.got); err != nil {
+				t.Fatalf("the stamped command does not encode: %v", err)
+			}
+		})
 	}
 }

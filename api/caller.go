@@ -7,9 +7,11 @@ import (
 	"strings"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/ambit-authz/ambit/api/apitoken"
+	"github.com/ambit-authz/ambit/raft"
 )
 
 // Caller is who made a request, as authentication established it: a
@@ -23,6 +25,32 @@ type Caller struct {
 	// Anonymous is true when the server runs without authentication
 	// (no keys configured): every scope is allowed.
 	Anonymous bool
+}
+
+type requestIDKey struct{}
+
+// WithRequestID returns ctx carrying the client's request id (an HTTP front
+// end's X-Request-ID), which the proposed command carries to the audit log.
+func WithRequestID(ctx context.Context, id string) context.Context {
+	if id == "" {
+		return ctx
+	}
+	return context.WithValue(ctx, requestIDKey{}, id)
+}
+
+// requestIDFrom is the request id of ctx: one set by WithRequestID, else
+// the gRPC call's x-request-id metadata; cut to raft.MaxRequestID bytes.
+func requestIDFrom(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	if id == "" {
+		if v := metadata.ValueFromIncomingContext(ctx, "x-request-id"); len(v) > 0 {
+			id = v[0]
+		}
+	}
+	if len(id) > raft.MaxRequestID {
+		id = id[:raft.MaxRequestID]
+	}
+	return id
 }
 
 // Allows reports whether the caller holds scope need.

@@ -100,7 +100,7 @@ func (h *scimHTTP) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		scim.WriteError(w, &scim.Error{Status: code, Detail: status.Convert(err).Message()})
 		return
 	}
-	ctx, cancel := context.WithTimeout(WithCaller(r.Context(), c), h.o.Timeout)
+	ctx, cancel := context.WithTimeout(WithRequestID(WithCaller(r.Context(), c), r.Header.Get("X-Request-ID")), h.o.Timeout)
 	defer cancel()
 	h.next.ServeHTTP(w, r.WithContext(ctx))
 }

@@ -87,13 +87,17 @@ func (r recordTokens) PutToken(ctx context.Context, rec apitoken.Record, prev *a
 }
 
 // actorNode stamps every command it proposes with the caller's token id
-// (raft.Command.Actor), so that every node's audit log can name who wrote
-// each revision.
+// (raft.Command.Actor) and the request id (raft.Command.RequestID), so that
+// every node's audit log can name who wrote each revision, and in which
+// request.
 type actorNode struct{ Node }
 
 func (a actorNode) Apply(ctx context.Context, cmd raft.Command) (raft.Result, error) {
 	if c, ok := CallerFrom(ctx); ok && c.TokenID != "" {
 		cmd.Actor = c.TokenID
+	}
+	if cmd.RequestID == "" {
+		cmd.RequestID = requestIDFrom(ctx)
 	}
 	return a.Node.Apply(ctx, cmd)
 }

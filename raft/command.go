@@ -81,10 +81,13 @@ const (
 
 	flagSchemaHash = 1 << 0
 	flagActor      = 1 << 1
-	knownFlags     = flagSchemaHash | flagActor
+	flagRequestID  = 1 << 2
+	knownFlags     = flagSchemaHash | flagActor | flagRequestID
 
 	// MaxActor bounds Command.Actor's length.
 	MaxActor = 256
+	// MaxRequestID bounds Command.RequestID's length.
+	MaxRequestID = 128
 )
 
 // SchemaHash identifies the schema text a command was validated against:
@@ -138,6 +141,9 @@ type Command struct {
 	// preshared key or no authentication), for the audit log: every node
 	// sees it in the applied entry. Any kind may carry it; apply ignores it.
 	Actor string
+	// RequestID is the client's request id (x-request-id), for the audit
+	// log, like Actor; "" for none.
+	RequestID string
 }
 
 // WriteCommand returns a command that writes updates if preconds hold.
@@ -171,9 +177,10 @@ func NoopCommand() Command { return Command{Kind: KindNoop} }
 //
 //	command   = kind:byte 0x01 now:time payload
 //	          | kind:byte 0x02 now:time schemaHash:16 bytes payload   (schemaHash not all zero)
-//	          | kind:byte 0x03 now:time flags:byte [schemaHash:16 bytes] [actor:string] payload
-//	            (flags bit 0: a schema hash follows, bit 1: an actor; version 3
-//	            is written only with an actor, 1 to 255 bytes)
+//	          | kind:byte 0x03 now:time flags:byte [schemaHash:16 bytes] [actor:string] [requestID:string] payload
+//	            (flags bit 0: a schema hash follows, bit 1: an actor, bit 2: a
+//	            request id; version 3 is written only with an actor or a request
+//	            id, each 1 to its maximum in bytes)
 //	time      = 0x00 (zero time) | 0x01 seconds:zigzag-varint nanos:uvarint
 //	string    = len:uvarint bytes
 //	bool      = 0x00 | 0x01
@@ -237,21 +244,35 @@ func (e *encoder) fail(format string, args ...any) {
 func (e *encoder) command(c Command) ([]byte, error) {
 	hashed := c.SchemaHash != (SchemaHash{})
 	switch {
-	case c.Actor != "":
+	case c.Actor != "" || c.RequestID != "":
 		if len(c.Actor) > MaxActor {
 			e.fail("actor is %d bytes, more than %d", len(c.Actor), MaxActor)
 		}
+		if len(c.RequestID) > MaxRequestID {
+			e.fail("request id is %d bytes, more than %d", len(c.RequestID), MaxRequestID)
+		}
 		e.buf = append(e.buf, byte(c.Kind), commandVersionFlags)
 		e.time(c.Now)
-		flags := byte(flagActor)
+		var flags byte
 		if hashed {
 			flags |= flagSchemaHash
+		}
+		if c.Actor != "" {
+			flags |= flagActor
+		}
+		if c.RequestID != "" {
+			flags |= flagRequestID
 		}
 		e.buf = append(e.buf, flags)
 		if hashed {
 			e.buf = append(e.buf, c.SchemaHash[:]...)
 		}
-		e.string(c.Actor)
+		if c.Actor != "" {
+			e.string(c.Actor)
+		}
+		if c.RequestID != "" {
+			e.string(c.RequestID)
+		}
 	case hashed:
 		e.buf = append(e.buf, byte(c.Kind), commandVersionSchemaHash)
 		e.time(c.Now)
@@ -608,15 +629,15 @@ func (d *decoder) command() Command {
 		d.fail("unsupported command version %d (this build reads versions %d to %d)", v, commandVersion, maxCommandVersion)
 	}
 	c.Now = d.time("command time")
-	hashed, actor := v == commandVersionSchemaHash, false
+	hashed, actor, reqID := v == commandVersionSchemaHash, false, false
 	if d.err == nil && v == commandVersionFlags {
 		flags := d.byte("command flags")
 		if d.err == nil && flags&^knownFlags != 0 {
 			d.fail("unknown command flags 0x%02x", flags)
 		}
-		hashed, actor = flags&flagSchemaHash != 0, flags&flagActor != 0
-		if d.err == nil && !actor {
-			d.fail("a version %d command without an actor must be encoded as version %d or %d", v, commandVersion, commandVersionSchemaHash)
+		hashed, actor, reqID = flags&flagSchemaHash != 0, flags&flagActor != 0, flags&flagRequestID != 0
+		if d.err == nil && !actor && !reqID {
+			d.fail("a version %d command without an actor or a request id must be encoded as version %d or %d", v, commandVersion, commandVersionSchemaHash)
 		}
 	}
 	if d.err == nil && hashed {
@@ -633,6 +654,12 @@ func (d *decoder) command() Command {
 		c.Actor = d.string("actor")
 		if d.err == nil && (c.Actor == "" || len(c.Actor) > MaxActor) {
 			d.fail("actor of %d bytes is outside 1..%d", len(c.Actor), MaxActor)
+		}
+	}
+	if d.err == nil && reqID {
+		c.RequestID = d.string("request id")
+		if d.err == nil && (c.RequestID == "" || len(c.RequestID) > MaxRequestID) {
+			d.fail("request id of %d bytes is outside 1..%d", len(c.RequestID), MaxRequestID)
 		}
 	}
 	if d.err != nil {

@@ -57,7 +57,11 @@ func sampleCommands() []Command {
 	withActor.Actor = "0123456789abcdef"
 	hashedActor := records
 	hashedActor.Actor, hashedActor.SchemaHash = "tok-1", schema.DigestOf("x")
-	cmds = append(cmds, hashed, hashedImport, records, RecordsCommand(nil, nil, nil, nil), withActor, hashedActor)
+	withRequest := DeleteCommand(filter, 1, false, nil)
+	withRequest.RequestID = "req-42"
+	both := withActor
+	both.RequestID = "7f3c"
+	cmds = append(cmds, hashed, hashedImport, records, RecordsCommand(nil, nil, nil, nil), withActor, hashedActor, withRequest, both)
 	for i := range cmds {
 		if i%2 == 0 {
 			cmds[i].Now = now
@@ -75,7 +79,7 @@ func TestCommandRoundTrip(t *testing.T) {
 			}
 			version := byte(commandVersion)
 			switch {
-			case c.Actor != "":
+			case c.Actor != "" || c.RequestID != "":
 				version = commandVersionFlags
 			case c.SchemaHash != (SchemaHash{}):
 				version = commandVersionSchemaHash
@@ -101,7 +105,7 @@ func TestCommandRoundTrip(t *testing.T) {
 // commandsEqual compares with time.Equal and caveat-aware relationship
 // equality, treating nil and empty slices alike.
 func commandsEqual(a, b Command) bool {
-	if !reflect.DeepEqual(a.Records, b.Records) || !reflect.DeepEqual(a.RecordConds, b.RecordConds) || a.Actor != b.Actor {
+	if !reflect.DeepEqual(a.Records, b.Records) || !reflect.DeepEqual(a.RecordConds, b.RecordConds) || a.Actor != b.Actor || a.RequestID != b.RequestID {
 		return false
 	}
 	if a.Kind != b.Kind || !a.Now.Equal(b.Now) || a.SchemaHash != b.SchemaHash || a.Schema != b.Schema || a.Limit != b.Limit ||
@@ -176,6 +180,7 @@ func TestEncodeRejects(t *testing.T) {
 		{"caveat type", WriteCommand([]store.Update{{Op: store.OpTouch, Rel: bad}}, nil), "type int is not a JSON value"},
 		{"depth", WriteCommand([]store.Update{{Op: store.OpTouch, Rel: tooDeep}}, nil), "nested deeper"},
 		{"actor", Command{Kind: KindNoop, Actor: strings.Repeat("a", MaxActor+1)}, "actor is 257 bytes"},
+		{"request id", Command{Kind: KindNoop, RequestID: strings.Repeat("r", MaxRequestID+1)}, "request id is 129 bytes"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Encode(tc.cmd)
@@ -208,8 +213,10 @@ func TestDecodeRejects(t *testing.T) {
 		{"bad bool", []byte{byte(KindDelete), 1, 0, 0, 0, 0, 0, 0, 0, 7}, "bad boolean"},
 		{"bad time", []byte{byte(KindNoop), 1, 5}, "bad time tag"},
 		{"nanos", []byte{byte(KindNoop), 1, 1, 0, 0xff, 0xff, 0xff, 0xff, 0x0f}, "nanoseconds"},
-		{"unknown flags", []byte{byte(KindNoop), 3, 0, 0x06, 1, 'a'}, "unknown command flags 0x06"},
-		{"flags without actor", []byte{byte(KindNoop), 3, 0, 0x00}, "without an actor"},
+		{"unknown flags", []byte{byte(KindNoop), 3, 0, 0x0a, 1, 'a'}, "unknown command flags 0x0a"},
+		{"flags without actor", []byte{byte(KindNoop), 3, 0, 0x00}, "without an actor or a request id"},
+		{"empty request id", []byte{byte(KindNoop), 3, 0, 0x04, 0}, "request id of 0 bytes"},
+		{"unknown flag bit 3", []byte{byte(KindNoop), 3, 0, 0x08}, "unknown command flags 0x08"},
 		{"empty actor", []byte{byte(KindNoop), 3, 0, 0x02, 0}, "actor of 0 bytes"},
 		{"record value length", []byte{byte(KindRecords), 1, 0, 0, 0, 1, 1, 's', 1, 'k', 1, 9, 'x'}, "value length 9 exceeds"},
 		{"record value flag", []byte{byte(KindRecords), 1, 0, 0, 0, 1, 1, 's', 1, 'k', 2}, "bad boolean"},
