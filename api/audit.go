@@ -23,6 +23,7 @@ import (
 	"github.com/ambit-authz/ambit/api/apitoken"
 	ambitv1 "github.com/ambit-authz/ambit/proto/ambit/v1"
 	"github.com/ambit-authz/ambit/raft"
+	"github.com/ambit-authz/ambit/schema"
 	"github.com/ambit-authz/ambit/store"
 	"github.com/ambit-authz/ambit/tuple"
 )
@@ -325,7 +326,7 @@ func (a *AuditLog) entry(q queued, buf []byte) ([]byte, bool) {
 		}
 	case raft.KindSchema:
 		e.Op = "schema"
-		e.Summary = map[string]any{"bytes": len(cmd.Schema), "hash": raft.HashSchema(cmd.Schema).String()}
+		e.Summary = map[string]any{"bytes": len(cmd.Schema), "hash": schema.DigestOf(cmd.Schema).String()}
 	case raft.KindImport:
 		e.Op = "import"
 		e.Summary = map[string]any{"relationships": len(cmd.Relationships)}

@@ -257,25 +257,62 @@ func (c *azCall) decode(v any, plain func([]byte) bool) error {
 	return nil
 }
 
-// consistency is minimize_latency unless the request carries a ZedToken in
-// the ZedToken header or in context.zedtoken: then at_least_as_fresh.
-func (c *azCall) consistency(s *Server, ctx map[string]any) (*v1.Consistency, error) {
-	tok, field := c.r.Header.Get(ZedTokenHeader), ZedTokenHeader+" header"
-	if v, ok := ctx[zedTokenKey]; ok && tok == "" {
+// consistency is minimize_latency unless the request carries ZedTokens: in
+// the ZedToken header, in context.zedtoken, or (in /evaluations) in an
+// item's context.zedtoken, given in items with their field paths. Then it is
+// at_least_as_fresh of the freshest of them, which satisfies every one (a
+// batch is read at one revision).
+func (c *azCall) consistency(s *Server, ctx map[string]any, items ...azItemContext) (*v1.Consistency, error) {
+	var (
+		best    *v1.ZedToken
+		bestRev tuple.Revision
+	)
+	consider := func(tok, field string) error {
+		if tok == "" {
+			return nil
+		}
+		z := &v1.ZedToken{Token: tok}
+		rev, err := s.tokens.revision(z, field)
+		if err != nil {
+			return azErrorf("%v", err)
+		}
+		if best == nil || rev > bestRev {
+			best, bestRev = z, rev
+		}
+		return nil
+	}
+	fromContext := func(m map[string]any, path string) error {
+		v, ok := m[zedTokenKey]
+		if !ok {
+			return nil
+		}
 		str, ok := v.(string)
 		if !ok {
-			return nil, azErrorf("context.%s: must be a string (a ZedToken)", zedTokenKey)
+			return azErrorf("%scontext.%s: must be a string (a ZedToken)", path, zedTokenKey)
 		}
-		tok, field = str, "context."+zedTokenKey
+		return consider(str, path+"context."+zedTokenKey)
 	}
-	if tok == "" {
+	if err := consider(c.r.Header.Get(ZedTokenHeader), ZedTokenHeader+" header"); err != nil {
+		return nil, err
+	}
+	if err := fromContext(ctx, ""); err != nil {
+		return nil, err
+	}
+	for _, it := range items {
+		if err := fromContext(it.ctx, it.path); err != nil {
+			return nil, err
+		}
+	}
+	if best == nil {
 		return &v1.Consistency{Requirement: &v1.Consistency_MinimizeLatency{MinimizeLatency: true}}, nil
 	}
-	z := &v1.ZedToken{Token: tok}
-	if _, err := s.tokens.revision(z, field); err != nil {
-		return nil, azErrorf("%v", err)
-	}
-	return &v1.Consistency{Requirement: &v1.Consistency_AtLeastAsFresh{AtLeastAsFresh: z}}, nil
+	return &v1.Consistency{Requirement: &v1.Consistency_AtLeastAsFresh{AtLeastAsFresh: best}}, nil
+}
+
+// azItemContext is the context of an item of /evaluations and its path.
+type azItemContext struct {
+	ctx  map[string]any
+	path string
 }
 
 func (c *azCall) answeredAt(z *v1.ZedToken) {
@@ -362,7 +399,13 @@ func (h *azHandler) evaluations(c *azCall) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	cons, err := c.consistency(h.s, req.Context)
+	items := make([]azItemContext, 0, len(req.Evaluations))
+	for i, ev := range req.Evaluations {
+		if ev.Context != nil {
+			items = append(items, azItemContext{ev.Context, fmt.Sprintf("evaluations[%d].", i)})
+		}
+	}
+	cons, err := c.consistency(h.s, req.Context, items...)
 	if err != nil {
 		return nil, err
 	}
@@ -793,6 +836,7 @@ func (h *azHandler) configuration(w http.ResponseWriter, r *http.Request) {
 			"urn:ambit:authzen:search-paging",
 			"urn:ambit:authzen:zedtoken-consistency",
 			"urn:ambit:authzen:caveat-context",
+			"urn:ambit:authzen:explain",
 		},
 	}
 	if id := r.Header.Get("X-Request-ID"); id != "" {

@@ -409,6 +409,10 @@ func TestAuthZENConfiguration(t *testing.T) {
 			t.Errorf("%s = %v, want %s", k, doc[k], v)
 		}
 	}
+	// context.explain is announced.
+	if caps, _ := doc["capabilities"].([]any); !strings.Contains(fmt.Sprint(caps...), "urn:ambit:authzen:explain") {
+		t.Errorf("capabilities %v lack urn:ambit:authzen:explain", doc["capabilities"])
+	}
 }
 
 // TestAuthZENAuth: the gRPC API's keys; 401 without, 403 with a wrong one.
@@ -550,5 +554,30 @@ func TestAuthZENExplain(t *testing.T) {
 				t.Errorf("%s: evaluations[%d] = %+v, want reasons holding %q", sem, i, got.Evaluations[i], w)
 			}
 		}
+	}
+}
+
+// TestAuthZENItemZedToken: in /evaluations an item's own context.zedtoken
+// counts: the batch is read at least as fresh as the freshest token of the
+// header, the request's context and every item (it was ignored, so a batch
+// inside the revision quantum missed the write the item's token named); a
+// malformed one is 400 naming the item.
+func TestAuthZENItemZedToken(t *testing.T) {
+	e, az, _ := newAZ(t, api.AuthZENOptions{}, func(o *envOptions) { o.limits.RevisionQuantum = time.Hour })
+	batch := func(itemCtx string) (int, string) {
+		code, b := az.raw(api.AuthZENEvaluations, `{"subject":{"type":"user","id":"eve"},"action":{"name":"view"},"evaluations":[`+
+			`{"resource":{"type":"document","id":"d1"}},{"resource":{"type":"document","id":"d1"}`+itemCtx+`}]}`)
+		return code, string(b)
+	}
+	// The first minimize_latency read pins a revision for the quantum.
+	if code, b := batch(""); code != 200 || strings.Count(b, `"decision":false`) != 2 {
+		t.Fatalf("before the write: %d %s", code, b)
+	}
+	z := e.write(v1.RelationshipUpdate_OPERATION_TOUCH, "document:d1#viewer@user:eve")
+	if code, b := batch(`,"context":{"zedtoken":"` + z.GetToken() + `"}`); code != 200 || strings.Count(b, `"decision":true`) != 2 {
+		t.Errorf("an item's ZedToken of the write: %d %s, want both true", code, b)
+	}
+	if code, b := batch(`,"context":{"zedtoken":"nope"}`); code != 400 || !strings.Contains(b, "evaluations[1].context.zedtoken") {
+		t.Errorf("a malformed item ZedToken: %d %s, want 400 naming evaluations[1].context.zedtoken", code, b)
 	}
 }

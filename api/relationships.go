@@ -73,9 +73,13 @@ func (s *Server) ReadRelationships(req *v1.ReadRelationshipsRequest, stream grpc
 			return nil
 		}
 		sent++
+		pb, err := relationshipToPB(r)
+		if err != nil {
+			return err
+		}
 		resp := &v1.ReadRelationshipsResponse{
 			ReadAt:            at,
-			Relationship:      relationshipToPB(r),
+			Relationship:      pb,
 			AfterResultCursor: s.tokens.encodeCursor(cursor{kind: cursorRead, rev: rev, request: fp, offset: i}),
 		}
 		if err := stream.Send(resp); err != nil {
@@ -351,7 +355,10 @@ func (s *Server) ExportBulkRelationships(req *v1.ExportBulkRelationshipsRequest,
 		if i++; i <= skip {
 			continue
 		}
-		pb := relationshipToPB(r)
+		pb, err := relationshipToPB(r)
+		if err != nil {
+			return err
+		}
 		n := protowire.SizeBytes(proto.Size(pb)) + 1
 		if len(out.Relationships) > 0 && size+n > maxBytes {
 			i-- // the cursor resumes before r

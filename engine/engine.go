@@ -325,7 +325,7 @@ func (s *Stats) add(o Stats) {
 	s.Deduplicated += o.Deduplicated
 }
 
-// validateObject checks that typ exists and, when rel is not empty, that it
+// validate checks that typ exists and, when rel is not empty, that it
 // names a relation or permission of typ.
 func (v *View) validate(what string, typ, rel string) error {
 	d := v.schema.Definitions[typ]

@@ -367,7 +367,7 @@ var wireErrors = []error{
 	store.ErrStaleWrite, store.ErrRevisionCompacted, store.ErrFutureRevision, store.ErrClosed,
 	ErrSchemaRefused, ErrNoLeader, ErrNotLeader, ErrTimeout, ErrLeadershipLost, ErrForward,
 	ErrNodeExists, ErrUnknownNode, ErrUnauthenticated, ErrBadCommand, ErrBadConfig, ErrHalted, ErrClosed,
-	ErrSchemaChanged, ErrInvalidCommand,
+	ErrSchemaChanged, ErrInvalidCommand, ErrSchemaInUse, ErrSchemaOrphans,
 }
 
 // remoteError is an error received from another node: its message and the

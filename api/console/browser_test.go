@@ -21,6 +21,7 @@ import (
 
 	"github.com/ambit-authz/ambit/api"
 	"github.com/ambit-authz/ambit/api/console"
+	"github.com/ambit-authz/ambit/internal/v1pb"
 	"github.com/ambit-authz/ambit/tuple"
 )
 
@@ -478,7 +479,11 @@ func write(t *testing.T, e *env, rels ...string) {
 	defer cancel()
 	var ups []*v1.RelationshipUpdate
 	for _, s := range rels {
-		ups = append(ups, &v1.RelationshipUpdate{Operation: v1.RelationshipUpdate_OPERATION_TOUCH, Relationship: api.RelationshipToV1(tuple.MustParse(s))})
+		pb, err := v1pb.RelationshipToV1(tuple.MustParse(s))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ups = append(ups, &v1.RelationshipUpdate{Operation: v1.RelationshipUpdate_OPERATION_TOUCH, Relationship: pb})
 	}
 	if _, err := v1.NewPermissionsServiceClient(e.srv.Conn).WriteRelationships(ctx, &v1.WriteRelationshipsRequest{Updates: ups}); err != nil {
 		t.Fatal(err)
@@ -504,7 +509,7 @@ func read(t *testing.T, e *env, resourceType string) []string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r, err := api.RelationshipFromV1(resp.GetRelationship())
+		r, err := v1pb.RelationshipFromV1(resp.GetRelationship(), "relationship")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -17,6 +17,7 @@ import (
 	"github.com/ambit-authz/ambit/api"
 	"github.com/ambit-authz/ambit/api/apitoken"
 	"github.com/ambit-authz/ambit/engine"
+	"github.com/ambit-authz/ambit/internal/v1pb"
 	ambitv1 "github.com/ambit-authz/ambit/proto/ambit/v1"
 	"github.com/ambit-authz/ambit/tuple"
 )
@@ -213,7 +214,7 @@ func (h *Handler) readRelationships(ctx context.Context, c call) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		r, err := api.RelationshipFromV1(resp.GetRelationship())
+		r, err := v1pb.RelationshipFromV1(resp.GetRelationship(), "relationship")
 		if err != nil {
 			return nil, err
 		}
@@ -283,7 +284,11 @@ func (h *Handler) writeRelationships(ctx context.Context, c call) (any, error) {
 		if err != nil {
 			return nil, invalidf("relationships[%d]: %v", i, err)
 		}
-		ups = append(ups, &v1.RelationshipUpdate{Operation: op, Relationship: api.RelationshipToV1(r)})
+		pb, err := v1pb.RelationshipToV1(r)
+		if err != nil {
+			return nil, invalidf("relationships[%d]: %v", i, err)
+		}
+		ups = append(ups, &v1.RelationshipUpdate{Operation: op, Relationship: pb})
 	}
 	resp, err := h.permissions().WriteRelationships(ctx, &v1.WriteRelationshipsRequest{Updates: ups})
 	if err != nil {
@@ -534,7 +539,7 @@ func (h *Handler) watch(ctx context.Context, c call) (any, error) {
 			out.Cursor = t
 		}
 		for _, u := range resp.GetUpdates() {
-			r, err := api.RelationshipFromV1(u.GetRelationship())
+			r, err := v1pb.RelationshipFromV1(u.GetRelationship(), "relationship")
 			if err != nil {
 				return nil, err
 			}

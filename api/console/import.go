@@ -8,8 +8,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/ambit-authz/ambit/api"
 	"github.com/ambit-authz/ambit/api/apitoken"
+	"github.com/ambit-authz/ambit/internal/v1pb"
 	"github.com/ambit-authz/ambit/validation"
 )
 
@@ -63,7 +63,11 @@ func (h *Handler) importFile(ctx context.Context, c call) (any, error) {
 		chunk := f.Relationships[i:min(i+importChunk, len(f.Relationships))]
 		ups := make([]*v1.RelationshipUpdate, len(chunk))
 		for j, r := range chunk {
-			ups[j] = &v1.RelationshipUpdate{Operation: v1.RelationshipUpdate_OPERATION_TOUCH, Relationship: api.RelationshipToV1(r.Relationship)}
+			pb, err := v1pb.RelationshipToV1(r.Relationship)
+			if err != nil {
+				return nil, invalidf("%s:%d: %v", f.Name, r.Line, err)
+			}
+			ups[j] = &v1.RelationshipUpdate{Operation: v1.RelationshipUpdate_OPERATION_TOUCH, Relationship: pb}
 		}
 		resp, err := h.permissions().WriteRelationships(ctx, &v1.WriteRelationshipsRequest{Updates: ups})
 		if err != nil {

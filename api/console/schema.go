@@ -10,8 +10,8 @@ import (
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
 
-	"github.com/ambit-authz/ambit/api"
 	"github.com/ambit-authz/ambit/engine"
+	"github.com/ambit-authz/ambit/internal/v1pb"
 	"github.com/ambit-authz/ambit/schema"
 	"github.com/ambit-authz/ambit/tuple"
 )
@@ -407,7 +407,7 @@ func (h *Handler) read(ctx context.Context, f *v1.RelationshipFilter, limit int)
 		if err != nil {
 			return nil, err
 		}
-		r, err := api.RelationshipFromV1(resp.GetRelationship())
+		r, err := v1pb.RelationshipFromV1(resp.GetRelationship(), "relationship")
 		if err != nil {
 			return nil, err
 		}

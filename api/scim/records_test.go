@@ -249,3 +249,25 @@ func TestConcurrentChange(t *testing.T) {
 		t.Fatal("a refused change removed members")
 	}
 }
+
+// FuzzDecodeRecord: a stored record of any bytes decodes or errs, never
+// panics, and what decodes re-encodes to a record with the same version.
+func FuzzDecodeRecord(f *testing.F) {
+	good, _ := encodeRecord(3, Resource{"userName": "ana", "members": []any{map[string]any{"value": "x"}}})
+	for _, seed := range [][]byte{good, nil, {1}, {1, 0x80}, {1, 1, '{', '}'}, {2, 1, '{', '}'}, {1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 'n', 'u', 'l', 'l'}} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, v, err := decodeRecord(b)
+		if err != nil {
+			return
+		}
+		again, err := encodeRecord(v, r)
+		if err != nil {
+			t.Fatalf("a decoded record does not encode: %v", err)
+		}
+		if _, v2, err := decodeRecord(again); err != nil || v2 != v {
+			t.Fatalf("round trip: version %d -> %d, %v", v, v2, err)
+		}
+	})
+}

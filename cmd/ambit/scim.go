@@ -38,14 +38,8 @@ func (c *scimConfig) check() error {
 			return fmt.Errorf("--scim-key: key %d of %d is empty (check AMBIT_SCIM_KEY for a stray comma)", i+1, len(c.keys))
 		}
 	}
-	if c.maxBody == 0 {
-		c.maxBody = api.DefaultSCIMMaxBody
-	}
-	if c.timeout == 0 {
-		c.timeout = api.DefaultSCIMTimeout
-	}
-	if c.maxBody < 0 || c.timeout < 0 {
-		return fmt.Errorf("--scim-max-body and --scim-timeout must not be negative (0 takes the default): every request has a budget")
+	if c.maxBody < 0 || c.timeout < 0 { // 0 takes the default
+		return fmt.Errorf("--scim-max-body and --scim-timeout must not be negative: every request has a budget")
 	}
 	_, _, err := c.scimMapping()
 	return err
