@@ -110,9 +110,9 @@ func (s *server) statusAuth(authorization string) (bool, error) {
 
 // clusterStatus lists the members as the node at target sees them (the
 // cluster service, with the caller's credential: it accepts the preshared
-// keys, and managed tokens with the admin scope through statusAuth), and each member's applied revision, read by calling ReadSchema on
-// the member with the caller's credential; Lag is how far each is behind
-// the newest.
+// keys, and managed tokens with the admin scope through statusAuth), and
+// each member's applied revision, read by calling ReadSchema on the member
+// with the caller's credential; Lag is how far each is behind the newest.
 func clusterStatus(target, clusterID string, creds credentials.TransportCredentials, tlsCfg *tls.Config) func(context.Context, string) ([]console.Member, error) {
 	return func(ctx context.Context, authorization string) ([]console.Member, error) {
 		key, _ := strings.CutPrefix(authorization, "Bearer ")
