@@ -49,10 +49,12 @@ import (
 //	  rpc ForwardChunks(stream google.protobuf.BytesValue) returns (google.protobuf.BytesValue);
 //	}
 //
-// Every call carries "authorization: Bearer <preshared key>". Forward and
-// ReadIndex are only served by the leader (a non-leader answers ErrNotLeader
-// and the caller retries); Join and Remove received from outside the cluster
-// are forwarded once to the leader, marked with the hop header.
+// Every call carries "authorization: Bearer <preshared key>" (or the
+// cluster credential); Status also takes what Config.StatusAuth accepts.
+// Forward and ReadIndex are only served by the leader (a non-leader answers
+// ErrNotLeader and the caller retries); Join and Remove received from
+// outside the cluster are forwarded once to the leader, marked with the hop
+// header.
 const (
 	serviceName = "ambit.cluster.v1.Cluster"
 	hopHeader   = "ambit-cluster-hop"
@@ -89,7 +91,7 @@ var serviceDesc = grpc.ServiceDesc{
 		unary("ReadIndex", func() *emptypb.Empty { return new(emptypb.Empty) }, (*Node).serveReadIndex),
 		unary("Join", func() *wrapperspb.BytesValue { return new(wrapperspb.BytesValue) }, (*Node).serveJoin),
 		unary("Remove", func() *wrapperspb.StringValue { return new(wrapperspb.StringValue) }, (*Node).serveRemove),
-		unary("Status", func() *emptypb.Empty { return new(emptypb.Empty) }, (*Node).serveStatus),
+		unaryAuth("Status", (*Node).authenticateStatus, func() *emptypb.Empty { return new(emptypb.Empty) }, (*Node).serveStatus),
 		unary("ClusterID", func() *emptypb.Empty { return new(emptypb.Empty) }, (*Node).serveClusterID),
 	},
 	Streams: []grpc.StreamDesc{
@@ -130,6 +132,11 @@ func serveForwardChunks(srv any, stream grpc.ServerStream) error {
 }
 
 func unary[Req proto.Message](name string, newReq func() Req, fn func(*Node, context.Context, Req) (*wrapperspb.BytesValue, error)) grpc.MethodDesc {
+	return unaryAuth(name, (*Node).authenticate, newReq, fn)
+}
+
+// unaryAuth is a unary method whose caller auth checks before fn runs.
+func unaryAuth[Req proto.Message](name string, auth func(*Node, context.Context) error, newReq func() Req, fn func(*Node, context.Context, Req) (*wrapperspb.BytesValue, error)) grpc.MethodDesc {
 	full := "/" + serviceName + "/" + name
 	return grpc.MethodDesc{
 		MethodName: name,
@@ -140,7 +147,7 @@ func unary[Req proto.Message](name string, newReq func() Req, fn func(*Node, con
 			}
 			n := srv.(clusterService).clusterNode()
 			call := func(ctx context.Context, req any) (any, error) {
-				if err := n.authenticate(ctx); err != nil {
+				if err := auth(n, ctx); err != nil {
 					return nil, err
 				}
 				return fn(n, ctx, req.(Req))
@@ -182,6 +189,29 @@ func (n *Node) authenticate(ctx context.Context) error {
 		}
 	}
 	return status.Error(codes.Unauthenticated, ErrUnauthenticated.Error())
+}
+
+// authenticateStatus checks a Status call: what authenticate accepts, or
+// else a credential Config.StatusAuth finds an admin's (a managed API token
+// with the admin scope). Only the member list is open to it.
+func (n *Node) authenticateStatus(ctx context.Context) error {
+	err := n.authenticate(ctx)
+	if err == nil || n.cfg.StatusAuth == nil {
+		return err
+	}
+	md, _ := metadata.FromIncomingContext(ctx)
+	vals := md.Get("authorization")
+	if len(vals) == 0 || vals[0] == "" {
+		return err
+	}
+	admin, aerr := n.cfg.StatusAuth(vals[0])
+	switch {
+	case aerr != nil:
+		return status.Errorf(codes.Unauthenticated, "%v: %s", ErrUnauthenticated, status.Convert(aerr).Message())
+	case !admin:
+		return status.Error(codes.PermissionDenied, "the credential lacks the \"admin\" scope, which the cluster member list needs")
+	}
+	return nil
 }
 
 // clusterCallKey is the bearer credential nodes send on cluster calls when
@@ -539,7 +569,13 @@ func (c *Client) callError(addr, method string, err error, idempotent bool) erro
 	st, _ := status.FromError(err)
 	switch {
 	case st.Code() == codes.Unauthenticated:
+		// A refusal by Config.StatusAuth says why after the sentinel's text.
+		if detail, ok := strings.CutPrefix(st.Message(), ErrUnauthenticated.Error()+": "); ok && detail != "" {
+			return fmt.Errorf("%w (calling %s): %s", ErrUnauthenticated, addr, detail)
+		}
 		return fmt.Errorf("%w (calling %s)", ErrUnauthenticated, addr)
+	case st.Code() == codes.PermissionDenied:
+		return fmt.Errorf("%s %s refused: %s", addr, method, st.Message())
 	case st.Code() == codes.DeadlineExceeded || errors.Is(err, context.DeadlineExceeded):
 		return fmt.Errorf("%w: calling %s %s: %v", ErrTimeout, addr, method, st.Message())
 	case idempotent && st.Code() == codes.Unavailable:

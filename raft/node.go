@@ -56,6 +56,16 @@ type Config struct {
 	// on its own calls. No key may be empty. With neither a secret nor keys,
 	// cluster calls are not authenticated: only for loopback.
 	PresharedKeys []string
+	// StatusAuth, when set, is asked about a cluster Status call whose
+	// credential is neither the cluster credential nor a preshared key: the
+	// call's authorization value ("Bearer ..."). admin true serves the
+	// member list; false refuses it with PermissionDenied; an error refuses
+	// it as unauthenticated. The server wires it to the API's
+	// Authenticator, so that a managed API token with the admin scope can
+	// list the members (the web console's Live page). Every other cluster
+	// call (Forward, ReadIndex, Join, Remove, ClusterID) still takes only
+	// the cluster credential or a preshared key.
+	StatusAuth func(authorization string) (admin bool, err error)
 	// ClusterID is the cluster's identity (the server binds it into
 	// ZedTokens); the node reports it to joining nodes. With Join, on an
 	// empty Dir or when ClusterID is empty, NewNode asks the member it joins

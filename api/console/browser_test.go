@@ -17,18 +17,12 @@ import (
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
 
 	"github.com/ambit-authz/ambit/api"
-	"github.com/ambit-authz/ambit/api/apitoken"
+	"github.com/ambit-authz/ambit/api/console"
 	"github.com/ambit-authz/ambit/tuple"
 )
-
-func permissionDenied(need apitoken.Scope) error {
-	return status.Errorf(codes.PermissionDenied, "the credential lacks the %q scope", need)
-}
 
 // chromiumPath finds a local Chromium. Without one the browser tests skip,
 // unless AMBIT_REQUIRE_BROWSER is set (CI installs Debian's chromium and
@@ -382,52 +376,79 @@ func TestBrowserAdmin(t *testing.T) {
 	}
 }
 
-// TestBrowserReadOnly signs in with a read-and-check credential: no write
-// control is on any page, checks work, and a write forced from the page is
-// refused by the server and changes nothing.
+// TestBrowserReadOnly signs in with a managed API token holding only the
+// check and read scopes (env.reader, issued by ambit.v1.TokenService): no
+// write control is on any page, checks work, and a write forced from the
+// page is refused and changes nothing. It runs twice: with the console's
+// own scope check, and with that check taken out (scopesUnchecked), where
+// the refusal is the gRPC API's scope check on the token the console
+// forwards: its PermissionDenied, naming the missing scope, is the HTTP 403.
 func TestBrowserReadOnly(t *testing.T) {
-	e := newEnv(t, envOptions{})
-	writeSchema(t, e, testSchema)
-	write(t, e, testRelationships...)
-	b := newBrowser(t)
-	b.signIn(e.url, readerKey)
-	const writeControls = `document.querySelectorAll('#schema-write, #rel-write, #rel-new, #import-run, #import-schema, [data-needs="write"], [data-needs="schema"], #rel-table button.danger').length`
-	for _, p := range []string{"schema", "relationships", "check", "access", "live"} {
-		b.page(p)
-		if n := eval[int](b, writeControls); n != 0 {
-			t.Errorf("page %s shows %d write controls to a read-only credential", p, n)
-		}
-	}
-	b.page("relationships")
-	b.set("#rel-type", "document")
-	b.click("#rel-browse")
-	b.waitFor(`document.querySelectorAll('#rel-table tbody tr').length === 3`)
-	if n := eval[int](b, writeControls); n != 0 {
-		t.Errorf("browsing shows %d write controls to a read-only credential", n)
-	}
-	b.screenshot("read-only")
-	if d := b.runCheck("document:d1", "view", "user:ana"); d.Answer != "HAS" {
-		t.Errorf("a read-only credential's check answers %q, want HAS", d.Answer)
-	}
-	// Forced writes, with the credential the page holds.
-	for _, c := range []struct{ path, body string }{
-		{"relationships/write", `{"operation":"create","relationships":["document:d9#viewer@user:mallory"]}`},
-		{"relationships/write", `{"operation":"delete","relationships":["group:lab#member@user:ana"]}`},
-		{"schema/write", `{"schema":"definition user {}"}`},
-		{"import", `{"file":"relationships: document:d9#viewer@user:mallory\n"}`},
+	for _, tc := range []struct {
+		name     string
+		wrapAuth func(*api.Authenticator) console.Authenticator
+		// refusedBy is what each forced write's 403 names as needing the
+		// scope: the console's endpoint, or the gRPC method it calls.
+		refusedBy map[string]string
+	}{
+		{name: "console", refusedBy: map[string]string{
+			"relationships/write": "POST /ui/api/relationships/write", "schema/write": "POST /ui/api/schema/write", "import": "POST /ui/api/import"}},
+		{name: "grpc", wrapAuth: func(a *api.Authenticator) console.Authenticator { return scopesUnchecked{a} }, refusedBy: map[string]string{
+			"relationships/write": "/authzed.api.v1.PermissionsService/WriteRelationships", "schema/write": "/authzed.api.v1.SchemaService/WriteSchema",
+			"import": "/authzed.api.v1.PermissionsService/WriteRelationships"}},
 	} {
-		code := eval[int](b, fmt.Sprintf(`fetch('api/%s', {method: 'POST', headers: {'Authorization': 'Bearer ' + sessionStorage.getItem('ambit.console.token'),
-			'Content-Type': 'application/json'}, body: %q}).then(r => r.status)`, c.path, c.body))
-		if code != 403 {
-			t.Errorf("a forced POST %s with a read-only credential got HTTP %d, want 403", c.path, code)
-		}
-	}
-	rels := read(t, e, "document")
-	if slices.Contains(rels, "document:d9#viewer@user:mallory") {
-		t.Error("a read-only credential wrote a relationship")
-	}
-	if g := read(t, e, "group"); !slices.Contains(g, "group:lab#member@user:ana") {
-		t.Error("a read-only credential deleted a relationship")
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, envOptions{wrapAuth: tc.wrapAuth})
+			if !strings.HasPrefix(e.reader, "ambit_") {
+				t.Fatalf("the reader credential %q is not a managed API token", e.reader)
+			}
+			writeSchema(t, e, testSchema)
+			write(t, e, testRelationships...)
+			b := newBrowser(t)
+			b.signIn(e.url, e.reader)
+			if who := eval[string](b, `document.getElementById('who-name').textContent`); !strings.Contains(who, "console-reader") {
+				t.Errorf("signed in as %q, want the token's name", who)
+			}
+			const writeControls = `document.querySelectorAll('#schema-write, #rel-write, #rel-new, #import-run, #import-schema, [data-needs="write"], [data-needs="schema"], #rel-table button.danger').length`
+			for _, p := range []string{"schema", "relationships", "check", "access", "live"} {
+				b.page(p)
+				if n := eval[int](b, writeControls); n != 0 {
+					t.Errorf("page %s shows %d write controls to a read-only token", p, n)
+				}
+			}
+			b.page("relationships")
+			b.set("#rel-type", "document")
+			b.click("#rel-browse")
+			b.waitFor(`document.querySelectorAll('#rel-table tbody tr').length === 3`)
+			if n := eval[int](b, writeControls); n != 0 {
+				t.Errorf("browsing shows %d write controls to a read-only token", n)
+			}
+			b.screenshot("read-only-" + tc.name)
+			if d := b.runCheck("document:d1", "view", "user:ana"); d.Answer != "HAS" {
+				t.Errorf("a read-only token's check answers %q, want HAS", d.Answer)
+			}
+			// Forced writes, with the token the page holds.
+			for _, c := range []struct{ path, body, scope string }{
+				{"relationships/write", `{"operation":"create","relationships":["document:d9#viewer@user:mallory"]}`, "write"},
+				{"relationships/write", `{"operation":"delete","relationships":["group:lab#member@user:ana"]}`, "write"},
+				{"schema/write", `{"schema":"definition user {}"}`, "schema"},
+				{"import", `{"file":"relationships: document:d9#viewer@user:mallory\n"}`, "write"},
+			} {
+				got := eval[string](b, fmt.Sprintf(`fetch('api/%s', {method: 'POST', headers: {'Authorization': 'Bearer ' + sessionStorage.getItem('ambit.console.token'),
+					'Content-Type': 'application/json'}, body: %q}).then(async r => r.status + ' ' + (await r.json()).error)`, c.path, c.body))
+				want := fmt.Sprintf(`lacks the %q scope, which %s needs`, c.scope, tc.refusedBy[c.path])
+				if !strings.HasPrefix(got, "403 ") || !strings.Contains(got, want) || !strings.Contains(got, `"console-reader"`) {
+					t.Errorf("a forced POST %s with a read-only token: %q, want 403 with %q", c.path, got, want)
+				}
+			}
+			rels := read(t, e, "document")
+			if slices.Contains(rels, "document:d9#viewer@user:mallory") {
+				t.Error("a read-only token wrote a relationship")
+			}
+			if g := read(t, e, "group"); !slices.Contains(g, "group:lab#member@user:ana") {
+				t.Error("a read-only token deleted a relationship")
+			}
+		})
 	}
 }
 

@@ -13,11 +13,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	"github.com/ambit-authz/ambit/api"
+	"github.com/ambit-authz/ambit/api/apitoken"
 	"github.com/ambit-authz/ambit/api/console"
 	"github.com/ambit-authz/ambit/raft"
 )
@@ -89,11 +92,27 @@ func loopbackTarget(addr string) string {
 	return net.JoinHostPort(host, port)
 }
 
+// statusAuth is raft's Config.StatusAuth: the cluster service's member
+// list (the console's Live page, `ambit cluster status`) also takes a
+// managed API token with the admin scope, checked by the API's
+// Authenticator. raft checks the cluster credential and the preshared keys
+// itself; every other cluster call takes only those.
+func (s *server) statusAuth(authorization string) (bool, error) {
+	if s.auth == nil || !s.auth.Enabled() { // no keys: no token is valid
+		return false, status.Error(codes.Unauthenticated, "no API tokens are accepted without a preshared key")
+	}
+	c, err := s.auth.Authenticate(authorization)
+	if err != nil {
+		return false, err
+	}
+	return c.TokenID != "" && c.Allows(apitoken.Admin), nil
+}
+
 // clusterStatus lists the members as the node at target sees them (the
 // cluster service, with the caller's credential: it accepts the preshared
-// keys), and each member's applied revision, read by calling ReadSchema on
-// the member with the caller's credential; Lag is how far each is behind
-// the newest.
+// keys, and managed tokens with the admin scope through statusAuth), and
+// each member's applied revision, read by calling ReadSchema on the member
+// with the caller's credential; Lag is how far each is behind the newest.
 func clusterStatus(target, clusterID string, creds credentials.TransportCredentials, tlsCfg *tls.Config) func(context.Context, string) ([]console.Member, error) {
 	return func(ctx context.Context, authorization string) ([]console.Member, error) {
 		key, _ := strings.CutPrefix(authorization, "Bearer ")

@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/ambit-authz/ambit/api/console"
+	"github.com/ambit-authz/ambit/raft"
 )
 
 // consoleCall makes one /ui/api/ call on the HTTP listener at addr and
@@ -102,6 +105,57 @@ func TestServeConsole(t *testing.T) {
 				t.Errorf("cluster member %v: want the leader, applied at least 2 (schema and write), lag 0", m)
 			}
 		})
+	}
+}
+
+// The console's Live page lists the members with a managed API token that
+// holds the admin scope (raft's StatusAuth, wired to the API's
+// Authenticator), as `ambit cluster status` does; a token without the
+// admin scope gets the page but not the members, and no token changes the
+// membership. A revoked token is refused.
+func TestServeConsoleClusterWithTokens(t *testing.T) {
+	const key = "k"
+	a, _ := startServe(t, serveConfig{keys: []string{key}, console: consoleOptions{enabled: true}})
+	base := "http://" + a.http
+	token := func(name, scopes string) string {
+		out, errOut, err := cliAt(t, a.grpc, key, "token", "create", "--name", name, "--scope", scopes)
+		if err != nil {
+			t.Fatalf("token create %s: %v %s", name, err, errOut)
+		}
+		return strings.TrimSpace(out)
+	}
+	ops, viewer := token("ops", "admin"), token("viewer", "read,check")
+	// (Each member's applied revision is read with ReadSchema: give it one.)
+	if code, out := consoleCall(t, http.DefaultClient, base, key, "schema/write", `{"schema":"definition user {}"}`); code != 200 {
+		t.Fatalf("schema/write: HTTP %d %v", code, out)
+	}
+
+	code, out := consoleCall(t, http.DefaultClient, base, ops, "cluster", "")
+	ms, _ := out["members"].([]any)
+	if code != 200 || len(ms) != 1 || out["error"] != nil {
+		t.Fatalf("cluster with an admin token: HTTP %d, members %v, error %v", code, out["members"], out["error"])
+	}
+	if m := ms[0].(map[string]any); m["id"] != "n1" || m["role"] != "leader" || m["error"] != nil || m["applied"].(float64) < 1 {
+		t.Errorf("cluster member with an admin token: %v", m)
+	}
+	code, out = consoleCall(t, http.DefaultClient, base, viewer, "cluster", "")
+	if ms, _ := out["members"].([]any); code != 200 || len(ms) != 0 || !strings.Contains(fmt.Sprint(out["error"]), `lacks the "admin" scope`) {
+		t.Errorf("cluster with a read,check token: HTTP %d, members %v, error %v; want no members and the missing admin scope named", code, out["members"], out["error"])
+	}
+	if list, _, err := cliAt(t, a.grpc, ops, "cluster", "status"); err != nil || !strings.HasPrefix(list, "n1\tleader\t") {
+		t.Errorf("cluster status with an admin token: %q, %v", list, err)
+	}
+	if _, _, err := cliAt(t, a.grpc, ops, "cluster", "remove", "nobody"); !errors.Is(err, raft.ErrUnauthenticated) {
+		t.Errorf("cluster remove with an admin token: %v, want ErrUnauthenticated (membership changes take a preshared key)", err)
+	}
+	if _, errOut, err := cliAt(t, a.grpc, key, "token", "revoke", strings.Split(ops, "_")[1]); err != nil {
+		t.Fatalf("token revoke: %v %s", err, errOut)
+	}
+	if code, _ := consoleCall(t, http.DefaultClient, base, ops, "cluster", ""); code != http.StatusUnauthorized {
+		t.Errorf("cluster with a revoked token: HTTP %d, want 401", code)
+	}
+	if _, _, err := cliAt(t, a.grpc, ops, "cluster", "status"); !errors.Is(err, raft.ErrUnauthenticated) || !strings.Contains(err.Error(), "revoked") {
+		t.Errorf("cluster status with a revoked token: %v, want ErrUnauthenticated naming the revocation", err)
 	}
 }
 

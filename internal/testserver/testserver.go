@@ -33,6 +33,10 @@ type Options struct {
 	// Tokens, when set, are the managed API tokens the server accepts
 	// besides Keys; ambit.v1.TokenService serves them.
 	Tokens api.TokenRecords
+	// RecordTokens, when set and Tokens is not, keeps the managed tokens in
+	// the replicated record keyspace (api.Server.Tokens), as `ambit serve`
+	// does.
+	RecordTokens bool
 	// DecisionLog, when set, records the server's decisions.
 	DecisionLog *api.DecisionLog
 }
@@ -94,6 +98,9 @@ func Start(t testing.TB, o Options) *Server {
 	}
 	if lm := srv.LeopardMetrics(); lm != nil {
 		reg.MustRegister(lm)
+	}
+	if o.Tokens == nil && o.RecordTokens {
+		o.Tokens = srv.Tokens()
 	}
 	auth := api.NewAuthenticator(o.Keys)
 	if o.Tokens != nil {
