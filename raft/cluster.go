@@ -50,7 +50,8 @@ import (
 //	}
 //
 // Every call carries "authorization: Bearer <preshared key>" (or the
-// cluster credential); Status also takes what Config.StatusAuth accepts.
+// cluster credential); Status and Remove also take what Config.StatusAuth
+// accepts (an operator's admin token: the member list, membership changes).
 // Forward and ReadIndex are only served by the leader (a non-leader answers
 // ErrNotLeader and the caller retries); Join and Remove received from
 // outside the cluster are forwarded once to the leader, marked with the hop
@@ -90,8 +91,8 @@ var serviceDesc = grpc.ServiceDesc{
 		unary("Forward", func() *wrapperspb.BytesValue { return new(wrapperspb.BytesValue) }, (*Node).serveForward),
 		unary("ReadIndex", func() *emptypb.Empty { return new(emptypb.Empty) }, (*Node).serveReadIndex),
 		unary("Join", func() *wrapperspb.BytesValue { return new(wrapperspb.BytesValue) }, (*Node).serveJoin),
-		unary("Remove", func() *wrapperspb.StringValue { return new(wrapperspb.StringValue) }, (*Node).serveRemove),
-		unaryAuth("Status", (*Node).authenticateStatus, func() *emptypb.Empty { return new(emptypb.Empty) }, (*Node).serveStatus),
+		unaryAuth("Remove", (*Node).authenticateAdmin, func() *wrapperspb.StringValue { return new(wrapperspb.StringValue) }, (*Node).serveRemove),
+		unaryAuth("Status", (*Node).authenticateAdmin, func() *emptypb.Empty { return new(emptypb.Empty) }, (*Node).serveStatus),
 		unary("ClusterID", func() *emptypb.Empty { return new(emptypb.Empty) }, (*Node).serveClusterID),
 	},
 	Streams: []grpc.StreamDesc{
@@ -191,10 +192,11 @@ func (n *Node) authenticate(ctx context.Context) error {
 	return status.Error(codes.Unauthenticated, ErrUnauthenticated.Error())
 }
 
-// authenticateStatus checks a Status call: what authenticate accepts, or
-// else a credential Config.StatusAuth finds an admin's (a managed API token
-// with the admin scope). Only the member list is open to it.
-func (n *Node) authenticateStatus(ctx context.Context) error {
+// authenticateAdmin checks an operator's call (Status, Remove): what
+// authenticate accepts, or else a credential Config.StatusAuth finds an
+// admin's (a managed API token with the admin scope). Node-to-node calls
+// (Forward, ReadIndex, Join, ClusterID) are not open to it.
+func (n *Node) authenticateAdmin(ctx context.Context) error {
 	err := n.authenticate(ctx)
 	if err == nil || n.cfg.StatusAuth == nil {
 		return err
@@ -209,7 +211,7 @@ func (n *Node) authenticateStatus(ctx context.Context) error {
 	case aerr != nil:
 		return status.Errorf(codes.Unauthenticated, "%v: %s", ErrUnauthenticated, status.Convert(aerr).Message())
 	case !admin:
-		return status.Error(codes.PermissionDenied, "the credential lacks the \"admin\" scope, which the cluster member list needs")
+		return status.Error(codes.PermissionDenied, "the credential lacks the \"admin\" scope, which the member list and membership changes need")
 	}
 	return nil
 }

@@ -77,8 +77,18 @@ func TestStatusAuth(t *testing.T) {
 		})
 	}
 
-	// Every other cluster call refuses the admin token: the hook opens the
-	// member list only.
+	// Remove (a membership change) takes the admin token: it passes
+	// authentication and fails on the unknown member; a reader token lacks
+	// the scope.
+	if err := admin0(ctx, addr, "admin-token"); !errors.Is(err, ErrUnknownNode) {
+		t.Errorf("Remove of an unknown member with an admin token = %v, want ErrUnknownNode (authenticated)", err)
+	}
+	if err := admin0(ctx, addr, "reader-token"); err == nil || !strings.Contains(err.Error(), "admin") {
+		t.Errorf("Remove with a reader token = %v, want a refusal naming the admin scope", err)
+	}
+
+	// Every node-to-node call refuses the admin token: the hook opens the
+	// member list and membership changes only.
 	admin := NewClient("admin-token")
 	defer admin.Close()
 	long := strings.Repeat("x", 200)
@@ -99,7 +109,6 @@ func TestStatusAuth(t *testing.T) {
 		"Join": func() error {
 			return admin.Join(ctx, addr, MemberInfo{ID: "intruder", RaftAddr: "127.0.0.1:1", GRPCAddr: "127.0.0.1:2"})
 		},
-		"Remove":    func() error { return admin.Remove(ctx, addr, "nobody") },
 		"ClusterID": func() error { _, err := admin.clusterID(ctx, addr); return err },
 	} {
 		if err := call(); !errors.Is(err, ErrUnauthenticated) {
@@ -114,8 +123,15 @@ func TestStatusAuth(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	want := []string{"Bearer admin-token", "Bearer reader-token", "Bearer revoked-token"}
+	want := []string{"Bearer admin-token", "Bearer reader-token", "Bearer revoked-token", "Bearer admin-token", "Bearer reader-token"}
 	if !slices.Equal(asked, want) {
-		t.Errorf("StatusAuth was asked about %q, want %q (Status calls whose credential the node does not know, only)", asked, want)
+		t.Errorf("StatusAuth was asked about %q, want %q (Status and Remove calls whose credential the node does not know, only)", asked, want)
 	}
+}
+
+// admin0 removes member "nobody" through addr with credential cred.
+func admin0(ctx context.Context, addr, cred string) error {
+	cl := NewClient(cred)
+	defer cl.Close()
+	return cl.Remove(ctx, addr, "nobody")
 }
