@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -12,7 +13,9 @@ import (
 	"time"
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 )
 
 func TestSCIMFlags(t *testing.T) {
@@ -114,6 +117,49 @@ func TestServeSCIM(t *testing.T) {
 	if err != nil || r.GetPermissionship() != v1.CheckPermissionResponse_PERMISSIONSHIP_HAS_PERMISSION {
 		t.Fatalf("the SCIM user is not an active account: %v %v", r, err)
 	}
+
+	// Managed tokens: the scim scope provisions, another scope is refused
+	// with a SCIM 403 naming the scope, and the scim scope opens nothing of
+	// the gRPC API.
+	token := func(name, scope string) string {
+		out, errOut, err := cliAt(t, a.grpc, "k", "token", "create", "--name", name, "--scope", scope)
+		if err != nil {
+			t.Fatalf("token create %s: %v %s", name, err, errOut)
+		}
+		return strings.TrimSpace(out)
+	}
+	idp, checker := token("okta", "scim"), token("app", "check")
+	if code, out := postUser(t, a.http, "Bearer "+idp, "raj@example.com"); code != 201 {
+		t.Fatalf("POST with a scim token = %d %v", code, out)
+	}
+	if code, out := postUser(t, a.http, "Bearer "+checker, "li@example.com"); code != 403 || out["status"] != "403" || !strings.Contains(fmt.Sprint(out["detail"]), "scim") {
+		t.Fatalf("POST with a check token = %d %v; want a SCIM 403 naming the scim scope", code, out)
+	}
+	idpCtx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+idp)
+	idpCtx, cancel2 := context.WithTimeout(idpCtx, 10*time.Second)
+	defer cancel2()
+	_, err = v1.NewPermissionsServiceClient(conn).CheckPermission(idpCtx, &v1.CheckPermissionRequest{
+		Resource: &v1.ObjectReference{ObjectType: "organization", ObjectId: "lab"}, Permission: "active",
+		Subject: &v1.SubjectReference{Object: &v1.ObjectReference{ObjectType: "user", ObjectId: "x"}},
+	})
+	if status.Code(err) != codes.PermissionDenied {
+		t.Fatalf("CheckPermission with a scim token: %v, want PermissionDenied", err)
+	}
+}
+
+// postUser POSTs a SCIM user with the given Authorization header.
+func postUser(t *testing.T, httpAddr, auth, userName string) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", "http://"+httpAddr+"/scim/v2/Users", strings.NewReader(`{"userName":"`+userName+`"}`))
+	req.Header.Set("Authorization", auth)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out
 }
 
 func TestServeRefusesBadSCIMFlags(t *testing.T) {
