@@ -47,6 +47,15 @@ import (
 //	  // ForwardChunks is Forward for a command too large for one message:
 //	  // its encoding in pieces of at most forwardChunk bytes, in order.
 //	  rpc ForwardChunks(stream google.protobuf.BytesValue) returns (google.protobuf.BytesValue);
+//	  // JoinReplica is Join adding a non-voter (a read replica).
+//	  rpc JoinReplica(google.protobuf.BytesValue) returns (google.protobuf.BytesValue);
+//	  // Promote makes a non-voter a voter; Demote a voter a non-voter.
+//	  rpc Promote(google.protobuf.StringValue) returns (google.protobuf.BytesValue);
+//	  rpc Demote(google.protobuf.StringValue) returns (google.protobuf.BytesValue);
+//	  // Progress is the called node's own applied revision and commit index.
+//	  rpc Progress(google.protobuf.Empty) returns (google.protobuf.BytesValue);
+//	  // Replication asks every member for its Progress -> member progress list.
+//	  rpc Replication(google.protobuf.Empty) returns (google.protobuf.BytesValue);
 //	}
 //
 // Every call carries "authorization: Bearer <preshared key>". Forward and
@@ -91,6 +100,11 @@ var serviceDesc = grpc.ServiceDesc{
 		unary("Remove", func() *wrapperspb.StringValue { return new(wrapperspb.StringValue) }, (*Node).serveRemove),
 		unary("Status", func() *emptypb.Empty { return new(emptypb.Empty) }, (*Node).serveStatus),
 		unary("ClusterID", func() *emptypb.Empty { return new(emptypb.Empty) }, (*Node).serveClusterID),
+		unary("JoinReplica", func() *wrapperspb.BytesValue { return new(wrapperspb.BytesValue) }, (*Node).serveJoinReplica),
+		unary("Promote", func() *wrapperspb.StringValue { return new(wrapperspb.StringValue) }, (*Node).servePromote),
+		unary("Demote", func() *wrapperspb.StringValue { return new(wrapperspb.StringValue) }, (*Node).serveDemote),
+		unary("Progress", func() *emptypb.Empty { return new(emptypb.Empty) }, (*Node).serveProgress),
+		unary("Replication", func() *emptypb.Empty { return new(emptypb.Empty) }, (*Node).serveReplication),
 	},
 	Streams: []grpc.StreamDesc{
 		{StreamName: "ForwardChunks", Handler: serveForwardChunks, ClientStreams: true},
@@ -287,6 +301,12 @@ func isHop(ctx context.Context) bool {
 }
 
 func (n *Node) serveJoin(ctx context.Context, in *wrapperspb.BytesValue) (*wrapperspb.BytesValue, error) {
+	return n.serveJoinAs(ctx, in, true)
+}
+
+// serveJoinAs adds the member a Join (voter) or JoinReplica (non-voter)
+// call names.
+func (n *Node) serveJoinAs(ctx context.Context, in *wrapperspb.BytesValue, voter bool) (*wrapperspb.BytesValue, error) {
 	cmd, err := Decode(in.GetValue())
 	if err == nil && cmd.Kind != KindSetMember {
 		err = fmt.Errorf("%w: join carries a %s command", ErrBadCommand, cmd.Kind)
@@ -301,7 +321,10 @@ func (n *Node) serveJoin(ctx context.Context, in *wrapperspb.BytesValue) (*wrapp
 		}
 		ctx, cancel := n.opContext(ctx)
 		defer cancel()
-		return resultValue(Result{}, n.joinLocal(ctx, m)), nil
+		return resultValue(Result{}, n.joinLocal(ctx, m, voter)), nil
+	}
+	if !voter {
+		return resultValue(Result{}, n.JoinReplica(ctx, m.ID, m.RaftAddr, m.GRPCAddr)), nil
 	}
 	return resultValue(Result{}, n.Join(ctx, m.ID, m.RaftAddr, m.GRPCAddr)), nil
 }
@@ -337,7 +360,7 @@ var wireErrors = []error{
 	store.ErrStaleWrite, store.ErrRevisionCompacted, store.ErrFutureRevision, store.ErrClosed,
 	ErrSchemaRefused, ErrNoLeader, ErrNotLeader, ErrTimeout, ErrLeadershipLost, ErrForward,
 	ErrNodeExists, ErrUnknownNode, ErrUnauthenticated, ErrBadCommand, ErrBadConfig, ErrHalted, ErrClosed,
-	ErrSchemaChanged, ErrInvalidCommand,
+	ErrSchemaChanged, ErrInvalidCommand, ErrMembershipRefused,
 }
 
 // remoteError is an error received from another node: its message and the
@@ -660,22 +683,30 @@ func (c *Client) readIndex(ctx context.Context, addr string) (tuple.Revision, er
 	return res.Revision, err
 }
 
-func (c *Client) join(ctx context.Context, addr string, m MemberInfo) error {
-	return c.joinHop(ctx, addr, m, false)
+func (c *Client) joinAs(ctx context.Context, addr string, m MemberInfo, voter bool) error {
+	return c.joinHop(ctx, addr, m, voter, false)
 }
 
-func (c *Client) joinHop(ctx context.Context, addr string, m MemberInfo, hop bool) error {
+// joinHop asks addr to add m as a voter (Join) or a non-voter (JoinReplica).
+func (c *Client) joinHop(ctx context.Context, addr string, m MemberInfo, voter, hop bool) error {
 	data, err := Encode(Command{Kind: KindSetMember, Member: m})
 	if err != nil {
 		return err
 	}
-	_, err = c.result(ctx, addr, "Join", wrapperspb.Bytes(data), true, hop)
+	method := "Join"
+	if !voter {
+		method = "JoinReplica"
+	}
+	_, err = c.result(ctx, addr, method, wrapperspb.Bytes(data), true, hop)
+	if err != nil && strings.Contains(err.Error(), "code = Unimplemented") {
+		return fmt.Errorf("%w: the member at %s does not know %s (an older version): %v", ErrBadConfig, addr, method, err)
+	}
 	return err
 }
 
 // Join asks the member at addr to add m as a voter (forwarded to the leader).
 func (c *Client) Join(ctx context.Context, addr string, m MemberInfo) error {
-	return c.join(ctx, addr, m)
+	return c.joinAs(ctx, addr, m, true)
 }
 
 // Remove asks the member at addr to remove the member id.

@@ -40,8 +40,13 @@ type Config struct {
 	Bootstrap bool
 	// Join lists gRPC addresses of existing members; on an empty Dir the node
 	// asks them (any member, forwarded to the leader) to add it as a voter.
-	// Ignored once Dir has raft state.
+	// Ignored once Dir has raft state, except by a read replica (which
+	// joins again at every start: it leaves the cluster when it closes).
 	Join []string
+	// ReadReplica joins the cluster as a raft non-voter (replica.go): it
+	// receives the log and snapshots and serves reads, never votes and never
+	// leads, and leaves the cluster when closed. It needs Join.
+	ReadReplica bool
 	// ClusterSecret keys the cluster: with it, raft traffic runs over the
 	// authenticated, encrypted stream layer (streamlayer.go) and nodes
 	// authenticate their cluster calls with a credential derived from it. It
@@ -169,6 +174,9 @@ func (c *Config) validate() error {
 	}
 	if len(missing) > 0 {
 		return fmt.Errorf("%w: %s must be set", ErrBadConfig, strings.Join(missing, ", "))
+	}
+	if c.ReadReplica && len(c.Join) == 0 {
+		return fmt.Errorf("%w: a read replica joins an existing cluster: give Join (a replica cannot bootstrap one)", ErrBadConfig)
 	}
 	if c.Bootstrap && len(c.Join) > 0 {
 		return fmt.Errorf("%w: Bootstrap and Join are exclusive (bootstrap forms a new cluster, join enters an existing one)", ErrBadConfig)
@@ -399,6 +407,11 @@ func NewNode(ctx context.Context, cfg Config, b Backend) (_ *Node, err error) {
 	go n.watchHalt(halted)
 
 	switch {
+	case hasState && cfg.ReadReplica:
+		n.logger.Info("raft: read replica restarting with existing state; joining again", "applied", uint64(b.AppliedRevision()))
+		if err := n.joinCluster(ctx); err != nil {
+			return nil, err
+		}
 	case hasState:
 		n.logger.Info("raft: restarting with existing state; Bootstrap and Join ignored", "applied", uint64(b.AppliedRevision()))
 		n.wg.Add(1)
@@ -497,7 +510,7 @@ func (n *Node) joinCluster(ctx context.Context) error {
 	for {
 		for _, addr := range n.cfg.Join {
 			cctx, cancel := context.WithTimeout(ctx, n.cfg.ApplyTimeout)
-			err := n.peers.join(cctx, addr, self)
+			err := n.peers.joinAs(cctx, addr, self, !n.cfg.ReadReplica)
 			cancel()
 			if err == nil {
 				// Return once this node has caught up, so a caller sees a
@@ -681,6 +694,7 @@ func (n *Node) refreshOwnMember() {
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		n.handOffLeadership()
+		n.leaveAsReplica()
 		n.cancel()
 		var errs []error
 		if err := n.raft.Shutdown().Error(); err != nil {
@@ -989,6 +1003,8 @@ func (n *Node) Status() ([]Member, error) {
 		switch {
 		case s.ID == leaderID:
 			m.Role = RoleLeader.String()
+		case !m.Voter:
+			m.Role = RoleReplica
 		case m.ID == n.cfg.NodeID:
 			m.Role = n.State().String()
 		case leaderID != "":
@@ -1009,8 +1025,8 @@ func (n *Node) Join(ctx context.Context, nodeID, raftAddr, grpcAddr string) erro
 	if nodeID == "" || raftAddr == "" || grpcAddr == "" {
 		return fmt.Errorf("%w: join needs a node id, a raft address and a gRPC address (got %q, %q, %q)", ErrBadConfig, nodeID, raftAddr, grpcAddr)
 	}
-	return n.onLeader(ctx, func(ctx context.Context) error { return n.joinLocal(ctx, m) },
-		func(ctx context.Context, addr string) error { return n.peers.joinHop(ctx, addr, m, true) })
+	return n.onLeader(ctx, func(ctx context.Context) error { return n.joinLocal(ctx, m, true) },
+		func(ctx context.Context, addr string) error { return n.peers.joinHop(ctx, addr, m, true, true) })
 }
 
 // Remove removes a member (on the leader; forwarded otherwise).
@@ -1046,7 +1062,10 @@ func (n *Node) onLeader(ctx context.Context, local func(context.Context) error, 
 	}
 }
 
-func (n *Node) joinLocal(ctx context.Context, m MemberInfo) error {
+// joinLocal adds m as a voter (or, voter false, a non-voter). A member
+// already in the configuration at the same address keeps its suffrage:
+// promote and demote change it.
+func (n *Node) joinLocal(ctx context.Context, m MemberInfo, voter bool) error {
 	cf := n.raft.GetConfiguration()
 	if err := cf.Error(); err != nil {
 		return n.mapRaftErr(err)
@@ -1075,11 +1094,14 @@ func (n *Node) joinLocal(ctx context.Context, m MemberInfo) error {
 	if present {
 		return nil
 	}
-	f := n.raft.AddVoter(hraft.ServerID(m.ID), hraft.ServerAddress(m.RaftAddr), 0, n.cfg.ApplyTimeout)
-	if err := f.Error(); err != nil {
-		return fmt.Errorf("adding voter %s: %w", m.ID, n.mapRaftErr(err))
+	add, what := n.raft.AddVoter, "voter"
+	if !voter {
+		add, what = n.raft.AddNonvoter, "read replica (non-voter)"
 	}
-	n.logger.Info("raft: added voter", "id", m.ID, "raft_addr", m.RaftAddr, "grpc_addr", m.GRPCAddr)
+	if err := add(hraft.ServerID(m.ID), hraft.ServerAddress(m.RaftAddr), 0, n.cfg.ApplyTimeout).Error(); err != nil {
+		return fmt.Errorf("adding %s %s: %w", what, m.ID, n.mapRaftErr(err))
+	}
+	n.logger.Info("raft: added "+what, "id", m.ID, "raft_addr", m.RaftAddr, "grpc_addr", m.GRPCAddr)
 	return nil
 }
 
