@@ -68,6 +68,7 @@ type serveConfig struct {
 	diskProbe       time.Duration
 	diskFaultLinger time.Duration
 	diskMinFreeMiB  int64
+	replica         replicaFlags // replica.go
 }
 
 func newServeCmd() *cobra.Command {
@@ -108,6 +109,7 @@ AMBIT_CLUSTER_SECRET), unless --insecure-cluster is given.`,
 	f.StringVar(&c.grpcAdvertise, "grpc-advertise", "", "gRPC address other members dial to forward writes and read indexes to this one (default: the bound --grpc-addr)")
 	f.StringVar(&c.raftLogStore, "raft-log-store", raft.DefaultLogStore, "raft log store of a new data dir: wal or bolt (a data dir keeps the one it has)")
 	f.IntVar(&c.raftSegmentMiB, "raft-log-segment-mib", raft.DefaultLogSegmentSize>>20, "size of each raft-wal log segment file in MiB, allocated when the segment is created")
+	c.replica.flags(f)
 	f.BoolVar(&c.bootstrap, "bootstrap", false, "form a new single-node cluster on an empty data dir (the default without --join)")
 	f.StringArrayVar(&c.join, "join", nil, "gRPC address of a cluster member to join on an empty data dir (repeatable)")
 	f.StringVar(&c.bootstrapFile, "bootstrap-file", "", "validation YAML whose schema and relationships are loaded into an empty store at start")
@@ -385,7 +387,7 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer, ready func(serv
 	node, err := raft.NewNode(ctx, raft.Config{
 		NodeID: c.nodeID, RaftAddr: c.raftAddr, AdvertiseAddr: c.raftAdvertise, GRPCAddr: advertised, Dir: c.dataDir, LogStore: c.raftLogStore,
 		LogSegmentSize: c.raftSegmentMiB << 20,
-		Bootstrap:      c.bootstrap, Join: c.join, PresharedKeys: c.keys, ClusterSecret: secret, ClusterPKI: pki, PeerTLS: peerTLS, ClusterID: cid, SchemaGuard: api.SchemaGuard(st), Logger: log,
+		Bootstrap:      c.bootstrap, Join: c.join, ReadReplica: c.replica.readReplica, PresharedKeys: c.keys, ClusterSecret: secret, ClusterPKI: pki, PeerTLS: peerTLS, ClusterID: cid, SchemaGuard: api.SchemaGuard(st), Logger: log,
 	}, stampedBackend{st})
 	if err != nil {
 		return err
@@ -423,6 +425,11 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer, ready func(serv
 		return err
 	}
 	opts := srv.ServerOptions(api.ServeOptions{PresharedKeys: c.keys, Version: version})
+	replicaOpts, err := replicaWiring(reg, node, st)
+	if err != nil {
+		return err
+	}
+	opts = append(opts, replicaOpts...)
 	if c.tlsCert != "" {
 		creds, err := credentials.NewServerTLSFromFile(c.tlsCert, c.tlsKey)
 		if err != nil {
@@ -432,7 +439,7 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer, ready func(serv
 	}
 	g := grpc.NewServer(opts...)
 	health := srv.Register(g)
-	readyz, shuttingDown, bootstrapped := readiness(node, c.bootstrapFile != "")
+	readyz, shuttingDown, bootstrapped := readiness(node, c.bootstrapFile != "", c.replica)
 	readyz.Publish(watchCtx, health, 500*time.Millisecond)
 	raft.RegisterService(g, node)
 	grpcDone := make(chan error, 1)
@@ -574,7 +581,7 @@ func later(a, b time.Time) time.Time {
 // readiness lists what a node needs to take traffic: not shutting down, no
 // disk fault, a state machine that has not halted, a leader known and
 // everything committed applied here, and the bootstrap file (if any) loaded. Add a condition with one Require line.
-func readiness(node *raft.Node, bootstrapFile bool) (r *api.Readiness, shuttingDown, bootstrapped *atomic.Bool) {
+func readiness(node *raft.Node, bootstrapFile bool, replica replicaFlags) (r *api.Readiness, shuttingDown, bootstrapped *atomic.Bool) {
 	r = new(api.Readiness)
 	shuttingDown, bootstrapped = new(atomic.Bool), new(atomic.Bool)
 	r.Require("shutdown", func(context.Context) error {
@@ -585,7 +592,7 @@ func readiness(node *raft.Node, bootstrapFile bool) (r *api.Readiness, shuttingD
 	})
 	r.Require("disk", func(context.Context) error { return node.Fault() })
 	r.Require("state machine", func(context.Context) error { return node.Halted() })
-	r.Require("raft", node.CaughtUp)
+	r.Require("raft", replica.raftReady(node))
 	if bootstrapFile {
 		r.Require("bootstrap file", func(context.Context) error {
 			if !bootstrapped.Load() {
