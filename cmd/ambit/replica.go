@@ -136,3 +136,24 @@ func replicaWiring(reg prometheus.Registerer, node *raft.Node, st api.Store) ([]
 	}
 	return staleOptions(node, func() uint64 { return uint64(st.AppliedRevision()) }), nil
 }
+
+// selfJoin lets every voter of a StatefulSet share one --join list: a node
+// whose own --grpc-advertise address comes first in --join forms the
+// cluster (it bootstraps on an empty data dir), and a node finding its
+// address later in the list skips it. Without --grpc-advertise the list is
+// used as given.
+func selfJoin(join []string, advertised string) []string {
+	if advertised == "" || len(join) == 0 {
+		return join
+	}
+	if join[0] == advertised {
+		return nil
+	}
+	var out []string
+	for _, j := range join {
+		if j != advertised {
+			out = append(out, j)
+		}
+	}
+	return out
+}

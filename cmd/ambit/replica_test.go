@@ -155,3 +155,21 @@ func TestReadReplicas(t *testing.T) {
 		t.Fatal("a write committed with 1 of 3 voters alive (the replicas voted)")
 	}
 }
+
+func TestSelfJoin(t *testing.T) {
+	for _, tc := range []struct {
+		join      []string
+		advertise string
+		want      []string
+	}{
+		{[]string{"a:1"}, "", []string{"a:1"}},
+		{[]string{"a:1", "b:1"}, "a:1", nil},                           // first: bootstrap
+		{[]string{"a:1", "b:1", "c:1"}, "b:1", []string{"a:1", "c:1"}}, // later: skipped
+		{[]string{"a:1"}, "b:1", []string{"a:1"}},
+		{nil, "a:1", nil},
+	} {
+		if got := selfJoin(tc.join, tc.advertise); strings.Join(got, ",") != strings.Join(tc.want, ",") || (got == nil) != (tc.want == nil) {
+			t.Errorf("selfJoin(%q, %q) = %q, want %q", tc.join, tc.advertise, got, tc.want)
+		}
+	}
+}

@@ -272,6 +272,7 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer, ready func(serv
 	if err != nil {
 		return err
 	}
+	c.join = selfJoin(c.join, c.grpcAdvertise) // replica.go
 	if len(c.keys) == 0 && !c.insecureNoAuth && !isLoopback(c.grpcAddr) {
 		return fmt.Errorf("refusing to serve on %s without authentication: give --preshared-key (or AMBIT_PRESHARED_KEY), or --insecure-no-auth to allow it", c.grpcAddr)
 	}
