@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
 
 	"github.com/ambit-authz/ambit/api"
@@ -29,11 +30,15 @@ const staleHeader = "ambit-stale"
 type replicaFlags struct {
 	readReplica bool
 	maxLag      uint64
+	// maxConnAge makes clients reconnect (and re-resolve DNS) now and
+	// then, so that replicas added later get their share of the calls.
+	maxConnAge time.Duration
 }
 
 func (r *replicaFlags) flags(f *pflag.FlagSet) {
 	f.BoolVar(&r.readReplica, "read-replica", false, "with --join: join as a read replica (a raft non-voter that serves reads, forwards writes, never votes, and leaves the cluster when it stops)")
 	f.Uint64Var(&r.maxLag, "max-replica-lag", 1000, "a read replica is not ready (/readyz, gRPC health) while it is more than this many committed revisions behind")
+	f.DurationVar(&r.maxConnAge, "grpc-max-connection-age", 5*time.Minute, "ask gRPC clients to reconnect after this long (calls in flight finish), so a client balancing over DNS finds members added since; 0 never")
 }
 
 // raftReady is the readiness condition of the raft node. A voter is ready
@@ -47,15 +52,20 @@ func (r replicaFlags) raftReady(node *raft.Node) func(context.Context) error {
 	if !r.readReplica {
 		return node.CaughtUp
 	}
-	return func(context.Context) error {
-		if node.LastContact().IsZero() {
-			return errors.New("this read replica has not heard from a leader since it started")
-		}
-		if lag := node.LocalLag(); lag > r.maxLag {
-			return fmt.Errorf("this read replica is %d revisions behind the commit index (--max-replica-lag %d)", lag, r.maxLag)
-		}
-		return nil
+	return func(context.Context) error { return replicaReady(node.LastContact(), node.LocalLag(), r.maxLag) }
+}
+
+// replicaReady is a read replica's readiness given when it last heard from
+// a leader (zero: never since it started) and how many committed revisions
+// it has not applied.
+func replicaReady(lastContact time.Time, lag, maxLag uint64) error {
+	if lastContact.IsZero() {
+		return errors.New("this read replica has not heard from a leader since it started")
 	}
+	if lag > maxLag {
+		return fmt.Errorf("this read replica is %d revisions behind the commit index (--max-replica-lag %d)", lag, maxLag)
+	}
+	return nil
 }
 
 // staleness says why a node's answers may be stale ("" while it knows a
@@ -128,13 +138,24 @@ func (c *replicationCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// replicaWiring is what serve adds for replicas once the node and the API
-// exist: the lag metrics and the stale-answer header.
-func replicaWiring(reg prometheus.Registerer, node *raft.Node, st api.Store) ([]grpc.ServerOption, error) {
+// replicaWiring is what serve adds for scaling reads out once the node and
+// the API exist: the lag metrics, the stale-answer header, and the
+// keepalive settings that let clients balance over members: pings every
+// 10s allowed (gRPC's default policy closes a connection pinged more often
+// than every 5 minutes), and --grpc-max-connection-age.
+func replicaWiring(reg prometheus.Registerer, node *raft.Node, st api.Store, r replicaFlags) ([]grpc.ServerOption, error) {
+	if r.maxConnAge < 0 {
+		return nil, fmt.Errorf("--grpc-max-connection-age %v is negative (0 disables it)", r.maxConnAge)
+	}
 	if err := registerReplicationMetrics(reg, node); err != nil {
 		return nil, err
 	}
-	return staleOptions(node, func() uint64 { return uint64(st.AppliedRevision()) }), nil
+	opts := staleOptions(node, func() uint64 { return uint64(st.AppliedRevision()) })
+	opts = append(opts, grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}))
+	if r.maxConnAge > 0 {
+		opts = append(opts, grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionAge: r.maxConnAge}))
+	}
+	return opts, nil
 }
 
 // selfJoin lets every voter of a StatefulSet share one --join list: a node

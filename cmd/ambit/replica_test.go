@@ -173,3 +173,24 @@ func TestSelfJoin(t *testing.T) {
 		}
 	}
 }
+
+func TestReplicaReady(t *testing.T) {
+	now := time.Now()
+	for _, tc := range []struct {
+		contact  time.Time
+		lag, max uint64
+		want     string // "" ready
+	}{
+		{now, 0, 1000, ""},
+		{now, 1000, 1000, ""},
+		{now, 1001, 1000, "1001 revisions behind the commit index (--max-replica-lag 1000)"},
+		{now, 1, 0, "1 revisions behind"},
+		{time.Time{}, 0, 1000, "not heard from a leader"},
+		{now.Add(-time.Hour), 0, 1000, ""}, // no leader for long: still serves reads, marked stale
+	} {
+		err := replicaReady(tc.contact, tc.lag, tc.max)
+		if (tc.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("replicaReady(%v, lag %d, max %d) = %v, want %q", tc.contact, tc.lag, tc.max, err, tc.want)
+		}
+	}
+}

@@ -426,7 +426,7 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer, ready func(serv
 		return err
 	}
 	opts := srv.ServerOptions(api.ServeOptions{PresharedKeys: c.keys, Version: version})
-	replicaOpts, err := replicaWiring(reg, node, st)
+	replicaOpts, err := replicaWiring(reg, node, st, c.replica)
 	if err != nil {
 		return err
 	}
