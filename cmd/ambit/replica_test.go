@@ -19,24 +19,25 @@ import (
 )
 
 // Three voters and two read replicas (issue 27): the replicas join as
-// non-voters, `cluster status` lists them with their lag, an
-// at_least_as_fresh read on a replica right after a write on the leader is
-// never stale, promote and demote work from the CLI, and when two voters
-// stop the cluster loses quorum (the replicas do not vote) while the
-// replicas go on answering minimize_latency reads, marked ambit-stale, and
-// refuse fully_consistent ones.
+// non-voters, `cluster status` lists them with their lag, a Watch on a
+// replica sees the leader's writes, an at_least_as_fresh read on a replica
+// right after a write is never stale (before and after the leader stops),
+// promote and demote work from the CLI, and when two voters are down the
+// cluster has no quorum (the replicas do not vote) while the replicas go on
+// answering minimize_latency reads, marked ambit-stale, and refuse
+// fully_consistent ones.
 func TestReadReplicas(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	key := serveConfig{keys: []string{"k"}}
-	n1, _ := startServe(t, key)
+	n1, stop1 := startServe(t, key)
 	join := func(id string, replica bool) (serveAddrs, func() error) {
 		c := key
 		c.nodeID, c.join, c.replica.readReplica, c.replica.maxLag = id, []string{n1.grpc}, replica, 1000
 		return startServe(t, c)
 	}
-	_, stop2 := join("n2", false)
-	_, stop3 := join("n3", false)
+	n2, stop2 := join("n2", false)
+	join("n3", false)
 	r1, _ := join("r1", true)
 	r2, _ := join("r2", true)
 	cli := func(addr string, args ...string) (string, error) {
@@ -63,17 +64,37 @@ func TestReadReplicas(t *testing.T) {
 		}
 	}
 
-	// at_least_as_fresh after a write on the leader: never stale, on
-	// either replica and through a balanced --endpoint list of both.
-	for i := range 40 {
-		token, err := cli(n1.grpc, "rel", "create", fmt.Sprintf("doc:d%d#viewer@user:ana", i))
-		if err != nil {
-			t.Fatalf("rel create %d: %v", i, err)
-		}
-		for _, ep := range []string{r1.grpc, r2.grpc, r1.grpc + "," + r2.grpc} {
-			if got, err := cli(ep, "check", fmt.Sprintf("doc:d%d", i), "viewer", "user:ana", "--consistency", "fresh:"+token); err != nil || got != "true" {
-				t.Fatalf("write %d: check on %s at least as fresh as the leader's token = %q, %v; want true", i, ep, got, err)
+	auth := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer k")
+	// A Watch on a replica sees writes made on the leader.
+	watch, err := v1.NewWatchServiceClient(dial(t, r1.grpc)).Watch(auth, &v1.WatchRequest{OptionalObjectTypes: []string{"doc"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// at_least_as_fresh after a write (through via, forwarded to whoever
+	// leads): never stale, on either replica and through a balanced
+	// --endpoint list of both.
+	fresh := func(via string, from, to int) {
+		t.Helper()
+		for i := from; i < to; i++ {
+			token, err := cli(via, "rel", "create", fmt.Sprintf("doc:d%d#viewer@user:ana", i))
+			if err != nil {
+				t.Fatalf("rel create %d: %v", i, err)
 			}
+			for _, ep := range []string{r1.grpc, r2.grpc, r1.grpc + "," + r2.grpc} {
+				if got, err := cli(ep, "check", fmt.Sprintf("doc:d%d", i), "viewer", "user:ana", "--consistency", "fresh:"+token); err != nil || got != "true" {
+					t.Fatalf("write %d: check on %s at least as fresh as the write's token = %q, %v; want true", i, ep, got, err)
+				}
+			}
+		}
+	}
+	fresh(n1.grpc, 0, 20)
+	for seen := false; !seen; {
+		resp, err := watch.Recv()
+		if err != nil {
+			t.Fatalf("Watch on a replica: %v", err)
+		}
+		for _, u := range resp.GetUpdates() {
+			seen = seen || u.GetRelationship().GetResource().GetObjectId() == "d0"
 		}
 	}
 	if got, err := cli(r2.grpc, "check", "doc:d0", "viewer", "user:ana", "--consistency", "full"); err != nil || got != "true" {
@@ -98,14 +119,17 @@ func TestReadReplicas(t *testing.T) {
 		t.Fatalf("r2 is not a replica after demotion:\n%s", st)
 	}
 
-	// Two of three voters stop: no quorum, the replicas do not make one.
+	// The leader stops: the replicas follow the new leader, and fresh reads
+	// on them after writes through n2 are still never stale.
+	if err := stop1(); err != nil {
+		t.Fatal(err)
+	}
+	fresh(n2.grpc, 20, 40)
+
+	// Two of three voters are down: no quorum, the replicas do not make one.
 	if err := stop2(); err != nil {
 		t.Fatal(err)
 	}
-	if err := stop3(); err != nil {
-		t.Fatal(err)
-	}
-	auth := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer k")
 	check := func(addr string, c *v1.Consistency) (*v1.CheckPermissionResponse, metadata.MD, error) {
 		var hdr metadata.MD
 		cctx, cancel := context.WithTimeout(auth, 5*time.Second)
