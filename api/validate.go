@@ -29,7 +29,7 @@ func (s *Server) validateCommand(sch *schema.Schema, cmd raft.Command) error {
 		}
 	}
 	switch cmd.Kind {
-	case raft.KindWrite:
+	case raft.KindWrite, raft.KindRecords:
 		if len(cmd.Updates) > s.limits.MaxUpdatesPerWrite {
 			return invalidf("updates: %d updates in one write, more than the limit of %d; split the write", len(cmd.Updates), s.limits.MaxUpdatesPerWrite)
 		}
@@ -77,7 +77,7 @@ func (s *Server) validateForwarded(_ context.Context, cmd raft.Command) (raft.Co
 			return cmd, fmt.Errorf("schema does not compile:\n%v", err)
 		}
 		return cmd, nil
-	case raft.KindWrite, raft.KindDelete, raft.KindImport:
+	case raft.KindWrite, raft.KindDelete, raft.KindImport, raft.KindRecords:
 	default:
 		return cmd, nil
 	}

@@ -34,7 +34,14 @@ const (
 	KindSetMember Kind = 6
 	// KindForgetMember removes Member.ID from the member table.
 	KindForgetMember Kind = 7
+	// KindRecords writes records (store.RecordOp) and relationship Updates
+	// together, guarded by Preconditions and RecordConds: both apply or
+	// neither (API tokens, SCIM resources with the relationships they imply).
+	KindRecords Kind = 8
 )
+
+// lastKind is the highest kind this build knows.
+const lastKind = KindRecords
 
 func (k Kind) String() string {
 	switch k {
@@ -52,6 +59,8 @@ func (k Kind) String() string {
 		return "set-member"
 	case KindForgetMember:
 		return "forget-member"
+	case KindRecords:
+		return "records"
 	}
 	return fmt.Sprintf("kind(%d)", uint8(k))
 }
@@ -60,13 +69,23 @@ func (k Kind) String() string {
 // refuses versions it does not know, so an old binary never misreads a new
 // entry. Version 2 adds the schema hash; a command without one is still
 // written as version 1, so entries that do not use it stay readable by
-// binaries that predate it.
+// binaries that predate it. Version 3 adds the actor (who proposed the
+// command, for the audit log), with a flags byte saying which of the schema
+// hash and the actor follow; it is written only for commands with an actor.
 const (
 	commandVersion           = 1
 	commandVersionSchemaHash = 2
+	commandVersionFlags      = 3
 	// maxCommandVersion is the newest version this build reads; an entry
 	// of a higher one halts the state machine (see decodeEntry).
-	maxCommandVersion = commandVersionSchemaHash
+	maxCommandVersion = commandVersionFlags
+
+	flagSchemaHash = 1 << 0
+	flagActor      = 1 << 1
+	knownFlags     = flagSchemaHash | flagActor
+
+	// MaxActor bounds Command.Actor's length.
+	MaxActor = 256
 )
 
 // SchemaHash identifies a schema text: the first 16 bytes of its SHA-256.
@@ -119,6 +138,14 @@ type Command struct {
 	Relationships []tuple.Relationship // KindImport
 
 	Member MemberInfo // KindSetMember, KindForgetMember (ID only)
+
+	Records     []store.RecordOp   // KindRecords
+	RecordConds []store.RecordCond // KindRecords
+
+	// Actor names who proposed the command (an API token's id; "" for a
+	// preshared key or no authentication), for the audit log: every node
+	// sees it in the applied entry. Any kind may carry it; apply ignores it.
+	Actor string
 }
 
 // WriteCommand returns a command that writes updates if preconds hold.
@@ -139,6 +166,12 @@ func ImportCommand(rels []tuple.Relationship) Command {
 	return Command{Kind: KindImport, Relationships: rels}
 }
 
+// RecordsCommand returns a command that applies record ops and relationship
+// updates together if preconds and conds hold.
+func RecordsCommand(updates []store.Update, preconds []store.Precondition, ops []store.RecordOp, conds []store.RecordCond) Command {
+	return Command{Kind: KindRecords, Updates: updates, Preconditions: preconds, Records: ops, RecordConds: conds}
+}
+
 // NoopCommand returns a command that only advances the applied revision.
 func NoopCommand() Command { return Command{Kind: KindNoop} }
 
@@ -146,6 +179,9 @@ func NoopCommand() Command { return Command{Kind: KindNoop} }
 //
 //	command   = kind:byte 0x01 now:time payload
 //	          | kind:byte 0x02 now:time schemaHash:16 bytes payload   (schemaHash not all zero)
+//	          | kind:byte 0x03 now:time flags:byte [schemaHash:16 bytes] [actor:string] payload
+//	            (flags bit 0: a schema hash follows, bit 1: an actor; version 3
+//	            is written only with an actor, 1 to 255 bytes)
 //	time      = 0x00 (zero time) | 0x01 seconds:zigzag-varint nanos:uvarint
 //	string    = len:uvarint bytes
 //	bool      = 0x00 | 0x01
@@ -156,6 +192,10 @@ func NoopCommand() Command { return Command{Kind: KindNoop} }
 //	          | noop:    (nothing)
 //	          | set-member:    id:string raftAddr:string grpcAddr:string
 //	          | forget-member: id:string
+//	          | records: n:uvarint update*n m:uvarint precond*m
+//	                     k:uvarint recop*k j:uvarint reccond*j
+//	recop     = space:string key:string (0x00 delete | 0x01 value:string)
+//	reccond   = space:string key:string (0x00 absent | 0x01 value:string)
 //	update    = op:byte rel
 //	precond   = mustMatch:bool filter
 //	rel       = resType:string resID:string relation:string
@@ -203,25 +243,46 @@ func (e *encoder) fail(format string, args ...any) {
 }
 
 func (e *encoder) command(c Command) ([]byte, error) {
-	if c.SchemaHash == (SchemaHash{}) {
-		e.buf = append(e.buf, byte(c.Kind), commandVersion)
+	hashed := c.SchemaHash != (SchemaHash{})
+	switch {
+	case c.Actor != "":
+		if len(c.Actor) > MaxActor {
+			e.fail("actor is %d bytes, more than %d", len(c.Actor), MaxActor)
+		}
+		e.buf = append(e.buf, byte(c.Kind), commandVersionFlags)
 		e.time(c.Now)
-	} else {
+		flags := byte(flagActor)
+		if hashed {
+			flags |= flagSchemaHash
+		}
+		e.buf = append(e.buf, flags)
+		if hashed {
+			e.buf = append(e.buf, c.SchemaHash[:]...)
+		}
+		e.string(c.Actor)
+	case hashed:
 		e.buf = append(e.buf, byte(c.Kind), commandVersionSchemaHash)
 		e.time(c.Now)
 		e.buf = append(e.buf, c.SchemaHash[:]...)
+	default:
+		e.buf = append(e.buf, byte(c.Kind), commandVersion)
+		e.time(c.Now)
 	}
 	switch c.Kind {
 	case KindWrite:
-		e.uvarint(uint64(len(c.Updates)))
-		for i, u := range c.Updates {
-			if u.Op < store.OpCreate || u.Op > store.OpDelete {
-				e.fail("update %d: unknown op %d", i, u.Op)
-			}
-			e.buf = append(e.buf, byte(u.Op))
-			e.rel(u.Rel)
-		}
+		e.updates(c.Updates)
 		e.preconds(c.Preconditions)
+	case KindRecords:
+		e.updates(c.Updates)
+		e.preconds(c.Preconditions)
+		e.uvarint(uint64(len(c.Records)))
+		for _, op := range c.Records {
+			e.record(op.Space, op.Key, op.Value)
+		}
+		e.uvarint(uint64(len(c.RecordConds)))
+		for _, rc := range c.RecordConds {
+			e.record(rc.Space, rc.Key, rc.Value)
+		}
 	case KindDelete:
 		e.filter(c.Filter)
 		if c.Limit < 0 || c.Limit > math.MaxInt32 {
@@ -251,6 +312,31 @@ func (e *encoder) command(c Command) ([]byte, error) {
 		return nil, e.err
 	}
 	return e.buf, nil
+}
+
+func (e *encoder) updates(us []store.Update) {
+	e.uvarint(uint64(len(us)))
+	for i, u := range us {
+		if u.Op < store.OpCreate || u.Op > store.OpDelete {
+			e.fail("update %d: unknown op %d", i, u.Op)
+		}
+		e.buf = append(e.buf, byte(u.Op))
+		e.rel(u.Rel)
+	}
+}
+
+// record encodes a record op or condition: a nil value is a delete (an
+// absence), any other (empty included) a value.
+func (e *encoder) record(space, key string, value []byte) {
+	e.string(space)
+	e.string(key)
+	if value == nil {
+		e.buf = append(e.buf, 0)
+		return
+	}
+	e.buf = append(e.buf, 1)
+	e.uvarint(uint64(len(value)))
+	e.buf = append(e.buf, value...)
 }
 
 func (e *encoder) uvarint(v uint64) { e.buf = binary.AppendUvarint(e.buf, v) }
@@ -526,18 +612,35 @@ func (d *decoder) command() Command {
 	var c Command
 	c.Kind = Kind(d.byte("command kind"))
 	v := d.byte("command version")
-	if d.err == nil && v != commandVersion && v != commandVersionSchemaHash {
-		d.fail("unsupported command version %d (this build reads versions %d and %d)", v, commandVersion, commandVersionSchemaHash)
+	if d.err == nil && (v < commandVersion || v > maxCommandVersion) {
+		d.fail("unsupported command version %d (this build reads versions %d to %d)", v, commandVersion, maxCommandVersion)
 	}
 	c.Now = d.time("command time")
-	if d.err == nil && v == commandVersionSchemaHash {
+	hashed, actor := v == commandVersionSchemaHash, false
+	if d.err == nil && v == commandVersionFlags {
+		flags := d.byte("command flags")
+		if d.err == nil && flags&^knownFlags != 0 {
+			d.fail("unknown command flags 0x%02x", flags)
+		}
+		hashed, actor = flags&flagSchemaHash != 0, flags&flagActor != 0
+		if d.err == nil && !actor {
+			d.fail("a version %d command without an actor must be encoded as version %d or %d", v, commandVersion, commandVersionSchemaHash)
+		}
+	}
+	if d.err == nil && hashed {
 		if d.remaining() < len(c.SchemaHash) {
 			d.fail("truncated schema hash")
 		} else {
 			d.off += copy(c.SchemaHash[:], d.data[d.off:])
 			if c.SchemaHash == (SchemaHash{}) {
-				d.fail("a zero schema hash must be encoded as version %d", commandVersion)
+				d.fail("a zero schema hash must be encoded without one")
 			}
+		}
+	}
+	if d.err == nil && actor {
+		c.Actor = d.string("actor")
+		if d.err == nil && (c.Actor == "" || len(c.Actor) > MaxActor) {
+			d.fail("actor of %d bytes is outside 1..%d", len(c.Actor), MaxActor)
 		}
 	}
 	if d.err != nil {
@@ -545,18 +648,21 @@ func (d *decoder) command() Command {
 	}
 	switch c.Kind {
 	case KindWrite:
-		n := d.count("update")
-		if n > 0 {
-			c.Updates = make([]store.Update, 0, n)
-		}
-		for i := 0; i < n && d.err == nil; i++ {
-			op := store.Op(d.byte("update op"))
-			if d.err == nil && (op < store.OpCreate || op > store.OpDelete) {
-				d.fail("update %d: unknown op %d", i, op)
-			}
-			c.Updates = append(c.Updates, store.Update{Op: op, Rel: d.rel()})
-		}
+		c.Updates = d.updates()
 		c.Preconditions = d.preconds()
+	case KindRecords:
+		c.Updates = d.updates()
+		c.Preconditions = d.preconds()
+		n := d.count("record op")
+		for i := 0; i < n && d.err == nil; i++ {
+			sp, k, v := d.record("record op")
+			c.Records = append(c.Records, store.RecordOp{Space: sp, Key: k, Value: v})
+		}
+		n = d.count("record condition")
+		for i := 0; i < n && d.err == nil; i++ {
+			sp, k, v := d.record("record condition")
+			c.RecordConds = append(c.RecordConds, store.RecordCond{Space: sp, Key: k, Value: v})
+		}
 	case KindDelete:
 		c.Filter = d.filter()
 		limit := d.uvarint("delete limit")
@@ -590,6 +696,42 @@ func (d *decoder) command() Command {
 		d.fail("%d trailing bytes after the %s command", d.remaining(), c.Kind)
 	}
 	return c
+}
+
+func (d *decoder) updates() []store.Update {
+	n := d.count("update")
+	if n == 0 {
+		return nil
+	}
+	us := make([]store.Update, 0, n)
+	for i := 0; i < n && d.err == nil; i++ {
+		op := store.Op(d.byte("update op"))
+		if d.err == nil && (op < store.OpCreate || op > store.OpDelete) {
+			d.fail("update %d: unknown op %d", i, op)
+		}
+		us = append(us, store.Update{Op: op, Rel: d.rel()})
+	}
+	return us
+}
+
+// record decodes a record op or condition; the value is a fresh copy (nil:
+// a delete or an absence).
+func (d *decoder) record(what string) (space, key string, value []byte) {
+	space = d.string(what + " space")
+	key = d.string(what + " key")
+	if !d.bool(what + " value flag") {
+		return space, key, nil
+	}
+	n := d.uvarintOf(what, " value length")
+	if d.err == nil && n > uint64(d.remaining()) {
+		d.fail("%s value length %d exceeds the %d bytes left", what, n, d.remaining())
+	}
+	if d.err != nil {
+		return "", "", nil
+	}
+	value = make([]byte, n)
+	d.off += copy(value, d.data[d.off:])
+	return space, key, value
 }
 
 func (d *decoder) rel() tuple.Relationship {

@@ -49,7 +49,14 @@ func sampleCommands() []Command {
 	hashed.SchemaHash = HashSchema("definition user {}\n")
 	hashedImport := ImportCommand([]tuple.Relationship{group})
 	hashedImport.SchemaHash = HashSchema("")
-	cmds = append(cmds, hashed, hashedImport)
+	records := RecordsCommand([]store.Update{{Op: store.OpTouch, Rel: group}}, []store.Precondition{{MustMatch: true, Filter: filter}},
+		[]store.RecordOp{{Space: "scim.users", Key: "u1", Value: []byte(`{"userName":"ana"}`)}, {Space: "scim.users", Key: "u\x002"}, {Space: "token", Key: "t", Value: []byte{}}},
+		[]store.RecordCond{{Space: "scim.usernames", Key: "ana"}, {Space: "scim.users", Key: "u1", Value: []byte("old")}})
+	withActor := WriteCommand([]store.Update{{Op: store.OpTouch, Rel: group}}, nil)
+	withActor.Actor = "0123456789abcdef"
+	hashedActor := records
+	hashedActor.Actor, hashedActor.SchemaHash = "tok-1", HashSchema("x")
+	cmds = append(cmds, hashed, hashedImport, records, RecordsCommand(nil, nil, nil, nil), withActor, hashedActor)
 	for i := range cmds {
 		if i%2 == 0 {
 			cmds[i].Now = now
@@ -66,7 +73,10 @@ func TestCommandRoundTrip(t *testing.T) {
 				t.Fatal(err)
 			}
 			version := byte(commandVersion)
-			if c.SchemaHash != (SchemaHash{}) {
+			switch {
+			case c.Actor != "":
+				version = commandVersionFlags
+			case c.SchemaHash != (SchemaHash{}):
 				version = commandVersionSchemaHash
 			}
 			if data[0] != byte(c.Kind) || data[1] != version {
@@ -90,6 +100,9 @@ func TestCommandRoundTrip(t *testing.T) {
 // commandsEqual compares with time.Equal and caveat-aware relationship
 // equality, treating nil and empty slices alike.
 func commandsEqual(a, b Command) bool {
+	if !reflect.DeepEqual(a.Records, b.Records) || !reflect.DeepEqual(a.RecordConds, b.RecordConds) || a.Actor != b.Actor {
+		return false
+	}
 	if a.Kind != b.Kind || !a.Now.Equal(b.Now) || a.SchemaHash != b.SchemaHash || a.Schema != b.Schema || a.Limit != b.Limit ||
 		a.AllowPartial != b.AllowPartial || a.Member != b.Member || len(a.Updates) != len(b.Updates) ||
 		len(a.Relationships) != len(b.Relationships) || len(a.Preconditions) != len(b.Preconditions) {
@@ -161,6 +174,7 @@ func TestEncodeRejects(t *testing.T) {
 		{"huge limit", DeleteCommand(tuple.Filter{}, math.MaxInt32+1, false, nil), "delete limit 2147483648 is out of range"},
 		{"caveat type", WriteCommand([]store.Update{{Op: store.OpTouch, Rel: bad}}, nil), "type int is not a JSON value"},
 		{"depth", WriteCommand([]store.Update{{Op: store.OpTouch, Rel: tooDeep}}, nil), "nested deeper"},
+		{"actor", Command{Kind: KindNoop, Actor: strings.Repeat("a", MaxActor+1)}, "actor is 257 bytes"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Encode(tc.cmd)
@@ -193,6 +207,11 @@ func TestDecodeRejects(t *testing.T) {
 		{"bad bool", []byte{byte(KindDelete), 1, 0, 0, 0, 0, 0, 0, 0, 7}, "bad boolean"},
 		{"bad time", []byte{byte(KindNoop), 1, 5}, "bad time tag"},
 		{"nanos", []byte{byte(KindNoop), 1, 1, 0, 0xff, 0xff, 0xff, 0xff, 0x0f}, "nanoseconds"},
+		{"unknown flags", []byte{byte(KindNoop), 3, 0, 0x06, 1, 'a'}, "unknown command flags 0x06"},
+		{"flags without actor", []byte{byte(KindNoop), 3, 0, 0x00}, "without an actor"},
+		{"empty actor", []byte{byte(KindNoop), 3, 0, 0x02, 0}, "actor of 0 bytes"},
+		{"record value length", []byte{byte(KindRecords), 1, 0, 0, 0, 1, 1, 's', 1, 'k', 1, 9, 'x'}, "value length 9 exceeds"},
+		{"record value flag", []byte{byte(KindRecords), 1, 0, 0, 0, 1, 1, 's', 1, 'k', 2}, "bad boolean"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Decode(tc.data)

@@ -22,7 +22,8 @@ type fakeStore struct {
 	rels    map[tuple.Key]tuple.Relationship
 	schema  string
 	members []byte // the member table, as WriteMembers stored it
-	failIO  error  // when set, every write fails with it (an I/O error)
+	records map[string][]byte
+	failIO  error // when set, every write fails with it (an I/O error)
 	// refuseNext, when set, is returned by the next write after it consumed
 	// its revision, as the store does with a refusal; then it is cleared.
 	refuseNext error
@@ -141,6 +142,40 @@ func (s *fakeStore) Write(rev tuple.Revision, now time.Time, updates []store.Upd
 			delete(s.rels, u.Rel.Key())
 		} else {
 			s.rels[u.Rel.Key()] = u.Rel
+		}
+	}
+	return nil
+}
+
+// WriteRecords is Write with record conditions checked first and record
+// ops applied after the updates (the fake keeps no record history).
+func (s *fakeStore) WriteRecords(rev tuple.Revision, now time.Time, updates []store.Update, preconds []store.Precondition, ops []store.RecordOp, conds []store.RecordCond) error {
+	s.mu.Lock()
+	for _, c := range conds {
+		cur, ok := s.records[c.Space+"/"+c.Key]
+		if ok != (c.Value != nil) || ok && string(cur) != string(c.Value) {
+			defer s.mu.Unlock()
+			if err := s.begin(rev, now); err != nil {
+				return err
+			}
+			s.rev = rev // a refusal consumes the revision
+			return fmt.Errorf("%w: record %s/%s", store.ErrPreconditionFailed, c.Space, c.Key)
+		}
+	}
+	s.mu.Unlock()
+	if err := s.Write(rev, now, updates, preconds); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.records == nil {
+		s.records = map[string][]byte{}
+	}
+	for _, op := range ops {
+		if op.Value == nil {
+			delete(s.records, op.Space+"/"+op.Key)
+		} else {
+			s.records[op.Space+"/"+op.Key] = slices.Clone(op.Value)
 		}
 	}
 	return nil

@@ -49,7 +49,29 @@ type Backend interface {
 	Members() ([]byte, error)
 	WriteMembers(rev tuple.Revision, now time.Time, table []byte) error
 	ImportMembers(table []byte) error
+	// WriteRecords is Write with record ops and conditions (KindRecords):
+	// records and updates apply together or not at all.
+	WriteRecords(rev tuple.Revision, now time.Time, updates []store.Update, preconds []store.Precondition, ops []store.RecordOp, conds []store.RecordCond) error
 }
+
+// AppliedEntry is one log entry the state machine has applied, as an
+// OnApplied hook sees it.
+type AppliedEntry struct {
+	Index uint64
+	// Data is the entry's encoded command (nil for raft's own entries); it is
+	// only valid during the call: Command decodes a copy.
+	Data []byte
+	// Err is the command's refusal (a domain failure), nil if it applied.
+	Err error
+}
+
+// Command decodes the entry's command.
+func (e AppliedEntry) Command() (Command, error) { return Decode(e.Data) }
+
+// OnApplied is called on every node after each applied batch, once per
+// command entry in log order, on the applying goroutine: it must return
+// quickly (queue, never wait on I/O). The audit log uses it.
+type OnApplied func(AppliedEntry)
 
 // SchemaGuard is called inside Apply, before a schema write, with the revision
 // the schema would be written at and the new text. A non-nil error refuses the
@@ -101,6 +123,39 @@ type FSM struct {
 	onHalt       func(error)
 	members      map[string]MemberInfo // as the store holds it
 	membersIndex uint64                // log index of the last member change
+
+	onApplied atomic.Pointer[OnApplied]
+}
+
+// SetOnApplied installs (or, with nil, removes) the applied-entry hook.
+func (f *FSM) SetOnApplied(fn OnApplied) {
+	if fn == nil {
+		f.onApplied.Store(nil)
+		return
+	}
+	f.onApplied.Store(&fn)
+}
+
+// notifyApplied calls the applied-entry hook for the command entries of a
+// batch that were applied (not those after a halt).
+func (f *FSM) notifyApplied(logs []*hraft.Log, out []any, upTo tuple.Revision) {
+	hook := f.onApplied.Load()
+	if hook == nil {
+		return
+	}
+	for i, l := range logs {
+		if tuple.Revision(l.Index) > upTo {
+			return
+		}
+		if l.Type != hraft.LogCommand {
+			continue
+		}
+		e := AppliedEntry{Index: l.Index, Data: l.Data}
+		if r, ok := out[i].(*Result); ok && r != nil {
+			e.Err = r.Err
+		}
+		(*hook)(e)
+	}
 }
 
 var (
@@ -340,8 +395,10 @@ func (f *FSM) ApplyBatch(logs []*hraft.Log) []any {
 	f.flush(&run, out, &storeRev)
 	if f.haltedErr() == nil {
 		f.advance(tuple.Revision(last))
+		f.notifyApplied(logs, out, tuple.Revision(last))
 	} else {
 		f.advance(storeRev) // what was applied before the halt
+		f.notifyApplied(logs, out, storeRev)
 	}
 	return out
 }
@@ -523,6 +580,8 @@ func (f *FSM) applyOne(l *hraft.Log, cmd *Command, storeRev *tuple.Revision) any
 		}
 	case cmd.Kind == KindImport:
 		err = f.backend.Import(idx, now, cmd.Relationships)
+	case cmd.Kind == KindRecords:
+		err = f.backend.WriteRecords(idx, now, cmd.Updates, cmd.Preconditions, cmd.Records, cmd.RecordConds)
 	case cmd.Kind == KindNoop:
 		err = f.backend.Write(idx, now, nil, nil)
 	case cmd.Kind == KindSetMember, cmd.Kind == KindForgetMember:
@@ -581,7 +640,7 @@ func decodeEntry(l *hraft.Log) (Command, error) {
 	if err == nil {
 		return cmd, nil
 	}
-	if len(l.Data) >= 2 && l.Data[1] > maxCommandVersion && Kind(l.Data[0]) >= KindWrite && Kind(l.Data[0]) <= KindForgetMember {
+	if len(l.Data) >= 2 && l.Data[1] > maxCommandVersion && Kind(l.Data[0]) >= KindWrite && Kind(l.Data[0]) <= lastKind {
 		return Command{}, fmt.Errorf("%w: log entry %d is a command of version %d, and this binary reads versions up to %d: "+
 			"upgrade this node to an ambit version that knows command version %d and restart it (upgrade followers first, the leader last)",
 			ErrUndecodableEntry, l.Index, l.Data[1], maxCommandVersion, l.Data[1])

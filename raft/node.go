@@ -80,6 +80,12 @@ type Config struct {
 	// ForwardValidator checks a command another node forwarded before the
 	// leader proposes it (see ForwardValidator); nil proposes it as it came.
 	ForwardValidator ForwardValidator
+	// LogCacheBytes bounds the in-memory cache of recent log entries;
+	// default DefaultLogCacheBytes.
+	LogCacheBytes int
+	// OnApplied, when set, sees every applied command entry in log order,
+	// replay at start-up included (see OnApplied).
+	OnApplied OnApplied
 
 	HeartbeatTimeout   time.Duration // default 1s
 	ElectionTimeout    time.Duration // default 1s
@@ -333,6 +339,7 @@ func NewNode(ctx context.Context, cfg Config, b Backend) (_ *Node, err error) {
 		return nil, err
 	}
 	n.fsm.SetSchemaGuard(cfg.SchemaGuard)
+	n.fsm.SetOnApplied(cfg.OnApplied)
 	n.SetForwardValidator(cfg.ForwardValidator)
 	halted := make(chan struct{}, 1)
 	n.fsm.setOnHalt(func(error) { // once per halt; a restored snapshot clears one
@@ -376,10 +383,7 @@ func NewNode(ctx context.Context, cfg Config, b Backend) (_ *Node, err error) {
 		}
 	}
 	watched := faultingLogStore{n.logs, n.Fail} // a failed write is a disk fault
-	logCache, err := hraft.NewLogCache(1024, watched)
-	if err != nil {
-		return nil, fmt.Errorf("raft: %w", err)
-	}
+	logCache := newLogCache(watched, cfg.LogCacheBytes)
 	notify := make(chan bool, 16)
 	rc := hraft.DefaultConfig()
 	rc.LocalID = hraft.ServerID(cfg.NodeID)
@@ -742,6 +746,9 @@ func (n *Node) otherVoters() int {
 	}
 	return others
 }
+
+// SetOnApplied installs (or, with nil, removes) the applied-entry hook.
+func (n *Node) SetOnApplied(fn OnApplied) { n.fsm.SetOnApplied(fn) }
 
 // SetSchemaGuard installs the schema guard (see SchemaGuard).
 func (n *Node) SetSchemaGuard(g SchemaGuard) { n.fsm.SetSchemaGuard(g) }

@@ -23,6 +23,7 @@ const (
 	spaceTime     byte = 't' // revision → leader time
 	spaceExpiry   byte = 'x' // expiration time → relationship, for GC
 	spaceMeta     byte = 'm' // single meta keys
+	spaceRecord   byte = 'k' // replicated records: state that is not a relationship
 	// spaceFlush holds only a throwaway key written and dropped at once to
 	// make badger flush its memtables (see streamimport.go).
 	spaceFlush byte = 0xFF
@@ -615,4 +616,37 @@ func growUpdates(s []Update, n int) []Update {
 	out := make([]Update, len(s), len(s)+n)
 	copy(out, s)
 	return out
+}
+
+// Records (records.go): 'k', then the record's space and key as two
+// components. A space's records are one key range, in key order.
+
+func recordKey(space, key string) []byte {
+	b := make([]byte, 0, 1+len(space)+len(key)+2*termSize)
+	b = appendComponent(append(b, spaceRecord), space)
+	return appendComponent(b, key)
+}
+
+// recordSpacePrefix is the prefix of every record key of space.
+func recordSpacePrefix(space string) []byte {
+	return appendComponent([]byte{spaceRecord}, space)
+}
+
+// decodeRecordKey splits a record key into its space and key.
+func decodeRecordKey(b []byte) (space, key string, err error) {
+	if len(b) == 0 || b[0] != spaceRecord {
+		return "", "", fmt.Errorf("%w: not a record key", errKey)
+	}
+	sp, rest, err := readComponent(b[1:])
+	if err != nil {
+		return "", "", err
+	}
+	k, rest, err := readComponent(rest)
+	if err != nil {
+		return "", "", err
+	}
+	if len(rest) != 0 {
+		return "", "", fmt.Errorf("%w: %d trailing bytes", errKey, len(rest))
+	}
+	return string(sp), string(k), nil
 }

@@ -25,8 +25,10 @@ import (
 // A record is kind (1) | uvarint payload length | payload. The CRC covers
 // every byte before it.
 const (
-	snapMagic   = "AMBITSNP"
-	snapVersion = 2 // 2 adds the member table record; version 1 streams are still read
+	snapMagic = "AMBITSNP"
+	// 2 adds the member table record, 3 the records (records.go); older
+	// streams are still read.
+	snapVersion = 3
 
 	recMeta   = 'M' // applied revision (8) | reserved (8, zero; once a relationship count)
 	recSchema = 'S' // revision (8) | text
@@ -34,6 +36,7 @@ const (
 	recRel    = 'R' // uvarint body length | body | value
 	recEnd    = 'E' // number of records before this one (8)
 	recMember = 'P' // the member table (opaque, as WriteMembers stored it)
+	recRecord = 'K' // uvarint key length | record key ('k' ...) | value
 
 	maxRecord = maxSchemaBytes + 16
 )
@@ -74,7 +77,7 @@ func (sw *snapWriter) record(kind byte, parts ...[]byte) error {
 }
 
 // WriteSnapshot streams the store's full state at the applied revision:
-// relationships, schema, applied revision and the revision-time index. The
+// relationships, records, schema, applied revision and the revision-time index. The
 // change feed is not included (a restored store's history starts at the
 // snapshot's revision).
 func (s *Store) WriteSnapshot(w io.Writer) (tuple.Revision, error) {
@@ -130,6 +133,13 @@ func (s *Store) WriteSnapshot(w io.Writer) (tuple.Revision, error) {
 		return fail(err)
 	}
 	var lenBuf []byte
+	if err := s.iterate(txn, spaceRecord, func(item *badger.Item) error {
+		k := item.Key()
+		lenBuf = binary.AppendUvarint(lenBuf[:0], uint64(len(k)))
+		return item.Value(func(v []byte) error { return sw.record(recRecord, lenBuf, k, v) })
+	}); err != nil {
+		return fail(err)
+	}
 	if err := s.iterate(txn, spaceResource, func(item *badger.Item) error {
 		body := item.Key()[1:]
 		lenBuf = binary.AppendUvarint(lenBuf[:0], uint64(len(body)))
@@ -173,6 +183,7 @@ type snapContent struct {
 	members  []byte // nil: none
 	times    [][2]uint64
 	rels     [][2][]byte // resource key, value
+	records  [][2][]byte // record key, value
 }
 
 // readSnapshot decodes and verifies a whole stream before anything is applied.
@@ -249,6 +260,22 @@ func readSnapshot(r io.Reader) (*snapContent, error) {
 			}
 			rkey := append([]byte{spaceResource}, body...)
 			c.rels = append(c.rels, [2][]byte{rkey, append([]byte(nil), val...)})
+		case recRecord:
+			key, val, err := readBytes(p)
+			if err != nil {
+				return nil, fmt.Errorf("%w: record %d: %v", errSnapshot, nrec, err)
+			}
+			space, rk, err := decodeRecordKey(key)
+			if err == nil {
+				err = validRecordRef(space, rk)
+			}
+			if err == nil && len(val) > MaxRecordValue {
+				err = fmt.Errorf("value of %d bytes", len(val))
+			}
+			if err != nil {
+				return nil, fmt.Errorf("%w: record %d: %v", errSnapshot, nrec, err)
+			}
+			c.records = append(c.records, [2][]byte{append([]byte(nil), key...), append([]byte(nil), val...)})
 		case recEnd:
 			if len(p) != 8 || binary.BigEndian.Uint64(p) != nrec {
 				return nil, fmt.Errorf("%w: end record does not match the %d records read", errSnapshot, nrec)
@@ -282,10 +309,12 @@ func readSnapshot(r io.Reader) (*snapContent, error) {
 					return nil, fmt.Errorf("%w: revision-time entry %d appears twice", errSnapshot, c.times[i][0])
 				}
 			}
-			slices.SortFunc(c.rels, func(a, b [2][]byte) int { return bytes.Compare(a[0], b[0]) })
-			for i := 1; i < len(c.rels); i++ {
-				if bytes.Equal(c.rels[i-1][0], c.rels[i][0]) {
-					return nil, fmt.Errorf("%w: relationship %q appears twice", errSnapshot, c.rels[i][0])
+			for _, kv := range [][][2][]byte{c.rels, c.records} {
+				slices.SortFunc(kv, func(a, b [2][]byte) int { return bytes.Compare(a[0], b[0]) })
+				for i := 1; i < len(kv); i++ {
+					if bytes.Equal(kv[i-1][0], kv[i][0]) {
+						return nil, fmt.Errorf("%w: key %q appears twice", errSnapshot, kv[i][0])
+					}
 				}
 			}
 			return c, nil
@@ -372,7 +401,12 @@ func (s *Store) RestoreSnapshot(r io.Reader) error {
 // it builds tables directly; in memory it uses a write batch.
 func (s *Store) restoreData(c *snapContent) error {
 	gen := func(add func(k, v []byte, version uint64) error) error {
-		// Global key order: 'm' < 'r' < 's' < 't' < 'x'.
+		// Global key order: 'k' < 'm' < 'r' < 's' < 't' < 'x'.
+		for _, kv := range c.records {
+			if err := add(kv[0], kv[1], c.applied); err != nil {
+				return err
+			}
+		}
 		if c.hasSch {
 			if err := add(keySchema, c.schema, c.schemaAt); err != nil {
 				return err

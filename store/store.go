@@ -49,6 +49,10 @@ type Options struct {
 	MemTableSize int64
 	// BlockCacheSize is badger's block cache in bytes; default 256 MiB.
 	BlockCacheSize int64
+	// MemTables is how many memtables badger keeps (the active one and
+	// those waiting to be flushed) before it stalls writes; default 5
+	// (badger's). Memtables take up to MemTables × MemTableSize of memory.
+	MemTables int
 
 	// streamImportMin is the import size from which Import builds tables
 	// directly (badger's StreamWriter) instead of going through memtables;
@@ -66,6 +70,7 @@ const (
 	DefaultGCInterval     = time.Minute
 	DefaultMemTableSize   = 64 << 20
 	DefaultBlockCacheSize = 256 << 20
+	DefaultMemTables      = 5
 	// DefaultStreamImportMin: imports of at least this many relationships
 	// into an on-disk store build SSTables directly.
 	DefaultStreamImportMin = 20000
@@ -79,6 +84,8 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("store: MemTableSize %d is negative", o.MemTableSize)
 	case o.BlockCacheSize < 0:
 		return o, fmt.Errorf("store: BlockCacheSize %d is negative", o.BlockCacheSize)
+	case o.MemTables < 0 || o.MemTables == 1:
+		return o, fmt.Errorf("store: MemTables %d: want 0 (the default) or at least 2", o.MemTables)
 	case !o.InMemory && o.Dir == "":
 		return o, errors.New("store: Dir is required unless InMemory is set")
 	}
@@ -93,6 +100,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.BlockCacheSize == 0 {
 		o.BlockCacheSize = DefaultBlockCacheSize
+	}
+	if o.MemTables == 0 {
+		o.MemTables = DefaultMemTables
 	}
 	if o.streamImportMin == 0 {
 		o.streamImportMin = DefaultStreamImportMin
@@ -157,6 +167,7 @@ func Open(opts Options) (*Store, error) {
 		WithDetectConflicts(false). // one writer at a time, under s.mu
 		WithNumVersionsToKeep(1).   // versions above the discard ts are always kept
 		WithMemTableSize(opts.MemTableSize).
+		WithNumMemtables(opts.MemTables).
 		WithBlockCacheSize(opts.BlockCacheSize).
 		WithNumCompactors(2).
 		WithValueLogFileSize(256 << 20).

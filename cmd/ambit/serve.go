@@ -9,7 +9,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -17,13 +16,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 
 	"github.com/ambit-authz/ambit/api"
 	"github.com/ambit-authz/ambit/engine"
@@ -60,6 +55,7 @@ type serveConfig struct {
 	memoryHighPct   int
 	resultCacheMiB  int64
 	readCacheMiB    int64
+	memory          memoryPlan    // from --memory-limit (applyMemoryLimit)
 	budgets         engine.Config // request budgets (README "Request budgets")
 	logLevel        string
 	logFormat       string
@@ -127,8 +123,8 @@ AMBIT_CLUSTER_SECRET), unless --insecure-cluster is given.`,
 	f.StringVar(&c.memoryLimit, "memory-limit", "75%", "Go memory limit (GOMEMLIMIT): bytes (KiB, MiB, GiB suffixes), a percentage of the cgroup's or machine's memory, or 0 for none")
 	f.IntVar(&c.memoryHighPct, "memory-high-water-percent", 90, "heavy calls are refused with ResourceExhausted while the Go heap is above this percentage of --memory-limit")
 	f.IntVar(&c.limits.ImportChunk, "import-chunk", api.DefaultImportChunk, "relationships per replicated import command")
-	f.Int64Var(&c.resultCacheMiB, "result-cache-mib", 64, "MiB of check and sub-problem results kept per revision (negative disables)")
-	f.Int64Var(&c.readCacheMiB, "read-cache-mib", 64, "MiB of relationship sets (one resource's relation) kept per revision for checks (negative disables)")
+	f.Int64Var(&c.resultCacheMiB, "result-cache-mib", 0, "MiB of check and sub-problem results kept per revision (0: a share of --memory-limit, at most 64; negative disables)")
+	f.Int64Var(&c.readCacheMiB, "read-cache-mib", 0, "MiB of relationship sets (one resource's relation) kept per revision for checks (0: a share of --memory-limit, at most 64; negative disables)")
 	f.IntVar(&c.budgets.MaxDispatches, "max-dispatches", 100_000, "sub-problems one check may evaluate (each bulk item and lookup candidate is one check); more is ResourceExhausted; 0 = default")
 	f.IntVar(&c.budgets.MaxReads, "max-reads", 1_000_000, "relationships one check may read; more is ResourceExhausted")
 	f.Int64Var(&c.budgets.MaxCaveatCost, "max-caveat-cost", 1_000_000, "CEL cost of the caveats one check may evaluate, summed (each evaluation is also capped at 100,000); more is ResourceExhausted")
@@ -185,12 +181,13 @@ func applyMemoryLimit(c *serveConfig, log *slog.Logger) error {
 	if c.memoryHighPct < 0 || c.memoryHighPct > 100 {
 		return fmt.Errorf("--memory-high-water-percent %d is outside 1..100", c.memoryHighPct)
 	}
+	c.memory = planMemory(limit)
 	if limit == 0 {
 		return nil
 	}
 	debug.SetMemoryLimit(limit)
 	c.limits.MemoryHighWater = limit/100*int64(c.memoryHighPct) + limit%100*int64(c.memoryHighPct)/100
-	log.Info("memory limit", "bytes", limit, "heavy_calls_refused_above", c.limits.MemoryHighWater)
+	log.Info("memory limit", "bytes", limit, "heavy_calls_refused_above", c.limits.MemoryHighWater, "caches_at_most", c.memory.total())
 	return nil
 }
 
@@ -267,11 +264,47 @@ func keepClusterID(dir, id string) error {
 type serveAddrs struct{ grpc, http string }
 
 // serve runs the server until ctx is done, then drains in-flight requests.
+// serve runs `ambit serve` until ctx ends or the node fails: it checks the
+// configuration, then runs the start steps in order (open the store, start
+// raft, start the gRPC API, start the HTTP listener, load the bootstrap
+// file), announces the addresses, waits, and shuts down. Whatever a step
+// opened is closed in reverse order, each close with a deadline, whether the
+// start failed or the server ran.
 func serve(ctx context.Context, c serveConfig, logOut io.Writer, ready func(serveAddrs)) (err error) {
 	log, err := newLogger(logOut, c.logLevel, c.logFormat)
 	if err != nil {
 		return err
 	}
+	if err := checkServeConfig(&c, log); err != nil {
+		return err
+	}
+	s := &server{c: c, log: log}
+	defer func() {
+		if cerr := s.close(); cerr != nil {
+			err = errors.Join(err, cerr)
+		}
+	}()
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	for _, step := range []func(context.Context) error{s.openStore, s.startRaft, s.startAPI, s.startHTTP} {
+		if err := step(watchCtx); err != nil {
+			return err
+		}
+	}
+	if err := s.loadBootstrap(ctx); err != nil {
+		return err
+	}
+	log.Info("ambit serving", "grpc_addr", s.grpcAddr, "http_addr", s.httpAddr, "node_id", c.nodeID, "raft_addr", s.node.RaftAddr(),
+		"data_dir", c.dataDir, "auth", len(c.keys) > 0, "tls", c.tlsCert != "", "cluster_auth", s.secret != nil)
+	if ready != nil {
+		ready(serveAddrs{grpc: s.grpcAddr, http: s.httpAddr})
+	}
+	return s.run(ctx)
+}
+
+// checkServeConfig refuses a configuration that is unsafe or inconsistent
+// before anything is opened, and fills in defaults.
+func checkServeConfig(c *serveConfig, log *slog.Logger) error {
 	c.join = selfJoin(c.join, c.grpcAdvertise) // replica.go
 	if len(c.keys) == 0 && !c.insecureNoAuth && !isLoopback(c.grpcAddr) {
 		return fmt.Errorf("refusing to serve on %s without authentication: give --preshared-key (or AMBIT_PRESHARED_KEY), or --insecure-no-auth to allow it", c.grpcAddr)
@@ -281,18 +314,6 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer, ready func(serv
 	}
 	if c.pprof && len(c.keys) == 0 && !c.insecureNoAuth && c.httpAddr != "" && !isLoopback(c.httpAddr) {
 		return fmt.Errorf("refusing to serve --pprof on %s without authentication: give --preshared-key, or --insecure-no-auth to allow it", c.httpAddr)
-	}
-	secret, err := c.cluster.load(c.raftAddr, c.raftAdvertise)
-	if err != nil {
-		return err
-	}
-	peerTLS, err := c.cluster.peerTLS(c.tlsCert)
-	if err != nil {
-		return err
-	}
-	pki, err := c.cluster.pki(secret)
-	if err != nil {
-		return err
 	}
 	if (c.tlsCert == "") != (c.tlsKey == "") {
 		return errors.New("--tls-cert and --tls-key must be given together")
@@ -315,241 +336,7 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer, ready func(serv
 	if c.limits.ImportChunk <= 0 {
 		c.limits.ImportChunk = api.DefaultImportChunk
 	}
-	if err := applyMemoryLimit(&c, log); err != nil {
-		return err
-	}
-	if err := os.MkdirAll(c.dataDir, 0o750); err != nil {
-		return fmt.Errorf("data dir: %w", err)
-	}
-	cid, cidStored, err := clusterID(c.dataDir, c.clusterID, len(c.join) > 0)
-	if err != nil {
-		return fmt.Errorf("cluster id: %w", err)
-	}
-
-	// Everything opened is closed in reverse order by closeSteps, each step
-	// with a deadline: closeBy once shutdown has begun, else (a failed start)
-	// --shutdown-timeout from now.
-	var closers []closeStep
-	var closeBy time.Time
-	defer func() {
-		if closeBy.IsZero() {
-			closeBy = time.Now().Add(c.shutdownTimeout)
-		}
-		if cerr := closeSteps(closers, closeBy, log); cerr != nil {
-			err = errors.Join(err, cerr)
-		}
-	}()
-
-	// The raft log is the durability point: the store runs without
-	// synchronous writes behind a guard that rebuilds it from the raft
-	// snapshot and log if the machine went down while it was open (raft/doc.go,
-	// "Durability"). Without a boot id to tell reboots apart, it fsyncs.
-	storeDir := filepath.Join(c.dataDir, "store")
-	guard, err := raft.GuardStore(c.dataDir, storeDir, log)
-	switch {
-	case errors.Is(err, raft.ErrNoBootID):
-		log.Info("store runs with synchronous writes", "reason", err)
-	case err != nil:
-		return err
-	}
-	storeFault := make(chan error, 1)
-	st, err := store.Open(store.Options{Dir: storeDir, SyncWrites: guard == nil, Logger: log,
-		OnFault: func(err error) { storeFault <- err }}) // called at most once
-	if err != nil {
-		return err
-	}
-	diskFault := func() error { return nil } // node.Fault once there is a node
-	closers = append(closers, closeStep{"the store", func() error {
-		if fault := diskFault(); fault != nil {
-			// Closing flushes memtables to the failing disk: it hangs (a
-			// directory gone) or, on a full one, badger's mmapped table
-			// takes a SIGBUS. Left open, the store is as after a crash: it
-			// replays its own log at restart, and raft the rest.
-			log.Warn("shutdown: the store is left unclosed after a disk fault; it recovers at restart", "fault", fault)
-			return nil
-		}
-		if err := st.Close(); err != nil || guard == nil {
-			return err
-		}
-		return guard.Closed()
-	}})
-
-	lis, err := net.Listen("tcp", c.grpcAddr)
-	if err != nil {
-		return fmt.Errorf("gRPC listener: %w", err)
-	}
-	closers = append(closers, closeStep{"the gRPC listener", func() error { _ = lis.Close(); return nil }})
-	grpcAddr := lis.Addr().String()
-	advertised := grpcAddr // what other members dial
-	if c.grpcAdvertise != "" {
-		advertised = c.grpcAdvertise
-	}
-
-	node, err := raft.NewNode(ctx, raft.Config{
-		NodeID: c.nodeID, RaftAddr: c.raftAddr, AdvertiseAddr: c.raftAdvertise, GRPCAddr: advertised, Dir: c.dataDir, LogStore: c.raftLogStore,
-		LogSegmentSize: c.raftSegmentMiB << 20,
-		Bootstrap:      c.bootstrap, Join: c.join, ReadReplica: c.replica.readReplica, PresharedKeys: c.keys, ClusterSecret: secret, ClusterPKI: pki, PeerTLS: peerTLS, ClusterID: cid, SchemaGuard: api.SchemaGuard(st), Logger: log,
-	}, stampedBackend{st})
-	if err != nil {
-		return err
-	}
-	closers = append(closers, closeStep{"the raft node", node.Close})
-	diskFault = node.Fault
-	watchCtx, stopWatch := context.WithCancel(ctx)
-	defer stopWatch()
-	go diskWatch(watchCtx, node, storeFault, c.dataDir, c.diskProbe, uint64(max(c.diskMinFreeMiB, 0))<<20)
-	if !cidStored {
-		cid = node.ClusterID()
-		if err := keepClusterID(c.dataDir, cid); err != nil {
-			return fmt.Errorf("cluster id: %w", err)
-		}
-	}
-
-	ecfg := c.budgets
-	ecfg.MaxBulkChecks, ecfg.CacheMaxCost, ecfg.ReadCacheMaxCost = c.limits.MaxChecksPerBulk, cacheBytes(c.resultCacheMiB), cacheBytes(c.readCacheMiB)
-	eng, err := engine.New(ecfg)
-	if err != nil {
-		return err
-	}
-	closers = append(closers, closeStep{"the engine", func() error { eng.Close(); return nil }})
-
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "ambit_raft_rejected_peers_total",
-		Help: "Raft connections refused because they failed cluster authentication."}, func() float64 { return float64(node.RejectedPeers()) }))
-	metrics, err := api.NewMetrics(reg, func() float64 { return float64(st.AppliedRevision()) }, func() float64 { return float64(node.State()) })
-	if err != nil {
-		return err
-	}
-	srv, err := api.New(api.Config{Store: st, Node: node, Engine: eng, ClusterID: cid, Limits: c.limits, Logger: log, Metrics: metrics})
-	if err != nil {
-		return err
-	}
-	opts := srv.ServerOptions(api.ServeOptions{PresharedKeys: c.keys, Version: version})
-	replicaOpts, err := replicaWiring(reg, node, st, c.replica)
-	if err != nil {
-		return err
-	}
-	opts = append(opts, replicaOpts...)
-	if c.tlsCert != "" {
-		creds, err := credentials.NewServerTLSFromFile(c.tlsCert, c.tlsKey)
-		if err != nil {
-			return fmt.Errorf("TLS: %w", err)
-		}
-		opts = append(opts, grpc.Creds(creds))
-	}
-	g := grpc.NewServer(opts...)
-	health := srv.Register(g)
-	readyz, shuttingDown, bootstrapped := readiness(node, c.bootstrapFile != "", c.replica)
-	readyz.Publish(watchCtx, health, 500*time.Millisecond)
-	raft.RegisterService(g, node)
-	grpcDone := make(chan error, 1)
-	go func() { grpcDone <- g.Serve(lis) }()
-
-	var hs *http.Server
-	httpAddr := ""
-	if c.httpAddr != "" {
-		hl, err := net.Listen("tcp", c.httpAddr)
-		if err != nil {
-			g.Stop()
-			return fmt.Errorf("HTTP listener: %w", err)
-		}
-		httpAddr = hl.Addr().String()
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-		mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
-			rctx, cancel := context.WithTimeout(r.Context(), time.Second)
-			defer cancel()
-			if err := readyz.Check(rctx); err != nil {
-				http.Error(w, err.Error(), http.StatusServiceUnavailable)
-				return
-			}
-			id, _ := node.Leader()
-			fmt.Fprintf(w, "ready: %s, leader %s, applied revision %d\n", node.State(), id, st.AppliedRevision())
-		})
-		// AuthZEN decisions, with the gRPC API's keys; without keys only on
-		// a loopback address (as gRPC) unless --insecure-no-auth.
-		if len(c.keys) > 0 || c.insecureNoAuth || isLoopback(httpAddr) {
-			c.authzen.PresharedKeys = c.keys
-			az := srv.AuthZENHandler(c.authzen)
-			mux.Handle("/access/v1/", az)
-			mux.Handle(api.AuthZENConfiguration, az)
-		} else {
-			log.Warn("AuthZEN endpoints off: --http-addr is not loopback and no --preshared-key is set", "http_addr", httpAddr)
-		}
-		if c.pprof {
-			mux.Handle("/debug/pprof/", pprofHandler(c.keys))
-		}
-		hs = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-		// Closed last, so /readyz says why the node is not ready until the end.
-		closers = append([]closeStep{{"the HTTP server", func() error {
-			sctx, cancel := context.WithTimeout(context.Background(), time.Until(closeBy))
-			defer cancel()
-			return hs.Shutdown(sctx)
-		}}}, closers...)
-		go func() {
-			if err := hs.Serve(hl); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				log.Error("HTTP server", "err", err)
-			}
-		}()
-	}
-
-	if c.bootstrapFile != "" {
-		if err := loadBootstrapFile(ctx, node, st, c.bootstrapFile, c.limits.ImportChunk, log); err != nil {
-			shuttingDown.Store(true)
-			g.Stop()
-			if fault := node.Fault(); fault != nil {
-				return codedError{code: exitDiskFault, err: fmt.Errorf("--bootstrap-file: %w", err)}
-			}
-			return fmt.Errorf("--bootstrap-file: %w", err)
-		}
-		// A minimize_latency read made during the load pins a revision for
-		// up to a quantum: wait it out, so no read after ready misses data.
-		if q := c.limits.RevisionQuantum; q > 0 {
-			time.Sleep(q)
-		}
-		bootstrapped.Store(true)
-	}
-
-	log.Info("ambit serving", "grpc_addr", grpcAddr, "http_addr", httpAddr, "node_id", c.nodeID, "raft_addr", node.RaftAddr(),
-		"data_dir", c.dataDir, "auth", len(c.keys) > 0, "tls", c.tlsCert != "", "cluster_auth", secret != nil)
-	if ready != nil {
-		ready(serveAddrs{grpc: grpcAddr, http: httpAddr})
-	}
-
-	var fault error
-	select {
-	case <-ctx.Done():
-	case err := <-grpcDone:
-		shuttingDown.Store(true)
-		return fmt.Errorf("gRPC server stopped: %w", err)
-	case <-node.Faulted():
-		fault = node.Fault()
-		log.Error("disk fault: not ready, refusing writes; shutting down", "err", fault, "after", c.diskFaultLinger)
-		select {
-		case <-ctx.Done():
-		case <-time.After(c.diskFaultLinger):
-		}
-	}
-	shuttingDown.Store(true)
-	deadline := time.Now().Add(c.shutdownTimeout)
-	log.Info("shutting down: draining in-flight requests", "timeout", c.shutdownTimeout)
-	health.Shutdown() // NOT_SERVING for every service
-	srv.Stop()        // end Watch streams; unary calls in flight finish
-	drain(g, deadline, log)
-	// The close steps get what is left, at least closeGrace, and never more
-	// than closeGrace past the deadline.
-	drained := time.Now()
-	if drained.After(deadline) {
-		drained = deadline
-	}
-	closeBy = later(deadline, drained.Add(closeGrace))
-	if fault != nil {
-		return codedError{code: exitDiskFault, err: fmt.Errorf("stopped after a disk fault (restart it once the data directory is writable again): %w", fault)}
-	}
-	log.Info("stopped")
-	return nil
+	return applyMemoryLimit(c, log)
 }
 
 // drain stops the gRPC server, letting calls in flight finish until
@@ -653,24 +440,14 @@ func loadBootstrapFile(ctx context.Context, node *raft.Node, st *store.Store, pa
 	return nil
 }
 
-// stampedBackend works around the raft FSM passing the zero AppendedAt of
-// the bootstrap configuration entry to the store, which refuses a write
-// without a timestamp and halts the FSM on a fresh cluster. Empty batches
-// get a fixed time instead (deterministic on every replica).
-type stampedBackend struct{ *store.Store }
-
-func (b stampedBackend) Write(rev tuple.Revision, now time.Time, ups []store.Update, pre []store.Precondition) error {
-	if now.IsZero() && len(ups) == 0 && len(pre) == 0 {
-		now = time.Unix(1, 0).UTC()
-	}
-	return b.Store.Write(rev, now, ups, pre)
-}
-
 // cacheBytes turns a --*-cache-mib flag into an engine cache budget:
 // negative disables the cache, 0 leaves the engine's default.
-func cacheBytes(mib int64) int64 {
-	if mib < 0 {
+func cacheBytes(mib, planned int64) int64 {
+	switch {
+	case mib < 0:
 		return -1
+	case mib == 0:
+		return planned
 	}
 	return mib << 20
 }
