@@ -519,7 +519,7 @@ func (n *Node) joinCluster(ctx context.Context) error {
 			if err == nil {
 				// Return once this node has caught up, so a caller sees a
 				// working member (its configuration includes itself).
-				if _, err := n.LinearizableRevision(ctx); err != nil {
+				if err := n.catchUp(ctx); err != nil {
 					return fmt.Errorf("raft: joined via %s but could not catch up: %w", addr, err)
 				}
 				n.logger.Info("raft: joined cluster", "via", addr)
@@ -536,6 +536,25 @@ func (n *Node) joinCluster(ctx context.Context) error {
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, time.Second)
+	}
+}
+
+// catchUp waits until this node has applied a linearizable revision, for
+// as long as ctx allows: each attempt is bounded by ApplyTimeout, but a
+// large snapshot takes longer to install, and its install goes on between
+// attempts.
+func (n *Node) catchUp(ctx context.Context) error {
+	for {
+		_, err := n.LinearizableRevision(ctx)
+		if err == nil || ctx.Err() != nil || errors.Is(err, ErrHalted) || errors.Is(err, ErrClosed) {
+			return err
+		}
+		n.logger.Info("raft: joined; still catching up", "applied", uint64(n.fsm.Applied()), "last_attempt", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 }
 
