@@ -247,7 +247,21 @@ func (n *Node) validateForwarded(ctx context.Context, cmd Command) (Command, err
 	}
 	// Validate against the newest schema this leader has committed: the
 	// forwarding follower may already have applied an entry this node has
-	// committed but not yet applied.
+	// committed but not yet applied. A new leader learns what its
+	// predecessor committed only once its own first entry commits (until
+	// then its commit index can be older than a schema write that was
+	// acknowledged), so wait for that first, as the read index does.
+	n.mu.Lock()
+	ready := n.leaderReady
+	n.mu.Unlock()
+	if ready == nil {
+		return Command{}, fmt.Errorf("%w: %s", ErrNotLeader, n.cfg.NodeID)
+	}
+	select {
+	case <-ready:
+	case <-ctx.Done():
+		return Command{}, fmt.Errorf("%w: new leader %s has not committed its first entry in time to validate the write: %v", ErrNoLeader, n.cfg.NodeID, ctx.Err())
+	}
 	if err := n.WaitApplied(ctx, tuple.Revision(n.raft.CommitIndex())); err != nil {
 		return Command{}, fmt.Errorf("%w: leader %s did not apply its commit index in time to validate the write: %v", ErrNoLeader, n.cfg.NodeID, err)
 	}
