@@ -161,11 +161,12 @@ func (n *Node) LastContact() time.Time {
 // leaveAsReplica removes a read replica from the configuration before it
 // closes, so that the leader stops replicating to it (a replica that
 // crashes stays a member until `ambit cluster remove`; a read replica
-// restarting with its data joins again). Bounded by a few seconds: without
-// a leader the replica closes anyway.
+// restarting with its data joins again). One promoted to voter since does
+// not leave. Bounded by a few seconds: without a leader the replica closes
+// anyway.
 func (n *Node) leaveAsReplica() {
-	if !n.cfg.ReadReplica || n.raft.State() == hraft.Shutdown {
-		return
+	if !n.cfg.ReadReplica || n.raft.State() == hraft.Shutdown || n.IsVoter() {
+		return // a replica promoted since it started stays, as a voter
 	}
 	ctx, cancel := context.WithTimeout(n.ctx, min(n.cfg.ApplyTimeout, 3*time.Second))
 	defer cancel()

@@ -214,6 +214,13 @@ func TestPromoteDemote(t *testing.T) {
 	if err := cl.Promote(ctx, r.cfg.GRPCAddr, r.cfg.NodeID); err != nil {
 		t.Fatalf("promoting a voter again: %v", err)
 	}
+	// A promoted replica restarting (still configured as a replica) stays
+	// a voter: it neither leaves when it stops nor is demoted by its join.
+	c.stop(1)
+	r = c.restart(1)
+	if !r.n.IsVoter() {
+		t.Fatal("the promoted replica is not a voter after a restart")
+	}
 	// Demote the leader: it hands over, the other demotes it.
 	n0 := c.nodes[0]
 	if err := cl.Demote(ctx, r.cfg.GRPCAddr, n0.cfg.NodeID); err != nil {
