@@ -321,11 +321,9 @@ func NewNode(ctx context.Context, cfg Config, b Backend) (_ *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("raft: opening snapshot store: %w", err)
 	}
-	var advertise net.Addr
-	if cfg.AdvertiseAddr != "" {
-		if advertise, err = net.ResolveTCPAddr("tcp", cfg.AdvertiseAddr); err != nil {
-			return nil, fmt.Errorf("%w: AdvertiseAddr %q: %v", ErrBadConfig, cfg.AdvertiseAddr, err)
-		}
+	advertise, err := advertiseAddr(cfg)
+	if err != nil {
+		return nil, err
 	}
 	if cfg.transport != nil {
 		n.trans = cfg.transport
@@ -456,6 +454,40 @@ func checkStoreNotAhead(rev tuple.Revision, hasState bool, logs hraft.LogStore, 
 		logger.Warn("raft: the store is ahead of the raft log; entries up to its revision will be skipped", "store_revision", uint64(rev), "log_last_index", last)
 	}
 	return nil
+}
+
+// nameAddr is an advertised raft address whose host is a DNS name: the
+// cluster's configuration keeps the name, and peers resolve it at every
+// dial, so a member whose IP changes across restarts (a Kubernetes pod)
+// keeps its address.
+type nameAddr string
+
+func (a nameAddr) Network() string { return "tcp" }
+func (a nameAddr) String() string  { return string(a) }
+
+// advertiseAddr is cfg.AdvertiseAddr as the transport advertises it: a
+// host name is kept as a name on the authenticated stream layer (it dials
+// by name); raft's plain TCP transport needs an IP, so there it is
+// resolved once, now.
+func advertiseAddr(cfg Config) (net.Addr, error) {
+	if cfg.AdvertiseAddr == "" {
+		return nil, nil
+	}
+	host, port, err := net.SplitHostPort(cfg.AdvertiseAddr)
+	if err == nil && (host == "" || port == "" || port == "0") {
+		err = errors.New("needs a host and a port")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: AdvertiseAddr %q: %v", ErrBadConfig, cfg.AdvertiseAddr, err)
+	}
+	if net.ParseIP(host) == nil && cfg.ClusterSecret != nil {
+		return nameAddr(cfg.AdvertiseAddr), nil
+	}
+	a, err := net.ResolveTCPAddr("tcp", cfg.AdvertiseAddr)
+	if err != nil {
+		return nil, fmt.Errorf("%w: AdvertiseAddr %q: %v", ErrBadConfig, cfg.AdvertiseAddr, err)
+	}
+	return a, nil
 }
 
 // RaftAddr is the raft address this node advertises.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -315,4 +316,62 @@ func TestReadReplicaFollowsLeaderChange(t *testing.T) {
 		return true
 	})
 	pollUntil(t, "replica matches the new leader", func() error { return sameContents(r.st, c.nodes[nl].st) })
+}
+
+// A raft address advertised by host name stays a name in the cluster's
+// configuration (peers resolve it at every dial), so a member whose IP
+// changes across restarts, as a Kubernetes pod's does, keeps its address.
+func TestAdvertisedHostNameKept(t *testing.T) {
+	c := newTestCluster(t, 1, realStores(t), nil)
+	c.waitLeader()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	cfg := c.config("named")
+	cfg.Join = []string{c.nodes[0].cfg.GRPCAddr}
+	cfg.RaftAddr = fmt.Sprintf("127.0.0.1:%d", port)
+	cfg.AdvertiseAddr = fmt.Sprintf("localhost:%d", port)
+	tn := c.start(1, cfg)
+	if got := tn.n.RaftAddr(); got != cfg.AdvertiseAddr {
+		t.Fatalf("RaftAddr() = %q, want the name %q", got, cfg.AdvertiseAddr)
+	}
+	ms, err := c.nodes[0].n.Status()
+	if m, ok := memberByID(ms, "named"); err != nil || !ok || m.RaftAddr != cfg.AdvertiseAddr {
+		t.Fatalf("leader's configuration has %+v (%v), want raft address %q", m, err, cfg.AdvertiseAddr)
+	}
+	// The leader reaches it by name: a write through it commits and applies.
+	rev, err := writeOne(context.Background(), tn.n, "by-name")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tn.n.WaitApplied(context.Background(), rev); err != nil {
+		t.Fatal(err)
+	}
+	// Without a cluster secret (raft's TCP transport needs an IP) and for
+	// malformed addresses, the rules are as before.
+	for _, tc := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{AdvertiseAddr: "localhost:7000"}, "an IP"},
+		{Config{AdvertiseAddr: "localhost:7000", ClusterSecret: []byte(testSecret)}, "localhost:7000"},
+		{Config{AdvertiseAddr: "10.0.0.1:7000", ClusterSecret: []byte(testSecret)}, "10.0.0.1:7000"},
+		{Config{AdvertiseAddr: "localhost", ClusterSecret: []byte(testSecret)}, "error"},
+		{Config{AdvertiseAddr: "localhost:0", ClusterSecret: []byte(testSecret)}, "error"},
+	} {
+		a, err := advertiseAddr(tc.cfg)
+		got := "error"
+		if err == nil {
+			got = a.String()
+			if host, _, _ := net.SplitHostPort(got); tc.want == "an IP" && net.ParseIP(host) != nil {
+				got = "an IP"
+			}
+		}
+		if got != tc.want {
+			t.Errorf("advertiseAddr(%q, secret %v) = %q (%v), want %q", tc.cfg.AdvertiseAddr, tc.cfg.ClusterSecret != nil, got, err, tc.want)
+		}
+	}
 }
