@@ -199,6 +199,15 @@ func newCluster(bin, work string, n, replicas int, logf func(string, ...any)) (*
 				return nil, err
 			}
 		}
+		if nd.replica {
+			c.replicas = append(c.replicas, nd)
+		} else {
+			c.nodes = append(c.nodes, nd)
+		}
+	}
+	// The proxies start once the node lists are complete: a proxy's first
+	// connection reads them (pids).
+	for i, nd := range c.all() {
 		if nd.raftProxy, err = c.net.Listen(i, nd.raftAt); err != nil {
 			return nil, err
 		}
@@ -206,11 +215,6 @@ func newCluster(bin, work string, n, replicas int, logf func(string, ...any)) (*
 			if nd.grpcProxy, err = c.net.Listen(i, nd.grpcAddr); err != nil {
 				return nil, err
 			}
-		}
-		if nd.replica {
-			c.replicas = append(c.replicas, nd)
-		} else {
-			c.nodes = append(c.nodes, nd)
 		}
 	}
 	return c, nil
