@@ -409,8 +409,16 @@ func NewNode(ctx context.Context, cfg Config, b Backend) (_ *Node, err error) {
 	go n.watchHalt(halted)
 
 	switch {
+	case hasState && cfg.ReadReplica && n.inConfiguration():
+		// Still a member (a crash, or promoted since): join again in the
+		// background, which changes nothing or updates its addresses. Not
+		// blocking: a promoted replica may be the voter an election needs,
+		// and may win it, before anyone could answer its join.
+		n.logger.Info("raft: read replica restarting as a member; joining again in the background", "applied", uint64(b.AppliedRevision()))
+		n.wg.Add(1)
+		go n.rejoin()
 	case hasState && cfg.ReadReplica:
-		n.logger.Info("raft: read replica restarting with existing state; joining again", "applied", uint64(b.AppliedRevision()))
+		n.logger.Info("raft: read replica restarting after it left; joining again", "applied", uint64(b.AppliedRevision()))
 		if err := n.joinCluster(ctx); err != nil {
 			return nil, err
 		}

@@ -363,3 +363,39 @@ func (c *Client) Replication(ctx context.Context, addr string) ([]MemberProgress
 	}
 	return ps, nil
 }
+
+// inConfiguration reports whether this node is in its latest raft
+// configuration.
+func (n *Node) inConfiguration() bool {
+	_, _, err := n.server(n.cfg.NodeID)
+	return err == nil
+}
+
+// rejoin asks the members in cfg.Join, in turn, to add this read replica
+// again, until one accepts or the node closes: a member already present
+// keeps its suffrage and gets its addresses updated.
+func (n *Node) rejoin() {
+	defer n.wg.Done()
+	self := MemberInfo{ID: n.cfg.NodeID, RaftAddr: n.RaftAddr(), GRPCAddr: n.cfg.GRPCAddr}
+	backoff := 100 * time.Millisecond
+	for n.ctx.Err() == nil {
+		for _, addr := range n.cfg.Join {
+			ctx, cancel := context.WithTimeout(n.ctx, n.cfg.ApplyTimeout)
+			err := n.peers.joinAs(ctx, addr, self, false)
+			cancel()
+			switch {
+			case err == nil:
+				n.logger.Info("raft: read replica joined again", "via", addr)
+				return
+			case errors.Is(err, ErrNodeExists) || errors.Is(err, ErrUnauthenticated) || errors.Is(err, ErrBadConfig):
+				n.logger.Error("raft: read replica cannot join again", "via", addr, "err", err)
+				return
+			}
+		}
+		select {
+		case <-n.ctx.Done():
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
+}
