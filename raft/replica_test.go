@@ -119,7 +119,12 @@ func TestReadReplicaCatchesUpFromSnapshot(t *testing.T) {
 	}
 	pollUntil(t, "restarted replica holds the leader's relationships", func() error { return sameContents(r.st, c.nodes[leader].st) })
 	// Writes through the replica are forwarded to the leader.
-	if _, err := writeOne(ctx, r.n, "through-replica"); err != nil {
+	wrev, err := writeOne(ctx, r.n, "through-replica")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// (the first leader may have lost its leadership under load meanwhile)
+	if err := c.nodes[leader].n.WaitApplied(ctx, wrev); err != nil {
 		t.Fatal(err)
 	}
 	if !contains(contents(c.nodes[leader].st), keyOf("through-replica").String()) {
