@@ -156,11 +156,7 @@ func (a accessService) Explain(ctx context.Context, req *ambitv1.ExplainRequest)
 	if err != nil {
 		return nil, err
 	}
-	sch, snap, err := s.snapshotAt(rev)
-	if err != nil {
-		return nil, err
-	}
-	ex, err := s.engine.View(sch, snap, engine.Snapshot{Source: s.source, Revision: rev, Time: snap.Time()}).Explain(ctx, creq, snap.WithExpired())
+	ex, err := s.explainAt(ctx, creq, rev)
 	if err != nil {
 		return nil, err
 	}
@@ -172,4 +168,15 @@ func (a accessService) Explain(ctx context.Context, req *ambitv1.ExplainRequest)
 		Root:           whyToPB(ex.Root),
 		Truncated:      ex.Truncated,
 	}, nil
+}
+
+// explainAt explains creq at revision rev: without the result cache, and
+// with expired relationships visible so that it can name the ones that no
+// longer count. Explain and AuthZEN's context.explain use it.
+func (s *Server) explainAt(ctx context.Context, creq engine.CheckRequest, rev tuple.Revision) (engine.Explanation, error) {
+	sch, snap, err := s.snapshotAt(rev)
+	if err != nil {
+		return engine.Explanation{}, err
+	}
+	return s.engine.View(sch, snap, engine.Snapshot{Source: s.source, Revision: rev, Time: snap.Time()}).Explain(ctx, creq, snap.WithExpired())
 }

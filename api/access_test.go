@@ -48,14 +48,15 @@ func TestResourceAccessOverGRPC(t *testing.T) {
 	for _, r := range all {
 		got = append(got, accessLine(r))
 	}
+	// Each proof shows both sides of `... & org->active`.
 	want := []string{
-		"user:ana edit dataset:cytometry#owner@user:ana",
-		"user:bob read dataset:cytometry#reader@group:imaging#member → group:imaging#direct_member@user:bob",
-		"user:ed edit dataset:cytometry#editor@group:proteomics#member → group:proteomics#direct_member@user:ed",
-		"user:fay edit dataset:cytometry#editor@user:fay",
-		"user:pia edit dataset:cytometry#editor@group:proteomics#member → group:proteomics#admin@user:pia",
-		"user:raj read dataset:cytometry#workflow@workflow:gating → workflow:gating#reader@user:raj",
-		"user:wendy read dataset:cytometry#workflow@workflow:gating → workflow:gating#editor@user:wendy",
+		"user:ana edit dataset:cytometry#owner@user:ana → dataset:cytometry#org@organization:lab → organization:lab#account@user:*",
+		"user:bob read dataset:cytometry#reader@group:imaging#member → group:imaging#direct_member@user:bob → group:imaging#org@organization:lab → organization:lab#account@user:* → dataset:cytometry#org@organization:lab",
+		"user:ed edit dataset:cytometry#editor@group:proteomics#member → group:proteomics#direct_member@user:ed → group:proteomics#org@organization:lab → organization:lab#account@user:* → dataset:cytometry#org@organization:lab",
+		"user:fay edit dataset:cytometry#editor@user:fay → dataset:cytometry#org@organization:lab → organization:lab#account@user:*",
+		"user:pia edit dataset:cytometry#editor@group:proteomics#member → group:proteomics#admin@user:pia → group:proteomics#org@organization:lab → organization:lab#account@user:* → dataset:cytometry#org@organization:lab",
+		"user:raj read dataset:cytometry#workflow@workflow:gating → workflow:gating#reader@user:raj → dataset:cytometry#org@organization:lab → organization:lab#account@user:*",
+		"user:wendy read dataset:cytometry#workflow@workflow:gating → workflow:gating#editor@user:wendy → dataset:cytometry#org@organization:lab → organization:lab#account@user:*",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -195,12 +196,13 @@ func TestExplainOverGRPC(t *testing.T) {
 	if text := api.WhyFromPB(r.GetRoot()).Text(); !strings.Contains(text, "expired join_code:img_old#group@group:imaging  (expired at 2023-01-01T00:00:00Z)") {
 		t.Errorf("the expired join code's group is not named:\n%s", text)
 	}
-	// A grant: the shortest proof.
+	// A grant: the shortest proof (the workflow route and the organization's
+	// account: read is `(...) & org->active`).
 	r, err = c.Explain(e.ctx(), &ambitv1.ExplainRequest{Resource: aobj("dataset", "cytometry"), Permission: "read", Subject: asubj("user", "raj")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.GetPermissionship() != ambitv1.Permissionship_PERMISSIONSHIP_HAS_PERMISSION || len(r.GetProof()) != 2 {
+	if r.GetPermissionship() != ambitv1.Permissionship_PERMISSIONSHIP_HAS_PERMISSION || len(r.GetProof()) != 4 {
 		t.Fatalf("got %v with proof %v", r.GetPermissionship(), r.GetProof())
 	}
 	_, err = c.Explain(e.ctx(), &ambitv1.ExplainRequest{Resource: aobj("dataset", "cytometry"), Permission: "fly", Subject: asubj("user", "raj")})

@@ -39,6 +39,8 @@ import (
 //     count as properties (draft 00 of the interop put them there). The
 //     context key "zedtoken" is not caveat context: it is a ZedToken the
 //     answer must be at least as fresh as (the ZedToken header does the same).
+//     The key "explain" (true or false) is not caveat context either: true
+//     asks a deny for its why-not reasons (authzen_explain.go).
 
 // azEntity is an AuthZEN subject, resource or action as sent. Shape errors
 // are kept in err and reported with the entity's path by the caller, so that
@@ -334,6 +336,12 @@ func (t azTranslator) caveatContext(ev *azEvaluation, path string) (*structpb.St
 	from := make(map[string]string, n)
 	for k, v := range ev.Context {
 		if k == zedTokenKey {
+			continue
+		}
+		if k == explainKey {
+			if _, ok := v.(bool); !ok {
+				return nil, azErrorf("%scontext.%s: must be true or false", path, explainKey)
+			}
 			continue
 		}
 		m[k] = v

@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -118,4 +119,68 @@ definition doc {
 			_, _ = json.Marshal(sreq)
 		}
 	})
+}
+
+// plainSeeds are request bodies of the plain shape and near misses.
+var plainSeeds = []string{
+	`{"subject":{"type":"user","id":"u1"},"action":{"name":"view"},"resource":{"type":"document","id":"d1"}}`,
+	` { "subject" : { "type" : "user" , "id" : "u1" } , "action":{"name":"view"}, "resource":{"type":"document","id":"d1"} } `,
+	`{"subject":{"type":"user","id":"rick@the-citadel.com"},"resource":{"type":"todo","id":"t"},"options":{"evaluations_semantic":"deny_on_first_deny"},"evaluations":[{"action":{"name":"a"}},{"action":{"name":"b"},"resource":{"type":"todo","id":"u"}}]}`,
+	`{"evaluations":[]}`, `{}`, `{"subject":{}}`,
+	`{"subject":{"type":"user","type":"group"}}`, // a repeated key: encoding/json decides
+	`{"subject":{"type":"user","id":"u\u0031"}}`, // an escape
+	`{"subject":{"type":"user","id":"é"}}`,       // not ASCII
+	`{"subject":{"type":"user","id":1}}`,         // a number
+	`{"subject":null}`, `{"subject":{"type":"user"},"context":{"a":1}}`,
+	`{"subject":{"type":"user","properties":{"relation":"member"}}}`,
+	`{"subject":{"type":"user"}} {}`, `{"subject":{"type":"user"}`, `[]`, ``,
+}
+
+// FuzzAuthZENPlain: whenever the plain decoder takes a body, encoding/json
+// takes it too and decodes the same request (so the fast path changes no
+// answer and no error).
+func FuzzAuthZENPlain(f *testing.F) {
+	for _, s := range plainSeeds {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		checkPlainAgrees(t, body)
+	})
+}
+
+func TestAuthZENPlainAgrees(t *testing.T) {
+	taken := 0
+	for _, s := range plainSeeds {
+		if checkPlainAgrees(t, s) {
+			taken++
+		}
+	}
+	if taken != 6 {
+		t.Errorf("the plain decoder took %d of the seeds, want the first 6", taken)
+	}
+}
+
+func checkPlainAgrees(t *testing.T, body string) (taken bool) {
+	t.Helper()
+	var plain, slow azEvaluation
+	if decodePlainEvaluation([]byte(body), &plain) {
+		taken = true
+		if err := json.Unmarshal([]byte(body), &slow); err != nil {
+			t.Fatalf("plain took %s, encoding/json refuses it: %v", body, err)
+		}
+		if !reflect.DeepEqual(plain, slow) {
+			t.Fatalf("%s: plain %+v, encoding/json %+v", body, plain, slow)
+		}
+	}
+	var plainB, slowB azEvaluationsRequest
+	if decodePlainEvaluations([]byte(body), &plainB) {
+		taken = true
+		if err := json.Unmarshal([]byte(body), &slowB); err != nil {
+			t.Fatalf("plain took %s as a batch, encoding/json refuses it: %v", body, err)
+		}
+		if !reflect.DeepEqual(plainB, slowB) {
+			t.Fatalf("%s: plain %+v, encoding/json %+v", body, plainB, slowB)
+		}
+	}
+	return taken
 }

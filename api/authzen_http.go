@@ -19,10 +19,10 @@ import (
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/ambit-authz/ambit/api/apitoken"
 	"github.com/ambit-authz/ambit/tuple"
 )
 
@@ -41,9 +41,11 @@ const (
 
 // AuthZENOptions configure the AuthZEN handler.
 type AuthZENOptions struct {
-	// PresharedKeys are the gRPC API's bearer keys, accepted as
-	// "Authorization: Bearer KEY". Empty disables authentication.
-	PresharedKeys []string
+	// Auth authenticates every request but discovery by its Authorization
+	// header ("Bearer CREDENTIAL", the gRPC API's credentials) and requires
+	// the check scope (apitoken.Check). Nil, or one without credentials,
+	// disables authentication.
+	Auth *Authenticator
 	// MaxBodyBytes bounds a request body; default DefaultAuthZENMaxBody.
 	MaxBodyBytes int64
 	// Timeout is each request's budget; default DefaultAuthZENTimeout.
@@ -76,11 +78,10 @@ func (s *Server) AuthZENHandler(o AuthZENOptions) http.Handler {
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultAuthZENTimeout
 	}
-	keys := make([][]byte, 0, len(o.PresharedKeys))
-	for _, k := range o.PresharedKeys {
-		keys = append(keys, []byte(k))
+	if o.Auth == nil {
+		o.Auth = NewAuthenticator(nil)
 	}
-	h := &azHandler{s: s, o: o, keys: keys}
+	h := &azHandler{s: s, o: o}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+AuthZENEvaluation, h.wrap("evaluation", h.evaluation))
 	mux.HandleFunc("POST "+AuthZENEvaluations, h.wrap("evaluations", h.evaluations))
@@ -92,9 +93,8 @@ func (s *Server) AuthZENHandler(o AuthZENOptions) http.Handler {
 }
 
 type azHandler struct {
-	s    *Server
-	o    AuthZENOptions
-	keys [][]byte
+	s *Server
+	o AuthZENOptions
 }
 
 // azCall is one request being served.
@@ -127,13 +127,11 @@ func (h *azHandler) wrap(name string, f func(c *azCall) (any, error)) http.Handl
 					resp, err = nil, status.Error(codes.Internal, "internal error (the server recovered from a panic; its log has the details)")
 				}
 			}()
-			md := metadata.MD{}
-			if a := r.Header.Get("Authorization"); a != "" {
-				md.Set("authorization", a)
-			}
-			if err := authenticate(metadata.NewIncomingContext(ctx, md), h.keys, method); err != nil {
+			caller, err := h.o.Auth.authorize(r.Header.Get("Authorization"), apitoken.Check, method)
+			if err != nil {
 				return nil, err
 			}
+			c.ctx = WithCaller(c.ctx, caller)
 			r.Body = http.MaxBytesReader(w, r.Body, h.o.MaxBodyBytes)
 			return f(c)
 		}()
@@ -153,6 +151,10 @@ func (h *azHandler) wrap(name string, f func(c *azCall) (any, error)) http.Handl
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
+		if d, ok := resp.(azDecision); ok && d.Context == nil {
+			_, _ = w.Write(plainDecision[d.Decision]) // what json.Marshal writes, without reflection
+			return
+		}
 		b, err := json.Marshal(resp)
 		if err != nil {
 			h.s.log.Error("AuthZEN response encoding", "method", method, "err", err)
@@ -162,6 +164,9 @@ func (h *azHandler) wrap(name string, f func(c *azCall) (any, error)) http.Handl
 		_, _ = w.Write(append(b, '\n'))
 	}
 }
+
+// plainDecision is the JSON of a decision without context.
+var plainDecision = map[bool][]byte{true: []byte("{\"decision\":true}\n"), false: []byte("{\"decision\":false}\n")}
 
 // azStatus maps an error of a handler to a gRPC status: client mistakes
 // found here are InvalidArgument, the rest goes through toStatus.
@@ -197,8 +202,24 @@ func azHTTPStatus(err error) (int, string) {
 }
 
 // decode reads the JSON body into v. Errors name the field where they can.
-func (c *azCall) decode(v any) error {
-	dec := json.NewDecoder(c.r.Body)
+// plain, when not nil, decodes a body of the plain shape into v
+// (authzen_plain.go) and reports false, leaving v alone, for any other.
+func (c *azCall) decode(v any, plain func([]byte) bool) error {
+	body, err := io.ReadAll(c.r.Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		switch {
+		case errors.As(err, &mbe):
+			return azErrorf("request body: larger than the limit of %d bytes", mbe.Limit)
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			return azErrorf("request body: not received within the request's budget")
+		}
+		return azErrorf("request body: %v", err)
+	}
+	if plain != nil && plain(body) {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(v); err != nil {
 		var mbe *http.MaxBytesError
 		var se *json.SyntaxError
@@ -236,25 +257,62 @@ func (c *azCall) decode(v any) error {
 	return nil
 }
 
-// consistency is minimize_latency unless the request carries a ZedToken in
-// the ZedToken header or in context.zedtoken: then at_least_as_fresh.
-func (c *azCall) consistency(s *Server, ctx map[string]any) (*v1.Consistency, error) {
-	tok, field := c.r.Header.Get(ZedTokenHeader), ZedTokenHeader+" header"
-	if v, ok := ctx[zedTokenKey]; ok && tok == "" {
+// consistency is minimize_latency unless the request carries ZedTokens: in
+// the ZedToken header, in context.zedtoken, or (in /evaluations) in an
+// item's context.zedtoken, given in items with their field paths. Then it is
+// at_least_as_fresh of the freshest of them, which satisfies every one (a
+// batch is read at one revision).
+func (c *azCall) consistency(s *Server, ctx map[string]any, items ...azItemContext) (*v1.Consistency, error) {
+	var (
+		best    *v1.ZedToken
+		bestRev tuple.Revision
+	)
+	consider := func(tok, field string) error {
+		if tok == "" {
+			return nil
+		}
+		z := &v1.ZedToken{Token: tok}
+		rev, err := s.tokens.revision(z, field)
+		if err != nil {
+			return azErrorf("%v", err)
+		}
+		if best == nil || rev > bestRev {
+			best, bestRev = z, rev
+		}
+		return nil
+	}
+	fromContext := func(m map[string]any, path string) error {
+		v, ok := m[zedTokenKey]
+		if !ok {
+			return nil
+		}
 		str, ok := v.(string)
 		if !ok {
-			return nil, azErrorf("context.%s: must be a string (a ZedToken)", zedTokenKey)
+			return azErrorf("%scontext.%s: must be a string (a ZedToken)", path, zedTokenKey)
 		}
-		tok, field = str, "context."+zedTokenKey
+		return consider(str, path+"context."+zedTokenKey)
 	}
-	if tok == "" {
+	if err := consider(c.r.Header.Get(ZedTokenHeader), ZedTokenHeader+" header"); err != nil {
+		return nil, err
+	}
+	if err := fromContext(ctx, ""); err != nil {
+		return nil, err
+	}
+	for _, it := range items {
+		if err := fromContext(it.ctx, it.path); err != nil {
+			return nil, err
+		}
+	}
+	if best == nil {
 		return &v1.Consistency{Requirement: &v1.Consistency_MinimizeLatency{MinimizeLatency: true}}, nil
 	}
-	z := &v1.ZedToken{Token: tok}
-	if _, err := s.tokens.revision(z, field); err != nil {
-		return nil, azErrorf("%v", err)
-	}
-	return &v1.Consistency{Requirement: &v1.Consistency_AtLeastAsFresh{AtLeastAsFresh: z}}, nil
+	return &v1.Consistency{Requirement: &v1.Consistency_AtLeastAsFresh{AtLeastAsFresh: best}}, nil
+}
+
+// azItemContext is the context of an item of /evaluations and its path.
+type azItemContext struct {
+	ctx  map[string]any
+	path string
 }
 
 func (c *azCall) answeredAt(z *v1.ZedToken) {
@@ -274,7 +332,7 @@ func (h *azHandler) translator() (azTranslator, error) {
 // evaluation serves POST /access/v1/evaluation.
 func (h *azHandler) evaluation(c *azCall) (any, error) {
 	var req azEvaluation
-	if err := c.decode(&req); err != nil {
+	if err := c.decode(&req, func(b []byte) bool { return decodePlainEvaluation(b, &req) }); err != nil {
 		return nil, err
 	}
 	return h.single(c, &req)
@@ -299,7 +357,13 @@ func (h *azHandler) single(c *azCall, req *azEvaluation) (any, error) {
 		return nil, err
 	}
 	c.answeredAt(resp.GetCheckedAt())
-	return decisionOf(resp.GetPermissionship(), resp.GetPartialCaveatInfo()), nil
+	d := decisionOf(resp.GetPermissionship(), resp.GetPartialCaveatInfo())
+	if !d.Decision && wantsExplain(req) {
+		if err := h.explainDeny(c, item, resp.GetCheckedAt(), &d); err != nil {
+			return nil, err
+		}
+	}
+	return d, nil
 }
 
 // Evaluation semantics of /evaluations (options.evaluations_semantic).
@@ -316,7 +380,7 @@ const (
 // end with the first deny (permit).
 func (h *azHandler) evaluations(c *azCall) (any, error) {
 	var req azEvaluationsRequest
-	if err := c.decode(&req); err != nil {
+	if err := c.decode(&req, func(b []byte) bool { return decodePlainEvaluations(b, &req) }); err != nil {
 		return nil, err
 	}
 	sem := req.Options.EvaluationsSemantic
@@ -335,13 +399,21 @@ func (h *azHandler) evaluations(c *azCall) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	cons, err := c.consistency(h.s, req.Context)
+	items := make([]azItemContext, 0, len(req.Evaluations))
+	for i, ev := range req.Evaluations {
+		if ev.Context != nil {
+			items = append(items, azItemContext{ev.Context, fmt.Sprintf("evaluations[%d].", i)})
+		}
+	}
+	cons, err := c.consistency(h.s, req.Context, items...)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]azDecision, len(req.Evaluations))
 	bulk := &v1.CheckBulkPermissionsRequest{Consistency: cons}
 	var idx []int
+	// explain[i]: the item the i-th evaluation asks reasons for, if it does.
+	explain := make([]*v1.CheckBulkPermissionsRequestItem, len(req.Evaluations))
 	for i := range req.Evaluations {
 		ev := merged(req.azEvaluation, req.Evaluations[i])
 		item, err := t.checkItem(&ev, fmt.Sprintf("evaluations[%d].", i))
@@ -351,23 +423,29 @@ func (h *azHandler) evaluations(c *azCall) (any, error) {
 		}
 		bulk.Items = append(bulk.Items, item)
 		idx = append(idx, i)
+		if wantsExplain(&ev) {
+			explain[i] = item
+		}
 	}
+	var at *v1.ZedToken
 	if len(bulk.Items) > 0 {
 		release, err := h.s.admit(c.ctx, v1.PermissionsService_CheckBulkPermissions_FullMethodName, bulk)
 		if err != nil {
 			return nil, err
 		}
-		defer release()
 		resp, err := h.s.CheckBulkPermissions(c.ctx, bulk)
+		release() // before the explanations, which take a heavy slot each
 		if err != nil {
 			return nil, err
 		}
-		c.answeredAt(resp.GetCheckedAt())
+		at = resp.GetCheckedAt()
+		c.answeredAt(at)
 		for j, p := range resp.GetPairs() {
 			i := idx[j]
 			if e := p.GetError(); e != nil {
 				code, _ := azHTTPStatus(status.ErrorProto(e))
 				out[i] = azDecision{Context: map[string]any{"error": map[string]any{"status": code, "message": e.GetMessage()}}}
+				explain[i] = nil
 				continue
 			}
 			it := p.GetItem()
@@ -380,6 +458,13 @@ func (h *azHandler) evaluations(c *azCall) (any, error) {
 			if d.Decision == (sem == azPermitOnFirstPermit) {
 				out = out[:i+1]
 				break
+			}
+		}
+	}
+	for i := range out {
+		if explain[i] != nil && !out[i].Decision {
+			if err := h.explainDeny(c, explain[i], at, &out[i]); err != nil {
+				return nil, err
 			}
 		}
 	}
@@ -419,7 +504,7 @@ type azSearchResponse struct {
 
 func (h *azHandler) decodeSearch(c *azCall, kind azSearchKind) (*azSearchRequest, [8]byte, int, error) {
 	var req azSearchRequest
-	if err := c.decode(&req); err != nil {
+	if err := c.decode(&req, nil); err != nil {
 		return nil, [8]byte{}, 0, err
 	}
 	page := req.Page
@@ -751,6 +836,7 @@ func (h *azHandler) configuration(w http.ResponseWriter, r *http.Request) {
 			"urn:ambit:authzen:search-paging",
 			"urn:ambit:authzen:zedtoken-consistency",
 			"urn:ambit:authzen:caveat-context",
+			"urn:ambit:authzen:explain",
 		},
 	}
 	if id := r.Header.Get("X-Request-ID"); id != "" {

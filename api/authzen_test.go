@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -408,11 +409,15 @@ func TestAuthZENConfiguration(t *testing.T) {
 			t.Errorf("%s = %v, want %s", k, doc[k], v)
 		}
 	}
+	// context.explain is announced.
+	if caps, _ := doc["capabilities"].([]any); !strings.Contains(fmt.Sprint(caps...), "urn:ambit:authzen:explain") {
+		t.Errorf("capabilities %v lack urn:ambit:authzen:explain", doc["capabilities"])
+	}
 }
 
 // TestAuthZENAuth: the gRPC API's keys; 401 without, 403 with a wrong one.
 func TestAuthZENAuth(t *testing.T) {
-	_, az, _ := newAZ(t, api.AuthZENOptions{PresharedKeys: []string{"s3cret"}})
+	_, az, _ := newAZ(t, api.AuthZENOptions{Auth: api.NewAuthenticator([]string{"s3cret"})})
 	for _, tc := range []struct {
 		auth string
 		code int
@@ -472,5 +477,107 @@ func TestAuthZENHeavyCallsGated(t *testing.T) {
 	}
 	if code, body := az.raw(api.AuthZENEvaluation, evalD1); code != http.StatusOK {
 		t.Errorf("a single evaluation: %d %s", code, body)
+	}
+}
+
+// TestAuthZENExplain: with context.explain true, a deny (and a conditional
+// one) carries Explain's why-not reasons in context.reasons; a permit, a
+// deny that did not ask, and explain false carry none; a value other than
+// true or false is refused naming context.explain. In a batch each item
+// asks for itself (the top-level context is its default).
+func TestAuthZENExplain(t *testing.T) {
+	_, az, _ := newAZ(t, api.AuthZENOptions{})
+	eval := func(sub, act, res, ctx string) string {
+		b := `{"subject":{"type":"user","id":"` + sub + `"},"action":{"name":"` + act + `"},"resource":{"type":"document","id":"` + res + `"}`
+		if ctx != "" {
+			b += `,"context":` + ctx
+		}
+		return b + "}"
+	}
+	type decision struct {
+		Decision bool           `json:"decision"`
+		Context  map[string]any `json:"context"`
+	}
+	for _, tc := range []struct {
+		name, body string
+		decision   bool
+		reason     string // a reason the context must hold; "" = no reasons at all
+	}{
+		{"exclusion", eval("mallory", "view", "d2", `{"explain":true}`), false, "excluded by document:d2#banned@user:mallory"},
+		{"missing relationship", eval("bob", "edit", "d1", `{"explain":true}`), false, "needs document:d1#owner@user:bob"},
+		{"missing group membership", eval("eve", "view", "d1", `{"explain":true}`), false, "needs group:eng#member@user:eve"},
+		{"missing caveat context", eval("carl", "view", "d3", `{"explain":true}`), false, "missing resource_day"},
+		{"failed caveat", `{"subject":{"type":"user","id":"carl"},"action":{"name":"view"},"resource":{"type":"document","id":"d3","properties":{"day":"friday"}},"context":{"explain":true}}`,
+			false, `day="monday", resource_day="friday" = false`},
+		{"permit", eval("ana", "view", "d1", `{"explain":true}`), true, ""},
+		{"not asked", eval("mallory", "view", "d2", ""), false, ""},
+		{"explain false", eval("mallory", "view", "d2", `{"explain":false}`), false, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, b := az.raw(api.AuthZENEvaluation, tc.body)
+			var d decision
+			if code != http.StatusOK || json.Unmarshal(b, &d) != nil {
+				t.Fatalf("status %d: %s", code, b)
+			}
+			reasons, has := d.Context["reasons"].([]any)
+			if d.Decision != tc.decision || has != (tc.reason != "") {
+				t.Fatalf("got %s, want decision %v with reasons %v", b, tc.decision, tc.reason != "")
+			}
+			if tc.reason != "" && !strings.Contains(fmt.Sprint(reasons...), tc.reason) {
+				t.Errorf("reasons %q lack %q", reasons, tc.reason)
+			}
+		})
+	}
+	if code, b := az.raw(api.AuthZENEvaluation, eval("mallory", "view", "d2", `{"explain":"yes"}`)); code != http.StatusBadRequest || !strings.Contains(string(b), "context.explain") {
+		t.Errorf("explain \"yes\": %d %s, want 400 naming context.explain", code, b)
+	}
+
+	batch := `{"subject":{"type":"user","id":"bob"},"resource":{"type":"document","id":"d1"},"context":{"explain":true},"options":{"evaluations_semantic":"%s"},
+	"evaluations":[{"action":{"name":"view"}},{"action":{"name":"edit"}},{"subject":{"type":"user","id":"mallory"},"action":{"name":"view"},"resource":{"type":"document","id":"d2"}},
+	{"subject":{"type":"user","id":"mallory"},"action":{"name":"view"},"resource":{"type":"document","id":"d2"},"context":{}}]}`
+	for _, sem := range []string{"execute_all", "deny_on_first_deny"} {
+		code, b := az.raw(api.AuthZENEvaluations, fmt.Sprintf(batch, sem))
+		var got struct{ Evaluations []decision }
+		if code != http.StatusOK || json.Unmarshal(b, &got) != nil {
+			t.Fatalf("%s: status %d: %s", sem, code, b)
+		}
+		want := []string{"", "needs document:d1#owner@user:bob", "excluded by document:d2#banned@user:mallory", ""}
+		if sem == "deny_on_first_deny" {
+			want = want[:2]
+		}
+		if len(got.Evaluations) != len(want) {
+			t.Fatalf("%s: %d results, want %d: %s", sem, len(got.Evaluations), len(want), b)
+		}
+		for i, w := range want {
+			reasons, has := got.Evaluations[i].Context["reasons"].([]any)
+			if has != (w != "") || (w != "" && !strings.Contains(fmt.Sprint(reasons...), w)) {
+				t.Errorf("%s: evaluations[%d] = %+v, want reasons holding %q", sem, i, got.Evaluations[i], w)
+			}
+		}
+	}
+}
+
+// TestAuthZENItemZedToken: in /evaluations an item's own context.zedtoken
+// counts: the batch is read at least as fresh as the freshest token of the
+// header, the request's context and every item (it was ignored, so a batch
+// inside the revision quantum missed the write the item's token named); a
+// malformed one is 400 naming the item.
+func TestAuthZENItemZedToken(t *testing.T) {
+	e, az, _ := newAZ(t, api.AuthZENOptions{}, func(o *envOptions) { o.limits.RevisionQuantum = time.Hour })
+	batch := func(itemCtx string) (int, string) {
+		code, b := az.raw(api.AuthZENEvaluations, `{"subject":{"type":"user","id":"eve"},"action":{"name":"view"},"evaluations":[`+
+			`{"resource":{"type":"document","id":"d1"}},{"resource":{"type":"document","id":"d1"}`+itemCtx+`}]}`)
+		return code, string(b)
+	}
+	// The first minimize_latency read pins a revision for the quantum.
+	if code, b := batch(""); code != 200 || strings.Count(b, `"decision":false`) != 2 {
+		t.Fatalf("before the write: %d %s", code, b)
+	}
+	z := e.write(v1.RelationshipUpdate_OPERATION_TOUCH, "document:d1#viewer@user:eve")
+	if code, b := batch(`,"context":{"zedtoken":"` + z.GetToken() + `"}`); code != 200 || strings.Count(b, `"decision":true`) != 2 {
+		t.Errorf("an item's ZedToken of the write: %d %s, want both true", code, b)
+	}
+	if code, b := batch(`,"context":{"zedtoken":"nope"}`); code != 400 || !strings.Contains(b, "evaluations[1].context.zedtoken") {
+		t.Errorf("a malformed item ZedToken: %d %s, want 400 naming evaluations[1].context.zedtoken", code, b)
 	}
 }

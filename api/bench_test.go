@@ -87,3 +87,58 @@ func BenchmarkAuthZENEvaluation(b *testing.B) {
 		}
 	})
 }
+
+// nopWriter is a ResponseWriter that keeps nothing but the status.
+type nopWriter struct {
+	h    http.Header
+	code int
+}
+
+func (w *nopWriter) Header() http.Header         { return w.h }
+func (w *nopWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (w *nopWriter) WriteHeader(code int)        { w.code = code }
+
+// BenchmarkAuthZENHandler is one evaluation through the AuthZEN handler in
+// process (no network, no HTTP server: decoding, translation, the check,
+// encoding), next to CheckInProcess, the same check through the gRPC
+// handler in process: their difference is the AuthZEN layer's cost.
+func BenchmarkAuthZENHandler(b *testing.B) {
+	e := newEnv(b)
+	e.writeSchema(testSchema)
+	var rels []string
+	for i := range 100 {
+		rels = append(rels, fmt.Sprintf("document:d%d#viewer@group:g%d#member", i, i%10), fmt.Sprintf("group:g%d#member@user:u%d", i%10, i))
+	}
+	e.write(opTouch, rels...)
+	bodies := make([]string, 100)
+	reqs := make([]*v1.CheckPermissionRequest, 100)
+	for i := range bodies {
+		bodies[i] = fmt.Sprintf(`{"subject":{"type":"user","id":"u%d"},"action":{"name":"view"},"resource":{"type":"document","id":"d%d"}}`, i, i)
+		reqs[i] = &v1.CheckPermissionRequest{Resource: obj(fmt.Sprintf("document:d%d", i)), Permission: "view", Subject: subj(fmt.Sprintf("user:u%d", i)),
+			Consistency: &v1.Consistency{Requirement: &v1.Consistency_MinimizeLatency{MinimizeLatency: true}}}
+	}
+	h := e.srv.AuthZENHandler(api.AuthZENOptions{})
+	b.Run("evaluation", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			r, _ := http.NewRequest(http.MethodPost, api.AuthZENEvaluation, strings.NewReader(bodies[i%100]))
+			w := &nopWriter{h: http.Header{}}
+			h.ServeHTTP(w, r)
+			if w.code != 0 && w.code != 200 {
+				b.Fatalf("status %d", w.code)
+			}
+			i++
+		}
+	})
+	b.Run("CheckInProcess", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			if _, err := e.srv.CheckPermission(e.ctx(), reqs[i%100]); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+	})
+}

@@ -2,7 +2,9 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -47,10 +49,13 @@ func CallerFrom(ctx context.Context) (Caller, bool) {
 // Authenticator establishes the Caller of a request from its
 // authorization value ("Bearer CREDENTIAL", gRPC metadata or an HTTP
 // header). Every front end uses the same one, so a credential means the same
-// on every port. Today it knows the preshared keys (each an admin); managed
-// API tokens plug in here.
+// on every port. It knows the preshared keys (each an admin) and, after
+// SetTokens, the managed API tokens (apitoken): a credential of a token's
+// shape ("ambit_...") is checked as one.
 type Authenticator struct {
-	keys [][]byte
+	keys    [][]byte
+	tokens  *tokenAuth
+	metrics *AuthMetrics
 }
 
 // NewAuthenticator returns an Authenticator for the preshared keys. No keys:
@@ -67,19 +72,66 @@ func NewAuthenticator(keys []string) *Authenticator {
 func (a *Authenticator) Enabled() bool { return len(a.keys) > 0 }
 
 // Authenticate returns the caller an authorization value stands for. The
-// error is a gRPC status: Unauthenticated for a missing or malformed value,
-// PermissionDenied for a wrong key.
+// error is a gRPC status: Unauthenticated for a missing or malformed value
+// and for an unknown, expired or revoked token or a token's wrong secret;
+// PermissionDenied for a wrong preshared key. Each failure is counted by
+// reason in ambit_auth_failures_total.
 func (a *Authenticator) Authenticate(authorization string) (Caller, error) {
+	c, reason, err := a.authenticate(authorization)
+	if err != nil {
+		a.metrics.fail(reason)
+	}
+	return c, err
+}
+
+func (a *Authenticator) authenticate(authorization string) (Caller, string, error) {
 	if !a.Enabled() {
-		return Caller{Anonymous: true}, nil
+		return Caller{Anonymous: true}, "", nil
 	}
 	if authorization == "" {
-		return Caller{}, status.Error(codes.Unauthenticated, `missing "Authorization: Bearer <credential>"`)
+		return Caller{}, failMissing, status.Error(codes.Unauthenticated, `missing "authorization: Bearer <credential>" (metadata or HTTP header)`)
+	}
+	if a.tokens != nil {
+		scheme, cred, ok := strings.Cut(authorization, " ")
+		if cred = strings.TrimSpace(cred); ok && strings.EqualFold(scheme, "bearer") && apitoken.LooksLikeToken(cred) &&
+			checkBearer(a.keys, authorization) != nil { // a preshared key of a token's shape stays a key
+			return a.tokens.authenticate(cred)
+		}
 	}
 	if err := checkBearer(a.keys, authorization); err != nil {
+		if status.Code(err) == codes.Unauthenticated {
+			return Caller{}, failMalformed, err
+		}
+		return Caller{}, failKey, err
+	}
+	return PresharedCaller, "", nil
+}
+
+// authorize authenticates and requires scope need: PermissionDenied names
+// the missing scope and what needed it.
+func (a *Authenticator) authorize(authorization string, need apitoken.Scope, what string) (Caller, error) {
+	c, err := a.Authenticate(authorization)
+	if err != nil {
 		return Caller{}, err
 	}
-	return PresharedCaller, nil
+	if !c.Allows(need) {
+		a.metrics.fail(failScope)
+		who := "the preshared key"
+		if c.TokenID != "" {
+			who = fmt.Sprintf("API token %s (%q, scopes %s)", c.TokenID, c.Name, joinScopes(c.Scopes))
+		}
+		return Caller{}, status.Errorf(codes.PermissionDenied, "%s lacks the %q scope, which %s needs", who, need, what)
+	}
+	a.metrics.request(c)
+	return c, nil
+}
+
+func joinScopes(s []apitoken.Scope) string {
+	parts := make([]string, len(s))
+	for i, x := range s {
+		parts[i] = string(x)
+	}
+	return strings.Join(parts, ",")
 }
 
 // AuthorizeHTTP authenticates an HTTP request of a front end on the HTTP
@@ -87,14 +139,7 @@ func (a *Authenticator) Authenticate(authorization string) (Caller, error) {
 // requires scope need: PermissionDenied names a missing scope. HTTPStatus
 // maps the error to a status code.
 func (a *Authenticator) AuthorizeHTTP(r *http.Request, need apitoken.Scope) (Caller, error) {
-	c, err := a.Authenticate(r.Header.Get("Authorization"))
-	if err != nil {
-		return Caller{}, err
-	}
-	if !c.Allows(need) {
-		return Caller{}, status.Errorf(codes.PermissionDenied, "the credential lacks the %q scope", need)
-	}
-	return c, nil
+	return a.authorize(r.Header.Get("Authorization"), need, r.Method+" "+r.URL.Path)
 }
 
 // HTTPStatus is the HTTP status for an AuthorizeHTTP error.

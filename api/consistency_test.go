@@ -119,11 +119,11 @@ func TestSchemaGuard(t *testing.T) {
 
 	noWildcard := strings.Replace(testSchema, "user | user:* | group#member", "user | group#member", 1)
 	_, err = e.schema.WriteSchema(e.ctx(), &v1.WriteSchemaRequest{Schema: noWildcard})
-	wantCode(t, err, codes.FailedPrecondition, "user:*")
+	wantCode(t, err, codes.InvalidArgument, "user:*")
 
 	noGroups := strings.Replace(testSchema, "user | user:* | group#member", "user | user:*", 1)
 	_, err = e.schema.WriteSchema(e.ctx(), &v1.WriteSchemaRequest{Schema: noGroups})
-	wantCode(t, err, codes.FailedPrecondition, "group#member")
+	wantCode(t, err, codes.InvalidArgument, "group#member")
 
 	// Nothing changed.
 	r, err := e.schema.ReadSchema(e.ctx(), &v1.ReadSchemaRequest{})

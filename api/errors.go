@@ -3,13 +3,18 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"strconv"
 
+	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/protoadapt"
 
 	"github.com/ambit-authz/ambit/engine"
+	"github.com/ambit-authz/ambit/internal/v1pb"
 	"github.com/ambit-authz/ambit/raft"
 	"github.com/ambit-authz/ambit/schema"
 	"github.com/ambit-authz/ambit/schema/caveats"
@@ -22,6 +27,22 @@ import (
 // engine, store and raft go through toStatus.
 func invalidf(format string, args ...any) error {
 	return status.Errorf(codes.InvalidArgument, format, args...)
+}
+
+// tooMany is an InvalidArgument status for a request over one of its count
+// limits, with SpiceDB's ErrorInfo reason and metadata (countKey: the
+// count, maxKey: the limit).
+func tooMany(reason v1.ErrorReason, countKey string, count int, maxKey string, limit int, format string, args ...any) error {
+	return withSpiceDBReason(status.New(codes.InvalidArgument, fmt.Sprintf(format, args...)), reason,
+		map[string]string{countKey: strconv.Itoa(count), maxKey: strconv.Itoa(limit)})
+}
+
+// withSpiceDBReason attaches SpiceDB's ErrorInfo to st.
+func withSpiceDBReason(st *status.Status, reason v1.ErrorReason, meta map[string]string) error {
+	if d, err := st.WithDetails(&errdetails.ErrorInfo{Reason: reason.String(), Domain: SpiceDBDomain, Metadata: meta}); err == nil {
+		st = d
+	}
+	return st.Err()
 }
 
 func preconditionf(format string, args ...any) error {
@@ -73,7 +94,7 @@ func toStatus(log *slog.Logger, method string, err error) error {
 		code = codes.Canceled
 
 	// Request problems.
-	case errors.Is(err, errToken):
+	case errors.Is(err, errToken), errors.Is(err, v1pb.ErrInvalid):
 		code = codes.InvalidArgument
 	case errors.As(err, &list):
 		code = codes.InvalidArgument
@@ -83,6 +104,11 @@ func toStatus(log *slog.Logger, method string, err error) error {
 		errors.Is(err, tuple.ErrInvalidRel), errors.Is(err, tuple.ErrCaveat), errors.Is(err, tuple.ErrExpiration):
 		code = codes.InvalidArgument
 	case errors.Is(err, store.ErrTooLarge):
+		code = codes.InvalidArgument
+
+	// A schema that would orphan stored relationships is itself wrong, as
+	// in SpiceDB; one removing what they use waits for their deletion.
+	case errors.Is(err, raft.ErrSchemaOrphans):
 		code = codes.InvalidArgument
 
 	// Requests that are well formed but do not fit the schema or the data.
@@ -125,10 +151,59 @@ func toStatus(log *slog.Logger, method string, err error) error {
 		msg = "internal error; the server log has the details"
 	}
 	st := status.New(code, msg)
+	var details []protoadapt.MessageV1
 	if reason != "" {
-		if d, derr := st.WithDetails(&errdetails.ErrorInfo{Reason: reason, Domain: ErrorDomain}); derr == nil {
+		details = append(details, &errdetails.ErrorInfo{Reason: reason, Domain: ErrorDomain})
+	}
+	if info := spiceDBReason(err); info != nil {
+		details = append(details, info)
+	}
+	if len(details) > 0 {
+		if d, derr := st.WithDetails(details...); derr == nil {
 			st = d
 		}
 	}
 	return st.Err()
+}
+
+// SpiceDBDomain is the domain of the google.rpc.ErrorInfo details that carry
+// SpiceDB's reasons (authzed-go's v1.ErrorReason), which SpiceDB's clients
+// branch on.
+const SpiceDBDomain = "authzed.com"
+
+// spiceDBReasons are SpiceDB's reasons for ambit's sentinel errors, first
+// match wins.
+var spiceDBReasons = []struct {
+	err    error
+	reason v1.ErrorReason
+}{
+	{engine.ErrUnknownType, v1.ErrorReason_ERROR_REASON_UNKNOWN_DEFINITION},
+	{engine.ErrUnknownRelation, v1.ErrorReason_ERROR_REASON_UNKNOWN_RELATION_OR_PERMISSION},
+	{store.ErrPreconditionFailed, v1.ErrorReason_ERROR_REASON_WRITE_OR_DELETE_PRECONDITION_FAILURE},
+	{store.ErrAlreadyExists, v1.ErrorReason_ERROR_REASON_ATTEMPT_TO_RECREATE_RELATIONSHIP},
+	{engine.ErrMaxDepth, v1.ErrorReason_ERROR_REASON_MAXIMUM_DEPTH_EXCEEDED},
+	{engine.ErrCaveatContext, v1.ErrorReason_ERROR_REASON_CAVEAT_PARAMETER_TYPE_ERROR},
+}
+
+// spiceDBReason is the ErrorInfo SpiceDB would attach to err, or nil where
+// SpiceDB has no reason for it.
+func spiceDBReason(err error) *errdetails.ErrorInfo {
+	info := func(r v1.ErrorReason, meta map[string]string) *errdetails.ErrorInfo {
+		return &errdetails.ErrorInfo{Reason: r.String(), Domain: SpiceDBDomain, Metadata: meta}
+	}
+	if list := (schema.ErrorList)(nil); errors.As(err, &list) && len(list) > 0 {
+		// SpiceDB's positions are 0-indexed; ours print 1-indexed.
+		p := list[0].Pos
+		meta := map[string]string{"start_line_number": strconv.Itoa(max(p.Line-1, 0)), "start_column_position": strconv.Itoa(max(p.Col-1, 0))}
+		if src := list[0].Source; src != "" {
+			meta["source_code"] = src
+		}
+		return info(v1.ErrorReason_ERROR_REASON_SCHEMA_PARSE_ERROR, meta)
+	}
+	for _, r := range spiceDBReasons {
+		if errors.Is(err, r.err) {
+			return info(r.reason, nil)
+		}
+	}
+	return nil
 }

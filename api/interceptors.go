@@ -22,6 +22,7 @@ import (
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
 
+	"github.com/ambit-authz/ambit/api/apitoken"
 	ambitv1 "github.com/ambit-authz/ambit/proto/ambit/v1"
 )
 
@@ -36,6 +37,10 @@ type ServeOptions struct {
 	// Version is the build's version, reported to SpiceDB clients that ask
 	// (as ServerVersion formats it).
 	Version string
+	// Authenticator, when set, authenticates every call (preshared keys
+	// and managed tokens) instead of one built from PresharedKeys; the same
+	// one serves the HTTP front ends.
+	Authenticator *Authenticator
 }
 
 // unauthenticated lists method prefixes served without a key: health checks,
@@ -50,9 +55,9 @@ func (s *Server) ServerOptions(o ServeOptions) []grpc.ServerOption {
 	if o.MaxRecvMsgSize <= 0 {
 		o.MaxRecvMsgSize = 4<<20 + 64<<10
 	}
-	keys := make([][]byte, 0, len(o.PresharedKeys))
-	for _, k := range o.PresharedKeys {
-		keys = append(keys, []byte(k))
+	auth := o.Authenticator
+	if auth == nil {
+		auth = NewAuthenticator(o.PresharedKeys)
 	}
 	return []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(o.MaxRecvMsgSize),
@@ -65,7 +70,7 @@ func (s *Server) ServerOptions(o ServeOptions) []grpc.ServerOption {
 			versionUnary(ServerVersion(o.Version)),
 			s.observeUnary,
 			s.recoverUnary,
-			authUnary(keys),
+			auth.unary,
 			validateUnary,
 			s.limitUnary,
 			s.mapErrorsUnary,
@@ -74,7 +79,7 @@ func (s *Server) ServerOptions(o ServeOptions) []grpc.ServerOption {
 			versionStream(ServerVersion(o.Version)),
 			s.observeStream,
 			s.recoverStream,
-			authStream(keys),
+			auth.stream,
 			validateStream,
 			s.limitStream,
 			s.mapErrorsStream,
@@ -160,23 +165,25 @@ func (s *Server) recoverStream(srv any, ss grpc.ServerStream, info *grpc.StreamS
 	return h(srv, ss)
 }
 
-// authenticate checks the bearer key: missing is Unauthenticated, wrong is
-// PermissionDenied. Every configured key is compared in constant time.
-func authenticate(ctx context.Context, keys [][]byte, method string) error {
-	if len(keys) == 0 {
-		return nil
-	}
+// authorizeCall authenticates a gRPC call by its authorization metadata and
+// requires the scope its method needs (apitoken.MethodScope); it returns ctx
+// carrying the Caller. Methods in unauthenticated pass as they are.
+func (a *Authenticator) authorizeCall(ctx context.Context, method string) (context.Context, error) {
 	for _, p := range unauthenticated {
 		if strings.HasPrefix(method, p) {
-			return nil
+			return ctx, nil
 		}
 	}
 	md, _ := metadata.FromIncomingContext(ctx)
-	vals := md.Get("authorization")
-	if len(vals) == 0 {
-		return status.Error(codes.Unauthenticated, `missing "authorization: Bearer <preshared key>" metadata`)
+	var authorization string
+	if vals := md.Get("authorization"); len(vals) > 0 {
+		authorization = vals[0]
 	}
-	return checkBearer(keys, vals[0])
+	c, err := a.authorize(authorization, apitoken.MethodScope(method), method)
+	if err != nil {
+		return nil, err
+	}
+	return WithCaller(ctx, c), nil
 }
 
 // checkBearer checks an authorization value against the keys: malformed is
@@ -185,7 +192,7 @@ func authenticate(ctx context.Context, keys [][]byte, method string) error {
 func checkBearer(keys [][]byte, authorization string) error {
 	scheme, tok, ok := strings.Cut(authorization, " ")
 	if !ok || !strings.EqualFold(scheme, "bearer") || strings.TrimSpace(tok) == "" {
-		return status.Error(codes.Unauthenticated, `malformed authorization metadata: expected "Bearer <preshared key>"`)
+		return status.Error(codes.Unauthenticated, `malformed authorization metadata: expected "Bearer <preshared key or API token>"`)
 	}
 	given := []byte(strings.TrimSpace(tok))
 	match := 0
@@ -217,23 +224,29 @@ func CheckBearer(keys []string, authorization string) error {
 	return nil
 }
 
-func authUnary(keys [][]byte) grpc.UnaryServerInterceptor {
-	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-		if err := authenticate(ctx, keys, info.FullMethod); err != nil {
-			return nil, err
-		}
-		return h(ctx, req)
+func (a *Authenticator) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	ctx, err := a.authorizeCall(ctx, info.FullMethod)
+	if err != nil {
+		return nil, err
 	}
+	return h(ctx, req)
 }
 
-func authStream(keys [][]byte) grpc.StreamServerInterceptor {
-	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
-		if err := authenticate(ss.Context(), keys, info.FullMethod); err != nil {
-			return err
-		}
-		return h(srv, ss)
+func (a *Authenticator) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	ctx, err := a.authorizeCall(ss.Context(), info.FullMethod)
+	if err != nil {
+		return err
 	}
+	return h(srv, callerStream{ServerStream: ss, ctx: ctx})
 }
+
+// callerStream is a server stream whose context carries the Caller.
+type callerStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (c callerStream) Context() context.Context { return c.ctx }
 
 // validate runs the protoc-gen-validate rules shipped with the authzed
 // messages (and their hand-written additions), as SpiceDB does.

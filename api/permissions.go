@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"fmt"
+	"time"
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
 	"google.golang.org/grpc"
@@ -46,6 +47,7 @@ func (s *Server) checkRequest(res *v1.ObjectReference, perm string, sub *v1.Subj
 // with_tracing the check is evaluated cold and the response carries its
 // debug_trace (see trace.go).
 func (s *Server) CheckPermission(ctx context.Context, req *v1.CheckPermissionRequest) (*v1.CheckPermissionResponse, error) {
+	start := time.Now()
 	creq, err := s.checkRequest(req.GetResource(), req.GetPermission(), req.GetSubject(), req.GetContext(), "")
 	if err != nil {
 		return nil, err
@@ -65,6 +67,8 @@ func (s *Server) CheckPermission(ctx context.Context, req *v1.CheckPermissionReq
 	if err != nil {
 		return nil, err
 	}
+	s.decide(ctx, decision{method: "CheckPermission", resource: creq.Resource, permission: creq.Permission, subject: creq.Subject,
+		result: res.Permissionship.String(), rev: v.Revision()}, start)
 	return &v1.CheckPermissionResponse{
 		CheckedAt:         s.tokens.zedToken(v.Revision()),
 		Permissionship:    permissionshipToPB(res.Permissionship),
@@ -77,9 +81,11 @@ func (s *Server) CheckPermission(ctx context.Context, req *v1.CheckPermissionReq
 // gets its own error status; the others are answered. With with_tracing the
 // items are evaluated one after the other, cold, each with its debug_trace.
 func (s *Server) CheckBulkPermissions(ctx context.Context, req *v1.CheckBulkPermissionsRequest) (*v1.CheckBulkPermissionsResponse, error) {
+	start := time.Now()
 	items := req.GetItems()
 	if len(items) > s.limits.MaxChecksPerBulk {
-		return nil, invalidf("items: %d checks in one request, more than the limit of %d; split the request", len(items), s.limits.MaxChecksPerBulk)
+		return nil, tooMany(v1.ErrorReason_ERROR_REASON_TOO_MANY_CHECKS_IN_REQUEST, "check_count", len(items), "maximum_checks_allowed", s.limits.MaxChecksPerBulk,
+			"items: %d checks in one request, more than the limit of %d; split the request", len(items), s.limits.MaxChecksPerBulk)
 	}
 	v, err := s.view(ctx, req.GetConsistency())
 	if err != nil {
@@ -114,6 +120,8 @@ func (s *Server) CheckBulkPermissions(ctx context.Context, req *v1.CheckBulkPerm
 			out.Pairs[i] = &v1.CheckBulkPermissionsPair{Request: items[i], Response: &v1.CheckBulkPermissionsPair_Error{Error: s.rpcStatus(r.Err)}}
 			continue
 		}
+		s.decide(ctx, decision{method: "CheckBulkPermissions", resource: reqs[j].Resource, permission: reqs[j].Permission, subject: reqs[j].Subject,
+			result: r.Result.Permissionship.String(), rev: v.Revision()}, start)
 		item := &v1.CheckBulkPermissionsResponseItem{
 			Permissionship:    permissionshipToPB(r.Result.Permissionship),
 			PartialCaveatInfo: partialInfo(r.Result.Missing),
@@ -168,6 +176,7 @@ func (s *Server) pagedView(ctx context.Context, c *v1.Consistency, pb *v1.Cursor
 // resumes after it, at the same revision.
 func (s *Server) LookupResources(req *v1.LookupResourcesRequest, stream grpc.ServerStreamingServer[v1.LookupResourcesResponse]) error {
 	ctx := stream.Context()
+	start := time.Now()
 	if err := tuple.ValidateType(req.GetResourceObjectType()); err != nil {
 		return invalidf("resource_object_type: %v", err)
 	}
@@ -204,6 +213,9 @@ func (s *Server) LookupResources(req *v1.LookupResourcesRequest, stream grpc.Ser
 	}
 	at := s.tokens.zedToken(v.Revision())
 	n := 0
+	defer func() {
+		s.decide(ctx, decision{method: "LookupResources", resType: lreq.ResourceType, permission: lreq.Permission, subject: lreq.Subject, results: n, rev: v.Revision()}, start)
+	}()
 	for r, err := range v.LookupResources(ctx, lreq) {
 		if err != nil {
 			return err
@@ -230,6 +242,7 @@ func (s *Server) LookupResources(req *v1.LookupResourcesRequest, stream grpc.Ser
 // subjects follow in ascending id order.
 func (s *Server) LookupSubjects(req *v1.LookupSubjectsRequest, stream grpc.ServerStreamingServer[v1.LookupSubjectsResponse]) error {
 	ctx := stream.Context()
+	start := time.Now()
 	res, err := objectFromPB(req.GetResource(), "resource")
 	if err != nil {
 		return err
@@ -274,6 +287,9 @@ func (s *Server) LookupSubjects(req *v1.LookupSubjectsRequest, stream grpc.Serve
 	n := 0
 	lreq := engine.LookupSubjectsRequest{Resource: res, Permission: req.GetPermission(), SubjectType: req.GetSubjectObjectType(),
 		SubjectRelation: subjRel, Context: cctx}
+	defer func() {
+		s.decide(ctx, decision{method: "LookupSubjects", resource: res, permission: lreq.Permission, subjType: lreq.SubjectType, results: n, rev: v.Revision()}, start)
+	}()
 	for r, err := range v.LookupSubjects(ctx, lreq) {
 		if err != nil {
 			return err

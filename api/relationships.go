@@ -73,9 +73,13 @@ func (s *Server) ReadRelationships(req *v1.ReadRelationshipsRequest, stream grpc
 			return nil
 		}
 		sent++
+		pb, err := relationshipToPB(r)
+		if err != nil {
+			return err
+		}
 		resp := &v1.ReadRelationshipsResponse{
 			ReadAt:            at,
-			Relationship:      relationshipToPB(r),
+			Relationship:      pb,
 			AfterResultCursor: s.tokens.encodeCursor(cursor{kind: cursorRead, rev: rev, request: fp, offset: i}),
 		}
 		if err := stream.Send(resp); err != nil {
@@ -115,7 +119,8 @@ func (s *Server) pageStart(ctx context.Context, c *v1.Consistency, pb *v1.Cursor
 func (s *Server) WriteRelationships(ctx context.Context, req *v1.WriteRelationshipsRequest) (*v1.WriteRelationshipsResponse, error) {
 	ups := req.GetUpdates()
 	if len(ups) > s.limits.MaxUpdatesPerWrite {
-		return nil, invalidf("updates: %d updates in one write, more than the limit of %d; split the write", len(ups), s.limits.MaxUpdatesPerWrite)
+		return nil, tooMany(v1.ErrorReason_ERROR_REASON_TOO_MANY_UPDATES_IN_REQUEST, "update_count", len(ups), "maximum_updates_allowed", s.limits.MaxUpdatesPerWrite,
+			"updates: %d updates in one write, more than the limit of %d; split the write", len(ups), s.limits.MaxUpdatesPerWrite)
 	}
 	preconds, err := preconditionsFromPB(req.GetOptionalPreconditions(), s.limits.MaxPreconditions)
 	if err != nil {
@@ -351,7 +356,10 @@ func (s *Server) ExportBulkRelationships(req *v1.ExportBulkRelationshipsRequest,
 		if i++; i <= skip {
 			continue
 		}
-		pb := relationshipToPB(r)
+		pb, err := relationshipToPB(r)
+		if err != nil {
+			return err
+		}
 		n := protowire.SizeBytes(proto.Size(pb)) + 1
 		if len(out.Relationships) > 0 && size+n > maxBytes {
 			i-- // the cursor resumes before r

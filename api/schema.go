@@ -34,7 +34,8 @@ func (s *Server) ReadSchema(ctx context.Context, _ *v1.ReadSchemaRequest) (*v1.R
 // apply (see SchemaGuard), so it cannot race a concurrent write.
 func (s *Server) WriteSchema(ctx context.Context, req *v1.WriteSchemaRequest) (*v1.WriteSchemaResponse, error) {
 	if _, err := schema.Compile("schema", req.GetSchema()); err != nil {
-		return nil, invalidf("schema does not compile:\n%v", err)
+		// toStatus: InvalidArgument with SpiceDB's parse-error reason.
+		return nil, fmt.Errorf("schema does not compile:\n%w", err)
 	}
 	res, err := s.node.Apply(ctx, raft.SchemaCommand(req.GetSchema()))
 	if err != nil {
@@ -157,7 +158,7 @@ func (c *schemaCache) guard(_ tuple.Revision, text string) error {
 					case nr != nil:
 						what = "turns relation " + name + "#" + relName + " into a permission"
 					}
-					return fmt.Errorf("the new schema %s, but relationships still use it (e.g. %s); delete them first", what, rel.Key())
+					return refusal(raft.ErrSchemaInUse, "the new schema %s, but relationships still use it (e.g. %s); delete them first", what, rel.Key())
 				}
 				continue
 			}
@@ -174,13 +175,28 @@ func (c *schemaCache) guard(_ tuple.Revision, text string) error {
 						return err
 					}
 					if verr := engine.ValidateRelationship(next, rel); verr != nil {
-						return fmt.Errorf("the new schema no longer allows %s on relation %s#%s, but relationship %s uses it; delete or rewrite such relationships first", allowedString(at), name, relName, rel)
+						return refusal(raft.ErrSchemaOrphans, "the new schema no longer allows %s on relation %s#%s, but relationship %s uses it; delete or rewrite such relationships first", allowedString(at), name, relName, rel)
 					}
 				}
 			}
 		}
 	}
 	return nil
+}
+
+// schemaRefusal is the guard's refusal: its message, and the kind of
+// refusal (raft.ErrSchemaInUse or raft.ErrSchemaOrphans) that decides the
+// gRPC code.
+type schemaRefusal struct {
+	kind error
+	msg  string
+}
+
+func (r *schemaRefusal) Error() string { return r.msg }
+func (r *schemaRefusal) Unwrap() error { return r.kind }
+
+func refusal(kind error, format string, args ...any) error {
+	return &schemaRefusal{kind: kind, msg: fmt.Sprintf(format, args...)}
 }
 
 // removedTypes lists the allowed types of prev that next does not have.

@@ -39,7 +39,6 @@ type Node interface {
 	Apply(ctx context.Context, cmd raft.Command) (raft.Result, error)
 	WaitApplied(ctx context.Context, rev tuple.Revision) error
 	LinearizableRevision(ctx context.Context) (tuple.Revision, error)
-	SetSchemaGuard(g raft.SchemaGuard)
 	SetForwardValidator(v raft.ForwardValidator)
 	State() raft.Role
 	// Halted is non-nil once the node's state machine stopped applying
@@ -150,6 +149,9 @@ type Config struct {
 	Logger    *slog.Logger
 	// Metrics receives per-request engine statistics; nil disables them.
 	Metrics *Metrics
+	// DecisionLog, when set, records a sample of check and lookup
+	// decisions (decisionlog.go).
+	DecisionLog *DecisionLog
 }
 
 // Server implements the authzed v1 PermissionsService, SchemaService and
@@ -162,22 +164,24 @@ type Server struct {
 	store   Store
 	node    Node
 	engine  *engine.Engine
-	source  engine.Source // names the store's data for the engine's caches
+	source  engine.Source   // names the store's data for the engine's caches
+	leopard *engine.Leopard // the engine's nested-group index of the store's data, or nil
 	tokens  tokens
 	limits  Limits
 	log     *slog.Logger
 	metrics *Metrics
 	schemas *schemaCache
-	quantum atomic.Pointer[quantum]
-	gate    *gate
+	// decisions is the decision log, or nil.
+	decisions *DecisionLog
+	quantum   atomic.Pointer[quantum]
+	gate      *gate
 
 	stopOnce sync.Once
 	stopping chan struct{} // closed by Stop
 }
 
-// New returns a Server and installs its schema guard on the node (see
-// SchemaGuard; install it in raft.Config as well so that replay at start-up
-// is guarded too).
+// New returns a Server. The node's schema guard is not installed here but
+// in raft.Config.SchemaGuard (SchemaGuard), once, before the log replays.
 func New(cfg Config) (*Server, error) {
 	if cfg.Store == nil || cfg.Node == nil || cfg.Engine == nil {
 		return nil, errors.New("api: Store, Node and Engine are required")
@@ -189,20 +193,23 @@ func New(cfg Config) (*Server, error) {
 		cfg.Logger = slog.Default()
 	}
 	s := &Server{
-		store:    cfg.Store,
-		node:     cfg.Node,
-		engine:   cfg.Engine,
-		source:   engine.NewSource(),
-		tokens:   newTokens(cfg.ClusterID),
-		limits:   cfg.Limits.withDefaults(),
-		log:      cfg.Logger,
-		metrics:  cfg.Metrics,
-		schemas:  newSchemaCache(cfg.Store),
-		stopping: make(chan struct{}),
+		store:     cfg.Store,
+		node:      actorNode{cfg.Node},
+		engine:    cfg.Engine,
+		source:    engine.NewSource(),
+		tokens:    newTokens(cfg.ClusterID),
+		limits:    cfg.Limits.withDefaults(),
+		log:       cfg.Logger,
+		metrics:   cfg.Metrics,
+		decisions: cfg.DecisionLog,
+		schemas:   newSchemaCache(cfg.Store),
+		stopping:  make(chan struct{}),
 	}
 	s.gate = newGate(s.limits)
-	cfg.Node.SetSchemaGuard(s.schemas.guard)
 	cfg.Node.SetForwardValidator(s.validateForwarded)
+	if s.leopard = cfg.Engine.Leopard(s.source); s.leopard != nil {
+		go s.followLeopard(s.leopard)
+	}
 	return s, nil
 }
 
@@ -212,8 +219,8 @@ func New(cfg Config) (*Server, error) {
 func (s *Server) Stop() { s.stopOnce.Do(func() { close(s.stopping) }) }
 
 // SchemaGuard returns the guard that refuses schema changes orphaning stored
-// relationships, for raft.Config.SchemaGuard (so that it is installed before
-// the log replays).
+// relationships, for raft.Config.SchemaGuard (which requires one, so that it
+// is installed once, before the log replays).
 func SchemaGuard(st Store) raft.SchemaGuard { return newSchemaCache(st).guard }
 
 // schemaCache holds compiled schemas (and their text's hash) by the revision
@@ -227,8 +234,8 @@ type schemaCache struct {
 	last atomic.Pointer[schemaSpan]
 }
 
-// compiledSchema is a stored schema compiled, with the hash of its text
-// that write commands carry (raft.HashSchema).
+// compiledSchema is a stored schema compiled, with the digest of its text
+// that write commands carry (raft.SchemaHash).
 type compiledSchema struct {
 	s    *schema.Schema
 	hash raft.SchemaHash
@@ -288,7 +295,7 @@ func (c *schemaCache) read(rev tuple.Revision) (*compiledSchema, tuple.Revision,
 	if err != nil {
 		return nil, 0, fmt.Errorf("api: stored schema at revision %d does not compile: %w", at, err)
 	}
-	cs = &compiledSchema{s: s, hash: raft.HashSchema(text)}
+	cs = &compiledSchema{s: s, hash: schema.DigestOf(text)}
 	c.mu.Lock()
 	if len(c.m) >= 16 {
 		clear(c.m) // schemas change rarely; a small map suffices

@@ -252,3 +252,9 @@ func fingerprint(msgs ...proto.Message) [8]byte {
 	copy(out[:], h.Sum(nil))
 	return out
 }
+
+// ZedTokenRevision is the revision a ZedToken of cluster clusterID stands
+// for, for front ends that show it (the web console's replication lag).
+func ZedTokenRevision(clusterID string, z *v1.ZedToken) (tuple.Revision, error) {
+	return newTokens(clusterID).revision(z, "ZedToken")
+}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 
+	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/ambit-authz/ambit/engine"
@@ -31,13 +33,15 @@ func (s *Server) validateCommand(sch *schema.Schema, cmd raft.Command) error {
 	switch cmd.Kind {
 	case raft.KindWrite, raft.KindRecords:
 		if len(cmd.Updates) > s.limits.MaxUpdatesPerWrite {
-			return invalidf("updates: %d updates in one write, more than the limit of %d; split the write", len(cmd.Updates), s.limits.MaxUpdatesPerWrite)
+			return tooMany(v1.ErrorReason_ERROR_REASON_TOO_MANY_UPDATES_IN_REQUEST, "update_count", len(cmd.Updates), "maximum_updates_allowed", s.limits.MaxUpdatesPerWrite,
+				"updates: %d updates in one write, more than the limit of %d; split the write", len(cmd.Updates), s.limits.MaxUpdatesPerWrite)
 		}
 		seen := make(map[tuple.Key]int, len(cmd.Updates))
 		for i, u := range cmd.Updates {
 			field := fmt.Sprintf("updates[%d]", i)
 			if j, dup := seen[u.Rel.Key()]; dup {
-				return invalidf("%s: relationship %s also appears in updates[%d]; a write may name each relationship once", field, u.Rel.Key(), j)
+				return withSpiceDBReason(status.Newf(codes.InvalidArgument, "%s: relationship %s also appears in updates[%d]; a write may name each relationship once", field, u.Rel.Key(), j),
+					v1.ErrorReason_ERROR_REASON_UPDATES_ON_SAME_RELATIONSHIP, map[string]string{"definition_name": u.Rel.Resource.Type, "relationship": u.Rel.Key().String()})
 			}
 			seen[u.Rel.Key()] = i
 			if u.Op != store.OpDelete {
@@ -77,7 +81,11 @@ func (s *Server) validateForwarded(_ context.Context, cmd raft.Command) (raft.Co
 			return cmd, fmt.Errorf("schema does not compile:\n%v", err)
 		}
 		return cmd, nil
-	case raft.KindWrite, raft.KindDelete, raft.KindImport, raft.KindRecords:
+	case raft.KindRecords:
+		if len(cmd.Updates) == 0 && len(cmd.Preconditions) == 0 {
+			return cmd, nil // records alone (a token) need no schema
+		}
+	case raft.KindWrite, raft.KindDelete, raft.KindImport:
 	default:
 		return cmd, nil
 	}

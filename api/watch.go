@@ -160,7 +160,10 @@ func (r *revisionSender) add(piece store.Change) error {
 		if !r.wantRels || i < r.skip || !r.match(u.Rel) {
 			continue
 		}
-		pb := watchUpdate(u)
+		pb, err := watchUpdate(u)
+		if err != nil {
+			return err
+		}
 		n := protowire.SizeBytes(proto.Size(pb)) + 1
 		if r.resp != nil && len(r.resp.Updates) > 0 && r.size+n > maxBytes {
 			r.resp.ChangesThrough = r.s.tokens.partialToken(r.rev, i)
@@ -190,10 +193,14 @@ func (r *revisionSender) finish() error {
 	return r.stream.Send(r.resp)
 }
 
-func watchUpdate(u store.Update) *v1.RelationshipUpdate {
+func watchUpdate(u store.Update) (*v1.RelationshipUpdate, error) {
 	op := v1.RelationshipUpdate_OPERATION_TOUCH
 	if u.Op == store.OpDelete {
 		op = v1.RelationshipUpdate_OPERATION_DELETE
 	}
-	return &v1.RelationshipUpdate{Operation: op, Relationship: relationshipToPB(u.Rel)}
+	rel, err := relationshipToPB(u.Rel)
+	if err != nil {
+		return nil, err
+	}
+	return &v1.RelationshipUpdate{Operation: op, Relationship: rel}, nil
 }

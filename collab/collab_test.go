@@ -248,10 +248,12 @@ func TestSharing(t *testing.T) {
 	for _, a := range who {
 		got = append(got, row{a.Subject, a.Role, strings.Join(a.Via, " ")})
 	}
+	// Each proof shows both sides of the model's `... & org->active`.
+	active := " dataset:cyto#org@organization:lab organization:lab#account@user:*"
 	want := []row{
-		{collab.User("ana"), collab.Editor, "dataset:cyto#owner@user:ana"},
-		{collab.User("bob"), collab.Reader, "dataset:cyto#reader@user:bob"},
-		{collab.User("fay"), collab.Editor, "dataset:cyto#editor@user:fay"},
+		{collab.User("ana"), collab.Editor, "dataset:cyto#owner@user:ana" + active},
+		{collab.User("bob"), collab.Reader, "dataset:cyto#reader@user:bob" + active},
+		{collab.User("fay"), collab.Editor, "dataset:cyto#editor@user:fay" + active},
 	}
 	if !slices.Equal(got, want) {
 		t.Fatalf("who has access = %v, want %v", got, want)

@@ -65,8 +65,10 @@ type Access struct {
 	Role    Role
 	// Via is one proof of the role, relationship by relationship from the
 	// resource to the subject (`dataset:d#reader@group:g#member`,
-	// `group:g#direct_member@user:bob`); empty where the server has no
-	// ambit.v1 AccessService.
+	// `group:g#direct_member@user:bob`), every operand's chain where a
+	// permission is an intersection (the model's `& org->active` adds
+	// `dataset:d#org@organization:o`, `organization:o#account@user:*`);
+	// empty where the server has no ambit.v1 AccessService.
 	Via []string
 }
 

@@ -7,6 +7,8 @@ import (
 	"iter"
 	"slices"
 	"sort"
+	"strings"
+	"unsafe"
 
 	"github.com/ambit-authz/ambit/tuple"
 )
@@ -312,24 +314,29 @@ type PermissionResult struct {
 // answer in the result cache is taken from there. Without a result cache
 // the evaluation is the proof walk's (explain.go), whose memo does the
 // sharing.
+//
+// With a result cache the whole answer is also kept as one entry (see
+// permsOutcome), so asking again at the same revision costs one lookup, as a
+// cached Check does, not one per permission.
 func (v *View) SubjectPermissions(ctx context.Context, resource tuple.ObjectRef, subject tuple.SubjectRef, perms []string, cctx map[string]any) ([]PermissionResult, error) {
 	if err := v.validate("resource", resource.Type, ""); err != nil {
 		return nil, err
 	}
-	if len(perms) == 0 {
+	all := len(perms) == 0
+	if all {
 		perms = v.schema.Definitions[resource.Type].Order
 	}
 	if len(perms) > v.engine.cfg.MaxBulkChecks {
 		return nil, fmt.Errorf("%w: permissions: %d in one request, the limit is %d", ErrTooMany, len(perms), v.engine.cfg.MaxBulkChecks)
 	}
+	rels := v.schema.Definitions[resource.Type].Relations
 	for i, p := range perms {
-		if err := v.validate(fmt.Sprintf("permissions[%d]: resource", i), resource.Type, p); err != nil {
-			return nil, err
+		if rels[p] == nil {
+			return nil, v.validate(fmt.Sprintf("permissions[%d]: resource", i), resource.Type, p)
 		}
 	}
-	out := make([]PermissionResult, len(perms))
 	if len(perms) == 0 {
-		return out, nil
+		return []PermissionResult{}, nil
 	}
 	if err := v.validateCheck(CheckRequest{Resource: resource, Permission: perms[0], Subject: subject}); err != nil {
 		return nil, err
@@ -338,29 +345,33 @@ func (v *View) SubjectPermissions(ctx context.Context, resource tuple.ObjectRef,
 	if err != nil {
 		return nil, err
 	}
+	var whole string
+	if v.engine.perms != nil {
+		whole = v.permsKey(resource, subject, perms, all, ck)
+		if o, ok := v.engine.perms.Get(whole); ok && o.validAt(v.now) {
+			return slices.Clone(o.results), nil
+		}
+	}
+	out := make([]PermissionResult, len(perms))
 	// With the result cache, one checker: its request memo shares
 	// sub-problems, and its answers fill the cache. Without it the
 	// checker memoises nothing, and the proof walker's memo (which has no
 	// cache to fill) does the sharing.
 	c := &checker{v: v, subject: subject, context: cctx, ctxKey: ck, stats: &Stats{}}
 	e := &explainer{v: v, subject: subject, context: cctx, ctxKey: ck}
+	var until int64 // the earliest expiration among the answers
 	for i, p := range perms {
-		key := v.cacheKey(resource.Type, resource.ID, p, subject, ck)
-		var (
-			t      tri
-			cached bool
-		)
-		if v.engine.cache != nil {
-			var o outcome
-			if o, cached = v.lookupCache(key); cached {
-				t = o.t
-			}
-		}
+		var t tri
 		switch {
-		case cached:
 		case v.engine.cache != nil:
-			c.rootKey, c.expires = key, 0
-			t, err = c.checkAny(ctx, resource.Type, []string{resource.ID}, p, 0, nil)
+			key := v.cacheKey(resource.Type, resource.ID, p, subject, ck)
+			o, cached := v.lookupCache(key)
+			if !cached {
+				c.rootKey, c.expires = key, 0
+				o.t, err = c.checkAny(ctx, resource.Type, []string{resource.ID}, p, 0, nil)
+				o.until = c.expires
+			}
+			t, until = o.t, earliest(until, o.until)
 		default:
 			var st step
 			st, err = e.eval(ctx, resource.Type, resource.ID, p, 0, nil)
@@ -372,5 +383,62 @@ func (v *View) SubjectPermissions(ctx context.Context, resource tuple.ObjectRef,
 		r := toResult(t, Stats{})
 		out[i] = PermissionResult{Permission: p, Permissionship: r.Permissionship, Missing: r.Missing}
 	}
+	if whole != "" {
+		o := permsOutcome{results: out, until: until}
+		v.engine.perms.Set(whole, o, o.cost(whole))
+		out = slices.Clone(out)
+	}
 	return out, nil
+}
+
+// permsOutcome is a SubjectPermissions answer kept whole: the answers in
+// request order, valid until the earliest expiration among the
+// relationships any of them read (0: none). Its key carries the view's
+// prefix (schema, source, revision) like every result, so a write makes it
+// unreachable; the per-permission results it was made from stay in the
+// result cache too.
+type permsOutcome struct {
+	results []PermissionResult
+	until   int64
+}
+
+// permsCacheShare: SubjectPermissions' whole answers get 1/permsCacheShare
+// of Config.CacheMaxCost, the result cache the rest.
+const permsCacheShare = 16
+
+func (o permsOutcome) validAt(now int64) bool { return o.until == 0 || now < o.until }
+
+func (o permsOutcome) cost(key string) int64 {
+	n := int64(len(key)) + resultSlotBytes + int64(cap(o.results))*int64(unsafe.Sizeof(PermissionResult{}))
+	for _, r := range o.results {
+		n += 16 * int64(len(r.Missing))
+	}
+	return n
+}
+
+// permsKey is the cache key of a SubjectPermissions answer: the view's
+// prefix, the resource, "#*" and the permission list ("#*" alone for every
+// permission of the type: the list the schema gives), the subject and the
+// caveat context. "*" and "," occur in no relation name, so no such key is a
+// Check's key and no two lists share one.
+func (v *View) permsKey(resource tuple.ObjectRef, subject tuple.SubjectRef, perms []string, all bool, ctxKey string) string {
+	var b strings.Builder
+	b.WriteString(v.prefix)
+	b.WriteString(resource.Type)
+	b.WriteByte(':')
+	b.WriteString(resource.ID)
+	b.WriteString("#*")
+	if !all {
+		for i, p := range perms {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(p)
+		}
+	}
+	b.WriteByte('@')
+	b.WriteString(subject.String())
+	b.WriteByte('|')
+	b.WriteString(ctxKey)
+	return b.String()
 }

@@ -60,6 +60,10 @@ type oracleRun struct {
 	reader   engine.Reader
 	expired  engine.Reader
 	ctx      context.Context
+	now      time.Time
+	// proofEngine checks proofs on their own relationships (no cache: each
+	// proof is a data set of its own).
+	proofEngine *engine.Engine
 }
 
 func accessOracle(t *testing.T, f *validation.File) {
@@ -84,7 +88,8 @@ func accessOracle(t *testing.T, f *validation.File) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := &oracleRun{t: t, v: eng.View(s, mem, mem.Snapshot(1)), uncached: uncached.View(s, mem, mem.Snapshot(1)), s: s, reader: mem, expired: all, ctx: context.Background()}
+	o := &oracleRun{t: t, v: eng.View(s, mem, mem.Snapshot(1)), uncached: uncached.View(s, mem, mem.Snapshot(1)), s: s, reader: mem, expired: all, ctx: context.Background(),
+		now: now, proofEngine: uncached}
 	resources, subjects := f.Mentioned()
 	var types []string
 	for name := range s.Definitions {
@@ -214,7 +219,7 @@ func (o *oracleRun) resourceAccess(res tuple.ObjectRef, ranks []string, subjType
 				}
 			}
 		}
-		o.validProof(what+" for "+a.Subject.String(), res, a.Subject, a.Proof)
+		o.validProof(what+" for "+a.Subject.String(), engine.CheckRequest{Resource: res, Permission: a.Permission, Subject: a.Subject}, a.Permissionship, a.Proof)
 	}
 	if wildcard && (len(got) == 0 || got[0].Subject.ID != tuple.Wildcard) {
 		t.Errorf("%s: LookupSubjects finds %s:*, ResourceAccess does not list it first", what, subjType)
@@ -276,18 +281,31 @@ func collectAccess(ctx context.Context, v *engine.View, req engine.ResourceAcces
 	return out, nil
 }
 
-// validProof checks a proof path: every relationship is stored and visible,
-// the first starts at the resource, each starts at the previous one's
-// subject, and the last names the subject (or its type's wildcard).
-func (o *oracleRun) validProof(what string, res tuple.ObjectRef, sub tuple.SubjectRef, proof []tuple.Relationship) {
+// validProof checks a proof (see engine.Explanation.Proof): every
+// relationship is stored and visible; the first starts at the resource and
+// each other one at the resource or at an earlier one's subject object; one
+// whose subject is not where the route ends is continued by one starting at
+// its subject object (a later one, or an earlier one two operands share); the others end at the subject (or its
+// type's wildcard). And the proof suffices: on those relationships alone,
+// Check grants the permission (HAS when want is HAS), so a proof through an
+// intersection must show every operand.
+func (o *oracleRun) validProof(what string, req engine.CheckRequest, want engine.Permissionship, proof []tuple.Relationship) {
 	t := o.t
 	t.Helper()
+	res, sub := req.Resource, req.Subject
 	if len(proof) == 0 {
 		if !(sub.Relation != "" && sub.Object() == res) {
 			t.Errorf("%s: empty proof", what)
 		}
 		return
 	}
+	wild := tuple.SubjectRef{Type: sub.Type, ID: tuple.Wildcard}
+	// A subject set is reached at its object: the route then computes the
+	// set's relation there (`all_users->member` ends at group:all_users).
+	ends := func(s tuple.SubjectRef) bool {
+		return s == sub || (sub.Relation == "" && s == wild) || (sub.Relation != "" && s.Object() == sub.Object())
+	}
+	reached := map[tuple.ObjectRef]bool{res: true}
 	for i, r := range proof {
 		found := false
 		for got, err := range o.reader.Query(o.ctx, tuple.Filter{ResourceType: r.Resource.Type, ResourceIDs: []string{r.Resource.ID}, Relation: r.Relation,
@@ -300,20 +318,26 @@ func (o *oracleRun) validProof(what string, res tuple.ObjectRef, sub tuple.Subje
 		if !found {
 			t.Errorf("%s: proof step %d %s is not stored", what, i, r)
 		}
-		from := res
-		if i > 0 {
-			from = proof[i-1].Subject.Object()
+		if (i == 0 && r.Resource != res) || !reached[r.Resource] {
+			t.Errorf("%s: proof step %d %s does not start at the resource or where an earlier step leads", what, i, r)
 		}
-		if r.Resource != from {
-			t.Errorf("%s: proof step %d %s does not start at %s", what, i, r, from)
+		reached[r.Subject.Object()] = true
+		if ends(r.Subject) {
+			continue
+		}
+		continued := slices.ContainsFunc(proof, func(n tuple.Relationship) bool { return n.Resource == r.Subject.Object() })
+		if !continued {
+			t.Errorf("%s: proof step %d %s ends at %s, neither the subject nor continued", what, i, r, r.Subject)
 		}
 	}
-	last := proof[len(proof)-1].Subject
-	wild := tuple.SubjectRef{Type: sub.Type, ID: tuple.Wildcard}
-	// A subject set is reached at its object: the route then computes the
-	// set's relation there (`all_users->member` ends at group:all_users).
-	if last != sub && !(sub.Relation == "" && last == wild) && !(sub.Relation != "" && last.Object() == sub.Object()) {
-		t.Errorf("%s: proof ends at %s, not at the subject", what, last)
+	only := enginetest.NewMemory(proof...)
+	only.Now = func() time.Time { return o.now }
+	got, err := o.proofEngine.View(o.s, only, only.Snapshot(1)).Check(o.ctx, req)
+	if err != nil {
+		t.Fatalf("%s: Check on the proof alone: %v", what, err)
+	}
+	if got.Permissionship == engine.NoPermission || (want == engine.HasPermission && got.Permissionship != engine.HasPermission) {
+		t.Errorf("%s: on the proof's relationships alone Check says %v, want %v; proof %v", what, got.Permissionship, want, proof)
 	}
 }
 
@@ -369,6 +393,6 @@ func (o *oracleRun) explain(req engine.CheckRequest) {
 		return
 	}
 	if ex.Result != engine.NoPermission {
-		o.validProof(fmt.Sprintf("Explain(%s#%s@%s)", req.Resource, req.Permission, req.Subject), req.Resource, req.Subject, ex.Proof)
+		o.validProof(fmt.Sprintf("Explain(%s#%s@%s)", req.Resource, req.Permission, req.Subject), req, ex.Result, ex.Proof)
 	}
 }

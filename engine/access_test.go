@@ -26,10 +26,12 @@ func TestResourceAccessCollab(t *testing.T) {
 		}
 		lines = append(lines, fmt.Sprintf("%s %s %s", a.Subject, a.Permission, strings.Join(via, " → ")))
 	}
+	// Each proof shows both sides of read's and edit's intersection with
+	// org->active; the organization's account step, shared, is listed once.
 	want := []string{
-		"user:ana edit dataset:d1#owner@user:ana",
-		"user:kim read dataset:d1#reader@group:imaging#member → group:imaging#direct_member@user:kim",
-		"user:raj read dataset:d1#reader@group:lab#member → group:lab#direct_member@user:raj",
+		"user:ana edit dataset:d1#owner@user:ana → dataset:d1#org@organization:acme → organization:acme#account@user:*",
+		"user:kim read dataset:d1#reader@group:imaging#member → group:imaging#direct_member@user:kim → group:imaging#org@organization:acme → organization:acme#account@user:* → dataset:d1#org@organization:acme",
+		"user:raj read dataset:d1#reader@group:lab#member → group:lab#direct_member@user:raj → group:lab#org@organization:acme → organization:acme#account@user:* → dataset:d1#org@organization:acme",
 	}
 	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
 		t.Errorf("got\n%s\nwant (mal is deactivated)\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))

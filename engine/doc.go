@@ -11,8 +11,10 @@
 // Speed comes from: pruning branches that the schema proves cannot reach the
 // subject's type; batching many object ids into one store read along unions
 // and arrows; short-circuiting unions, intersections and exclusions;
-// de-duplicating identical in-flight checks; and a bounded result cache keyed
-// by (schema hash, revision, sub-problem).
+// de-duplicating identical in-flight checks; a bounded result cache keyed
+// by (schema hash, revision, sub-problem); and the nested-group index
+// (Leopard, leopard.go), which expands a relation nested in itself
+// (group#member in group#member) from memory at the revisions it covers.
 //
 // The engine imports no gRPC, store or raft package.
 package engine

@@ -41,7 +41,8 @@ type Config struct {
 	// MaxDepth bounds recursion (nested groups, arrows, permissions); default 50.
 	MaxDepth int
 	// CacheMaxCost bounds the result cache in bytes (approximate); default
-	// 64 MiB; negative disables the cache.
+	// 64 MiB; negative disables the cache. A sixteenth of it holds
+	// SubjectPermissions' whole answers (access.go).
 	CacheMaxCost int64
 	// ReadCacheMaxCost bounds the read cache in bytes (approximate): the
 	// relationships of one resource's relation, per revision, shared by every
@@ -76,6 +77,10 @@ type Config struct {
 	// MaxExpandBytes bounds the approximate size of one Expand tree, counted
 	// the same way; default 64 MiB.
 	MaxExpandBytes int64
+	// LeopardMaxEdges bounds the nested-group index of each data set (see
+	// Leopard): past it the index empties itself and checks walk the
+	// nesting; default 1,000,000 edges; negative disables the index.
+	LeopardMaxEdges int
 }
 
 func (c Config) withDefaults() Config {
@@ -115,6 +120,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxExpandBytes <= 0 {
 		c.MaxExpandBytes = 64 << 20
 	}
+	if c.LeopardMaxEdges == 0 {
+		c.LeopardMaxEdges = 1_000_000
+	}
 	return c
 }
 
@@ -124,11 +132,14 @@ func (c Config) withDefaults() Config {
 type Engine struct {
 	cfg   Config
 	cache *genCache[string, outcome]
-	reads *genCache[setKey, relSet] // see readcache.go
+	reads *genCache[setKey, relSet]       // see readcache.go
+	perms *genCache[string, permsOutcome] // SubjectPermissions' answers, see access.go
 
 	mu     sync.Mutex
 	plans  map[string]*plan // by schema hash
 	flight *flight
+
+	leopards sync.Map // Source id -> *Leopard
 }
 
 // New returns an engine.
@@ -137,7 +148,8 @@ func New(cfg Config) (*Engine, error) {
 	e := &Engine{cfg: cfg, plans: map[string]*plan{}, flight: newFlight()}
 	if cfg.CacheMaxCost > 0 {
 		seed := maphash.MakeSeed()
-		e.cache = newGenCache[string, outcome](cfg.CacheMaxCost, func(k string) uint64 { return maphash.String(seed, k) })
+		e.cache = newGenCache[string, outcome](cfg.CacheMaxCost-cfg.CacheMaxCost/permsCacheShare, func(k string) uint64 { return maphash.String(seed, k) })
+		e.perms = newGenCache[string, permsOutcome](cfg.CacheMaxCost/permsCacheShare, func(k string) uint64 { return maphash.String(seed, k) })
 	}
 	if cfg.ReadCacheMaxCost > 0 {
 		e.reads = newReadCache(cfg.ReadCacheMaxCost)
@@ -173,6 +185,7 @@ type View struct {
 	schema *schema.Schema
 	plan   *plan
 	reader Reader
+	index  *Leopard // the data set's nested-group index, or nil
 	rev    tuple.Revision
 	src    uint64    // the snapshot's Source
 	at     time.Time // the time expirations are judged at
@@ -222,7 +235,7 @@ func (e *Engine) View(s *schema.Schema, r Reader, at Snapshot) *View {
 		at.Source = NewSource()
 	}
 	src, rev := at.Source.id, at.Revision
-	return &View{engine: e, schema: s, plan: e.planFor(s), reader: r, rev: rev, src: src, at: now, now: now.UnixMicro(),
+	return &View{engine: e, schema: s, plan: e.planFor(s), reader: r, index: e.leopardFor(src), rev: rev, src: src, at: now, now: now.UnixMicro(),
 		prefix: s.Hash[:min(16, len(s.Hash))] + "@" + strconv.FormatUint(src, 36) + "." + strconv.FormatUint(uint64(rev), 10) + "|"}
 }
 
@@ -322,7 +335,7 @@ func (s *Stats) add(o Stats) {
 	s.Deduplicated += o.Deduplicated
 }
 
-// validateObject checks that typ exists and, when rel is not empty, that it
+// validate checks that typ exists and, when rel is not empty, that it
 // names a relation or permission of typ.
 func (v *View) validate(what string, typ, rel string) error {
 	d := v.schema.Definitions[typ]

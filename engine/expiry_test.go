@@ -98,3 +98,61 @@ func TestCachedResultsHonourExpiration(t *testing.T) {
 		})
 	}
 }
+
+// SubjectPermissions keeps its whole answer in the cache: the entry must
+// expire with the earliest relationship any of its answers read, and a
+// caller changing the slice it got must not change what the next caller
+// gets.
+func TestSubjectPermissionsCacheHonoursExpiration(t *testing.T) {
+	s, err := schema.Compile("expiry.zed", expirySchema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	soon := t0.Add(time.Hour).Format(time.RFC3339)
+	now := t0
+	r := enginetest.MustParse("doc:d#viewer@group:g#member", "group:g#member@user:ana[expiration:"+soon+"]", "doc:d#org@org:o")
+	r.Now = func() time.Time { return now }
+	var e *engine.Engine
+	d := tuple.ObjectRef{Type: "doc", ID: "d"}
+	ana := tuple.SubjectRef{Type: "user", ID: "ana"}
+	perms := func(at time.Time, list []string) []engine.PermissionResult {
+		t.Helper()
+		now = at
+		res, err := e.View(s, r, r.Snapshot(7)).SubjectPermissions(context.Background(), d, ana, list, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	has := func(res []engine.PermissionResult, p string) engine.Permissionship {
+		for _, x := range res {
+			if x.Permission == p {
+				return x.Permissionship
+			}
+		}
+		t.Fatalf("%s not in %v", p, res)
+		return 0
+	}
+	for _, list := range [][]string{nil, {"view", "org"}} {
+		// A fresh engine each: time goes forward only.
+		if e, err = engine.New(engine.Config{}); err != nil {
+			t.Fatal(err)
+		}
+		defer e.Close()
+		for range 3 {
+			res := perms(t0, list)
+			if got := has(res, "view"); got != engine.HasPermission {
+				t.Fatalf("%v before expiry: view %v, want HAS", list, got)
+			}
+			res[0].Permissionship = engine.ConditionalPermission // must not reach the cache
+			res[len(res)-1].Permissionship = engine.ConditionalPermission
+		}
+		if got := perms(t0, list); got[0].Permissionship == engine.ConditionalPermission || got[len(got)-1].Permissionship == engine.ConditionalPermission {
+			t.Fatalf("%v: a caller's change to its answer reached the cache: %v", list, got)
+		}
+		if got := has(perms(t0.Add(2*time.Hour), list), "view"); got != engine.NoPermission {
+			t.Fatalf("%v after expiry, same revision: view %v, want NO", list, got)
+		}
+	}
+}

@@ -85,11 +85,18 @@ type Why struct {
 	Children     []*Why
 }
 
-// Explanation is Explain's answer. Proof is the shortest chain of stored
+// Explanation is Explain's answer. Proof is the shortest set of stored
 // relationships that grants the permission (empty for a denial, and for a
-// subject set asked about itself); where the route crosses an intersection
-// it follows the first operand. Truncated reports that the tree was cut at
-// MaxWhyNodes nodes (the result and proof are complete).
+// subject set asked about itself): a chain from the resource down to the
+// subject, which forks where the route crosses an intersection or an
+// all() arrow, since every operand (every parent) must grant. It is listed
+// depth first: the first relationship starts at the resource, each other
+// one at the resource or at an object an earlier one leads to (its subject
+// object), every operand's chain in full before the next; every branch ends
+// at the subject (or its wildcard). Those relationships alone grant the
+// permission (the subtracted side of an exclusion shows in Root, not here).
+// Truncated reports that the tree was cut at MaxWhyNodes nodes (the result
+// and proof are complete).
 type Explanation struct {
 	Result    Permissionship
 	Missing   []string
@@ -157,6 +164,10 @@ type explainer struct {
 }
 
 type relKeyID struct{ typ, id, rel string }
+
+// memoNote marks a node evaluated earlier in the same explanation; its
+// children are under that first node.
+const memoNote = "as evaluated above"
 
 // step is a sub-problem's result, its best proof and its node (nil when not
 // building a tree, or past MaxWhyNodes).
@@ -257,7 +268,7 @@ func (e *explainer) eval(ctx context.Context, typ, id, rel string, depth int, pa
 	}
 	k := relKeyID{typ, id, rel}
 	if st, ok := e.memo[k]; ok {
-		return finish(step{t: st.t, proof: st.proof}, "as evaluated above")
+		return finish(step{t: st.t, proof: st.proof}, memoNote)
 	}
 	before := e.cycles
 	next := &frame{typ: typ, rel: rel, ids: []string{id}, parent: path}
@@ -443,15 +454,13 @@ func (e *explainer) expr(ctx context.Context, typ, id string, x schema.Expr, dep
 		n := e.node(WhyIntersection, obj, "")
 		out := step{t: triYes}
 		var missing []string
-		for i, c := range x.Children {
+		for _, c := range x.Children {
 			st, err := e.expr(ctx, typ, id, c, depth, path)
 			if err != nil {
 				return step{}, err
 			}
 			n.add(st.node)
-			if i == 0 {
-				out.proof = st.proof
-			}
+			out.proof = joinProofs(out.proof, st.proof)
 			if st.t.no() && st.node != nil {
 				missing = append(missing, whatOf(st.node))
 			}
@@ -505,6 +514,23 @@ func (e *explainer) expr(ctx context.Context, typ, id string, x schema.Expr, dep
 	return step{}, fmt.Errorf("%w: unknown expression node %T", ErrInternal, x)
 }
 
+// joinProofs returns the proof of "a and b": a's relationships, then those
+// of b that a does not hold. Both start at the object the conjunction is
+// evaluated on, so the result is a tree in depth-first order (see
+// Explanation.Proof). It never changes a or b (steps share them).
+func joinProofs(a, b []tuple.Relationship) []tuple.Relationship {
+	if len(a) == 0 {
+		return b
+	}
+	out := slices.Clip(a)
+	for _, r := range b {
+		if !slices.ContainsFunc(out, r.Equal) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 // whatOf names what a node stands for, for notes.
 func whatOf(w *Why) string {
 	switch w.Kind {
@@ -512,6 +538,19 @@ func whatOf(w *Why) string {
 		return w.Resource.String() + "#" + w.Relation
 	case WhyArrow:
 		return w.Resource.String() + " " + w.Relation
+	case WhyUnion:
+		// "owner or editor" says more than "union".
+		parts := make([]string, 0, len(w.Children))
+		for _, c := range w.Children {
+			parts = append(parts, whatOf(c))
+		}
+		if len(parts) > 0 {
+			return "one of (" + strings.Join(parts, " or ") + ")"
+		}
+	case WhyExclusion:
+		if len(w.Children) > 0 {
+			return whatOf(w.Children[0])
+		}
 	}
 	return w.Kind.String()
 }
@@ -549,7 +588,7 @@ func (e *explainer) arrow(ctx context.Context, typ, id string, a *schema.Arrow, 
 	var out step
 	if a.Func == schema.ArrowAll {
 		out = step{t: triYes}
-		for i, rel := range rels {
+		for _, rel := range rels {
 			var st step
 			if e.v.schema.Relation(rel.Subject.Type, a.Computed) != nil {
 				if st, err = e.guarded(ctx, rel, a.Computed, depth, path); err != nil {
@@ -559,9 +598,7 @@ func (e *explainer) arrow(ctx context.Context, typ, id string, a *schema.Arrow, 
 				st = step{t: triNo}
 			}
 			n.add(st.node)
-			if i == 0 {
-				out.proof = st.proof
-			}
+			out.proof = joinProofs(out.proof, st.proof)
 			if out.t = out.t.and(st.t); !e.full && out.t.no() {
 				break
 			}

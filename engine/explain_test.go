@@ -176,12 +176,16 @@ func whyGolden(res, perm, sub string, cctx map[string]any, ex engine.Explanation
 	for _, r := range ex.Proof {
 		b.WriteString("proof: " + r.String() + "\n")
 	}
+	for _, r := range ex.Root.Reasons() {
+		b.WriteString("reason: " + r + "\n")
+	}
 	b.WriteString(ex.Root.Text())
 	return b.String()
 }
 
-// A grant's proof is the shortest path: ana owns d1 directly and is also a
-// member of group:lab, which reads it.
+// A grant's proof is the shortest: ana owns d1 directly and is also a
+// member of group:lab, which reads it; read also needs the organization to
+// hold ana as an active account (the intersection's other side).
 func TestExplainGrantShortestProof(t *testing.T) {
 	v, expired := whyView(t)
 	ex, err := v.Explain(context.Background(), engine.CheckRequest{Resource: tuple.ObjectRef{Type: "dataset", ID: "d1"},
@@ -189,8 +193,65 @@ func TestExplainGrantShortestProof(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ex.Result != engine.HasPermission || len(ex.Proof) != 1 || ex.Proof[0].Key().String() != "dataset:d1#owner@user:ana" {
-		t.Fatalf("got %v with proof %v, want HAS with proof [dataset:d1#owner@user:ana]", ex.Result, ex.Proof)
+	want := "dataset:d1#owner@user:ana dataset:d1#org@organization:acme organization:acme#account@user:*"
+	if got := proofString(ex.Proof); ex.Result != engine.HasPermission || got != want {
+		t.Fatalf("got %v with proof %s, want HAS with proof %s", ex.Result, got, want)
+	}
+}
+
+func proofString(p []tuple.Relationship) string {
+	var s []string
+	for _, r := range p {
+		s = append(s, r.Key().String())
+	}
+	return strings.Join(s, " ")
+}
+
+// A proof through an intersection shows every operand, and one through an
+// all() arrow every parent, in depth-first order; ResourceAccess's proofs
+// are the same. (Before, both followed the first operand only.)
+func TestProofShowsEveryOperand(t *testing.T) {
+	s, err := schema.Compile("and.zed", `
+definition user {}
+definition team {
+	relation member: user
+}
+definition doc {
+	relation parent: team
+	relation viewer: user
+	relation approved: user | team#member
+	permission view = viewer & approved
+	permission every_team = parent.all(member)
+	permission both = view & every_team
+}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem := enginetest.MustParse("doc:d#viewer@user:ana", "doc:d#approved@team:a#member", "doc:d#parent@team:a", "doc:d#parent@team:b",
+		"team:a#member@user:ana", "team:b#member@user:ana")
+	eng, err := engine.New(engine.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := eng.View(s, mem, mem.Snapshot(1))
+	ana := tuple.SubjectRef{Type: "user", ID: "ana"}
+	d := tuple.ObjectRef{Type: "doc", ID: "d"}
+	for _, tc := range []struct{ perm, want string }{
+		{"view", "doc:d#viewer@user:ana doc:d#approved@team:a#member team:a#member@user:ana"},
+		{"every_team", "doc:d#parent@team:a team:a#member@user:ana doc:d#parent@team:b team:b#member@user:ana"},
+		{"both", "doc:d#viewer@user:ana doc:d#approved@team:a#member team:a#member@user:ana doc:d#parent@team:a doc:d#parent@team:b team:b#member@user:ana"},
+	} {
+		ex, err := v.Explain(context.Background(), engine.CheckRequest{Resource: d, Permission: tc.perm, Subject: ana}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := proofString(ex.Proof); ex.Result != engine.HasPermission || got != tc.want {
+			t.Errorf("Explain %s: %v with proof\n%s\nwant\n%s", tc.perm, ex.Result, got, tc.want)
+		}
+		got, err := collectAccess(context.Background(), v, engine.ResourceAccessRequest{Resource: d, Ranks: []string{tc.perm}, SubjectType: "user"})
+		if err != nil || len(got) != 1 || proofString(got[0].Proof) != tc.want {
+			t.Errorf("ResourceAccess %s: %v %v, want ana with proof %s", tc.perm, got, err, tc.want)
+		}
 	}
 }
 

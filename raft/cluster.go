@@ -374,7 +374,7 @@ var wireErrors = []error{
 	store.ErrStaleWrite, store.ErrRevisionCompacted, store.ErrFutureRevision, store.ErrClosed,
 	ErrSchemaRefused, ErrNoLeader, ErrNotLeader, ErrTimeout, ErrLeadershipLost, ErrForward,
 	ErrNodeExists, ErrUnknownNode, ErrUnauthenticated, ErrBadCommand, ErrBadConfig, ErrHalted, ErrClosed,
-	ErrSchemaChanged, ErrInvalidCommand, ErrMembershipRefused,
+	ErrSchemaChanged, ErrInvalidCommand, ErrSchemaInUse, ErrSchemaOrphans, ErrMembershipRefused,
 }
 
 // remoteError is an error received from another node: its message and the

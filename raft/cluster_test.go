@@ -63,6 +63,14 @@ func fakeStores() func(int, string) (Backend, func()) {
 // test time.
 const testLogSegmentSize = 1 << 20
 
+// testSchemaGuard refuses every schema text that says "orphan".
+func testSchemaGuard(rev tuple.Revision, text string) error {
+	if strings.Contains(text, "orphan") {
+		return fmt.Errorf("schema at revision %d would orphan doc#viewer", rev)
+	}
+	return nil
+}
+
 func (c *testCluster) config(id string) Config {
 	dir, err := os.MkdirTemp(c.base, id+"-")
 	if err != nil {
@@ -78,6 +86,7 @@ func (c *testCluster) config(id string) Config {
 		ApplyTimeout:  5 * time.Second,
 		// raft-wal writes each segment's whole size when it creates it.
 		LogSegmentSize: testLogSegmentSize,
+		SchemaGuard:    testSchemaGuard,
 	}
 	if os.Getenv("AMBIT_RAFT_LOG") != "" {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -293,14 +302,6 @@ func TestClusterWritesThroughFollower(t *testing.T) {
 
 	// The schema guard runs inside Apply on every replica; its refusal
 	// reaches a follower's caller as ErrSchemaRefused.
-	for _, tn := range c.nodes {
-		tn.n.SetSchemaGuard(func(rev tuple.Revision, text string) error {
-			if strings.Contains(text, "orphan") {
-				return fmt.Errorf("schema at revision %d would orphan doc#viewer", rev)
-			}
-			return nil
-		})
-	}
 	if _, err := c.nodes[f1].n.Propose(ctx, SchemaCommand("orphan")); !errors.Is(err, ErrSchemaRefused) || !strings.Contains(err.Error(), "would orphan") {
 		t.Fatalf("refused schema via follower = %v", err)
 	}
@@ -796,6 +797,8 @@ func TestNewNodeRefusesBadSetups(t *testing.T) {
 	}{
 		{func(c *Config) { c.NodeID = "" }, "NodeID"},
 		{func(c *Config) { c.GRPCAddr = "" }, "GRPCAddr"},
+		// The schema guard is installed once, here, and cannot be left out.
+		{func(c *Config) { c.SchemaGuard = nil }, "SchemaGuard"},
 		{func(c *Config) { c.Bootstrap, c.Join = true, []string{"x"} }, "exclusive"},
 		{func(c *Config) { c.MaxAppendEntries = 5000 }, "MaxAppendEntries"},
 		{func(c *Config) { c.LogStore = "rocks" }, "LogStore"},

@@ -1,14 +1,13 @@
 package raft
 
 import (
-	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
 	"fmt"
 	"math"
 	"slices"
 	"time"
 
+	"github.com/ambit-authz/ambit/schema"
 	"github.com/ambit-authz/ambit/store"
 	"github.com/ambit-authz/ambit/tuple"
 )
@@ -88,17 +87,10 @@ const (
 	MaxActor = 256
 )
 
-// SchemaHash identifies a schema text: the first 16 bytes of its SHA-256.
-// The zero value means "none".
-type SchemaHash [16]byte
-
-// HashSchema returns the hash of a schema text as the store holds it.
-func HashSchema(text string) SchemaHash {
-	sum := sha256.Sum256([]byte(text))
-	return SchemaHash(sum[:16])
-}
-
-func (h SchemaHash) String() string { return hex.EncodeToString(h[:]) }
+// SchemaHash identifies the schema text a command was validated against:
+// schema.DigestOf the text as the store holds it. The zero value means
+// "none".
+type SchemaHash = schema.Digest
 
 // maxValueDepth bounds the nesting of caveat context values, so a hostile
 // entry cannot exhaust the decoder's stack.

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ambit-authz/ambit/schema"
 	"github.com/ambit-authz/ambit/store"
 	"github.com/ambit-authz/ambit/tuple"
 )
@@ -46,16 +47,16 @@ func sampleCommands() []Command {
 		{Kind: KindForgetMember, Member: MemberInfo{ID: "n1"}},
 	}
 	hashed := WriteCommand([]store.Update{{Op: store.OpTouch, Rel: group}}, nil)
-	hashed.SchemaHash = HashSchema("definition user {}\n")
+	hashed.SchemaHash = schema.DigestOf("definition user {}\n")
 	hashedImport := ImportCommand([]tuple.Relationship{group})
-	hashedImport.SchemaHash = HashSchema("")
+	hashedImport.SchemaHash = schema.DigestOf("")
 	records := RecordsCommand([]store.Update{{Op: store.OpTouch, Rel: group}}, []store.Precondition{{MustMatch: true, Filter: filter}},
 		[]store.RecordOp{{Space: "scim.users", Key: "u1", Value: []byte(`{"userName":"ana"}`)}, {Space: "scim.users", Key: "u\x002"}, {Space: "token", Key: "t", Value: []byte{}}},
 		[]store.RecordCond{{Space: "scim.usernames", Key: "ana"}, {Space: "scim.users", Key: "u1", Value: []byte("old")}})
 	withActor := WriteCommand([]store.Update{{Op: store.OpTouch, Rel: group}}, nil)
 	withActor.Actor = "0123456789abcdef"
 	hashedActor := records
-	hashedActor.Actor, hashedActor.SchemaHash = "tok-1", HashSchema("x")
+	hashedActor.Actor, hashedActor.SchemaHash = "tok-1", schema.DigestOf("x")
 	cmds = append(cmds, hashed, hashedImport, records, RecordsCommand(nil, nil, nil, nil), withActor, hashedActor)
 	for i := range cmds {
 		if i%2 == 0 {

@@ -17,12 +17,15 @@
 // from that snapshot by NewNode before raft starts; a store holding data under
 // an empty raft directory is refused.
 //
-// A relationship write or import carries the hash of the schema text the API
-// validated it against (command format version 2; version 1 entries, without
-// it, still decode and apply unchecked). The FSM refuses such a command with
-// ErrSchemaChanged when the stored schema is another by the time it applies,
-// so a schema write committed in between cannot let in relationships it no
-// longer allows.
+// A relationship write or import carries the digest of the schema text the
+// API validated it against (SchemaHash, schema.DigestOf; command format
+// version 2; version 1 entries, without it, still decode and apply
+// unchecked). The FSM refuses such a command with ErrSchemaChanged when the
+// stored schema is another by the time it applies, so a schema write
+// committed in between cannot let in relationships it no longer allows. A
+// schema write passes Config.SchemaGuard (required; the API's orphan check)
+// inside Apply, installed once by NewNode so that replay is guarded too; its
+// refusal is ErrSchemaRefused wrapping ErrSchemaInUse or ErrSchemaOrphans.
 //
 // Apply is a pure function of the store's state and the entry: nothing a
 // node configures changes it. Request limits (updates per write, caveat

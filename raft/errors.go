@@ -51,6 +51,16 @@ var (
 	// ErrSchemaRefused: the SchemaGuard refused a schema write. Nothing was
 	// written. A refusal (store.ErrRefused): the revision advanced.
 	ErrSchemaRefused = store.NewRefusal("schema change refused")
+	// ErrSchemaInUse: a guard's reason (wrapped with ErrSchemaRefused): the
+	// new schema removes a definition or relation, or turns a relation into
+	// a permission, that stored relationships still use. Deleting them first
+	// is the way forward (SpiceDB answers FailedPrecondition).
+	ErrSchemaInUse = errors.New("the new schema removes a definition or relation in use")
+	// ErrSchemaOrphans: a guard's reason (wrapped with ErrSchemaRefused): the
+	// new schema no longer allows a subject type (wildcard, subject set,
+	// caveat, expiration) that stored relationships use; the schema itself
+	// is the problem (SpiceDB answers InvalidArgument).
+	ErrSchemaOrphans = errors.New("the new schema would orphan stored relationships")
 	// ErrSchemaChanged: a command carried the hash of the schema it was
 	// validated against, and when it came to be applied the stored schema was
 	// another (a schema write committed in between). Nothing was written; the

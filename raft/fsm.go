@@ -17,6 +17,7 @@ import (
 
 	hraft "github.com/hashicorp/raft"
 
+	"github.com/ambit-authz/ambit/schema"
 	"github.com/ambit-authz/ambit/store"
 	"github.com/ambit-authz/ambit/tuple"
 )
@@ -514,7 +515,7 @@ func (f *FSM) checkSchema(want SchemaHash) error {
 		if err != nil {
 			return fmt.Errorf("raft: reading the stored schema: %w", err)
 		}
-		f.schemaHash, f.schemaKnown = HashSchema(text), true
+		f.schemaHash, f.schemaKnown = schema.DigestOf(text), true
 	}
 	if f.schemaHash != want {
 		return fmt.Errorf("%w: it was validated against schema %s, but schema %s is stored now; nothing was written, validate and retry the write",
@@ -574,7 +575,7 @@ func (f *FSM) applyOne(l *hraft.Log, cmd *Command, storeRev *tuple.Revision) any
 			}
 		}
 		if err = f.backend.WriteSchema(idx, now, cmd.Schema); err == nil {
-			f.schemaHash, f.schemaKnown = HashSchema(cmd.Schema), true
+			f.schemaHash, f.schemaKnown = schema.DigestOf(cmd.Schema), true
 		} else if !store.IsRefusal(err) {
 			f.schemaKnown = false
 		}

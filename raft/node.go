@@ -75,7 +75,9 @@ type Config struct {
 	// other members' gRPC ports (forwarding, join, read index): set it when
 	// members serve gRPC over TLS. nil calls them in plaintext.
 	PeerTLS *tls.Config
-	// SchemaGuard is called inside Apply before every schema write.
+	// SchemaGuard is called inside Apply before every schema write
+	// (required: api.SchemaGuard). It is installed here, once, so that it
+	// guards the log's replay at start-up as well as new writes.
 	SchemaGuard SchemaGuard
 	// ForwardValidator checks a command another node forwarded before the
 	// leader proposes it (see ForwardValidator); nil proposes it as it came.
@@ -177,6 +179,9 @@ func (c *Config) validate() error {
 	}
 	if c.Dir == "" {
 		missing = append(missing, "Dir")
+	}
+	if c.SchemaGuard == nil {
+		missing = append(missing, "SchemaGuard")
 	}
 	if len(missing) > 0 {
 		return fmt.Errorf("%w: %s must be set", ErrBadConfig, strings.Join(missing, ", "))
@@ -808,9 +813,6 @@ func (n *Node) otherVoters() int {
 
 // SetOnApplied installs (or, with nil, removes) the applied-entry hook.
 func (n *Node) SetOnApplied(fn OnApplied) { n.fsm.SetOnApplied(fn) }
-
-// SetSchemaGuard installs the schema guard (see SchemaGuard).
-func (n *Node) SetSchemaGuard(g SchemaGuard) { n.fsm.SetSchemaGuard(g) }
 
 // opContext bounds ctx by the apply timeout and by Close.
 func (n *Node) opContext(ctx context.Context) (context.Context, context.CancelFunc) {

@@ -9,6 +9,7 @@ import (
 
 	hraft "github.com/hashicorp/raft"
 
+	"github.com/ambit-authz/ambit/schema"
 	"github.com/ambit-authz/ambit/store"
 	"github.com/ambit-authz/ambit/tuple"
 )
@@ -22,7 +23,7 @@ import (
 // the same.
 func TestFSMRefusesWritesValidatedAgainstAReplacedSchema(t *testing.T) {
 	const s1, s2 = "definition doc { relation viewer: user }", "definition doc {}"
-	h1, h2 := HashSchema(s1), HashSchema(s2)
+	h1, h2 := schema.DigestOf(s1), schema.DigestOf(s2)
 	now := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
 	at := func(c Command, h SchemaHash) Command { c.Now, c.SchemaHash = now, h; return c }
 	write := func(id string, h SchemaHash) Command {

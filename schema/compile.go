@@ -1,8 +1,6 @@
 package schema
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -123,8 +121,7 @@ func checkWith(f *File, errs *errorSink, declarationsOnly bool) *Schema {
 	}
 	c.out.Warnings = c.out.Warnings.sortAndDedup()
 	c.out.Source = Print(f)
-	sum := sha256.Sum256([]byte(c.out.Source))
-	c.out.Hash = hex.EncodeToString(sum[:])
+	c.out.Hash = DigestOf(c.out.Source).String()
 	return c.out
 }
 

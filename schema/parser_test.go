@@ -223,7 +223,7 @@ func TestCompiled(t *testing.T) {
 	}
 
 	// Hash and Source: canonical, stable, and sensitive to meaning.
-	if s.String() != s.Source || len(s.Hash) != 64 {
+	if s.String() != s.Source || len(s.Hash) != 32 {
 		t.Errorf("String/Hash: %q", s.Hash)
 	}
 	s2, err := Compile("other-name.zed", strings.ReplaceAll(compiledSrc, "\t", "  "))

@@ -34,7 +34,8 @@ type Schema struct {
 	Caveats map[string]*caveats.Caveat
 	// UsesExpiration is true when the source says `use expiration`.
 	UsesExpiration bool
-	// Hash is a hex SHA-256 of the canonical printed form; part of every cache key.
+	// Hash is the Digest of the canonical printed form (Source), in hex;
+	// part of every cache key.
 	Hash string
 	// Source is the canonical printed form.
 	Source string

@@ -63,7 +63,7 @@ func (s *Store) ChangePieces(ctx context.Context, after tuple.Revision) iter.Seq
 		}
 		txn := s.db.NewTransactionAt(upTo, false)
 		defer txn.Discard()
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{spaceChange}})
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: spacePrefix(spaceChange)})
 		defer it.Close()
 		// held is the piece read last, yielded once the next key shows
 		// whether its revision goes on.

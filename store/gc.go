@@ -85,7 +85,7 @@ func (s *Store) collect() error {
 	var tombstones [][]byte
 	// Revision-time entries and change-feed chunks below H.
 	for _, space := range []byte{spaceTime, spaceChange} {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{space}})
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: spacePrefix(space)})
 		for it.Seek(revKey(space, tuple.Revision(old))); it.Valid(); it.Next() {
 			k := it.Item().Key()
 			if len(k) < 9 || tuple.Revision(be64(k[1:9])) >= h {
@@ -98,7 +98,7 @@ func (s *Store) collect() error {
 	// Relationships expired at or before H's leader time.
 	removed := int64(0)
 	end := expiryPrefixUpTo(hTime)
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{spaceExpiry}})
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: spacePrefix(spaceExpiry)})
 	for it.Rewind(); it.Valid(); it.Next() {
 		item := it.Item()
 		if bytes.Compare(item.Key()[:min(len(end), len(item.Key()))], end) > 0 {
@@ -114,7 +114,7 @@ func (s *Store) collect() error {
 			return fmt.Errorf("store: corrupt expiry index: %w", err)
 		}
 		tombstones = append(tombstones, xkey)
-		rkey := append([]byte{spaceResource}, body...)
+		rkey := resourceKeyFromBody(body)
 		dead, err := expiredVersion(txn, rkey, exp, uint64(h))
 		if err != nil {
 			it.Close()
@@ -158,7 +158,7 @@ func (s *Store) collect() error {
 func findHorizon(txn *badger.Txn, from tuple.Revision, cutoff time.Time) (tuple.Revision, time.Time, error) {
 	var h tuple.Revision
 	var ht time.Time
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{spaceTime}})
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: spacePrefix(spaceTime)})
 	defer it.Close()
 	for it.Seek(revKey(spaceTime, from)); it.Valid(); it.Next() {
 		item := it.Item()

@@ -629,7 +629,7 @@ func recordKey(space, key string) []byte {
 
 // recordSpacePrefix is the prefix of every record key of space.
 func recordSpacePrefix(space string) []byte {
-	return appendComponent([]byte{spaceRecord}, space)
+	return componentsPrefix(spaceRecord, space)
 }
 
 // decodeRecordKey splits a record key into its space and key.
@@ -650,3 +650,43 @@ func decodeRecordKey(b []byte) (space, key string, err error) {
 	}
 	return string(sp), string(k), nil
 }
+
+// Key prefixes and keys built from parts, for the query planner, GC, the
+// snapshot reader and the import's flush (FORMAT.md, "Query plans" and
+// "Keyspaces"). Every key the store reads or writes is built in this file.
+
+// spacePrefix is the prefix of every key in a keyspace.
+func spacePrefix(space byte) []byte { return []byte{space} }
+
+// componentsPrefix is the prefix of the keys of space whose leading
+// components are comps, each terminated: a seek for `doc:a` matches no key of
+// `doc:a/x`.
+func componentsPrefix(space byte, comps ...string) []byte {
+	n := 1
+	for _, c := range comps {
+		n += len(c) + termSize
+	}
+	b := make([]byte, 1, n)
+	b[0] = space
+	for _, c := range comps {
+		b = appendComponent(b, c)
+	}
+	return b
+}
+
+// resourceIDPrefixKey is the prefix of the resource-major keys of type typ
+// whose resource id starts with p (p escaped, unterminated).
+func resourceIDPrefixKey(typ, p string) []byte {
+	return appendEscaped(componentsPrefix(spaceResource, typ), p)
+}
+
+// resourceKeyFromBody is the resource-major key of a relationship body (the
+// form the expiry index and snapshot records carry).
+func resourceKeyFromBody(body []byte) []byte {
+	b := make([]byte, 0, 1+len(body))
+	return append(append(b, spaceResource), body...)
+}
+
+// flushKey is the throwaway key written in keyspace 0xFF and dropped at once
+// to make badger flush its memtables (streamimport.go).
+func flushKey() []byte { return []byte{spaceFlush, 'f', 'l', 'u', 's', 'h'} }

@@ -71,7 +71,7 @@ func TestComponentOrderAndPrefixFreedom(t *testing.T) {
 // TestNeighbourKeys: a seek prefix for one object, relation or subject never
 // reaches into a neighbour's keys.
 func TestNeighbourKeys(t *testing.T) {
-	prefix := appendComponent(appendComponent([]byte{spaceResource}, "doc"), "a")
+	prefix := componentsPrefix(spaceResource, "doc", "a")
 	for _, k := range []tuple.Key{
 		key("doc", "a/x", "viewer", "user", "ana", ""),
 		key("doc", "ab", "viewer", "user", "ana", ""),
@@ -84,9 +84,39 @@ func TestNeighbourKeys(t *testing.T) {
 	if !bytes.HasPrefix(resourceKey(key("doc", "a", "viewer", "user", "ana", "")), prefix) {
 		t.Error("prefix for doc:a misses doc:a")
 	}
-	sp := appendComponent(appendComponent([]byte{spaceSubject}, "user"), "ana")
+	sp := componentsPrefix(spaceSubject, "user", "ana")
 	if bytes.HasPrefix(subjectKey(key("doc", "a", "viewer", "user", "anabel", "")), sp) {
 		t.Error("subject prefix user:ana matches user:anabel")
+	}
+}
+
+// TestPrefixBuilders: the prefixes the planner seeks are prefixes of exactly
+// the keys they stand for, and a body from the expiry index or a snapshot
+// becomes the relationship's own key.
+func TestPrefixBuilders(t *testing.T) {
+	k := key("doc", "a\x00b", "viewer", "group", "eng", "member")
+	rk, sk := resourceKey(k), subjectKey(k)
+	for i, comps := range [][]string{{}, {"doc"}, {"doc", "a\x00b"}, {"doc", "a\x00b", "viewer"}, {"doc", "a\x00b", "viewer", "group", "eng", "member"}} {
+		if p := componentsPrefix(spaceResource, comps...); !bytes.HasPrefix(rk, p) || (i == 4 && !bytes.Equal(rk, p)) {
+			t.Errorf("resource prefix %q: %x is not a prefix of %x", comps, p, rk)
+		}
+	}
+	if p := componentsPrefix(spaceSubject, "group", "eng", "member", "doc", "viewer", "a\x00b"); !bytes.Equal(sk, p) {
+		t.Errorf("whole subject prefix %x, key %x", p, sk)
+	}
+	for _, c := range []struct {
+		prefix string
+		match  bool
+	}{{"a", true}, {"a\x00", true}, {"a\x00b", true}, {"b", false}, {"a\x00bc", false}, {"a\x01", false}} {
+		if got := bytes.HasPrefix(rk, resourceIDPrefixKey("doc", c.prefix)); got != c.match {
+			t.Errorf("id prefix %q matches doc:a\\x00b: %v, want %v", c.prefix, got, c.match)
+		}
+	}
+	if got := resourceKeyFromBody(rk[1:]); !bytes.Equal(got, rk) {
+		t.Errorf("key from body %x, want %x", got, rk)
+	}
+	if p := spacePrefix(spaceExpiry); !bytes.HasPrefix(expiryKey(time.Unix(1, 0), rk[1:]), p) {
+		t.Error("expiry keys are not under the expiry keyspace's prefix")
 	}
 }
 

@@ -181,30 +181,29 @@ func planQuery(f tuple.Filter) plan {
 	sf := f.Subject
 	switch {
 	case f.ResourceType != "" && f.ResourceIDPrefix != "":
-		pre := appendComponent([]byte{spaceResource}, f.ResourceType)
-		pre = appendEscaped(pre, f.ResourceIDPrefix)
+		pre := resourceIDPrefixKey(f.ResourceType, f.ResourceIDPrefix)
 		p.common, p.prefixes = pre, [][]byte{pre}
 	case f.ResourceType != "" && len(f.ResourceIDs) > 0:
-		base := appendComponent([]byte{spaceResource}, f.ResourceType)
-		p.common = base
+		p.common = componentsPrefix(spaceResource, f.ResourceType)
 		ids := sortedUnique(f.ResourceIDs)
 		p.prefixes = make([][]byte, len(ids))
 		p.exact = f.Relation != "" && sf != nil && sf.Type != "" && len(sf.IDs) == 1 && sf.Relation != nil
 		for i, id := range ids {
-			pre := appendComponent(slices.Clip(base), id)
+			// The resource-major order, as far as each component is fixed.
+			comps := []string{f.ResourceType, id}
 			if f.Relation != "" {
-				pre = appendComponent(pre, f.Relation)
+				comps = append(comps, f.Relation)
 				if sf != nil && sf.Type != "" {
-					pre = appendComponent(pre, sf.Type)
+					comps = append(comps, sf.Type)
 					if len(sf.IDs) == 1 {
-						pre = appendComponent(pre, sf.IDs[0])
+						comps = append(comps, sf.IDs[0])
 						if sf.Relation != nil {
-							pre = appendComponent(pre, *sf.Relation)
+							comps = append(comps, *sf.Relation)
 						}
 					}
 				}
 			}
-			p.prefixes[i] = pre
+			p.prefixes[i] = componentsPrefix(spaceResource, comps...)
 		}
 		if len(ids) == 1 {
 			p.common = p.prefixes[0]
@@ -212,22 +211,22 @@ func planQuery(f tuple.Filter) plan {
 		p.residual.ResourceIDs = nil // guaranteed by the seeks
 	case sf != nil && sf.Type != "" && len(sf.IDs) > 0 && len(f.ResourceIDs) == 0:
 		p.subject = true
-		base := appendComponent([]byte{spaceSubject}, sf.Type)
-		p.common = base
+		p.common = componentsPrefix(spaceSubject, sf.Type)
 		ids := sortedUnique(sf.IDs)
 		p.prefixes = make([][]byte, len(ids))
 		for i, id := range ids {
-			pre := appendComponent(slices.Clip(base), id)
+			// The subject-major order, as far as each component is fixed.
+			comps := []string{sf.Type, id}
 			if sf.Relation != nil {
-				pre = appendComponent(pre, *sf.Relation)
+				comps = append(comps, *sf.Relation)
 				if f.ResourceType != "" {
-					pre = appendComponent(pre, f.ResourceType)
+					comps = append(comps, f.ResourceType)
 					if f.Relation != "" {
-						pre = appendComponent(pre, f.Relation)
+						comps = append(comps, f.Relation)
 					}
 				}
 			}
-			p.prefixes[i] = pre
+			p.prefixes[i] = componentsPrefix(spaceSubject, comps...)
 		}
 		if len(ids) == 1 {
 			p.common = p.prefixes[0]
@@ -236,9 +235,9 @@ func planQuery(f tuple.Filter) plan {
 		rsf.IDs = nil // guaranteed by the seeks
 		p.residual.Subject = &rsf
 	default:
-		pre := []byte{spaceResource}
+		pre := spacePrefix(spaceResource)
 		if f.ResourceType != "" {
-			pre = appendComponent(pre, f.ResourceType)
+			pre = componentsPrefix(spaceResource, f.ResourceType)
 		}
 		p.common, p.prefixes = pre, [][]byte{pre}
 	}

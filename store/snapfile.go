@@ -164,7 +164,7 @@ func (s *Store) WriteSnapshot(w io.Writer) (tuple.Revision, error) {
 }
 
 func (s *Store) iterate(txn *badger.Txn, space byte, fn func(*badger.Item) error) error {
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{space}})
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: spacePrefix(space)})
 	defer it.Close()
 	for it.Rewind(); it.Valid(); it.Next() {
 		if err := fn(it.Item()); err != nil {
@@ -258,7 +258,7 @@ func readSnapshot(r io.Reader) (*snapContent, error) {
 			if err := decodeValue(val, &rel); err != nil {
 				return nil, fmt.Errorf("%w: relationship record %d: %v", errSnapshot, nrec, err)
 			}
-			rkey := append([]byte{spaceResource}, body...)
+			rkey := resourceKeyFromBody(body)
 			c.rels = append(c.rels, [2][]byte{rkey, append([]byte(nil), val...)})
 		case recRecord:
 			key, val, err := readBytes(p)

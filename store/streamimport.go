@@ -180,13 +180,13 @@ func (s *Store) streamWrite(gen func(add func(k, v []byte, version uint64) error
 func (s *Store) flushMemtables(rev tuple.Revision) error {
 	txn := s.db.NewTransactionAt(s.applied.Load(), true)
 	defer txn.Discard()
-	if err := txn.Set([]byte{spaceFlush, 'f', 'l', 'u', 's', 'h'}, nil); err != nil {
+	if err := txn.Set(flushKey(), nil); err != nil {
 		return fmt.Errorf("flush memtables: %w", err)
 	}
 	if err := txn.CommitAt(uint64(rev), nil); err != nil {
 		return fmt.Errorf("flush memtables: %w", err)
 	}
-	if err := s.db.DropPrefix([]byte{spaceFlush}); err != nil {
+	if err := s.db.DropPrefix(spacePrefix(spaceFlush)); err != nil {
 		return fmt.Errorf("flush memtables: %w", err)
 	}
 	return nil

@@ -761,7 +761,7 @@ func (s *Store) importRels(rev tuple.Revision, now time.Time, rels []tuple.Relat
 
 // relsEmpty reports whether the resource index has no key at all in txn.
 func (s *Store) relsEmpty(txn *badger.Txn) bool {
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{spaceResource}})
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: spacePrefix(spaceResource)})
 	defer it.Close()
 	it.Rewind()
 	return !it.Valid()

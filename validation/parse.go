@@ -41,6 +41,15 @@ func Parse(filename string, data []byte) ([]*File, error) {
 	return parse(filename, data, dirReader(filename))
 }
 
+// ParseUploaded is Parse for a file that came over the network (the web
+// console's import): it reads no other file, so a `schemaFile` key is an
+// error asking for the schema inline.
+func ParseUploaded(filename string, data []byte) ([]*File, error) {
+	return parse(filename, data, func(name string) ([]byte, error) {
+		return nil, fmt.Errorf("an uploaded file cannot refer to another file (schemaFile %q); put the schema inline under `schema`", name)
+	})
+}
+
 // ExtractSchema returns the schema of the first document of a validation
 // file, for `ambit schema check FILE.yaml`. Only the schema keys are decoded:
 // mistakes in relationships, assertions or validation are not reported here.

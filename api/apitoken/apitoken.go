@@ -149,10 +149,10 @@ func New() (Issued, error) {
 }
 
 func hash(salt []byte, secret string) []byte {
-	h := sha256.New()
-	h.Write(salt)
-	h.Write([]byte(secret))
-	return h.Sum(nil)
+	var buf [128]byte // salt and secret fit: no allocation on the request path
+	in := append(append(buf[:0], salt...), secret...)
+	sum := sha256.Sum256(in)
+	return sum[:]
 }
 
 // LooksLikeToken reports whether a bearer credential has a managed token's
@@ -169,14 +169,26 @@ func Parse(text string) (id, secret string, err error) {
 	if !ok || len(id) != 2*idBytes || len(secret) != base64.RawURLEncoding.EncodedLen(keyBytes) {
 		return "", "", fmt.Errorf("%w: want %s<16 hex digits>_<43 characters>", ErrMalformed, prefix)
 	}
-	if _, err := hex.DecodeString(id); err != nil {
-		return "", "", fmt.Errorf("%w: the id is not hex", ErrMalformed)
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return "", "", fmt.Errorf("%w: the id is not lowercase hex", ErrMalformed)
+		}
 	}
-	if _, err := base64.RawURLEncoding.DecodeString(secret); err != nil {
-		return "", "", fmt.Errorf("%w: the secret is not base64url", ErrMalformed)
+	for i := 0; i < len(secret); i++ {
+		if c := secret[i]; !('A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return "", "", fmt.Errorf("%w: the secret is not base64url", ErrMalformed)
+		}
+	}
+	// 43 characters carry 258 bits: the last one must leave the 2 extra
+	// bits zero, as the encoder does (one text per secret).
+	if strings.IndexByte(b64Last, secret[len(secret)-1]) < 0 {
+		return "", "", fmt.Errorf("%w: the secret is not canonical base64url", ErrMalformed)
 	}
 	return id, secret, nil
 }
+
+// b64Last lists the base64url digits whose low 2 bits are zero.
+const b64Last = "AEIMQUYcgkosw048"
 
 // Verify checks a presented secret against a stored salt and hash in
 // constant time.

@@ -105,3 +105,17 @@ func names(methods []grpc.MethodDesc, streams []grpc.StreamDesc) []string {
 	}
 	return out
 }
+
+func BenchmarkParseVerify(b *testing.B) {
+	tok, _ := New()
+	b.ReportAllocs()
+	for b.Loop() {
+		_, secret, err := Parse(tok.Text)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := Verify(secret, tok.Salt, tok.Hash); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -73,6 +73,9 @@ func attributeJSON(a Attribute) map[string]any {
 	if strings.EqualFold(a.Name, "id") {
 		returned = "always"
 	}
+	if a.Mutability == WriteOnly {
+		returned = "never"
+	}
 	out := map[string]any{
 		"name": a.Name, "type": string(a.Type), "multiValued": a.MultiValued, "required": a.Required,
 		"caseExact": a.CaseExact, "mutability": string(a.Mutability), "returned": returned, "uniqueness": a.Uniqueness,

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -46,18 +47,29 @@ type Commit struct {
 	Delete   []tuple.Relationship
 }
 
+// Versioned is a stored resource and its version.
+type Versioned struct {
+	Resource Resource
+	Version  uint64
+}
+
 // Store is what the SCIM endpoints need of ambit's replicated store. A
 // Commit goes through raft as one command, so the resource and its
 // relationships apply together or not at all.
 type Store interface {
 	Get(ctx context.Context, kind Kind, id string) (Resource, uint64, error)
-	List(ctx context.Context, kind Kind) ([]Resource, error)
+	// List returns every resource of the kind, in id order.
+	List(ctx context.Context, kind Kind) ([]Versioned, error)
 	// Commit returns the resource's new version (0 after a removal).
 	Commit(ctx context.Context, c Commit) (uint64, error)
+	// Unique returns the id of the resource holding a unique value (a
+	// lower-cased userName), if any: Okta's lookup before every create
+	// reads one record instead of listing every user.
+	Unique(ctx context.Context, kind Kind, value string) (id string, ok bool, err error)
 }
 
-// MaxBodyBytes bounds a request body.
-const MaxBodyBytes = 1 << 20
+// DefaultMaxBody bounds a request body when Handler.MaxBody is zero.
+const DefaultMaxBody = 1 << 20
 
 // Handler serves SCIM 2.0 under a prefix (e.g. /scim/v2). Authentication
 // happens before it.
@@ -68,6 +80,11 @@ type Handler struct {
 	Prefix string
 	// Now stamps meta.created and meta.lastModified.
 	Now func() time.Time
+	// Log records unexpected errors (nil: not logged).
+	Log *slog.Logger
+	// MaxBody bounds a request body in bytes (DefaultMaxBody if zero): a
+	// larger one is 413.
+	MaxBody int64
 }
 
 func (h *Handler) now() time.Time {
@@ -95,7 +112,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		err = errorf(http.StatusNotFound, "", "no SCIM endpoint %s %s", r.Method, r.URL.Path)
 	}
 	if err != nil {
-		writeError(w, err)
+		h.writeError(w, err)
 	}
 }
 
@@ -110,7 +127,7 @@ func (h *Handler) resources(w http.ResponseWriter, r *http.Request, kind Kind, r
 		return h.list(ctx, w, kind, q)
 	case len(rest) == 1 && rest[0] == ".search" && r.Method == http.MethodPost:
 		var body map[string]any
-		if err := decodeBody(r, &body); err != nil {
+		if err := h.decodeBody(r, &body); err != nil {
 			return err
 		}
 		q, err := ParseQuery(func(k string) string { return searchParam(body, k) })
@@ -120,7 +137,7 @@ func (h *Handler) resources(w http.ResponseWriter, r *http.Request, kind Kind, r
 		return h.list(ctx, w, kind, q)
 	case len(rest) == 0 && r.Method == http.MethodPost:
 		var in Resource
-		if err := decodeBody(r, &in); err != nil {
+		if err := h.decodeBody(r, &in); err != nil {
 			return err
 		}
 		return h.create(ctx, w, kind, in)
@@ -128,48 +145,138 @@ func (h *Handler) resources(w http.ResponseWriter, r *http.Request, kind Kind, r
 		return errorf(http.StatusNotFound, "", "no SCIM endpoint %s %s", r.Method, r.URL.Path)
 	}
 	id := rest[0]
-	cur, version, err := h.Store.Get(ctx, kind, id)
-	if err != nil {
-		return err
-	}
-	if r.Method != http.MethodGet {
-		if m := r.Header.Get("If-Match"); m != "" && m != "*" && !etagMatches(m, version) {
-			return errorf(http.StatusPreconditionFailed, "", "If-Match %s: the resource is at %s", m, etag(version))
-		}
-	}
+	var put Resource
+	var req PatchRequest
 	switch r.Method {
-	case http.MethodGet:
-		q, err := ParseQuery(r.URL.Query().Get)
-		if err != nil {
-			return err
-		}
-		w.Header().Set("ETag", etag(version))
-		writeJSON(w, http.StatusOK, q.Project(cur))
-		return nil
+	case http.MethodGet, http.MethodDelete:
 	case http.MethodPut:
-		var in Resource
-		if err := decodeBody(r, &in); err != nil {
+		if err := h.decodeBody(r, &put); err != nil {
 			return err
 		}
-		return h.replace(ctx, w, kind, id, cur, version, in)
 	case http.MethodPatch:
-		var req PatchRequest
-		if err := decodeBody(r, &req); err != nil {
+		if err := h.decodeBody(r, &req); err != nil {
 			return err
 		}
 		if !containsFold(req.Schemas, PatchOpSchema) {
 			return errorf(http.StatusBadRequest, "invalidSyntax", "a PATCH body's schemas must list %s", PatchOpSchema)
 		}
-		core, exts := schemasOf(kind)
-		next, err := ApplyPatch(cur, core, exts, req.Operations)
+	default:
+		return errorf(http.StatusMethodNotAllowed, "", "%s is not allowed on %s", r.Method, r.URL.Path)
+	}
+	ifMatch := r.Header.Get("If-Match")
+	for attempt := 1; ; attempt++ {
+		cur, version, err := h.Store.Get(ctx, kind, id)
 		if err != nil {
 			return err
 		}
-		return h.replace(ctx, w, kind, id, cur, version, next)
-	case http.MethodDelete:
-		return h.remove(ctx, w, kind, id, cur, version)
+		if r.Method == http.MethodGet {
+			q, err := ParseQuery(r.URL.Query().Get)
+			if err == nil {
+				err = checkQuery(kind, q)
+			}
+			if err != nil {
+				return err
+			}
+			w.Header().Set("ETag", etag(version))
+			writeJSON(w, http.StatusOK, q.Project(withVersion(cur, version)))
+			return nil
+		}
+		if ifMatch != "" && ifMatch != "*" && !etagMatches(ifMatch, version) {
+			return errorf(http.StatusPreconditionFailed, "", "If-Match %s: the resource is at %s", ifMatch, etag(version))
+		}
+		switch r.Method {
+		case http.MethodPut:
+			err = h.replace(ctx, w, kind, id, cur, version, put)
+		case http.MethodPatch:
+			core, exts := schemasOf(kind)
+			next, perr := ApplyPatch(cur, core, exts, req.Operations)
+			if perr != nil {
+				return perr
+			}
+			err = h.replace(ctx, w, kind, id, cur, version, next)
+		case http.MethodDelete:
+			err = h.remove(ctx, w, kind, id, cur, version)
+		}
+		// Without If-Match the client asked for no particular version: a
+		// concurrent change (an IdP sends several PATCHes to one group at
+		// once) is read again and the change applied to it.
+		if errors.Is(err, ErrConflict) && ifMatch == "" && attempt < MaxConflictRetries {
+			continue
+		}
+		return err
 	}
-	return errorf(http.StatusMethodNotAllowed, "", "%s is not allowed on %s", r.Method, r.URL.Path)
+}
+
+// MaxConflictRetries bounds how often a change without If-Match is applied
+// again to a resource that changed while it was being made.
+const MaxConflictRetries = 8
+
+// checkQuery refuses a query naming an attribute the kind's schemas do not
+// define: in the filter (invalidFilter), sortBy, attributes or
+// excludedAttributes (invalidValue). Without it a typo would silently
+// match nothing or return everything.
+func checkQuery(kind Kind, q Query) error {
+	core, exts := schemasOf(kind)
+	known := func(p AttrPath) bool {
+		if p.URI == "" && p.Sub == "" && strings.EqualFold(p.Name, "schemas") {
+			return true
+		}
+		if extensionOf(exts, p.String()) != "" { // a whole extension
+			return true
+		}
+		_, _, ok := Resolve(core, exts, p)
+		return ok
+	}
+	var walk func(f Filter, parent *Attribute) error
+	walk = func(f Filter, parent *Attribute) error {
+		switch f := f.(type) {
+		case Compare:
+			if parent != nil {
+				if f.Path.URI != "" || f.Path.Sub != "" || find(parent.Sub, f.Path.Name) == nil {
+					return errorf(http.StatusBadRequest, "invalidFilter", "%s has no sub-attribute %s", parent.Name, f.Path)
+				}
+				return nil
+			}
+			if !known(f.Path) {
+				return errorf(http.StatusBadRequest, "invalidFilter", "filter: %s is not an attribute of %s", f.Path, core)
+			}
+		case And:
+			if err := walk(f.L, parent); err != nil {
+				return err
+			}
+			return walk(f.R, parent)
+		case Or:
+			if err := walk(f.L, parent); err != nil {
+				return err
+			}
+			return walk(f.R, parent)
+		case Not:
+			return walk(f.F, parent)
+		case ValuePath:
+			a, _, ok := Resolve(core, exts, AttrPath{URI: f.Path.URI, Name: f.Path.Name})
+			if !ok || parent != nil {
+				return errorf(http.StatusBadRequest, "invalidFilter", "filter: %s is not an attribute of %s", f.Path, core)
+			}
+			return walk(f.Filter, a)
+		}
+		return nil
+	}
+	if q.Filter != nil {
+		if err := walk(q.Filter, nil); err != nil {
+			return err
+		}
+	}
+	if q.SortBy != nil && !known(*q.SortBy) {
+		return errorf(http.StatusBadRequest, "invalidValue", "sortBy: %s is not an attribute of %s", q.SortBy, core)
+	}
+	for _, list := range [][]AttrPath{q.Attributes, q.ExcludedAttributes} {
+		for _, p := range list {
+			if !known(p) {
+				return errorf(http.StatusBadRequest, "invalidValue", "%s is not an attribute of %s", p, core)
+			}
+		}
+	}
+	return nil
 }
 
 func schemasOf(kind Kind) (string, []string) {
@@ -180,7 +287,10 @@ func schemasOf(kind Kind) (string, []string) {
 }
 
 func (h *Handler) list(ctx context.Context, w http.ResponseWriter, kind Kind, q Query) error {
-	all, err := h.Store.List(ctx, kind)
+	if err := checkQuery(kind, q); err != nil {
+		return err
+	}
+	all, err := h.candidates(ctx, kind, q.Filter)
 	if err != nil {
 		return err
 	}
@@ -197,6 +307,38 @@ func (h *Handler) list(ctx context.Context, w http.ResponseWriter, kind Kind, q 
 		"startIndex": q.StartIndex, "itemsPerPage": len(page), "Resources": out,
 	})
 	return nil
+}
+
+// candidates returns the resources a filter may match: for `userName eq
+// "..."` (Okta's lookup before a create) only the user the index names,
+// otherwise every resource of the kind. The filter still runs over them.
+func (h *Handler) candidates(ctx context.Context, kind Kind, f Filter) ([]Resource, error) {
+	c, ok := f.(Compare)
+	want, isString := c.Value.(string)
+	if !ok || kind != Users || c.Op != OpEq || !isString || c.Path.Sub != "" || !strings.EqualFold(c.Path.Name, "userName") ||
+		(c.Path.URI != "" && !strings.EqualFold(c.Path.URI, UserSchema)) {
+		all, err := h.Store.List(ctx, kind)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]Resource, len(all))
+		for i, v := range all {
+			out[i] = withVersion(v.Resource, v.Version)
+		}
+		return out, nil
+	}
+	id, ok, err := h.Store.Unique(ctx, kind, strings.ToLower(want))
+	if err != nil || !ok {
+		return nil, err
+	}
+	r, v, err := h.Store.Get(ctx, kind, id)
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return []Resource{withVersion(r, v)}, nil
 }
 
 func (h *Handler) create(ctx context.Context, w http.ResponseWriter, kind Kind, in Resource) error {
@@ -296,8 +438,8 @@ func (h *Handler) clean(kind Kind, in Resource, id string, cur Resource) (Resour
 		if !ok {
 			return nil, "", errorf(http.StatusBadRequest, "invalidValue", "%s has no attribute %q", core, k)
 		}
-		if a.Mutability == ReadOnly {
-			continue
+		if a.Mutability == ReadOnly || a.Mutability == WriteOnly {
+			continue // readOnly: the server's; writeOnly: accepted, not kept
 		}
 		c, err := coerceWhole(*a, v, a.Name)
 		if err != nil {
@@ -306,6 +448,15 @@ func (h *Handler) clean(kind Kind, in Resource, id string, cur Resource) (Resour
 		out[a.Name] = c
 	}
 	out["schemas"] = schemas
+	if list, ok := out["members"].([]any); ok { // a member listed twice is one member
+		var uniq []any
+		for _, m := range list {
+			if !containsValue(uniq, m, true) {
+				uniq = append(uniq, m)
+			}
+		}
+		out["members"] = uniq
+	}
 	required := "userName"
 	if kind == Groups {
 		required = "displayName"
@@ -335,25 +486,38 @@ func extensionOf(exts []string, k string) string {
 // relationships returns what turns the relationships before implies into
 // those after implies (nil: none).
 func (h *Handler) relationships(ctx context.Context, kind Kind, id string, before, after Resource) (touch, del []tuple.Relationship, err error) {
-	implied := func(r Resource) ([]tuple.Relationship, error) {
+	known := map[string]bool{} // member id -> is a group, from before
+	implied := func(r Resource, lenient bool) ([]tuple.Relationship, error) {
 		if r == nil {
 			return nil, nil
 		}
+		var rels []tuple.Relationship
+		var err error
 		if kind == Users {
 			active, _ := r["active"].(bool)
-			return h.Mapping.User(id, active)
+			rels, err = h.Mapping.User(id, active)
+		} else {
+			members, merr := h.members(ctx, r, known, lenient)
+			if merr != nil {
+				return nil, merr
+			}
+			if lenient {
+				for _, m := range members {
+					known[m.ID] = m.Group
+				}
+			}
+			rels, err = h.Mapping.Group(id, members)
 		}
-		members, err := h.members(ctx, r)
-		if err != nil {
-			return nil, err
+		if err != nil { // an id the mapping cannot turn into a relationship
+			return nil, errorf(http.StatusBadRequest, "invalidValue", "%v", err)
 		}
-		return h.Mapping.Group(id, members)
+		return rels, nil
 	}
-	b, err := implied(before)
+	b, err := implied(before, true)
 	if err != nil {
 		return nil, nil, err
 	}
-	a, err := implied(after)
+	a, err := implied(after, false)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -362,9 +526,13 @@ func (h *Handler) relationships(ctx context.Context, kind Kind, id string, befor
 }
 
 // members reads a group's members: a member's type comes from "type" or,
-// where the client left it out (Okta and Entra ID do), from which kind of
-// resource holds its id.
-func (h *Handler) members(ctx context.Context, r Resource) ([]Member, error) {
+// where the client left it out (Okta and Entra ID do), from the group's
+// stored members (known) or from which kind of resource holds its id. The
+// type found is written into the member, so the stored group keeps it: a
+// member whose user was deleted since (users are deactivated, their
+// relationships kept) is still known. lenient (the stored state) takes an
+// unknown member for a user instead of refusing it.
+func (h *Handler) members(ctx context.Context, r Resource, known map[string]bool, lenient bool) ([]Member, error) {
 	list, _ := r["members"].([]any)
 	out := make([]Member, 0, len(list))
 	for _, e := range list {
@@ -374,24 +542,45 @@ func (h *Handler) members(ctx context.Context, r Resource) ([]Member, error) {
 			return nil, errorf(http.StatusBadRequest, "invalidValue", "a member needs a value (the member's id)")
 		}
 		typ, _ := lookup(m, "type").(string)
+		var group bool
 		switch {
 		case strings.EqualFold(typ, "User"):
-			out = append(out, Member{ID: v})
 		case strings.EqualFold(typ, "Group"):
-			out = append(out, Member{ID: v, Group: true})
+			group = true
 		case typ != "":
 			return nil, errorf(http.StatusBadRequest, "invalidValue", "member %s: type %q is not User or Group", v, typ)
 		default:
-			if _, _, err := h.Store.Get(ctx, Users, v); err == nil {
-				out = append(out, Member{ID: v})
-			} else if _, _, err := h.Store.Get(ctx, Groups, v); err == nil {
-				out = append(out, Member{ID: v, Group: true})
-			} else {
+			g, ok := known[v]
+			if !ok {
+				var err error
+				if g, ok, err = h.kindOf(ctx, v); err != nil {
+					return nil, err
+				}
+			}
+			if !ok && !lenient {
 				return nil, errorf(http.StatusBadRequest, "invalidValue", "member %s is neither a user nor a group", v)
 			}
+			group = g
+			m[keyOf(m, "type")] = resourceType(map[bool]Kind{false: Users, true: Groups}[group])
 		}
+		out = append(out, Member{ID: v, Group: group})
 	}
 	return out, nil
+}
+
+// kindOf finds whether id is a user (group false) or a group; ok is false
+// for neither.
+func (h *Handler) kindOf(ctx context.Context, id string) (group, ok bool, err error) {
+	for _, k := range []Kind{Users, Groups} {
+		_, _, err := h.Store.Get(ctx, k, id)
+		if err == nil {
+			return k == Groups, true, nil
+		}
+		if !errors.Is(err, ErrNotFound) {
+			return false, false, err
+		}
+	}
+	return false, false, nil
 }
 
 func (h *Handler) location(kind Kind, id string) string {
@@ -407,6 +596,23 @@ func (h *Handler) respond(w http.ResponseWriter, status int, res Resource, versi
 	w.Header().Set("ETag", etag(version))
 	writeJSON(w, status, res)
 	return nil
+}
+
+// withVersion sets r's meta.version (the ETag of version) on a copy of its
+// meta: the version is the store's, not part of the stored attributes.
+func withVersion(r Resource, version uint64) Resource {
+	meta, _ := r["meta"].(map[string]any)
+	m := make(map[string]any, len(meta)+1)
+	for k, v := range meta {
+		m[k] = v
+	}
+	m["version"] = etag(version)
+	out := make(Resource, len(r))
+	for k, v := range r {
+		out[k] = v
+	}
+	out["meta"] = m
+	return out
 }
 
 func resourceType(k Kind) string {
@@ -438,13 +644,17 @@ func newID() (string, error) {
 	return s[:8] + "-" + s[8:12] + "-" + s[12:16] + "-" + s[16:20] + "-" + s[20:], nil
 }
 
-func decodeBody(r *http.Request, v any) error {
-	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))
+func (h *Handler) decodeBody(r *http.Request, v any) error {
+	limit := h.MaxBody
+	if limit <= 0 {
+		limit = DefaultMaxBody
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
 	if err != nil {
 		return errorf(http.StatusBadRequest, "invalidSyntax", "reading the body: %v", err)
 	}
-	if len(body) > MaxBodyBytes {
-		return errorf(http.StatusRequestEntityTooLarge, "", "the body is larger than %d bytes", MaxBodyBytes)
+	if int64(len(body)) > limit {
+		return errorf(http.StatusRequestEntityTooLarge, "", "the body is larger than %d bytes", limit)
 	}
 	if err := json.Unmarshal(body, v); err != nil {
 		return errorf(http.StatusBadRequest, "invalidSyntax", "the body is not a JSON object: %v", err)
@@ -485,9 +695,21 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// writeError writes a SCIM error body; a store's errors map to their
-// statuses (404, 409 uniqueness, 412 version).
-func writeError(w http.ResponseWriter, err error) {
+// writeError writes err as a SCIM error body; an unexpected error is a 500
+// whose detail is logged, never sent.
+func (h *Handler) writeError(w http.ResponseWriter, err error) {
+	var e *Error
+	known := errors.As(err, &e) || errors.Is(err, ErrNotFound) || errors.Is(err, ErrUniqueness) || errors.Is(err, ErrConflict)
+	if e := AsError(err); !known && e.Status >= 500 && h.Log != nil {
+		h.Log.Error("scim: internal error", "err", err)
+	}
+	WriteError(w, err)
+}
+
+// WriteError writes a SCIM error body; a store's errors map to their
+// statuses (404, 409 uniqueness, 412 version). An error that is not an
+// *Error of this package is a 500 that does not show its detail.
+func WriteError(w http.ResponseWriter, err error) {
 	var e *Error
 	switch {
 	case errors.Is(err, ErrNotFound):
@@ -503,7 +725,8 @@ func writeError(w http.ResponseWriter, err error) {
 	if e.ScimType != "" {
 		body["scimType"] = e.ScimType
 	}
-	if e.Status >= 500 {
+	var explicit *Error
+	if e.Status >= 500 && !errors.As(err, &explicit) {
 		body["detail"] = "internal error" // never a server's internals
 	}
 	writeJSON(w, e.Status, body)

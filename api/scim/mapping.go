@@ -58,13 +58,23 @@ func DefaultMapping(org string) Mapping {
 // ParseMapping reads a mapping file strictly (an unknown key is an error)
 // and checks that every template makes a valid relationship.
 func ParseMapping(data []byte) (Mapping, error) {
+	m, err := DecodeMapping(data)
+	if err != nil {
+		return Mapping{}, err
+	}
+	return m, m.Validate()
+}
+
+// DecodeMapping reads a mapping file strictly without validating it (the
+// caller may fill in the organization first, then Validate).
+func DecodeMapping(data []byte) (Mapping, error) {
 	var m Mapping
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&m); err != nil {
 		return Mapping{}, fmt.Errorf("scim mapping: %w", err)
 	}
-	return m, m.Validate()
+	return m, nil
 }
 
 // Validate checks every template with sample ids.
@@ -95,12 +105,22 @@ func (m Mapping) Validate() error {
 }
 
 func (m Mapping) fill(template, id, member string) (tuple.Relationship, error) {
-	s := strings.NewReplacer("{org}", m.Organization, "{id}", id, "{member}", member).Replace(template)
+	s := fillTemplate(template, m.Organization, id, member)
 	r, err := tuple.Parse(s)
 	if err != nil {
 		return tuple.Relationship{}, fmt.Errorf("scim mapping: %q makes %q: %w", template, s, err)
 	}
 	return r, nil
+}
+
+// fillTemplate replaces {org}, {id} and {member} in a template. The values
+// are relationship ids and subjects, which hold no braces, so one pass each
+// cannot make a new placeholder.
+func fillTemplate(t, org, id, member string) string {
+	if strings.Contains(t, "{member}") {
+		t = strings.ReplaceAll(t, "{member}", member)
+	}
+	return strings.ReplaceAll(strings.ReplaceAll(t, "{org}", org), "{id}", id)
 }
 
 func (m Mapping) fillAll(templates []string, id string) ([]tuple.Relationship, error) {
@@ -153,7 +173,7 @@ func (m Mapping) Group(id string, members []Member) ([]tuple.Relationship, error
 		if mem.Group {
 			t = m.Groups.GroupMember
 		}
-		subject := strings.NewReplacer("{id}", mem.ID, "{org}", m.Organization).Replace(t)
+		subject := fillTemplate(t, m.Organization, mem.ID, "")
 		r, err := m.fill(m.Groups.Member, id, subject)
 		if err != nil {
 			return nil, err

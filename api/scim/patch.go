@@ -144,6 +144,9 @@ func (p patcher) apply(r Resource, op PatchOp) error {
 				}
 				continue
 			}
+			if a, _, ok := Resolve(p.core, p.extensions, AttrPath{Name: k}); ok && a.Mutability == ReadOnly {
+				continue // the server's (id, meta, groups): ignored, as on PUT (Okta repeats the id)
+			}
 			path, err := ParsePath(k)
 			if err != nil {
 				return err
@@ -286,7 +289,7 @@ func (p patcher) at(r Resource, kind string, path Path, value any) error {
 	case a.MultiValued:
 		have, _ := m[key].([]any)
 		for _, nv := range v.([]any) {
-			if !containsValue(have, nv) {
+			if !containsValue(have, nv, identifiedByValue(*a)) {
 				have = append(have, nv)
 			}
 		}
@@ -405,19 +408,34 @@ func sameValue(a, b any) bool {
 	bm, bok := b.(map[string]any)
 	if aok && bok {
 		if bv := lookup(bm, "value"); bv != nil {
-			return reflect.DeepEqual(lookup(am, "value"), bv)
+			av := lookup(am, "value")
+			if as, ok := av.(string); ok { // the common case, without reflection
+				bs, ok := bv.(string)
+				return ok && as == bs
+			}
+			return reflect.DeepEqual(av, bv)
 		}
 	}
 	return reflect.DeepEqual(a, b)
 }
 
-func containsValue(list []any, v any) bool {
+// containsValue reports whether list holds v: the same "value"
+// sub-attribute if byValue, else the same whole value.
+func containsValue(list []any, v any, byValue bool) bool {
 	for _, e := range list {
-		if reflect.DeepEqual(e, v) {
+		if byValue && sameValue(e, v) || !byValue && reflect.DeepEqual(e, v) {
 			return true
 		}
 	}
 	return false
+}
+
+// identifiedByValue reports whether a multi-valued attribute's values are
+// identified by their immutable "value" (a group's members: a member added
+// again is the same member, whatever its display or $ref).
+func identifiedByValue(a Attribute) bool {
+	v := find(a.Sub, "value")
+	return a.MultiValued && v != nil && v.Mutability == Immutable
 }
 
 // coerceWhole converts a value for a whole attribute: a list for a
@@ -468,13 +486,17 @@ func coerce(a Attribute, v any, name string) (any, error) {
 			return f, nil
 		}
 		return bad()
-	case String, Reference, DateTime:
+	case String, Reference, DateTime, Binary:
 		if _, ok := v.(string); ok {
 			return v, nil
 		}
 		return bad()
 	case Complex:
 		m, ok := v.(map[string]any)
+		if s, isString := v.(string); isString && !a.MultiValued && find(a.Sub, "value") != nil {
+			// Entra ID sends the manager as its bare id: its "value".
+			m, ok = map[string]any{"value": s}, true
+		}
 		if !ok {
 			return bad()
 		}

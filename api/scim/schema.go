@@ -23,6 +23,7 @@ const (
 	DateTime  Type = "dateTime"
 	Reference Type = "reference"
 	Complex   Type = "complex"
+	Binary    Type = "binary"
 )
 
 // Mutability of an attribute (RFC 7643 §7).
@@ -33,6 +34,9 @@ const (
 	ReadWrite Mutability = "readWrite"
 	ReadOnly  Mutability = "readOnly"
 	Immutable Mutability = "immutable"
+	// WriteOnly attributes are accepted and never returned; ambit does not
+	// keep them either (a password: ambit authenticates no SCIM user).
+	WriteOnly Mutability = "writeOnly"
 )
 
 // Attribute describes one attribute of a schema.
@@ -95,6 +99,7 @@ var Schemas = map[string]*Schema{
 		attr("displayName", String), attr("nickName", String), attr("profileUrl", Reference), attr("title", String),
 		attr("userType", String), attr("preferredLanguage", String), attr("locale", String), attr("timezone", String),
 		attr("active", Boolean),
+		mut(attr("password", String), WriteOnly),
 		multi(complexOf("emails", multiValuedSubs(String)...)),
 		multi(complexOf("phoneNumbers", multiValuedSubs(String)...)),
 		multi(complexOf("ims", multiValuedSubs(String)...)),
@@ -104,6 +109,7 @@ var Schemas = map[string]*Schema{
 		mut(multi(complexOf("groups", multiValuedSubs(String)...)), ReadOnly),
 		multi(complexOf("entitlements", multiValuedSubs(String)...)),
 		multi(complexOf("roles", multiValuedSubs(String)...)),
+		multi(complexOf("x509Certificates", multiValuedSubs(Binary)...)),
 	)},
 	GroupSchema: {ID: GroupSchema, Name: "Group", Description: "Group", Attributes: append(append([]Attribute{}, common...),
 		required(attr("displayName", String)),

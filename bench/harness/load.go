@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/ambit-authz/ambit/bench/workload"
+	"github.com/ambit-authz/ambit/internal/v1pb"
 )
 
 // LoadResult is the outcome of Load.
@@ -72,7 +73,7 @@ func Load(ctx context.Context, c *Client, w *workload.Workload, o LoadOptions) (
 func batches(w *workload.Workload, n int, fn func([]*v1.Relationship) error) error {
 	batch := make([]*v1.Relationship, 0, n)
 	for r := range w.Relationships() {
-		pr, err := relationship(r)
+		pr, err := v1pb.RelationshipToV1(r)
 		if err != nil {
 			return err
 		}

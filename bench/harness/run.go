@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/ambit-authz/ambit/bench/workload"
+	"github.com/ambit-authz/ambit/internal/v1pb"
 	"github.com/ambit-authz/ambit/tuple"
 )
 
@@ -412,12 +413,12 @@ func (wk *worker) do(ctx context.Context, op Op) error {
 	switch op {
 	case OpCheck:
 		ch := wk.q.Check()
-		cx, err := structOf(ch.Context)
+		cx, err := v1pb.ContextToV1(ch.Context, "caveat context")
 		if err != nil {
 			return err
 		}
-		resp, err := pc.CheckPermission(ctx, &v1.CheckPermissionRequest{Consistency: wk.cons, Resource: objectRef(ch.Resource),
-			Permission: ch.Permission, Subject: subjectRef(ch.Subject), Context: cx})
+		resp, err := pc.CheckPermission(ctx, &v1.CheckPermissionRequest{Consistency: wk.cons, Resource: v1pb.ObjectToV1(ch.Resource),
+			Permission: ch.Permission, Subject: v1pb.SubjectToV1(ch.Subject), Context: cx})
 		if err != nil {
 			return err
 		}
@@ -427,12 +428,12 @@ func (wk *worker) do(ctx context.Context, op Op) error {
 		items := make([]*v1.CheckBulkPermissionsRequestItem, len(checks))
 		for i := range checks {
 			checks[i] = wk.q.Check()
-			cx, err := structOf(checks[i].Context)
+			cx, err := v1pb.ContextToV1(checks[i].Context, "caveat context")
 			if err != nil {
 				return err
 			}
-			items[i] = &v1.CheckBulkPermissionsRequestItem{Resource: objectRef(checks[i].Resource), Permission: checks[i].Permission,
-				Subject: subjectRef(checks[i].Subject), Context: cx}
+			items[i] = &v1.CheckBulkPermissionsRequestItem{Resource: v1pb.ObjectToV1(checks[i].Resource), Permission: checks[i].Permission,
+				Subject: v1pb.SubjectToV1(checks[i].Subject), Context: cx}
 		}
 		resp, err := pc.CheckBulkPermissions(ctx, &v1.CheckBulkPermissionsRequest{Consistency: wk.cons, Items: items})
 		if err != nil {
@@ -449,27 +450,27 @@ func (wk *worker) do(ctx context.Context, op Op) error {
 		}
 	case OpLookupResources:
 		lr := wk.q.LookupResources()
-		cx, err := structOf(lr.Context)
+		cx, err := v1pb.ContextToV1(lr.Context, "caveat context")
 		if err != nil {
 			return err
 		}
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		stream, err := pc.LookupResources(ctx, &v1.LookupResourcesRequest{Consistency: wk.cons, ResourceObjectType: lr.ResourceType,
-			Permission: lr.Permission, Subject: subjectRef(lr.Subject), Context: cx, OptionalLimit: wk.cfg.LookupLimit})
+			Permission: lr.Permission, Subject: v1pb.SubjectToV1(lr.Subject), Context: cx, OptionalLimit: wk.cfg.LookupLimit})
 		if err != nil {
 			return err
 		}
 		return drain(stream.Recv, &wk.results)
 	case OpLookupSubjects:
 		ls := wk.q.LookupSubjects()
-		cx, err := structOf(ls.Context)
+		cx, err := v1pb.ContextToV1(ls.Context, "caveat context")
 		if err != nil {
 			return err
 		}
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
-		stream, err := pc.LookupSubjects(ctx, &v1.LookupSubjectsRequest{Consistency: wk.cons, Resource: objectRef(ls.Resource),
+		stream, err := pc.LookupSubjects(ctx, &v1.LookupSubjectsRequest{Consistency: wk.cons, Resource: v1pb.ObjectToV1(ls.Resource),
 			Permission: ls.Permission, SubjectObjectType: ls.SubjectType, Context: cx, OptionalConcreteLimit: wk.cfg.LookupLimit})
 		if err != nil {
 			return err
@@ -505,7 +506,7 @@ func (wk *worker) writeUpdates() ([]*v1.RelationshipUpdate, error) {
 			continue
 		}
 		seen[rel.Key()] = true
-		r, err := relationship(rel)
+		r, err := v1pb.RelationshipToV1(rel)
 		if err != nil {
 			return nil, err
 		}

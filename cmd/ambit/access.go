@@ -15,6 +15,7 @@ import (
 	"github.com/ambit-authz/ambit/api"
 	"github.com/ambit-authz/ambit/engine"
 	ambitv1 "github.com/ambit-authz/ambit/proto/ambit/v1"
+	"github.com/ambit-authz/ambit/tuple"
 )
 
 // The effective-access commands talk to ambit.v1's AccessService:
@@ -28,24 +29,25 @@ import (
 //
 // Both are listed in newRoot (main.go).
 
+// ambitObject is an authzed v1 object reference as ambit.v1's.
+func ambitObject(o *v1.ObjectReference) *ambitv1.ObjectReference {
+	return &ambitv1.ObjectReference{ObjectType: o.GetObjectType(), ObjectId: o.GetObjectId()}
+}
+
 func newAccessCmd() *cobra.Command {
 	var c clientFlags
 	var ctxJSON, ranks, subjType string
 	cmd := &cobra.Command{Use: "access RESOURCE --ranks edit,read", Short: "List who holds which role on RESOURCE, and through what", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			res, err := objectPB(args[0])
-			if err != nil {
-				return err
-			}
 			if strings.TrimSpace(ranks) == "" {
 				return errors.New("--ranks is required: the permissions from highest to lowest, e.g. --ranks edit,read")
 			}
-			cctx, err := contextPB(ctxJSON)
+			q, err := parseQuery(args, 0, -1, ctxJSON)
 			if err != nil {
 				return err
 			}
-			req := &ambitv1.ResourceAccessRequest{Resource: &ambitv1.ObjectReference{ObjectType: res.GetObjectType(), ObjectId: res.GetObjectId()},
-				RankedPermissions: strings.Split(ranks, ","), SubjectObjectType: subjType, Context: cctx}
+			req := &ambitv1.ResourceAccessRequest{Resource: ambitObject(q.res),
+				RankedPermissions: strings.Split(ranks, ","), SubjectObjectType: subjType, Context: q.cctx}
 			return c.connect(cmd, func(s *session) error {
 				req.Consistency = accessConsistency(s.cons)
 				stream, err := ambitv1.NewAccessServiceClient(s.conn).ResourceAccess(s.ctx, req)
@@ -93,22 +95,43 @@ func accessTable(w io.Writer, rows []*ambitv1.ResourceAccessResponse) error {
 	return tw.Flush()
 }
 
-// viaText is a proof path as a route: the relation of each step and the
-// object it leads to, e.g. `reader → group:imaging#member → direct_member`.
+// viaText is a proof as a route: the relation of each step and the object
+// it leads to, e.g. `reader → group:imaging#member → direct_member`. A proof
+// forks where the route crosses an intersection (every operand must grant):
+// each branch after the first is joined with " & " and starts with the
+// object it leaves from when that is not the resource; a branch that ends
+// where another one already went on names that object.
 func viaText(proof []*ambitv1.Relationship) string {
-	var parts []string
+	rels := make([]tuple.Relationship, len(proof))
+	from := map[tuple.ObjectRef]bool{}
 	for i, p := range proof {
-		r := api.RelationshipFromPB(p)
-		step := r.Relation
-		if r.Caveat != nil {
-			step += "[" + r.Caveat.Name + "]"
+		rels[i] = api.RelationshipFromPB(p)
+		from[rels[i].Resource] = true
+	}
+	var b strings.Builder
+	for i, r := range rels {
+		switch {
+		case i == 0:
+		case r.Resource == rels[i-1].Subject.Object():
+			b.WriteString(" → " + rels[i-1].Subject.String() + " → ")
+		default:
+			if from[rels[i-1].Subject.Object()] {
+				b.WriteString(" → " + rels[i-1].Subject.Object().String())
+			}
+			b.WriteString(" & ")
+			if r.Resource != rels[0].Resource {
+				b.WriteString(r.Resource.String() + ": ")
+			}
 		}
-		parts = append(parts, step)
-		if i < len(proof)-1 {
-			parts = append(parts, r.Subject.String())
+		b.WriteString(r.Relation)
+		if r.Caveat != nil {
+			b.WriteString("[" + r.Caveat.Name + "]")
 		}
 	}
-	return strings.Join(parts, " → ")
+	if n := len(rels); n > 0 && from[rels[n-1].Subject.Object()] {
+		b.WriteString(" → " + rels[n-1].Subject.Object().String())
+	}
+	return b.String()
 }
 
 func newWhyCmd() *cobra.Command {
@@ -116,21 +139,12 @@ func newWhyCmd() *cobra.Command {
 	var ctxJSON string
 	cmd := &cobra.Command{Use: "why RESOURCE PERMISSION SUBJECT", Short: "Explain why SUBJECT has PERMISSION on RESOURCE, or why not", Args: cobra.ExactArgs(3),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			res, err := objectPB(args[0])
+			q, err := parseQuery(args, 0, 2, ctxJSON)
 			if err != nil {
 				return err
 			}
-			sub, err := subjectPB(args[2])
-			if err != nil {
-				return err
-			}
-			cctx, err := contextPB(ctxJSON)
-			if err != nil {
-				return err
-			}
-			req := &ambitv1.ExplainRequest{Resource: &ambitv1.ObjectReference{ObjectType: res.GetObjectType(), ObjectId: res.GetObjectId()},
-				Permission: args[1], Subject: &ambitv1.SubjectReference{Object: &ambitv1.ObjectReference{ObjectType: sub.GetObject().GetObjectType(),
-					ObjectId: sub.GetObject().GetObjectId()}, OptionalRelation: sub.GetOptionalRelation()}, Context: cctx}
+			req := &ambitv1.ExplainRequest{Resource: ambitObject(q.res), Permission: args[1],
+				Subject: &ambitv1.SubjectReference{Object: ambitObject(q.sub.GetObject()), OptionalRelation: q.sub.GetOptionalRelation()}, Context: q.cctx}
 			return c.connect(cmd, func(s *session) error {
 				req.Consistency = accessConsistency(s.cons)
 				return call(s, func(ctx context.Context) (*ambitv1.ExplainResponse, error) {

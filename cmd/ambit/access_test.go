@@ -56,13 +56,13 @@ func TestAccessAndWhyCommands(t *testing.T) {
 	}
 	want := strings.Join([]string{
 		"SUBJECT     ROLE  VIA",
-		"user:ana    edit  owner",
-		"user:bob    read  reader → group:imaging#member → direct_member",
-		"user:ed     edit  editor → group:proteomics#member → direct_member",
-		"user:fay    edit  editor",
-		"user:pia    edit  editor → group:proteomics#member → admin",
-		"user:raj    read  workflow → workflow:gating → reader",
-		"user:wendy  read  workflow → workflow:gating → editor",
+		"user:ana    edit  owner & org → organization:lab → account",
+		"user:bob    read  reader → group:imaging#member → direct_member & group:imaging: org → organization:lab → account & org → organization:lab",
+		"user:ed     edit  editor → group:proteomics#member → direct_member & group:proteomics: org → organization:lab → account & org → organization:lab",
+		"user:fay    edit  editor & org → organization:lab → account",
+		"user:pia    edit  editor → group:proteomics#member → admin & group:proteomics: org → organization:lab → account & org → organization:lab",
+		"user:raj    read  workflow → workflow:gating → reader & org → organization:lab → account",
+		"user:wendy  read  workflow → workflow:gating → editor & org → organization:lab → account",
 	}, "\n")
 	if got != want {
 		t.Errorf("access:\n%s\nwant\n%s", got, want)
@@ -89,7 +89,8 @@ func TestAccessAndWhyCommands(t *testing.T) {
 		}
 	}
 	got, err = cli("why", "dataset:cytometry", "read", "user:raj")
-	if err != nil || !strings.HasPrefix(got, "dataset:cytometry#read@user:raj: HAS\nproof: dataset:cytometry#workflow@workflow:gating\nproof: workflow:gating#reader@user:raj\n") {
+	if err != nil || !strings.HasPrefix(got, "dataset:cytometry#read@user:raj: HAS\nproof: dataset:cytometry#workflow@workflow:gating\nproof: workflow:gating#reader@user:raj\n"+
+		"proof: dataset:cytometry#org@organization:lab\nproof: organization:lab#account@user:*\n") {
 		t.Errorf("why (grant): %q %v", got, err)
 	}
 }

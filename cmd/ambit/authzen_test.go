@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -155,5 +156,51 @@ func TestAuthZENServeAuth(t *testing.T) {
 	code, b := httpGet(t, base+"/.well-known/authzen-configuration")
 	if code != http.StatusOK || !strings.Contains(b, `"access_evaluations_endpoint":"`+base+`/access/v1/evaluations"`) {
 		t.Errorf("discovery: %d %s", code, b)
+	}
+}
+
+// TestAuthZENOverHTTPS: with --tls-cert and --tls-key the HTTP listener
+// serves HTTPS with the gRPC port's certificate: a TLS client that trusts
+// the CA gets decisions and a discovery document naming https URLs, over
+// HTTP/1.1 and HTTP/2; a plain-HTTP request is refused.
+func TestAuthZENOverHTTPS(t *testing.T) {
+	_, certFile, keyFile, pool := testCA(t, t.TempDir())
+	addrs, _ := startServe(t, serveConfig{keys: []string{"k1"}, tlsCert: certFile, tlsKey: keyFile,
+		bootstrapFile: filepath.Join("..", "..", "schema", "examples", "authzen-todo.yaml")})
+	base := "https://" + addrs.http
+	body := `{"subject":{"type":"user","id":"rick@the-citadel.com"},"action":{"name":"can_read_todos"},"resource":{"type":"todo","id":"todo-1"}}`
+	for _, proto := range []string{"http/1.1", "h2"} {
+		tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, NextProtos: []string{proto}}, ForceAttemptHTTP2: proto == "h2"}
+		c := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+		req, err := http.NewRequest(http.MethodPost, base+api.AuthZENEvaluation, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer k1")
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v", proto, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || resp.TLS == nil || strings.TrimSpace(string(b)) != `{"decision":true}` {
+			t.Errorf("%s: status %d, TLS %v, body %s; want 200 over TLS with decision true", proto, resp.StatusCode, resp.TLS != nil, b)
+		}
+		if want := map[string]int{"http/1.1": 1, "h2": 2}[proto]; resp.ProtoMajor != want {
+			t.Errorf("%s: answered over %s", proto, resp.Proto)
+		}
+		resp, err = c.Get(base + api.AuthZENConfiguration)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(b), `"access_evaluation_endpoint":"`+base+api.AuthZENEvaluation+`"`) {
+			t.Errorf("%s: discovery does not name %s: %s", proto, base, b)
+		}
+		tr.CloseIdleConnections()
+	}
+	if code, b := httpGet(t, "http://"+addrs.http+"/healthz"); code != http.StatusBadRequest {
+		t.Errorf("plain HTTP to the HTTPS listener: %d %s, want 400", code, b)
 	}
 }

@@ -8,6 +8,8 @@ import (
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
 	"github.com/spf13/cobra"
+
+	"github.com/ambit-authz/ambit/internal/v1pb"
 )
 
 // `ambit check` (with --explain) and `ambit expand`.
@@ -21,21 +23,13 @@ func newCheckCmd() *cobra.Command {
 			if all && !explain {
 				return errors.New("--all needs --explain")
 			}
-			res, err := objectPB(args[0])
-			if err != nil {
-				return err
-			}
-			sub, err := subjectPB(args[2])
-			if err != nil {
-				return err
-			}
-			cctx, err := contextPB(ctxJSON)
+			q, err := parseQuery(args, 0, 2, ctxJSON)
 			if err != nil {
 				return err
 			}
 			return c.connect(cmd, func(s *session) error {
-				r, err := s.perms.CheckPermission(s.ctx, &v1.CheckPermissionRequest{Consistency: s.cons, Resource: res, Permission: args[1],
-					Subject: sub, Context: cctx, WithTracing: explain})
+				r, err := s.perms.CheckPermission(s.ctx, &v1.CheckPermissionRequest{Consistency: s.cons, Resource: q.res, Permission: args[1],
+					Subject: q.sub, Context: q.cctx, WithTracing: explain})
 				if err != nil {
 					return err
 				}
@@ -70,7 +64,7 @@ func newExpandCmd() *cobra.Command {
 	var c clientFlags
 	cmd := &cobra.Command{Use: "expand RESOURCE PERMISSION", Short: "Print the userset tree of a permission", Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			res, err := objectPB(args[0])
+			res, err := v1pb.ParseObject(args[0])
 			if err != nil {
 				return err
 			}

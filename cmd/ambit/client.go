@@ -3,10 +3,8 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"io"
-	"strings"
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
 	"github.com/spf13/cobra"
@@ -16,10 +14,9 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/ambit-authz/ambit/internal/endpoints"
-	"github.com/ambit-authz/ambit/tuple"
+	"github.com/ambit-authz/ambit/internal/v1pb"
 )
 
 // clientFlags are the connection flags every client command has.
@@ -73,18 +70,11 @@ func (c *clientFlags) dial() (*grpc.ClientConn, error) {
 }
 
 func (c *clientFlags) consistencyPB() (*v1.Consistency, error) {
-	mode, tok, _ := strings.Cut(c.consistency, ":")
-	switch mode {
-	case "", "latency":
-		return &v1.Consistency{Requirement: &v1.Consistency_MinimizeLatency{MinimizeLatency: true}}, nil
-	case "full":
-		return &v1.Consistency{Requirement: &v1.Consistency_FullyConsistent{FullyConsistent: true}}, nil
-	case "fresh":
-		return &v1.Consistency{Requirement: &v1.Consistency_AtLeastAsFresh{AtLeastAsFresh: &v1.ZedToken{Token: tok}}}, nil
-	case "exact":
-		return &v1.Consistency{Requirement: &v1.Consistency_AtExactSnapshot{AtExactSnapshot: &v1.ZedToken{Token: tok}}}, nil
+	cons, err := v1pb.ParseConsistency(c.consistency)
+	if err != nil {
+		return nil, fmt.Errorf("--%v", err)
 	}
-	return nil, fmt.Errorf("--consistency %q: want latency, full, fresh:ZEDTOKEN or exact:ZEDTOKEN", c.consistency)
+	return cons, nil
 }
 
 // emit prints m as JSON (with --json) or as text.
@@ -157,97 +147,63 @@ func call[R proto.Message](s *session, rpc func(context.Context) (R, error), tex
 func printStream[T any, M interface {
 	*T
 	proto.Message
-}](s *session, open func(context.Context) (grpc.ServerStreamingClient[T], error), lines func(M) []string) error {
+}](s *session, open func(context.Context) (grpc.ServerStreamingClient[T], error), lines func(M) ([]string, error)) error {
 	stream, err := open(s.ctx)
 	if err != nil {
 		return err
 	}
-	return recvAll(stream.Recv, func(m *T) error { return s.printLines(M(m), lines(M(m))) })
-}
-
-// one is lines for a message printed as a single line.
-func one[R any](text func(R) string) func(R) []string {
-	return func(m R) []string { return []string{text(m)} }
-}
-
-func relToPB(r tuple.Relationship) *v1.Relationship {
-	out := &v1.Relationship{
-		Resource: &v1.ObjectReference{ObjectType: r.Resource.Type, ObjectId: r.Resource.ID},
-		Relation: r.Relation,
-		Subject:  &v1.SubjectReference{Object: &v1.ObjectReference{ObjectType: r.Subject.Type, ObjectId: r.Subject.ID}, OptionalRelation: r.Subject.Relation},
-	}
-	if r.Caveat != nil {
-		out.OptionalCaveat = &v1.ContextualizedCaveat{CaveatName: r.Caveat.Name}
-		if len(r.Caveat.Context) > 0 {
-			s, err := structpb.NewStruct(r.Caveat.Context)
-			if err == nil {
-				out.OptionalCaveat.Context = s
-			}
-		}
-	}
-	if !r.Expiration.IsZero() {
-		out.OptionalExpiresAt = timestamppb.New(r.Expiration)
-	}
-	return out
-}
-
-func relText(r *v1.Relationship) string {
-	t := tuple.Relationship{
-		Resource: tuple.ObjectRef{Type: r.GetResource().GetObjectType(), ID: r.GetResource().GetObjectId()},
-		Relation: r.GetRelation(),
-		Subject: tuple.SubjectRef{Type: r.GetSubject().GetObject().GetObjectType(), ID: r.GetSubject().GetObject().GetObjectId(),
-			Relation: r.GetSubject().GetOptionalRelation()},
-	}
-	if c := r.GetOptionalCaveat(); c != nil {
-		t.Caveat = &tuple.Caveat{Name: c.GetCaveatName(), Context: c.GetContext().AsMap()}
-	}
-	if e := r.GetOptionalExpiresAt(); e != nil {
-		t.Expiration = e.AsTime()
-	}
-	return t.String()
-}
-
-func objectPB(s string) (*v1.ObjectReference, error) {
-	o, err := tuple.ParseObject(s)
-	if err != nil {
-		return nil, err
-	}
-	return &v1.ObjectReference{ObjectType: o.Type, ObjectId: o.ID}, nil
-}
-
-func subjectPB(s string) (*v1.SubjectReference, error) {
-	sub, err := tuple.ParseSubject(s)
-	if err != nil {
-		return nil, err
-	}
-	return &v1.SubjectReference{Object: &v1.ObjectReference{ObjectType: sub.Type, ObjectId: sub.ID}, OptionalRelation: sub.Relation}, nil
-}
-
-func contextPB(s string) (*structpb.Struct, error) {
-	if s == "" {
-		return nil, nil
-	}
-	m, err := tuple.ParseContext([]byte(s))
-	if err != nil {
-		return nil, fmt.Errorf("--context: %w", err)
-	}
-	return structpb.NewStruct(m)
-}
-
-func recvAll[T any](recv func() (T, error), fn func(T) error) error {
-	for {
-		m, err := recv()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
+	return recvAll(stream.Recv, func(m *T) error {
+		l, err := lines(M(m))
 		if err != nil {
 			return err
 		}
-		if err := fn(m); err != nil {
-			return err
+		return s.printLines(M(m), l)
+	})
+}
+
+// one is lines for a message printed as a single line.
+func one[R any](text func(R) string) func(R) ([]string, error) {
+	return func(m R) ([]string, error) { return []string{text(m)}, nil }
+}
+
+// relText is the text form of a relationship a server sent.
+func relText(r *v1.Relationship) (string, error) {
+	t, err := v1pb.RelationshipFromV1(r, "relationship")
+	if err != nil {
+		return "", fmt.Errorf("the server sent %v", err)
+	}
+	return t.String(), nil
+}
+
+// contextPB reads --context.
+func contextPB(s string) (*structpb.Struct, error) { return v1pb.ParseContext(s, "--context") }
+
+// query is a command's RESOURCE and SUBJECT arguments and its --context,
+// read once at the edge.
+type query struct {
+	res  *v1.ObjectReference
+	sub  *v1.SubjectReference
+	cctx *structpb.Struct
+}
+
+// parseQuery reads args[res] as an object and args[sub] as a subject (an
+// index below 0 is not read) and ctxJSON as the caveat context.
+func parseQuery(args []string, res, sub int, ctxJSON string) (q query, err error) {
+	if res >= 0 {
+		if q.res, err = v1pb.ParseObject(args[res]); err != nil {
+			return q, err
 		}
 	}
+	if sub >= 0 {
+		if q.sub, err = v1pb.ParseSubject(args[sub]); err != nil {
+			return q, err
+		}
+	}
+	q.cctx, err = contextPB(ctxJSON)
+	return q, err
 }
+
+func recvAll[T any](recv func() (T, error), fn func(T) error) error { return v1pb.RecvAll(recv, fn) }
 
 // addContextFlag adds --context, the caveat context of a read.
 func addContextFlag(cmd *cobra.Command, ctxJSON *string) {

@@ -16,6 +16,8 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/ambit-authz/ambit/internal/v1pb"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/explain_*.golden from the current output")
@@ -30,7 +32,7 @@ const (
 func problem(res, sub string, result v1.CheckDebugTrace_Permissionship, subs ...*v1.CheckDebugTrace) *v1.CheckDebugTrace {
 	obj, perm, _ := strings.Cut(res, "#")
 	typ, id, _ := strings.Cut(obj, ":")
-	s, err := subjectPB(sub)
+	s, err := v1pb.ParseSubject(sub)
 	if err != nil {
 		panic(err)
 	}

@@ -17,18 +17,14 @@ func newLookupResourcesCmd() *cobra.Command {
 	var limit uint32
 	cmd := &cobra.Command{Use: "lookup-resources TYPE PERMISSION SUBJECT", Short: "List the resources of TYPE on which SUBJECT has PERMISSION", Args: cobra.ExactArgs(3),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			sub, err := subjectPB(args[2])
-			if err != nil {
-				return err
-			}
-			cctx, err := contextPB(ctxJSON)
+			q, err := parseQuery(args, -1, 2, ctxJSON)
 			if err != nil {
 				return err
 			}
 			return c.connect(cmd, func(s *session) error {
 				return printStream(s, func(ctx context.Context) (grpc.ServerStreamingClient[v1.LookupResourcesResponse], error) {
 					return s.perms.LookupResources(ctx, &v1.LookupResourcesRequest{Consistency: s.cons, ResourceObjectType: args[0],
-						Permission: args[1], Subject: sub, Context: cctx, OptionalLimit: limit})
+						Permission: args[1], Subject: q.sub, Context: q.cctx, OptionalLimit: limit})
 				}, one(func(r *v1.LookupResourcesResponse) string {
 					text := args[0] + ":" + r.GetResourceObjectId()
 					if r.GetPermissionship() == v1.LookupPermissionship_LOOKUP_PERMISSIONSHIP_CONDITIONAL_PERMISSION {
@@ -49,19 +45,15 @@ func newLookupSubjectsCmd() *cobra.Command {
 	var ctxJSON string
 	cmd := &cobra.Command{Use: "lookup-subjects RESOURCE PERMISSION SUBJECT_TYPE[#RELATION]", Short: "List the subjects that have PERMISSION on RESOURCE", Args: cobra.ExactArgs(3),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			res, err := objectPB(args[0])
+			q, err := parseQuery(args, 0, -1, ctxJSON)
 			if err != nil {
 				return err
 			}
 			typ, rel, _ := strings.Cut(args[2], "#")
-			cctx, err := contextPB(ctxJSON)
-			if err != nil {
-				return err
-			}
 			return c.connect(cmd, func(s *session) error {
 				return printStream(s, func(ctx context.Context) (grpc.ServerStreamingClient[v1.LookupSubjectsResponse], error) {
-					return s.perms.LookupSubjects(ctx, &v1.LookupSubjectsRequest{Consistency: s.cons, Resource: res,
-						Permission: args[1], SubjectObjectType: typ, OptionalSubjectRelation: rel, Context: cctx})
+					return s.perms.LookupSubjects(ctx, &v1.LookupSubjectsRequest{Consistency: s.cons, Resource: q.res,
+						Permission: args[1], SubjectObjectType: typ, OptionalSubjectRelation: rel, Context: q.cctx})
 				}, one(func(r *v1.LookupSubjectsResponse) string { return lookupSubjectText(typ, r) }))
 			})
 		}}

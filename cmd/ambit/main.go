@@ -75,6 +75,8 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		newClusterCmd(),         // cluster.go
 		newAccessCmd(),          // access.go
 		newWhyCmd(),             // access.go
+		newTokenCmd(),           // token.go
+		newAuditCmd(),           // audit.go
 		newBenchCmd(),           // bench.go
 		newVersionCmd(),         // main.go
 	)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 
+	"github.com/ambit-authz/ambit/internal/v1pb"
 	"github.com/ambit-authz/ambit/tuple"
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
 	"github.com/spf13/cobra"
@@ -28,7 +29,11 @@ func newRelCmd() *cobra.Command {
 					if err != nil {
 						return err
 					}
-					req.Updates = append(req.Updates, &v1.RelationshipUpdate{Operation: op.op, Relationship: relToPB(r)})
+					pb, err := v1pb.RelationshipToV1(r)
+					if err != nil {
+						return err
+					}
+					req.Updates = append(req.Updates, &v1.RelationshipUpdate{Operation: op.op, Relationship: pb})
 				}
 				return c.connect(cmd, func(s *session) error {
 					return call(s, func(ctx context.Context) (*v1.WriteRelationshipsResponse, error) {
@@ -50,7 +55,10 @@ func newRelCmd() *cobra.Command {
 			return c.connect(cmd, func(s *session) error {
 				return printStream(s, func(ctx context.Context) (grpc.ServerStreamingClient[v1.ReadRelationshipsResponse], error) {
 					return s.perms.ReadRelationships(ctx, &v1.ReadRelationshipsRequest{Consistency: s.cons, RelationshipFilter: f})
-				}, one(func(r *v1.ReadRelationshipsResponse) string { return relText(r.GetRelationship()) }))
+				}, func(r *v1.ReadRelationshipsResponse) ([]string, error) {
+					t, err := relText(r.GetRelationship())
+					return []string{t}, err
+				})
 			})
 		}}
 	read.Flags().StringVar(&subjectFilter, "subject", "", "only relationships with this subject: TYPE[:ID][#RELATION]")

@@ -61,9 +61,12 @@ type serveConfig struct {
 	logFormat       string
 	shutdownTimeout time.Duration
 	authzen         api.AuthZENOptions
+	logs            logsConfig // tokenserve.go
+	scim            scimConfig
 	diskProbe       time.Duration
 	diskFaultLinger time.Duration
 	diskMinFreeMiB  int64
+	console         consoleOptions
 	replica         replicaFlags // replica.go
 }
 
@@ -97,8 +100,8 @@ AMBIT_CLUSTER_SECRET), unless --insecure-cluster is given.`,
 	f.StringArrayVar(&c.keys, "preshared-key", nil, "bearer key clients must send (repeatable; any one is accepted)")
 	f.BoolVar(&c.insecureNoAuth, "insecure-no-auth", false, "allow serving without a preshared key on a non-loopback address")
 	c.cluster.flags(f)
-	f.StringVar(&c.tlsCert, "tls-cert", "", "TLS certificate file for the gRPC port")
-	f.StringVar(&c.tlsKey, "tls-key", "", "TLS key file for the gRPC port")
+	f.StringVar(&c.tlsCert, "tls-cert", "", "TLS certificate file for the gRPC port and the HTTP listener (--http-addr then serves HTTPS)")
+	f.StringVar(&c.tlsKey, "tls-key", "", "TLS key file for the gRPC port and the HTTP listener")
 	f.StringVar(&c.nodeID, "node-id", "node-1", "raft node id; unique in the cluster and stable across restarts")
 	f.StringVar(&c.raftAddr, "raft-addr", "127.0.0.1:50061", "raft listen address")
 	f.StringVar(&c.raftAdvertise, "raft-advertise", "", "raft address peers dial (default: the bound --raft-addr)")
@@ -130,14 +133,18 @@ AMBIT_CLUSTER_SECRET), unless --insecure-cluster is given.`,
 	f.Int64Var(&c.budgets.MaxCaveatCost, "max-caveat-cost", 1_000_000, "CEL cost of the caveats one check may evaluate, summed (each evaluation is also capped at 100,000); more is ResourceExhausted")
 	f.IntVar(&c.budgets.MaxExpandNodes, "max-expand-nodes", 100_000, "nodes of one ExpandPermissionTree answer, counted as sent; more is ResourceExhausted")
 	f.Int64Var(&c.budgets.MaxExpandBytes, "max-expand-bytes", 64<<20, "approximate bytes of one ExpandPermissionTree answer; more is ResourceExhausted")
+	f.IntVar(&c.budgets.LeopardMaxEdges, "leopard-max-edges", 1_000_000, "nesting edges (group#member in group#member) the nested-group index holds; past it the index empties and checks walk nested groups; negative disables the index")
 	f.StringVar(&c.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&c.logFormat, "log-format", "text", "text or json")
 	f.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long shutdown waits for in-flight requests; closing the store and raft gets what is left, at least 3s more, then the process exits anyway")
 	f.DurationVar(&c.diskProbe, "disk-probe-interval", time.Second, "how often to check that the data dir is still there and writable (write and fsync a small file); 0 disables")
+	c.logs.flags(f)
 	f.Int64Var(&c.diskMinFreeMiB, "disk-min-free-mib", 64, "free MiB the data dir's filesystem must keep; less is a disk fault (badger's memory-mapped log cannot fail a write cleanly on a full disk); 0 disables")
 	f.DurationVar(&c.diskFaultLinger, "disk-fault-linger", 2*time.Second, "after a disk fault, how long the node goes on answering (not ready, writes refused) before it shuts down and exits with status 3")
 	f.Int64Var(&c.authzen.MaxBodyBytes, "authzen-max-body", api.DefaultAuthZENMaxBody, "largest AuthZEN request body in bytes (on --http-addr)")
 	f.DurationVar(&c.authzen.Timeout, "authzen-timeout", api.DefaultAuthZENTimeout, "budget of each AuthZEN request")
+	c.console.flags(f)
+	addSCIMFlags(f, &c.scim)
 	return cmd
 }
 
@@ -286,7 +293,7 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer, ready func(serv
 	}()
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
-	for _, step := range []func(context.Context) error{s.openStore, s.startRaft, s.startAPI, s.startHTTP} {
+	for _, step := range []func(context.Context) error{s.openStore, s.openLogs, s.startRaft, s.startAPI, s.startHTTP} {
 		if err := step(watchCtx); err != nil {
 			return err
 		}
@@ -314,6 +321,9 @@ func checkServeConfig(c *serveConfig, log *slog.Logger) error {
 	}
 	if c.pprof && len(c.keys) == 0 && !c.insecureNoAuth && c.httpAddr != "" && !isLoopback(c.httpAddr) {
 		return fmt.Errorf("refusing to serve --pprof on %s without authentication: give --preshared-key, or --insecure-no-auth to allow it", c.httpAddr)
+	}
+	if err := c.scim.check(); err != nil {
+		return err
 	}
 	if (c.tlsCert == "") != (c.tlsKey == "") {
 		return errors.New("--tls-cert and --tls-key must be given together")

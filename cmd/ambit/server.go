@@ -63,6 +63,8 @@ type server struct {
 	readyz                     *api.Readiness
 	shuttingDown, bootstrapped *atomic.Bool
 
+	logs serveLogs // tokenserve.go
+
 	// startHTTP
 	hs       *http.Server
 	httpAddr string
@@ -163,6 +165,7 @@ func (s *server) startRaft(ctx context.Context) error {
 		NodeID: c.nodeID, RaftAddr: c.raftAddr, AdvertiseAddr: c.raftAdvertise, GRPCAddr: advertised, Dir: c.dataDir, LogStore: c.raftLogStore,
 		LogSegmentSize: c.raftSegmentMiB << 20, LogCacheBytes: c.memory.raftLogCache,
 		Bootstrap: c.bootstrap, Join: c.join, ReadReplica: c.replica.readReplica, PresharedKeys: c.keys, ClusterSecret: secret, ClusterPKI: pki, PeerTLS: peerTLS, ClusterID: cid, SchemaGuard: api.SchemaGuard(s.st), Logger: s.log,
+		OnApplied: s.onApplied(),
 	}, s.st)
 	if err != nil {
 		return err
@@ -202,12 +205,15 @@ func (s *server) startAPI(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.srv, err = api.New(api.Config{Store: st, Node: node, Engine: eng, ClusterID: s.cid, Limits: c.limits, Logger: s.log, Metrics: metrics})
+	s.srv, err = api.New(api.Config{Store: st, Node: node, Engine: eng, ClusterID: s.cid, Limits: c.limits, Logger: s.log, Metrics: metrics, DecisionLog: s.logs.decisions})
 	if err != nil {
 		return err
 	}
+	if lm := s.srv.LeopardMetrics(); lm != nil {
+		s.reg.MustRegister(lm)
+	}
 	s.auth = api.NewAuthenticator(c.keys)
-	opts := s.srv.ServerOptions(api.ServeOptions{PresharedKeys: c.keys, Version: version})
+	opts := s.srv.ServerOptions(api.ServeOptions{PresharedKeys: c.keys, Version: version, Authenticator: s.auth})
 	replicaOpts, err := replicaWiring(s.reg, node, st, c.replica)
 	if err != nil {
 		return err
@@ -222,6 +228,9 @@ func (s *server) startAPI(ctx context.Context) error {
 	}
 	s.g = grpc.NewServer(opts...)
 	s.health = s.srv.Register(s.g)
+	if err := s.startTokens(); err != nil {
+		return err
+	}
 	s.readyz, s.shuttingDown, s.bootstrapped = readiness(node, c.bootstrapFile != "", c.replica)
 	s.readyz.Publish(ctx, s.health, 500*time.Millisecond)
 	raft.RegisterService(s.g, node)
@@ -235,12 +244,15 @@ func (s *server) startAPI(ctx context.Context) error {
 
 // startHTTP serves metrics, health, readiness and the HTTP front ends on
 // --http-addr, if set.
-func (s *server) startHTTP(context.Context) error {
+func (s *server) startHTTP(ctx context.Context) error {
 	c := s.c
 	if c.httpAddr == "" {
 		return nil
 	}
 	hl, err := net.Listen("tcp", c.httpAddr)
+	if err == nil {
+		hl, err = httpsListener(hl, c.tlsCert, c.tlsKey)
+	}
 	if err != nil {
 		return fmt.Errorf("HTTP listener: %w", err)
 	}
@@ -258,7 +270,11 @@ func (s *server) startHTTP(context.Context) error {
 		id, _ := s.node.Leader()
 		fmt.Fprintf(w, "ready: %s, leader %s, applied revision %d\n", s.node.State(), id, s.st.AppliedRevision())
 	})
-	s.mountFrontEnds(mux)
+	s.mountFrontEnds(ctx, mux)
+	if err := mountSCIM(mux, s.srv, s.auth, c, s.httpAddr, s.log); err != nil {
+		hl.Close()
+		return err
+	}
 	if c.pprof {
 		mux.Handle("/debug/pprof/", pprofHandler(c.keys))
 	}
@@ -277,19 +293,20 @@ func (s *server) startHTTP(context.Context) error {
 	return nil
 }
 
-// mountFrontEnds mounts the HTTP front ends (AuthZEN, ...) on mux. Each
+// mountFrontEnds mounts the HTTP front ends (AuthZEN, the web console, ...) on mux. Each
 // authenticates with the gRPC API's credentials; without keys they are
 // served only on a loopback address (as gRPC) unless --insecure-no-auth.
-func (s *server) mountFrontEnds(mux *http.ServeMux) {
+func (s *server) mountFrontEnds(ctx context.Context, mux *http.ServeMux) {
 	c := s.c
 	if len(c.keys) == 0 && !c.insecureNoAuth && !isLoopback(s.httpAddr) {
-		s.log.Warn("HTTP front ends off (AuthZEN): --http-addr is not loopback and no --preshared-key is set", "http_addr", s.httpAddr)
+		s.log.Warn("HTTP front ends off (AuthZEN, web console): --http-addr is not loopback and no --preshared-key is set", "http_addr", s.httpAddr)
 		return
 	}
-	c.authzen.PresharedKeys = c.keys
+	c.authzen.Auth = s.auth
 	az := s.srv.AuthZENHandler(c.authzen)
 	mux.Handle("/access/v1/", az)
 	mux.Handle(api.AuthZENConfiguration, az)
+	mountConsole(ctx, mux, c, s.auth, s.grpcAddr, s.cid, s.reg, s.log)
 }
 
 // loadBootstrap loads --bootstrap-file, if set, before the node reports

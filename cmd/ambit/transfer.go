@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/ambit-authz/ambit/internal/v1pb"
 	"github.com/ambit-authz/ambit/tuple"
 	"github.com/ambit-authz/ambit/validation"
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
@@ -41,7 +42,11 @@ func importRelationships(s *session, rels []tuple.Relationship, p *progress) err
 	for i := 0; i < len(rels); i += 1000 {
 		msg := &v1.ImportBulkRelationshipsRequest{}
 		for _, r := range rels[i:min(i+1000, len(rels))] {
-			msg.Relationships = append(msg.Relationships, relToPB(r))
+			pb, err := v1pb.RelationshipToV1(r)
+			if err != nil {
+				return err
+			}
+			msg.Relationships = append(msg.Relationships, pb)
 		}
 		if err := stream.Send(msg); err != nil {
 			break // the server's error comes with CloseAndRecv
@@ -101,13 +106,17 @@ func newExportCmd() *cobra.Command {
 				p.live = p.live && !writerIsTerminal(s.out)
 				err := printStream(s, func(ctx context.Context) (grpc.ServerStreamingClient[v1.ExportBulkRelationshipsResponse], error) {
 					return s.perms.ExportBulkRelationships(ctx, &v1.ExportBulkRelationshipsRequest{Consistency: s.cons})
-				}, func(r *v1.ExportBulkRelationshipsResponse) []string {
+				}, func(r *v1.ExportBulkRelationshipsResponse) ([]string, error) {
 					lines := make([]string, len(r.GetRelationships()))
 					for i, rel := range r.GetRelationships() {
-						lines[i] = relText(rel)
+						t, err := relText(rel)
+						if err != nil {
+							return nil, err
+						}
+						lines[i] = t
 					}
 					p.add(len(lines))
-					return lines
+					return lines, nil
 				})
 				if err != nil {
 					p.clear()

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/ambit-authz/ambit/internal/conformance"
+	"github.com/ambit-authz/ambit/internal/v1pb"
 	"github.com/ambit-authz/ambit/tuple"
 	"github.com/ambit-authz/ambit/validation"
 	"github.com/ambit-authz/ambit/validation/remote"
@@ -116,7 +117,7 @@ func TestValidateRemote(t *testing.T) {
 	}
 	perms := v1.NewPermissionsServiceClient(conn)
 	if _, err := perms.WriteRelationships(ctx, &v1.WriteRelationshipsRequest{Updates: []*v1.RelationshipUpdate{{Operation: v1.RelationshipUpdate_OPERATION_CREATE,
-		Relationship: relToPB(mustParse(t, "folder:f#owner@user:ana"))}}}); err != nil {
+		Relationship: mustPB(t, "folder:f#owner@user:ana")}}}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -222,11 +223,16 @@ func dialToken(t *testing.T, addr, token string) *grpc.ClientConn {
 	return conn
 }
 
-func mustParse(t *testing.T, s string) tuple.Relationship {
+// mustPB is the v1 message of the relationship s.
+func mustPB(t *testing.T, s string) *v1.Relationship {
 	t.Helper()
 	r, err := tuple.Parse(s)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return r
+	pb, err := v1pb.RelationshipToV1(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pb
 }

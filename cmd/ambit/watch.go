@@ -25,13 +25,17 @@ func newWatchCmd() *cobra.Command {
 				}
 				err := printStream(s, func(ctx context.Context) (grpc.ServerStreamingClient[v1.WatchResponse], error) {
 					return v1.NewWatchServiceClient(s.conn).Watch(ctx, req)
-				}, func(r *v1.WatchResponse) []string {
+				}, func(r *v1.WatchResponse) ([]string, error) {
 					var lines []string
 					for _, u := range r.GetUpdates() {
 						op := strings.TrimPrefix(u.GetOperation().String(), "OPERATION_")
-						lines = append(lines, fmt.Sprintf("%s %s %s", r.GetChangesThrough().GetToken(), op, relText(u.GetRelationship())))
+						t, err := relText(u.GetRelationship())
+						if err != nil {
+							return nil, err
+						}
+						lines = append(lines, fmt.Sprintf("%s %s %s", r.GetChangesThrough().GetToken(), op, t))
 					}
-					return lines
+					return lines, nil
 				})
 				if s.ctx.Err() != nil {
 					return nil

@@ -30,6 +30,11 @@ type Options struct {
 	ApplyTimeout time.Duration
 	// WrapNode, when set, wraps the raft node the API sees.
 	WrapNode func(*raft.Node) api.Node
+	// Tokens, when set, are the managed API tokens the server accepts
+	// besides Keys; ambit.v1.TokenService serves them.
+	Tokens api.TokenRecords
+	// DecisionLog, when set, records the server's decisions.
+	DecisionLog *api.DecisionLog
 }
 
 // Server is a running server, its parts, and a client connection to it.
@@ -40,6 +45,8 @@ type Server struct {
 	Node     *raft.Node
 	API      *api.Server
 	Registry *prometheus.Registry
+	GRPC     *grpc.Server
+	Auth     *api.Authenticator
 }
 
 // Start starts a server that stops when t ends. It fails t if the server
@@ -81,12 +88,27 @@ func Start(t testing.TB, o Options) *Server {
 	if o.WrapNode != nil {
 		apiNode = o.WrapNode(node)
 	}
-	srv, err := api.New(api.Config{Store: st, Node: apiNode, Engine: eng, ClusterID: o.ClusterID, Limits: o.Limits, Logger: log, Metrics: m})
+	srv, err := api.New(api.Config{Store: st, Node: apiNode, Engine: eng, ClusterID: o.ClusterID, Limits: o.Limits, Logger: log, Metrics: m, DecisionLog: o.DecisionLog})
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := grpc.NewServer(srv.ServerOptions(api.ServeOptions{PresharedKeys: o.Keys})...)
+	if lm := srv.LeopardMetrics(); lm != nil {
+		reg.MustRegister(lm)
+	}
+	auth := api.NewAuthenticator(o.Keys)
+	if o.Tokens != nil {
+		am, err := api.NewAuthMetrics(reg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		auth.SetTokens(o.Tokens, am)
+	}
+	g := grpc.NewServer(srv.ServerOptions(api.ServeOptions{PresharedKeys: o.Keys, Authenticator: auth})...)
 	srv.Register(g)
+	if o.Tokens != nil {
+		srv.RegisterTokens(g, o.Tokens, auth)
+		srv.RegisterAudit(g, nil) // no audit log: its calls are FailedPrecondition, after the scope check
+	}
 	raft.RegisterService(g, node)
 	go func() { _ = g.Serve(lis) }()
 	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -103,5 +125,5 @@ func Start(t testing.TB, o Options) *Server {
 		eng.Close()
 		st.Close()
 	})
-	return &Server{Addr: lis.Addr().String(), Conn: conn, Store: st, Node: node, API: srv, Registry: reg}
+	return &Server{Addr: lis.Addr().String(), Conn: conn, Store: st, Node: node, API: srv, Registry: reg, GRPC: g, Auth: auth}
 }

@@ -30,6 +30,10 @@ type Store[S Snapshot] interface {
 	Close() error
 	AppliedRevision() tuple.Revision
 	Write(rev tuple.Revision, now time.Time, updates []store.Update, preconds []store.Precondition) error
+	// WriteMany and Sync are what a raft state machine applying a batch of
+	// log entries uses (raft.Backend).
+	WriteMany(reqs []store.WriteRequest) ([]error, error)
+	Sync() error
 	DeleteByFilter(rev tuple.Revision, now time.Time, f tuple.Filter, limit int, allowPartial bool, preconds []store.Precondition) (int, bool, error)
 	WriteSchema(rev tuple.Revision, now time.Time, text string) error
 	ReadSchema(rev tuple.Revision) (string, tuple.Revision, error)
@@ -81,6 +85,9 @@ func RunAll[S Snapshot, T Store[S]](t *testing.T, h Harness[S, T]) {
 	t.Run("GCBoundaries", s.testGC)
 	t.Run("SnapshotRoundTrip", s.testSnapshotRoundTrip)
 	t.Run("Closed", s.testClosed)
+	t.Run("WriteMany", s.testWriteMany)
+	t.Run("WriteManyRefusesBadRevisions", s.testWriteManyBadRevisions)
+	t.Run("Sync", s.testSync)
 	if h.Persistent {
 		t.Run("Restart", s.testRestart)
 	}

@@ -1,8 +1,9 @@
 // Package remote runs SpiceDB-format validation files against a live server
 // over the authzed v1 gRPC API, with the checks validation/runner makes
-// in-process: every assertion, the `validation:` map and, optionally, a
-// cross-API oracle (Check agrees with CheckBulkPermissions, paginated
-// LookupResources and LookupSubjects for everything the file mentions).
+// in-process (both through validation/oracle): every assertion, the
+// `validation:` map and, optionally, the cross-API oracle (Check agrees with
+// CheckBulkPermissions, paginated LookupResources and LookupSubjects for
+// everything the file mentions; Expand is left out, see API.Expand).
 //
 // Running a document is destructive: it first deletes every relationship of
 // every type the server's current schema defines, then writes the
@@ -18,25 +19,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"maps"
 	"regexp"
-	"slices"
 	"sort"
 	"strconv"
-	"sync"
-	"sync/atomic"
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/structpb"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/ambit-authz/ambit/internal/v1pb"
 	"github.com/ambit-authz/ambit/schema"
-	"github.com/ambit-authz/ambit/tuple"
 	"github.com/ambit-authz/ambit/validation"
+	"github.com/ambit-authz/ambit/validation/oracle"
 )
 
 // Client is the part of the authzed v1 API the runner uses. authzed-go's
@@ -70,7 +65,7 @@ type Options struct {
 	// optional_limit and the cursor of each page's last result; 0 asks for
 	// everything in one call. Default {1, 3}.
 	PageSizes []int
-	// Parallel is how many requests the oracle keeps in flight; default 8.
+	// Parallel is how many requests are in flight at once; default 8.
 	Parallel int
 }
 
@@ -78,7 +73,6 @@ type Options struct {
 const (
 	importBatch = 1000 // relationships per ImportBulkRelationships message
 	deleteBatch = 1000 // optional_limit of each DeleteRelationships
-	bulkBatch   = 100  // items per CheckBulkPermissions
 	// maxLookup bounds the results one paginated lookup may return: a
 	// validation file is small, so more means the server's cursors loop.
 	maxLookup = 100_000
@@ -104,16 +98,16 @@ func New(c Client, opts Options) *Runner {
 // run is the state of one document's run.
 type run struct {
 	*Runner
-	f   *validation.File
-	s   *schema.Schema
-	rep *Report
+	f *validation.File
+	s *schema.Schema
 	// token is the ZedToken of the last write; every read is at least as
 	// fresh as it.
 	token *v1.ZedToken
 }
 
 // Run resets the server, loads the document's schema and relationships and
-// checks everything the document asserts. An error means the document could
+// checks everything the document asserts through validation/oracle with
+// API, the oracle's gRPC adapter. An error means the document could
 // not be run (bad schema, server refusing the data, server unreachable);
 // wrong answers are Failures in the Report.
 func (r *Runner) Run(ctx context.Context, f *validation.File) (*Report, error) {
@@ -121,7 +115,7 @@ func (r *Runner) Run(ctx context.Context, f *validation.File) (*Report, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: schema: %w", f.Name, err)
 	}
-	x := &run{Runner: r, f: f, s: s, rep: &Report{File: f.Name, Doc: f.Doc}}
+	x := &run{Runner: r, f: f, s: s}
 	if err := x.reset(ctx); err != nil {
 		return nil, fmt.Errorf("%s: resetting the server: %w", f.Name, err)
 	}
@@ -132,15 +126,8 @@ func (r *Runner) Run(ctx context.Context, f *validation.File) (*Report, error) {
 		}
 		return nil, fmt.Errorf("%s: %w", f.Name, err)
 	}
-	if err := x.assertions(ctx); err != nil {
-		return nil, fmt.Errorf("%s: %w", f.Name, err)
-	}
-	if r.opts.Oracle {
-		if err := x.oracle(ctx); err != nil {
-			return nil, fmt.Errorf("%s: oracle: %w", f.Name, err)
-		}
-	}
-	return x.rep, nil
+	return oracle.Run(ctx, API{C: r.c, Consistency: x.consistency()}, f, s,
+		oracle.Options{Oracle: r.opts.Oracle, PageSizes: r.opts.PageSizes, Parallel: r.opts.Parallel})
 }
 
 // reset deletes every relationship of every type the server's current
@@ -232,7 +219,7 @@ func (x *run) importRelationships(ctx context.Context) error {
 	for i := 0; i < len(rels); i += importBatch {
 		msg := &v1.ImportBulkRelationshipsRequest{}
 		for _, r := range rels[i:min(i+importBatch, len(rels))] {
-			pb, err := relationshipPB(r.Relationship)
+			pb, err := v1pb.RelationshipToV1(r.Relationship)
 			if err != nil {
 				return lineError{r.Line, err}
 			}
@@ -259,240 +246,8 @@ func (x *run) importRelationships(ctx context.Context) error {
 
 // consistency is at_least_as_fresh with the token of the last write.
 func (x *run) consistency() *v1.Consistency {
-	return &v1.Consistency{Requirement: &v1.Consistency_AtLeastAsFresh{AtLeastAsFresh: x.token}}
-}
-
-// answer is the outcome of one CheckPermission.
-type answer struct {
-	perm string // HAS_PERMISSION, NO_PERMISSION or CONDITIONAL_PERMISSION
-	err  error
-}
-
-func (a answer) String() string {
-	if a.err != nil {
-		return "error: " + a.err.Error()
-	}
-	return a.perm
-}
-
-func (x *run) checkRequest(res tuple.ObjectRef, perm string, subj tuple.SubjectRef, ctxValues map[string]any) (*v1.CheckPermissionRequest, error) {
-	req := &v1.CheckPermissionRequest{Consistency: x.consistency(), Resource: objectPB(res), Permission: perm, Subject: subjectPB(subj)}
-	if len(ctxValues) > 0 {
-		c, err := structpb.NewStruct(ctxValues)
-		if err != nil {
-			return nil, fmt.Errorf("caveat context: %w", err)
-		}
-		req.Context = c
-	}
-	return req, nil
-}
-
-// checkAll sends every request with CheckPermission, opts.Parallel at a
-// time, and returns the answers in order. Failed calls are answers too.
-func (x *run) checkAll(ctx context.Context, reqs []*v1.CheckPermissionRequest) ([]answer, error) {
-	out := make([]answer, len(reqs))
-	err := each(ctx, x.opts.Parallel, len(reqs), func(ctx context.Context, i int) error {
-		resp, err := x.c.CheckPermission(ctx, reqs[i])
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		out[i] = answer{perm: checkName(resp.GetPermissionship()), err: err}
-		return nil
-	})
-	return out, err
-}
-
-// pending is one check whose answer is compared with what the file expects.
-type pending struct {
-	req  *v1.CheckPermissionRequest
-	want string
-	fail Failure // File, Line and What
-}
-
-// assertions checks assertTrue, assertFalse, assertCaveated and the
-// `validation:` map.
-func (x *run) assertions(ctx context.Context) error {
-	var todo []pending
-	for _, l := range []struct {
-		list []validation.Assertion
-		want string
-	}{
-		{x.f.Assertions.True, hasPermission},
-		{x.f.Assertions.False, noPermission},
-		{x.f.Assertions.Caveated, conditionalPermission},
-	} {
-		for _, a := range l.list {
-			req, err := x.checkRequest(a.Rel.Resource, a.Rel.Relation, a.Rel.Subject, a.Context)
-			if err != nil {
-				return fmt.Errorf("%s:%d: %w", x.f.Name, a.Line, err)
-			}
-			todo = append(todo, pending{req: req, want: l.want, fail: Failure{File: x.f.Name, Line: a.Line, What: a.Text}})
-		}
-	}
-	// The validation map: every listed subject has the permission (a
-	// caveated one conditionally), as validation/runner's validateExpected.
-	for _, e := range x.f.Validation {
-		for _, es := range e.Subjects {
-			want := hasPermission
-			if es.Caveated {
-				want = conditionalPermission
-			}
-			req, _ := x.checkRequest(e.Resource, e.Permission, es.Subject, nil)
-			todo = append(todo, pending{req: req, want: want,
-				fail: Failure{File: x.f.Name, Line: es.Line, What: fmt.Sprintf("validation %s#%s: %s", e.Resource, e.Permission, es.Text)}})
-		}
-	}
-	reqs := make([]*v1.CheckPermissionRequest, len(todo))
-	for i, p := range todo {
-		reqs[i] = p.req
-	}
-	answers, err := x.checkAll(ctx, reqs)
-	if err != nil {
-		return err
-	}
-	for i, p := range todo {
-		x.rep.Assertions++
-		if a := answers[i]; a.err != nil || a.perm != p.want {
-			fl := p.fail
-			fl.Want, fl.Got = p.want, a.String()
-			x.rep.Failures = append(x.rep.Failures, fl)
-		}
-	}
-	return x.unlisted(ctx)
-}
-
-// unlisted checks that each validation list is complete: every plain
-// subject (or wildcard) LookupSubjects finds is on it.
-func (x *run) unlisted(ctx context.Context) error {
-	for _, e := range x.f.Validation {
-		listed := map[tuple.SubjectRef]bool{}
-		for _, es := range e.Subjects {
-			listed[es.Subject] = true
-		}
-		for _, typ := range x.s.PlainSubjectTypes() {
-			x.rep.Assertions++
-			found, wildcard, err := x.lookupSubjects(ctx, e.Resource, e.Permission, tuple.SubjectRef{Type: typ})
-			if err != nil {
-				return fmt.Errorf("%s:%d: LookupSubjects(%s#%s, %s): %w", x.f.Name, e.Line, e.Resource, e.Permission, typ, err)
-			}
-			if wildcard != nil {
-				found[tuple.Wildcard] = wildcard.perm
-			}
-			for _, id := range slices.Sorted(maps.Keys(found)) {
-				if s := (tuple.SubjectRef{Type: typ, ID: id}); !listed[s] {
-					x.rep.Failures = append(x.rep.Failures, Failure{File: x.f.Name, Line: e.Line, What: fmt.Sprintf("validation %s#%s: %s is not listed", e.Resource, e.Permission, s),
-						Want: "only the listed subjects", Got: fmt.Sprintf("%s also has %s", s, found[id])})
-				}
-			}
-		}
-	}
-	return nil
-}
-
-// each calls fn(ctx, i) for every i in [0, n), at most par at a time. The
-// first error cancels the calls still running and is returned.
-func each(ctx context.Context, par, n int, fn func(ctx context.Context, i int) error) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		next  atomic.Int64
-		once  sync.Once
-		first error
-		wg    sync.WaitGroup
-	)
-	for range min(par, n) {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= n || ctx.Err() != nil {
-					return
-				}
-				if err := fn(ctx, i); err != nil {
-					once.Do(func() { first = err; cancel() })
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	if first != nil {
-		return first
-	}
-	return ctx.Err()
+	return v1pb.Fresh(x.token)
 }
 
 // recvAll reads a server stream to its end.
-func recvAll[T any](recv func() (T, error), fn func(T) error) error {
-	for {
-		m, err := recv()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if err := fn(m); err != nil {
-			return err
-		}
-	}
-}
-
-// Permissionship names, as validation/runner prints them.
-const (
-	hasPermission         = "HAS_PERMISSION"
-	noPermission          = "NO_PERMISSION"
-	conditionalPermission = "CONDITIONAL_PERMISSION"
-)
-
-func checkName(p v1.CheckPermissionResponse_Permissionship) string {
-	switch p {
-	case v1.CheckPermissionResponse_PERMISSIONSHIP_HAS_PERMISSION:
-		return hasPermission
-	case v1.CheckPermissionResponse_PERMISSIONSHIP_NO_PERMISSION:
-		return noPermission
-	case v1.CheckPermissionResponse_PERMISSIONSHIP_CONDITIONAL_PERMISSION:
-		return conditionalPermission
-	}
-	return p.String()
-}
-
-func lookupName(p v1.LookupPermissionship) string {
-	switch p {
-	case v1.LookupPermissionship_LOOKUP_PERMISSIONSHIP_HAS_PERMISSION:
-		return hasPermission
-	case v1.LookupPermissionship_LOOKUP_PERMISSIONSHIP_CONDITIONAL_PERMISSION:
-		return conditionalPermission
-	}
-	return p.String()
-}
-
-func objectPB(o tuple.ObjectRef) *v1.ObjectReference {
-	return &v1.ObjectReference{ObjectType: o.Type, ObjectId: o.ID}
-}
-
-func subjectPB(s tuple.SubjectRef) *v1.SubjectReference {
-	return &v1.SubjectReference{Object: &v1.ObjectReference{ObjectType: s.Type, ObjectId: s.ID}, OptionalRelation: s.Relation}
-}
-
-func relationshipPB(r tuple.Relationship) (*v1.Relationship, error) {
-	out := &v1.Relationship{Resource: objectPB(r.Resource), Relation: r.Relation, Subject: subjectPB(r.Subject)}
-	if r.Caveat != nil {
-		out.OptionalCaveat = &v1.ContextualizedCaveat{CaveatName: r.Caveat.Name}
-		if len(r.Caveat.Context) > 0 {
-			c, err := structpb.NewStruct(r.Caveat.Context)
-			if err != nil {
-				return nil, fmt.Errorf("caveat context of %s: %w", r.Key(), err)
-			}
-			out.OptionalCaveat.Context = c
-		}
-	}
-	if !r.Expiration.IsZero() {
-		out.OptionalExpiresAt = timestamppb.New(r.Expiration)
-	}
-	return out, nil
-}
-
-// skipped reports whether an oracle call failed because the server gave up
-// (ambit's maximum depth or result count): validation/runner skips those
-// comparisons too.
-func skipped(err error) bool { return status.Code(err) == codes.ResourceExhausted }
+func recvAll[T any](recv func() (T, error), fn func(T) error) error { return v1pb.RecvAll(recv, fn) }

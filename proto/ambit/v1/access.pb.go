@@ -676,9 +676,8 @@ type ResourceAccessResponse struct {
 	MissingContext []string       `protobuf:"bytes,5,rep,name=missing_context,json=missingContext,proto3" json:"missing_context,omitempty"`
 	// For a wildcard: subject ids that do not hold `permission`.
 	ExcludedSubjectIds []string `protobuf:"bytes,6,rep,name=excluded_subject_ids,json=excludedSubjectIds,proto3" json:"excluded_subject_ids,omitempty"`
-	// One proof: the chain of stored relationships that grants the
-	// permission, from the resource down to the subject. Where the route
-	// crosses an intersection it follows its first operand.
+	// One proof: the stored relationships that grant the permission, from
+	// the resource down to the subject, as ExplainResponse.proof lists them.
 	Proof             []*Relationship `protobuf:"bytes,7,rep,name=proof,proto3" json:"proof,omitempty"`
 	AfterResultCursor *Cursor         `protobuf:"bytes,8,opt,name=after_result_cursor,json=afterResultCursor,proto3" json:"after_result_cursor,omitempty"`
 	unknownFields     protoimpl.UnknownFields
@@ -1043,7 +1042,13 @@ type ExplainResponse struct {
 	ReadAt         *ZedToken              `protobuf:"bytes,1,opt,name=read_at,json=readAt,proto3" json:"read_at,omitempty"`
 	Permissionship Permissionship         `protobuf:"varint,2,opt,name=permissionship,proto3,enum=ambit.v1.Permissionship" json:"permissionship,omitempty"`
 	MissingContext []string               `protobuf:"bytes,3,rep,name=missing_context,json=missingContext,proto3" json:"missing_context,omitempty"`
-	// For a grant (or a conditional grant): the shortest proof path.
+	// For a grant (or a conditional grant): the shortest proof, the stored
+	// relationships that grant on their own, depth first: the first starts
+	// at the resource, each other one at the resource or at the subject
+	// object of an earlier one, and every branch ends at the subject (or its
+	// wildcard). It forks where the route crosses an intersection or an
+	// all() arrow: every operand's (every parent's) chain is there, one after
+	// the other; a relationship two branches share is listed once.
 	Proof []*Relationship `protobuf:"bytes,4,rep,name=proof,proto3" json:"proof,omitempty"`
 	// The evaluation as a tree: for a denial, every route and what is
 	// missing on it.
