@@ -385,11 +385,13 @@ func (s *Server) waitFor(ctx context.Context, rev tuple.Revision, bound time.Dur
 	if err == nil {
 		return nil
 	}
+	applied := s.store.AppliedRevision()
+	lag := rev - min(rev, applied)
 	if ctx.Err() != nil {
-		return status.Errorf(codes.DeadlineExceeded, "consistency.%s: revision %d was not applied on this node before the request deadline (applied %d)", mode, rev, s.store.AppliedRevision())
+		return status.Errorf(codes.DeadlineExceeded, "consistency.%s: revision %d was not applied on this node before the request deadline (applied %d, %d revisions behind)", mode, rev, applied, lag)
 	}
 	if wctx.Err() != nil {
-		return status.Errorf(codes.Unavailable, "consistency.%s: revision %d was not applied on this node within %v (applied %d); the node may be partitioned, or the ZedToken is not from this cluster's history", mode, rev, bound, s.store.AppliedRevision())
+		return status.Errorf(codes.Unavailable, "consistency.%s: revision %d was not applied on this node within %v (applied %d, %d revisions behind); the node (a lagging read replica?) may be partitioned, or the ZedToken is not from this cluster's history", mode, rev, bound, applied, lag)
 	}
 	return err
 }

@@ -47,11 +47,21 @@ import (
 //	  // ForwardChunks is Forward for a command too large for one message:
 //	  // its encoding in pieces of at most forwardChunk bytes, in order.
 //	  rpc ForwardChunks(stream google.protobuf.BytesValue) returns (google.protobuf.BytesValue);
+//	  // JoinReplica is Join adding a non-voter (a read replica).
+//	  rpc JoinReplica(google.protobuf.BytesValue) returns (google.protobuf.BytesValue);
+//	  // Promote makes a non-voter a voter; Demote a voter a non-voter.
+//	  rpc Promote(google.protobuf.StringValue) returns (google.protobuf.BytesValue);
+//	  rpc Demote(google.protobuf.StringValue) returns (google.protobuf.BytesValue);
+//	  // Progress is the called node's own applied revision and commit index.
+//	  rpc Progress(google.protobuf.Empty) returns (google.protobuf.BytesValue);
+//	  // Replication asks every member for its Progress -> member progress list.
+//	  rpc Replication(google.protobuf.Empty) returns (google.protobuf.BytesValue);
 //	}
 //
 // Every call carries "authorization: Bearer <preshared key>" (or the
-// cluster credential); Status and Remove also take what Config.StatusAuth
-// accepts (an operator's admin token: the member list, membership changes).
+// cluster credential); Status, Remove, Promote and Demote also take what
+// Config.StatusAuth accepts (an operator's admin token: the member list,
+// membership changes).
 // Forward and ReadIndex are only served by the leader (a non-leader answers
 // ErrNotLeader and the caller retries); Join and Remove received from
 // outside the cluster are forwarded once to the leader, marked with the hop
@@ -94,6 +104,11 @@ var serviceDesc = grpc.ServiceDesc{
 		unaryAuth("Remove", (*Node).authenticateAdmin, func() *wrapperspb.StringValue { return new(wrapperspb.StringValue) }, (*Node).serveRemove),
 		unaryAuth("Status", (*Node).authenticateAdmin, func() *emptypb.Empty { return new(emptypb.Empty) }, (*Node).serveStatus),
 		unary("ClusterID", func() *emptypb.Empty { return new(emptypb.Empty) }, (*Node).serveClusterID),
+		unary("JoinReplica", func() *wrapperspb.BytesValue { return new(wrapperspb.BytesValue) }, (*Node).serveJoinReplica),
+		unaryAuth("Promote", (*Node).authenticateAdmin, func() *wrapperspb.StringValue { return new(wrapperspb.StringValue) }, (*Node).servePromote),
+		unaryAuth("Demote", (*Node).authenticateAdmin, func() *wrapperspb.StringValue { return new(wrapperspb.StringValue) }, (*Node).serveDemote),
+		unary("Progress", func() *emptypb.Empty { return new(emptypb.Empty) }, (*Node).serveProgress),
+		unary("Replication", func() *emptypb.Empty { return new(emptypb.Empty) }, (*Node).serveReplication),
 	},
 	Streams: []grpc.StreamDesc{
 		{StreamName: "ForwardChunks", Handler: serveForwardChunks, ClientStreams: true},
@@ -192,7 +207,8 @@ func (n *Node) authenticate(ctx context.Context) error {
 	return status.Error(codes.Unauthenticated, ErrUnauthenticated.Error())
 }
 
-// authenticateAdmin checks an operator's call (Status, Remove): what
+// authenticateAdmin checks an operator's call (Status, Remove, Promote,
+// Demote): what
 // authenticate accepts, or else a credential Config.StatusAuth finds an
 // admin's (a managed API token with the admin scope). Node-to-node calls
 // (Forward, ReadIndex, Join, ClusterID) are not open to it.
@@ -265,7 +281,21 @@ func (n *Node) validateForwarded(ctx context.Context, cmd Command) (Command, err
 	}
 	// Validate against the newest schema this leader has committed: the
 	// forwarding follower may already have applied an entry this node has
-	// committed but not yet applied.
+	// committed but not yet applied. A new leader learns what its
+	// predecessor committed only once its own first entry commits (until
+	// then its commit index can be older than a schema write that was
+	// acknowledged), so wait for that first, as the read index does.
+	n.mu.Lock()
+	ready := n.leaderReady
+	n.mu.Unlock()
+	if ready == nil {
+		return Command{}, fmt.Errorf("%w: %s", ErrNotLeader, n.cfg.NodeID)
+	}
+	select {
+	case <-ready:
+	case <-ctx.Done():
+		return Command{}, fmt.Errorf("%w: new leader %s has not committed its first entry in time to validate the write: %v", ErrNoLeader, n.cfg.NodeID, ctx.Err())
+	}
 	if err := n.WaitApplied(ctx, tuple.Revision(n.raft.CommitIndex())); err != nil {
 		return Command{}, fmt.Errorf("%w: leader %s did not apply its commit index in time to validate the write: %v", ErrNoLeader, n.cfg.NodeID, err)
 	}
@@ -319,6 +349,12 @@ func isHop(ctx context.Context) bool {
 }
 
 func (n *Node) serveJoin(ctx context.Context, in *wrapperspb.BytesValue) (*wrapperspb.BytesValue, error) {
+	return n.serveJoinAs(ctx, in, true)
+}
+
+// serveJoinAs adds the member a Join (voter) or JoinReplica (non-voter)
+// call names.
+func (n *Node) serveJoinAs(ctx context.Context, in *wrapperspb.BytesValue, voter bool) (*wrapperspb.BytesValue, error) {
 	cmd, err := Decode(in.GetValue())
 	if err == nil && cmd.Kind != KindSetMember {
 		err = fmt.Errorf("%w: join carries a %s command", ErrBadCommand, cmd.Kind)
@@ -333,7 +369,10 @@ func (n *Node) serveJoin(ctx context.Context, in *wrapperspb.BytesValue) (*wrapp
 		}
 		ctx, cancel := n.opContext(ctx)
 		defer cancel()
-		return resultValue(Result{}, n.joinLocal(ctx, m)), nil
+		return resultValue(Result{}, n.joinLocal(ctx, m, voter)), nil
+	}
+	if !voter {
+		return resultValue(Result{}, n.JoinReplica(ctx, m.ID, m.RaftAddr, m.GRPCAddr)), nil
 	}
 	return resultValue(Result{}, n.Join(ctx, m.ID, m.RaftAddr, m.GRPCAddr)), nil
 }
@@ -369,7 +408,7 @@ var wireErrors = []error{
 	store.ErrStaleWrite, store.ErrRevisionCompacted, store.ErrFutureRevision, store.ErrClosed,
 	ErrSchemaRefused, ErrNoLeader, ErrNotLeader, ErrTimeout, ErrLeadershipLost, ErrForward,
 	ErrNodeExists, ErrUnknownNode, ErrUnauthenticated, ErrBadCommand, ErrBadConfig, ErrHalted, ErrClosed,
-	ErrSchemaChanged, ErrInvalidCommand, ErrSchemaInUse, ErrSchemaOrphans,
+	ErrSchemaChanged, ErrInvalidCommand, ErrSchemaInUse, ErrSchemaOrphans, ErrMembershipRefused,
 }
 
 // remoteError is an error received from another node: its message and the
@@ -698,22 +737,30 @@ func (c *Client) readIndex(ctx context.Context, addr string) (tuple.Revision, er
 	return res.Revision, err
 }
 
-func (c *Client) join(ctx context.Context, addr string, m MemberInfo) error {
-	return c.joinHop(ctx, addr, m, false)
+func (c *Client) joinAs(ctx context.Context, addr string, m MemberInfo, voter bool) error {
+	return c.joinHop(ctx, addr, m, voter, false)
 }
 
-func (c *Client) joinHop(ctx context.Context, addr string, m MemberInfo, hop bool) error {
+// joinHop asks addr to add m as a voter (Join) or a non-voter (JoinReplica).
+func (c *Client) joinHop(ctx context.Context, addr string, m MemberInfo, voter, hop bool) error {
 	data, err := Encode(Command{Kind: KindSetMember, Member: m})
 	if err != nil {
 		return err
 	}
-	_, err = c.result(ctx, addr, "Join", wrapperspb.Bytes(data), true, hop)
+	method := "Join"
+	if !voter {
+		method = "JoinReplica"
+	}
+	_, err = c.result(ctx, addr, method, wrapperspb.Bytes(data), true, hop)
+	if err != nil && strings.Contains(err.Error(), "code = Unimplemented") {
+		return fmt.Errorf("%w: the member at %s does not know %s (an older version): %v", ErrBadConfig, addr, method, err)
+	}
 	return err
 }
 
 // Join asks the member at addr to add m as a voter (forwarded to the leader).
 func (c *Client) Join(ctx context.Context, addr string, m MemberInfo) error {
-	return c.join(ctx, addr, m)
+	return c.joinAs(ctx, addr, m, true)
 }
 
 // Remove asks the member at addr to remove the member id.

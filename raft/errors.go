@@ -75,6 +75,10 @@ var (
 	// from a client would not). Nothing was proposed; retrying the same
 	// command fails the same way.
 	ErrInvalidCommand = errors.New("forwarded command refused by validation")
+	// ErrMembershipRefused: a promote or demote would leave the cluster
+	// without a voter, or names a member that cannot take the change.
+	// Nothing changed.
+	ErrMembershipRefused = errors.New("membership change refused")
 	// ErrBadConfig: the node configuration is invalid.
 	ErrBadConfig = errors.New("invalid raft node configuration")
 	// ErrHalted: the state machine stopped applying committed entries, so

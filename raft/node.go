@@ -40,8 +40,13 @@ type Config struct {
 	Bootstrap bool
 	// Join lists gRPC addresses of existing members; on an empty Dir the node
 	// asks them (any member, forwarded to the leader) to add it as a voter.
-	// Ignored once Dir has raft state.
+	// Ignored once Dir has raft state, except by a read replica (which
+	// joins again at every start: it leaves the cluster when it closes).
 	Join []string
+	// ReadReplica joins the cluster as a raft non-voter (replica.go): it
+	// receives the log and snapshots and serves reads, never votes and never
+	// leads, and leaves the cluster when closed. It needs Join.
+	ReadReplica bool
 	// ClusterSecret keys the cluster: with it, raft traffic runs over the
 	// authenticated, encrypted stream layer (streamlayer.go) and nodes
 	// authenticate their cluster calls with a credential derived from it. It
@@ -191,6 +196,9 @@ func (c *Config) validate() error {
 	if len(missing) > 0 {
 		return fmt.Errorf("%w: %s must be set", ErrBadConfig, strings.Join(missing, ", "))
 	}
+	if c.ReadReplica && len(c.Join) == 0 {
+		return fmt.Errorf("%w: a read replica joins an existing cluster: give Join (a replica cannot bootstrap one)", ErrBadConfig)
+	}
 	if c.Bootstrap && len(c.Join) > 0 {
 		return fmt.Errorf("%w: Bootstrap and Join are exclusive (bootstrap forms a new cluster, join enters an existing one)", ErrBadConfig)
 	}
@@ -328,11 +336,9 @@ func NewNode(ctx context.Context, cfg Config, b Backend) (_ *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("raft: opening snapshot store: %w", err)
 	}
-	var advertise net.Addr
-	if cfg.AdvertiseAddr != "" {
-		if advertise, err = net.ResolveTCPAddr("tcp", cfg.AdvertiseAddr); err != nil {
-			return nil, fmt.Errorf("%w: AdvertiseAddr %q: %v", ErrBadConfig, cfg.AdvertiseAddr, err)
-		}
+	advertise, err := advertiseAddr(cfg)
+	if err != nil {
+		return nil, err
 	}
 	if cfg.transport != nil {
 		n.trans = cfg.transport
@@ -418,6 +424,19 @@ func NewNode(ctx context.Context, cfg Config, b Backend) (_ *Node, err error) {
 	go n.watchHalt(halted)
 
 	switch {
+	case hasState && cfg.ReadReplica && n.inConfiguration():
+		// Still a member (a crash, or promoted since): join again in the
+		// background, which changes nothing or updates its addresses. Not
+		// blocking: a promoted replica may be the voter an election needs,
+		// and may win it, before anyone could answer its join.
+		n.logger.Info("raft: read replica restarting as a member; joining again in the background", "applied", uint64(b.AppliedRevision()))
+		n.wg.Add(1)
+		go n.rejoin()
+	case hasState && cfg.ReadReplica:
+		n.logger.Info("raft: read replica restarting after it left; joining again", "applied", uint64(b.AppliedRevision()))
+		if err := n.joinCluster(ctx); err != nil {
+			return nil, err
+		}
 	case hasState:
 		n.logger.Info("raft: restarting with existing state; Bootstrap and Join ignored", "applied", uint64(b.AppliedRevision()))
 		n.wg.Add(1)
@@ -458,6 +477,40 @@ func checkStoreNotAhead(rev tuple.Revision, hasState bool, logs hraft.LogStore, 
 		logger.Warn("raft: the store is ahead of the raft log; entries up to its revision will be skipped", "store_revision", uint64(rev), "log_last_index", last)
 	}
 	return nil
+}
+
+// nameAddr is an advertised raft address whose host is a DNS name: the
+// cluster's configuration keeps the name, and peers resolve it at every
+// dial, so a member whose IP changes across restarts (a Kubernetes pod)
+// keeps its address.
+type nameAddr string
+
+func (a nameAddr) Network() string { return "tcp" }
+func (a nameAddr) String() string  { return string(a) }
+
+// advertiseAddr is cfg.AdvertiseAddr as the transport advertises it: a
+// host name is kept as a name on the authenticated stream layer (it dials
+// by name); raft's plain TCP transport needs an IP, so there it is
+// resolved once, now.
+func advertiseAddr(cfg Config) (net.Addr, error) {
+	if cfg.AdvertiseAddr == "" {
+		return nil, nil
+	}
+	host, port, err := net.SplitHostPort(cfg.AdvertiseAddr)
+	if err == nil && (host == "" || port == "" || port == "0") {
+		err = errors.New("needs a host and a port")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: AdvertiseAddr %q: %v", ErrBadConfig, cfg.AdvertiseAddr, err)
+	}
+	if net.ParseIP(host) == nil && cfg.ClusterSecret != nil {
+		return nameAddr(cfg.AdvertiseAddr), nil
+	}
+	a, err := net.ResolveTCPAddr("tcp", cfg.AdvertiseAddr)
+	if err != nil {
+		return nil, fmt.Errorf("%w: AdvertiseAddr %q: %v", ErrBadConfig, cfg.AdvertiseAddr, err)
+	}
+	return a, nil
 }
 
 // RaftAddr is the raft address this node advertises.
@@ -516,12 +569,12 @@ func (n *Node) joinCluster(ctx context.Context) error {
 	for {
 		for _, addr := range n.cfg.Join {
 			cctx, cancel := context.WithTimeout(ctx, n.cfg.ApplyTimeout)
-			err := n.peers.join(cctx, addr, self)
+			err := n.peers.joinAs(cctx, addr, self, !n.cfg.ReadReplica)
 			cancel()
 			if err == nil {
 				// Return once this node has caught up, so a caller sees a
 				// working member (its configuration includes itself).
-				if _, err := n.LinearizableRevision(ctx); err != nil {
+				if err := n.catchUp(ctx); err != nil {
 					return fmt.Errorf("raft: joined via %s but could not catch up: %w", addr, err)
 				}
 				n.logger.Info("raft: joined cluster", "via", addr)
@@ -538,6 +591,25 @@ func (n *Node) joinCluster(ctx context.Context) error {
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, time.Second)
+	}
+}
+
+// catchUp waits until this node has applied a linearizable revision, for
+// as long as ctx allows: each attempt is bounded by ApplyTimeout, but a
+// large snapshot takes longer to install, and its install goes on between
+// attempts.
+func (n *Node) catchUp(ctx context.Context) error {
+	for {
+		_, err := n.LinearizableRevision(ctx)
+		if err == nil || ctx.Err() != nil || errors.Is(err, ErrHalted) || errors.Is(err, ErrClosed) {
+			return err
+		}
+		n.logger.Info("raft: joined; still catching up", "applied", uint64(n.fsm.Applied()), "last_attempt", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 }
 
@@ -700,6 +772,7 @@ func (n *Node) refreshOwnMember() {
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		n.handOffLeadership()
+		n.leaveAsReplica()
 		n.cancel()
 		var errs []error
 		if err := n.raft.Shutdown().Error(); err != nil {
@@ -1008,6 +1081,8 @@ func (n *Node) Status() ([]Member, error) {
 		switch {
 		case s.ID == leaderID:
 			m.Role = RoleLeader.String()
+		case !m.Voter:
+			m.Role = RoleReplica
 		case m.ID == n.cfg.NodeID:
 			m.Role = n.State().String()
 		case leaderID != "":
@@ -1028,8 +1103,8 @@ func (n *Node) Join(ctx context.Context, nodeID, raftAddr, grpcAddr string) erro
 	if nodeID == "" || raftAddr == "" || grpcAddr == "" {
 		return fmt.Errorf("%w: join needs a node id, a raft address and a gRPC address (got %q, %q, %q)", ErrBadConfig, nodeID, raftAddr, grpcAddr)
 	}
-	return n.onLeader(ctx, func(ctx context.Context) error { return n.joinLocal(ctx, m) },
-		func(ctx context.Context, addr string) error { return n.peers.joinHop(ctx, addr, m, true) })
+	return n.onLeader(ctx, func(ctx context.Context) error { return n.joinLocal(ctx, m, true) },
+		func(ctx context.Context, addr string) error { return n.peers.joinHop(ctx, addr, m, true, true) })
 }
 
 // Remove removes a member (on the leader; forwarded otherwise).
@@ -1065,7 +1140,10 @@ func (n *Node) onLeader(ctx context.Context, local func(context.Context) error, 
 	}
 }
 
-func (n *Node) joinLocal(ctx context.Context, m MemberInfo) error {
+// joinLocal adds m as a voter (or, voter false, a non-voter). A member
+// already in the configuration at the same address keeps its suffrage:
+// promote and demote change it.
+func (n *Node) joinLocal(ctx context.Context, m MemberInfo, voter bool) error {
 	cf := n.raft.GetConfiguration()
 	if err := cf.Error(); err != nil {
 		return n.mapRaftErr(err)
@@ -1094,11 +1172,14 @@ func (n *Node) joinLocal(ctx context.Context, m MemberInfo) error {
 	if present {
 		return nil
 	}
-	f := n.raft.AddVoter(hraft.ServerID(m.ID), hraft.ServerAddress(m.RaftAddr), 0, n.cfg.ApplyTimeout)
-	if err := f.Error(); err != nil {
-		return fmt.Errorf("adding voter %s: %w", m.ID, n.mapRaftErr(err))
+	add, what := n.raft.AddVoter, "voter"
+	if !voter {
+		add, what = n.raft.AddNonvoter, "read replica (non-voter)"
 	}
-	n.logger.Info("raft: added voter", "id", m.ID, "raft_addr", m.RaftAddr, "grpc_addr", m.GRPCAddr)
+	if err := add(hraft.ServerID(m.ID), hraft.ServerAddress(m.RaftAddr), 0, n.cfg.ApplyTimeout).Error(); err != nil {
+		return fmt.Errorf("adding %s %s: %w", what, m.ID, n.mapRaftErr(err))
+	}
+	n.logger.Info("raft: added "+what, "id", m.ID, "raft_addr", m.RaftAddr, "grpc_addr", m.GRPCAddr)
 	return nil
 }
 

@@ -86,6 +86,11 @@ func TestStatusAuth(t *testing.T) {
 	if err := admin0(ctx, addr, "reader-token"); err == nil || !strings.Contains(err.Error(), "admin") {
 		t.Errorf("Remove with a reader token = %v, want a refusal naming the admin scope", err)
 	}
+	reader := NewClient("reader-token")
+	defer reader.Close()
+	if err := reader.Promote(ctx, addr, "nobody"); err == nil || !strings.Contains(err.Error(), "admin") {
+		t.Errorf("Promote with a reader token = %v, want a refusal naming the admin scope", err)
+	}
 
 	// Every node-to-node call refuses the admin token: the hook opens the
 	// member list and membership changes only.
@@ -123,9 +128,9 @@ func TestStatusAuth(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	want := []string{"Bearer admin-token", "Bearer reader-token", "Bearer revoked-token", "Bearer admin-token", "Bearer reader-token"}
+	want := []string{"Bearer admin-token", "Bearer reader-token", "Bearer revoked-token", "Bearer admin-token", "Bearer reader-token", "Bearer reader-token"}
 	if !slices.Equal(asked, want) {
-		t.Errorf("StatusAuth was asked about %q, want %q (Status and Remove calls whose credential the node does not know, only)", asked, want)
+		t.Errorf("StatusAuth was asked about %q, want %q (operator calls whose credential the node does not know, only)", asked, want)
 	}
 }
 

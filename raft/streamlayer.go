@@ -217,7 +217,7 @@ func newSecureStream(bindAddr string, advertise net.Addr, secret []byte, pki *Cl
 		s.client.VerifyPeerCertificate = verifyChain(pki.CAs)
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	if a, ok := s.Addr().(*net.TCPAddr); !ok || a.IP == nil || a.IP.IsUnspecified() {
+	if a, ok := s.Addr().(*net.TCPAddr); !ok && !isName(s.Addr()) || ok && (a.IP == nil || a.IP.IsUnspecified()) {
 		lis.Close()
 		return nil, fmt.Errorf("%w: raft address %s is not advertisable; give an advertise address", ErrBadConfig, s.Addr())
 	}
@@ -509,4 +509,10 @@ func (n *Node) RejectedPeers() uint64 {
 		return 0
 	}
 	return n.stream.rejected.Load()
+}
+
+// isName reports an advertised address given by host name (nameAddr).
+func isName(a net.Addr) bool {
+	_, ok := a.(nameAddr)
+	return ok
 }

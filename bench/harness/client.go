@@ -15,6 +15,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/ambit-authz/ambit/internal/endpoints"
 )
 
 // Client is a connection to one endpoint.
@@ -37,8 +39,11 @@ type DialOptions struct {
 	Extra []grpc.DialOption
 }
 
-// Dial connects to endpoint (host:port). gRPC connects lazily: an
-// unreachable endpoint shows up as errors on the first call.
+// Dial connects to endpoint (host:port), or to a comma-separated list of
+// them balanced round robin (internal/endpoints: a cluster's members, read
+// replicas included; writes are forwarded to the leader by whichever
+// member gets them). gRPC connects lazily: an unreachable endpoint shows up
+// as errors on the first call.
 func Dial(endpoint string, o DialOptions) (*Client, error) {
 	opts := []grpc.DialOption{grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64 << 20))}
 	if o.Insecure {
@@ -50,7 +55,7 @@ func Dial(endpoint string, o DialOptions) (*Client, error) {
 		opts = append(opts, grpc.WithPerRPCCredentials(bearer{token: o.Token, secure: !o.Insecure}))
 	}
 	opts = append(opts, o.Extra...)
-	conn, err := grpc.NewClient(endpoint, opts...)
+	conn, err := endpoints.Dial(endpoint, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("harness: dial %s: %w", endpoint, err)
 	}

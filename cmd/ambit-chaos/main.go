@@ -49,6 +49,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.DurationVar(&cfg.Hold, "hold", 2*time.Second, "how long a fault lasts at least (up to twice this)")
 	fs.IntVar(&cfg.Writers, "writers", 4, "concurrent writers")
 	fs.IntVar(&cfg.Readers, "readers", 4, "concurrent readers")
+	fs.IntVar(&cfg.Replicas, "replicas", 0, "read replicas next to the 3 voters (--read-replica): the workload writes through and reads from them too, faults never pick them")
 	fs.DurationVar(&cfg.RPCTimeout, "rpc-timeout", 3*time.Second, "deadline of every write and read")
 	fs.DurationVar(&cfg.Recover, "recover", 60*time.Second, "how long the cluster may take to recover after a fault")
 	if err := fs.Parse(args); err != nil {

@@ -57,7 +57,7 @@ workload knows by construction are verified. A run with errors or wrong
 answers is flagged in every output and exits with status 1.`,
 	}
 	pf := cmd.PersistentFlags()
-	pf.StringVar(&o.endpoint, "endpoint", "localhost:50051", "gRPC endpoint (host:port)")
+	pf.StringVar(&o.endpoint, "endpoint", "localhost:50051", "gRPC endpoint (host:port), or several comma-separated, balanced round robin")
 	pf.StringVar(&o.token, "token", "", "bearer token (SpiceDB's preshared key)")
 	pf.BoolVar(&o.insecure, "insecure", false, "plaintext instead of TLS")
 	pf.StringVar(&o.vs, "vs", "", "second endpoint: run the same workload against both, alternating rounds, and print the ratio")

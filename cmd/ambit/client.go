@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/ambit-authz/ambit/internal/endpoints"
 	"github.com/ambit-authz/ambit/internal/v1pb"
 )
 
@@ -29,7 +30,7 @@ type clientFlags struct {
 
 func (c *clientFlags) add(cmd *cobra.Command, reads bool) {
 	f := cmd.Flags()
-	f.StringVar(&c.endpoint, "endpoint", "127.0.0.1:50051", "server gRPC address (AMBIT_ENDPOINT; every flag has its AMBIT_ twin)")
+	f.StringVar(&c.endpoint, "endpoint", "127.0.0.1:50051", "server gRPC address, or several comma-separated (calls go round robin; AMBIT_ENDPOINT; every flag has its AMBIT_ twin)")
 	f.StringVar(&c.token, "token", "", "preshared key sent as a bearer token (AMBIT_TOKEN)")
 	f.BoolVar(&c.tls, "tls", false, "use TLS with the system roots")
 	f.BoolVar(&c.asJSON, "json", false, "print protobuf JSON, one message per line")
@@ -49,7 +50,8 @@ func (b bearerCreds) GetRequestMetadata(context.Context, ...string) (map[string]
 
 func (b bearerCreds) RequireTransportSecurity() bool { return b.secure }
 
-// dialEndpoint opens a client connection to endpoint: TLS with the system
+// dialEndpoint opens a client connection to endpoint (or a comma-separated
+// list of endpoints, balanced round robin): TLS with the system
 // roots when secure, else plaintext; a non-empty token is sent as a bearer
 // token with every call. Nothing is sent until the first call.
 func dialEndpoint(endpoint, token string, secure bool) (*grpc.ClientConn, error) {
@@ -60,7 +62,7 @@ func dialEndpoint(endpoint, token string, secure bool) (*grpc.ClientConn, error)
 	if token != "" {
 		opts = append(opts, grpc.WithPerRPCCredentials(bearerCreds{token: token, secure: secure}))
 	}
-	return grpc.NewClient(endpoint, opts...)
+	return endpoints.Dial(endpoint, opts...)
 }
 
 func (c *clientFlags) dial() (*grpc.ClientConn, error) {

@@ -67,6 +67,7 @@ type serveConfig struct {
 	diskFaultLinger time.Duration
 	diskMinFreeMiB  int64
 	console         consoleOptions
+	replica         replicaFlags // replica.go
 }
 
 func newServeCmd() *cobra.Command {
@@ -107,6 +108,7 @@ AMBIT_CLUSTER_SECRET), unless --insecure-cluster is given.`,
 	f.StringVar(&c.grpcAdvertise, "grpc-advertise", "", "gRPC address other members dial to forward writes and read indexes to this one (default: the bound --grpc-addr)")
 	f.StringVar(&c.raftLogStore, "raft-log-store", raft.DefaultLogStore, "raft log store of a new data dir: wal or bolt (a data dir keeps the one it has)")
 	f.IntVar(&c.raftSegmentMiB, "raft-log-segment-mib", raft.DefaultLogSegmentSize>>20, "size of each raft-wal log segment file in MiB, allocated when the segment is created")
+	c.replica.flags(f)
 	f.BoolVar(&c.bootstrap, "bootstrap", false, "form a new single-node cluster on an empty data dir (the default without --join)")
 	f.StringArrayVar(&c.join, "join", nil, "gRPC address of a cluster member to join on an empty data dir (repeatable)")
 	f.StringVar(&c.bootstrapFile, "bootstrap-file", "", "validation YAML whose schema and relationships are loaded into an empty store at start")
@@ -310,6 +312,7 @@ func serve(ctx context.Context, c serveConfig, logOut io.Writer, ready func(serv
 // checkServeConfig refuses a configuration that is unsafe or inconsistent
 // before anything is opened, and fills in defaults.
 func checkServeConfig(c *serveConfig, log *slog.Logger) error {
+	c.join = selfJoin(c.join, c.grpcAdvertise) // replica.go
 	if len(c.keys) == 0 && !c.insecureNoAuth && !isLoopback(c.grpcAddr) {
 		return fmt.Errorf("refusing to serve on %s without authentication: give --preshared-key (or AMBIT_PRESHARED_KEY), or --insecure-no-auth to allow it", c.grpcAddr)
 	}
@@ -376,7 +379,7 @@ func later(a, b time.Time) time.Time {
 // readiness lists what a node needs to take traffic: not shutting down, no
 // disk fault, a state machine that has not halted, a leader known and
 // everything committed applied here, and the bootstrap file (if any) loaded. Add a condition with one Require line.
-func readiness(node *raft.Node, bootstrapFile bool) (r *api.Readiness, shuttingDown, bootstrapped *atomic.Bool) {
+func readiness(node *raft.Node, bootstrapFile bool, replica replicaFlags) (r *api.Readiness, shuttingDown, bootstrapped *atomic.Bool) {
 	r = new(api.Readiness)
 	shuttingDown, bootstrapped = new(atomic.Bool), new(atomic.Bool)
 	r.Require("shutdown", func(context.Context) error {
@@ -387,7 +390,7 @@ func readiness(node *raft.Node, bootstrapFile bool) (r *api.Readiness, shuttingD
 	})
 	r.Require("disk", func(context.Context) error { return node.Fault() })
 	r.Require("state machine", func(context.Context) error { return node.Halted() })
-	r.Require("raft", node.CaughtUp)
+	r.Require("raft", replica.raftReady(node))
 	if bootstrapFile {
 		r.Require("bootstrap file", func(context.Context) error {
 			if !bootstrapped.Load() {

@@ -164,7 +164,7 @@ func (s *server) startRaft(ctx context.Context) error {
 	node, err := raft.NewNode(ctx, raft.Config{
 		NodeID: c.nodeID, RaftAddr: c.raftAddr, AdvertiseAddr: c.raftAdvertise, GRPCAddr: advertised, Dir: c.dataDir, LogStore: c.raftLogStore,
 		LogSegmentSize: c.raftSegmentMiB << 20, LogCacheBytes: c.memory.raftLogCache,
-		Bootstrap: c.bootstrap, Join: c.join, PresharedKeys: c.keys, ClusterSecret: secret, ClusterPKI: pki, PeerTLS: peerTLS, ClusterID: cid, SchemaGuard: api.SchemaGuard(s.st), Logger: s.log,
+		Bootstrap: c.bootstrap, Join: c.join, ReadReplica: c.replica.readReplica, PresharedKeys: c.keys, ClusterSecret: secret, ClusterPKI: pki, PeerTLS: peerTLS, ClusterID: cid, SchemaGuard: api.SchemaGuard(s.st), Logger: s.log,
 		OnApplied: s.onApplied(), StatusAuth: s.statusAuth,
 	}, s.st)
 	if err != nil {
@@ -214,6 +214,11 @@ func (s *server) startAPI(ctx context.Context) error {
 	}
 	s.auth = api.NewAuthenticator(c.keys)
 	opts := s.srv.ServerOptions(api.ServeOptions{PresharedKeys: c.keys, Version: version, Authenticator: s.auth})
+	replicaOpts, err := replicaWiring(s.reg, node, st, c.replica)
+	if err != nil {
+		return err
+	}
+	opts = append(opts, replicaOpts...)
 	if c.tlsCert != "" {
 		creds, err := credentials.NewServerTLSFromFile(c.tlsCert, c.tlsKey)
 		if err != nil {
@@ -226,7 +231,7 @@ func (s *server) startAPI(ctx context.Context) error {
 	if err := s.startTokens(); err != nil {
 		return err
 	}
-	s.readyz, s.shuttingDown, s.bootstrapped = readiness(node, c.bootstrapFile != "")
+	s.readyz, s.shuttingDown, s.bootstrapped = readiness(node, c.bootstrapFile != "", c.replica)
 	s.readyz.Publish(ctx, s.health, 500*time.Millisecond)
 	raft.RegisterService(s.g, node)
 	s.grpcDone = make(chan error, 1)

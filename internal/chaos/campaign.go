@@ -50,6 +50,11 @@ type Config struct {
 	Hold    time.Duration
 	Writers int
 	Readers int
+	// Replicas read replicas join the 3 voters: the workload writes through
+	// and reads from them like any node (so every at_least_as_fresh and
+	// fully_consistent read they answer is checked), the final export
+	// compares them too, and no fault picks one.
+	Replicas int
 	// RPCTimeout bounds every write and read (default 3s).
 	RPCTimeout time.Duration
 	// Recover bounds the wait for a healthy cluster after a fault (default 60s).
@@ -119,6 +124,8 @@ type Report struct {
 	Unidentified      int64
 	Violations        []Violation
 	Elapsed           time.Duration
+	Replicas          int // read replicas next to the 3 voters
+	ReplicaReads      int // reads the replicas answered (each checked like any other)
 }
 
 // OK reports a campaign without violations.
@@ -174,12 +181,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	logf := func(format string, args ...any) {
 		fmt.Fprintf(cfg.Log, "[%s] %s\n", time.Now().UTC().Format("15:04:05.000"), fmt.Sprintf(format, args...))
 	}
-	cl, err := newCluster(cfg.Bin, cfg.Work, 3, logf)
+	cl, err := newCluster(cfg.Bin, cfg.Work, 3, cfg.Replicas, logf)
 	if err != nil {
 		return nil, err
 	}
 	defer cl.shutdown()
-	rep := &Report{Seed: cfg.Seed, Work: cfg.Work, Faults: map[string]int{}, FirstAck: map[string][]time.Duration{},
+	rep := &Report{Replicas: cfg.Replicas, Seed: cfg.Seed, Work: cfg.Work, Faults: map[string]int{}, FirstAck: map[string][]time.Duration{},
 		ClusterGRPC: cl.feat.grpcAdvertiseFlag != "", SecretFlag: cl.feat.secretFlag}
 	logf("seed %d, work dir %s, cluster gRPC proxied: %v, secret flag: %q", cfg.Seed, cfg.Work, rep.ClusterGRPC, cl.feat.secretFlag)
 	if err := cl.boot(ctx, cfg.Recover); err != nil {
@@ -196,7 +203,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	logf("schema written")
 	h := newHistory()
 	k := &campaign{cfg: cfg, r: rand.New(rand.NewPCG(cfg.Seed, 17)), c: cl, h: h, rep: rep, logf: logf,
-		w: &workload{h: h, cl: clients, n: len(cl.nodes), timeout: cfg.RPCTimeout}, probe: 30 * time.Second}
+		w: &workload{h: h, cl: clients, n: len(cl.all()), voters: len(cl.nodes), timeout: cfg.RPCTimeout}, probe: 30 * time.Second}
 	stop := k.w.run(ctx, cfg.Writers, cfg.Readers, cfg.Seed)
 	// each pass through the kinds goes in a new random order
 	var order []string
@@ -474,7 +481,8 @@ func (k *campaign) finish(ctx context.Context) {
 			break
 		}
 	}
-	for i, n := range c.nodes {
+	all := c.all()
+	for i, n := range all {
 		if sets[i] == nil {
 			continue
 		}
@@ -489,7 +497,7 @@ func (k *campaign) finish(ctx context.Context) {
 		}
 		if d := diff(sets[0], sets[i]); len(d) > 0 {
 			rep.Divergent += len(d)
-			h.violate("divergence", "%s and %s differ in %d relationships, e.g. %s", c.nodes[0].id, c.nodes[i].id, len(d), strings.Join(d[:min(5, len(d))], ", "))
+			h.violate("divergence", "%s and %s differ in %d relationships, e.g. %s", all[0].id, all[i].id, len(d), strings.Join(d[:min(5, len(d))], ", "))
 		}
 	}
 	h.checkWindows()
@@ -514,6 +522,7 @@ func (k *campaign) finish(ctx context.Context) {
 		}
 	}
 	rep.Unidentified = c.net.Unidentified()
+	rep.ReplicaReads = int(k.w.replicaReads.Load())
 }
 
 // quiesce waits until every node reports the same applied revision for a
@@ -524,7 +533,7 @@ func (k *campaign) quiesce(ctx context.Context) (uint64, error) {
 	var since time.Time
 	for time.Now().Before(deadline) && ctx.Err() == nil {
 		var revs []uint64
-		for _, n := range k.c.nodes {
+		for _, n := range k.c.all() {
 			revs = append(revs, k.c.readyz(ctx, n).applied)
 		}
 		same := revs[0] != 0
@@ -547,8 +556,9 @@ func (k *campaign) quiesce(ctx context.Context) (uint64, error) {
 // exportAll reads every node's relationships with fully_consistent (nil for
 // a node that could not be read, recorded as a violation).
 func (k *campaign) exportAll(ctx context.Context) []map[string]bool {
-	sets := make([]map[string]bool, len(k.c.nodes))
-	for i, n := range k.c.nodes {
+	all := k.c.all()
+	sets := make([]map[string]bool, len(all))
+	for i, n := range all {
 		var err error
 		for try := 0; try < 20; try++ {
 			cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -596,7 +606,7 @@ func quantile(ds []time.Duration, q float64) time.Duration {
 func (r *Report) Print(w io.Writer) {
 	ms := func(d time.Duration) string { return d.Round(time.Millisecond).String() }
 	fmt.Fprintf(w, "ambit chaos: %d rounds in %s, seed %d, work dir %s\n", r.Rounds, r.Elapsed.Round(time.Second), r.Seed, r.Work)
-	fmt.Fprintf(w, "cluster gRPC through the proxies: %v; raft secret flag: %q\n", r.ClusterGRPC, r.SecretFlag)
+	fmt.Fprintf(w, "cluster gRPC through the proxies: %v; raft secret flag: %q; read replicas: %d (%d reads answered)\n", r.ClusterGRPC, r.SecretFlag, r.Replicas, r.ReplicaReads)
 	kinds := make([]string, 0, len(r.Faults))
 	for kind := range r.Faults {
 		kinds = append(kinds, kind)

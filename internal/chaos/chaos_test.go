@@ -333,3 +333,34 @@ func TestServeArgs(t *testing.T) {
 		t.Errorf("without the features: %q", a)
 	}
 }
+
+// TestCampaignReadReplicas runs the faults that move or remove the leader
+// against 3 voters with 2 read replicas (issue 27): the replicas take writes
+// (forwarded) and answer at_least_as_fresh and fully_consistent reads that
+// the checker verifies against the history, and end with the voters' data.
+func TestCampaignReadReplicas(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipped under -short: builds the ambit binary and runs a 5-node fault campaign")
+	}
+	bin := filepath.Join(t.TempDir(), "ambit")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/ambit-authz/ambit/cmd/ambit").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	var log bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	defer cancel()
+	kinds := []string{KillLeader, KillTwo, IsolateLeader, PartitionNode, KillAll}
+	rep, err := Run(ctx, Config{Bin: bin, Work: t.TempDir(), Rounds: 2 * len(kinds), Kinds: kinds, Seed: 27, Hold: time.Second, Replicas: 2, Log: &log})
+	if err != nil {
+		t.Fatalf("campaign: %v\n%s", err, log.String())
+	}
+	var out bytes.Buffer
+	rep.Print(&out)
+	t.Log("\n" + out.String())
+	if !rep.OK() {
+		t.Fatalf("%d violations (progress log below)\n%s", len(rep.Violations), log.String())
+	}
+	if rep.ReplicaReads == 0 || rep.Reads == 0 {
+		t.Errorf("the replicas answered %d of %d checked reads, want some", rep.ReplicaReads, rep.Reads)
+	}
+}

@@ -80,6 +80,7 @@ type node struct {
 	grpcAddr, httpAddr, raftAt string // where the process listens
 	raftProxy, grpcProxy       *Proxy // what peers dial (grpcProxy nil without grpcAdvertiseFlag)
 	logPath                    string
+	replica                    bool // a read replica (--read-replica); faults never pick one
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -97,7 +98,8 @@ type cluster struct {
 	secretFile string // holding secret
 	feat       features
 	net        *Net
-	nodes      []*node
+	nodes      []*node // the voters, which the faults pick from
+	replicas   []*node // read replicas: they serve the workload and are checked like voters
 	clusterID  string
 	logf       func(format string, args ...any)
 	http       *http.Client
@@ -131,8 +133,15 @@ func (c *cluster) serveArgs(n *node) []string {
 	} else {
 		args = append(args, "--join", c.nodes[0].grpcAddr, "--cluster-id", c.clusterID)
 	}
+	if n.replica {
+		args = append(args, "--read-replica")
+	}
 	return args
 }
+
+// all is the voters and then the read replicas; a node's index in it is its
+// idx (the workload's clients and the network use it).
+func (c *cluster) all() []*node { return append(slices.Clone(c.nodes), c.replicas...) }
 
 // freeAddr picks a free loopback port below the kernel's ephemeral range
 // (32768 and up on Linux), so that no process asking the kernel for a port
@@ -161,15 +170,16 @@ func logTail(path string, lines int) string {
 	return strings.Join(all[max(0, len(all)-lines):], "\n")
 }
 
-// newCluster prepares n nodes under work (ports, proxies), starting none.
-func newCluster(bin, work string, n int, logf func(string, ...any)) (*cluster, error) {
+// newCluster prepares n voters and replicas read replicas under work
+// (ports, proxies), starting none.
+func newCluster(bin, work string, n, replicas int, logf func(string, ...any)) (*cluster, error) {
 	feat, err := detectFeatures(bin)
 	if err != nil {
 		return nil, err
 	}
 	c := &cluster{bin: bin, work: work, key: "chaos-key", feat: feat, logf: logf,
 		http: &http.Client{Timeout: time.Second}}
-	c.net = NewNet(n, c.pids)
+	c.net = NewNet(n+replicas, c.pids)
 	if feat.secretFlag != "" {
 		c.secretFile = filepath.Join(work, "cluster-secret")
 		var b [32]byte
@@ -181,14 +191,23 @@ func newCluster(bin, work string, n int, logf func(string, ...any)) (*cluster, e
 			return nil, err
 		}
 	}
-	for i := range n {
+	for i := range n + replicas {
 		nd := &node{idx: i, id: fmt.Sprintf("n%d", i+1), dir: filepath.Join(work, fmt.Sprintf("n%d", i+1)),
-			logPath: filepath.Join(work, fmt.Sprintf("n%d.log", i+1))}
+			logPath: filepath.Join(work, fmt.Sprintf("n%d.log", i+1)), replica: i >= n}
 		for _, p := range []*string{&nd.grpcAddr, &nd.httpAddr, &nd.raftAt} {
 			if *p, err = freeAddr(); err != nil {
 				return nil, err
 			}
 		}
+		if nd.replica {
+			c.replicas = append(c.replicas, nd)
+		} else {
+			c.nodes = append(c.nodes, nd)
+		}
+	}
+	// The proxies start once the node lists are complete: a proxy's first
+	// connection reads them (pids).
+	for i, nd := range c.all() {
 		if nd.raftProxy, err = c.net.Listen(i, nd.raftAt); err != nil {
 			return nil, err
 		}
@@ -197,15 +216,15 @@ func newCluster(bin, work string, n int, logf func(string, ...any)) (*cluster, e
 				return nil, err
 			}
 		}
-		c.nodes = append(c.nodes, nd)
 	}
 	return c, nil
 }
 
 // pids maps the running processes to their nodes.
 func (c *cluster) pids() map[int]int {
-	m := make(map[int]int, len(c.nodes))
-	for _, n := range c.nodes {
+	all := c.all()
+	m := make(map[int]int, len(all))
+	for _, n := range all {
 		n.mu.Lock()
 		if n.cmd != nil && n.cmd.Process != nil {
 			m[n.cmd.Process.Pid] = n.idx
@@ -417,18 +436,29 @@ func (c *cluster) boot(ctx context.Context, timeout time.Duration) error {
 	if _, err := c.waitLeader(ctx, time.Until(deadline)); err != nil {
 		return err
 	}
+	for _, n := range c.replicas {
+		if err := c.start(n); err != nil {
+			return err
+		}
+		for !c.readyz(ctx, n).ready {
+			if time.Now().After(deadline) || !n.running() {
+				return fmt.Errorf("read replica %s did not become ready (log %s); its last lines:\n%s", n.id, n.logPath, logTail(n.logPath, 15))
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
 	return nil
 }
 
 // shutdown kills every process and closes the proxies.
 func (c *cluster) shutdown() {
-	for _, n := range c.nodes {
+	for _, n := range c.all() {
 		if n.running() {
 			_ = n.signal(syscall.SIGCONT)
 			_ = n.stop(syscall.SIGTERM, 10*time.Second)
 		}
 	}
-	for _, n := range c.nodes {
+	for _, n := range c.all() {
 		if n.raftProxy != nil {
 			_ = n.raftProxy.Close()
 		}
@@ -442,7 +472,7 @@ func (c *cluster) shutdown() {
 func (c *cluster) scanLogs() ([]string, error) {
 	var bad []string
 	var errs []error
-	for _, n := range c.nodes {
+	for _, n := range c.all() {
 		data, err := os.ReadFile(n.logPath)
 		if err != nil {
 			errs = append(errs, err)

@@ -36,7 +36,7 @@ type clients struct {
 
 func dialAll(c *cluster) (*clients, error) {
 	cl := &clients{}
-	for _, n := range c.nodes {
+	for _, n := range c.all() {
 		cc, err := grpc.NewClient(n.grpcAddr,
 			grpc.WithTransportCredentials(insecure.NewCredentials()),
 			grpc.WithPerRPCCredentials(bearer(c.key)),
@@ -79,6 +79,10 @@ type workload struct {
 	timeout time.Duration // per RPC
 
 	writes, reads atomic.Int64
+	// voters is how many of the n nodes are voters; the others are read
+	// replicas, whose answered reads replicaReads counts.
+	voters       int
+	replicaReads atomic.Int64
 }
 
 // attempt sends one write of k to node and records it.
@@ -231,6 +235,9 @@ func (w *workload) bulkRead(ctx context.Context, refs []ackRef, node int) (serve
 		}
 		return false
 	}
+	if node >= w.voters {
+		w.replicaReads.Add(1)
+	}
 	for i, ref := range refs {
 		p := pairs[i]
 		if p.GetRequest().GetResource().GetObjectId() != ref.k.id || p.GetError() != nil {
@@ -267,6 +274,9 @@ func (w *workload) read(ctx context.Context, ref ackRef, node int, mode string, 
 	w.h.mu.Unlock()
 	if err != nil {
 		return false
+	}
+	if node >= w.voters {
+		w.replicaReads.Add(1)
 	}
 	has := resp.GetPermissionship() == v1.CheckPermissionResponse_PERMISSIONSHIP_HAS_PERMISSION
 	w.h.checkRead(ref, has, node, mode, start, end, ref.at.token.GetToken())
