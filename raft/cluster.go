@@ -108,7 +108,7 @@ var serviceDesc = grpc.ServiceDesc{
 		unaryAuth("Promote", (*Node).authenticateAdmin, func() *wrapperspb.StringValue { return new(wrapperspb.StringValue) }, (*Node).servePromote),
 		unaryAuth("Demote", (*Node).authenticateAdmin, func() *wrapperspb.StringValue { return new(wrapperspb.StringValue) }, (*Node).serveDemote),
 		unary("Progress", func() *emptypb.Empty { return new(emptypb.Empty) }, (*Node).serveProgress),
-		unary("Replication", func() *emptypb.Empty { return new(emptypb.Empty) }, (*Node).serveReplication),
+		unaryAuth("Replication", (*Node).authenticateAdmin, func() *emptypb.Empty { return new(emptypb.Empty) }, (*Node).serveReplication),
 	},
 	Streams: []grpc.StreamDesc{
 		{StreamName: "ForwardChunks", Handler: serveForwardChunks, ClientStreams: true},
@@ -207,10 +207,10 @@ func (n *Node) authenticate(ctx context.Context) error {
 	return status.Error(codes.Unauthenticated, ErrUnauthenticated.Error())
 }
 
-// authenticateAdmin checks an operator's call (Status, Remove, Promote,
-// Demote): what
-// authenticate accepts, or else a credential Config.StatusAuth finds an
-// admin's (a managed API token with the admin scope). Node-to-node calls
+// authenticateAdmin checks an operator's call (Status, Replication, Remove,
+// Promote, Demote): what authenticate accepts, or else a credential
+// Config.StatusAuth finds an admin's (a managed API token with the admin
+// scope). Node-to-node calls
 // (Forward, ReadIndex, Join, ClusterID) are not open to it.
 func (n *Node) authenticateAdmin(ctx context.Context) error {
 	err := n.authenticate(ctx)
