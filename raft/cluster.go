@@ -210,8 +210,8 @@ func (n *Node) authenticate(ctx context.Context) error {
 // authenticateAdmin checks an operator's call (Status, Replication, Remove,
 // Promote, Demote): what authenticate accepts, or else a credential
 // Config.StatusAuth finds an admin's (a managed API token with the admin
-// scope). Node-to-node calls
-// (Forward, ReadIndex, Join, ClusterID) are not open to it.
+// scope). Node-to-node calls (Forward, ReadIndex, Join, JoinReplica,
+// ClusterID, Progress) are not open to it.
 func (n *Node) authenticateAdmin(ctx context.Context) error {
 	err := n.authenticate(ctx)
 	if err == nil || n.cfg.StatusAuth == nil {
