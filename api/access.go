@@ -86,6 +86,10 @@ func (a accessService) ResourceAccess(req *ambitv1.ResourceAccessRequest, stream
 			return resourceExhaustedf("ResourceAccess found more than %d subjects; page with optional_limit and optional_cursor", s.limits.MaxLookupResults)
 		}
 		c := s.tokens.encodeCursor(cursor{kind: cursorResourceAccess, rev: v.Revision(), request: fp, after: acc.Subject.ID})
+		proof, err := proofPB(acc.Proof)
+		if err != nil {
+			return err
+		}
 		resp := &ambitv1.ResourceAccessResponse{
 			ReadAt:             at,
 			Subject:            subjectPB(acc.Subject),
@@ -93,7 +97,7 @@ func (a accessService) ResourceAccess(req *ambitv1.ResourceAccessRequest, stream
 			Permissionship:     permissionshipPB(acc.Permissionship),
 			MissingContext:     acc.Missing,
 			ExcludedSubjectIds: acc.Excluded,
-			Proof:              proofPB(acc.Proof),
+			Proof:              proof,
 			AfterResultCursor:  &ambitv1.Cursor{Token: c.GetToken()},
 		}
 		if err := stream.Send(resp); err != nil {
@@ -160,12 +164,20 @@ func (a accessService) Explain(ctx context.Context, req *ambitv1.ExplainRequest)
 	if err != nil {
 		return nil, err
 	}
+	proof, err := proofPB(ex.Proof)
+	if err != nil {
+		return nil, err
+	}
+	root, err := whyToPB(ex.Root)
+	if err != nil {
+		return nil, err
+	}
 	return &ambitv1.ExplainResponse{
 		ReadAt:         zedTokenPB(s.tokens.zedToken(rev)),
 		Permissionship: permissionshipPB(ex.Result),
 		MissingContext: ex.Missing,
-		Proof:          proofPB(ex.Proof),
-		Root:           whyToPB(ex.Root),
+		Proof:          proof,
+		Root:           root,
 		Truncated:      ex.Truncated,
 	}, nil
 }

@@ -2,10 +2,10 @@ package api
 
 import (
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
-	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/ambit-authz/ambit/engine"
+	"github.com/ambit-authz/ambit/internal/v1pb"
 	ambitv1 "github.com/ambit-authz/ambit/proto/ambit/v1"
 	"github.com/ambit-authz/ambit/tuple"
 )
@@ -73,20 +73,23 @@ func PermissionshipFromPB(p ambitv1.Permissionship) engine.Permissionship {
 	return engine.NoPermission
 }
 
-func relationshipPB(r tuple.Relationship) *ambitv1.Relationship {
+// relationshipPB converts a relationship of a proof or an explanation. A
+// caveat context a protobuf Struct cannot hold is an error naming the
+// relationship, never a silent drop (as in internal/v1pb).
+func relationshipPB(r tuple.Relationship) (*ambitv1.Relationship, error) {
 	out := &ambitv1.Relationship{Resource: objectPB(r.Resource), Relation: r.Relation, Subject: subjectPB(r.Subject)}
 	if r.Caveat != nil {
 		out.OptionalCaveatName = r.Caveat.Name
-		if len(r.Caveat.Context) > 0 {
-			if st, err := structpb.NewStruct(r.Caveat.Context); err == nil {
-				out.OptionalCaveatContext = st
-			}
+		st, err := v1pb.ContextToV1(r.Caveat.Context, "caveat context of "+r.Key().String())
+		if err != nil {
+			return nil, err
 		}
+		out.OptionalCaveatContext = st
 	}
 	if !r.Expiration.IsZero() {
 		out.OptionalExpiresAt = timestamppb.New(r.Expiration)
 	}
-	return out
+	return out, nil
 }
 
 // RelationshipFromPB is the relationship an ambit.v1 Relationship names
@@ -107,12 +110,15 @@ func RelationshipFromPB(r *ambitv1.Relationship) tuple.Relationship {
 	return out
 }
 
-func proofPB(p []tuple.Relationship) []*ambitv1.Relationship {
+func proofPB(p []tuple.Relationship) ([]*ambitv1.Relationship, error) {
 	out := make([]*ambitv1.Relationship, len(p))
 	for i, r := range p {
-		out[i] = relationshipPB(r)
+		var err error
+		if out[i], err = relationshipPB(r); err != nil {
+			return nil, err
+		}
 	}
-	return out
+	return out, nil
 }
 
 var whyKinds = map[engine.WhyKind]ambitv1.ExplainNode_Kind{
@@ -127,19 +133,26 @@ var whyKinds = map[engine.WhyKind]ambitv1.ExplainNode_Kind{
 	engine.WhyNoParent:     ambitv1.ExplainNode_KIND_NO_PARENT,
 }
 
-func whyToPB(w *engine.Why) *ambitv1.ExplainNode {
+func whyToPB(w *engine.Why) (*ambitv1.ExplainNode, error) {
 	if w == nil {
-		return nil
+		return nil, nil
 	}
 	n := &ambitv1.ExplainNode{Kind: whyKinds[w.Kind], Resource: objectPB(w.Resource), Relation: w.Relation,
 		Permissionship: permissionshipPB(w.Result), MissingContext: w.Missing, Note: w.Note}
 	if w.Relationship != nil {
-		n.Relationship = relationshipPB(*w.Relationship)
+		var err error
+		if n.Relationship, err = relationshipPB(*w.Relationship); err != nil {
+			return nil, err
+		}
 	}
 	for _, c := range w.Children {
-		n.Children = append(n.Children, whyToPB(c))
+		cn, err := whyToPB(c)
+		if err != nil {
+			return nil, err
+		}
+		n.Children = append(n.Children, cn)
 	}
-	return n
+	return n, nil
 }
 
 // WhyFromPB is the explanation tree an ExplainNode carries, for printing
