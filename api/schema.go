@@ -134,49 +134,33 @@ func (c *schemaCache) guard(_ tuple.Revision, text string) error {
 		}
 		return tuple.Relationship{}, false, nil
 	}
-	for name, d := range prev.Definitions {
-		nd := next.Definitions[name]
-		for _, relName := range d.Order {
-			r := d.Relations[relName]
-			if r.IsPermission {
-				continue
+	for _, rm := range schema.Removals(prev, next) {
+		f := tuple.Filter{ResourceType: rm.Definition, Relation: rm.Relation}
+		if rm.Kind != schema.RemovedTypes {
+			rel, found, err := first(f)
+			if err != nil {
+				return err
 			}
-			var nr *schema.Relation
-			if nd != nil {
-				nr = nd.Relations[relName]
+			if found {
+				return refusal(raft.ErrSchemaInUse, "the new schema %s, but relationships still use it (e.g. %s); delete them first", rm.What(), rel.Key())
 			}
-			if nr == nil || nr.IsPermission {
-				rel, found, err := first(tuple.Filter{ResourceType: name, Relation: relName})
+			continue
+		}
+		for _, at := range rm.Types {
+			sf := &tuple.SubjectFilter{Type: at.Type}
+			if at.Wildcard {
+				sf.IDs = []string{tuple.Wildcard}
+			} else {
+				rel := at.Relation
+				sf.Relation = &rel
+			}
+			f.Subject = sf
+			for rel, err := range snap.Query(ctx, f) {
 				if err != nil {
 					return err
 				}
-				if found {
-					what := "removes relation " + name + "#" + relName
-					switch {
-					case nd == nil:
-						what = "removes definition " + name
-					case nr != nil:
-						what = "turns relation " + name + "#" + relName + " into a permission"
-					}
-					return refusal(raft.ErrSchemaInUse, "the new schema %s, but relationships still use it (e.g. %s); delete them first", what, rel.Key())
-				}
-				continue
-			}
-			for _, at := range removedTypes(r.AllowedTypes, nr.AllowedTypes) {
-				sf := &tuple.SubjectFilter{Type: at.Type}
-				if at.Wildcard {
-					sf.IDs = []string{tuple.Wildcard}
-				} else {
-					rel := at.Relation
-					sf.Relation = &rel
-				}
-				for rel, err := range snap.Query(ctx, tuple.Filter{ResourceType: name, Relation: relName, Subject: sf}) {
-					if err != nil {
-						return err
-					}
-					if verr := engine.ValidateRelationship(next, rel); verr != nil {
-						return refusal(raft.ErrSchemaOrphans, "the new schema no longer allows %s on relation %s#%s, but relationship %s uses it; delete or rewrite such relationships first", allowedString(at), name, relName, rel)
-					}
+				if verr := engine.ValidateRelationship(next, rel); verr != nil {
+					return refusal(raft.ErrSchemaOrphans, "the new schema no longer allows %s on relation %s#%s, but relationship %s uses it; delete or rewrite such relationships first", at, rm.Definition, rm.Relation, rel)
 				}
 			}
 		}
@@ -197,43 +181,4 @@ func (r *schemaRefusal) Unwrap() error { return r.kind }
 
 func refusal(kind error, format string, args ...any) error {
 	return &schemaRefusal{kind: kind, msg: fmt.Sprintf(format, args...)}
-}
-
-// removedTypes lists the allowed types of prev that next does not have.
-func removedTypes(prev, next []schema.AllowedType) []schema.AllowedType {
-	var out []schema.AllowedType
-	for _, p := range prev {
-		found := false
-		for _, n := range next {
-			if n == p {
-				found = true
-				break
-			}
-		}
-		if !found {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-func allowedString(a schema.AllowedType) string {
-	s := a.Type
-	switch {
-	case a.Wildcard:
-		s += ":*"
-	case a.Relation != "":
-		s += "#" + a.Relation
-	}
-	if a.Caveat != "" {
-		s += " with " + a.Caveat
-	}
-	if a.Expiration {
-		if a.Caveat != "" {
-			s += " and expiration"
-		} else {
-			s += " with expiration"
-		}
-	}
-	return s
 }

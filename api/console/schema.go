@@ -132,7 +132,7 @@ func diagramOf(s *schema.Schema) *Diagram {
 			if !r.IsPermission {
 				var types []string
 				for _, at := range r.AllowedTypes {
-					types = append(types, allowedText(at))
+					types = append(types, at.String())
 					to := at.Type
 					if at.Relation != "" {
 						to += "#" + at.Relation
@@ -247,27 +247,6 @@ func nested(e schema.Expr) string {
 	return exprText(e)
 }
 
-func allowedText(a schema.AllowedType) string {
-	s := a.Type
-	switch {
-	case a.Wildcard:
-		s += ":*"
-	case a.Relation != "":
-		s += "#" + a.Relation
-	}
-	var with []string
-	if a.Caveat != "" {
-		with = append(with, a.Caveat)
-	}
-	if a.Expiration {
-		with = append(with, "expiration")
-	}
-	if len(with) > 0 {
-		s += " with " + strings.Join(with, " and ")
-	}
-	return s
-}
-
 // Problem is an error or warning at a line and column of the schema text
 // (Line 0: not tied to a place).
 type Problem struct {
@@ -332,58 +311,35 @@ func (h *Handler) orphaned(ctx context.Context, prevText, text string, next *sch
 		return 1, 1
 	}
 	var out []Problem
-	names := make([]string, 0, len(prev.Definitions))
-	for n := range prev.Definitions {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		d := prev.Definitions[name]
-		nd := next.Definitions[name]
-		for _, relName := range d.Order {
-			r := d.Relations[relName]
-			if r.IsPermission {
-				continue
+	for _, rm := range schema.Removals(prev, next) {
+		f := &v1.RelationshipFilter{ResourceType: rm.Definition, OptionalRelation: rm.Relation}
+		line, col := place(rm.Definition, rm.Relation)
+		if rm.Kind != schema.RemovedTypes {
+			rels, err := h.read(ctx, f, 1)
+			if err != nil {
+				return nil, err
 			}
-			var nr *schema.Relation
-			if nd != nil {
-				nr = nd.Relations[relName]
+			if len(rels) > 0 {
+				out = append(out, Problem{Line: line, Col: col, Message: fmt.Sprintf("this change %s, but relationships still use it (e.g. %s); delete them first", rm.What(), rels[0])})
 			}
-			if nr == nil || nr.IsPermission {
-				rels, err := h.read(ctx, &v1.RelationshipFilter{ResourceType: name, OptionalRelation: relName}, 1)
-				if err != nil {
-					return nil, err
-				}
-				if len(rels) > 0 {
-					what := "removes relation " + name + "#" + relName
-					switch {
-					case nd == nil:
-						what = "removes definition " + name
-					case nr != nil:
-						what = "turns relation " + name + "#" + relName + " into a permission"
-					}
-					line, col := place(name, relName)
-					out = append(out, Problem{Line: line, Col: col, Message: fmt.Sprintf("this change %s, but relationships still use it (e.g. %s); delete them first", what, rels[0])})
-				}
-				continue
+			continue
+		}
+		for _, at := range rm.Types {
+			sf := &v1.SubjectFilter{SubjectType: at.Type}
+			if at.Wildcard {
+				sf.OptionalSubjectId = tuple.Wildcard
+			} else {
+				sf.OptionalRelation = &v1.SubjectFilter_RelationFilter{Relation: at.Relation}
 			}
-			for _, at := range removedTypes(r.AllowedTypes, nr.AllowedTypes) {
-				sf := &v1.SubjectFilter{SubjectType: at.Type}
-				if at.Wildcard {
-					sf.OptionalSubjectId = tuple.Wildcard
-				} else {
-					sf.OptionalRelation = &v1.SubjectFilter_RelationFilter{Relation: at.Relation}
-				}
-				rels, err := h.read(ctx, &v1.RelationshipFilter{ResourceType: name, OptionalRelation: relName, OptionalSubjectFilter: sf}, orphanScan)
-				if err != nil {
-					return nil, err
-				}
-				for _, rel := range rels {
-					if engine.ValidateRelationship(next, rel) != nil {
-						line, col := place(name, relName)
-						out = append(out, Problem{Line: line, Col: col, Message: fmt.Sprintf("this change no longer allows %s on %s#%s, but relationship %s uses it; delete or rewrite such relationships first", allowedText(at), name, relName, rel)})
-						break
-					}
+			f.OptionalSubjectFilter = sf
+			rels, err := h.read(ctx, f, orphanScan)
+			if err != nil {
+				return nil, err
+			}
+			for _, rel := range rels {
+				if engine.ValidateRelationship(next, rel) != nil {
+					out = append(out, Problem{Line: line, Col: col, Message: fmt.Sprintf("this change no longer allows %s on %s#%s, but relationship %s uses it; delete or rewrite such relationships first", at, rm.Definition, rm.Relation, rel)})
+					break
 				}
 			}
 		}
@@ -431,24 +387,6 @@ func declPlaces(src string) map[string]schema.Pos {
 		for _, m := range def.Members {
 			name, pos := m.MemberName()
 			out[def.Name+"#"+name] = pos
-		}
-	}
-	return out
-}
-
-// removedTypes lists the allowed types of prev that next does not have.
-func removedTypes(prev, next []schema.AllowedType) []schema.AllowedType {
-	var out []schema.AllowedType
-	for _, p := range prev {
-		found := false
-		for _, n := range next {
-			if n == p {
-				found = true
-				break
-			}
-		}
-		if !found {
-			out = append(out, p)
 		}
 	}
 	return out
