@@ -22,7 +22,7 @@ type logCache struct {
 
 	mu      sync.Mutex
 	entries map[uint64]*hraft.Log
-	order   []uint64 // indexes in the order stored, oldest first (from head)
+	order   []*hraft.Log // entries in the order stored, oldest first (from head)
 	head    int
 	bytes   int
 }
@@ -65,7 +65,7 @@ func (c *logCache) StoreLogs(logs []*hraft.Log) error {
 		}
 		c.drop(l.Index)
 		c.entries[l.Index] = l
-		c.order = append(c.order, l.Index)
+		c.order = append(c.order, l)
 		c.bytes += n
 	}
 	for c.bytes > c.budget && c.head < len(c.order) {
@@ -78,8 +78,8 @@ func (c *logCache) StoreLogs(logs []*hraft.Log) error {
 	return err
 }
 
-// drop forgets the cached entry at idx, if any (its queue slot is skipped
-// when it comes up).
+// drop forgets the cached entry at idx, if any (its queue slot no longer
+// matches the map when it comes up, and is skipped).
 func (c *logCache) drop(idx uint64) {
 	if l, ok := c.entries[idx]; ok {
 		c.bytes -= entrySize(l)
@@ -88,9 +88,12 @@ func (c *logCache) drop(idx uint64) {
 }
 
 func (c *logCache) evictOldest() {
-	idx := c.order[c.head]
+	l := c.order[c.head]
+	c.order[c.head] = nil
 	c.head++
-	c.drop(idx)
+	if c.entries[l.Index] == l { // not since rewritten at the same index
+		c.drop(l.Index)
+	}
 }
 
 func (c *logCache) DeleteRange(lo, hi uint64) error {

@@ -79,3 +79,30 @@ func TestLogCacheBoundedByBytes(t *testing.T) {
 		t.Fatalf("index queue: %d live of %d slots", n, len(c.order))
 	}
 }
+
+// TestLogCacheRewriteOutlivesOldSlot: an index stored again keeps its new
+// entry when the eviction queue reaches the slot of the old one.
+func TestLogCacheRewriteOutlivesOldSlot(t *testing.T) {
+	under := &countingStore{InmemStore: hraft.NewInmemStore()}
+	c := newLogCache(under, 10_000)
+	for i := uint64(1); i <= 9; i++ { // 9 entries of ~1 KB fill the budget
+		if err := c.StoreLog(&hraft.Log{Index: i, Term: 1, Data: make([]byte, 1000)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.StoreLog(&hraft.Log{Index: 3, Term: 2, Data: []byte("new")}); err != nil {
+		t.Fatal(err)
+	}
+	for i := uint64(10); i <= 13; i++ { // evicts 1, 2, the old 3's slot and 4
+		if err := c.StoreLog(&hraft.Log{Index: i, Term: 2, Data: make([]byte, 1000)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var l hraft.Log
+	if err := c.GetLog(3, &l); err != nil || l.Term != 2 || under.gets != 0 {
+		t.Fatalf("rewritten entry: %v, term %d, store reads %d (want a cache hit)", err, l.Term, under.gets)
+	}
+	if err := c.GetLog(4, &l); err != nil || under.gets != 1 {
+		t.Fatalf("entry 4: %v, store reads %d (want it evicted, read from the store)", err, under.gets)
+	}
+}
