@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"crypto/subtle"
-	"errors"
 	"fmt"
 	"log/slog"
 	"runtime"
@@ -207,22 +206,6 @@ func checkBearer(keys [][]byte, authorization string) error {
 	return nil
 }
 
-// CheckBearer is the API's key check for other front ends (the HTTP
-// profiler): nil when authorization ("Bearer KEY", as an HTTP header or
-// gRPC metadata) carries one of keys. Its error names what is wrong.
-func CheckBearer(keys []string, authorization string) error {
-	if authorization == "" {
-		return status.Error(codes.Unauthenticated, `missing "Authorization: Bearer <preshared key>"`)
-	}
-	bs := make([][]byte, len(keys))
-	for i, k := range keys {
-		bs[i] = []byte(k)
-	}
-	if err := checkBearer(bs, authorization); err != nil {
-		return errors.New(status.Convert(err).Message())
-	}
-	return nil
-}
 
 func (a *Authenticator) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 	ctx, err := a.authorizeCall(ctx, info.FullMethod)

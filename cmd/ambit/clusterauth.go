@@ -11,8 +11,10 @@ import (
 	"strings"
 
 	"github.com/spf13/pflag"
+	"google.golang.org/grpc/status"
 
 	"github.com/ambit-authz/ambit/api"
+	"github.com/ambit-authz/ambit/api/apitoken"
 	"github.com/ambit-authz/ambit/raft"
 )
 
@@ -134,11 +136,11 @@ func checkKeys(keys []string) error {
 	return nil
 }
 
-// pprofHandler serves Go's profiler behind the API's bearer keys (open
-// without keys, which serve allows only on loopback or with
-// --insecure-no-auth). /debug/pprof/cmdline is not served: the command line
+// pprofHandler serves Go's profiler behind the API's Authenticator: a
+// preshared key or an admin token (open without keys, which serve allows
+// only on loopback or with --insecure-no-auth). /debug/pprof/cmdline is not served: the command line
 // can hold keys and secrets.
-func pprofHandler(keys []string) http.Handler {
+func pprofHandler(auth *api.Authenticator) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", func(w http.ResponseWriter, _ *http.Request) {
@@ -148,12 +150,12 @@ func pprofHandler(keys []string) http.Handler {
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if len(keys) > 0 {
-			if err := api.CheckBearer(keys, r.Header.Get("Authorization")); err != nil {
-				w.Header().Set("WWW-Authenticate", "Bearer")
-				http.Error(w, err.Error(), http.StatusUnauthorized)
-				return
-			}
+		// The profiler is an operator's tool: a preshared key or a token
+		// with the admin scope, as every other port decides.
+		if _, err := auth.AuthorizeHTTP(r, apitoken.Admin); err != nil {
+			w.Header().Set("WWW-Authenticate", "Bearer")
+			http.Error(w, status.Convert(err).Message(), api.HTTPStatus(err))
+			return
 		}
 		mux.ServeHTTP(w, r)
 	})

@@ -176,7 +176,7 @@ func mustRel(t *testing.T, s string) tuple.Relationship {
 	return r
 }
 
-// With --pprof, the profiler asks for the API's key, and the command line
+// With --pprof, the profiler asks for the API's key (or an admin token), and the command line
 // (which can hold keys) is not served at all.
 func TestPprofBehindKeys(t *testing.T) {
 	const key = "pprof-test-key-7f3a9c"
@@ -202,7 +202,7 @@ func TestPprofBehindKeys(t *testing.T) {
 		code       int
 	}{
 		{"/debug/pprof/cmdline", "", http.StatusUnauthorized},
-		{"/debug/pprof/cmdline", "Bearer wrong", http.StatusUnauthorized},
+		{"/debug/pprof/cmdline", "Bearer wrong", http.StatusForbidden}, // a wrong key, as on every port
 		{"/debug/pprof/cmdline", "Bearer " + key, http.StatusNotFound},
 		{"/debug/pprof/", "", http.StatusUnauthorized},
 		{"/debug/pprof/goroutine?debug=1", "", http.StatusUnauthorized},
@@ -219,5 +219,19 @@ func TestPprofBehindKeys(t *testing.T) {
 	}
 	if code, _ := get("/metrics", ""); code != http.StatusOK {
 		t.Errorf("/metrics = %d; it stays open", code)
+	}
+	// Managed tokens: the profiler is an admin's.
+	token := func(name, scope string) string {
+		out, errOut, err := cliAt(t, a.grpc, key, "token", "create", "--name", name, "--scope", scope)
+		if err != nil {
+			t.Fatalf("token create %s: %v %s", name, err, errOut)
+		}
+		return strings.TrimSpace(out)
+	}
+	if code, _ := get("/debug/pprof/", "Bearer "+token("ops", "admin")); code != http.StatusOK {
+		t.Errorf("/debug/pprof/ with an admin token = %d, want 200", code)
+	}
+	if code, body := get("/debug/pprof/", "Bearer "+token("app", "check,read")); code != http.StatusForbidden || !strings.Contains(body, "admin") {
+		t.Errorf("/debug/pprof/ with a check,read token = %d %q, want 403 naming the admin scope", code, body)
 	}
 }

@@ -276,7 +276,7 @@ func (s *server) startHTTP(ctx context.Context) error {
 		return err
 	}
 	if c.pprof {
-		mux.Handle("/debug/pprof/", pprofHandler(c.keys))
+		mux.Handle("/debug/pprof/", pprofHandler(s.auth))
 	}
 	s.hs = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	// Closed last, so /readyz says why the node is not ready until the end.
