@@ -206,7 +206,6 @@ func checkBearer(keys [][]byte, authorization string) error {
 	return nil
 }
 
-
 func (a *Authenticator) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 	ctx, err := a.authorizeCall(ctx, info.FullMethod)
 	if err != nil {
