@@ -213,7 +213,7 @@ func (s *server) startAPI(ctx context.Context) error {
 		s.reg.MustRegister(lm)
 	}
 	s.auth = api.NewAuthenticator(c.keys)
-	opts := s.srv.ServerOptions(api.ServeOptions{PresharedKeys: c.keys, Version: version, Authenticator: s.auth})
+	opts := s.srv.ServerOptions(api.ServeOptions{Version: version, Authenticator: s.auth})
 	replicaOpts, err := replicaWiring(s.reg, node, st, c.replica)
 	if err != nil {
 		return err

@@ -110,7 +110,7 @@ func Start(t testing.TB, o Options) *Server {
 		}
 		auth.SetTokens(o.Tokens, am)
 	}
-	g := grpc.NewServer(srv.ServerOptions(api.ServeOptions{PresharedKeys: o.Keys, Authenticator: auth})...)
+	g := grpc.NewServer(srv.ServerOptions(api.ServeOptions{Authenticator: auth})...)
 	srv.Register(g)
 	if o.Tokens != nil {
 		srv.RegisterTokens(g, o.Tokens, auth)
