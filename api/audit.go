@@ -81,7 +81,7 @@ type AuditLog struct {
 	queued  int64 // bytes of entry data in queue
 	spilled uint64
 	read    func(index uint64) ([]byte, error) // SetEntryReader
-	wake    chan struct{} // signalled when queue gains entries
+	wake    chan struct{}                      // signalled when queue gains entries
 	closed  bool
 	last    tuple.Revision // last revision written
 	ring    []auditLine    // recent lines, for followers of Tail

@@ -68,8 +68,8 @@ func (s *server) openLogs(context.Context) error {
 		s.onClose("the decision log", d.Close)
 	}
 	if c.auditLog != "" {
-		if c.auditMaxMiB <= 0 || c.auditKeep <= 0 || c.auditQueueMiB <= 0 {
-			return errors.New("--audit-log-max-mib, --audit-log-keep and --audit-log-queue-mib must be positive")
+		if c.auditMaxMiB <= 0 || c.auditKeep <= 0 || c.auditQueueMiB < 0 {
+			return errors.New("--audit-log-max-mib and --audit-log-keep must be positive, --audit-log-queue-mib not negative (0: the default)")
 		}
 		a, err := api.OpenAuditLog(api.AuditOptions{Path: c.auditLog, MaxBytes: c.auditMaxMiB << 20, Keep: c.auditKeep, NoSync: c.auditNoSync,
 			MaxQueueBytes: c.auditQueueMiB << 20, TokenName: s.tokenName, Logger: s.log})
