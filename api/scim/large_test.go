@@ -226,3 +226,23 @@ func TestLargeGroup(t *testing.T) {
 	}
 	l.wantAccess("user:"+memberID(n), false, "dataset:big", "read")
 }
+
+// TestScanGate: a SCIM list that reads every resource is a heavy call of
+// the server's gate (--max-concurrent-heavy, the heap's high-water mark):
+// refused, it is a 503 SCIM error with Retry-After; lookups an index
+// answers and changes are not gated.
+func TestScanGate(t *testing.T) {
+	l := startLive(t, api.Limits{MemoryHighWater: 1}) // the heap is always above it
+	id := str(l.want(201, "POST", "/Users", `{"userName":"ana","externalId":"E-1"}`).body, "id")
+	l.want(201, "POST", "/Groups", `{"displayName":"Team","members":[{"value":"`+id+`"}]}`)
+	for _, path := range []string{"/Users", "/Users?filter=" + q(`name.givenName sw "A"`), "/Groups?filter=" + q(`members[value eq "`+id+`"]`)} {
+		r := l.wantError(503, "", "GET", path, "")
+		if r.header.Get("Retry-After") == "" || !strings.Contains(str(r.body, "detail"), "high-water") {
+			t.Errorf("GET %s = %v %s, want Retry-After and the limit named", path, r.header, r.raw)
+		}
+	}
+	for _, path := range []string{"/Users?filter=" + q(`userName eq "ana"`), "/Users?filter=" + q(`externalId eq "E-1"`),
+		"/Groups?filter=" + q(`displayName eq "team"`), "/Users/" + id} {
+		l.want(200, "GET", path, "")
+	}
+}

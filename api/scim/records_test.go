@@ -20,13 +20,15 @@ type fakeRecords struct {
 	recs   map[string]map[string][]byte
 	rels   map[string]bool
 	writes int
+	// scans counts the reads of a whole space.
+	scans map[string]int
 	// before, when set, runs inside Write before the conditions are
 	// checked (a concurrent writer).
 	before func()
 }
 
 func newFakeRecords() *fakeRecords {
-	return &fakeRecords{recs: map[string]map[string][]byte{}, rels: map[string]bool{}}
+	return &fakeRecords{recs: map[string]map[string][]byte{}, rels: map[string]bool{}, scans: map[string]int{}}
 }
 
 func (f *fakeRecords) Record(_ context.Context, space, key string) ([]byte, bool, error) {
@@ -48,6 +50,9 @@ func (f *fakeRecords) Lookup(_ context.Context, space string, keys []string) ([]
 
 func (f *fakeRecords) Scan(_ context.Context, space, prefix string, fn func(string, []byte) error) error {
 	f.mu.Lock()
+	if prefix == "" {
+		f.scans[space]++
+	}
 	keys := make([]string, 0, len(f.recs[space]))
 	for k := range f.recs[space] {
 		if strings.HasPrefix(k, prefix) {
