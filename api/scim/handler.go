@@ -85,6 +85,8 @@ type Store interface {
 	MembersIn(ctx context.Context, group string, ids []string) (map[string]map[string]any, error)
 	// WithMember returns those of groups that have member.
 	WithMember(ctx context.Context, groups []string, member string) ([]string, error)
+	// Exist returns those of ids that are resources of the kind.
+	Exist(ctx context.Context, kind Kind, ids []string) (map[string]bool, error)
 }
 
 // DefaultMaxBody bounds a request body when Handler.MaxBody is zero.
@@ -761,6 +763,40 @@ func (h *Handler) relationships(ctx context.Context, kind Kind, id string, befor
 func (h *Handler) members(ctx context.Context, r Resource, known map[string]bool, lenient bool) ([]Member, error) {
 	list, _ := r["members"].([]any)
 	out := make([]Member, 0, len(list))
+	// The kinds of the members without a type, read together.
+	var unknown []string
+	for _, e := range list {
+		m, _ := e.(map[string]any)
+		v, _ := m["value"].(string)
+		if typ, _ := lookup(m, "type").(string); typ == "" && v != "" {
+			if _, ok := known[v]; !ok {
+				unknown = append(unknown, v)
+			}
+		}
+	}
+	if len(unknown) > 0 {
+		users, err := h.Store.Exist(ctx, Users, unknown)
+		if err != nil {
+			return nil, err
+		}
+		var rest []string
+		for _, v := range unknown {
+			if users[v] {
+				known[v] = false
+			} else {
+				rest = append(rest, v)
+			}
+		}
+		if len(rest) > 0 {
+			groups, err := h.Store.Exist(ctx, Groups, rest)
+			if err != nil {
+				return nil, err
+			}
+			for v := range groups {
+				known[v] = true
+			}
+		}
+	}
 	for _, e := range list {
 		m, _ := e.(map[string]any)
 		v, _ := m["value"].(string)
@@ -777,12 +813,6 @@ func (h *Handler) members(ctx context.Context, r Resource, known map[string]bool
 			return nil, errorf(http.StatusBadRequest, "invalidValue", "member %s: type %q is not User or Group", v, typ)
 		default:
 			g, ok := known[v]
-			if !ok {
-				var err error
-				if g, ok, err = h.kindOf(ctx, v); err != nil {
-					return nil, err
-				}
-			}
 			if !ok && !lenient {
 				return nil, errorf(http.StatusBadRequest, "invalidValue", "member %s is neither a user nor a group", v)
 			}
@@ -792,21 +822,6 @@ func (h *Handler) members(ctx context.Context, r Resource, known map[string]bool
 		out = append(out, Member{ID: v, Group: group})
 	}
 	return out, nil
-}
-
-// kindOf finds whether id is a user (group false) or a group; ok is false
-// for neither.
-func (h *Handler) kindOf(ctx context.Context, id string) (group, ok bool, err error) {
-	for _, k := range []Kind{Users, Groups} {
-		_, _, err := h.Store.Get(ctx, k, id)
-		if err == nil {
-			return k == Groups, true, nil
-		}
-		if !errors.Is(err, ErrNotFound) {
-			return false, false, err
-		}
-	}
-	return false, false, nil
 }
 
 func (h *Handler) location(kind Kind, id string) string {

@@ -313,6 +313,27 @@ func (s *RecordStore) WithMember(ctx context.Context, groups []string, member st
 	return out, nil
 }
 
+// Exist implements Store: one read of the records of ids.
+func (s *RecordStore) Exist(ctx context.Context, kind Kind, ids []string) (map[string]bool, error) {
+	var keys []string
+	for _, id := range ids {
+		if validID(id) {
+			keys = append(keys, id)
+		}
+	}
+	vals, err := s.R.Lookup(ctx, space(kind), keys)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]bool, len(keys))
+	for i, b := range vals {
+		if b != nil {
+			out[keys[i]] = true
+		}
+	}
+	return out, nil
+}
+
 // Find implements Store: the ids an index holds for value.
 func (s *RecordStore) Find(ctx context.Context, kind Kind, attr, value string) ([]string, bool, error) {
 	for _, ix := range indexes[kind] {
