@@ -46,6 +46,9 @@ type SCIMOptions struct {
 	// MaxMembers bounds the members one request lists (scim.Handler's
 	// MaxMembers; scim.DefaultMaxMembers if zero).
 	MaxMembers int
+	// MaxBulkOperations bounds the operations of one bulk request
+	// (scim.DefaultMaxBulkOperations if zero).
+	MaxBulkOperations int
 }
 
 // SCIMHandler returns the SCIM 2.0 service provider; mount it at SCIMPrefix
@@ -77,9 +80,10 @@ func (s *Server) SCIMHandler(o SCIMOptions) (http.Handler, error) {
 		Prefix:  SCIMPrefix,
 		MaxBody: o.MaxBodyBytes,
 		// A group's DELETE removes members in writes the server accepts.
-		MaxUpdates: s.limits.MaxUpdatesPerWrite,
-		MaxMembers: o.MaxMembers,
-		Admit:      s.admitSCIMScan,
+		MaxUpdates:        s.limits.MaxUpdatesPerWrite,
+		MaxMembers:        o.MaxMembers,
+		MaxBulkOperations: o.MaxBulkOperations,
+		Admit:             s.admitSCIMScan,
 	}
 	return &scimHTTP{s: s, o: o, keys: keys, next: h}, nil
 }

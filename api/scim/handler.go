@@ -114,6 +114,9 @@ type Handler struct {
 	// (the server's --max-updates-per-write; DefaultMaxUpdates if zero): a
 	// group's DELETE removes its members in writes of at most this many.
 	MaxUpdates int
+	// MaxBulkOperations bounds the operations of one bulk request
+	// (DefaultMaxBulkOperations if zero); the body's bound is MaxBody.
+	MaxBulkOperations int
 	// Admit, when set, admits a list request that no index answers (it
 	// reads every resource of its kind) and returns the function that
 	// releases its slot; its error (a 503 with RetryAfter) is the answer.
@@ -154,11 +157,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var err error
 	switch {
 	case rest == "ServiceProviderConfig" && r.Method == http.MethodGet:
-		writeJSON(w, http.StatusOK, serviceProviderConfig())
+		writeJSON(w, http.StatusOK, serviceProviderConfig(h.maxBulk(), h.maxBody()))
 	case parts[0] == "ResourceTypes" && r.Method == http.MethodGet:
 		err = h.resourceTypes(w, parts[1:])
 	case parts[0] == "Schemas" && r.Method == http.MethodGet:
 		err = schemasEndpoint(w, parts[1:])
+	case rest == "Bulk" && r.Method == http.MethodPost:
+		err = h.bulk(w, r)
 	case parts[0] == string(Users) || parts[0] == string(Groups):
 		err = h.resources(w, r, Kind(parts[0]), parts[1:])
 	default:

@@ -22,6 +22,7 @@ type scimConfig struct {
 	maxBody int64
 	timeout time.Duration
 	members int
+	bulk    int
 }
 
 func addSCIMFlags(f *pflag.FlagSet, c *scimConfig) {
@@ -30,6 +31,7 @@ func addSCIMFlags(f *pflag.FlagSet, c *scimConfig) {
 	f.StringArrayVar(&c.keys, "scim-key", nil, "bearer key that may call the SCIM endpoints and nothing else (repeatable); preshared keys and tokens with the scim scope work too")
 	f.Int64Var(&c.maxBody, "scim-max-body", api.DefaultSCIMMaxBody, "largest SCIM request body in bytes")
 	f.DurationVar(&c.timeout, "scim-timeout", api.DefaultSCIMTimeout, "budget of each SCIM request")
+	f.IntVar(&c.bulk, "scim-max-bulk-operations", scim.DefaultMaxBulkOperations, "most operations of one SCIM bulk request (its size is bounded by --scim-max-body)")
 	f.IntVar(&c.members, "scim-max-members", scim.DefaultMaxMembers, "most group members one SCIM request may list (a POST's or PUT's members, a PATCH's member values together)")
 }
 
@@ -40,8 +42,8 @@ func (c *scimConfig) check() error {
 			return fmt.Errorf("--scim-key: key %d of %d is empty (check AMBIT_SCIM_KEY for a stray comma)", i+1, len(c.keys))
 		}
 	}
-	if c.maxBody < 0 || c.timeout < 0 || c.members < 0 { // 0 takes the default
-		return fmt.Errorf("--scim-max-body, --scim-timeout and --scim-max-members must not be negative: every request has a budget")
+	if c.maxBody < 0 || c.timeout < 0 || c.members < 0 || c.bulk < 0 { // 0 takes the default
+		return fmt.Errorf("--scim-max-body, --scim-timeout, --scim-max-members and --scim-max-bulk-operations must not be negative: every request has a budget")
 	}
 	_, _, err := c.scimMapping()
 	return err
@@ -88,7 +90,7 @@ func mountSCIM(mux *http.ServeMux, srv *api.Server, auth *api.Authenticator, c s
 		return nil
 	}
 	h, err := srv.SCIMHandler(api.SCIMOptions{Mapping: m, Auth: auth, Keys: c.scim.keys, MaxBodyBytes: c.scim.maxBody, Timeout: c.scim.timeout,
-		MaxMembers: c.scim.members})
+		MaxMembers: c.scim.members, MaxBulkOperations: c.scim.bulk})
 	if err != nil {
 		return err
 	}
