@@ -38,7 +38,8 @@ var (
 // resource's stored version is still Expect (0: it must not exist) and no
 // other resource of the kind holds Unique. A group's Resource holds no
 // members: those that change are SetMembers (written whole, each with its
-// "value") and RemoveMembers (their ids).
+// "value") and RemoveMembers (their ids); a group's removal lists every
+// member it still has in RemoveMembers.
 type Commit struct {
 	Kind          Kind
 	ID            string
@@ -276,7 +277,8 @@ func (h *Handler) resources(w http.ResponseWriter, r *http.Request, kind Kind, r
 				// name (all of them only for an operation on the whole
 				// list) and answers 204 without the members (RFC 7644
 				// §3.5.2 allows it; Entra ID and Okta expect it).
-				err, status = h.loadPatchMembers(ctx, id, cur, version, req.Operations), http.StatusNoContent
+				status = http.StatusNoContent
+				err = h.loadPatchMembers(ctx, id, cur, version, req.Operations)
 			}
 			if err == nil {
 				core, exts := schemasOf(kind)

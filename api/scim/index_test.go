@@ -6,6 +6,8 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -96,5 +98,50 @@ func TestIndexedFilters(t *testing.T) {
 	}
 	if admits != 3 || st.f.scans[SpaceGroups] != 0 {
 		t.Errorf("%d admissions, %d scans; want 3, 0", admits, st.f.scans[SpaceGroups])
+	}
+}
+
+// TestMemberReadsAndWrites: a PATCH of a few members of a large group reads
+// and writes those members and the group's record only; a GET that leaves
+// the members out reads none of them.
+func TestMemberReadsAndWrites(t *testing.T) {
+	st := newFakeRecordStore()
+	c := newClientWith(t, st)
+	var members []string
+	for i := range 300 {
+		members = append(members, `{"value":"m`+strconv.Itoa(i)+`","type":"User"}`)
+	}
+	id := c.want(201, "POST", "/Groups", `{"displayName":"big","members":[`+strings.Join(members, ",")+`]}`)["id"].(string)
+	patch := func(ops string) {
+		t.Helper()
+		st.f.read[SpaceMembers] = 0
+		c.want(204, "PATCH", "/Groups/"+id, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":`+ops+`}`)
+	}
+	for _, tc := range []struct {
+		name          string
+		ops           string
+		reads, writes int // member records read; record ops written (the group's record included)
+	}{
+		{"add two", `[{"op":"add","path":"members","value":[{"value":"n1","type":"User"},{"value":"n2","type":"User"}]}]`, 2, 3},
+		{"add one already there", `[{"op":"add","path":"members","value":[{"value":"m7"}]}]`, 1, 1},
+		{"remove by filter", `[{"op":"remove","path":"members[value eq \"m8\"]"}]`, 1, 2},
+		{"remove a listed pair", `[{"op":"Remove","path":"members","value":[{"value":"m9"},{"value":"n1"}]}]`, 2, 3},
+		{"rename only", `[{"op":"replace","path":"displayName","value":"bigger"}]`, 0, 3},                            // the group, its old and new name index
+		{"replace them all", `[{"op":"replace","path":"members","value":[{"value":"m1","type":"User"}]}]`, 299, 299}, // 298 removed, the group
+	} {
+		patch(tc.ops)
+		if got := st.f.read[SpaceMembers]; got != tc.reads {
+			t.Errorf("%s: %d member records read, want %d", tc.name, got, tc.reads)
+		}
+		if got := len(st.f.lastOps); got != tc.writes {
+			t.Errorf("%s: %d record ops written, want %d", tc.name, got, tc.writes)
+		}
+	}
+	st.f.read[SpaceMembers] = 0
+	if g := c.want(200, "GET", "/Groups/"+id+"?excludedAttributes=members", ""); g["members"] != nil || st.f.read[SpaceMembers] != 0 {
+		t.Errorf("excludedAttributes=members: %v, %d member records read", g, st.f.read[SpaceMembers])
+	}
+	if g := c.want(200, "GET", "/Groups/"+id, ""); len(g["members"].([]any)) != 1 {
+		t.Errorf("GET = %v", g)
 	}
 }

@@ -20,20 +20,25 @@ type fakeRecords struct {
 	recs   map[string]map[string][]byte
 	rels   map[string]bool
 	writes int
-	// scans counts the reads of a whole space.
-	scans map[string]int
+	// scans counts the reads of a whole space, read the reads of keys of
+	// each space (by Lookup, Scan or Record), lastOps the record ops of the
+	// last write.
+	scans   map[string]int
+	read    map[string]int
+	lastOps []RecordOp
 	// before, when set, runs inside Write before the conditions are
 	// checked (a concurrent writer).
 	before func()
 }
 
 func newFakeRecords() *fakeRecords {
-	return &fakeRecords{recs: map[string]map[string][]byte{}, rels: map[string]bool{}, scans: map[string]int{}}
+	return &fakeRecords{recs: map[string]map[string][]byte{}, rels: map[string]bool{}, scans: map[string]int{}, read: map[string]int{}}
 }
 
 func (f *fakeRecords) Record(_ context.Context, space, key string) ([]byte, bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.read[space]++
 	v, ok := f.recs[space][key]
 	return bytes.Clone(v), ok, nil
 }
@@ -45,6 +50,7 @@ func (f *fakeRecords) Lookup(_ context.Context, space string, keys []string) ([]
 	for i, k := range keys {
 		out[i] = bytes.Clone(f.recs[space][k])
 	}
+	f.read[space] += len(keys)
 	return out, nil
 }
 
@@ -59,6 +65,7 @@ func (f *fakeRecords) Scan(_ context.Context, space, prefix string, fn func(stri
 			keys = append(keys, k)
 		}
 	}
+	f.read[space] += len(keys)
 	slices.Sort(keys)
 	vals := make([][]byte, len(keys))
 	for i, k := range keys {
@@ -88,6 +95,7 @@ func (f *fakeRecords) Write(_ context.Context, touch, del []tuple.Relationship, 
 		}
 	}
 	f.writes++
+	f.lastOps = ops
 	for _, r := range del {
 		delete(f.rels, r.String())
 	}
