@@ -16,6 +16,32 @@ import (
 	"github.com/ambit-authz/ambit/api"
 )
 
+// azClient calls the AuthZEN endpoints of a test server.
+type azClient struct {
+	t    *testing.T
+	base string
+}
+
+func (c *azClient) post(path string, body any, out any) {
+	c.t.Helper()
+	code, b := c.do(path, body)
+	if code != 200 {
+		c.t.Fatalf("POST %s %v: status %d: %s", path, body, code, b)
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		c.t.Fatalf("POST %s: %v: %s", path, err, b)
+	}
+}
+
+func (c *azClient) do(path string, body any) (int, []byte) {
+	c.t.Helper()
+	b, err := json.Marshal(body)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return c.raw(path, string(b))
+}
+
 func (c *azClient) raw(path, body string) (int, []byte) {
 	c.t.Helper()
 	code, b, _ := c.rawHeader(path, body, nil)

@@ -187,7 +187,8 @@ type Server struct {
 }
 
 // New returns a Server. The node's schema guard is not installed here but
-// in raft.Config.SchemaGuard (SchemaGuard), once, before the log replays.
+// in raft.Config.SchemaGuard (raft.OrphanGuard), once, before the log
+// replays; the API only maps its refusals (errors.go).
 func New(cfg Config) (*Server, error) {
 	if cfg.Store == nil || cfg.Node == nil || cfg.Engine == nil {
 		return nil, errors.New("api: Store, Node and Engine are required")
@@ -223,11 +224,6 @@ func New(cfg Config) (*Server, error) {
 // graceful gRPC stop can finish; clients resume from their last
 // changes_through. Call it before grpc.Server.GracefulStop.
 func (s *Server) Stop() { s.stopOnce.Do(func() { close(s.stopping) }) }
-
-// SchemaGuard returns the guard that refuses schema changes orphaning stored
-// relationships, for raft.Config.SchemaGuard (which requires one, so that it
-// is installed once, before the log replays).
-func SchemaGuard(st Store) raft.SchemaGuard { return newSchemaCache(st).guard }
 
 // schemaCache holds compiled schemas (and their text's hash) by the revision
 // they were written at, so each is compiled and hashed once.

@@ -86,7 +86,7 @@ type Config struct {
 	// members serve gRPC over TLS. nil calls them in plaintext.
 	PeerTLS *tls.Config
 	// SchemaGuard is called inside Apply before every schema write
-	// (required: api.SchemaGuard). It is installed here, once, so that it
+	// (required: OrphanGuard). It is installed here, once, so that it
 	// guards the log's replay at start-up as well as new writes.
 	SchemaGuard SchemaGuard
 	// ForwardValidator checks a command another node forwarded before the
