@@ -171,6 +171,9 @@ func (s *server) startRaft(ctx context.Context) error {
 		return err
 	}
 	s.node = node
+	if s.logs.audit != nil {
+		s.logs.audit.SetEntryReader(node.LogEntry)
+	}
 	s.onClose("the raft node", node.Close)
 	go diskWatch(ctx, node, s.storeFault, c.dataDir, c.diskProbe, uint64(max(c.diskMinFreeMiB, 0))<<20)
 	if !cidStored {
