@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -44,11 +43,7 @@ func TestAuthZENConformanceOracle(t *testing.T) {
 	opts := oracle.Options{Oracle: true, Reference: remote.API{C: c, Consistency: full()}, Definite: true, PageSizes: []int{2, 0}}
 	comparisons := 0
 	for _, path := range files {
-		data, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		docs, err := validation.Parse(path, data)
+		docs, err := validation.ParseFile(path)
 		if err != nil {
 			t.Fatal(err)
 		}
