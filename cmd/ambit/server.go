@@ -38,16 +38,17 @@ type server struct {
 	closers []closeStep
 	closeBy time.Time
 
-	// cluster credentials (startRaft)
-	secret []byte
-	cid    string
-
 	// openStore
 	st         *store.Store
 	storeFault chan error
 
-	// startRaft
-	node *raft.Node
+	// startRaft: the cluster credentials and id, the gRPC listener (its
+	// address is what other members dial) and the node
+	secret   []byte
+	cid      string
+	lis      net.Listener
+	grpcAddr string
+	node     *raft.Node
 
 	// startAPI
 	eng      *engine.Engine
@@ -56,9 +57,7 @@ type server struct {
 	auth     *api.Authenticator
 	g        *grpc.Server
 	health   *health.Server
-	grpcAddr string
 	grpcDone chan error
-	lis      net.Listener
 
 	readyz                     *api.Readiness
 	shuttingDown, bootstrapped *atomic.Bool
@@ -82,7 +81,8 @@ func (s *server) close() error {
 	return closeSteps(s.closers, s.closeBy, s.log)
 }
 
-// openStore opens the data directory, the cluster id and the store.
+// openStore opens the data directory and the store (the cluster id is
+// startRaft's).
 //
 // The raft log is the durability point: the store runs without synchronous
 // writes behind a guard that rebuilds it from the raft snapshot and log if
