@@ -13,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/ambit-authz/ambit/schema"
 	"github.com/ambit-authz/ambit/tuple"
@@ -287,8 +288,34 @@ func (v *View) Schema() *schema.Schema { return v.schema }
 // Revision returns the view's revision.
 func (v *View) Revision() tuple.Revision { return v.rev }
 
+// cacheKey names the sub-problem typ:id#rel for subject s under the caveat
+// context ctxKey at the view's schema, data set and revision:
+// PREFIX typ:id#rel@SUBJECT|ctxKey, SUBJECT as tuple.SubjectRef.String
+// writes it. Built in one exactly sized allocation (it is made for most
+// sub-problems of every check).
 func (v *View) cacheKey(typ, id, rel string, s tuple.SubjectRef, ctxKey string) string {
-	return v.prefix + typ + ":" + id + "#" + rel + "@" + s.String() + "|" + ctxKey
+	n := len(v.prefix) + len(typ) + 1 + len(id) + 1 + len(rel) + 1 + len(s.Type) + 1 + len(s.ID) + 1 + len(ctxKey)
+	if s.Relation != "" {
+		n += 1 + len(s.Relation)
+	}
+	b := make([]byte, 0, n)
+	b = append(b, v.prefix...)
+	b = append(b, typ...)
+	b = append(b, ':')
+	b = append(b, id...)
+	b = append(b, '#')
+	b = append(b, rel...)
+	b = append(b, '@')
+	b = append(b, s.Type...)
+	b = append(b, ':')
+	b = append(b, s.ID...)
+	if s.Relation != "" {
+		b = append(b, '#')
+		b = append(b, s.Relation...)
+	}
+	b = append(b, '|')
+	b = append(b, ctxKey...)
+	return unsafe.String(unsafe.SliceData(b), len(b))
 }
 
 // Permissionship is the answer to a check.
