@@ -45,6 +45,25 @@ type checker struct {
 	// relationships read for the sub-problem being evaluated: its result
 	// must not be reused from that time on.
 	expires int64
+	scratch filterScratch
+}
+
+// filterScratch holds the subject filter of the query direct is making, so
+// building it allocates nothing (a filter handed to the reader escapes). One
+// per checker is enough: a query completes before the evaluation it leads
+// to starts the next one.
+type filterScratch struct {
+	ids [2]string
+	rel string
+	sf  tuple.SubjectFilter
+}
+
+// subject returns the scratch subject filter set to typ, ids and relation.
+// It is valid until the next call.
+func (s *filterScratch) subject(typ string, ids []string, relation string) *tuple.SubjectFilter {
+	s.rel = relation
+	s.sf = tuple.SubjectFilter{Type: typ, IDs: ids, Relation: &s.rel}
+	return &s.sf
 }
 
 // frame is one level of the current evaluation path, for cycle detection.
@@ -122,19 +141,25 @@ func (c *checker) eval(ctx context.Context, typ string, ids []string, rel string
 	// Drop ids already being evaluated for the same relation higher up: a
 	// cycle cannot add members (least fixed point).
 	if path != nil {
-		kept := ids[:0:0]
-		for _, id := range ids {
+		// ids is kept as it is (no copy) until an id turns out to be cut.
+		var kept []string
+		for i, id := range ids {
 			n := node{typ, rel, id}
 			if f := path.find(n); f != nil {
 				c.hits = append(c.hits, hit{node: n, level: f.level, neg: c.neg})
-			} else {
+				if kept == nil {
+					kept = append(make([]string, 0, len(ids)-1), ids[:i]...)
+				}
+			} else if kept != nil {
 				kept = append(kept, id)
 			}
 		}
-		if len(kept) == 0 {
-			return triNo, nil
+		if kept != nil {
+			if len(kept) == 0 {
+				return triNo, nil
+			}
+			ids = kept
 		}
-		ids = kept
 	}
 	if depth > c.v.engine.cfg.MaxDepth {
 		return triNo, fmt.Errorf("%w: checking %s:%s#%s for %s went deeper than %d levels", ErrMaxDepth, typ, ids[0], rel, s, c.v.engine.cfg.MaxDepth)
@@ -431,23 +456,28 @@ func (c *checker) direct(ctx context.Context, typ string, ids []string, r *schem
 	}
 	exact, wildcard := allowsDirect(r, s.Type, s.Relation)
 	if exact || wildcard {
-		subjIDs := make([]string, 0, 2)
+		subjIDs := c.scratch.ids[:0]
 		if exact {
 			subjIDs = append(subjIDs, s.ID)
 		}
 		if wildcard && s.ID != tuple.Wildcard {
 			subjIDs = append(subjIDs, tuple.Wildcard)
 		}
-		srel := s.Relation
-		f := tuple.Filter{ResourceType: typ, ResourceIDs: ids, Relation: r.Name,
-			Subject: &tuple.SubjectFilter{Type: s.Type, IDs: subjIDs, Relation: &srel}}
 		// Over a large closure, the subject's own relationships (by the
-		// subject index, one seek) are fewer than the closure's objects.
+		// subject index, one seek, or the read cache) are fewer than the
+		// closure's objects.
 		bySubject := indexed && len(ids) > closureByResource
+		var (
+			rels []tuple.Relationship
+			err  error
+		)
 		if bySubject {
-			f.ResourceIDs = nil
+			rels, err = c.v.collectBySubject(ctx, typ, r.Name, s.Type, subjIDs, s.Relation, nil)
+		} else {
+			f := tuple.Filter{ResourceType: typ, ResourceIDs: ids, Relation: r.Name,
+				Subject: c.scratch.subject(s.Type, subjIDs, s.Relation)}
+			rels, err = c.v.collect(ctx, f, nil)
 		}
-		rels, err := c.v.collect(ctx, f, nil)
 		result.add(triNo, err)
 		for _, rel := range rels {
 			if bySubject && !cl.has(rel.Resource.ID) {
@@ -484,9 +514,8 @@ func (c *checker) direct(ctx context.Context, typ string, ids []string, r *schem
 			}
 			from = cl.special
 		}
-		atRel := at.Relation
 		f := tuple.Filter{ResourceType: typ, ResourceIDs: from, Relation: r.Name,
-			Subject: &tuple.SubjectFilter{Type: at.Type, Relation: &atRel}}
+			Subject: c.scratch.subject(at.Type, nil, at.Relation)}
 		var batch idSet
 		var caveated []tuple.Relationship
 		rels, err := c.v.collect(ctx, f, nil)

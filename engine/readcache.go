@@ -26,13 +26,17 @@ type relSet struct {
 }
 
 // cost is what a cached set holds in bytes: its key and map slot, its
-// relationships and the one buffer their strings share (compactSet), and
-// caveats.
+// relationships and the one buffer their strings share (compactSet,
+// compactSubjectSet), and caveats.
 func (s relSet) cost(k setKey) int64 {
-	c := int64(len(k.typ)+len(k.id)+len(k.rel)) + setSlotBytes + relSize*int64(len(s.rels))
+	c := int64(len(k.typ)+len(k.id)+len(k.rel)+len(k.sub.Type)+len(k.sub.ID)+len(k.sub.Relation)) + setSlotBytes + relSize*int64(len(s.rels))
 	for i := range s.rels {
 		r := &s.rels[i]
-		c += int64(len(r.Subject.Type) + len(r.Subject.ID) + len(r.Subject.Relation))
+		if k.sub.Type != "" {
+			c += int64(len(r.Resource.ID))
+		} else {
+			c += int64(len(r.Subject.Type) + len(r.Subject.ID) + len(r.Subject.Relation))
+		}
 		if r.Caveat != nil {
 			c += int64(64 + 64*len(r.Caveat.Context))
 		}
@@ -98,17 +102,56 @@ func compactSet(k setKey, rels []tuple.Relationship) (setKey, []tuple.Relationsh
 	return k, out
 }
 
-// setKey names one cached set.
+// compactSubjectSet is compactSet for a set read by subject (k.sub): the
+// resource's type, the relation and the subject are the key's, stored once;
+// only the resource ids differ.
+func compactSubjectSet(k setKey, rels []tuple.Relationship) (setKey, []tuple.Relationship) {
+	n := len(k.typ) + len(k.rel) + len(k.sub.Type) + len(k.sub.ID) + len(k.sub.Relation)
+	for i := range rels {
+		n += len(rels[i].Resource.ID)
+	}
+	buf := make([]byte, 0, n)
+	put := func(s string) string {
+		if s == "" {
+			return ""
+		}
+		start := len(buf)
+		buf = append(buf, s...) // within capacity: buf never moves
+		return unsafe.String(&buf[start], len(s))
+	}
+	k.typ, k.rel = put(k.typ), put(k.rel)
+	k.sub = tuple.SubjectRef{Type: put(k.sub.Type), ID: put(k.sub.ID), Relation: put(k.sub.Relation)}
+	out := make([]tuple.Relationship, len(rels))
+	for i, r := range rels {
+		// The reader yields only what the key's filter matches; anything
+		// else would keep the store's strings.
+		if r.Resource.Type == k.typ && r.Relation == k.rel && r.Subject == k.sub {
+			r.Resource.Type, r.Relation, r.Subject = k.typ, k.rel, k.sub
+		}
+		r.Resource.ID = put(r.Resource.ID)
+		out[i] = r
+	}
+	return k, out
+}
+
+// setKey names one cached set: typ:id#rel's relationships, or, with id
+// empty (no resource id is) and sub set, the relationships of typ#rel whose
+// subject is sub (see collectBySubject).
 type setKey struct {
 	src          uint64
 	rev          tuple.Revision
 	typ, id, rel string
+	sub          tuple.SubjectRef
 }
 
 func newReadCache(maxCost int64) *genCache[setKey, relSet] {
 	seed := maphash.MakeSeed()
 	return newGenCache[setKey, relSet](maxCost, func(k setKey) uint64 {
-		return maphash.String(seed, k.id) ^ 31*maphash.String(seed, k.rel) ^ 961*maphash.String(seed, k.typ) ^ (uint64(k.rev)+k.src<<32)*0x9e3779b97f4a7c15
+		h := maphash.String(seed, k.id) ^ 31*maphash.String(seed, k.rel) ^ 961*maphash.String(seed, k.typ) ^ (uint64(k.rev)+k.src<<32)*0x9e3779b97f4a7c15
+		if k.sub.Type != "" {
+			h ^= 29791*maphash.String(seed, k.sub.ID) ^ 923521*maphash.String(seed, k.sub.Type) ^ 28629151*maphash.String(seed, k.sub.Relation)
+		}
+		return h
 	})
 }
 
@@ -152,8 +195,10 @@ func (v *View) collect(ctx context.Context, f tuple.Filter, dst []tuple.Relation
 			rest = append(rest, id)
 			continue
 		}
+		// Every relationship of the set is typ:id#relation (compactSet):
+		// only the subject is left to match.
 		for j := range set.rels {
-			if r := &set.rels[j]; !r.ExpiredAt(v.at) && f.Matches(*r) {
+			if r := &set.rels[j]; subjectMatches(f.Subject, &r.Subject) && !r.ExpiredAt(v.at) {
 				dst = append(dst, *r)
 			}
 		}
@@ -164,6 +209,86 @@ func (v *View) collect(ctx context.Context, f tuple.Filter, dst []tuple.Relation
 	g := f
 	g.ResourceIDs = rest
 	return v.collectStore(ctx, g, dst)
+}
+
+// collectBySubject appends the relationships of typ#rel whose subject is
+// subject type st, relation srel and one of ids, in that order of ids, as
+// the view's reader would yield them for that filter by subject (no
+// resource ids), through the read cache: per subject, the set of its
+// relationships on typ#rel. A subject with more than
+// Config.ReadCacheMaxSet of them is read from the store each time.
+// Expired relationships are left out.
+func (v *View) collectBySubject(ctx context.Context, typ, rel, st string, ids []string, srel string, dst []tuple.Relationship) ([]tuple.Relationship, error) {
+	rc := v.engine.reads
+	if rc == nil {
+		f := tuple.Filter{ResourceType: typ, Relation: rel, Subject: &tuple.SubjectFilter{Type: st, IDs: ids, Relation: &srel}}
+		return v.collectStore(ctx, f, dst)
+	}
+	for _, id := range ids {
+		key := setKey{src: v.src, rev: v.rev, typ: typ, rel: rel, sub: tuple.SubjectRef{Type: st, ID: id, Relation: srel}}
+		set, ok := rc.Get(key)
+		if !ok {
+			var err error
+			if set, err = v.fillBySubject(ctx, key); err != nil {
+				return dst, err
+			}
+		}
+		if set.large {
+			f := tuple.Filter{ResourceType: typ, Relation: rel, Subject: &tuple.SubjectFilter{Type: st, IDs: []string{id}, Relation: &srel}}
+			var err error
+			if dst, err = v.collectStore(ctx, f, dst); err != nil {
+				return dst, err
+			}
+			continue
+		}
+		for j := range set.rels {
+			if r := &set.rels[j]; !r.ExpiredAt(v.at) {
+				dst = append(dst, *r)
+			}
+		}
+	}
+	return dst, nil
+}
+
+// fillBySubject reads key's set (a subject's relationships on typ#rel) from
+// the snapshot into the cache, or the fact that it is larger than
+// Config.ReadCacheMaxSet.
+func (v *View) fillBySubject(ctx context.Context, key setKey) (relSet, error) {
+	limit := v.engine.cfg.ReadCacheMaxSet
+	srel := key.sub.Relation
+	f := tuple.Filter{ResourceType: key.typ, Relation: key.rel, Subject: &tuple.SubjectFilter{Type: key.sub.Type, IDs: []string{key.sub.ID}, Relation: &srel}}
+	var set relSet
+	for r, err := range v.reader.Query(ctx, f) {
+		if err != nil {
+			return relSet{}, err
+		}
+		if len(set.rels) == limit {
+			set = relSet{large: true}
+			break
+		}
+		set.rels = append(set.rels, r)
+	}
+	if !set.large {
+		key, set.rels = compactSubjectSet(key, set.rels)
+	}
+	v.engine.reads.Set(key, set, set.cost(key))
+	return set, nil
+}
+
+// subjectMatches is tuple.Filter.Matches for a relationship known to match
+// the filter's resource and relation, its subject ids (the most selective
+// part) compared first. A nil filter matches every subject.
+func subjectMatches(sf *tuple.SubjectFilter, s *tuple.SubjectRef) bool {
+	if sf == nil {
+		return true
+	}
+	if len(sf.IDs) > 0 && !slices.Contains(sf.IDs, s.ID) {
+		return false
+	}
+	if sf.Type != "" && s.Type != sf.Type {
+		return false
+	}
+	return sf.Relation == nil || s.Relation == *sf.Relation
 }
 
 func (v *View) collectStore(ctx context.Context, f tuple.Filter, dst []tuple.Relationship) ([]tuple.Relationship, error) {
