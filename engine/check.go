@@ -165,14 +165,21 @@ func (c *checker) eval(ctx context.Context, typ string, ids []string, rel string
 		return triNo, fmt.Errorf("%w: checking %s:%s#%s for %s went deeper than %d levels", ErrMaxDepth, typ, ids[0], rel, s, c.v.engine.cfg.MaxDepth)
 	}
 	var key string
+	share := true // whether the result goes to the shared cache (see cacheUse)
 	if len(ids) == 1 && (path == nil || !leaf(r)) {
 		if path == nil {
 			key = c.rootKey // View.Check looked it up already
 		} else {
 			key = c.v.cacheKey(typ, ids[0], rel, s, c.ctxKey)
-			if o, ok := c.v.lookupCache(key); ok && !c.tracing {
-				c.stats.CacheHits++
-				return c.reuse(o), nil
+			if c.v.engine.cache != nil && !c.tracing {
+				u := c.v.plan.uses[r]
+				if share = u.enabled(); share {
+					if o, ok := c.v.lookupCache(key); ok {
+						u.hit()
+						c.stats.CacheHits++
+						return c.reuse(o), nil
+					}
+				}
 			}
 			if m, ok := c.memo[key]; ok && !c.tracing && c.memoUsable(m, path) {
 				c.stats.CacheHits++
@@ -198,12 +205,12 @@ func (c *checker) eval(ctx context.Context, typ string, ids []string, rel string
 			// The leader failed (its error may be its own), or judged
 			// expiration earlier than this request does. Evaluate here.
 		} else {
-			o, err := c.evalNode(ctx, typ, ids, r, key, depth, path)
+			o, err := c.evalNode(ctx, typ, ids, r, key, share, depth, path)
 			fl.finish(key, call, o, err)
 			return o.t, err
 		}
 	}
-	o, err := c.evalNode(ctx, typ, ids, r, key, depth, path)
+	o, err := c.evalNode(ctx, typ, ids, r, key, share, depth, path)
 	return o.t, err
 }
 
@@ -260,10 +267,10 @@ func leaf(r *schema.Relation) bool {
 
 // evalNode evaluates typ#rel for ids and, when key is set, keeps the result
 // under it: in the shared cache and the request's memo when it does not
-// depend on the path, in the memo alone when it does (see memoEntry). The
-// outcome is valid until the earliest expiration among the relationships
-// read under it.
-func (c *checker) evalNode(ctx context.Context, typ string, ids []string, r *schema.Relation, key string, depth int, path *frame) (outcome, error) {
+// depend on the path, in the memo alone when it does (see memoEntry); not
+// in the shared cache without share (see cacheUse). The outcome is valid
+// until the earliest expiration among the relationships read under it.
+func (c *checker) evalNode(ctx context.Context, typ string, ids []string, r *schema.Relation, key string, share bool, depth int, path *frame) (outcome, error) {
 	if err := c.spend(typ, ids[0], r.Name); err != nil {
 		return outcome{}, err
 	}
@@ -293,7 +300,7 @@ func (c *checker) evalNode(ctx context.Context, typ string, ids []string, r *sch
 	}
 	switch {
 	case len(deps) == 0:
-		if c.v.engine.cache != nil {
+		if c.v.engine.cache != nil && share {
 			c.v.engine.cache.Set(key, o, resultCost(key, o))
 		}
 		c.remember(key, memoEntry{outcome: o})
