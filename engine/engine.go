@@ -152,6 +152,11 @@ type Engine struct {
 	mu     sync.Mutex
 	plans  map[string]*plan // by schema hash
 	flight *flight
+	// lastPlan and lastPrefix spare View the plans' lock and the key
+	// prefix's formatting while requests keep coming for one schema and
+	// revision.
+	lastPlan   atomic.Pointer[plan]
+	lastPrefix atomic.Pointer[viewPrefix]
 
 	leopards sync.Map // Source id -> *Leopard
 }
@@ -179,6 +184,9 @@ func (e *Engine) Close() {}
 func (e *Engine) Config() Config { return e.cfg }
 
 func (e *Engine) planFor(s *schema.Schema) *plan {
+	if p := e.lastPlan.Load(); p != nil && p.s == s {
+		return p
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	p := e.plans[s.Hash]
@@ -189,7 +197,28 @@ func (e *Engine) planFor(s *schema.Schema) *plan {
 		}
 		e.plans[s.Hash] = p
 	}
+	e.lastPlan.Store(p)
 	return p
+}
+
+// viewPrefix is the cache key prefix of views of one schema, data set and
+// revision.
+type viewPrefix struct {
+	s      *schema.Schema
+	src    uint64
+	rev    tuple.Revision
+	prefix string
+}
+
+// prefixFor returns the prefix of every cache key of views of s, src and
+// rev: the schema's hash, the source and the revision.
+func (e *Engine) prefixFor(s *schema.Schema, src uint64, rev tuple.Revision) string {
+	if p := e.lastPrefix.Load(); p != nil && p.s == s && p.src == src && p.rev == rev {
+		return p.prefix
+	}
+	prefix := s.Hash[:min(16, len(s.Hash))] + "@" + strconv.FormatUint(src, 36) + "." + strconv.FormatUint(uint64(rev), 10) + "|"
+	e.lastPrefix.Store(&viewPrefix{s: s, src: src, rev: rev, prefix: prefix})
+	return prefix
 }
 
 // View is the engine bound to one schema and one snapshot. Cheap to create;
@@ -250,7 +279,7 @@ func (e *Engine) View(s *schema.Schema, r Reader, at Snapshot) *View {
 	}
 	src, rev := at.Source.id, at.Revision
 	return &View{engine: e, schema: s, plan: e.planFor(s), reader: r, index: e.leopardFor(src), rev: rev, src: src, at: now, now: now.UnixMicro(),
-		prefix: s.Hash[:min(16, len(s.Hash))] + "@" + strconv.FormatUint(src, 36) + "." + strconv.FormatUint(uint64(rev), 10) + "|"}
+		prefix: e.prefixFor(s, src, rev)}
 }
 
 // outcome is a sub-problem's answer as the cache, the request memo and the
