@@ -46,6 +46,9 @@ type checker struct {
 	// must not be reused from that time on.
 	expires int64
 	scratch filterScratch
+	// pooled: the memo may come from, and goes back to, Engine.memos (View.Check
+	// owns its checker; a lookup's checkers share one memo).
+	pooled bool
 }
 
 // filterScratch holds the subject filter of the query direct is making, so
@@ -316,9 +319,28 @@ func (c *checker) evalNode(ctx context.Context, typ string, ids []string, r *sch
 
 func (c *checker) remember(key string, m memoEntry) {
 	if c.memo == nil {
-		c.memo = map[string]memoEntry{}
+		if c.pooled {
+			c.memo, _ = c.v.engine.memos.Get().(map[string]memoEntry)
+		}
+		if c.memo == nil {
+			c.memo = map[string]memoEntry{}
+		}
 	}
 	c.memo[key] = m
+}
+
+// maxPooledMemo is the largest memo returned to Engine.memos (clear keeps a
+// map's size; a check that memoised thousands of results would pin them).
+const maxPooledMemo = 64
+
+// release returns the checker's memo to Engine.memos when it came from there
+// (pooled) and is small. The checker must not be used afterwards.
+func (c *checker) release() {
+	if c.pooled && c.memo != nil && len(c.memo) <= maxPooledMemo {
+		clear(c.memo)
+		c.v.engine.memos.Put(c.memo)
+	}
+	c.memo = nil
 }
 
 // popHits drops, from the cuts recorded since mark, those of frames at level
