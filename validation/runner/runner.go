@@ -81,7 +81,7 @@ var _ oracle.API = View{}
 // Check implements oracle.API.
 func (v View) Check(ctx context.Context, q oracle.Query) oracle.Answer {
 	r, err := v.V.Check(ctx, checkRequest(q))
-	return oracle.Answer{Permissionship: r.Permissionship, Err: err}
+	return oracle.Answer{Permissionship: r.Permissionship, Missing: r.Missing, Err: err}
 }
 
 func checkRequest(q oracle.Query) engine.CheckRequest {
@@ -100,7 +100,7 @@ func (v View) CheckBulk(ctx context.Context, qs []oracle.Query) ([]oracle.Answer
 	}
 	out := make([]oracle.Answer, len(res))
 	for i, r := range res {
-		out[i] = oracle.Answer{Permissionship: r.Result.Permissionship, Err: r.Err}
+		out[i] = oracle.Answer{Permissionship: r.Result.Permissionship, Missing: r.Result.Missing, Err: r.Err}
 	}
 	return out, nil
 }
@@ -140,6 +140,39 @@ func (v View) LookupSubjects(ctx context.Context, res tuple.ObjectRef, perm stri
 // Expand implements oracle.API.
 func (v View) Expand(ctx context.Context, res tuple.ObjectRef, perm string) (*engine.ExpandNode, error) {
 	return v.V.Expand(ctx, res, perm)
+}
+
+// SubjectPermissions implements oracle.API with the engine's
+// SubjectPermissions over every relation and permission of res's type.
+func (v View) SubjectPermissions(ctx context.Context, res tuple.ObjectRef, subj tuple.SubjectRef) ([]engine.PermissionResult, error) {
+	all, err := v.V.SubjectPermissions(ctx, res, subj, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	held := all[:0]
+	for _, r := range all {
+		if r.Permissionship != engine.NoPermission {
+			held = append(held, r)
+		}
+	}
+	return held, nil
+}
+
+// ResourceAccess implements oracle.API with the engine's ResourceAccess;
+// engine.ErrUnreachable (the subject type reaches none of ranks) is an
+// empty listing.
+func (v View) ResourceAccess(ctx context.Context, res tuple.ObjectRef, ranks []string, subjType string) ([]engine.Access, error) {
+	var out []engine.Access
+	for a, err := range v.V.ResourceAccess(ctx, engine.ResourceAccessRequest{Resource: res, Ranks: ranks, SubjectType: subjType}) {
+		if errors.Is(err, engine.ErrUnreachable) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, nil
 }
 
 // GaveUp implements oracle.API: the engine's depth and result limits.
