@@ -26,17 +26,13 @@ type relSet struct {
 }
 
 // cost is what a cached set holds in bytes: its key and map slot, its
-// relationships and the one buffer their strings share (compactSet,
-// compactSubjectSet), and caveats.
+// relationships and the one buffer their strings share (compactSet), and
+// caveats.
 func (s relSet) cost(k setKey) int64 {
-	c := int64(len(k.typ)+len(k.id)+len(k.rel)+len(k.sub.Type)+len(k.sub.ID)+len(k.sub.Relation)) + setSlotBytes + relSize*int64(len(s.rels))
+	c := int64(len(k.typ)+len(k.id)+len(k.rel)) + setSlotBytes + relSize*int64(len(s.rels))
 	for i := range s.rels {
 		r := &s.rels[i]
-		if k.sub.Type != "" {
-			c += int64(len(r.Resource.ID))
-		} else {
-			c += int64(len(r.Subject.Type) + len(r.Subject.ID) + len(r.Subject.Relation))
-		}
+		c += int64(len(r.Subject.Type) + len(r.Subject.ID) + len(r.Subject.Relation))
 		if r.Caveat != nil {
 			c += int64(64 + 64*len(r.Caveat.Context))
 		}
@@ -102,56 +98,17 @@ func compactSet(k setKey, rels []tuple.Relationship) (setKey, []tuple.Relationsh
 	return k, out
 }
 
-// compactSubjectSet is compactSet for a set read by subject (k.sub): the
-// resource's type, the relation and the subject are the key's, stored once;
-// only the resource ids differ.
-func compactSubjectSet(k setKey, rels []tuple.Relationship) (setKey, []tuple.Relationship) {
-	n := len(k.typ) + len(k.rel) + len(k.sub.Type) + len(k.sub.ID) + len(k.sub.Relation)
-	for i := range rels {
-		n += len(rels[i].Resource.ID)
-	}
-	buf := make([]byte, 0, n)
-	put := func(s string) string {
-		if s == "" {
-			return ""
-		}
-		start := len(buf)
-		buf = append(buf, s...) // within capacity: buf never moves
-		return unsafe.String(&buf[start], len(s))
-	}
-	k.typ, k.rel = put(k.typ), put(k.rel)
-	k.sub = tuple.SubjectRef{Type: put(k.sub.Type), ID: put(k.sub.ID), Relation: put(k.sub.Relation)}
-	out := make([]tuple.Relationship, len(rels))
-	for i, r := range rels {
-		// The reader yields only what the key's filter matches; anything
-		// else would keep the store's strings.
-		if r.Resource.Type == k.typ && r.Relation == k.rel && r.Subject == k.sub {
-			r.Resource.Type, r.Relation, r.Subject = k.typ, k.rel, k.sub
-		}
-		r.Resource.ID = put(r.Resource.ID)
-		out[i] = r
-	}
-	return k, out
-}
-
-// setKey names one cached set: typ:id#rel's relationships, or, with id
-// empty (no resource id is) and sub set, the relationships of typ#rel whose
-// subject is sub (see collectBySubject).
+// setKey names one cached set.
 type setKey struct {
 	src          uint64
 	rev          tuple.Revision
 	typ, id, rel string
-	sub          tuple.SubjectRef
 }
 
 func newReadCache(maxCost int64) *genCache[setKey, relSet] {
 	seed := maphash.MakeSeed()
 	return newGenCache[setKey, relSet](maxCost, func(k setKey) uint64 {
-		h := maphash.String(seed, k.id) ^ 31*maphash.String(seed, k.rel) ^ 961*maphash.String(seed, k.typ) ^ (uint64(k.rev)+k.src<<32)*0x9e3779b97f4a7c15
-		if k.sub.Type != "" {
-			h ^= 29791*maphash.String(seed, k.sub.ID) ^ 923521*maphash.String(seed, k.sub.Type) ^ 28629151*maphash.String(seed, k.sub.Relation)
-		}
-		return h
+		return maphash.String(seed, k.id) ^ 31*maphash.String(seed, k.rel) ^ 961*maphash.String(seed, k.typ) ^ (uint64(k.rev)+k.src<<32)*0x9e3779b97f4a7c15
 	})
 }
 
@@ -212,67 +169,49 @@ func (v *View) collect(ctx context.Context, f tuple.Filter, dst []tuple.Relation
 }
 
 // collectBySubject appends the relationships of typ#rel whose subject is
-// subject type st, relation srel and one of ids, in that order of ids, as
-// the view's reader would yield them for that filter by subject (no
-// resource ids), through the read cache: per subject, the set of its
-// relationships on typ#rel. A subject with more than
-// Config.ReadCacheMaxSet of them is read from the store each time.
-// Expired relationships are left out.
+// type st, relation srel and one of ids, as the view's reader would yield
+// them for that filter by subject (no resource ids; the order may differ).
+// Each subject's relationships come from its subject set in the read cache
+// (subjectcache.go: every relationship naming it, shared with lookups),
+// filled on a miss; a subject with too many for a set is read from the
+// store by this narrower filter. Expired relationships are left out.
 func (v *View) collectBySubject(ctx context.Context, typ, rel, st string, ids []string, srel string, dst []tuple.Relationship) ([]tuple.Relationship, error) {
 	rc := v.engine.reads
-	if rc == nil {
-		f := tuple.Filter{ResourceType: typ, Relation: rel, Subject: &tuple.SubjectFilter{Type: st, IDs: ids, Relation: &srel}}
-		return v.collectStore(ctx, f, dst)
-	}
 	for _, id := range ids {
-		key := setKey{src: v.src, rev: v.rev, typ: typ, rel: rel, sub: tuple.SubjectRef{Type: st, ID: id, Relation: srel}}
-		set, ok := rc.Get(key)
-		if !ok {
-			var err error
-			if set, err = v.fillBySubject(ctx, key); err != nil {
-				return dst, err
-			}
+		set, ok := relSet{}, false
+		if rc != nil {
+			set, ok = rc.Get(v.readKey(st, id, subjectSide))
 		}
-		if set.large {
+		match := func(r *tuple.Relationship) bool {
+			return r.Resource.Type == typ && r.Relation == rel && r.Subject.Relation == srel && !r.ExpiredAt(v.at)
+		}
+		switch {
+		case ok && !set.large:
+			for j := range set.rels {
+				if r := &set.rels[j]; match(r) {
+					dst = append(dst, *r)
+				}
+			}
+		case !ok && rc != nil:
+			// Read the subject's set (subjectQuery keeps it for the next
+			// check), taking what matches.
+			for r, err := range v.subjectQuery(ctx, tuple.Filter{Subject: &tuple.SubjectFilter{Type: st, IDs: []string{id}}}) {
+				if err != nil {
+					return dst, err
+				}
+				if match(&r) {
+					dst = append(dst, r)
+				}
+			}
+		default:
 			f := tuple.Filter{ResourceType: typ, Relation: rel, Subject: &tuple.SubjectFilter{Type: st, IDs: []string{id}, Relation: &srel}}
 			var err error
 			if dst, err = v.collectStore(ctx, f, dst); err != nil {
 				return dst, err
 			}
-			continue
-		}
-		for j := range set.rels {
-			if r := &set.rels[j]; !r.ExpiredAt(v.at) {
-				dst = append(dst, *r)
-			}
 		}
 	}
 	return dst, nil
-}
-
-// fillBySubject reads key's set (a subject's relationships on typ#rel) from
-// the snapshot into the cache, or the fact that it is larger than
-// Config.ReadCacheMaxSet.
-func (v *View) fillBySubject(ctx context.Context, key setKey) (relSet, error) {
-	limit := v.engine.cfg.ReadCacheMaxSet
-	srel := key.sub.Relation
-	f := tuple.Filter{ResourceType: key.typ, Relation: key.rel, Subject: &tuple.SubjectFilter{Type: key.sub.Type, IDs: []string{key.sub.ID}, Relation: &srel}}
-	var set relSet
-	for r, err := range v.reader.Query(ctx, f) {
-		if err != nil {
-			return relSet{}, err
-		}
-		if len(set.rels) == limit {
-			set = relSet{large: true}
-			break
-		}
-		set.rels = append(set.rels, r)
-	}
-	if !set.large {
-		key, set.rels = compactSubjectSet(key, set.rels)
-	}
-	v.engine.reads.Set(key, set, set.cost(key))
-	return set, nil
 }
 
 // subjectMatches is tuple.Filter.Matches for a relationship known to match

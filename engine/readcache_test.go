@@ -257,8 +257,8 @@ definition doc {
 `
 
 // A check through a nested group whose closure is large reads the
-// subject's own memberships (by subject); the read cache keeps them per
-// subject and revision. Its answers equal a walking engine's without
+// subject's own memberships (by subject); the read cache's subject sets
+// (subjectcache.go) keep them per subject and revision. Its answers equal a walking engine's without
 // caches, before and after a membership expires, for a subject with more
 // memberships than a cached set holds, through a wildcard, and at a new
 // revision; the second round reads less from the store than the first.
@@ -279,7 +279,7 @@ func TestReadCacheBySubject(t *testing.T) {
 		"group:g11#member@user:deep",
 		"group:g5#member@user:brief[expiration:"+t0.Add(time.Hour).Format(time.RFC3339)+"]",
 		"group:g3#member@user:busy")
-	for i := range 70 { // more than the 64 a cached set holds
+	for i := range 520 { // more than the 8 × 64 a cached subject set holds
 		lines = append(lines, fmt.Sprintf("group:x%02d#member@user:busy", i))
 	}
 	now := t0
@@ -334,7 +334,7 @@ func TestReadCacheBySubject(t *testing.T) {
 		t.Errorf("queries reaching the store: %d in the first round, %d in the second; want fewer", first, second)
 	}
 	// Only user:busy's memberships (two checks), too many to cache, are
-	// read by subject again.
+	// read by subject again (by the narrow filter).
 	if firstBySubject <= 2 || secondBySubject != 2 {
 		t.Errorf("queries by subject: %d in the first round, %d in the second; want more than 2, then 2", firstBySubject, secondBySubject)
 	}
