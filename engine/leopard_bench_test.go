@@ -179,3 +179,84 @@ func BenchmarkLeopardApply(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkLeopardLookupSubjects: LookupSubjects (document#view, users) and
+// ResourceAccess ([view], users) over the deep workload's chains of 16 nested
+// groups, and over the group with 10,100 nested groups, walking the nesting
+// level by level ("leopard=off") or taking it from the index
+// ("leopard=on"), with no result or read cache.
+//
+//	go test -run '^$' -bench LeopardLookupSubjects -count 5 ./engine
+func BenchmarkLeopardLookupSubjects(b *testing.B) {
+	chainRels, chainReqs := chains(200, 16)
+	var docs []tuple.ObjectRef
+	for _, r := range chainReqs {
+		docs = append(docs, r.Resource)
+	}
+	for _, fx := range []struct {
+		name string
+		rels []tuple.Relationship
+		docs []tuple.ObjectRef
+		want int // subjects per lookup
+	}{
+		{"depth=16", chainRels, docs, 1},
+		{"wide=10100", wideNesting(), []tuple.ObjectRef{{Type: "document", ID: "d"}}, 10_000},
+	} {
+		s, bes := loadBackends(b, benchSchema, fx.rels)
+		for _, be := range bes {
+			if be.name == "scan" {
+				continue
+			}
+			for _, call := range []string{"LookupSubjects", "ResourceAccess"} {
+				for _, on := range []bool{false, true} {
+					b.Run(fmt.Sprintf("%s/%s/%s/leopard=%v", fx.name, be.name, call, map[bool]string{false: "off", true: "on"}[on]), func(b *testing.B) {
+						cfg := engine.Config{LeopardMaxEdges: -1, CacheMaxCost: -1, ReadCacheMaxCost: -1}
+						if on {
+							cfg.LeopardMaxEdges = 0
+						}
+						e, err := engine.New(cfg)
+						if err != nil {
+							b.Fatal(err)
+						}
+						defer e.Close()
+						ctx := context.Background()
+						if on {
+							if err := e.Leopard(be.at.Source).Build(ctx, be.reader, s, be.at.Revision); err != nil {
+								b.Fatal(err)
+							}
+						}
+						v := e.View(s, be.reader, be.at)
+						lookup := func(doc tuple.ObjectRef) int {
+							n := 0
+							if call == "LookupSubjects" {
+								for _, err := range v.LookupSubjects(ctx, engine.LookupSubjectsRequest{Resource: doc, Permission: "view", SubjectType: "user"}) {
+									if err != nil {
+										b.Fatal(err)
+									}
+									n++
+								}
+								return n
+							}
+							for _, err := range v.ResourceAccess(ctx, engine.ResourceAccessRequest{Resource: doc, Ranks: []string{"view"}, SubjectType: "user"}) {
+								if err != nil {
+									b.Fatal(err)
+								}
+								n++
+							}
+							return n
+						}
+						i := 0
+						cpu := cputime.Process()
+						for b.Loop() {
+							if got := lookup(fx.docs[i%len(fx.docs)]); got != fx.want {
+								b.Fatalf("%d subjects, want %d", got, fx.want)
+							}
+							i++
+						}
+						reportCPU(b, cpu, float64(max(i, 1)))
+					})
+				}
+			}
+		}
+	}
+}

@@ -165,7 +165,8 @@ func (h *leopardHistory) reader(rev int, now time.Time) *enginetest.Memory {
 
 // TestLeopardAgreesWithWalk is the index's oracle: on random nested graphs
 // with cycles, wildcards, caveated and expiring nesting edges, revision
-// after revision, every Check, LookupResources and LookupSubjects of an
+// after revision, every Check, LookupResources, LookupSubjects (its
+// candidates too) and ResourceAccess of an
 // engine with the index answers as an engine without it (which walks the
 // nesting level by level), at the revision just applied and at earlier
 // ones (which the index must not answer when its graph differs), at
@@ -323,13 +324,53 @@ func compareViews(t *testing.T, ctx context.Context, what string, s *schema.Sche
 						if li != lw {
 							t.Fatalf("%s: LookupSubjects(%s:%s#%s, %s, %v) = %s with the index, %s without\n%s", what, typ, id, perm, st, cctx, li, lw, dump())
 						}
+						// The candidates themselves, not only the
+						// answers Check makes of them: the index must
+						// not lose one to a wrong closure.
+						ci, wi, ei := engine.LookupSubjectsCandidates(ctx, vi, req)
+						cw, ww, ew := engine.LookupSubjectsCandidates(ctx, vw, req)
+						if !slices.Equal(ci, cw) || wi != ww || fmt.Sprint(ei) != fmt.Sprint(ew) {
+							t.Fatalf("%s: LookupSubjects(%s:%s#%s, %s) candidates %v %v %v with the index, %v %v %v without\n%s", what, typ, id, perm, st, ci, wi, ei, cw, ww, ew, dump())
+						}
 						n++
 					}
+				}
+				if cctx != nil {
+					continue
+				}
+				// Effective access: every relation and permission ranked
+				// in schema order, with the candidates of both walks.
+				for _, id := range objects[typ] {
+					req := engine.ResourceAccessRequest{Resource: tuple.ObjectRef{Type: typ, ID: id}, Ranks: s.Definitions[typ].Order, SubjectType: "user", Context: cctx}
+					ai, aw := accessAll(vi.ResourceAccess(ctx, req)), accessAll(vw.ResourceAccess(ctx, req))
+					if ai != aw {
+						t.Fatalf("%s: ResourceAccess(%s:%s) = %s with the index, %s without\n%s", what, typ, id, ai, aw, dump())
+					}
+					for _, sub := range []bool{false, true} {
+						ci, wi, ei := engine.ResourceAccessCandidates(ctx, vi, req, sub)
+						cw, ww, ew := engine.ResourceAccessCandidates(ctx, vw, req, sub)
+						if !slices.Equal(ci, cw) || wi != ww || fmt.Sprint(ei) != fmt.Sprint(ew) {
+							t.Fatalf("%s: ResourceAccess(%s:%s) candidates (subtracted %v) %v %v %v with the index, %v %v %v without\n%s", what, typ, id, sub, ci, wi, ei, cw, ww, ew, dump())
+						}
+					}
+					n++
 				}
 			}
 		}
 	}
 	return n
+}
+
+func accessAll(seq func(func(engine.Access, error) bool)) string {
+	var b strings.Builder
+	for a, err := range seq {
+		if err != nil {
+			fmt.Fprintf(&b, "error: %v", err)
+			break
+		}
+		fmt.Fprintf(&b, "%s:%s:%s%v%v%v ", a.Subject, a.Permission, a.Permissionship, a.Missing, a.Excluded, a.Proof)
+	}
+	return b.String()
 }
 
 func lookupAll(seq func(func(engine.LookupResult, error) bool)) string {
