@@ -22,3 +22,12 @@ func LookupSubjectsCandidates(ctx context.Context, v *View, req LookupSubjectsRe
 func ResourceAccessCandidates(ctx context.Context, v *View, req ResourceAccessRequest, subtracted bool) ([]string, bool, error) {
 	return v.accessCandidates(ctx, req, subtracted)
 }
+
+// SetLeopardLogMax sets how many edge changes a relation's graph keeps to
+// answer older revisions, and returns a function restoring the previous
+// value.
+func SetLeopardLogMax(n int) func() {
+	old := leopardLogMax
+	leopardLogMax = n
+	return func() { leopardLogMax = old }
+}
