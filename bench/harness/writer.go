@@ -38,7 +38,7 @@ type writer struct {
 
 	hist            Histogram // guarded by histMu
 	histMu          sync.Mutex
-	written, nests  atomic.Int64
+	writes, nests   atomic.Int64
 	errors, skipped atomic.Int64
 	errSamples      []string // guarded by histMu
 }
@@ -47,25 +47,35 @@ func newWriter(c *Client, w *workload.Workload, cfg Config) *writer {
 	return &writer{c: c, cfg: cfg, q: w.Queries(cfg.Seed*1000 + 999)}
 }
 
-// update draws the next write.
-func (wr *writer) update() (*v1.RelationshipUpdate, bool, error) {
+// update draws the next write; added is the nesting edge it adds, if any,
+// to be recorded once written (see written).
+func (wr *writer) update() (u *v1.RelationshipUpdate, nest bool, added *tuple.Relationship, err error) {
 	wr.mu.Lock()
 	defer wr.mu.Unlock()
 	rel := wr.q.Write()
 	op := v1.RelationshipUpdate_OPERATION_TOUCH
-	nest := wr.cfg.NestFraction > 0 && wr.q.Rand().Float64() < wr.cfg.NestFraction
+	nest = wr.cfg.NestFraction > 0 && wr.q.Rand().Float64() < wr.cfg.NestFraction
 	if nest {
 		wr.next++
+		// Every second nesting write deletes the oldest edge written
+		// (not one still in flight).
 		if wr.next%2 == 0 && len(wr.nested) > 0 {
 			rel, op = wr.nested[0], v1.RelationshipUpdate_OPERATION_DELETE
 			wr.nested = wr.nested[1:]
 		} else {
 			rel.Subject = tuple.SubjectRef{Type: rel.Resource.Type, ID: fmt.Sprintf("bench-nest-%d-%d", wr.cfg.Seed, wr.next), Relation: rel.Relation}
-			wr.nested = append(wr.nested, rel)
+			added = &rel
 		}
 	}
 	r, err := v1pb.RelationshipToV1(rel)
-	return &v1.RelationshipUpdate{Operation: op, Relationship: r}, nest, err
+	return &v1.RelationshipUpdate{Operation: op, Relationship: r}, nest, added, err
+}
+
+// written records a nesting edge as written: a later write may delete it.
+func (wr *writer) written(rel *tuple.Relationship) {
+	wr.mu.Lock()
+	wr.nested = append(wr.nested, *rel)
+	wr.mu.Unlock()
 }
 
 // run writes until end or ctx is done. A slot whose time has passed by more
@@ -92,10 +102,13 @@ func (wr *writer) run(ctx context.Context, start, end time.Time) {
 					wr.skipped.Add(1)
 					continue
 				}
-				u, nest, err := wr.update()
+				u, nest, added, err := wr.update()
 				t0 := time.Now()
 				if err == nil {
 					_, err = wr.c.Permissions.WriteRelationships(ctx, &v1.WriteRelationshipsRequest{Updates: []*v1.RelationshipUpdate{u}})
+				}
+				if err == nil && added != nil {
+					wr.written(added)
 				}
 				took := time.Since(t0)
 				wr.histMu.Lock()
@@ -104,7 +117,7 @@ func (wr *writer) run(ctx context.Context, start, end time.Time) {
 					wr.errSamples = addSamples(wr.errSamples, err.Error())
 				} else {
 					wr.hist.Record(took)
-					wr.written.Add(1)
+					wr.writes.Add(1)
 					if nest {
 						wr.nests.Add(1)
 					}
@@ -118,7 +131,7 @@ func (wr *writer) run(ctx context.Context, start, end time.Time) {
 
 // result adds the writer's figures to r.
 func (wr *writer) result(r *Result) {
-	r.BackgroundWrites = wr.written.Load()
+	r.BackgroundWrites = wr.writes.Load()
 	r.BackgroundNests = wr.nests.Load()
 	r.BackgroundWriteErrors = wr.errors.Load()
 	r.BackgroundWritesSkipped = wr.skipped.Load()
