@@ -461,8 +461,9 @@ func TestAuthZENSlowBody(t *testing.T) {
 
 // AuthZEN calls the lookup handlers in process, past the gRPC interceptors:
 // its searches and large batches still pass the heavy-call gate, so above
-// the memory high-water mark they are refused as the gRPC lookups are, and
-// a single evaluation is still answered.
+// the memory high-water mark they are refused as the gRPC lookups are (429
+// with Retry-After: the server is busy, the request is fine), and a single
+// evaluation is still answered.
 func TestAuthZENHeavyCallsGated(t *testing.T) {
 	_, az, _ := newAZ(t, api.AuthZENOptions{}, func(o *envOptions) { o.limits.MemoryHighWater = 1; o.limits.HeavyBulkChecks = 1 })
 	for _, tc := range []struct{ path, body string }{
@@ -470,9 +471,9 @@ func TestAuthZENHeavyCallsGated(t *testing.T) {
 		{api.AuthZENSearchSubject, `{"subject":{"type":"user"},"action":{"name":"view"},"resource":{"type":"document","id":"d1"}}`},
 		{api.AuthZENEvaluations, `{"evaluations":[` + evalD1 + `,` + evalD1 + `]}`},
 	} {
-		code, body := az.raw(tc.path, tc.body)
-		if code != http.StatusBadRequest || !strings.Contains(string(body), "high-water mark") {
-			t.Errorf("%s above the high-water mark: %d %s, want 400 naming the high-water mark", tc.path, code, body)
+		code, body, hdr := az.rawHeader(tc.path, tc.body, nil)
+		if code != http.StatusTooManyRequests || !strings.Contains(string(body), "high-water mark") || hdr.Get("Retry-After") != "1" {
+			t.Errorf("%s above the high-water mark: %d (Retry-After %q) %s, want 429 naming the high-water mark, Retry-After 1", tc.path, code, hdr.Get("Retry-After"), body)
 		}
 	}
 	if code, body := az.raw(api.AuthZENEvaluation, evalD1); code != http.StatusOK {

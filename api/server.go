@@ -72,12 +72,15 @@ type Limits struct {
 	// deadline, then get ResourceExhausted. Default 4 × GOMAXPROCS.
 	// MemoryHighWater refuses new heavy calls while the Go heap holds more
 	// than this many bytes; 0 disables. MaxResponseBytes bounds one export
-	// page and one Watch response; default 1 MiB.
+	// page and one Watch response; default 1 MiB. MaxWatches bounds the
+	// Watch streams open at once (the console's long polls are Watch
+	// streams too); more are refused as busy. Default 1024.
 	RequestTimeout     time.Duration
 	MaxConcurrentHeavy int
 	HeavyBulkChecks    int // default 100
 	MemoryHighWater    int64
 	MaxResponseBytes   int
+	MaxWatches         int
 }
 
 // Defaults for Limits.
@@ -101,6 +104,7 @@ const (
 	DefaultRequestTimeout   = 30 * time.Second
 	DefaultHeavyBulkChecks  = 100
 	DefaultMaxResponseBytes = 1 << 20
+	DefaultMaxWatches       = 1024
 )
 
 // DefaultMaxConcurrentHeavy is Limits.MaxConcurrentHeavy's default.
@@ -122,6 +126,7 @@ func (l Limits) withDefaults() Limits {
 	def(&l.MaxConcurrentHeavy, DefaultMaxConcurrentHeavy())
 	def(&l.HeavyBulkChecks, DefaultHeavyBulkChecks)
 	def(&l.MaxResponseBytes, DefaultMaxResponseBytes)
+	def(&l.MaxWatches, DefaultMaxWatches)
 	if l.RequestTimeout == 0 {
 		l.RequestTimeout = DefaultRequestTimeout
 	}
@@ -179,6 +184,7 @@ type Server struct {
 	decisions *DecisionLog
 	quantum   atomic.Pointer[quantum]
 	gate      *gate
+	watching  atomic.Int64 // Watch streams open (Limits.MaxWatches)
 
 	stopOnce sync.Once
 	stopping chan struct{} // closed by Stop

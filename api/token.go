@@ -180,7 +180,8 @@ type cursor struct {
 }
 
 func (t tokens) encodeCursor(c cursor) *v1.Cursor {
-	b := []byte{tokenVersion, byte(c.kind)}
+	var buf [128]byte // one per result of a lookup: on the stack unless after is long
+	b := append(buf[:0], tokenVersion, byte(c.kind))
 	b = append(b, t.cluster[:]...)
 	b = binary.AppendUvarint(b, uint64(c.rev))
 	b = append(b, c.request[:]...)
