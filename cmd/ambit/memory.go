@@ -65,9 +65,9 @@ func (p memoryPlan) total() int64 {
 // entries arrive at a bulk rate (bulkBytes in one period) the collector
 // runs at bulkGCPercent, and once applying has paused for quietPeriods
 // periods after at least after bytes, debug.FreeOSMemory (one full
-// collection, then every free page returned) gives the rest back, at most
-// once per minInterval. Steady traffic below the bulk rate is left to the
-// runtime.
+// collection, then every free page returned) gives the rest back (see
+// tick), at most once per minInterval. Steady traffic below the bulk rate
+// is left to the runtime.
 type memoryReturner struct {
 	after         int64         // bytes applied since the last return that make one due
 	bulkBytes     int64         // bytes applied in one period that make a bulk rate
@@ -86,7 +86,7 @@ type memoryReturner struct {
 func newMemoryReturner(afterBytes int64, bulkGCPercent int) *memoryReturner {
 	return &memoryReturner{
 		after: afterBytes, bulkBytes: 1 << 20, bulkGCPercent: bulkGCPercent,
-		period: time.Second, quietPeriods: 2, minInterval: 10 * time.Second,
+		period: time.Second, quietPeriods: 2, minInterval: 5 * time.Second,
 		free: debug.FreeOSMemory, setGCPercent: debug.SetGCPercent,
 	}
 }
@@ -116,16 +116,20 @@ type returnerState struct {
 	pending int64     // bytes applied since the last return
 	quiet   int       // periods in a row with nothing applied
 	last    time.Time // of the last return
+	again   bool      // a second return is due r.minInterval after the last
 	bulk    bool      // GOGC is r.bulkGCPercent
 	saved   int       // GOGC before the bulk rate
 }
 
 // tick accounts one period. Entries applied: count them, and at a bulk rate
-// lower GOGC. None for r.quietPeriods periods: restore GOGC, and return the
-// free heap if at least r.after bytes were applied since the last return
-// and that was r.minInterval ago. What a pause that came too soon left
-// pending waits for the next pause: a load slow enough to pause mid-way
-// still returns its memory at its end.
+// lower GOGC. None for r.quietPeriods periods: if at least r.after bytes
+// were applied since the last return and that was r.minInterval ago,
+// return the free heap, and once more r.minInterval later if applying is
+// still paused (badger goes on compacting what the burst wrote for a while
+// after it, making garbage of its own); GOGC is restored after that second
+// return, or at the pause when there is nothing to return. What a pause
+// that came too soon left pending waits for the next pause: a load slow
+// enough to pause mid-way still returns its memory at its end.
 func (st *returnerState) tick(r *memoryReturner, now time.Time) {
 	if n := r.applied.Swap(0); n > 0 {
 		st.pending += n
@@ -143,12 +147,18 @@ func (st *returnerState) tick(r *memoryReturner, now time.Time) {
 	if st.quiet++; st.quiet < r.quietPeriods {
 		return
 	}
-	st.endBulk(r)
-	if r.after <= 0 || st.pending < r.after || (!st.last.IsZero() && now.Sub(st.last) < r.minInterval) {
-		return
+	due := st.last.IsZero() || now.Sub(st.last) >= r.minInterval
+	switch {
+	case r.after > 0 && st.pending >= r.after && due:
+		st.pending, st.last, st.again = 0, now, true
+		r.free()
+	case st.again && due:
+		st.again = false
+		r.free()
+		st.endBulk(r)
+	case !st.again:
+		st.endBulk(r)
 	}
-	st.pending, st.last = 0, now
-	r.free()
 }
 
 func (st *returnerState) endBulk(r *memoryReturner) {

@@ -23,14 +23,18 @@ func TestMemoryReturner(t *testing.T) {
 		want     string // actions, one per period, "." for none
 		wantGOGC int
 	}{
-		{"a bulk load: GOGC lowered, restored, memory returned once",
-			16 * mib, 50, 100, []int64{4 * mib, 8 * mib, 8 * mib, 0, 0, 0, 0}, "G50 . . . G100,F . .", 100},
+		{"a bulk load: GOGC lowered, memory returned at the pause and once more, GOGC restored",
+			16 * mib, 50, 100, []int64{4 * mib, 8 * mib, 8 * mib, 0, 0, 0, 0, 0, 0, 0, 0, 0}, "G50 . . . F . . . . G100,F . .", 100},
+		{"applying again before the second return: the second waits for the next pause",
+			16 * mib, 50, 100, []int64{16 * mib, 0, 0, 8 * mib, 0, 0, 0, 0, 0, 0}, "G50 . F . . . . G100,F . .", 100},
 		{"below the bulk rate: GOGC untouched, returned after the pause",
-			mib, 50, 100, []int64{mib / 2, mib / 2, mib / 2, 0, 0}, ". . . . F", 100},
+			mib, 50, 100, []int64{mib / 2, mib / 2, mib / 2, 0, 0, 0, 0, 0, 0, 0}, ". . . . F . . . . F", 100},
 		{"too little applied: nothing returned",
 			16 * mib, 50, 100, []int64{mib / 4, mib / 4, 0, 0, 0}, ". . . . .", 100},
 		{"a pause mid-load does not lose the first half",
 			16 * mib, 0, 100, []int64{10 * mib, 0, 0, 10 * mib, 0, 0}, ". . . . . F", 100},
+		{"a burst too soon after a return waits for minInterval",
+			mib, 0, 100, []int64{2 * mib, 0, 0, 0, 0, 2 * mib, 0, 0, 0, 0, 0, 0}, ". . F . . . . F . . . .", 100},
 		{"GOGC already lower than the bulk setting stays",
 			16 * mib, 50, 20, []int64{4 * mib, 0, 0}, ". . .", 20},
 		{"GOGC off stays off",
