@@ -47,7 +47,8 @@ type server struct {
 	storeFault chan error
 
 	// startRaft
-	node *raft.Node
+	node      *raft.Node
+	memReturn *memoryReturner // memory.go
 
 	// startAPI
 	eng      *engine.Engine
@@ -161,6 +162,8 @@ func (s *server) startRaft(ctx context.Context) error {
 	if c.grpcAdvertise != "" {
 		advertised = c.grpcAdvertise
 	}
+	s.memReturn = newMemoryReturner(c.memoryReturnMiB<<20, c.bulkGCPercent)
+	go s.memReturn.run(ctx)
 	node, err := raft.NewNode(ctx, raft.Config{
 		NodeID: c.nodeID, RaftAddr: c.raftAddr, AdvertiseAddr: c.raftAdvertise, GRPCAddr: advertised, Dir: c.dataDir, LogStore: c.raftLogStore,
 		LogSegmentSize: c.raftSegmentMiB << 20, LogCacheBytes: c.memory.raftLogCache,
