@@ -162,7 +162,9 @@ func (s *Server) tapTimeout(ctx context.Context, info *tap.Info) (context.Contex
 }
 
 // limitUnary applies the default deadline (already set by tapTimeout when
-// the server has it), then admits heavy calls through the gate.
+// the server has it), then admits heavy calls through the gate, and maps
+// the handler's error to a status (toStatus) before judging whether the
+// deadline ended the call.
 func (s *Server) limitUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 	if c, ok := ctx.Value(timeoutCancel{}).(context.CancelFunc); ok {
 		defer c()
@@ -177,6 +179,9 @@ func (s *Server) limitUnary(ctx context.Context, req any, info *grpc.UnaryServer
 		defer release()
 	}
 	resp, err := h(ctx, req)
+	if err != nil {
+		resp, err = nil, toStatus(s.log, info.FullMethod, err)
+	}
 	return resp, s.timedOut(ctx, err)
 }
 

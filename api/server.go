@@ -176,6 +176,10 @@ type Server struct {
 	log     *slog.Logger
 	metrics *Metrics
 	schemas *schemaCache
+	// leopardLag: from the follower waking at a commit to the index
+	// through it (api/leopard.go).
+	leopardLag followLag
+
 	// decisions is the decision log, or nil.
 	decisions *DecisionLog
 	quantum   atomic.Pointer[quantum]
@@ -215,6 +219,7 @@ func New(cfg Config) (*Server, error) {
 	s.gate = newGate(s.limits)
 	cfg.Node.SetForwardValidator(s.validateForwarded)
 	if s.leopard = cfg.Engine.Leopard(s.source); s.leopard != nil {
+		s.leopardLag = newLeopardLag()
 		go s.followLeopard(s.leopard)
 	}
 	return s, nil

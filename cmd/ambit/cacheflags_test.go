@@ -27,11 +27,11 @@ func TestPlanMemory(t *testing.T) {
 		result    int64
 		maxShareP int64 // caches at most this percentage of the limit
 	}{
-		{0, 32 * mib, 128 * mib, 64 * mib, 0},
+		{0, 8 * mib, 128 * mib, 64 * mib, 0},
 		{256 * mib, 8 * mib, 16 * mib, 8 * mib, 0}, // floors
 		{1 << 30, 8 * mib, 32 * mib, 16 * mib, 20},
-		{4 << 30, 16 * mib, 128 * mib, 64 * mib, 15},
-		{18 << 30, 32 * mib, 128 * mib, 64 * mib, 3}, // caps (this machine's default, 75% of 24 GiB)
+		{4 << 30, 8 * mib, 128 * mib, 64 * mib, 15},
+		{18 << 30, 8 * mib, 128 * mib, 64 * mib, 3}, // caps (this machine's default, 75% of 24 GiB)
 	} {
 		p := planMemory(tc.limit)
 		if p.memTable != tc.memTable || p.blockCache != tc.block || p.resultCache != tc.result || p.readCache != tc.result {

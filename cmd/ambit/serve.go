@@ -53,6 +53,8 @@ type serveConfig struct {
 	limits          api.Limits
 	memoryLimit     string
 	memoryHighPct   int
+	memoryReturnMiB int64
+	bulkGCPercent   int
 	resultCacheMiB  int64
 	readCacheMiB    int64
 	memory          memoryPlan    // from --memory-limit (applyMemoryLimit)
@@ -126,6 +128,8 @@ AMBIT_CLUSTER_SECRET), unless --insecure-cluster is given.`,
 	f.IntVar(&c.limits.HeavyBulkChecks, "heavy-bulk-checks", api.DefaultHeavyBulkChecks, "a CheckBulkPermissions with more items than this counts as heavy")
 	f.StringVar(&c.memoryLimit, "memory-limit", "75%", "Go memory limit (GOMEMLIMIT): bytes (KiB, MiB, GiB suffixes), a percentage of the cgroup's or machine's memory, or 0 for none")
 	f.IntVar(&c.memoryHighPct, "memory-high-water-percent", 90, "heavy calls are refused with ResourceExhausted while the Go heap is above this percentage of --memory-limit")
+	f.Int64Var(&c.memoryReturnMiB, "memory-return-after-mib", 16, "after this many MiB of applied log entries (a bulk import, a catch-up), once applying pauses for two seconds, return the Go heap's free memory to the OS, and again 5 s later while applying stays paused (at most every 5 s); 0 disables")
+	f.IntVar(&c.bulkGCPercent, "bulk-gc-percent", 50, "GOGC while log entries are applied at a bulk rate (1 MiB/s or more: imports, catch-ups), so the heap stays nearer its live size; restored when applying pauses (after the second return of --memory-return-after-mib); 0 leaves GOGC alone")
 	f.IntVar(&c.limits.ImportChunk, "import-chunk", api.DefaultImportChunk, "relationships per replicated import command")
 	f.Int64Var(&c.resultCacheMiB, "result-cache-mib", 0, "MiB of check and sub-problem results kept per revision (0: a share of --memory-limit, at most 64; negative disables)")
 	f.Int64Var(&c.readCacheMiB, "read-cache-mib", 0, "MiB of relationship sets (one resource's relation) kept per revision for checks (0: a share of --memory-limit, at most 64; negative disables)")
@@ -188,6 +192,12 @@ func applyMemoryLimit(c *serveConfig, log *slog.Logger) error {
 	}
 	if c.memoryHighPct < 0 || c.memoryHighPct > 100 {
 		return fmt.Errorf("--memory-high-water-percent %d is outside 1..100", c.memoryHighPct)
+	}
+	if c.memoryReturnMiB < 0 {
+		return fmt.Errorf("--memory-return-after-mib %d is negative (0 disables)", c.memoryReturnMiB)
+	}
+	if c.bulkGCPercent < 0 {
+		return fmt.Errorf("--bulk-gc-percent %d is negative (0 leaves GOGC alone)", c.bulkGCPercent)
 	}
 	c.memory = planMemory(limit)
 	if limit == 0 {

@@ -43,12 +43,14 @@ type server struct {
 	storeFault chan error
 
 	// startRaft: the cluster credentials and id, the gRPC listener (its
-	// address is what other members dial) and the node
-	secret   []byte
-	cid      string
-	lis      net.Listener
-	grpcAddr string
-	node     *raft.Node
+	// address is what other members dial), the node and what returns
+	// memory to the OS (memory.go)
+	secret    []byte
+	cid       string
+	lis       net.Listener
+	grpcAddr  string
+	node      *raft.Node
+	memReturn *memoryReturner
 
 	// startAPI
 	eng      *engine.Engine
@@ -161,6 +163,8 @@ func (s *server) startRaft(ctx context.Context) error {
 	if c.grpcAdvertise != "" {
 		advertised = c.grpcAdvertise
 	}
+	s.memReturn = newMemoryReturner(c.memoryReturnMiB<<20, c.bulkGCPercent)
+	go s.memReturn.run(ctx)
 	node, err := raft.NewNode(ctx, raft.Config{
 		NodeID: c.nodeID, RaftAddr: c.raftAddr, AdvertiseAddr: c.raftAdvertise, GRPCAddr: advertised, Dir: c.dataDir, LogStore: c.raftLogStore,
 		LogSegmentSize: c.raftSegmentMiB << 20, LogCacheBytes: c.memory.raftLogCache,

@@ -82,12 +82,15 @@ func (s *server) openLogs(context.Context) error {
 	return nil
 }
 
-// onApplied is raft's OnApplied hook: the audit log's, or none.
+// onApplied is raft's OnApplied hook: the memory returner's (memory.go) and
+// the audit log's.
 func (s *server) onApplied() raft.OnApplied {
+	mem := s.memReturn.Applied
 	if s.logs.audit == nil {
-		return nil
+		return mem
 	}
-	return s.logs.audit.Applied
+	audit := s.logs.audit.Applied
+	return func(e raft.AppliedEntry) { mem(e); audit(e) }
 }
 
 // tokenName names a token for the audit log (called on its goroutine; the

@@ -49,6 +49,9 @@ type Options struct {
 	Oracle bool
 	// PageSizes for LookupResources pagination in the oracle; default {1, 3, 0}.
 	PageSizes []int
+	// SubjectPages, when set, makes every LookupSubjects of the oracle
+	// also page through its answer at each size (see View.SubjectPages).
+	SubjectPages []int
 }
 
 // Run executes one document of a validation file: it loads the document
@@ -69,12 +72,19 @@ func Run(ctx context.Context, eng *engine.Engine, b Backend, f *validation.File,
 	if err != nil {
 		return nil, fmt.Errorf("%s: loading relationships: %w", f.Name, err)
 	}
-	return oracle.Run(ctx, View{eng.View(s, reader, at)}, f, s, oracle.Options{Oracle: opts.Oracle, PageSizes: opts.PageSizes})
+	return oracle.Run(ctx, View{V: eng.View(s, reader, at), SubjectPages: opts.SubjectPages}, f, s, oracle.Options{Oracle: opts.Oracle, PageSizes: opts.PageSizes})
 }
 
 // View is the oracle's in-process adapter: it answers through an engine
 // view.
-type View struct{ V *engine.View }
+type View struct {
+	V *engine.View
+	// SubjectPages: every LookupSubjects also pages through its answer at
+	// each of these sizes, as the gRPC API does (a limit of the ids
+	// already sent plus one page, those ids skipped), and fails when the
+	// pages put together differ from the one answer.
+	SubjectPages []int
+}
 
 var _ oracle.API = View{}
 
@@ -127,14 +137,61 @@ func (v View) LookupResources(ctx context.Context, typ, perm string, subj tuple.
 
 // LookupSubjects implements oracle.API.
 func (v View) LookupSubjects(ctx context.Context, res tuple.ObjectRef, perm string, kind tuple.SubjectRef) ([]engine.LookupResult, error) {
-	var out []engine.LookupResult
-	for r, err := range v.V.LookupSubjects(ctx, engine.LookupSubjectsRequest{Resource: res, Permission: perm, SubjectType: kind.Type, SubjectRelation: kind.Relation}) {
-		if err != nil {
-			return nil, err
+	req := engine.LookupSubjectsRequest{Resource: res, Permission: perm, SubjectType: kind.Type, SubjectRelation: kind.Relation}
+	out, err := v.lookupSubjects(ctx, req, 0)
+	if err != nil {
+		return nil, err
+	}
+	want := fmt.Sprint(out)
+	for _, page := range v.SubjectPages {
+		if page <= 0 {
+			continue
 		}
-		out = append(out, r)
+		paged, err := v.lookupSubjects(ctx, req, page)
+		if err != nil {
+			return nil, fmt.Errorf("paged by %d: %w", page, err)
+		}
+		if got := fmt.Sprint(paged); got != want {
+			return nil, fmt.Errorf("paged by %d: %s, unpaged: %s", page, got, want)
+		}
 	}
 	return out, nil
+}
+
+// lookupSubjects returns the answer to req, in pages of page concrete
+// subjects (0: one call); a wildcard comes with the first page only.
+func (v View) lookupSubjects(ctx context.Context, req engine.LookupSubjectsRequest, page int) ([]engine.LookupResult, error) {
+	var out []engine.LookupResult
+	concrete := 0
+	for {
+		if page > 0 {
+			req.Limit = concrete + page
+		}
+		n := 0
+		skip := concrete
+		for r, err := range v.V.LookupSubjects(ctx, req) {
+			if err != nil {
+				return nil, err
+			}
+			switch {
+			case r.ID == tuple.Wildcard && concrete > 0:
+			case r.ID != tuple.Wildcard && skip > 0:
+				skip--
+			default:
+				out = append(out, r)
+				if r.ID != tuple.Wildcard {
+					n++
+				}
+			}
+		}
+		if page > 0 && n > page {
+			return nil, fmt.Errorf("a limit of %d returned %d subjects after the %d already sent, more than a page", req.Limit, n, concrete)
+		}
+		concrete += n
+		if page == 0 || n < page {
+			return out, nil
+		}
+	}
 }
 
 // Expand implements oracle.API.
