@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"fmt"
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
 	"google.golang.org/grpc"
@@ -64,7 +65,7 @@ func (a accessService) ResourceAccess(req *ambitv1.ResourceAccessRequest, stream
 			return err
 		}
 		if rev != cur.rev {
-			return invalidf("optional_cursor: the cursor was issued at revision %d and resumes there, but consistency.at_exact_snapshot asks for revision %d; drop one of them", cur.rev, rev)
+			return cursorError{fmt.Errorf("optional_cursor: the cursor was issued at revision %d and resumes there, but consistency.at_exact_snapshot asks for revision %d; drop one of them", cur.rev, rev)}
 		}
 	}
 	limit := int(req.GetOptionalLimit())

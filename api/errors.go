@@ -45,6 +45,20 @@ func withSpiceDBReason(st *status.Status, reason v1.ErrorReason, meta map[string
 	return st.Err()
 }
 
+// limitError is a request's limit above the server's maximum (SpiceDB's
+// EXCEEDS_MAXIMUM_ALLOWABLE_LIMIT): InvalidArgument naming the field, the
+// maximum and the flag that sets it.
+type limitError struct {
+	field string
+	limit int64
+	max   int
+	flag  string
+}
+
+func (e *limitError) Error() string {
+	return fmt.Sprintf("%s: %d is more than the maximum of %d (%s); page with a smaller limit and the cursor", e.field, e.limit, e.max, e.flag)
+}
+
 func preconditionf(format string, args ...any) error {
 	return status.Errorf(codes.FailedPrecondition, format, args...)
 }
@@ -94,7 +108,9 @@ func toStatus(log *slog.Logger, method string, err error) error {
 		code = codes.Canceled
 
 	// Request problems.
-	case errors.Is(err, errToken), errors.Is(err, v1pb.ErrInvalid):
+	case errors.Is(err, errToken), errors.Is(err, errCursor), errors.Is(err, v1pb.ErrInvalid):
+		code = codes.InvalidArgument
+	case errors.As(err, new(*limitError)):
 		code = codes.InvalidArgument
 	case errors.As(err, &list):
 		code = codes.InvalidArgument
@@ -172,7 +188,14 @@ func toStatus(log *slog.Logger, method string, err error) error {
 const SpiceDBDomain = "authzed.com"
 
 // spiceDBReasons are SpiceDB's reasons for ambit's sentinel errors, first
-// match wins.
+// match wins (after the schema parse errors, the relationship refusals of
+// schema.RelationshipError and limitError, which carry metadata). Kinds
+// that send no SpiceDB reason, as SpiceDB has none that fits: budgets and
+// caveat cost (ResourceExhausted), deadlines, malformed ZedTokens, tuple
+// syntax, store.ErrInvalid and ErrTooLarge, raft's command errors, the
+// schema guard's refusals, ErrSchemaChanged, compacted or future
+// revisions, engine.ErrTooMany and ErrUnreachable, and availability (which
+// carries ambit's own NOT_PROPOSED or OUTCOME_UNKNOWN).
 var spiceDBReasons = []struct {
 	err    error
 	reason v1.ErrorReason
@@ -183,6 +206,7 @@ var spiceDBReasons = []struct {
 	{store.ErrAlreadyExists, v1.ErrorReason_ERROR_REASON_ATTEMPT_TO_RECREATE_RELATIONSHIP},
 	{engine.ErrMaxDepth, v1.ErrorReason_ERROR_REASON_MAXIMUM_DEPTH_EXCEEDED},
 	{engine.ErrCaveatContext, v1.ErrorReason_ERROR_REASON_CAVEAT_PARAMETER_TYPE_ERROR},
+	{errCursor, v1.ErrorReason_ERROR_REASON_INVALID_CURSOR},
 }
 
 // spiceDBReason is the ErrorInfo SpiceDB would attach to err, or nil where
@@ -199,6 +223,26 @@ func spiceDBReason(err error) *errdetails.ErrorInfo {
 			meta["source_code"] = src
 		}
 		return info(v1.ErrorReason_ERROR_REASON_SCHEMA_PARSE_ERROR, meta)
+	}
+	if re := (*schema.RelationshipError)(nil); errors.As(err, &re) {
+		switch {
+		case errors.Is(re, schema.ErrUnknownType):
+			return info(v1.ErrorReason_ERROR_REASON_UNKNOWN_DEFINITION, map[string]string{"definition_name": re.Definition})
+		case errors.Is(re, schema.ErrUnknownRelation):
+			return info(v1.ErrorReason_ERROR_REASON_UNKNOWN_RELATION_OR_PERMISSION,
+				map[string]string{"definition_name": re.Definition, "relation_or_permission_name": re.Relation})
+		case errors.Is(re, schema.ErrWriteToPermission):
+			return info(v1.ErrorReason_ERROR_REASON_CANNOT_UPDATE_PERMISSION, map[string]string{"definition_name": re.Definition, "permission_name": re.Relation})
+		case errors.Is(re, schema.ErrSubjectType):
+			return info(v1.ErrorReason_ERROR_REASON_INVALID_SUBJECT_TYPE,
+				map[string]string{"definition_name": re.Definition, "relation_name": re.Relation, "subject_type": re.Subject})
+		case errors.Is(re, schema.ErrUnknownCaveat):
+			return info(v1.ErrorReason_ERROR_REASON_UNKNOWN_CAVEAT, map[string]string{"caveat_name": re.Caveat})
+		}
+	}
+	if le := (*limitError)(nil); errors.As(err, &le) {
+		return info(v1.ErrorReason_ERROR_REASON_EXCEEDS_MAXIMUM_ALLOWABLE_LIMIT,
+			map[string]string{"limit_provided": strconv.FormatInt(le.limit, 10), "maximum_limit_allowed": strconv.Itoa(le.max)})
 	}
 	for _, r := range spiceDBReasons {
 		if errors.Is(err, r.err) {

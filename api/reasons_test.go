@@ -84,6 +84,65 @@ func TestSpiceDBErrorReasons(t *testing.T) {
 				update(opTouch, "document:b#viewer@user:ana"), update(opDelete, "document:b#viewer@user:ana")}})
 			return err
 		}, codes.InvalidArgument, v1.ErrorReason_ERROR_REASON_UPDATES_ON_SAME_RELATIONSHIP, map[string]string{"definition_name": "document"}},
+		{"invalid cursor", func() error {
+			st, err := e.perms.ReadRelationships(e.ctx(), &v1.ReadRelationshipsRequest{RelationshipFilter: &v1.RelationshipFilter{ResourceType: "document"},
+				OptionalLimit: 1, OptionalCursor: &v1.Cursor{Token: "not-a-cursor"}})
+			if err != nil {
+				return err
+			}
+			_, err = st.Recv()
+			return err
+		}, codes.InvalidArgument, v1.ErrorReason_ERROR_REASON_INVALID_CURSOR, nil},
+		{"cursor of another request", func() error {
+			st, err := e.perms.ReadRelationships(e.ctx(), &v1.ReadRelationshipsRequest{Consistency: full(), RelationshipFilter: &v1.RelationshipFilter{ResourceType: "document"}, OptionalLimit: 1})
+			if err != nil {
+				return err
+			}
+			r, err := st.Recv()
+			if err != nil {
+				return err
+			}
+			st, err = e.perms.ReadRelationships(e.ctx(), &v1.ReadRelationshipsRequest{RelationshipFilter: &v1.RelationshipFilter{ResourceType: "group"},
+				OptionalLimit: 1, OptionalCursor: r.GetAfterResultCursor()})
+			if err != nil {
+				return err
+			}
+			_, err = st.Recv()
+			return err
+		}, codes.InvalidArgument, v1.ErrorReason_ERROR_REASON_INVALID_CURSOR, nil},
+		{"limit above the maximum", func() error {
+			st, err := e.perms.ReadRelationships(e.ctx(), &v1.ReadRelationshipsRequest{Consistency: full(), RelationshipFilter: &v1.RelationshipFilter{ResourceType: "document"},
+				OptionalLimit: api.DefaultMaxReadLimit + 1})
+			if err != nil {
+				return err
+			}
+			_, err = st.Recv()
+			return err
+		}, codes.InvalidArgument, v1.ErrorReason_ERROR_REASON_EXCEEDS_MAXIMUM_ALLOWABLE_LIMIT,
+			map[string]string{"limit_provided": fmt.Sprint(api.DefaultMaxReadLimit + 1), "maximum_limit_allowed": fmt.Sprint(api.DefaultMaxReadLimit)}},
+		{"write to a permission", func() error {
+			_, err := e.perms.WriteRelationships(e.ctx(), &v1.WriteRelationshipsRequest{Updates: []*v1.RelationshipUpdate{update(opTouch, "document:a#view@user:ana")}})
+			return err
+		}, codes.InvalidArgument, v1.ErrorReason_ERROR_REASON_CANNOT_UPDATE_PERMISSION, map[string]string{"definition_name": "document", "permission_name": "view"}},
+		{"subject type not allowed", func() error {
+			_, err := e.perms.WriteRelationships(e.ctx(), &v1.WriteRelationshipsRequest{Updates: []*v1.RelationshipUpdate{update(opTouch, "document:a#owner@user:*")}})
+			return err
+		}, codes.InvalidArgument, v1.ErrorReason_ERROR_REASON_INVALID_SUBJECT_TYPE,
+			map[string]string{"definition_name": "document", "relation_name": "owner", "subject_type": "user:*"}},
+		{"caveat not allowed", func() error {
+			_, err := e.perms.WriteRelationships(e.ctx(), &v1.WriteRelationshipsRequest{Updates: []*v1.RelationshipUpdate{update(opTouch, "document:a#owner@user:ana[weekday]")}})
+			return err
+		}, codes.InvalidArgument, v1.ErrorReason_ERROR_REASON_INVALID_SUBJECT_TYPE,
+			map[string]string{"definition_name": "document", "relation_name": "owner", "subject_type": "user with weekday"}},
+		{"unknown caveat", func() error {
+			_, err := e.perms.WriteRelationships(e.ctx(), &v1.WriteRelationshipsRequest{Updates: []*v1.RelationshipUpdate{update(opTouch, "document:a#viewer@user:ana[nosuch]")}})
+			return err
+		}, codes.InvalidArgument, v1.ErrorReason_ERROR_REASON_UNKNOWN_CAVEAT, map[string]string{"caveat_name": "nosuch"}},
+		{"write of an unknown relation", func() error {
+			_, err := e.perms.WriteRelationships(e.ctx(), &v1.WriteRelationshipsRequest{Updates: []*v1.RelationshipUpdate{update(opTouch, "document:a#editor@user:ana")}})
+			return err
+		}, codes.FailedPrecondition, v1.ErrorReason_ERROR_REASON_UNKNOWN_RELATION_OR_PERMISSION,
+			map[string]string{"definition_name": "document", "relation_or_permission_name": "editor"}},
 		{"create of an existing relationship", func() error {
 			_, err := e.perms.WriteRelationships(e.ctx(), &v1.WriteRelationshipsRequest{Updates: []*v1.RelationshipUpdate{update(v1.RelationshipUpdate_OPERATION_CREATE, "document:a#viewer@user:ana")}})
 			return err

@@ -95,7 +95,7 @@ func (s *Server) ReadRelationships(req *v1.ReadRelationshipsRequest, stream grpc
 // client that asked for more than it will get should hear so.
 func (s *Server) checkReadLimit(limit uint32) error {
 	if int64(limit) > int64(s.limits.MaxReadLimit) {
-		return invalidf("optional_limit: %d is more than the maximum of %d (--max-read-limit); page with a smaller limit and the cursor", limit, s.limits.MaxReadLimit)
+		return &limitError{field: "optional_limit", limit: int64(limit), max: s.limits.MaxReadLimit, flag: "--max-read-limit"}
 	}
 	return nil
 }

@@ -214,8 +214,23 @@ func (t tokens) encodeCursor(c cursor) *v1.Cursor {
 	return &v1.Cursor{Token: b64.EncodeToString(b)}
 }
 
-// decodeCursor decodes a cursor issued by kind for the request fingerprint req.
-func (t tokens) decodeCursor(pb *v1.Cursor, kind cursorKind, req [8]byte) (cursor, error) {
+// errCursor is wrapped, beside errToken, by every cursor decoding failure
+// (cursorError): SpiceDB's INVALID_CURSOR reason.
+var errCursor = errors.New("invalid cursor")
+
+// cursorError marks err as a cursor's, keeping its message.
+type cursorError struct{ error }
+
+func (e cursorError) Unwrap() []error { return []error{e.error, errCursor} }
+
+// decodeCursor decodes a cursor issued by kind for the request fingerprint
+// req; a failure is a cursorError.
+func (t tokens) decodeCursor(pb *v1.Cursor, kind cursorKind, req [8]byte) (_ cursor, err error) {
+	defer func() {
+		if err != nil {
+			err = cursorError{err}
+		}
+	}()
 	const what = "optional_cursor"
 	raw, err := b64.DecodeString(pb.GetToken())
 	if err != nil {

@@ -38,11 +38,7 @@ func TestAccessOracle(t *testing.T) {
 	}
 	for _, path := range files {
 		t.Run(filepath.Base(path), func(t *testing.T) {
-			data, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			docs, err := validation.Parse(path, data)
+			docs, err := validation.ParseFile(path)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -257,7 +257,8 @@ func (n *Node) serveSuffrage(ctx context.Context, id string, local func(string) 
 	return resultValue(Result{}, any(ctx, id)), nil
 }
 
-// Progress encoding: version:byte(1) applied:uvarint commit:uvarint.
+// serveProgress answers Progress with this node's applied and commit
+// index, encoded version:byte(1) applied:uvarint commit:uvarint.
 func (n *Node) serveProgress(_ context.Context, _ *emptypb.Empty) (*wrapperspb.BytesValue, error) {
 	e := encoder{}
 	e.buf = append(e.buf, 1)

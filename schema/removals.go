@@ -42,7 +42,7 @@ const (
 // Removal is one thing a schema change takes away that stored
 // relationships may still use: the relation Definition#Relation is gone (or
 // turned into a permission), or it no longer allows Types. Whether a
-// relationship uses it is the caller's question (the schema guard asks the
+// relationship uses it is the caller's question (CheckChange asks the
 // store, the web console the API).
 type Removal struct {
 	Kind       RemovalKind

@@ -43,11 +43,11 @@ definition doc {
 		{"nope:x#member@user:ana", schema.ErrUnknownType, `resource type "nope"`},
 		{"group:lab#member@team:a", schema.ErrUnknownType, `subject type "team"`},
 		{"group:lab#owner@user:ana", schema.ErrUnknownRelation, `no relation "owner"`},
-		{"group:lab#view@user:ana", schema.ErrNotAllowed, "is a permission"},
-		{"group:lab#member@doc:d", schema.ErrNotAllowed, "does not allow subjects of type doc"},
-		{"group:lab#member@user:*", schema.ErrNotAllowed, "does not allow subjects of type user:*"},
-		{"doc:d#reader@user:x", schema.ErrNotAllowed, "without a caveat and without expiration"},
-		{"group:lab#member@user:ana[nosuch]", schema.ErrNotAllowed, `caveat "nosuch" is not defined`},
+		{"group:lab#view@user:ana", schema.ErrWriteToPermission, "is a permission"},
+		{"group:lab#member@doc:d", schema.ErrSubjectType, "does not allow subjects of type doc"},
+		{"group:lab#member@user:*", schema.ErrSubjectType, "does not allow subjects of type user:*"},
+		{"doc:d#reader@user:x", schema.ErrSubjectType, "without a caveat and without expiration"},
+		{"group:lab#member@user:ana[nosuch]", schema.ErrUnknownCaveat, `caveat "nosuch" is not defined`},
 	}
 	for _, s := range []*schema.Schema{full, decl} {
 		for _, tt := range tests {
@@ -60,6 +60,8 @@ definition doc {
 				t.Errorf("%s: err = %v, want %v containing %q", tt.rel, err, tt.kind, tt.msg)
 			case tt.kind != nil && strings.Contains(err.Error(), tt.kind.Error()):
 				t.Errorf("%s: %q repeats its kind's text", tt.rel, err)
+			case tt.kind != nil && tt.kind != schema.ErrUnknownType && tt.kind != schema.ErrUnknownRelation && !errors.Is(err, schema.ErrNotAllowed):
+				t.Errorf("%s: %v is not also ErrNotAllowed", tt.rel, err)
 			}
 		}
 	}

@@ -41,6 +41,15 @@ func Parse(filename string, data []byte) ([]*File, error) {
 	return parse(filename, data, dirReader(filename))
 }
 
+// ParseFile reads the validation file at path and parses it with Parse.
+func ParseFile(path string) ([]*File, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(path, data)
+}
+
 // ParseUploaded is Parse for a file that came over the network (the web
 // console's import): it reads no other file, so a `schemaFile` key is an
 // error asking for the schema inline.

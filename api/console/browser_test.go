@@ -2,12 +2,10 @@ package console_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -24,22 +22,6 @@ import (
 	"github.com/ambit-authz/ambit/tuple"
 )
 
-// chromiumPath finds a local Chromium. Without one the browser tests skip,
-// unless AMBIT_REQUIRE_BROWSER is set (CI installs Debian's chromium and
-// sets it, so there a missing browser fails).
-func chromiumPath(t *testing.T) string {
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "headless-shell"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("AMBIT_REQUIRE_BROWSER") != "" {
-		t.Fatal("no chromium binary found and AMBIT_REQUIRE_BROWSER is set: install Debian's chromium package")
-	}
-	t.Skip("no chromium binary (chromium, chromium-browser, google-chrome) on PATH: the browser tests need one; `apt-get install chromium`")
-	return ""
-}
-
 // browser is one headless Chromium tab at 1280×800.
 type browser struct {
 	t         *testing.T
@@ -48,7 +30,7 @@ type browser struct {
 }
 
 func newBrowser(t *testing.T) *browser {
-	path := chromiumPath(t)
+	path := findBrowser(t, "chromium", []string{"chromium", "chromium-browser", "google-chrome", "headless-shell"})
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(path), chromedp.NoSandbox,
 		chromedp.WindowSize(1280, 800), chromedp.Flag("disable-dev-shm-usage", true), chromedp.Flag("disable-gpu", true))
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
@@ -129,102 +111,16 @@ func (b *browser) screenshot(name string) {
 
 // signIn opens the console and signs in with key.
 func (b *browser) signIn(url, key string) {
-	b.do(chromedp.Navigate(url))
-	b.waitFor(`!document.getElementById('page-signin').hidden`)
-	b.set("#signin-token", key)
-	b.click("#signin-submit")
-	b.waitFor(`!document.getElementById('nav').hidden`)
+	b.navigate(url)
+	signIn(b, key)
 }
 
-func (b *browser) page(name string) {
-	eval[chromedp.Void](b, fmt.Sprintf(`location.hash = %q`, "#"+name))
-	b.waitFor(fmt.Sprintf(`!document.getElementById('page-%s').hidden`, name))
-}
+// The driver methods (browsers_test.go).
+func (b *browser) navigate(url string)     { b.do(chromedp.Navigate(url)) }
+func (b *browser) run(expr string)         { eval[chromedp.Void](b, expr) }
+func (b *browser) text(expr string) string { return eval[string](b, expr) }
 
-const testSchema = `definition user {}
-
-definition group {
-	relation member: user | group#member
-}
-
-definition folder {
-	relation viewer: user | group#member
-	permission view = viewer
-}
-
-definition document {
-	relation parent: folder
-	relation viewer: user | group#member
-	relation banned: user
-	permission view = (viewer + parent->view) - banned
-}`
-
-var testRelationships = []string{
-	"group:lab#member@user:ana",
-	"folder:f1#viewer@group:lab#member",
-	"document:d1#parent@folder:f1",
-	"document:d1#viewer@user:dan",
-	"document:d1#banned@user:dan",
-}
-
-// drawn is the check graph as the SVG holds it.
-type drawn struct {
-	Answer string `json:"answer"`
-	Nodes  []struct {
-		ID     string `json:"id"`
-		Result string `json:"result"`
-		Role   string `json:"role"`
-	} `json:"nodes"`
-	Edges []struct {
-		From  string `json:"from"`
-		To    string `json:"to"`
-		State string `json:"state"`
-	} `json:"edges"`
-}
-
-func (d drawn) node(id string) bool {
-	return slices.ContainsFunc(d.Nodes, func(n struct {
-		ID     string `json:"id"`
-		Result string `json:"result"`
-		Role   string `json:"role"`
-	}) bool {
-		return n.ID == id
-	})
-}
-
-// edges lists "from -> to" of the edges in state.
-func (d drawn) edges(state string) []string {
-	var out []string
-	for _, e := range d.Edges {
-		if e.State == state {
-			out = append(out, e.From+" -> "+e.To)
-		}
-	}
-	return out
-}
-
-const readGraph = `JSON.stringify({
-	answer: document.getElementById('check-answer').dataset.result || '',
-	nodes: [...document.querySelectorAll('#check-graph g.gnode')].map(g => ({id: g.dataset.id, result: g.dataset.result, role: g.dataset.role})),
-	edges: [...document.querySelectorAll('#check-graph g.edge')].map(g => ({from: g.dataset.from, to: g.dataset.to, state: g.dataset.state})),
-})`
-
-// runCheck runs a check on the check page and reads the drawn graph.
-func (b *browser) runCheck(resource, permission, subject string) drawn {
-	b.t.Helper()
-	b.page("check")
-	eval[chromedp.Void](b, `document.getElementById('check-answer').removeAttribute('data-result')`)
-	b.set("#check-resource", resource)
-	b.set("#check-permission", permission)
-	b.set("#check-subject", subject)
-	b.click("#check-run")
-	b.waitFor(`document.getElementById('check-answer').dataset.result`)
-	var d drawn
-	if err := json.Unmarshal([]byte(eval[string](b, readGraph)), &d); err != nil {
-		b.t.Fatal(err)
-	}
-	return d
-}
+func (b *browser) page(name string) { showPage(b, name) }
 
 // TestBrowserAdmin drives the console as an admin in headless Chromium:
 // sign in, write a schema (checked first), create relationships, browse
@@ -236,13 +132,8 @@ func TestBrowserAdmin(t *testing.T) {
 	b.signIn(e.url, adminKey)
 	b.screenshot("signed-in")
 	// Anything the page does from here that the Content-Security-Policy
-	// blocks (an inline style or script) is recorded, and fails the test.
-	eval[chromedp.Void](b, `window.cspViolations = []; document.addEventListener('securitypolicyviolation', e => cspViolations.push(e.violatedDirective + ' ' + e.blockedURI))`)
-	defer func() {
-		if v := eval[[]string](b, `window.cspViolations`); len(v) > 0 {
-			t.Errorf("Content-Security-Policy violations: %q", v)
-		}
-	}()
+	// blocks fails the test.
+	defer watchCSP(b)(t)
 
 	// Schema: a broken one shows its error at its line and column; the
 	// good one checks clean and is written.
@@ -283,22 +174,7 @@ func TestBrowserAdmin(t *testing.T) {
 	b.screenshot("relationships")
 
 	// Granted: ana views d1 through the folder and her group.
-	d := b.runCheck("document:d1", "view", "user:ana")
-	if d.Answer != "HAS" {
-		t.Fatalf("check answer %q, want HAS", d.Answer)
-	}
-	for _, id := range []string{"user:ana", "group:lab#member", "folder:f1#viewer", "folder:f1#view", "document:d1#view"} {
-		if !d.node(id) {
-			t.Errorf("the graph has no node %s; nodes: %+v", id, d.Nodes)
-		}
-	}
-	grant := d.edges("grant")
-	for _, want := range []string{"user:ana -> group:lab#member", "group:lab#member -> folder:f1#viewer",
-		"folder:f1#viewer -> folder:f1#view", "folder:f1#view -> document:d1#view"} {
-		if !slices.Contains(grant, want) {
-			t.Errorf("the granting path lacks %s; granting edges: %q", want, grant)
-		}
-	}
+	grant := checkAnaGranted(t, runCheck(t, b, "document:d1", "view", "user:ana"))
 	if slices.Contains(grant, "document:d1#banned -> document:d1#view") {
 		t.Error("the ban that does not apply is drawn as granting")
 	}
@@ -308,23 +184,11 @@ func TestBrowserAdmin(t *testing.T) {
 	b.screenshot("check-granted")
 
 	// Denied: eve has no route; every route ends in a missing relationship.
-	d = b.runCheck("document:d1", "view", "user:eve")
-	if d.Answer != "NO" {
-		t.Fatalf("check answer %q, want NO", d.Answer)
-	}
-	if g := d.edges("grant"); len(g) != 0 {
-		t.Errorf("a denied check draws granting edges %q", g)
-	}
-	missing := d.edges("missing")
-	for _, want := range []string{"user:eve -> document:d1#viewer", "user:eve -> folder:f1#viewer"} {
-		if !slices.Contains(missing, want) {
-			t.Errorf("the failed routes lack the missing relationship %s; missing: %q", want, missing)
-		}
-	}
+	checkEveDenied(t, runCheck(t, b, "document:d1", "view", "user:eve"))
 	b.screenshot("check-denied")
 
 	// Denied by the exclusion: dan is a viewer and banned.
-	d = b.runCheck("document:d1", "view", "user:dan")
+	d := runCheck(t, b, "document:d1", "view", "user:dan")
 	if d.Answer != "NO" {
 		t.Fatalf("check answer %q, want NO", d.Answer)
 	}
@@ -424,7 +288,7 @@ func TestBrowserReadOnly(t *testing.T) {
 				t.Errorf("browsing shows %d write controls to a read-only token", n)
 			}
 			b.screenshot("read-only-" + tc.name)
-			if d := b.runCheck("document:d1", "view", "user:ana"); d.Answer != "HAS" {
+			if d := runCheck(t, b, "document:d1", "view", "user:ana"); d.Answer != "HAS" {
 				t.Errorf("a read-only token's check answers %q, want HAS", d.Answer)
 			}
 			// Forced writes, with the token the page holds.

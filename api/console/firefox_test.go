@@ -8,29 +8,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"golang.org/x/net/websocket"
 )
-
-// firefoxPath finds a local Firefox. Without one the Firefox test skips,
-// unless AMBIT_REQUIRE_BROWSER is set (CI installs Debian's firefox-esr and
-// sets it, so there a missing browser fails).
-func firefoxPath(t *testing.T) string {
-	for _, name := range []string{"firefox-esr", "firefox"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("AMBIT_REQUIRE_BROWSER") != "" {
-		t.Fatal("no firefox binary found and AMBIT_REQUIRE_BROWSER is set: install Debian's firefox-esr package")
-	}
-	t.Skip("no firefox binary (firefox-esr, firefox) on PATH: the Firefox browser test needs one; `apt-get install firefox-esr`")
-	return ""
-}
 
 // bidi is a minimal WebDriver BiDi client: one headless Firefox, one
 // session, commands sent one at a time over the websocket, and one
@@ -48,7 +31,7 @@ var bidiListening = regexp.MustCompile(`WebDriver BiDi listening on (ws://[^\s]+
 // newFirefox starts headless Firefox with a fresh profile and its remote
 // agent on a free loopback port, opens a BiDi session and finds its tab.
 func newFirefox(t *testing.T) *bidi {
-	path := firefoxPath(t)
+	path := findBrowser(t, "firefox-esr", []string{"firefox-esr", "firefox"})
 	dir := t.TempDir()
 	profile := filepath.Join(dir, "profile")
 	if err := os.MkdirAll(profile, 0o755); err != nil {
@@ -234,29 +217,9 @@ func (b *bidi) click(sel string) {
 	b.eval(fmt.Sprintf(`(() => { document.querySelector(%q).click(); return '' })()`, sel))
 }
 
-func (b *bidi) page(name string) {
-	b.t.Helper()
-	b.eval(fmt.Sprintf(`(() => { location.hash = %q; return '' })()`, "#"+name))
-	b.waitFor(fmt.Sprintf(`!document.getElementById('page-%s').hidden`, name))
-}
-
-// runCheck runs a check on the check page and reads the drawn graph, as
-// the Chromium test's runCheck does.
-func (b *bidi) runCheck(resource, permission, subject string) drawn {
-	b.t.Helper()
-	b.page("check")
-	b.eval(`(() => { document.getElementById('check-answer').removeAttribute('data-result'); return '' })()`)
-	b.set("#check-resource", resource)
-	b.set("#check-permission", permission)
-	b.set("#check-subject", subject)
-	b.click("#check-run")
-	b.waitFor(`document.getElementById('check-answer').dataset.result`)
-	var d drawn
-	if err := json.Unmarshal([]byte(b.eval(readGraph)), &d); err != nil {
-		b.t.Fatal(err)
-	}
-	return d
-}
+// The driver methods (browsers_test.go); navigate is above.
+func (b *bidi) run(expr string)         { b.eval("(() => { (" + expr + "); return '' })()") }
+func (b *bidi) text(expr string) string { return b.eval(expr) }
 
 // TestFirefox drives the console's core flow in headless Firefox over
 // WebDriver BiDi (issue #24 promises Chromium and Firefox): sign in with
@@ -270,56 +233,19 @@ func TestFirefox(t *testing.T) {
 	write(t, e, testRelationships...)
 
 	b.navigate(e.url)
-	// Record what the CSP blocks from here on (the listener survives the
-	// hash navigations the console makes).
-	b.eval(`(() => { window.cspViolations = []; document.addEventListener('securitypolicyviolation', e => cspViolations.push(e.violatedDirective + ' ' + e.blockedURI)); return '' })()`)
-	defer func() {
-		if v := b.eval(`JSON.stringify(window.cspViolations || ['the page was reloaded: violations lost'])`); v != "[]" {
-			t.Errorf("Content-Security-Policy violations in Firefox: %s", v)
-		}
-	}()
-	b.waitFor(`!document.getElementById('page-signin').hidden`)
-	b.set("#signin-token", adminKey)
-	b.click("#signin-submit")
-	b.waitFor(`!document.getElementById('nav').hidden`)
+	defer watchCSP(b)(t)
+	signIn(b, adminKey)
 	if ua := b.eval(`navigator.userAgent`); !strings.Contains(ua, "Firefox/") {
 		t.Fatalf("the browser is not Firefox: %q", ua)
 	}
 
 	// Granted: ana views d1 through the folder and her group.
-	d := b.runCheck("document:d1", "view", "user:ana")
-	if d.Answer != "HAS" {
-		t.Fatalf("check answer %q, want HAS", d.Answer)
-	}
-	for _, id := range []string{"user:ana", "group:lab#member", "folder:f1#viewer", "folder:f1#view", "document:d1#view"} {
-		if !d.node(id) {
-			t.Errorf("the graph has no node %s; nodes: %+v", id, d.Nodes)
-		}
-	}
-	grant := d.edges("grant")
-	for _, want := range []string{"user:ana -> group:lab#member", "group:lab#member -> folder:f1#viewer",
-		"folder:f1#viewer -> folder:f1#view", "folder:f1#view -> document:d1#view"} {
-		if !slices.Contains(grant, want) {
-			t.Errorf("the granting path lacks %s; granting edges: %q", want, grant)
-		}
-	}
+	checkAnaGranted(t, runCheck(t, b, "document:d1", "view", "user:ana"))
 	// The SVG is laid out: Firefox gives the drawn nodes a real size.
 	if b.eval(`[...document.querySelectorAll('#check-graph g.gnode')].every(g => g.getBBox().width > 0)`) != "true" {
 		t.Error("a graph node has no width in Firefox's layout")
 	}
 
 	// Denied: eve has no route; every route ends in a missing relationship.
-	d = b.runCheck("document:d1", "view", "user:eve")
-	if d.Answer != "NO" {
-		t.Fatalf("check answer %q, want NO", d.Answer)
-	}
-	if g := d.edges("grant"); len(g) != 0 {
-		t.Errorf("a denied check draws granting edges %q", g)
-	}
-	missing := d.edges("missing")
-	for _, want := range []string{"user:eve -> document:d1#viewer", "user:eve -> folder:f1#viewer"} {
-		if !slices.Contains(missing, want) {
-			t.Errorf("the failed routes lack the missing relationship %s; missing: %q", want, missing)
-		}
-	}
+	checkEveDenied(t, runCheck(t, b, "document:d1", "view", "user:eve"))
 }

@@ -38,17 +38,19 @@ type server struct {
 	closers []closeStep
 	closeBy time.Time
 
-	// cluster credentials (startRaft)
-	secret []byte
-	cid    string
-
 	// openStore
 	st         *store.Store
 	storeFault chan error
 
-	// startRaft
+	// startRaft: the cluster credentials and id, the gRPC listener (its
+	// address is what other members dial), the node and what returns
+	// memory to the OS (memory.go)
+	secret    []byte
+	cid       string
+	lis       net.Listener
+	grpcAddr  string
 	node      *raft.Node
-	memReturn *memoryReturner // memory.go
+	memReturn *memoryReturner
 
 	// startAPI
 	eng      *engine.Engine
@@ -57,9 +59,7 @@ type server struct {
 	auth     *api.Authenticator
 	g        *grpc.Server
 	health   *health.Server
-	grpcAddr string
 	grpcDone chan error
-	lis      net.Listener
 
 	readyz                     *api.Readiness
 	shuttingDown, bootstrapped *atomic.Bool
@@ -83,7 +83,8 @@ func (s *server) close() error {
 	return closeSteps(s.closers, s.closeBy, s.log)
 }
 
-// openStore opens the data directory, the cluster id and the store.
+// openStore opens the data directory and the store (the cluster id is
+// startRaft's).
 //
 // The raft log is the durability point: the store runs without synchronous
 // writes behind a guard that rebuilds it from the raft snapshot and log if

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -30,11 +29,7 @@ func TestRemoteConformance(t *testing.T) {
 	r := remote.New(remote.NewClient(dial(t, a.grpc)), remote.Options{Oracle: true, PageSizes: []int{1, 7, 100, 0}})
 	for _, path := range files {
 		t.Run(filepath.Base(path), func(t *testing.T) {
-			data, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			docs, err := validation.Parse(path, data)
+			docs, err := validation.ParseFile(path)
 			if err != nil {
 				t.Fatal(err)
 			}

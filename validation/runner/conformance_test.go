@@ -2,7 +2,6 @@ package runner
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -39,11 +38,7 @@ type namedBackend struct {
 
 func runFile(t *testing.T, b Backend, path string) {
 	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	docs, err := validation.Parse(path, data)
+	docs, err := validation.ParseFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
