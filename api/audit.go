@@ -36,6 +36,14 @@ import (
 // leader failover changes nothing in them; a node that restarts skips the
 // revisions its file already has.
 //
+// Memory: the hook copies each entry into the queue only while the queue
+// holds less than AuditOptions.MaxQueueBytes. Past that (an audit disk slower
+// than the writes), it queues the entry's index and refusal alone, and the
+// writer reads the command back from the raft log when it gets there
+// (SetEntryReader): the hook never waits and no line is dropped, unless the
+// writer falls so far behind that raft has compacted the entry away, which
+// it reports as a write error naming the revision.
+//
 // Durability: each batch of lines is written and fsynced before the next
 // (group commit). A line is lost only if the process dies between applying
 // an entry and writing its line; when the machine crashed, the store is
@@ -54,6 +62,9 @@ type AuditOptions struct {
 	// MaxRelationships bounds the relationships listed in a write's or
 	// an import's entry (default 100); the counts are always complete.
 	MaxRelationships int
+	// MaxQueueBytes bounds the entry data the hook copies into the queue
+	// (default 64 MiB); past it, entries are read back from the raft log.
+	MaxQueueBytes int64
 	// TokenName returns the name of a token id, for entries whose command
 	// carries one ("" if unknown).
 	TokenName func(id string) string
@@ -67,7 +78,10 @@ type AuditLog struct {
 
 	mu      sync.Mutex
 	queue   []queued
-	wake    chan struct{} // signalled when queue gains entries
+	queued  int64 // bytes of entry data in queue
+	spilled uint64
+	read    func(index uint64) ([]byte, error) // SetEntryReader
+	wake    chan struct{}                      // signalled when queue gains entries
 	closed  bool
 	last    tuple.Revision // last revision written
 	ring    []auditLine    // recent lines, for followers of Tail
@@ -82,8 +96,9 @@ type AuditLog struct {
 
 type queued struct {
 	index uint64
-	data  []byte
+	data  []byte // nil when spilled: read back from the raft log
 	err   error
+	spill bool
 }
 
 type auditLine struct {
@@ -105,6 +120,9 @@ func OpenAuditLog(o AuditOptions) (*AuditLog, error) {
 	if o.MaxRelationships <= 0 {
 		o.MaxRelationships = 100
 	}
+	if o.MaxQueueBytes <= 0 {
+		o.MaxQueueBytes = 64 << 20
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -125,11 +143,29 @@ func OpenAuditLog(o AuditOptions) (*AuditLog, error) {
 	return a, nil
 }
 
-// Applied is the raft.OnApplied hook: it queues a copy of the entry.
+// SetEntryReader gives the log a way to read an applied entry's command
+// back from the raft log (raft.Node.LogEntry), so that past MaxQueueBytes
+// the hook can queue entries without their data. Until it is set, every
+// entry is copied.
+func (a *AuditLog) SetEntryReader(read func(index uint64) ([]byte, error)) {
+	a.mu.Lock()
+	a.read = read
+	a.mu.Unlock()
+}
+
+// Applied is the raft.OnApplied hook: it queues a copy of the entry, or,
+// past MaxQueueBytes, its index alone.
 func (a *AuditLog) Applied(e raft.AppliedEntry) {
-	q := queued{index: e.Index, data: slices.Clone(e.Data), err: e.Err}
 	a.mu.Lock()
 	if !a.closed {
+		q := queued{index: e.Index, err: e.Err}
+		if a.read != nil && a.queued+int64(len(e.Data)) > a.o.MaxQueueBytes {
+			q.spill = true
+			a.spilled++
+		} else {
+			q.data = slices.Clone(e.Data)
+			a.queued += int64(len(e.Data))
+		}
 		a.queue = append(a.queue, q)
 	}
 	a.mu.Unlock()
@@ -151,6 +187,10 @@ func (a *AuditLog) Register(reg prometheus.Registerer) error {
 			read(func() float64 { return float64(a.last) })),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "ambit_audit_lines_total", Help: "Lines written to the audit log."},
 			read(func() float64 { return float64(a.lines) })),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "ambit_audit_queue_bytes", Help: "Entry data queued for the audit log (bounded by its queue limit)."},
+			read(func() float64 { return float64(a.queued) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "ambit_audit_spilled_total", Help: "Entries queued without their data because the audit queue was full, read back from the raft log when written."},
+			read(func() float64 { return float64(a.spilled) })),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "ambit_audit_write_errors_total", Help: "Failed audit log writes (each loses its lines; the server log says why)."},
 			read(func() float64 { return float64(a.errs) })),
 	} {
@@ -183,14 +223,22 @@ func (a *AuditLog) run() {
 	var buf []byte
 	for range a.wake {
 		a.mu.Lock()
-		batch, closed, last := a.queue, a.closed, a.last
-		a.queue = nil
+		batch, closed, last, read := a.queue, a.closed, a.last, a.read
+		a.queue, a.queued = nil, 0
 		a.mu.Unlock()
 		var out []auditLine
 		for _, q := range batch {
 			rev := tuple.Revision(q.index)
 			if rev <= last {
 				continue // already in the file (a restart replayed it)
+			}
+			if q.spill {
+				data, err := read(q.index)
+				if err != nil {
+					a.fail(fmt.Errorf("revision %d: queued past the audit queue's bound and no longer readable from the raft log: %w", rev, err))
+					continue
+				}
+				q.data = data
 			}
 			line, ok := a.entry(q, buf[:0])
 			if !ok {

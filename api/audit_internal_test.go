@@ -2,9 +2,13 @@ package api
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -253,5 +257,87 @@ func TestActorNodeStampsCommands(t *testing.T) {
 				t.Fatalf("the stamped command does not encode: %v", err)
 			}
 		})
+	}
+}
+
+// Past MaxQueueBytes the hook queues entries without their data and the
+// writer reads them back (SetEntryReader): the queue's bytes stay within the
+// bound, every revision is still written once in order with what its
+// command said and its refusal, and an entry the raft log no longer holds
+// is a counted write error naming the revision, not a silent gap.
+func TestAuditQueueBoundedSpillsToRaftLog(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.jsonl")
+	// A bound smaller than any entry: every entry once the reader is set
+	// is queued without its data.
+	a, err := OpenAuditLog(AuditOptions{Path: path, NoSync: true, MaxQueueBytes: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	log := map[uint64][]byte{}
+	var reads int
+	var mu sync.Mutex
+	a.SetEntryReader(func(index uint64) ([]byte, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		reads++
+		if index == 7 {
+			return nil, raft.ErrLogEntryGone
+		}
+		return log[index], nil
+	})
+	refused := errors.New("precondition failed")
+	for i := uint64(1); i <= 20; i++ {
+		e := auditEntryAt(t, i, writeOf(fmt.Sprintf("d%02d", i)))
+		mu.Lock()
+		log[i] = e.Data
+		mu.Unlock()
+		if i == 4 {
+			e.Err = refused
+		}
+		a.Applied(e)
+		a.mu.Lock()
+		queued := a.queued
+		a.mu.Unlock()
+		if queued > 1 {
+			t.Fatalf("after entry %d the queue holds %d bytes of entry data, over its bound of 1", i, queued)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	var revs []tuple.Revision
+	var lines []string
+	for time.Now().Before(deadline) {
+		if revs, lines = readAudit(t, a, 0); len(revs) == 19 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	var want []tuple.Revision
+	for i := tuple.Revision(1); i <= 20; i++ {
+		if i != 7 {
+			want = append(want, i)
+		}
+	}
+	if !slices.Equal(revs, want) {
+		t.Fatalf("revisions written %v, want %v (7 is gone from the log)", revs, want)
+	}
+	for i, l := range lines {
+		if id := fmt.Sprintf("doc:d%02d#viewer@user:ana", want[i]); !strings.Contains(l, id) {
+			t.Errorf("line of revision %d does not name %s: %s", want[i], id, l)
+		}
+	}
+	if !strings.Contains(lines[3], `"outcome":"refused: precondition failed"`) {
+		t.Errorf("the refused entry's line lost its refusal: %s", lines[3])
+	}
+	a.mu.Lock()
+	spilled, errs := a.spilled, a.errs
+	a.mu.Unlock()
+	mu.Lock()
+	defer mu.Unlock()
+	if spilled != 20 || reads != 20 {
+		t.Errorf("%d entries spilled and %d read back, want 20 and 20", spilled, reads)
+	}
+	if errs != 1 {
+		t.Errorf("%d write errors, want 1 (revision 7)", errs)
 	}
 }

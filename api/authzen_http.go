@@ -144,6 +144,7 @@ func (h *azHandler) wrap(name string, f func(c *azCall) (any, error)) http.Handl
 			if code == http.StatusUnauthorized {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="ambit"`)
 			}
+			SetRetryAfter(w.Header(), err)
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 			w.Header().Set("X-Content-Type-Options", "nosniff")
 			w.WriteHeader(code)
@@ -179,9 +180,13 @@ func (s *Server) azStatus(method string, err error) error {
 }
 
 // azHTTPStatus maps a gRPC status to the HTTP status of the AuthZEN binding.
-// A request the client can fix is 400, never 500.
+// A request the client can fix is 400, never 500; one refused because the
+// server is busy (RetryAfter) is 429.
 func azHTTPStatus(err error) (int, string) {
 	st := status.Convert(err)
+	if _, busy := RetryAfter(err); busy {
+		return http.StatusTooManyRequests, st.Message()
+	}
 	switch st.Code() {
 	case codes.InvalidArgument, codes.FailedPrecondition, codes.OutOfRange, codes.ResourceExhausted:
 		return http.StatusBadRequest, st.Message()

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -32,9 +33,13 @@ func (s *Server) followLeopard(idx *engine.Leopard) {
 		case <-ctx.Done():
 		}
 	}()
+	var woke time.Time // zero before the first build
 	for {
 		changed := s.store.Changed() // before reading, so no commit is missed
 		err := s.leopardStep(ctx, idx)
+		if err == nil && !woke.IsZero() {
+			s.leopardLag.Observe(time.Since(woke).Seconds())
+		}
 		switch {
 		case errors.Is(err, store.ErrClosed) || ctx.Err() != nil:
 			return
@@ -46,11 +51,27 @@ func (s *Server) followLeopard(idx *engine.Leopard) {
 		}
 		select {
 		case <-changed:
+			woke = time.Now()
 		case <-ctx.Done():
 			return
 		}
 	}
 }
+
+// newLeopardLag is the histogram of how long the index takes to follow a
+// commit: from the follower waking at it (or, when commits came while it
+// worked, going on at once) to the index through the revision applied then.
+// Checks at revisions the index has not reached walk the nesting.
+func newLeopardLag() followLag {
+	return followLag{prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "ambit_leopard_follow_seconds",
+		Help:    "From the nested-group index's follower waking at a commit to the index answering at the revision then applied.",
+		Buckets: prometheus.ExponentialBuckets(5e-6, 1.25, 60),
+	})}
+}
+
+// followLag holds the follower's histogram (newLeopardLag).
+type followLag struct{ prometheus.Histogram }
 
 // leopardStep brings idx up to the store's applied revision.
 func (s *Server) leopardStep(ctx context.Context, idx *engine.Leopard) error {
@@ -112,10 +133,13 @@ func (s *Server) LeopardMetrics() prometheus.Collector {
 	if s.leopard == nil {
 		return nil
 	}
-	return leopardCollector{s.leopard}
+	return leopardCollector{s.leopard, s.leopardLag}
 }
 
-type leopardCollector struct{ idx *engine.Leopard }
+type leopardCollector struct {
+	idx *engine.Leopard
+	lag followLag
+}
 
 var leopardDescs = struct {
 	ready, through, nodes, edges, special, overLimit, builds, buildSeconds, served, fallbacks *prometheus.Desc
@@ -136,6 +160,9 @@ func (c leopardCollector) Describe(ch chan<- *prometheus.Desc) {
 	d := &leopardDescs
 	for _, x := range []*prometheus.Desc{d.ready, d.through, d.nodes, d.edges, d.special, d.overLimit, d.builds, d.buildSeconds, d.served, d.fallbacks} {
 		ch <- x
+	}
+	if c.lag.Histogram != nil {
+		c.lag.Describe(ch)
 	}
 }
 
@@ -164,4 +191,7 @@ func (c leopardCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(d.buildSeconds, st.BuildTime.Seconds())
 	counter(d.served, float64(st.Served))
 	counter(d.fallbacks, float64(st.Fallbacks))
+	if c.lag.Histogram != nil {
+		c.lag.Collect(ch)
+	}
 }

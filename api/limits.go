@@ -108,7 +108,7 @@ func (g *gate) enter(ctx context.Context, method string) (func(), error) {
 }
 
 func (g *gate) full(method string, start time.Time) error {
-	return resourceExhaustedf("%s: the server is running its limit of %d concurrent heavy calls (lookups, exports, expands, large bulk checks; --max-concurrent-heavy) and none finished in the %v this request waited; retry later",
+	return overloadedf("%s: the server is running its limit of %d concurrent heavy calls (lookups, exports, expands, large bulk checks; --max-concurrent-heavy) and none finished in the %v this request waited; retry later",
 		method, cap(g.slots), time.Since(start).Round(time.Millisecond))
 }
 
@@ -117,7 +117,7 @@ func (g *gate) memoryOK(method string) error {
 		return nil
 	}
 	if h := heapBytes(); h > g.highWater {
-		return resourceExhaustedf("%s: the server's Go heap (%d MiB) is above its high-water mark of %d MiB (--memory-limit, --memory-high-water-percent); heavy calls are refused until it drops, retry later",
+		return overloadedf("%s: the server's Go heap (%d MiB) is above its high-water mark of %d MiB (--memory-limit, --memory-high-water-percent); heavy calls are refused until it drops, retry later",
 			method, h>>20, g.highWater>>20)
 	}
 	return nil
@@ -162,7 +162,9 @@ func (s *Server) tapTimeout(ctx context.Context, info *tap.Info) (context.Contex
 }
 
 // limitUnary applies the default deadline (already set by tapTimeout when
-// the server has it), then admits heavy calls through the gate.
+// the server has it), then admits heavy calls through the gate, and maps
+// the handler's error to a status (toStatus) before judging whether the
+// deadline ended the call.
 func (s *Server) limitUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 	if c, ok := ctx.Value(timeoutCancel{}).(context.CancelFunc); ok {
 		defer c()
@@ -177,6 +179,9 @@ func (s *Server) limitUnary(ctx context.Context, req any, info *grpc.UnaryServer
 		defer release()
 	}
 	resp, err := h(ctx, req)
+	if err != nil {
+		resp, err = nil, toStatus(s.log, info.FullMethod, err)
+	}
 	return resp, s.timedOut(ctx, err)
 }
 

@@ -1,7 +1,12 @@
 package api
 
 import (
+	"sync"
+	"sync/atomic"
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc/codes"
 
 	"github.com/ambit-authz/ambit/engine"
 )
@@ -16,6 +21,42 @@ type Metrics struct {
 	cacheMisses prometheus.Counter
 	caveatEvals prometheus.Counter
 	deduped     prometheus.Counter
+
+	// byMethod holds each method's series once resolved (string ->
+	// *methodSeries): a label lookup hashes the label values and takes a
+	// lock on every call.
+	byMethod sync.Map
+}
+
+// methodSeries are one method's latency observer and its request counters
+// by status code, each made on the method's first call with that code (as
+// WithLabelValues would), so /metrics shows no series that never counted.
+type methodSeries struct {
+	latency prometheus.Observer
+	codes   [maxCode + 1]atomic.Pointer[prometheus.Counter]
+}
+
+const maxCode = codes.Unauthenticated // the largest code gRPC defines
+
+// call records one finished call of method.
+func (m *Metrics) call(method string, code codes.Code, d time.Duration) {
+	ms, ok := m.byMethod.Load(method)
+	if !ok {
+		ms, _ = m.byMethod.LoadOrStore(method, &methodSeries{latency: m.latency.WithLabelValues(method)})
+	}
+	se := ms.(*methodSeries)
+	if code > maxCode {
+		m.requests.WithLabelValues(method, code.String()).Inc()
+	} else {
+		c := se.codes[code].Load()
+		if c == nil {
+			cnt := m.requests.WithLabelValues(method, code.String())
+			se.codes[code].Store(&cnt)
+			c = &cnt
+		}
+		(*c).Inc()
+	}
+	se.latency.Observe(d.Seconds())
 }
 
 // NewMetrics registers the metrics on reg. applied and role feed the

@@ -9,10 +9,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/ambit-authz/ambit/engine"
 	"github.com/ambit-authz/ambit/raft"
 	"github.com/ambit-authz/ambit/schema"
-	"github.com/ambit-authz/ambit/tuple"
 )
 
 // ReadSchema implements v1.SchemaServiceServer: the schema text as written,
@@ -31,7 +29,7 @@ func (s *Server) ReadSchema(ctx context.Context, _ *v1.ReadSchemaRequest) (*v1.R
 
 // WriteSchema implements v1.SchemaServiceServer. The text must compile; a
 // change that would orphan stored relationships is refused inside the raft
-// apply (see SchemaGuard), so it cannot race a concurrent write.
+// apply (raft.OrphanGuard), so it cannot race a concurrent write.
 func (s *Server) WriteSchema(ctx context.Context, req *v1.WriteSchemaRequest) (*v1.WriteSchemaResponse, error) {
 	if _, err := schema.Compile("schema", req.GetSchema()); err != nil {
 		// toStatus: InvalidArgument with SpiceDB's parse-error reason.
@@ -93,92 +91,4 @@ func (s *Server) applyValidated(ctx context.Context, cmd raft.Command) (raft.Res
 		return res, preconditionf("%v", err)
 	}
 	return res, err
-}
-
-// guard is the raft.SchemaGuard: it refuses a schema that would leave stored
-// relationships invalid — a removed type or relation that still has
-// relationships, a relation turned into a permission, or an allowed subject
-// type (wildcard, subject relation, caveat, expiration) that stored
-// relationships still use. It runs inside the state machine on the store at
-// its applied revision, so every replica decides the same.
-//
-// It never compiles: the schema was compiled before it was proposed (by the
-// handler, or by the leader for a forwarded write), so inside the state
-// machine it reads only both schemas' declarations (schema.Declarations, one
-// linear pass) and queries the store.
-func (c *schemaCache) guard(_ tuple.Revision, text string) error {
-	next, err := schema.Declarations("schema", text)
-	if err != nil {
-		return fmt.Errorf("schema does not compile: %v", err)
-	}
-	applied := c.st.AppliedRevision()
-	prevText, at, err := c.st.ReadSchema(applied)
-	if err != nil {
-		return err
-	}
-	if prevText == "" && at == 0 {
-		return nil // the first schema
-	}
-	prev, err := schema.Declarations("schema", prevText)
-	if err != nil {
-		return fmt.Errorf("api: stored schema at revision %d does not parse: %w", at, err)
-	}
-	snap, err := c.st.Snapshot(applied)
-	if err != nil {
-		return err
-	}
-	ctx := context.Background()
-	first := func(f tuple.Filter) (tuple.Relationship, bool, error) {
-		for r, err := range snap.Query(ctx, f) {
-			return r, err == nil, err
-		}
-		return tuple.Relationship{}, false, nil
-	}
-	for _, rm := range schema.Removals(prev, next) {
-		f := tuple.Filter{ResourceType: rm.Definition, Relation: rm.Relation}
-		if rm.Kind != schema.RemovedTypes {
-			rel, found, err := first(f)
-			if err != nil {
-				return err
-			}
-			if found {
-				return refusal(raft.ErrSchemaInUse, "the new schema %s, but relationships still use it (e.g. %s); delete them first", rm.What(), rel.Key())
-			}
-			continue
-		}
-		for _, at := range rm.Types {
-			sf := &tuple.SubjectFilter{Type: at.Type}
-			if at.Wildcard {
-				sf.IDs = []string{tuple.Wildcard}
-			} else {
-				rel := at.Relation
-				sf.Relation = &rel
-			}
-			f.Subject = sf
-			for rel, err := range snap.Query(ctx, f) {
-				if err != nil {
-					return err
-				}
-				if verr := engine.ValidateRelationship(next, rel); verr != nil {
-					return refusal(raft.ErrSchemaOrphans, "the new schema no longer allows %s on relation %s#%s, but relationship %s uses it; delete or rewrite such relationships first", at, rm.Definition, rm.Relation, rel)
-				}
-			}
-		}
-	}
-	return nil
-}
-
-// schemaRefusal is the guard's refusal: its message, and the kind of
-// refusal (raft.ErrSchemaInUse or raft.ErrSchemaOrphans) that decides the
-// gRPC code.
-type schemaRefusal struct {
-	kind error
-	msg  string
-}
-
-func (r *schemaRefusal) Error() string { return r.msg }
-func (r *schemaRefusal) Unwrap() error { return r.kind }
-
-func refusal(kind error, format string, args ...any) error {
-	return &schemaRefusal{kind: kind, msg: fmt.Sprintf(format, args...)}
 }

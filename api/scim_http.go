@@ -43,6 +43,12 @@ type SCIMOptions struct {
 	MaxBodyBytes int64
 	// Timeout is each request's budget.
 	Timeout time.Duration
+	// MaxMembers bounds the members one request lists (scim.Handler's
+	// MaxMembers; scim.DefaultMaxMembers if zero).
+	MaxMembers int
+	// MaxBulkOperations bounds the operations of one bulk request
+	// (scim.DefaultMaxBulkOperations if zero).
+	MaxBulkOperations int
 }
 
 // SCIMHandler returns the SCIM 2.0 service provider; mount it at SCIMPrefix
@@ -73,6 +79,11 @@ func (s *Server) SCIMHandler(o SCIMOptions) (http.Handler, error) {
 		Mapping: o.Mapping,
 		Prefix:  SCIMPrefix,
 		MaxBody: o.MaxBodyBytes,
+		// A group's DELETE removes members in writes the server accepts.
+		MaxUpdates:        s.limits.MaxUpdatesPerWrite,
+		MaxMembers:        o.MaxMembers,
+		MaxBulkOperations: o.MaxBulkOperations,
+		Admit:             s.admitSCIMScan,
 	}
 	return &scimHTTP{s: s, o: o, keys: keys, next: h}, nil
 }
@@ -124,6 +135,17 @@ func (h *scimHTTP) authorize(r *http.Request) (Caller, error) {
 	return Caller{}, status.Error(codes.PermissionDenied, "the credential is not a SCIM key of this server")
 }
 
+// admitSCIMScan admits a SCIM list that reads every user or group through
+// the heavy-call gate (api/limits.go): refused, when the gate is full or
+// the heap above its high-water mark, with a 503 and Retry-After.
+func (s *Server) admitSCIMScan(ctx context.Context) (func(), error) {
+	release, err := s.gate.enter(ctx, "SCIM list (a filter no index answers)")
+	if err != nil {
+		return nil, &scim.Error{Status: http.StatusServiceUnavailable, Detail: status.Convert(err).Message(), RetryAfter: 1}
+	}
+	return release, nil
+}
+
 // scimRecords is scim.Records over this server's store and raft node.
 type scimRecords struct {
 	s *Server
@@ -166,14 +188,45 @@ func (r *scimRecords) Record(ctx context.Context, space, key string) ([]byte, bo
 	return v, ok, nil
 }
 
-func (r *scimRecords) Scan(ctx context.Context, space string, fn func(string, []byte) error) error {
+func (r *scimRecords) Lookup(ctx context.Context, space string, keys []string) ([][]byte, error) {
+	snap, err := r.snapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]byte, len(keys))
+	for i, k := range keys {
+		v, ok, err := snap.Record(space, k)
+		if err != nil {
+			return nil, scimError(r.s, err)
+		}
+		if ok {
+			out[i] = v
+		}
+	}
+	return out, nil
+}
+
+func (r *scimRecords) Scan(ctx context.Context, space, prefix string, fn func(string, []byte) error) error {
 	snap, err := r.snapshot(ctx)
 	if err != nil {
 		return err
 	}
-	for e, err := range snap.Records(ctx, space, "") {
+	after := ""
+	if prefix != "" {
+		// Records reads the keys after a key: those after prefix less its
+		// last byte hold every key with prefix (SCIM's prefixes end in a
+		// NUL byte, so none sorts between), and any before them is skipped.
+		after = prefix[:len(prefix)-1]
+	}
+	for e, err := range snap.Records(ctx, space, after) {
 		if err != nil {
 			return scimError(r.s, err)
+		}
+		if !strings.HasPrefix(e.Key, prefix) {
+			if e.Key > prefix {
+				return nil
+			}
+			continue
 		}
 		if err := fn(e.Key, e.Value); err != nil {
 			return err

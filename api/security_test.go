@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/ambit-authz/ambit/api"
 	ambitv1 "github.com/ambit-authz/ambit/proto/ambit/v1"
 )
 
@@ -194,7 +195,11 @@ func TestSecurityUnreadLookupStreams(t *testing.T) {
 	}
 	e.answersCheck(t)
 	for range 10 {
-		wantCode(t, <-errs, codes.ResourceExhausted, "LookupResources", "2 concurrent heavy calls", "--max-concurrent-heavy")
+		err := <-errs
+		wantCode(t, err, codes.ResourceExhausted, "LookupResources", "2 concurrent heavy calls", "--max-concurrent-heavy")
+		if d, ok := api.RetryAfter(err); !ok || d <= 0 {
+			t.Errorf("a call refused for want of a heavy slot carries no RetryInfo: %v", err)
+		}
 	}
 	e.answersCheck(t)
 	stopHolders()
@@ -342,7 +347,11 @@ func TestSecurityMemoryHighWater(t *testing.T) {
 		},
 	}
 	for name, call := range heavy {
-		wantCode(t, call(), codes.ResourceExhausted, name, "high-water mark", "--memory-limit")
+		err := call()
+		wantCode(t, err, codes.ResourceExhausted, name, "high-water mark", "--memory-limit")
+		if _, ok := api.RetryAfter(err); !ok {
+			t.Errorf("%s refused above the high-water mark carries no RetryInfo: %v", name, err)
+		}
 	}
 	if _, err := e.perms.CheckBulkPermissions(ctx, bulk(3)); err != nil {
 		t.Fatalf("a small CheckBulkPermissions is not heavy: %v", err)

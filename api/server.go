@@ -72,12 +72,15 @@ type Limits struct {
 	// deadline, then get ResourceExhausted. Default 4 × GOMAXPROCS.
 	// MemoryHighWater refuses new heavy calls while the Go heap holds more
 	// than this many bytes; 0 disables. MaxResponseBytes bounds one export
-	// page and one Watch response; default 1 MiB.
+	// page and one Watch response; default 1 MiB. MaxWatches bounds the
+	// Watch streams open at once (the console's long polls are Watch
+	// streams too); more are refused as busy. Default 1024.
 	RequestTimeout     time.Duration
 	MaxConcurrentHeavy int
 	HeavyBulkChecks    int // default 100
 	MemoryHighWater    int64
 	MaxResponseBytes   int
+	MaxWatches         int
 }
 
 // Defaults for Limits.
@@ -101,6 +104,7 @@ const (
 	DefaultRequestTimeout   = 30 * time.Second
 	DefaultHeavyBulkChecks  = 100
 	DefaultMaxResponseBytes = 1 << 20
+	DefaultMaxWatches       = 1024
 )
 
 // DefaultMaxConcurrentHeavy is Limits.MaxConcurrentHeavy's default.
@@ -122,6 +126,7 @@ func (l Limits) withDefaults() Limits {
 	def(&l.MaxConcurrentHeavy, DefaultMaxConcurrentHeavy())
 	def(&l.HeavyBulkChecks, DefaultHeavyBulkChecks)
 	def(&l.MaxResponseBytes, DefaultMaxResponseBytes)
+	def(&l.MaxWatches, DefaultMaxWatches)
 	if l.RequestTimeout == 0 {
 		l.RequestTimeout = DefaultRequestTimeout
 	}
@@ -171,17 +176,23 @@ type Server struct {
 	log     *slog.Logger
 	metrics *Metrics
 	schemas *schemaCache
+	// leopardLag: from the follower waking at a commit to the index
+	// through it (api/leopard.go).
+	leopardLag followLag
+
 	// decisions is the decision log, or nil.
 	decisions *DecisionLog
 	quantum   atomic.Pointer[quantum]
 	gate      *gate
+	watching  atomic.Int64 // Watch streams open (Limits.MaxWatches)
 
 	stopOnce sync.Once
 	stopping chan struct{} // closed by Stop
 }
 
 // New returns a Server. The node's schema guard is not installed here but
-// in raft.Config.SchemaGuard (SchemaGuard), once, before the log replays.
+// in raft.Config.SchemaGuard (raft.OrphanGuard), once, before the log
+// replays; the API only maps its refusals (errors.go).
 func New(cfg Config) (*Server, error) {
 	if cfg.Store == nil || cfg.Node == nil || cfg.Engine == nil {
 		return nil, errors.New("api: Store, Node and Engine are required")
@@ -208,6 +219,7 @@ func New(cfg Config) (*Server, error) {
 	s.gate = newGate(s.limits)
 	cfg.Node.SetForwardValidator(s.validateForwarded)
 	if s.leopard = cfg.Engine.Leopard(s.source); s.leopard != nil {
+		s.leopardLag = newLeopardLag()
 		go s.followLeopard(s.leopard)
 	}
 	return s, nil
@@ -217,11 +229,6 @@ func New(cfg Config) (*Server, error) {
 // graceful gRPC stop can finish; clients resume from their last
 // changes_through. Call it before grpc.Server.GracefulStop.
 func (s *Server) Stop() { s.stopOnce.Do(func() { close(s.stopping) }) }
-
-// SchemaGuard returns the guard that refuses schema changes orphaning stored
-// relationships, for raft.Config.SchemaGuard (which requires one, so that it
-// is installed once, before the log replays).
-func SchemaGuard(st Store) raft.SchemaGuard { return newSchemaCache(st).guard }
 
 // schemaCache holds compiled schemas (and their text's hash) by the revision
 // they were written at, so each is compiled and hashed once.

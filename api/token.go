@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
 	"google.golang.org/protobuf/proto"
@@ -65,11 +66,20 @@ func (k cursorKind) String() string {
 // tokens encodes and decodes ZedTokens and cursors for one cluster.
 type tokens struct {
 	cluster [8]byte
+	// last is the token of the latest revision encoded, shared by the
+	// copies of one newTokens (every answer at a revision carries it);
+	// nil encodes every time.
+	last *atomic.Pointer[revToken]
+}
+
+type revToken struct {
+	rev   tuple.Revision
+	token string
 }
 
 func newTokens(clusterID string) tokens {
 	sum := sha256.Sum256([]byte("ambit-cluster:" + clusterID))
-	var t tokens
+	t := tokens{last: new(atomic.Pointer[revToken])}
 	copy(t.cluster[:], sum[:8])
 	return t
 }
@@ -82,11 +92,20 @@ var errToken = errors.New("invalid token")
 
 // zedToken returns the ZedToken of rev.
 func (t tokens) zedToken(rev tuple.Revision) *v1.ZedToken {
+	if t.last != nil {
+		if l := t.last.Load(); l != nil && l.rev == rev {
+			return &v1.ZedToken{Token: l.token}
+		}
+	}
 	b := make([]byte, 0, 1+8+binary.MaxVarintLen64)
 	b = append(b, tokenVersion)
 	b = append(b, t.cluster[:]...)
 	b = binary.AppendUvarint(b, uint64(rev))
-	return &v1.ZedToken{Token: b64.EncodeToString(b)}
+	tok := b64.EncodeToString(b)
+	if t.last != nil {
+		t.last.Store(&revToken{rev: rev, token: tok})
+	}
+	return &v1.ZedToken{Token: tok}
 }
 
 // partialToken returns the ZedToken of a Watch response that ends after the
@@ -180,7 +199,8 @@ type cursor struct {
 }
 
 func (t tokens) encodeCursor(c cursor) *v1.Cursor {
-	b := []byte{tokenVersion, byte(c.kind)}
+	var buf [128]byte // one per result of a lookup: on the stack unless after is long
+	b := append(buf[:0], tokenVersion, byte(c.kind))
 	b = append(b, t.cluster[:]...)
 	b = binary.AppendUvarint(b, uint64(c.rev))
 	b = append(b, c.request[:]...)

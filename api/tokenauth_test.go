@@ -279,3 +279,13 @@ func TestRevocationTakesEffect(t *testing.T) {
 func gatherTS(t *testing.T, ts *testserver.Server) map[string]float64 {
 	return gather(t, &env{reg: ts.Registry})
 }
+
+// A server without preshared keys lets every caller in, token or not: it
+// refuses to make tokens rather than hand out ones that restrict nothing.
+func TestCreateTokenNeedsAuthentication(t *testing.T) {
+	ts := testserver.Start(t, testserver.Options{Tokens: api.NewMemTokens()})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := ambitv1.NewTokenServiceClient(ts.Conn).CreateToken(ctx, &ambitv1.CreateTokenRequest{Name: "ci", Scopes: []string{"check"}})
+	wantCode(t, err, codes.FailedPrecondition, "without authentication", "--preshared-key")
+}

@@ -35,6 +35,11 @@ const conflictRetries = 3
 
 // CreateToken implements ambitv1.TokenServiceServer.
 func (t *tokenService) CreateToken(ctx context.Context, req *ambitv1.CreateTokenRequest) (*ambitv1.CreateTokenResponse, error) {
+	if t.auth != nil && !t.auth.Enabled() {
+		// Every caller is let in on such a server, with or without a
+		// token: a token made here would restrict nothing.
+		return nil, status.Error(codes.FailedPrecondition, "this server runs without authentication (no --preshared-key), so a token would not be checked: start every member with a preshared key to use managed tokens")
+	}
 	if err := apitoken.ValidateName(req.GetName()); err != nil {
 		return nil, invalidf("name: %v", err)
 	}

@@ -70,22 +70,11 @@ func isSemverCore(v string) bool {
 
 // asksVersion reports whether the caller sent requestVersionKey.
 func asksVersion(ctx context.Context) bool {
-	md, ok := metadata.FromIncomingContext(ctx)
-	return ok && len(md.Get(requestVersionKey)) > 0
+	return len(metadata.ValueFromIncomingContext(ctx, requestVersionKey)) > 0
 }
 
-// versionUnary and versionStream answer a caller that asks for the server
+// versionStream (and unaryChain) answer a caller that asks for the server
 // version in the response header, before the handler runs, as SpiceDB does.
-func versionUnary(v string) grpc.UnaryServerInterceptor {
-	md := metadata.Pairs(responseVersionKey, v)
-	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-		if asksVersion(ctx) {
-			_ = grpc.SetHeader(ctx, md)
-		}
-		return h(ctx, req)
-	}
-}
-
 func versionStream(v string) grpc.StreamServerInterceptor {
 	md := metadata.Pairs(responseVersionKey, v)
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {

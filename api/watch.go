@@ -30,6 +30,11 @@ import (
 // With WATCH_KIND_INCLUDE_CHECKPOINTS a checkpoint is sent whenever the
 // stream has caught up.
 func (s *Server) Watch(req *v1.WatchRequest, stream grpc.ServerStreamingServer[v1.WatchResponse]) error {
+	if n := s.watching.Add(1); n > int64(s.limits.MaxWatches) {
+		s.watching.Add(-1)
+		return overloadedf("Watch: the server has its limit of %d watch streams open (--max-watches); retry later", s.limits.MaxWatches)
+	}
+	defer s.watching.Add(-1)
 	ctx := stream.Context()
 	types := req.GetOptionalObjectTypes()
 	for i, t := range types {

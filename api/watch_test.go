@@ -7,6 +7,9 @@ import (
 	"time"
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
+	"google.golang.org/grpc/codes"
+
+	"github.com/ambit-authz/ambit/api"
 )
 
 func recvUpdates(t *testing.T, w v1.WatchService_WatchClient, n int) ([]string, *v1.ZedToken) {
@@ -95,4 +98,52 @@ func TestWatch(t *testing.T) {
 	if want := "OPERATION_TOUCH document:z#viewer@user:zed"; got[0] != want {
 		t.Fatalf("new-only watch = %v, want [%s]", got, want)
 	}
+}
+
+// Watch streams are bounded (Limits.MaxWatches): past the limit a new one is
+// refused as busy, with RetryInfo, and once one closes another is admitted.
+func TestWatchStreamsBounded(t *testing.T) {
+	e := newEnv(t, func(o *envOptions) { o.limits.MaxWatches = 2 })
+	e.writeSchema(testSchema)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	open := func() (context.CancelFunc, error) {
+		wctx, wcancel := context.WithCancel(ctx)
+		w, err := e.watch.Watch(wctx, &v1.WatchRequest{OptionalUpdateKinds: []v1.WatchKind{v1.WatchKind_WATCH_KIND_INCLUDE_CHECKPOINTS}})
+		if err == nil {
+			_, err = w.Recv() // the first checkpoint: the stream is open on the server
+		}
+		if err != nil {
+			wcancel()
+		}
+		return wcancel, err
+	}
+	var closers []context.CancelFunc
+	for i := range 2 {
+		c, err := open()
+		if err != nil {
+			t.Fatalf("watch %d of 2: %v", i+1, err)
+		}
+		closers = append(closers, c)
+	}
+	_, err := open()
+	wantCode(t, err, codes.ResourceExhausted, "Watch", "2 watch streams", "--max-watches")
+	if _, ok := api.RetryAfter(err); !ok {
+		t.Errorf("a watch refused at the limit carries no RetryInfo: %v", err)
+	}
+	closers[0]()
+	// The server notices the closed stream soon; poll for a free slot.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := open()
+		if err == nil {
+			c()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no watch admitted after one closed: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	closers[1]()
 }

@@ -157,73 +157,29 @@ func sameRole(a, b Access) bool {
 }
 
 // accessCandidates walks down from the resource through the relations that
-// can prove any rank (with subtracted, also those that can take it away),
-// one query per relation and batch of objects, collecting the ids of
-// subjects of the wanted type, sorted; wildcard reports a `type:*` subject.
-// Without a wildcard, a subject named only on a subtracted side holds
-// nothing, so the first walk leaves those sides (an organization's
-// deactivated list, say) unread.
+// can prove any rank (with subtracted, also those that can take it away;
+// see walkDown), collecting the ids of subjects of the wanted type, sorted;
+// wildcard reports a `type:*` subject. Without a wildcard, a subject named
+// only on a subtracted side holds nothing, so the first walk leaves those
+// sides (an organization's deactivated list, say) unread.
 func (v *View) accessCandidates(ctx context.Context, req ResourceAccessRequest, subtracted bool) ([]string, bool, error) {
-	leads := v.plan.typeGraph().above(req.SubjectType)
-	rels := map[string][]string{} // type -> relations to read
-	for _, p := range req.Ranks {
-		for k := range v.plan.relevant(req.Resource.Type, p, subtracted) {
-			if r := v.schema.Relation(k.typ, k.rel); r != nil && !r.IsPermission && leads[k.typ] && !slices.Contains(rels[k.typ], k.rel) {
-				rels[k.typ] = append(rels[k.typ], k.rel)
-			}
-		}
-	}
-	for _, list := range rels {
-		slices.Sort(list)
-	}
-	seen := map[objKey]bool{{req.Resource.Type, req.Resource.ID}: true}
 	found := map[string]bool{}
 	wildcard := false
-	frontier := map[string][]string{req.Resource.Type: {req.Resource.ID}}
-	limit := v.engine.cfg.MaxLookupCandidates
-	for len(frontier) > 0 {
-		cur := frontier
-		frontier = map[string][]string{}
-		types := make([]string, 0, len(cur))
-		for t := range cur {
-			types = append(types, t)
+	w := downWalk{rels: v.walkRelations(req.Resource.Type, req.Ranks, subtracted, req.SubjectType), what: "ResourceAccess"}
+	err := v.walkDown(ctx, req.Resource, &w, func(sub tuple.SubjectRef) {
+		if sub.Type != req.SubjectType {
+			return
 		}
-		sort.Strings(types)
-		for _, t := range types {
-			for _, relation := range rels[t] {
-				for chunk := range slices.Chunk(cur[t], 500) {
-					for rel, err := range v.reader.Query(ctx, tuple.Filter{ResourceType: t, ResourceIDs: chunk, Relation: relation}) {
-						if err != nil {
-							return nil, false, err
-						}
-						sub := rel.Subject
-						if sub.Type == req.SubjectType {
-							if sub.ID == tuple.Wildcard {
-								wildcard = true
-							} else if sub.Relation == "" {
-								found[sub.ID] = true
-							}
-						}
-						k := objKey{sub.Type, sub.ID}
-						if sub.ID == tuple.Wildcard || seen[k] || !leads[sub.Type] {
-							continue
-						}
-						seen[k] = true
-						frontier[sub.Type] = append(frontier[sub.Type], sub.ID)
-						if len(seen) > limit {
-							return nil, false, fmt.Errorf("%w: ResourceAccess examined more than %d candidate objects", ErrTooMany, limit)
-						}
-					}
-				}
-			}
+		if sub.ID == tuple.Wildcard {
+			wildcard = true
+		} else if sub.Relation == "" {
+			found[sub.ID] = true
 		}
+	})
+	if err != nil {
+		return nil, false, err
 	}
-	ids := make([]string, 0, len(found))
-	for id := range found {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	return ids, wildcard, nil
+	return sortedKeys(found), wildcard, nil
 }
 
 // rankAll finds, for each subject id, the first rank it holds: every

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ambit-authz/ambit/bench/cputime"
 	"github.com/ambit-authz/ambit/bench/workload"
 	"github.com/ambit-authz/ambit/engine"
 	"github.com/ambit-authz/ambit/schema"
@@ -115,6 +116,7 @@ func BenchmarkAccessCollabMedium(b *testing.B) {
 	f := loadAccessFixture(b)
 	b.Logf("dataset %s: %d editors; %s edits it; %v is denied", f.dataset, f.editors, f.holder, f.denied.Subject)
 	b.Run("ResourceAccess", func(b *testing.B) { benchResourceAccess(b, f) })
+	b.Run("LookupSubjects", func(b *testing.B) { benchLookupSubjects(b, f) })
 	for _, mode := range modes {
 		b.Run("SubjectPermissions/"+mode, func(b *testing.B) { benchSubjectPermissions(b, f, mode) })
 		b.Run("CheckOne/"+mode, func(b *testing.B) { benchCheckOne(b, f, mode) })
@@ -132,7 +134,9 @@ func benchResourceAccess(b *testing.B, f accessFixture) {
 				eng := newEngine(b, mode)
 				ctx := context.Background()
 				n := 0
+				cpu, ops := cputime.Process(), 0
 				timed(b, func() error {
+					ops++
 					v := eng.View(f.s, f.reader, f.at)
 					n = 0
 					for _, err := range v.ResourceAccess(ctx, engine.ResourceAccessRequest{Resource: f.dataset, Ranks: ranks, SubjectType: "user"}) {
@@ -143,9 +147,37 @@ func benchResourceAccess(b *testing.B, f accessFixture) {
 					}
 					return nil
 				})
+				reportCPU(b, cpu, float64(ops))
 				b.ReportMetric(float64(n), "subjects")
 			})
 		}
+	}
+}
+
+// benchLookupSubjects lists the dataset's editors with LookupSubjects, the
+// same candidate walk as ResourceAccess's first rank.
+func benchLookupSubjects(b *testing.B, f accessFixture) {
+	for _, mode := range modes {
+		b.Run("edit/"+mode, func(b *testing.B) {
+			eng := newEngine(b, mode)
+			ctx := context.Background()
+			n := 0
+			cpu, ops := cputime.Process(), 0
+			timed(b, func() error {
+				v := eng.View(f.s, f.reader, f.at)
+				n = 0
+				for _, err := range v.LookupSubjects(ctx, engine.LookupSubjectsRequest{Resource: f.dataset, Permission: "edit", SubjectType: "user"}) {
+					if err != nil {
+						return err
+					}
+					n++
+				}
+				ops++
+				return nil
+			})
+			reportCPU(b, cpu, float64(ops))
+			b.ReportMetric(float64(n), "subjects")
+		})
 	}
 }
 

@@ -45,6 +45,28 @@ type checker struct {
 	// relationships read for the sub-problem being evaluated: its result
 	// must not be reused from that time on.
 	expires int64
+	scratch filterScratch
+	// pooled: the memo may come from, and goes back to, Engine.memos (View.Check
+	// owns its checker; a lookup's checkers share one memo).
+	pooled bool
+}
+
+// filterScratch holds the subject filter of the query direct is making, so
+// building it allocates nothing (a filter handed to the reader escapes). One
+// per checker is enough: a query completes before the evaluation it leads
+// to starts the next one.
+type filterScratch struct {
+	ids [2]string
+	rel string
+	sf  tuple.SubjectFilter
+}
+
+// subject returns the scratch subject filter set to typ, ids and relation.
+// It is valid until the next call.
+func (s *filterScratch) subject(typ string, ids []string, relation string) *tuple.SubjectFilter {
+	s.rel = relation
+	s.sf = tuple.SubjectFilter{Type: typ, IDs: ids, Relation: &s.rel}
+	return &s.sf
 }
 
 // frame is one level of the current evaluation path, for cycle detection.
@@ -122,32 +144,45 @@ func (c *checker) eval(ctx context.Context, typ string, ids []string, rel string
 	// Drop ids already being evaluated for the same relation higher up: a
 	// cycle cannot add members (least fixed point).
 	if path != nil {
-		kept := ids[:0:0]
-		for _, id := range ids {
+		// ids is kept as it is (no copy) until an id turns out to be cut.
+		var kept []string
+		for i, id := range ids {
 			n := node{typ, rel, id}
 			if f := path.find(n); f != nil {
 				c.hits = append(c.hits, hit{node: n, level: f.level, neg: c.neg})
-			} else {
+				if kept == nil {
+					kept = append(make([]string, 0, len(ids)-1), ids[:i]...)
+				}
+			} else if kept != nil {
 				kept = append(kept, id)
 			}
 		}
-		if len(kept) == 0 {
-			return triNo, nil
+		if kept != nil {
+			if len(kept) == 0 {
+				return triNo, nil
+			}
+			ids = kept
 		}
-		ids = kept
 	}
 	if depth > c.v.engine.cfg.MaxDepth {
 		return triNo, fmt.Errorf("%w: checking %s:%s#%s for %s went deeper than %d levels", ErrMaxDepth, typ, ids[0], rel, s, c.v.engine.cfg.MaxDepth)
 	}
 	var key string
+	share := true // whether the result goes to the shared cache (see cacheUse)
 	if len(ids) == 1 && (path == nil || !leaf(r)) {
 		if path == nil {
 			key = c.rootKey // View.Check looked it up already
 		} else {
 			key = c.v.cacheKey(typ, ids[0], rel, s, c.ctxKey)
-			if o, ok := c.v.lookupCache(key); ok && !c.tracing {
-				c.stats.CacheHits++
-				return c.reuse(o), nil
+			if c.v.engine.cache != nil && !c.tracing {
+				u := c.v.plan.uses[r]
+				if share = u.enabled(); share {
+					if o, ok := c.v.lookupCache(key); ok {
+						u.hit()
+						c.stats.CacheHits++
+						return c.reuse(o), nil
+					}
+				}
 			}
 			if m, ok := c.memo[key]; ok && !c.tracing && c.memoUsable(m, path) {
 				c.stats.CacheHits++
@@ -173,12 +208,12 @@ func (c *checker) eval(ctx context.Context, typ string, ids []string, rel string
 			// The leader failed (its error may be its own), or judged
 			// expiration earlier than this request does. Evaluate here.
 		} else {
-			o, err := c.evalNode(ctx, typ, ids, r, key, depth, path)
+			o, err := c.evalNode(ctx, typ, ids, r, key, share, depth, path)
 			fl.finish(key, call, o, err)
 			return o.t, err
 		}
 	}
-	o, err := c.evalNode(ctx, typ, ids, r, key, depth, path)
+	o, err := c.evalNode(ctx, typ, ids, r, key, share, depth, path)
 	return o.t, err
 }
 
@@ -235,10 +270,10 @@ func leaf(r *schema.Relation) bool {
 
 // evalNode evaluates typ#rel for ids and, when key is set, keeps the result
 // under it: in the shared cache and the request's memo when it does not
-// depend on the path, in the memo alone when it does (see memoEntry). The
-// outcome is valid until the earliest expiration among the relationships
-// read under it.
-func (c *checker) evalNode(ctx context.Context, typ string, ids []string, r *schema.Relation, key string, depth int, path *frame) (outcome, error) {
+// depend on the path, in the memo alone when it does (see memoEntry); not
+// in the shared cache without share (see cacheUse). The outcome is valid
+// until the earliest expiration among the relationships read under it.
+func (c *checker) evalNode(ctx context.Context, typ string, ids []string, r *schema.Relation, key string, share bool, depth int, path *frame) (outcome, error) {
 	if err := c.spend(typ, ids[0], r.Name); err != nil {
 		return outcome{}, err
 	}
@@ -268,7 +303,7 @@ func (c *checker) evalNode(ctx context.Context, typ string, ids []string, r *sch
 	}
 	switch {
 	case len(deps) == 0:
-		if c.v.engine.cache != nil {
+		if c.v.engine.cache != nil && share {
 			c.v.engine.cache.Set(key, o, resultCost(key, o))
 		}
 		c.remember(key, memoEntry{outcome: o})
@@ -284,9 +319,28 @@ func (c *checker) evalNode(ctx context.Context, typ string, ids []string, r *sch
 
 func (c *checker) remember(key string, m memoEntry) {
 	if c.memo == nil {
-		c.memo = map[string]memoEntry{}
+		if c.pooled {
+			c.memo, _ = c.v.engine.memos.Get().(map[string]memoEntry)
+		}
+		if c.memo == nil {
+			c.memo = map[string]memoEntry{}
+		}
 	}
 	c.memo[key] = m
+}
+
+// maxPooledMemo is the largest memo returned to Engine.memos (clear keeps a
+// map's size; a check that memoised thousands of results would pin them).
+const maxPooledMemo = 64
+
+// release returns the checker's memo to Engine.memos when it came from there
+// (pooled) and is small. The checker must not be used afterwards.
+func (c *checker) release() {
+	if c.pooled && c.memo != nil && len(c.memo) <= maxPooledMemo {
+		clear(c.memo)
+		c.v.engine.memos.Put(c.memo)
+	}
+	c.memo = nil
 }
 
 // popHits drops, from the cuts recorded since mark, those of frames at level
@@ -431,23 +485,28 @@ func (c *checker) direct(ctx context.Context, typ string, ids []string, r *schem
 	}
 	exact, wildcard := allowsDirect(r, s.Type, s.Relation)
 	if exact || wildcard {
-		subjIDs := make([]string, 0, 2)
+		subjIDs := c.scratch.ids[:0]
 		if exact {
 			subjIDs = append(subjIDs, s.ID)
 		}
 		if wildcard && s.ID != tuple.Wildcard {
 			subjIDs = append(subjIDs, tuple.Wildcard)
 		}
-		srel := s.Relation
-		f := tuple.Filter{ResourceType: typ, ResourceIDs: ids, Relation: r.Name,
-			Subject: &tuple.SubjectFilter{Type: s.Type, IDs: subjIDs, Relation: &srel}}
 		// Over a large closure, the subject's own relationships (by the
-		// subject index, one seek) are fewer than the closure's objects.
+		// subject index, one seek, or the read cache) are fewer than the
+		// closure's objects.
 		bySubject := indexed && len(ids) > closureByResource
+		var (
+			rels []tuple.Relationship
+			err  error
+		)
 		if bySubject {
-			f.ResourceIDs = nil
+			rels, err = c.v.collectBySubject(ctx, typ, r.Name, s.Type, subjIDs, s.Relation, nil)
+		} else {
+			f := tuple.Filter{ResourceType: typ, ResourceIDs: ids, Relation: r.Name,
+				Subject: c.scratch.subject(s.Type, subjIDs, s.Relation)}
+			rels, err = c.v.collect(ctx, f, nil)
 		}
-		rels, err := c.v.collect(ctx, f, nil)
 		result.add(triNo, err)
 		for _, rel := range rels {
 			if bySubject && !cl.has(rel.Resource.ID) {
@@ -484,9 +543,8 @@ func (c *checker) direct(ctx context.Context, typ string, ids []string, r *schem
 			}
 			from = cl.special
 		}
-		atRel := at.Relation
 		f := tuple.Filter{ResourceType: typ, ResourceIDs: from, Relation: r.Name,
-			Subject: &tuple.SubjectFilter{Type: at.Type, Relation: &atRel}}
+			Subject: c.scratch.subject(at.Type, nil, at.Relation)}
 		var batch idSet
 		var caveated []tuple.Relationship
 		rels, err := c.v.collect(ctx, f, nil)

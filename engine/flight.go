@@ -21,6 +21,8 @@ type flightShard struct {
 }
 
 type call struct {
+	// done is made by the first waiter (under the shard's lock): most calls
+	// have none, and a channel is an allocation per call.
 	done    chan struct{}
 	res     outcome
 	err     error
@@ -46,9 +48,12 @@ func (f *flight) join(key string) (*call, bool) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if c, ok := sh.m[key]; ok {
+		if c.done == nil {
+			c.done = make(chan struct{})
+		}
 		return c, false
 	}
-	c := &call{done: make(chan struct{})}
+	c := &call{}
 	sh.m[key] = c
 	return c, true
 }
@@ -59,8 +64,11 @@ func (f *flight) finish(key string, c *call, res outcome, err error) {
 	sh := f.shard(key)
 	sh.mu.Lock()
 	delete(sh.m, key)
+	done := c.done // no waiter can join once the key is gone
 	sh.mu.Unlock()
-	close(c.done)
+	if done != nil {
+		close(done)
+	}
 }
 
 // wait waits for a call led elsewhere. ok is false when the caller should

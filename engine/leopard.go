@@ -30,11 +30,16 @@ import (
 //
 // Which revisions it answers. The index reflects the data at Through, the
 // last revision whose changes were all applied. For each relation it keeps
-// since, the last revision that changed one of the relation's self edges:
-// the graph is the same at every revision in [since, Through], and a view at
-// such a revision uses it. A view at any other revision (older, or newer
-// than the index has followed) evaluates by the walk, which is always
-// correct; so is a view over another data set (another Source).
+// since, the last revision that changed one of the relation's self edges
+// (the graph is the same at every revision in [since, Through]), and a log
+// of its latest edge changes (at most leopardLogMax), each with the edge's
+// state before it: a view at an older revision, down to the oldest the log
+// can undo back to (floor), takes its closures from the graph with the
+// later changes undone. So a stream of nesting writes leaves the reads of a
+// slightly older revision (minimize_latency's quantum) on the index. A view
+// at any other revision (older than floor, or newer than the index has
+// followed) evaluates by the walk, which is always correct; so is a view
+// over another data set (another Source).
 //
 // Memory is bounded by Config.LeopardMaxEdges: past it the index empties
 // itself and every check walks, until the next Build fits.
@@ -64,14 +69,41 @@ type Leopard struct {
 type lpGraph struct {
 	since tuple.Revision
 	nodes map[string]*lpNode
+	// log holds the latest changes of the graph's edges, oldest first;
+	// floor is the oldest revision whose graph undoing them gives (the
+	// last revision of an entry dropped from the log, or the build's).
+	log   []lpChange
+	floor tuple.Revision
 
-	// memo holds the large closures computed since the graph last changed,
-	// by object id (see closure); guarded by memoMu under l.mu's read lock,
-	// emptied under its write lock.
+	// memo holds large closures of the current graph, by object id (see
+	// closure); guarded by memoMu under l.mu's read lock, changed under
+	// its write lock. A change of an edge drops the closures holding its
+	// parent.
 	memoMu  sync.Mutex
 	memo    map[string]*closure
 	memoIDs int
 }
+
+// lpState is what the index holds of one edge.
+type lpState uint8
+
+const (
+	lpNone lpState = iota
+	lpPlain
+	lpSpecial // caveated or expiring
+)
+
+// lpChange is one change of an edge, from before to what the graph holds.
+type lpChange struct {
+	rev           tuple.Revision
+	parent, child string
+	before        lpState
+}
+
+// leopardLogMax bounds the changes a relation's graph keeps to answer
+// older revisions; past it the older half is dropped. A variable for
+// tests.
+var leopardLogMax = 4096
 
 // memoMin is the smallest closure the index keeps once computed: below it,
 // computing one costs about as much as finding it. A variable for tests.
@@ -269,7 +301,7 @@ func (l *Leopard) Build(ctx context.Context, r Reader, s *schema.Schema, rev tup
 		}
 	}
 	for _, g := range b.graphs {
-		g.since = rev
+		g.since, g.floor = rev, rev
 	}
 	l.mu.Lock()
 	l.graphs, l.edges, l.special = b.graphs, b.edges, b.special
@@ -327,65 +359,95 @@ func (l *Leopard) Advance(rev tuple.Revision) {
 	}
 }
 
-func (l *Leopard) graph(rel *tuple.Relationship, rev tuple.Revision, create bool) *lpGraph {
+func (l *Leopard) graph(rel *tuple.Relationship, create bool) *lpGraph {
 	k := relKey{rel.Resource.Type, rel.Relation}
 	g := l.graphs[k]
 	if g == nil && create {
-		g = &lpGraph{nodes: map[string]*lpNode{}}
+		// Empty until now: at every revision since the build.
+		g = &lpGraph{nodes: map[string]*lpNode{}, since: l.built, floor: l.built}
 		l.graphs[k] = g
-	}
-	if g != nil {
-		g.since = rev
-		g.memo, g.memoIDs = nil, 0
 	}
 	return g
 }
 
+// changed records that the edge parent→child went from before to what the
+// graph now holds, at rev (l.mu held, or l private): the log keeps it, the
+// graph's since moves, and the kept closures holding parent are dropped.
+func (l *Leopard) changed(g *lpGraph, rev tuple.Revision, parent, child string, before lpState) {
+	g.since = rev
+	if l.ready { // a build's own changes need no undoing
+		g.log = append(g.log, lpChange{rev: rev, parent: strings.Clone(parent), child: strings.Clone(child), before: before})
+		if len(g.log) > leopardLogMax {
+			drop := len(g.log) / 2
+			g.floor = g.log[drop-1].rev
+			g.log = append(g.log[:0:0], g.log[drop:]...)
+		}
+	}
+	for id, m := range g.memo {
+		if m.has(parent) {
+			delete(g.memo, id)
+			g.memoIDs -= len(m.ids)
+		}
+	}
+}
+
 // put adds or replaces the edge rel (l.mu held, or l private).
 func (l *Leopard) put(rel *tuple.Relationship, rev tuple.Revision) {
-	g := l.graph(rel, rev, true)
+	g := l.graph(rel, true)
 	a, b := rel.Resource.ID, rel.Subject.ID
 	n := g.nodes[a]
 	if n == nil {
 		n = &lpNode{}
 		// The index keeps ids for as long as the edges last: copies, so
 		// that they do not pin the buffers a reader decoded them into.
-		g.nodes[strings.Clone(a)] = n
+		a = strings.Clone(a)
+		g.nodes[a] = n
 	}
 	i := n.find(b)
 	if i < 0 {
 		b = strings.Clone(b)
 	}
 	_, wasSpecial := n.special[b]
+	before := lpNone
+	switch {
+	case i >= 0:
+		before = lpPlain
+	case wasSpecial:
+		before = lpSpecial
+	}
 	if isSpecial(rel) {
+		if wasSpecial {
+			return // a new caveat or expiration: still read by the check
+		}
 		if i >= 0 {
 			n.removePlain(i)
-		} else if !wasSpecial {
+		} else {
 			l.edges++
 		}
-		if !wasSpecial {
-			if n.special == nil {
-				n.special = map[string]struct{}{}
-			}
-			n.special[b] = struct{}{}
-			l.special++
+		if n.special == nil {
+			n.special = map[string]struct{}{}
 		}
+		n.special[b] = struct{}{}
+		l.special++
+		l.changed(g, rev, a, b, before)
 		return
+	}
+	if i >= 0 {
+		return // plain already
 	}
 	if wasSpecial {
 		delete(n.special, b)
 		l.special--
-	} else if i < 0 {
+	} else {
 		l.edges++
 	}
-	if i < 0 {
-		n.addPlain(b)
-	}
+	n.addPlain(b)
+	l.changed(g, rev, a, b, before)
 }
 
 // remove deletes the edge rel if the index holds it.
 func (l *Leopard) remove(rel *tuple.Relationship, rev tuple.Revision) {
-	g := l.graph(rel, rev, false)
+	g := l.graph(rel, false)
 	if g == nil {
 		return
 	}
@@ -394,16 +456,23 @@ func (l *Leopard) remove(rel *tuple.Relationship, rev tuple.Revision) {
 	if n == nil {
 		return
 	}
+	before := lpNone
 	if i := n.find(b); i >= 0 {
+		b = n.plain[i]
 		n.removePlain(i)
 		l.edges--
+		before = lpPlain
 	} else if _, ok := n.special[b]; ok {
 		delete(n.special, b)
 		l.edges--
 		l.special--
+		before = lpSpecial
 	}
 	if n.empty() {
 		delete(g.nodes, a)
+	}
+	if before != lpNone {
+		l.changed(g, rev, a, b, before)
 	}
 }
 
@@ -416,6 +485,9 @@ type closure struct {
 	// special lists the objects in ids with caveated or expiring self edges,
 	// which the check reads and evaluates itself.
 	special []string
+	// from is, for a kept closure, the graph's since when it was computed:
+	// it holds at every revision from there on until dropped.
+	from tuple.Revision
 }
 
 // smallClosure is the size up to which a closure tests membership by a
@@ -454,26 +526,39 @@ func (l *Leopard) closure(typ, rel string, ids []string, rev tuple.Revision) (cl
 		return closure{}, false
 	}
 	g := l.graphs[relKey{typ, rel}]
-	since := l.built
-	if g != nil {
-		since = g.since
-	}
-	if rev < since {
-		return closure{}, false
-	}
 	if g == nil {
+		if rev < l.built {
+			return closure{}, false
+		}
 		cl.ids = make([]string, 0, len(ids))
 		for _, id := range ids {
 			cl.add(id)
 		}
 		return cl, true
 	}
+	if rev < g.floor {
+		return closure{}, false
+	}
 	if len(ids) == 1 {
 		g.memoMu.Lock()
 		m := g.memo[ids[0]]
 		g.memoMu.Unlock()
-		if m != nil {
+		if m != nil && rev >= m.from {
 			return *m, true
+		}
+	}
+	// The edges at rev: the graph's, with the changes after rev undone.
+	var undo map[string]map[string]lpState
+	if rev < g.since {
+		undo = map[string]map[string]lpState{}
+		for i := len(g.log) - 1; i >= 0 && g.log[i].rev > rev; i-- {
+			c := &g.log[i]
+			m := undo[c.parent]
+			if m == nil {
+				m = map[string]lpState{}
+				undo[c.parent] = m
+			}
+			m[c.child] = c.before // the earliest change after rev is undone last
 		}
 	}
 	cl.ids = make([]string, 0, max(len(ids), 4))
@@ -481,20 +566,58 @@ func (l *Leopard) closure(typ, rel string, ids []string, rev tuple.Revision) (cl
 		cl.add(id)
 	}
 	for i := 0; i < len(cl.ids); i++ {
-		n := g.nodes[cl.ids[i]]
-		if n == nil {
+		id := cl.ids[i]
+		n := g.nodes[id]
+		u := undo[id]
+		if u == nil {
+			if n == nil {
+				continue
+			}
+			if len(n.special) > 0 {
+				cl.special = append(cl.special, id)
+			}
+			for _, c := range n.plain {
+				cl.add(c)
+			}
 			continue
 		}
-		if len(n.special) > 0 {
-			cl.special = append(cl.special, cl.ids[i])
+		// A node whose edges changed after rev: its edges now, except
+		// those u gives the state of at rev.
+		special := false
+		if n != nil {
+			for _, c := range n.plain {
+				if st, ok := u[c]; !ok || st == lpPlain {
+					cl.add(c)
+				} else if st == lpSpecial {
+					special = true
+				}
+			}
+			for c := range n.special {
+				if st, ok := u[c]; !ok || st == lpSpecial {
+					special = true
+				} else if st == lpPlain {
+					cl.add(c)
+				}
+			}
 		}
-		for _, c := range n.plain {
-			cl.add(c)
+		for c, st := range u {
+			if n != nil && (n.find(c) >= 0 || hasKey(n.special, c)) {
+				continue // done above
+			}
+			switch st {
+			case lpPlain:
+				cl.add(c)
+			case lpSpecial:
+				special = true
+			}
+		}
+		if special {
+			cl.special = append(cl.special, id)
 		}
 	}
-	if len(ids) == 1 && len(cl.ids) >= memoMin {
-		// Kept until the relation's nesting changes, within the index's
-		// own bound: at most as many ids as edges.
+	if len(ids) == 1 && len(cl.ids) >= memoMin && undo == nil {
+		// Kept until a change of an edge from one of its objects, within
+		// the index's own bound: at most as many ids as edges.
 		g.memoMu.Lock()
 		if g.memoIDs+len(cl.ids) > l.maxEdges {
 			g.memo, g.memoIDs = nil, 0
@@ -504,12 +627,18 @@ func (l *Leopard) closure(typ, rel string, ids []string, rev tuple.Revision) (cl
 		}
 		if g.memo[ids[0]] == nil {
 			m := cl
+			m.from = g.since
 			g.memo[ids[0]] = &m
 			g.memoIDs += len(cl.ids)
 		}
 		g.memoMu.Unlock()
 	}
 	return cl, true
+}
+
+func hasKey(m map[string]struct{}, k string) bool {
+	_, ok := m[k]
+	return ok
 }
 
 // nested returns, for the view's index, the closure of ids in typ#rel at the

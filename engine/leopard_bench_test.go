@@ -101,11 +101,15 @@ func BenchmarkLeopardCheckNested(b *testing.B) {
 
 // wideNesting is a group with 10k descendants: top holds 100 groups of 100
 // groups each; every leaf group has one user.
-func wideNesting() []tuple.Relationship {
+func wideNesting() []tuple.Relationship { return nestingOf(100, 100) }
+
+// nestingOf is top holding m groups of l groups each; every leaf group has
+// one user.
+func nestingOf(m, l int) []tuple.Relationship {
 	rels := []tuple.Relationship{rel("document:d#viewer@group:top#member")}
-	for i := range 100 {
+	for i := range m {
 		rels = append(rels, rel(fmt.Sprintf("group:top#member@group:m%d#member", i)))
-		for j := range 100 {
+		for j := range l {
 			rels = append(rels, rel(fmt.Sprintf("group:m%d#member@group:l%d_%d#member", i, i, j)))
 			rels = append(rels, rel(fmt.Sprintf("group:l%d_%d#member@user:u%d_%d", i, j, i, j)))
 		}
@@ -177,5 +181,87 @@ func BenchmarkLeopardApply(b *testing.B) {
 				b.Fatalf("the index holds %d edges after the adds and removes, want 10100", st.Edges)
 			}
 		})
+	}
+}
+
+// BenchmarkLeopardLookupSubjects: LookupSubjects (document#view, users) and
+// ResourceAccess ([view], users) over the deep workload's chains of 16 nested
+// groups, and over a group with 1,010 nested groups (10 of 100; every
+// candidate's check walks them all without the index), walking the nesting
+// level by level ("leopard=off") or taking it from the index
+// ("leopard=on"), with no result or read cache.
+//
+//	go test -run '^$' -bench LeopardLookupSubjects -count 5 ./engine
+func BenchmarkLeopardLookupSubjects(b *testing.B) {
+	chainRels, chainReqs := chains(200, 16)
+	var docs []tuple.ObjectRef
+	for _, r := range chainReqs {
+		docs = append(docs, r.Resource)
+	}
+	for _, fx := range []struct {
+		name string
+		rels []tuple.Relationship
+		docs []tuple.ObjectRef
+		want int // subjects per lookup
+	}{
+		{"depth=16", chainRels, docs, 1},
+		{"wide=1010", nestingOf(10, 100), []tuple.ObjectRef{{Type: "document", ID: "d"}}, 1_000},
+	} {
+		s, bes := loadBackends(b, benchSchema, fx.rels)
+		for _, be := range bes {
+			if be.name == "scan" {
+				continue
+			}
+			for _, call := range []string{"LookupSubjects", "ResourceAccess"} {
+				for _, on := range []bool{false, true} {
+					b.Run(fmt.Sprintf("%s/%s/%s/leopard=%v", fx.name, be.name, call, map[bool]string{false: "off", true: "on"}[on]), func(b *testing.B) {
+						cfg := engine.Config{LeopardMaxEdges: -1, CacheMaxCost: -1, ReadCacheMaxCost: -1}
+						if on {
+							cfg.LeopardMaxEdges = 0
+						}
+						e, err := engine.New(cfg)
+						if err != nil {
+							b.Fatal(err)
+						}
+						defer e.Close()
+						ctx := context.Background()
+						if on {
+							if err := e.Leopard(be.at.Source).Build(ctx, be.reader, s, be.at.Revision); err != nil {
+								b.Fatal(err)
+							}
+						}
+						v := e.View(s, be.reader, be.at)
+						lookup := func(doc tuple.ObjectRef) int {
+							n := 0
+							if call == "LookupSubjects" {
+								for _, err := range v.LookupSubjects(ctx, engine.LookupSubjectsRequest{Resource: doc, Permission: "view", SubjectType: "user"}) {
+									if err != nil {
+										b.Fatal(err)
+									}
+									n++
+								}
+								return n
+							}
+							for _, err := range v.ResourceAccess(ctx, engine.ResourceAccessRequest{Resource: doc, Ranks: []string{"view"}, SubjectType: "user"}) {
+								if err != nil {
+									b.Fatal(err)
+								}
+								n++
+							}
+							return n
+						}
+						i := 0
+						cpu := cputime.Process()
+						for b.Loop() {
+							if got := lookup(fx.docs[i%len(fx.docs)]); got != fx.want {
+								b.Fatalf("%d subjects, want %d", got, fx.want)
+							}
+							i++
+						}
+						reportCPU(b, cpu, float64(max(i, 1)))
+					})
+				}
+			}
+		}
 	}
 }

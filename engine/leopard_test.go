@@ -165,7 +165,8 @@ func (h *leopardHistory) reader(rev int, now time.Time) *enginetest.Memory {
 
 // TestLeopardAgreesWithWalk is the index's oracle: on random nested graphs
 // with cycles, wildcards, caveated and expiring nesting edges, revision
-// after revision, every Check, LookupResources and LookupSubjects of an
+// after revision, every Check, LookupResources, LookupSubjects (its
+// candidates too) and ResourceAccess of an
 // engine with the index answers as an engine without it (which walks the
 // nesting level by level), at the revision just applied and at earlier
 // ones (which the index must not answer when its graph differs), at
@@ -200,11 +201,19 @@ func TestLeopardAgreesWithWalk(t *testing.T) {
 	var served, compared uint64
 	for seed := range seeds {
 		h := newLeopardHistory(rand.New(rand.NewPCG(uint64(seed), 26)), groups, revisions)
+		// Odd seeds keep a short change log, so that older revisions are
+		// answered from the log (undoing later changes) near its floor and
+		// walked below it.
+		restore := func() {}
+		if seed%2 == 1 {
+			restore = engine.SetLeopardLogMax(3)
+		}
 		// One data set per time: an engine's caches assume that the views
 		// of one revision judge expiration at times that do not go back.
 		for _, now := range []time.Time{leopardT0, leopardLater} {
 			served += leopardRun(t, ctx, fmt.Sprintf("seed %d at %s", seed, now.Format(time.Kitchen)), s, h, now, objects, subjects, &compared)
 		}
+		restore()
 	}
 	if served == 0 {
 		t.Fatal("the index answered no check: the oracle compared the walk with itself")
@@ -323,13 +332,53 @@ func compareViews(t *testing.T, ctx context.Context, what string, s *schema.Sche
 						if li != lw {
 							t.Fatalf("%s: LookupSubjects(%s:%s#%s, %s, %v) = %s with the index, %s without\n%s", what, typ, id, perm, st, cctx, li, lw, dump())
 						}
+						// The candidates themselves, not only the
+						// answers Check makes of them: the index must
+						// not lose one to a wrong closure.
+						ci, wi, ei := engine.LookupSubjectsCandidates(ctx, vi, req)
+						cw, ww, ew := engine.LookupSubjectsCandidates(ctx, vw, req)
+						if !slices.Equal(ci, cw) || wi != ww || fmt.Sprint(ei) != fmt.Sprint(ew) {
+							t.Fatalf("%s: LookupSubjects(%s:%s#%s, %s) candidates %v %v %v with the index, %v %v %v without\n%s", what, typ, id, perm, st, ci, wi, ei, cw, ww, ew, dump())
+						}
 						n++
 					}
+				}
+				if cctx != nil {
+					continue
+				}
+				// Effective access: every relation and permission ranked
+				// in schema order, with the candidates of both walks.
+				for _, id := range objects[typ] {
+					req := engine.ResourceAccessRequest{Resource: tuple.ObjectRef{Type: typ, ID: id}, Ranks: s.Definitions[typ].Order, SubjectType: "user", Context: cctx}
+					ai, aw := accessAll(vi.ResourceAccess(ctx, req)), accessAll(vw.ResourceAccess(ctx, req))
+					if ai != aw {
+						t.Fatalf("%s: ResourceAccess(%s:%s) = %s with the index, %s without\n%s", what, typ, id, ai, aw, dump())
+					}
+					for _, sub := range []bool{false, true} {
+						ci, wi, ei := engine.ResourceAccessCandidates(ctx, vi, req, sub)
+						cw, ww, ew := engine.ResourceAccessCandidates(ctx, vw, req, sub)
+						if !slices.Equal(ci, cw) || wi != ww || fmt.Sprint(ei) != fmt.Sprint(ew) {
+							t.Fatalf("%s: ResourceAccess(%s:%s) candidates (subtracted %v) %v %v %v with the index, %v %v %v without\n%s", what, typ, id, sub, ci, wi, ei, cw, ww, ew, dump())
+						}
+					}
+					n++
 				}
 			}
 		}
 	}
 	return n
+}
+
+func accessAll(seq func(func(engine.Access, error) bool)) string {
+	var b strings.Builder
+	for a, err := range seq {
+		if err != nil {
+			fmt.Fprintf(&b, "error: %v", err)
+			break
+		}
+		fmt.Fprintf(&b, "%s:%s:%s%v%v%v ", a.Subject, a.Permission, a.Permissionship, a.Missing, a.Excluded, a.Proof)
+	}
+	return b.String()
 }
 
 func lookupAll(seq func(func(engine.LookupResult, error) bool)) string {
@@ -401,5 +450,64 @@ func TestLeopardEdgeLimit(t *testing.T) {
 				t.Fatalf("over the limit the index answered (served %d, fallbacks %d)", st.Served, st.Fallbacks)
 			}
 		})
+	}
+}
+
+// Older revisions are answered from the index's change log: each edge
+// change (none, plain, caveated, expiring, and back) undone at the
+// revision before it, with the answers of the walk.
+func TestLeopardUndoesChanges(t *testing.T) {
+	s, err := schema.Compile("leopard.zed", leopardSchema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edge := "group:g0#member@group:g1#member"
+	states := map[string]string{
+		"none":     "",
+		"plain":    edge,
+		"caveated": edge + "[big]",
+		"expiring": edge + "[expiration:" + leopardT0.Add(time.Hour).Format(time.RFC3339) + "]",
+		"expired":  edge + "[expiration:" + leopardT0.Add(-time.Hour).Format(time.RFC3339) + "]",
+	}
+	base := []string{"doc:d0#viewer@group:g0#member", "group:g1#member@group:g2#member", "group:g2#member@user:u0", "group:g1#member@user:u1"}
+	ctx := context.Background()
+	objects := map[string][]string{"group": {"g0", "g1", "g2"}, "doc": {"d0"}}
+	subjects := []tuple.SubjectRef{{Type: "user", ID: "u0"}, {Type: "user", ID: "u1"}, {Type: "group", ID: "g2", Relation: "member"}}
+	order := []string{"none", "plain", "caveated", "expiring", "expired"}
+	var served, compared uint64
+	for _, from := range order {
+		for _, to := range order {
+			if from == to {
+				continue
+			}
+			// Revision 1 holds the edge as from, 2 as to, 3 as from again.
+			h := &leopardHistory{states: []map[tuple.Key]tuple.Relationship{nil}, changes: [][]engine.IndexChange{nil}}
+			for i, st := range []string{from, to, from} {
+				state := map[tuple.Key]tuple.Relationship{}
+				for _, r := range base {
+					rel := tuple.MustParse(r)
+					state[rel.Key()] = rel
+				}
+				var changes []engine.IndexChange
+				if states[st] != "" {
+					rel := tuple.MustParse(states[st])
+					state[rel.Key()] = rel
+					changes = append(changes, engine.IndexChange{Rel: rel})
+				} else {
+					changes = append(changes, engine.IndexChange{Delete: true, Rel: tuple.MustParse(edge)})
+				}
+				h.states = append(h.states, state)
+				if i == 0 {
+					changes = nil
+				}
+				h.changes = append(h.changes, changes)
+			}
+			for _, now := range []time.Time{leopardT0, leopardLater} {
+				served += leopardRun(t, ctx, fmt.Sprintf("%s to %s at %s", from, to, now.Format(time.Kitchen)), s, h, now, objects, subjects, &compared)
+			}
+		}
+	}
+	if served == 0 {
+		t.Fatal("the index answered nothing")
 	}
 }

@@ -242,24 +242,99 @@ func (v *View) LookupSubjects(ctx context.Context, req LookupSubjectsRequest) it
 	}
 }
 
-// forwardCandidates walks down from the resource through the relationships
-// that can prove res#perm, collecting subjects of the wanted kind; wildcard reports whether a
-// `type:*` subject was seen.
+// forwardCandidates collects the candidates of LookupSubjects: every
+// subject of subjType (any relation) met walking down from the resource
+// through the relationships that can prove res#perm or take it away;
+// wildcard reports whether a `subjType:*` subject was seen (only when
+// subjRel is empty: a wildcard is no subject set).
 func (v *View) forwardCandidates(ctx context.Context, res tuple.ObjectRef, perm, subjType, subjRel string) ([]string, bool, error) {
-	relevant := v.plan.relevant(res.Type, perm, true)
-	// Only walk through types that can still lead down to the subject type.
-	leads := v.plan.typeGraph().above(subjType)
-	if !leads[res.Type] {
-		return nil, false, nil
-	}
-	seen := map[objKey]bool{{res.Type, res.ID}: true}
 	found := map[string]bool{}
 	wildcard := false
 	if res.Type == subjType && subjRel != "" {
 		found[res.ID] = true // a subject set contains itself
 	}
-	frontier := map[string][]string{res.Type: {res.ID}}
+	w := downWalk{rels: v.walkRelations(res.Type, []string{perm}, true, subjType), what: "lookup"}
+	err := v.walkDown(ctx, res, &w, func(sub tuple.SubjectRef) {
+		if sub.Type != subjType {
+			return
+		}
+		if sub.ID != tuple.Wildcard {
+			found[sub.ID] = true
+		} else if subjRel == "" {
+			wildcard = true
+		}
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	return sortedKeys(found), wildcard, nil
+}
+
+// downWalk is what walkDown reads: per type, the relations to read and
+// whether they are all of the type's relations that hold relationships.
+type downWalk struct {
+	rels map[string]typeRelations
+	what string // the request, for the limit's error
+}
+
+type typeRelations struct {
+	names []string // sorted
+	all   bool
+}
+
+// walkRelations returns, per type that can lead down to subjType, its
+// relations (not permissions) that can take part in proving any of perms
+// on typ (with subtracted, also in taking it away).
+func (v *View) walkRelations(typ string, perms []string, subtracted bool, subjType string) map[string]typeRelations {
+	leads := v.plan.typeGraph().above(subjType)
+	out := map[string]typeRelations{}
+	if !leads[typ] {
+		return out
+	}
+	for _, p := range perms {
+		for k := range v.plan.relevant(typ, p, subtracted) {
+			tr := out[k.typ]
+			if r := v.schema.Relation(k.typ, k.rel); r != nil && !r.IsPermission && leads[k.typ] && !slices.Contains(tr.names, k.rel) {
+				tr.names = append(tr.names, k.rel)
+				out[k.typ] = tr
+			}
+		}
+	}
+	for t, tr := range out {
+		slices.Sort(tr.names)
+		n := 0
+		for _, r := range v.schema.Definitions[t].Relations {
+			if !r.IsPermission {
+				n++
+			}
+		}
+		tr.all = len(tr.names) == n
+		out[t] = tr
+	}
+	return out
+}
+
+// walkDown is the downward candidate walk of LookupSubjects and
+// ResourceAccess: from res, level by level, it reads the relationships of
+// w's relations of every object reached and calls visit with each
+// relationship's subject; subjects of types w reads are reached in turn
+// (each object once). A type whose relations w reads all is read whole,
+// one seek per object; another, one seek per object and relation.
+//
+// Where one of those relations holds subject sets of itself (group#member
+// in group#member) and the view's nested-group index answers, the objects
+// of a level grow at once to every object nested under them, so a deep
+// nesting is read in one level instead of one per depth. Their
+// relationships are still read (members, and the caveated or expiring
+// nesting edges the index leaves to the reader), so visit sees what the
+// level-by-level walk sees.
+func (v *View) walkDown(ctx context.Context, res tuple.ObjectRef, w *downWalk, visit func(tuple.SubjectRef)) error {
+	if _, ok := w.rels[res.Type]; !ok {
+		return nil
+	}
+	seen := map[objKey]bool{{res.Type, res.ID}: true}
 	limit := v.engine.cfg.MaxLookupCandidates
+	frontier := map[string][]string{res.Type: {res.ID}}
 	for len(frontier) > 0 {
 		cur := frontier
 		frontier = map[string][]string{}
@@ -269,47 +344,66 @@ func (v *View) forwardCandidates(ctx context.Context, res tuple.ObjectRef, perm,
 		}
 		sort.Strings(types)
 		for _, t := range types {
-			for chunk := range slices.Chunk(cur[t], 500) {
-				for rel, err := range v.reader.Query(ctx, tuple.Filter{ResourceType: t, ResourceIDs: chunk}) {
-					if err != nil {
-						return nil, false, err
+			tr := w.rels[t]
+			ids := cur[t]
+			for _, name := range tr.names {
+				cl, ok := v.nested(t, v.schema.Relation(t, name), ids)
+				if !ok || len(cl.ids) == len(ids) {
+					continue
+				}
+				for _, id := range cl.ids {
+					if k := (objKey{t, id}); !seen[k] {
+						seen[k] = true
+						ids = append(ids, id)
 					}
-					if !relevant[relKey{rel.Resource.Type, rel.Relation}] {
-						continue // cannot prove res#perm: its subjects are no answers
-					}
-					sub := rel.Subject
-					if sub.Type == subjType {
-						switch {
-						case sub.ID == tuple.Wildcard:
-							if subjRel == "" {
-								wildcard = true
-							}
-						case subjRel == "" || sub.Relation == subjRel:
-							found[sub.ID] = true
+				}
+				if len(seen) > limit {
+					return fmt.Errorf("%w: %s examined more than %d candidate objects", ErrTooMany, w.what, limit)
+				}
+			}
+			filters := []tuple.Filter{{ResourceType: t}}
+			if !tr.all {
+				filters = filters[:0]
+				for _, name := range tr.names {
+					filters = append(filters, tuple.Filter{ResourceType: t, Relation: name})
+				}
+			}
+			for _, f := range filters {
+				for chunk := range slices.Chunk(ids, 500) {
+					f.ResourceIDs = chunk
+					for rel, err := range v.reader.Query(ctx, f) {
+						if err != nil {
+							return err
 						}
-					}
-					if subjRel != "" && sub.Type == subjType && sub.ID != tuple.Wildcard {
-						found[sub.ID] = true
-					}
-					k := objKey{sub.Type, sub.ID}
-					if sub.ID == tuple.Wildcard || seen[k] || !leads[sub.Type] {
-						continue
-					}
-					seen[k] = true
-					frontier[sub.Type] = append(frontier[sub.Type], sub.ID)
-					if len(seen) > limit {
-						return nil, false, fmt.Errorf("%w: lookup examined more than %d candidate objects", ErrTooMany, limit)
+						sub := rel.Subject
+						visit(sub)
+						k := objKey{sub.Type, sub.ID}
+						if sub.ID == tuple.Wildcard || seen[k] {
+							continue
+						}
+						if _, ok := w.rels[sub.Type]; !ok {
+							continue
+						}
+						seen[k] = true
+						frontier[sub.Type] = append(frontier[sub.Type], sub.ID)
+						if len(seen) > limit {
+							return fmt.Errorf("%w: %s examined more than %d candidate objects", ErrTooMany, w.what, limit)
+						}
 					}
 				}
 			}
 		}
 	}
-	ids := make([]string, 0, len(found))
-	for id := range found {
+	return nil
+}
+
+func sortedKeys(m map[string]bool) []string {
+	ids := make([]string, 0, len(m))
+	for id := range m {
 		ids = append(ids, id)
 	}
 	sort.Strings(ids)
-	return ids, wildcard, nil
+	return ids
 }
 
 // ExpandKind says what an expand node is.

@@ -31,11 +31,15 @@ type plan struct {
 
 	monoOnce sync.Once
 	mono     *monotone
+
+	uses map[*schema.Relation]*cacheUse // see cacheuse.go; read-only after newPlan
 }
 
 type relKey struct{ typ, rel string }
 
-func newPlan(s *schema.Schema) *plan { return &plan{s: s, reach: map[relKey]map[relKey]bool{}} }
+func newPlan(s *schema.Schema) *plan {
+	return &plan{s: s, reach: map[relKey]map[relKey]bool{}, uses: cacheUses(s)}
+}
 
 // canReach reports whether some relationship data could make a subject of
 // kind (subjType, subjRel) a member of typ#rel under the schema.

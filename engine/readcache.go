@@ -152,8 +152,10 @@ func (v *View) collect(ctx context.Context, f tuple.Filter, dst []tuple.Relation
 			rest = append(rest, id)
 			continue
 		}
+		// Every relationship of the set is typ:id#relation (compactSet):
+		// only the subject is left to match.
 		for j := range set.rels {
-			if r := &set.rels[j]; !r.ExpiredAt(v.at) && f.Matches(*r) {
+			if r := &set.rels[j]; subjectMatches(f.Subject, &r.Subject) && !r.ExpiredAt(v.at) {
 				dst = append(dst, *r)
 			}
 		}
@@ -164,6 +166,68 @@ func (v *View) collect(ctx context.Context, f tuple.Filter, dst []tuple.Relation
 	g := f
 	g.ResourceIDs = rest
 	return v.collectStore(ctx, g, dst)
+}
+
+// collectBySubject appends the relationships of typ#rel whose subject is
+// type st, relation srel and one of ids, as the view's reader would yield
+// them for that filter by subject (no resource ids; the order may differ).
+// Each subject's relationships come from its subject set in the read cache
+// (subjectcache.go: every relationship naming it, shared with lookups),
+// filled on a miss; a subject with too many for a set is read from the
+// store by this narrower filter. Expired relationships are left out.
+func (v *View) collectBySubject(ctx context.Context, typ, rel, st string, ids []string, srel string, dst []tuple.Relationship) ([]tuple.Relationship, error) {
+	rc := v.engine.reads
+	for _, id := range ids {
+		set, ok := relSet{}, false
+		if rc != nil {
+			set, ok = rc.Get(v.readKey(st, id, subjectSide))
+		}
+		match := func(r *tuple.Relationship) bool {
+			return r.Resource.Type == typ && r.Relation == rel && r.Subject.Relation == srel && !r.ExpiredAt(v.at)
+		}
+		switch {
+		case ok && !set.large:
+			for j := range set.rels {
+				if r := &set.rels[j]; match(r) {
+					dst = append(dst, *r)
+				}
+			}
+		case !ok && rc != nil:
+			// Read the subject's set (subjectQuery keeps it for the next
+			// check), taking what matches.
+			for r, err := range v.subjectQuery(ctx, tuple.Filter{Subject: &tuple.SubjectFilter{Type: st, IDs: []string{id}}}) {
+				if err != nil {
+					return dst, err
+				}
+				if match(&r) {
+					dst = append(dst, r)
+				}
+			}
+		default:
+			f := tuple.Filter{ResourceType: typ, Relation: rel, Subject: &tuple.SubjectFilter{Type: st, IDs: []string{id}, Relation: &srel}}
+			var err error
+			if dst, err = v.collectStore(ctx, f, dst); err != nil {
+				return dst, err
+			}
+		}
+	}
+	return dst, nil
+}
+
+// subjectMatches is tuple.Filter.Matches for a relationship known to match
+// the filter's resource and relation, its subject ids (the most selective
+// part) compared first. A nil filter matches every subject.
+func subjectMatches(sf *tuple.SubjectFilter, s *tuple.SubjectRef) bool {
+	if sf == nil {
+		return true
+	}
+	if len(sf.IDs) > 0 && !slices.Contains(sf.IDs, s.ID) {
+		return false
+	}
+	if sf.Type != "" && s.Type != sf.Type {
+		return false
+	}
+	return sf.Relation == nil || s.Relation == *sf.Relation
 }
 
 func (v *View) collectStore(ctx context.Context, f tuple.Filter, dst []tuple.Relationship) ([]tuple.Relationship, error) {

@@ -6,6 +6,7 @@ import (
 	"iter"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/ambit-authz/ambit/bench/memindex"
 	"github.com/ambit-authz/ambit/engine"
@@ -17,11 +18,15 @@ import (
 // countingReader counts the queries that reach the underlying reader.
 type countingReader struct {
 	engine.Reader
-	queries atomic.Int64
+	queries   atomic.Int64
+	bySubject atomic.Int64 // those that name subject ids and no resource ids
 }
 
 func (r *countingReader) Query(ctx context.Context, f tuple.Filter) iter.Seq2[tuple.Relationship, error] {
 	r.queries.Add(1)
+	if len(f.ResourceIDs) == 0 && f.Subject != nil && len(f.Subject.IDs) > 0 {
+		r.bySubject.Add(1)
+	}
 	return r.Reader.Query(ctx, f)
 }
 
@@ -229,5 +234,122 @@ func TestCacheIdentityIsExplicit(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+const bySubjectSchema = `
+use expiration
+
+definition user {}
+
+definition group {
+	relation member: user | user with expiration | group#member
+}
+
+definition club {
+	relation member: user | user:* | club#member
+}
+
+definition doc {
+	relation viewer: user | group#member
+	permission view = viewer
+}
+`
+
+// A check through a nested group whose closure is large reads the
+// subject's own memberships (by subject); the read cache's subject sets
+// (subjectcache.go) keep them per subject and revision. Its answers equal a walking engine's without
+// caches, before and after a membership expires, for a subject with more
+// memberships than a cached set holds, through a wildcard, and at a new
+// revision; the second round reads less from the store than the first.
+func TestReadCacheBySubject(t *testing.T) {
+	s, err := schema.Compile("bysubject.zed", bySubjectSchema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2031, 1, 1, 0, 0, 0, 0, time.UTC)
+	var lines []string
+	// Two chains of 12 groups (closures of 12, over closureByResource):
+	// group g0 <- g1 <- ... <- g11 and club w0 <- ... <- w11, w9 holding
+	// user:* (a wildcard cannot reach doc through a nesting).
+	for i := range 11 {
+		lines = append(lines, fmt.Sprintf("group:g%d#member@group:g%d#member", i, i+1), fmt.Sprintf("club:w%d#member@club:w%d#member", i, i+1))
+	}
+	lines = append(lines, "doc:a#viewer@group:g0#member", "club:w9#member@user:*", "club:w3#member@user:deep",
+		"group:g11#member@user:deep",
+		"group:g5#member@user:brief[expiration:"+t0.Add(time.Hour).Format(time.RFC3339)+"]",
+		"group:g3#member@user:busy")
+	for i := range 520 { // more than the 8 × 64 a cached subject set holds
+		lines = append(lines, fmt.Sprintf("group:x%02d#member@user:busy", i))
+	}
+	now := t0
+	m := enginetest.MustParse(lines...)
+	m.Now = func() time.Time { return now }
+	r := &countingReader{Reader: m}
+	ctx := context.Background()
+	e, err := engine.New(engine.Config{CacheMaxCost: -1}) // the read cache only
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	idx := e.Leopard(m.Source())
+	if err := idx.Build(ctx, m, s, 3); err != nil {
+		t.Fatal(err)
+	}
+	walk, err := engine.New(engine.Config{CacheMaxCost: -1, ReadCacheMaxCost: -1, LeopardMaxEdges: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer walk.Close()
+	checks := []string{
+		"doc:a#view@user:deep", "doc:a#view@user:brief", "doc:a#view@user:busy", "doc:a#view@user:nobody",
+		"club:w0#member@user:deep", "club:w0#member@user:nobody", "club:w10#member@user:nobody",
+		"group:g0#member@user:busy", "group:g2#member@user:brief",
+	}
+	round := func(rev tuple.Revision) (queries, bySubject int64, allowed int) {
+		before, beforeBySubject := r.queries.Load(), r.bySubject.Load()
+		for _, c := range checks {
+			q := tuple.MustParse(c)
+			req := engine.CheckRequest{Resource: q.Resource, Permission: q.Relation, Subject: q.Subject}
+			got, err := e.View(s, r, m.Snapshot(rev)).Check(ctx, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err := walk.View(s, m, engine.Snapshot{Revision: rev, Time: now}).Check(ctx, req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Permissionship != want.Permissionship {
+				t.Errorf("%s at %s, revision %d: %v with the index and read cache, %v walking", c, now.Format(time.Kitchen), rev, got.Permissionship, want.Permissionship)
+			}
+			if got.Permissionship == engine.HasPermission {
+				allowed++
+			}
+		}
+		return r.queries.Load() - before, r.bySubject.Load() - beforeBySubject, allowed
+	}
+	first, firstBySubject, allowedBefore := round(3)
+	second, secondBySubject, _ := round(3)
+	if second >= first {
+		t.Errorf("queries reaching the store: %d in the first round, %d in the second; want fewer", first, second)
+	}
+	// Only user:busy's memberships (two checks), too many to cache, are
+	// read by subject again (by the narrow filter).
+	if firstBySubject <= 2 || secondBySubject != 2 {
+		t.Errorf("queries by subject: %d in the first round, %d in the second; want more than 2, then 2", firstBySubject, secondBySubject)
+	}
+	if served := idx.Stats().Served; served == 0 {
+		t.Fatal("the index answered no nesting: the by-subject reads were not exercised")
+	}
+	now = t0.Add(2 * time.Hour) // user:brief's membership has expired
+	_, _, allowedAfter := round(3)
+	if allowedAfter != allowedBefore-2 {
+		t.Errorf("%d checks allowed after user:brief's membership expired, %d before; want 2 fewer", allowedAfter, allowedBefore)
+	}
+	idx.Advance(4)
+	before := r.queries.Load()
+	round(4)
+	if r.queries.Load() == before {
+		t.Error("checks at a new revision were answered from sets cached at the old one")
 	}
 }

@@ -620,7 +620,7 @@ func (w *reverseWalk) readEdges(ctx context.Context, t string, ids []string, chu
 	streaming := w.streaming
 	for _, f := range w.edgeFilters(t) {
 		f.Subject.IDs = ids
-		for rel, err := range w.v.reader.Query(ctx, f) {
+		for rel, err := range w.v.subjectQuery(ctx, f) {
 			if err != nil {
 				return err
 			}

@@ -23,9 +23,10 @@
 // unchecked). The FSM refuses such a command with ErrSchemaChanged when the
 // stored schema is another by the time it applies, so a schema write
 // committed in between cannot let in relationships it no longer allows. A
-// schema write passes Config.SchemaGuard (required; the API's orphan check)
-// inside Apply, installed once by NewNode so that replay is guarded too; its
-// refusal is ErrSchemaRefused wrapping ErrSchemaInUse or ErrSchemaOrphans.
+// schema write passes Config.SchemaGuard (required; OrphanGuard, whose rule
+// is schema.CheckChange) inside Apply, installed once by NewNode so that
+// replay is guarded too; its refusal is ErrSchemaRefused wrapping
+// ErrSchemaInUse or ErrSchemaOrphans.
 //
 // Apply is a pure function of the store's state and the entry: nothing a
 // node configures changes it. Request limits (updates per write, caveat

@@ -3,6 +3,7 @@ package raft
 import (
 	"errors"
 
+	"github.com/ambit-authz/ambit/schema"
 	"github.com/ambit-authz/ambit/store"
 )
 
@@ -51,16 +52,16 @@ var (
 	// ErrSchemaRefused: the SchemaGuard refused a schema write. Nothing was
 	// written. A refusal (store.ErrRefused): the revision advanced.
 	ErrSchemaRefused = store.NewRefusal("schema change refused")
-	// ErrSchemaInUse: a guard's reason (wrapped with ErrSchemaRefused): the
+	// ErrSchemaInUse (schema's, OrphanGuard's first kind): a guard's reason (wrapped with ErrSchemaRefused): the
 	// new schema removes a definition or relation, or turns a relation into
 	// a permission, that stored relationships still use. Deleting them first
 	// is the way forward (SpiceDB answers FailedPrecondition).
-	ErrSchemaInUse = errors.New("the new schema removes a definition or relation in use")
-	// ErrSchemaOrphans: a guard's reason (wrapped with ErrSchemaRefused): the
+	ErrSchemaInUse = schema.ErrRemovedInUse
+	// ErrSchemaOrphans (schema's, OrphanGuard's second kind): a guard's reason (wrapped with ErrSchemaRefused): the
 	// new schema no longer allows a subject type (wildcard, subject set,
 	// caveat, expiration) that stored relationships use; the schema itself
 	// is the problem (SpiceDB answers InvalidArgument).
-	ErrSchemaOrphans = errors.New("the new schema would orphan stored relationships")
+	ErrSchemaOrphans = schema.ErrOrphaned
 	// ErrSchemaChanged: a command carried the hash of the schema it was
 	// validated against, and when it came to be applied the stored schema was
 	// another (a schema write committed in between). Nothing was written; the

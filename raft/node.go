@@ -86,7 +86,7 @@ type Config struct {
 	// members serve gRPC over TLS. nil calls them in plaintext.
 	PeerTLS *tls.Config
 	// SchemaGuard is called inside Apply before every schema write
-	// (required: api.SchemaGuard). It is installed here, once, so that it
+	// (required: OrphanGuard). It is installed here, once, so that it
 	// guards the log's replay at start-up as well as new writes.
 	SchemaGuard SchemaGuard
 	// ForwardValidator checks a command another node forwarded before the
@@ -271,6 +271,8 @@ type Node struct {
 	trans  closingTransport
 	stream *secureStream // nil without a cluster secret
 	logs   logStore
+	// entries reads the log through its cache (LogEntry).
+	entries hraft.LogStore
 	// callKey is the cluster-call credential derived from ClusterSecret
 	// (nil without one).
 	callKey   []byte
@@ -397,6 +399,7 @@ func NewNode(ctx context.Context, cfg Config, b Backend) (_ *Node, err error) {
 	}
 	watched := faultingLogStore{n.logs, n.Fail} // a failed write is a disk fault
 	logCache := newLogCache(watched, cfg.LogCacheBytes)
+	n.entries = logCache
 	notify := make(chan bool, 16)
 	rc := hraft.DefaultConfig()
 	rc.LocalID = hraft.ServerID(cfg.NodeID)

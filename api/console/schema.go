@@ -10,7 +10,6 @@ import (
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
 
-	"github.com/ambit-authz/ambit/engine"
 	"github.com/ambit-authz/ambit/internal/v1pb"
 	"github.com/ambit-authz/ambit/schema"
 	"github.com/ambit-authz/ambit/tuple"
@@ -337,7 +336,7 @@ func (h *Handler) orphaned(ctx context.Context, prevText, text string, next *sch
 				return nil, err
 			}
 			for _, rel := range rels {
-				if engine.ValidateRelationship(next, rel) != nil {
+				if next.ValidateRelationship(rel) != nil {
 					out = append(out, Problem{Line: line, Col: col, Message: fmt.Sprintf("this change no longer allows %s on %s#%s, but relationship %s uses it; delete or rewrite such relationships first", at, rm.Definition, rm.Relation, rel)})
 					break
 				}

@@ -7,12 +7,12 @@ import (
 )
 
 // serviceProviderConfig is what ambit supports (RFC 7643 §5).
-func serviceProviderConfig() map[string]any {
+func serviceProviderConfig(maxBulk int, maxBody int64) map[string]any {
 	return map[string]any{
 		"schemas":          []string{"urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"},
 		"documentationUri": "https://github.com/ambit-authz/ambit#scim",
 		"patch":            map[string]any{"supported": true},
-		"bulk":             map[string]any{"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
+		"bulk":             map[string]any{"supported": true, "maxOperations": maxBulk, "maxPayloadSize": maxBody},
 		"filter":           map[string]any{"supported": true, "maxResults": MaxCount},
 		"changePassword":   map[string]any{"supported": false},
 		"sort":             map[string]any{"supported": true},

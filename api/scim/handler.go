@@ -36,15 +36,20 @@ var (
 // Commit is one atomic change: a resource written or removed, the
 // relationships it implies touched and deleted, applied only if the
 // resource's stored version is still Expect (0: it must not exist) and no
-// other resource of the kind holds Unique.
+// other resource of the kind holds Unique. A group's Resource holds no
+// members: those that change are SetMembers (written whole, each with its
+// "value") and RemoveMembers (their ids); a group's removal lists every
+// member it still has in RemoveMembers.
 type Commit struct {
-	Kind     Kind
-	ID       string
-	Expect   uint64
-	Resource Resource // nil removes the resource
-	Unique   string   // "" for none; compared without regard to case
-	Touch    []tuple.Relationship
-	Delete   []tuple.Relationship
+	Kind          Kind
+	ID            string
+	Expect        uint64
+	Resource      Resource // nil removes the resource
+	Unique        string   // "" for none; compared without regard to case
+	SetMembers    []map[string]any
+	RemoveMembers []string
+	Touch         []tuple.Relationship
+	Delete        []tuple.Relationship
 }
 
 // Versioned is a stored resource and its version.
@@ -54,8 +59,11 @@ type Versioned struct {
 }
 
 // Store is what the SCIM endpoints need of ambit's replicated store. A
-// Commit goes through raft as one command, so the resource and its
-// relationships apply together or not at all.
+// Commit goes through raft as one command, so the resource, its members and
+// its relationships apply together or not at all. A group is stored without
+// its members (Get and List return none); they are read apart, all or a
+// few, so that a change of a few members of a large group reads and writes
+// those members only.
 type Store interface {
 	Get(ctx context.Context, kind Kind, id string) (Resource, uint64, error)
 	// List returns every resource of the kind, in id order.
@@ -66,6 +74,20 @@ type Store interface {
 	// lower-cased userName), if any: Okta's lookup before every create
 	// reads one record instead of listing every user.
 	Unique(ctx context.Context, kind Kind, value string) (id string, ok bool, err error)
+	// Find returns the ids of the resources whose attr equals value by an
+	// index (externalId; a group's displayName without regard to case); ok
+	// is false when attr has no index or value is not indexed (longer than
+	// MaxIndexedValue): the caller must scan.
+	Find(ctx context.Context, kind Kind, attr, value string) (ids []string, ok bool, err error)
+	// Members returns a group's members in id order as they were at the
+	// group's version (ErrConflict if it is no longer there).
+	Members(ctx context.Context, group string, version uint64) ([]any, error)
+	// MembersIn returns those of ids that are members of group, by id.
+	MembersIn(ctx context.Context, group string, ids []string) (map[string]map[string]any, error)
+	// WithMember returns those of groups that have member.
+	WithMember(ctx context.Context, groups []string, member string) ([]string, error)
+	// Exist returns those of ids that are resources of the kind.
+	Exist(ctx context.Context, kind Kind, ids []string) (map[string]bool, error)
 }
 
 // DefaultMaxBody bounds a request body when Handler.MaxBody is zero.
@@ -85,6 +107,41 @@ type Handler struct {
 	// MaxBody bounds a request body in bytes (DefaultMaxBody if zero): a
 	// larger one is 413.
 	MaxBody int64
+	// MaxMembers bounds the members one request lists: a POST's or PUT's
+	// members, the member values of a PATCH's operations together
+	// (DefaultMaxMembers if zero). More is 413.
+	MaxMembers int
+	// MaxUpdates is the most relationship updates one write may carry
+	// (the server's --max-updates-per-write; DefaultMaxUpdates if zero): a
+	// group's DELETE removes its members in writes of at most this many.
+	MaxUpdates int
+	// MaxBulkOperations bounds the operations of one bulk request
+	// (DefaultMaxBulkOperations if zero); the body's bound is MaxBody.
+	MaxBulkOperations int
+	// Admit, when set, admits a list request that no index answers (it
+	// reads every resource of its kind) and returns the function that
+	// releases its slot; its error (a 503 with RetryAfter) is the answer.
+	Admit func(ctx context.Context) (release func(), err error)
+}
+
+// Defaults of the Handler's limits.
+const (
+	DefaultMaxMembers = 10000
+	DefaultMaxUpdates = 1000
+)
+
+func (h *Handler) maxMembers() int {
+	if h.MaxMembers > 0 {
+		return h.MaxMembers
+	}
+	return DefaultMaxMembers
+}
+
+func (h *Handler) maxUpdates() int {
+	if h.MaxUpdates > 0 {
+		return h.MaxUpdates
+	}
+	return DefaultMaxUpdates
 }
 
 func (h *Handler) now() time.Time {
@@ -101,11 +158,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var err error
 	switch {
 	case rest == "ServiceProviderConfig" && r.Method == http.MethodGet:
-		writeJSON(w, http.StatusOK, serviceProviderConfig())
+		writeJSON(w, http.StatusOK, serviceProviderConfig(h.maxBulk(), h.maxBody()))
 	case parts[0] == "ResourceTypes" && r.Method == http.MethodGet:
 		err = h.resourceTypes(w, parts[1:])
 	case parts[0] == "Schemas" && r.Method == http.MethodGet:
 		err = schemasEndpoint(w, parts[1:])
+	case rest == "Bulk" && r.Method == http.MethodPost:
+		err = h.bulk(w, r)
 	case parts[0] == string(Users) || parts[0] == string(Groups):
 		err = h.resources(w, r, Kind(parts[0]), parts[1:])
 	default:
@@ -140,6 +199,11 @@ func (h *Handler) resources(w http.ResponseWriter, r *http.Request, kind Kind, r
 		if err := h.decodeBody(r, &in); err != nil {
 			return err
 		}
+		if kind == Groups {
+			if err := h.checkMembers(in, nil); err != nil {
+				return err
+			}
+		}
 		return h.create(ctx, w, kind, in)
 	case len(rest) != 1:
 		return errorf(http.StatusNotFound, "", "no SCIM endpoint %s %s", r.Method, r.URL.Path)
@@ -163,6 +227,11 @@ func (h *Handler) resources(w http.ResponseWriter, r *http.Request, kind Kind, r
 	default:
 		return errorf(http.StatusMethodNotAllowed, "", "%s is not allowed on %s", r.Method, r.URL.Path)
 	}
+	if kind == Groups {
+		if err := h.checkMembers(put, req.Operations); err != nil {
+			return err
+		}
+	}
 	ifMatch := r.Header.Get("If-Match")
 	for attempt := 1; ; attempt++ {
 		cur, version, err := h.Store.Get(ctx, kind, id)
@@ -177,6 +246,15 @@ func (h *Handler) resources(w http.ResponseWriter, r *http.Request, kind Kind, r
 			if err != nil {
 				return err
 			}
+			if kind == Groups && wantsMembers(q) {
+				err = h.loadMembers(ctx, id, cur, version)
+				if errors.Is(err, ErrConflict) && attempt < MaxConflictRetries {
+					continue // the members changed while they were read
+				}
+				if err != nil {
+					return err
+				}
+			}
 			w.Header().Set("ETag", etag(version))
 			writeJSON(w, http.StatusOK, q.Project(withVersion(cur, version)))
 			return nil
@@ -186,16 +264,37 @@ func (h *Handler) resources(w http.ResponseWriter, r *http.Request, kind Kind, r
 		}
 		switch r.Method {
 		case http.MethodPut:
-			err = h.replace(ctx, w, kind, id, cur, version, put)
-		case http.MethodPatch:
-			core, exts := schemasOf(kind)
-			next, perr := ApplyPatch(cur, core, exts, req.Operations)
-			if perr != nil {
-				return perr
+			if kind == Groups {
+				err = h.loadMembers(ctx, id, cur, version)
 			}
-			err = h.replace(ctx, w, kind, id, cur, version, next)
+			if err == nil {
+				err = h.replace(ctx, w, kind, id, cur, version, put, http.StatusOK)
+			}
+		case http.MethodPatch:
+			status := http.StatusOK
+			if kind == Groups {
+				// A group's PATCH reads only the members its operations
+				// name (all of them only for an operation on the whole
+				// list) and answers 204 without the members (RFC 7644
+				// §3.5.2 allows it; Entra ID and Okta expect it).
+				status = http.StatusNoContent
+				err = h.loadPatchMembers(ctx, id, cur, version, req.Operations)
+			}
+			if err == nil {
+				core, exts := schemasOf(kind)
+				next, perr := ApplyPatch(cur, core, exts, req.Operations)
+				if perr != nil {
+					return perr
+				}
+				err = h.replace(ctx, w, kind, id, cur, version, next, status)
+			}
 		case http.MethodDelete:
-			err = h.remove(ctx, w, kind, id, cur, version)
+			if kind == Groups {
+				err = h.loadMembers(ctx, id, cur, version)
+			}
+			if err == nil {
+				err = h.remove(ctx, w, kind, id, cur, version)
+			}
 		}
 		// Without If-Match the client asked for no particular version: a
 		// concurrent change (an IdP sends several PATCHes to one group at
@@ -290,16 +389,45 @@ func (h *Handler) list(ctx context.Context, w http.ResponseWriter, kind Kind, q 
 	if err := checkQuery(kind, q); err != nil {
 		return err
 	}
-	all, err := h.candidates(ctx, kind, q.Filter)
+	all, ok, err := h.indexed(ctx, kind, q.Filter)
 	if err != nil {
 		return err
 	}
-	page, total, err := q.Run(all, nil)
+	filter := q.Filter
+	if ok && kind == Groups && usesMembers(filter) {
+		for i, r := range all {
+			if all[i], err = h.withMembers(ctx, r); err != nil {
+				return err
+			}
+		}
+	}
+	if !ok {
+		// Every resource of the kind is read: admitted like the API's
+		// other heavy calls, so a flood of them cannot exhaust the node.
+		if h.Admit != nil {
+			release, err := h.Admit(ctx)
+			if err != nil {
+				return err
+			}
+			defer release()
+		}
+		if all, filter, err = h.scan(ctx, kind, q.Filter); err != nil {
+			return err
+		}
+	}
+	run := q
+	run.Filter = filter
+	page, total, err := run.Run(all, nil)
 	if err != nil {
 		return err
 	}
 	out := make([]any, len(page))
 	for i, r := range page {
+		if kind == Groups && wantsMembers(q) && r["members"] == nil {
+			if r, err = h.withMembers(ctx, r); err != nil {
+				return err
+			}
+		}
 		out[i] = q.Project(r)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
@@ -309,36 +437,100 @@ func (h *Handler) list(ctx context.Context, w http.ResponseWriter, kind Kind, q 
 	return nil
 }
 
-// candidates returns the resources a filter may match: for `userName eq
-// "..."` (Okta's lookup before a create) only the user the index names,
-// otherwise every resource of the kind. The filter still runs over them.
-func (h *Handler) candidates(ctx context.Context, kind Kind, f Filter) ([]Resource, error) {
-	c, ok := f.(Compare)
-	want, isString := c.Value.(string)
-	if !ok || kind != Users || c.Op != OpEq || !isString || c.Path.Sub != "" || !strings.EqualFold(c.Path.Name, "userName") ||
-		(c.Path.URI != "" && !strings.EqualFold(c.Path.URI, UserSchema)) {
-		all, err := h.Store.List(ctx, kind)
+// indexed returns the resources a filter may match when an index answers
+// it: `userName eq` (Okta's lookup before a create), `externalId eq`, a
+// group's `displayName eq` (Entra ID's and Okta's lookups), `id eq`, or an
+// `and` with one of these on either side. ok is false when no index does.
+// The filter still runs over what it returns.
+func (h *Handler) indexed(ctx context.Context, kind Kind, f Filter) (rs []Resource, ok bool, err error) {
+	var ids []string
+	switch f := f.(type) {
+	case And:
+		if rs, ok, err = h.indexed(ctx, kind, f.L); ok || err != nil {
+			return rs, ok, err
+		}
+		return h.indexed(ctx, kind, f.R)
+	case Compare:
+		want, isString := f.Value.(string)
+		core, _ := schemasOf(kind)
+		if f.Op != OpEq || !isString || f.Path.Sub != "" || (f.Path.URI != "" && !strings.EqualFold(f.Path.URI, core)) {
+			return nil, false, nil
+		}
+		switch {
+		case strings.EqualFold(f.Path.Name, "id"):
+			ids = []string{want}
+		case kind == Users && strings.EqualFold(f.Path.Name, "userName"):
+			id, found, err := h.Store.Unique(ctx, kind, strings.ToLower(want))
+			if err != nil {
+				return nil, false, err
+			}
+			if found {
+				ids = []string{id}
+			}
+		default:
+			if ids, ok, err = h.Store.Find(ctx, kind, f.Path.Name, want); !ok || err != nil {
+				return nil, false, err
+			}
+		}
+	default:
+		return nil, false, nil
+	}
+	for _, id := range ids {
+		r, v, err := h.Store.Get(ctx, kind, id)
+		if errors.Is(err, ErrNotFound) { // removed since the index was read
+			continue
+		}
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
-		out := make([]Resource, len(all))
-		for i, v := range all {
-			out[i] = withVersion(v.Resource, v.Version)
-		}
-		return out, nil
+		rs = append(rs, withVersion(r, v))
 	}
-	id, ok, err := h.Store.Unique(ctx, kind, strings.ToLower(want))
-	if err != nil || !ok {
-		return nil, err
-	}
-	r, v, err := h.Store.Get(ctx, kind, id)
-	if errors.Is(err, ErrNotFound) {
-		return nil, nil
-	}
+	return rs, true, nil
+}
+
+// scan returns every resource of the kind and the filter left to run over
+// them. A group's members are read only when the filter looks at them:
+// `members[value eq "..."]` reads one member record per group and is
+// answered here; any other filter on members reads every group's members.
+func (h *Handler) scan(ctx context.Context, kind Kind, f Filter) ([]Resource, Filter, error) {
+	all, err := h.Store.List(ctx, kind)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return []Resource{withVersion(r, v)}, nil
+	out := make([]Resource, len(all))
+	for i, v := range all {
+		out[i] = withVersion(v.Resource, v.Version)
+	}
+	if kind != Groups || !usesMembers(f) {
+		return out, f, nil
+	}
+	if member, ok := memberValueEq(f); ok {
+		ids := make([]string, len(out))
+		for i, r := range out {
+			ids[i], _ = r["id"].(string)
+		}
+		with, err := h.Store.WithMember(ctx, ids, member)
+		if err != nil {
+			return nil, nil, err
+		}
+		has := make(map[string]bool, len(with))
+		for _, id := range with {
+			has[id] = true
+		}
+		var hits []Resource
+		for _, r := range out {
+			if id, _ := r["id"].(string); has[id] {
+				hits = append(hits, r)
+			}
+		}
+		return hits, nil, nil
+	}
+	for i, r := range out {
+		if out[i], err = h.withMembers(ctx, r); err != nil {
+			return nil, nil, err
+		}
+	}
+	return out, f, nil
 }
 
 func (h *Handler) create(ctx context.Context, w http.ResponseWriter, kind Kind, in Resource) error {
@@ -356,14 +548,19 @@ func (h *Handler) create(ctx context.Context, w http.ResponseWriter, kind Kind, 
 	if err != nil {
 		return err
 	}
-	version, err := h.Store.Commit(ctx, Commit{Kind: kind, ID: id, Expect: 0, Resource: res, Unique: unique, Touch: touch, Delete: del})
+	head, set, remove := splitMembers(kind, nil, res)
+	version, err := h.Store.Commit(ctx, Commit{Kind: kind, ID: id, Expect: 0, Resource: head, Unique: unique,
+		SetMembers: set, RemoveMembers: remove, Touch: touch, Delete: del})
 	if err != nil {
 		return err
 	}
 	return h.respond(w, http.StatusCreated, res, version)
 }
 
-func (h *Handler) replace(ctx context.Context, w http.ResponseWriter, kind Kind, id string, cur Resource, version uint64, in Resource) error {
+// replace writes in over cur, a resource at version (a group with the
+// members the change concerns: all of them, or for a PATCH those its
+// operations name), and answers status (204: no body).
+func (h *Handler) replace(ctx context.Context, w http.ResponseWriter, kind Kind, id string, cur Resource, version uint64, in Resource, status int) error {
 	res, unique, err := h.clean(kind, in, id, cur)
 	if err != nil {
 		return err
@@ -374,16 +571,53 @@ func (h *Handler) replace(ctx context.Context, w http.ResponseWriter, kind Kind,
 	if err != nil {
 		return err
 	}
-	v, err := h.Store.Commit(ctx, Commit{Kind: kind, ID: id, Expect: version, Resource: res, Unique: unique, Touch: touch, Delete: del})
+	head, set, remove := splitMembers(kind, cur, res)
+	v, err := h.Store.Commit(ctx, Commit{Kind: kind, ID: id, Expect: version, Resource: head, Unique: unique,
+		SetMembers: set, RemoveMembers: remove, Touch: touch, Delete: del})
 	if err != nil {
 		return err
 	}
-	return h.respond(w, http.StatusOK, res, v)
+	if status == http.StatusNoContent {
+		w.Header().Set("ETag", etag(v))
+		w.WriteHeader(status)
+		return nil
+	}
+	return h.respond(w, status, res, v)
 }
 
 // remove deletes a resource. A user's relationships stay, deactivated:
-// users are never deleted (odm-users-and-permissions.txt); a group's go.
+// users are never deleted (odm-users-and-permissions.txt); a group's go,
+// with its members. A group with more members than one write can hold
+// loses them in writes of at most that many first, each a consistent state
+// (the group with fewer members, a new version); the last write removes the
+// group. If one fails, the group is left with fewer members and a DELETE
+// again finishes.
 func (h *Handler) remove(ctx context.Context, w http.ResponseWriter, kind Kind, id string, cur Resource, version uint64) error {
+	if kind == Groups {
+		base, err := h.Mapping.Group(id, nil)
+		if err != nil {
+			return errorf(http.StatusBadRequest, "invalidValue", "%v", err)
+		}
+		chunk := max(1, min(MaxMemberChanges, h.maxUpdates()-len(base)))
+		head, _, _ := splitMembers(kind, nil, cur)
+		for {
+			members, _ := cur["members"].([]any)
+			if len(members) <= chunk {
+				break
+			}
+			before, after := Resource{"members": members[len(members)-chunk:]}, Resource{}
+			touch, del, err := h.relationships(ctx, kind, id, before, after)
+			if err != nil {
+				return err
+			}
+			_, _, gone := splitMembers(kind, before, after)
+			if version, err = h.Store.Commit(ctx, Commit{Kind: kind, ID: id, Expect: version, Resource: head,
+				RemoveMembers: gone, Touch: touch, Delete: del}); err != nil {
+				return err
+			}
+			cur["members"] = members[:len(members)-chunk]
+		}
+	}
 	var after Resource
 	if kind == Users {
 		after = Resource{"active": false}
@@ -392,7 +626,8 @@ func (h *Handler) remove(ctx context.Context, w http.ResponseWriter, kind Kind, 
 	if err != nil {
 		return err
 	}
-	if _, err := h.Store.Commit(ctx, Commit{Kind: kind, ID: id, Expect: version, Touch: touch, Delete: del}); err != nil {
+	_, _, gone := splitMembers(kind, cur, nil)
+	if _, err := h.Store.Commit(ctx, Commit{Kind: kind, ID: id, Expect: version, RemoveMembers: gone, Touch: touch, Delete: del}); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -535,6 +770,40 @@ func (h *Handler) relationships(ctx context.Context, kind Kind, id string, befor
 func (h *Handler) members(ctx context.Context, r Resource, known map[string]bool, lenient bool) ([]Member, error) {
 	list, _ := r["members"].([]any)
 	out := make([]Member, 0, len(list))
+	// The kinds of the members without a type, read together.
+	var unknown []string
+	for _, e := range list {
+		m, _ := e.(map[string]any)
+		v, _ := m["value"].(string)
+		if typ, _ := lookup(m, "type").(string); typ == "" && v != "" {
+			if _, ok := known[v]; !ok {
+				unknown = append(unknown, v)
+			}
+		}
+	}
+	if len(unknown) > 0 {
+		users, err := h.Store.Exist(ctx, Users, unknown)
+		if err != nil {
+			return nil, err
+		}
+		var rest []string
+		for _, v := range unknown {
+			if users[v] {
+				known[v] = false
+			} else {
+				rest = append(rest, v)
+			}
+		}
+		if len(rest) > 0 {
+			groups, err := h.Store.Exist(ctx, Groups, rest)
+			if err != nil {
+				return nil, err
+			}
+			for v := range groups {
+				known[v] = true
+			}
+		}
+	}
 	for _, e := range list {
 		m, _ := e.(map[string]any)
 		v, _ := m["value"].(string)
@@ -551,12 +820,6 @@ func (h *Handler) members(ctx context.Context, r Resource, known map[string]bool
 			return nil, errorf(http.StatusBadRequest, "invalidValue", "member %s: type %q is not User or Group", v, typ)
 		default:
 			g, ok := known[v]
-			if !ok {
-				var err error
-				if g, ok, err = h.kindOf(ctx, v); err != nil {
-					return nil, err
-				}
-			}
 			if !ok && !lenient {
 				return nil, errorf(http.StatusBadRequest, "invalidValue", "member %s is neither a user nor a group", v)
 			}
@@ -566,21 +829,6 @@ func (h *Handler) members(ctx context.Context, r Resource, known map[string]bool
 		out = append(out, Member{ID: v, Group: group})
 	}
 	return out, nil
-}
-
-// kindOf finds whether id is a user (group false) or a group; ok is false
-// for neither.
-func (h *Handler) kindOf(ctx context.Context, id string) (group, ok bool, err error) {
-	for _, k := range []Kind{Users, Groups} {
-		_, _, err := h.Store.Get(ctx, k, id)
-		if err == nil {
-			return k == Groups, true, nil
-		}
-		if !errors.Is(err, ErrNotFound) {
-			return false, false, err
-		}
-	}
-	return false, false, nil
 }
 
 func (h *Handler) location(kind Kind, id string) string {
@@ -724,6 +972,9 @@ func WriteError(w http.ResponseWriter, err error) {
 	body := map[string]any{"schemas": []string{ErrorSchema}, "status": strconv.Itoa(e.Status), "detail": e.Detail}
 	if e.ScimType != "" {
 		body["scimType"] = e.ScimType
+	}
+	if e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
 	}
 	var explicit *Error
 	if e.Status >= 500 && !errors.As(err, &explicit) {

@@ -42,9 +42,13 @@ type live struct {
 	perms v1.PermissionsServiceClient
 }
 
-func startLive(t *testing.T) *live {
+func startLive(t *testing.T, limits ...api.Limits) *live {
 	t.Helper()
-	ts := testserver.Start(t, testserver.Options{Keys: []string{adminKey}, ApplyTimeout: 30 * time.Second})
+	o := testserver.Options{Keys: []string{adminKey}, ApplyTimeout: 30 * time.Second}
+	for _, l := range limits {
+		o.Limits = l
+	}
+	ts := testserver.Start(t, o)
 	l := &live{t: t, ts: ts, auth: "Bearer " + scimKey, http: &http.Client{Timeout: 30 * time.Second}, perms: v1.NewPermissionsServiceClient(ts.Conn)}
 	text, err := os.ReadFile("../../schema/examples/collab.zed")
 	if err != nil {

@@ -15,6 +15,9 @@ type Error struct {
 	Status   int
 	ScimType string
 	Detail   string
+	// RetryAfter, when positive, is the Retry-After header's seconds (a
+	// 503 of an overloaded server).
+	RetryAfter int
 }
 
 func (e *Error) Error() string {

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -18,28 +20,52 @@ type fakeRecords struct {
 	recs   map[string]map[string][]byte
 	rels   map[string]bool
 	writes int
+	// scans counts the reads of a whole space, read the reads of keys of
+	// each space (by Lookup, Scan or Record), lastOps the record ops of the
+	// last write.
+	scans   map[string]int
+	read    map[string]int
+	lastOps []RecordOp
 	// before, when set, runs inside Write before the conditions are
 	// checked (a concurrent writer).
 	before func()
 }
 
 func newFakeRecords() *fakeRecords {
-	return &fakeRecords{recs: map[string]map[string][]byte{}, rels: map[string]bool{}}
+	return &fakeRecords{recs: map[string]map[string][]byte{}, rels: map[string]bool{}, scans: map[string]int{}, read: map[string]int{}}
 }
 
 func (f *fakeRecords) Record(_ context.Context, space, key string) ([]byte, bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.read[space]++
 	v, ok := f.recs[space][key]
 	return bytes.Clone(v), ok, nil
 }
 
-func (f *fakeRecords) Scan(_ context.Context, space string, fn func(string, []byte) error) error {
+func (f *fakeRecords) Lookup(_ context.Context, space string, keys []string) ([][]byte, error) {
 	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([][]byte, len(keys))
+	for i, k := range keys {
+		out[i] = bytes.Clone(f.recs[space][k])
+	}
+	f.read[space] += len(keys)
+	return out, nil
+}
+
+func (f *fakeRecords) Scan(_ context.Context, space, prefix string, fn func(string, []byte) error) error {
+	f.mu.Lock()
+	if prefix == "" {
+		f.scans[space]++
+	}
 	keys := make([]string, 0, len(f.recs[space]))
 	for k := range f.recs[space] {
-		keys = append(keys, k)
+		if strings.HasPrefix(k, prefix) {
+			keys = append(keys, k)
+		}
 	}
+	f.read[space] += len(keys)
 	slices.Sort(keys)
 	vals := make([][]byte, len(keys))
 	for i, k := range keys {
@@ -69,6 +95,7 @@ func (f *fakeRecords) Write(_ context.Context, touch, del []tuple.Relationship, 
 		}
 	}
 	f.writes++
+	f.lastOps = ops
 	for _, r := range del {
 		delete(f.rels, r.String())
 	}
@@ -188,20 +215,34 @@ func TestRecordStoreCommit(t *testing.T) {
 func TestRecordStoreLimits(t *testing.T) {
 	ctx := context.Background()
 	s := newFakeRecordStore()
-	members := make([]any, 0, 2000)
-	for range 2000 {
-		members = append(members, map[string]any{"value": "0123456789abcdef0123456789abcdef", "display": "someone"})
+	members := func(n int) []map[string]any {
+		out := make([]map[string]any, n)
+		for i := range out {
+			out[i] = map[string]any{"value": fmt.Sprintf("user-%d", i), "type": "User"}
+		}
+		return out
 	}
-	_, err := s.Commit(ctx, Commit{Kind: Groups, ID: "g", Resource: Resource{"displayName": "big", "members": members}})
-	if e := AsError(err); e.Status != 413 {
-		t.Errorf("a group too large for a record = %v", err)
+	// A group's members are records of their own: as many as one write
+	// holds go in one commit, one more is refused naming the limit.
+	if _, err := s.Commit(ctx, Commit{Kind: Groups, ID: "g", Resource: Resource{"displayName": "big"}, SetMembers: members(MaxMemberChanges)}); err != nil {
+		t.Fatalf("a group of %d members = %v", MaxMemberChanges, err)
+	}
+	if got := len(s.f.recs[SpaceMembers]); got != MaxMemberChanges {
+		t.Fatalf("%d member records, want %d", got, MaxMemberChanges)
+	}
+	_, err := s.Commit(ctx, Commit{Kind: Groups, ID: "h", Resource: Resource{"displayName": "bigger"}, SetMembers: members(MaxMemberChanges + 1)})
+	if e := AsError(err); e.Status != 413 || !strings.Contains(e.Detail, "limit") {
+		t.Errorf("a change of %d members = %v", MaxMemberChanges+1, err)
 	}
 	long := string(bytes.Repeat([]byte("a"), MaxRecordKey+1))
 	if _, err := s.Commit(ctx, Commit{Kind: Users, ID: "u", Resource: Resource{"userName": long}, Unique: long}); AsError(err).Status != 400 {
 		t.Errorf("a userName longer than a record key = %v", err)
 	}
-	if s.f.writes != 0 {
-		t.Errorf("%d writes for refused commits", s.f.writes)
+	if _, err := s.Commit(ctx, Commit{Kind: Groups, ID: "i", Resource: Resource{"displayName": "x"}, SetMembers: []map[string]any{{"value": long}}}); AsError(err).Status != 400 {
+		t.Errorf("a member id longer than a record key = %v", err)
+	}
+	if s.f.writes != 1 {
+		t.Errorf("%d writes, want the 1 accepted", s.f.writes)
 	}
 }
 
@@ -235,14 +276,15 @@ func TestConcurrentChange(t *testing.T) {
 	add := func(u string) string {
 		return `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"add","path":"members","value":[{"value":"` + u + `"}]}]}`
 	}
-	st.f.before = func() { c.want(200, "PATCH", "/Groups/"+id, add(b)) }
-	got := c.want(200, "PATCH", "/Groups/"+id, add(a))
+	st.f.before = func() { c.want(204, "PATCH", "/Groups/"+id, add(b)) }
+	c.want(204, "PATCH", "/Groups/"+id, add(a))
+	got := c.want(200, "GET", "/Groups/"+id, "")
 	if len(got["members"].([]any)) != 2 || !c.st.has("group:"+id+"#direct_member@user:"+a) || !c.st.has("group:"+id+"#direct_member@user:"+b) {
 		t.Fatalf("concurrent adds = %v", got)
 	}
 	version := got["meta"].(map[string]any)["version"].(string)
 	st.f.before = func() {
-		c.want(200, "PATCH", "/Groups/"+id, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"displayName","value":"h"}]}`)
+		c.want(204, "PATCH", "/Groups/"+id, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","path":"displayName","value":"h"}]}`)
 	}
 	c.wantError(412, "", "PATCH", "/Groups/"+id, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"remove","path":"members"}]}`, "If-Match", version)
 	if !c.st.has("group:" + id + "#direct_member@user:" + a) {

@@ -301,17 +301,23 @@ func TestRFC7644Groups(t *testing.T) {
 	}
 
 	// §3.5.2.1: add a member.
-	r = l.want(200, "PATCH", "/Groups/"+gid, patch(`[{"op":"add","path":"members","value":[{"display":"jdoe","$ref":"https://example.com/v2/Users/`+users[2]+`","value":"`+users[2]+`"}]}]`))
+	// A group's PATCH answers 204 (§3.5.2 allows it): its members are read
+	// only with a GET.
+	r = l.want(204, "PATCH", "/Groups/"+gid, patch(`[{"op":"add","path":"members","value":[{"display":"jdoe","$ref":"https://example.com/v2/Users/`+users[2]+`","value":"`+users[2]+`"}]}]`))
+	if r.header.Get("ETag") == "" || r.raw != "" {
+		t.Errorf("a group's PATCH answers %v %q, want an ETag and no body", r.header, r.raw)
+	}
+	r = l.want(200, "GET", "/Groups/"+gid, "")
 	if len(r.body["members"].([]any)) != 3 || !l.has("group:"+gid+"#direct_member@user:"+users[2]) {
 		t.Errorf("add member = %s", r.raw)
 	}
 	// Adding a member twice keeps one (values are compared, §3.5.2.1).
-	r = l.want(200, "PATCH", "/Groups/"+gid, patch(`[{"op":"add","path":"members","value":[{"value":"`+users[2]+`"}]}]`))
-	if len(r.body["members"].([]any)) != 3 {
+	l.want(204, "PATCH", "/Groups/"+gid, patch(`[{"op":"add","path":"members","value":[{"value":"`+users[2]+`"}]}]`))
+	if r = l.want(200, "GET", "/Groups/"+gid, ""); len(r.body["members"].([]any)) != 3 {
 		t.Errorf("a member added twice = %s", r.raw)
 	}
 	// §3.5.2.2: remove one member by a value filter.
-	l.want(200, "PATCH", "/Groups/"+gid, patch(`[{"op":"remove","path":"members[value eq \"`+users[0]+`\"]"}]`))
+	l.want(204, "PATCH", "/Groups/"+gid, patch(`[{"op":"remove","path":"members[value eq \"`+users[0]+`\"]"}]`))
 	if l.has("group:" + gid + "#direct_member@user:" + users[0]) {
 		t.Error("removed member still written")
 	}
@@ -322,23 +328,23 @@ func TestRFC7644Groups(t *testing.T) {
 	if l.revision() != before || l.has("group:"+gid+"#direct_member@user:"+users[0]) {
 		t.Error("a failing PATCH changed something")
 	}
-	l.want(200, "PATCH", "/Groups/"+gid, patch(`[{"op":"remove","path":"members[value eq \"`+users[1]+`\"]"},{"op":"add","path":"members","value":[{"value":"`+users[0]+`"}]}]`))
+	l.want(204, "PATCH", "/Groups/"+gid, patch(`[{"op":"remove","path":"members[value eq \"`+users[1]+`\"]"},{"op":"add","path":"members","value":[{"value":"`+users[0]+`"}]}]`))
 	if l.has("group:"+gid+"#direct_member@user:"+users[1]) || !l.has("group:"+gid+"#direct_member@user:"+users[0]) {
 		t.Error("remove+add did not both apply")
 	}
 	// §3.5.2.3: replace all members.
-	r = l.want(200, "PATCH", "/Groups/"+gid, patch(`[{"op":"replace","path":"members","value":[{"value":"`+users[1]+`"}]}]`))
-	if len(r.body["members"].([]any)) != 1 || !l.has("group:"+gid+"#direct_member@user:"+users[1]) || l.has("group:"+gid+"#direct_member@user:"+users[0]) {
+	l.want(204, "PATCH", "/Groups/"+gid, patch(`[{"op":"replace","path":"members","value":[{"value":"`+users[1]+`"}]}]`))
+	if r = l.want(200, "GET", "/Groups/"+gid, ""); len(r.body["members"].([]any)) != 1 || !l.has("group:"+gid+"#direct_member@user:"+users[1]) || l.has("group:"+gid+"#direct_member@user:"+users[0]) {
 		t.Errorf("replace members = %s", r.raw)
 	}
 	// §3.5.2.2: remove all members.
-	r = l.want(200, "PATCH", "/Groups/"+gid, patch(`[{"op":"remove","path":"members"}]`))
-	if r.body["members"] != nil && len(r.body["members"].([]any)) != 0 || l.has("group:"+gid+"#direct_member@user:"+users[1]) {
+	l.want(204, "PATCH", "/Groups/"+gid, patch(`[{"op":"remove","path":"members"}]`))
+	if r = l.want(200, "GET", "/Groups/"+gid, ""); r.body["members"] != nil && len(r.body["members"].([]any)) != 0 || l.has("group:"+gid+"#direct_member@user:"+users[1]) {
 		t.Errorf("remove all members = %s", r.raw)
 	}
 	// A nested group: a member that is a group.
 	sub := str(l.want(201, "POST", "/Groups", `{"displayName":"Sub","members":[{"value":"`+users[2]+`"}]}`).body, "id")
-	l.want(200, "PATCH", "/Groups/"+gid, patch(`[{"op":"add","path":"members","value":[{"value":"`+sub+`","type":"Group"}]}]`))
+	l.want(204, "PATCH", "/Groups/"+gid, patch(`[{"op":"add","path":"members","value":[{"value":"`+sub+`","type":"Group"}]}]`))
 	if !l.has("group:" + gid + "#direct_member@group:" + sub + "#member") {
 		t.Error("group member not written as group#member")
 	}

@@ -45,6 +45,9 @@ type fake struct {
 	written []tuple.Relationship
 	// writeSizes holds the number of updates of each WriteRelationships.
 	writeSizes []int
+	// touched and deleted hold the relationships written and deleted by
+	// WriteRelationships, in order.
+	touched, deleted []tuple.Relationship
 
 	// failEvery > 0 fails every failEvery-th check with Unavailable.
 	failEvery int64
@@ -249,15 +252,26 @@ func (f *fake) WriteRelationships(_ context.Context, req *v1.WriteRelationshipsR
 		return nil, status.Error(codes.FailedPrecondition, "no schema")
 	}
 	f.writeSizes = append(f.writeSizes, len(req.GetUpdates()))
+	all := false
 	for _, u := range req.GetUpdates() {
 		r := fromRel(u.GetRelationship())
 		if err := engine.ValidateRelationship(f.s, r); err != nil {
 			return nil, status.Error(codes.InvalidArgument, err.Error())
 		}
+		if u.GetOperation() == v1.RelationshipUpdate_OPERATION_DELETE {
+			if _, ok := f.rels[r.Key()]; !ok {
+				return nil, status.Errorf(codes.FailedPrecondition, "the fake deletes only what it holds: %s", r)
+			}
+			delete(f.rels, r.Key())
+			f.deleted = append(f.deleted, r)
+			all = true // the layers may hold it
+			continue
+		}
 		f.rels[r.Key()] = r
 		f.written = append(f.written, r)
+		f.touched = append(f.touched, r)
 	}
-	f.rebuild(false)
+	f.rebuild(all)
 	return &v1.WriteRelationshipsResponse{}, nil
 }
 

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ambit-authz/ambit/bench/workload"
+	"github.com/ambit-authz/ambit/tuple"
 )
 
 func loaded(t *testing.T, f *fake, w *workload.Workload) *Client {
@@ -230,5 +232,59 @@ func TestConfigErrors(t *testing.T) {
 		if _, err := Run(context.Background(), c, w, cfg); err == nil {
 			t.Errorf("%+v: no error", cfg)
 		}
+	}
+}
+
+// A run with --write-rate sends writes beside its workers, reported apart;
+// nesting writes add fresh groups under the workload's groups and delete
+// them again, oldest first.
+func TestBackgroundWrites(t *testing.T) {
+	w := workload.MustNew("deep", workload.Small, 1)
+	f := &fake{}
+	c := loaded(t, f, w)
+	cfg := short(OpCheck)
+	cfg.Warmup, cfg.WriteRate, cfg.NestFraction = 0, 200, 1
+	r, err := Run(context.Background(), c, w, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	written, deleted := f.touched, f.deleted
+	f.mu.Unlock()
+	if !r.OK || r.Checks == 0 {
+		t.Fatalf("ok %v, %d checks, errors %v", r.OK, r.Checks, r.ErrorSamples)
+	}
+	if r.BackgroundWrites < 2 || r.BackgroundNests != r.BackgroundWrites || r.BackgroundWriteLatency == nil {
+		t.Fatalf("%d background writes, %d nesting, latency %v; want at least 2, all nesting", r.BackgroundWrites, r.BackgroundNests, r.BackgroundWriteLatency)
+	}
+	if int64(len(written)+len(deleted)) != r.BackgroundWrites {
+		t.Fatalf("the server saw %d touches and %d deletes for %d writes", len(written), len(deleted), r.BackgroundWrites)
+	}
+	for i, rel := range written {
+		if rel.Resource.Type != "group" || rel.Subject.Type != "group" || rel.Subject.Relation != "member" || !strings.HasPrefix(rel.Subject.ID, "bench-nest-") {
+			t.Fatalf("touch %d is no nesting edge: %s", i, rel)
+		}
+	}
+	// Every delete names an edge the server holds (the fake refuses
+	// others: an edge whose touch was still in flight), once.
+	if len(deleted) == 0 {
+		t.Fatal("no nesting edge was deleted")
+	}
+	gone := map[tuple.Key]bool{}
+	for i, rel := range deleted {
+		if gone[rel.Key()] || !slices.Contains(written, rel) {
+			t.Fatalf("delete %d of %s: deleted before, or never written", i, rel)
+		}
+		gone[rel.Key()] = true
+	}
+	if r.Requests != r.Checks {
+		t.Errorf("%d requests for %d checks: the writes were counted as the run's requests", r.Requests, r.Checks)
+	}
+	var out bytes.Buffer
+	if err := WriteText(&out, r); err != nil {
+		t.Fatal(err)
+	}
+	if want := " background writes: "; !strings.Contains(out.String(), want) {
+		t.Errorf("report lacks %q:\n%s", want, out.String())
 	}
 }

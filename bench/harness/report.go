@@ -57,7 +57,14 @@ func WriteText(w io.Writer, results ...*Result) error {
 		if r.Written > 0 && r.Written != r.Requests-r.Errors {
 			fmt.Fprintf(w, "  %s: %d relationships written, %.0f/s\n", r.Endpoint, r.Written, r.WrittenPerSecond)
 		}
-		if r.Errors > 0 {
+		if l := r.BackgroundWriteLatency; l != nil {
+			fmt.Fprintf(w, "  %s background writes: %d ok (%.0f/s, %d nesting edges), p50 %s, p99 %s, max %s; %d skipped behind schedule\n", r.Endpoint,
+				r.BackgroundWrites, float64(r.BackgroundWrites)/max(r.Seconds, 1e-9), r.BackgroundNests, fmtUS(l.P50), fmtUS(l.P99), fmtUS(l.Max), r.BackgroundWritesSkipped)
+		}
+		if r.BackgroundWriteErrors > 0 {
+			fmt.Fprintf(w, "WARNING %s: %d background writes failed (samples below)\n", r.Endpoint, r.BackgroundWriteErrors)
+		}
+		if r.Errors > 0 || r.BackgroundWriteErrors > 0 {
 			fmt.Fprintf(w, "WARNING %s: %d of %d requests failed (%.2f%%); ok/s and latencies count successful requests only:\n",
 				r.Endpoint, r.Errors, r.Requests, 100*float64(r.Errors)/float64(max(r.Requests, 1)))
 			for _, s := range r.ErrorSamples {

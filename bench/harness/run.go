@@ -48,7 +48,14 @@ type Config struct {
 	WriteBatch int
 	// LookupLimit caps results per lookup (0: all).
 	LookupLimit uint32
-	Consistency Consistency
+	// WriteRate, when positive, runs a writer beside the workers that
+	// sends the workload's writes at this many per second, one
+	// relationship each (see writer); NestFraction of them are nesting
+	// edges. Its figures are reported apart (Result.Background*): the
+	// workers' latencies are those of the operation under the writes.
+	WriteRate    float64
+	NestFraction float64
+	Consistency  Consistency
 	// Progress, when not nil, gets a progress line every second ("\r"-updated).
 	Progress io.Writer
 }
@@ -71,6 +78,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.WriteBatch <= 0 {
 		c.WriteBatch = 1
+	}
+	if c.NestFraction < 0 || c.NestFraction > 1 {
+		return c, fmt.Errorf("harness: the fraction of nesting writes is %v, want 0 to 1", c.NestFraction)
 	}
 	if _, err := c.Consistency.proto(); err != nil {
 		return c, err
@@ -122,11 +132,20 @@ type Result struct {
 	Results int64 `json:"lookup_results"`
 	// Written counts relationships in successful write requests;
 	// WrittenPerSecond is their rate.
-	Written          int64              `json:"relationships_written,omitempty"`
-	WrittenPerSecond float64            `json:"relationships_written_per_second,omitempty"`
-	Latency          Summary            `json:"latency"`
-	Kinds            map[string]Summary `json:"kinds,omitempty"` // per operation, for mixed runs
-	OK               bool               `json:"ok"`
+	Written          int64   `json:"relationships_written,omitempty"`
+	WrittenPerSecond float64 `json:"relationships_written_per_second,omitempty"`
+	// BackgroundWrites counts the writes of the writer of
+	// Config.WriteRate (BackgroundNests of them nesting edges), with their
+	// errors, the slots skipped because the server fell behind by more than
+	// a second, and their latency.
+	BackgroundWrites        int64              `json:"background_writes,omitempty"`
+	BackgroundNests         int64              `json:"background_nesting_writes,omitempty"`
+	BackgroundWriteErrors   int64              `json:"background_write_errors,omitempty"`
+	BackgroundWritesSkipped int64              `json:"background_writes_skipped,omitempty"`
+	BackgroundWriteLatency  *Summary           `json:"background_write_latency,omitempty"`
+	Latency                 Summary            `json:"latency"`
+	Kinds                   map[string]Summary `json:"kinds,omitempty"` // per operation, for mixed runs
+	OK                      bool               `json:"ok"`
 
 	hist  *Histogram
 	kinds map[Op]*Histogram
@@ -143,6 +162,13 @@ func (r *Result) merge(o *Result) {
 	r.Mismatches += o.Mismatches
 	r.Results += o.Results
 	r.Written += o.Written
+	r.BackgroundWrites += o.BackgroundWrites
+	r.BackgroundNests += o.BackgroundNests
+	r.BackgroundWriteErrors += o.BackgroundWriteErrors
+	r.BackgroundWritesSkipped += o.BackgroundWritesSkipped
+	if o.BackgroundWriteLatency != nil {
+		r.BackgroundWriteLatency = o.BackgroundWriteLatency // the last round's
+	}
 	r.ErrorSamples = addSamples(r.ErrorSamples, o.ErrorSamples...)
 	r.MismatchSamples = addSamples(r.MismatchSamples, o.MismatchSamples...)
 	r.hist.Merge(o.hist)
@@ -175,7 +201,7 @@ func (r *Result) finish() {
 			r.Kinds[string(k)] = summarize(h)
 		}
 	}
-	r.OK = r.Errors == 0 && r.Mismatches == 0
+	r.OK = r.Errors == 0 && r.Mismatches == 0 && r.BackgroundWriteErrors == 0
 }
 
 func addSamples(list []string, more ...string) []string {
@@ -294,6 +320,11 @@ func phase(ctx context.Context, c *Client, w *workload.Workload, cfg Config, d t
 	start := time.Now()
 	end := start.Add(d)
 	var wg sync.WaitGroup
+	var wr *writer
+	if cfg.WriteRate > 0 {
+		wr = newWriter(c, w, cfg)
+		wg.Go(func() { wr.run(ctx, start, end) })
+	}
 	for _, wk := range workers {
 		wg.Go(func() {
 			for time.Now().Before(end) && ctx.Err() == nil {
@@ -316,6 +347,9 @@ func phase(ctx context.Context, c *Client, w *workload.Workload, cfg Config, d t
 	}
 	r.Seconds = elapsed.Seconds()
 	r.finish()
+	if wr != nil {
+		wr.result(r)
+	}
 	return r, nil
 }
 

@@ -31,6 +31,8 @@ type benchOptions struct {
 	duration, warmup time.Duration
 	bulk             int
 	batch            int
+	writeRate        float64
+	nestWrites       float64
 	lookupLimit      uint32
 	consistency      string
 	load             bool
@@ -72,6 +74,8 @@ answers is flagged in every output and exits with status 1.`,
 	pf.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured warm-up before measuring")
 	pf.IntVar(&o.bulk, "bulk", 10, "checks per CheckBulkPermissions request")
 	pf.IntVar(&o.batch, "batch", 1, "distinct relationships TOUCHed per WriteRelationships request (write)")
+	pf.Float64Var(&o.writeRate, "write-rate", 0, "also send the workload's writes at this many per second beside the run (one relationship each), reported apart")
+	pf.Float64Var(&o.nestWrites, "nest-writes", 0, "fraction of the --write-rate writes that add or remove a nesting edge (a new group in a workload group; deep workload)")
 	pf.Uint32Var(&o.lookupLimit, "lookup-limit", 0, "results per lookup (0: all)")
 	pf.StringVar(&o.consistency, "consistency", "minimize_latency", "minimize_latency or full")
 	pf.BoolVar(&o.load, "load", false, "load the workload (schema and relationships) before running")
@@ -256,7 +260,7 @@ func (o *benchOptions) runOp(cmd *cobra.Command, op harness.Op) error {
 		fmt.Fprintf(cmd.ErrOrStderr(), "query seed %d (--query-seed to replay)\n", qs)
 	}
 	cfg := harness.Config{Op: op, Concurrency: o.concurrency, Duration: o.duration, Warmup: o.warmup, Seed: qs,
-		BulkSize: o.bulk, WriteBatch: o.batch, LookupLimit: o.lookupLimit, Consistency: harness.Consistency(o.consistency),
+		BulkSize: o.bulk, WriteBatch: o.batch, WriteRate: o.writeRate, NestFraction: o.nestWrites, LookupLimit: o.lookupLimit, Consistency: harness.Consistency(o.consistency),
 		Progress: terminal(cmd.ErrOrStderr())}
 	out := cmd.OutOrStdout()
 	ok := false

@@ -19,6 +19,7 @@ func TestRequestLimitFlagsFromEnv(t *testing.T) {
 		"AMBIT_HEAVY_BULK_CHECKS":         "9",
 		"AMBIT_MEMORY_LIMIT":              "512MiB",
 		"AMBIT_MEMORY_HIGH_WATER_PERCENT": "50",
+		"AMBIT_MAX_WATCHES":               "17",
 	} {
 		t.Setenv(k, v)
 	}
@@ -31,7 +32,7 @@ func TestRequestLimitFlagsFromEnv(t *testing.T) {
 	}
 	for name, want := range map[string]string{
 		"request-timeout": "7s", "max-read-limit": "123", "max-response-bytes": "4096", "max-concurrent-heavy": "3",
-		"heavy-bulk-checks": "9", "memory-limit": "512MiB", "memory-high-water-percent": "50",
+		"heavy-bulk-checks": "9", "memory-limit": "512MiB", "memory-high-water-percent": "50", "max-watches": "17",
 	} {
 		if v := cmd.Flags().Lookup(name).Value.String(); v != want {
 			t.Errorf("--%s = %q from the environment, want %q", name, v, want)

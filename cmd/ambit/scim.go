@@ -21,6 +21,8 @@ type scimConfig struct {
 	keys    []string
 	maxBody int64
 	timeout time.Duration
+	members int
+	bulk    int
 }
 
 func addSCIMFlags(f *pflag.FlagSet, c *scimConfig) {
@@ -29,6 +31,8 @@ func addSCIMFlags(f *pflag.FlagSet, c *scimConfig) {
 	f.StringArrayVar(&c.keys, "scim-key", nil, "bearer key that may call the SCIM endpoints and nothing else (repeatable); preshared keys and tokens with the scim scope work too")
 	f.Int64Var(&c.maxBody, "scim-max-body", api.DefaultSCIMMaxBody, "largest SCIM request body in bytes")
 	f.DurationVar(&c.timeout, "scim-timeout", api.DefaultSCIMTimeout, "budget of each SCIM request")
+	f.IntVar(&c.bulk, "scim-max-bulk-operations", scim.DefaultMaxBulkOperations, "most operations of one SCIM bulk request (its size is bounded by --scim-max-body)")
+	f.IntVar(&c.members, "scim-max-members", scim.DefaultMaxMembers, "most group members one SCIM request may list (a POST's or PUT's members, a PATCH's member values together)")
 }
 
 // check refuses bad SCIM flags before anything is opened.
@@ -38,8 +42,8 @@ func (c *scimConfig) check() error {
 			return fmt.Errorf("--scim-key: key %d of %d is empty (check AMBIT_SCIM_KEY for a stray comma)", i+1, len(c.keys))
 		}
 	}
-	if c.maxBody < 0 || c.timeout < 0 { // 0 takes the default
-		return fmt.Errorf("--scim-max-body and --scim-timeout must not be negative: every request has a budget")
+	if c.maxBody < 0 || c.timeout < 0 || c.members < 0 || c.bulk < 0 { // 0 takes the default
+		return fmt.Errorf("--scim-max-body, --scim-timeout, --scim-max-members and --scim-max-bulk-operations must not be negative: every request has a budget")
 	}
 	_, _, err := c.scimMapping()
 	return err
@@ -85,7 +89,8 @@ func mountSCIM(mux *http.ServeMux, srv *api.Server, auth *api.Authenticator, c s
 		log.Warn("SCIM endpoints off: --http-addr is not loopback and no --preshared-key or --scim-key is set", "http_addr", httpAddr)
 		return nil
 	}
-	h, err := srv.SCIMHandler(api.SCIMOptions{Mapping: m, Auth: auth, Keys: c.scim.keys, MaxBodyBytes: c.scim.maxBody, Timeout: c.scim.timeout})
+	h, err := srv.SCIMHandler(api.SCIMOptions{Mapping: m, Auth: auth, Keys: c.scim.keys, MaxBodyBytes: c.scim.maxBody, Timeout: c.scim.timeout,
+		MaxMembers: c.scim.members, MaxBulkOperations: c.scim.bulk})
 	if err != nil {
 		return err
 	}

@@ -50,6 +50,7 @@ groups:
 		{name: "unknown key", c: scimConfig{mapping: file("m3.yaml", good+"extra: 1\n"), org: "lab"}, wantErr: "extra"},
 		{name: "empty key", c: scimConfig{keys: []string{"k", " "}}, wantErr: "--scim-key"},
 		{name: "negative budget", c: scimConfig{timeout: -1}, wantErr: "--scim-timeout"},
+		{name: "negative members", c: scimConfig{members: -1}, wantErr: "--scim-max-members"},
 		{name: "template that is no relationship", c: scimConfig{mapping: file("m4.yaml", strings.Replace(good, "#account@", "#@", 1)), org: "lab"}, wantErr: "scim mapping"},
 	}
 	for _, tc := range tests {

@@ -124,6 +124,7 @@ AMBIT_CLUSTER_SECRET), unless --insecure-cluster is given.`,
 	f.IntVar(&c.limits.MaxResponseBytes, "max-response-bytes", api.DefaultMaxResponseBytes, "largest export page or Watch response in bytes (a larger revision is split across Watch responses)")
 	f.DurationVar(&c.limits.RequestTimeout, "request-timeout", api.DefaultRequestTimeout, "deadline of a call whose client sets none or a later one (Watch and imports excepted; negative disables)")
 	f.IntVar(&c.limits.MaxConcurrentHeavy, "max-concurrent-heavy", api.DefaultMaxConcurrentHeavy(), "heavy calls (lookups, exports, expands, large bulk checks) run at once; more wait until their deadline, then get ResourceExhausted")
+	f.IntVar(&c.limits.MaxWatches, "max-watches", api.DefaultMaxWatches, "Watch streams open at once (the console's live page long-polls through Watch); more are refused as busy (ResourceExhausted with RetryInfo)")
 	f.IntVar(&c.limits.HeavyBulkChecks, "heavy-bulk-checks", api.DefaultHeavyBulkChecks, "a CheckBulkPermissions with more items than this counts as heavy")
 	f.StringVar(&c.memoryLimit, "memory-limit", "75%", "Go memory limit (GOMEMLIMIT): bytes (KiB, MiB, GiB suffixes), a percentage of the cgroup's or machine's memory, or 0 for none")
 	f.IntVar(&c.memoryHighPct, "memory-high-water-percent", 90, "heavy calls are refused with ResourceExhausted while the Go heap is above this percentage of --memory-limit")

@@ -167,13 +167,16 @@ func (s *server) startRaft(ctx context.Context) error {
 	node, err := raft.NewNode(ctx, raft.Config{
 		NodeID: c.nodeID, RaftAddr: c.raftAddr, AdvertiseAddr: c.raftAdvertise, GRPCAddr: advertised, Dir: c.dataDir, LogStore: c.raftLogStore,
 		LogSegmentSize: c.raftSegmentMiB << 20, LogCacheBytes: c.memory.raftLogCache,
-		Bootstrap: c.bootstrap, Join: c.join, ReadReplica: c.replica.readReplica, PresharedKeys: c.keys, ClusterSecret: secret, ClusterPKI: pki, PeerTLS: peerTLS, ClusterID: cid, SchemaGuard: api.SchemaGuard(s.st), Logger: s.log,
+		Bootstrap: c.bootstrap, Join: c.join, ReadReplica: c.replica.readReplica, PresharedKeys: c.keys, ClusterSecret: secret, ClusterPKI: pki, PeerTLS: peerTLS, ClusterID: cid, SchemaGuard: raft.OrphanGuard(s.st), Logger: s.log,
 		OnApplied: s.onApplied(), StatusAuth: s.statusAuth,
 	}, s.st)
 	if err != nil {
 		return err
 	}
 	s.node = node
+	if s.logs.audit != nil {
+		s.logs.audit.SetEntryReader(node.LogEntry)
+	}
 	s.onClose("the raft node", node.Close)
 	go diskWatch(ctx, node, s.storeFault, c.dataDir, c.diskProbe, uint64(max(c.diskMinFreeMiB, 0))<<20)
 	if !cidStored {

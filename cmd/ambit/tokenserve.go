@@ -22,6 +22,7 @@ type logsConfig struct {
 	auditMaxMiB    int64
 	auditKeep      int
 	auditNoSync    bool
+	auditQueueMiB  int64
 	decisionLog    string
 	decisionSample float64
 	decisionQueue  int
@@ -33,6 +34,7 @@ func (c *logsConfig) flags(f *pflag.FlagSet) {
 	f.Int64Var(&c.auditMaxMiB, "audit-log-max-mib", 100, "rotate the audit log at this size (FILE.1, FILE.2, ...)")
 	f.IntVar(&c.auditKeep, "audit-log-keep", 10, "rotated audit log files to keep")
 	f.BoolVar(&c.auditNoSync, "audit-log-no-sync", false, "do not fsync the audit log after each batch of lines (a crash can lose the last lines)")
+	f.Int64Var(&c.auditQueueMiB, "audit-log-queue-mib", 64, "applied changes the audit log holds in memory while its disk catches up; past this it keeps only their indexes and reads them back from the raft log")
 	f.StringVar(&c.decisionLog, "decision-log", "", "record a sample of check, bulk check, lookup and AuthZEN decisions in this file as JSON lines; empty disables")
 	f.Float64Var(&c.decisionSample, "decision-sample", 0.01, "fraction of decisions the decision log records, in (0, 1]")
 	f.IntVar(&c.decisionQueue, "decision-queue", 16384, "decisions waiting to be written; more are dropped (ambit_decision_log_dropped_total) rather than slowing checks")
@@ -66,11 +68,11 @@ func (s *server) openLogs(context.Context) error {
 		s.onClose("the decision log", d.Close)
 	}
 	if c.auditLog != "" {
-		if c.auditMaxMiB <= 0 || c.auditKeep <= 0 {
-			return errors.New("--audit-log-max-mib and --audit-log-keep must be positive")
+		if c.auditMaxMiB <= 0 || c.auditKeep <= 0 || c.auditQueueMiB < 0 {
+			return errors.New("--audit-log-max-mib and --audit-log-keep must be positive, --audit-log-queue-mib not negative (0: the default)")
 		}
 		a, err := api.OpenAuditLog(api.AuditOptions{Path: c.auditLog, MaxBytes: c.auditMaxMiB << 20, Keep: c.auditKeep, NoSync: c.auditNoSync,
-			TokenName: s.tokenName, Logger: s.log})
+			MaxQueueBytes: c.auditQueueMiB << 20, TokenName: s.tokenName, Logger: s.log})
 		if err != nil {
 			return fmt.Errorf("--audit-log: %w", err)
 		}

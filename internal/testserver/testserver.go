@@ -74,7 +74,7 @@ func Start(t testing.TB, o Options) *Server {
 	node, err := raft.NewNode(ctx, raft.Config{
 		NodeID: "n1", RaftAddr: "127.0.0.1:0", GRPCAddr: lis.Addr().String(), Dir: t.TempDir(), Bootstrap: true,
 		NoSync: true, LogSegmentSize: 1 << 20, HeartbeatTimeout: 100 * time.Millisecond, ElectionTimeout: 100 * time.Millisecond,
-		LeaderLeaseTimeout: 50 * time.Millisecond, SchemaGuard: api.SchemaGuard(st), Logger: log, ApplyTimeout: o.ApplyTimeout,
+		LeaderLeaseTimeout: 50 * time.Millisecond, SchemaGuard: raft.OrphanGuard(st), Logger: log, ApplyTimeout: o.ApplyTimeout,
 	}, st)
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -91,6 +92,35 @@ func (l liar) Expand(ctx context.Context, res tuple.ObjectRef, perm string) (*en
 	return l.View.Expand(ctx, res, perm)
 }
 
+func (l liar) SubjectPermissions(ctx context.Context, res tuple.ObjectRef, subj tuple.SubjectRef) ([]engine.PermissionResult, error) {
+	switch l.lie {
+	case "no access":
+		return nil, errors.ErrUnsupported
+	}
+	out, err := l.View.SubjectPermissions(ctx, res, subj)
+	if l.lie == "SubjectPermissions" && res.ID == "1" && subj.ID == "ana" && len(out) > 0 {
+		out = out[1:]
+	}
+	return out, err
+}
+
+func (l liar) ResourceAccess(ctx context.Context, res tuple.ObjectRef, ranks []string, subjType string) ([]engine.Access, error) {
+	switch l.lie {
+	case "no access":
+		return nil, errors.ErrUnsupported
+	}
+	out, err := l.View.ResourceAccess(ctx, res, ranks, subjType)
+	if l.lie == "ResourceAccess" && res.ID == "2" {
+		// Only the wildcard, excluding nobody: mal (banned, so listed
+		// apart) now holds the wildcard's rank.
+		out = slices.DeleteFunc(out, func(a engine.Access) bool { return a.Subject.ID != tuple.Wildcard })
+		for i := range out {
+			out[i].Excluded = nil
+		}
+	}
+	return out, err
+}
+
 func (l liar) GaveUp(err error) bool {
 	if l.lie == "gives up" {
 		return true
@@ -143,6 +173,9 @@ func TestOracleCatchesEachDisagreement(t *testing.T) {
 		{"LookupResources", "oracle: LookupResources("},
 		{"LookupSubjects", "oracle: LookupSubjects(doc:2#"},
 		{"Expand", "oracle: Expand("},
+		{"no access", ""},
+		{"SubjectPermissions", "oracle: SubjectPermissions(doc:1, user:ana)"},
+		{"ResourceAccess", "oracle: ResourceAccess(doc:2, "},
 	} {
 		t.Run(c.lie, func(t *testing.T) {
 			rep, err := oracle.Run(context.Background(), liar{v, c.lie}, f, s, oracle.Options{Oracle: true, Parallel: 3})
@@ -170,6 +203,50 @@ func TestOracleCatchesEachDisagreement(t *testing.T) {
 	noExpand, _ := oracle.Run(context.Background(), liar{v, "no Expand"}, f, s, oracle.Options{Oracle: true})
 	if noExpand.Oracle >= all.Oracle {
 		t.Fatalf("%d comparisons without Expand, %d with", noExpand.Oracle, all.Oracle)
+	}
+	noAccess, _ := oracle.Run(context.Background(), liar{v, "no access"}, f, s, oracle.Options{Oracle: true})
+	if noAccess.Oracle >= all.Oracle {
+		t.Fatalf("%d comparisons without SubjectPermissions and ResourceAccess, %d with", noAccess.Oracle, all.Oracle)
+	}
+}
+
+// reference answers Check from another front end: here the engine adapter
+// whose Check denies user:ana everything.
+type denyAna struct{ runner.View }
+
+func (d denyAna) Check(ctx context.Context, q oracle.Query) oracle.Answer {
+	if q.Subject.ID == "ana" {
+		return oracle.Answer{Permissionship: engine.NoPermission}
+	}
+	return d.View.Check(ctx, q)
+}
+
+// With a Reference, every call of the API is compared with the reference's
+// Check, the API's own Check included; Definite listings leave conditional
+// answers out.
+func TestOracleAgainstAReference(t *testing.T) {
+	f, s, v := load(t)
+	rep, err := oracle.Run(context.Background(), v, f, s, oracle.Options{Oracle: true, Reference: v})
+	if err != nil || len(rep.Failures) > 0 {
+		t.Fatalf("the engine against itself: %v %v", err, rep.Failures)
+	}
+	alone, _ := oracle.Run(context.Background(), v, f, s, oracle.Options{Oracle: true})
+	if rep.Oracle <= alone.Oracle {
+		t.Fatalf("%d comparisons with a reference, %d without: the API's Check is not compared", rep.Oracle, alone.Oracle)
+	}
+	rep, err = oracle.Run(context.Background(), v, f, s, oracle.Options{Oracle: true, Reference: denyAna{v}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, fl := range rep.Failures {
+		what, _, _ := strings.Cut(strings.TrimPrefix(fl.What, "oracle: "), "(")
+		seen[strings.Fields(what)[0]] = true
+	}
+	for _, want := range []string{"Check", "CheckBulk", "LookupResources", "LookupSubjects", "SubjectPermissions", "ResourceAccess"} {
+		if !seen[want] {
+			t.Errorf("no %s failure against a reference that denies ana (failures in %v)", want, seen)
+		}
 	}
 }
 

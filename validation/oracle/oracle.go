@@ -4,12 +4,14 @@
 // oracle of SpiceDB's consistency tests: for every resource, permission and
 // subject the document mentions, Check agrees with CheckBulk, with
 // LookupResources over several page sizes, with LookupSubjects and, where
-// the front end has one and no caveat or expiration is involved, with
-// Expand.
+// the front end has them, with SubjectPermissions, with ResourceAccess and
+// (no caveat or expiration involved) with Expand.
 //
 // The front end is an API. validation/runner adapts ambit's engine to it
-// (in-process), validation/remote the authzed v1 gRPC API of a live server;
-// both run the same comparisons, written once here.
+// (in-process, effective access included), validation/remote the authzed v1
+// gRPC API of a live server, and api's tests the AuthZEN endpoints (compared
+// with the v1 API's Check through Options.Reference); all run the same
+// comparisons, written once here.
 package oracle
 
 import (
@@ -49,16 +51,21 @@ func (q Query) key() key { return key{q.Resource, q.Permission, q.Subject} }
 
 func (q Query) String() string { return fmt.Sprintf("%s#%s@%s", q.Resource, q.Permission, q.Subject) }
 
-// Answer is the outcome of one query; Err is set when the call (or the item
-// of a bulk call) failed.
+// Answer is the outcome of one query: a conditional one names the caveat
+// parameters the context lacked in Missing (sorted); Err is set when the
+// call (or the item of a bulk call) failed.
 type Answer struct {
 	Permissionship engine.Permissionship
+	Missing        []string
 	Err            error
 }
 
 func (a Answer) String() string {
 	if a.Err != nil {
 		return "error: " + a.Err.Error()
+	}
+	if len(a.Missing) > 0 {
+		return fmt.Sprintf("%s missing %v", a.Permissionship, a.Missing)
 	}
 	return a.Permissionship.String()
 }
@@ -81,6 +88,18 @@ type API interface {
 	// Expand returns the tree of res#perm, or an error wrapping
 	// errors.ErrUnsupported where the front end does not offer one.
 	Expand(ctx context.Context, res tuple.ObjectRef, perm string) (*engine.ExpandNode, error)
+	// SubjectPermissions returns the relations and permissions of res's
+	// type that subj holds on res (leaving out those it does not), in the
+	// schema's order; or an error wrapping errors.ErrUnsupported.
+	SubjectPermissions(ctx context.Context, res tuple.ObjectRef, subj tuple.SubjectRef) ([]engine.PermissionResult, error)
+	// ResourceAccess lists the subjects of type subjType holding any of
+	// ranks (highest first) on res, each with the highest it holds, as
+	// engine.View.ResourceAccess does: a wildcard subject covers every
+	// subject of the type it does not exclude, with its rank; a subject
+	// listed apart holds the rank listed. A subject type that can reach
+	// none of ranks holds nothing (no error). Or an error wrapping
+	// errors.ErrUnsupported.
+	ResourceAccess(ctx context.Context, res tuple.ObjectRef, ranks []string, subjType string) ([]engine.Access, error)
 	// GaveUp reports whether err means the front end declined to finish
 	// (its maximum depth or result count): the oracle skips that
 	// comparison, as the answer is not wrong, only absent.
@@ -99,6 +118,15 @@ type Options struct {
 	// BulkBatch is the number of queries in one CheckBulk; default 100,
 	// within the defaults of both ambit and SpiceDB.
 	BulkBatch int
+	// Reference, when set, is the front end whose Check answers the oracle
+	// compares the API's other calls with; the API's own Check is then one
+	// more comparison. (AuthZEN is checked against the authzed v1 API.)
+	Reference API
+	// Definite says the API's listings (LookupResources, LookupSubjects,
+	// SubjectPermissions, ResourceAccess) leave conditional answers out,
+	// as AuthZEN's searches do: they are compared with Check's definite
+	// answers only.
+	Definite bool
 }
 
 func (o Options) withDefaults() Options {
@@ -204,7 +232,9 @@ func (x *run) assertions(ctx context.Context) error {
 	}
 	cs, err := jobs(ctx, x.opts.Parallel, len(todo), func(ctx context.Context, i int) ([]comparison, error) {
 		p := todo[i]
-		return []comparison{{fail: p.fail, want: p.want.String(), got: x.api.Check(ctx, p.q).String()}}, nil
+		got := x.api.Check(ctx, p.q)
+		got.Missing = nil // a document names no missing parameters
+		return []comparison{{fail: p.fail, want: p.want.String(), got: got.String()}}, nil
 	})
 	x.record(cs)
 	return err
@@ -273,27 +303,31 @@ func (x *run) oracle(ctx context.Context) error {
 			}
 		}
 	}
+	ref := x.opts.Reference
+	if ref == nil {
+		ref = x.api
+	}
 	answers := make([]Answer, len(qs))
 	if err := each(ctx, x.opts.Parallel, len(qs), func(ctx context.Context, i int) error {
-		answers[i] = x.api.Check(ctx, qs[i])
+		answers[i] = ref.Check(ctx, qs[i])
 		return nil
 	}); err != nil {
 		return err
 	}
-	known := map[key]engine.Permissionship{}
+	known := map[key]Answer{}
 	var checked []Query
 	for i, a := range answers {
 		if a.Err != nil {
-			if x.api.GaveUp(a.Err) {
+			if ref.GaveUp(a.Err) {
 				continue
 			}
 			return fmt.Errorf("check %s: %w", qs[i], a.Err)
 		}
-		known[qs[i].key()] = a.Permissionship
+		known[qs[i].key()] = a
 		checked = append(checked, qs[i])
 	}
-	for _, step := range []func(context.Context, []tuple.ObjectRef, []tuple.SubjectRef, []Query, map[key]engine.Permissionship) ([]comparison, error){
-		x.checkBulk, x.lookupResources, x.lookupSubjects, x.expand,
+	for _, step := range []func(context.Context, []tuple.ObjectRef, []tuple.SubjectRef, []Query, map[key]Answer) ([]comparison, error){
+		x.check, x.checkBulk, x.lookupResources, x.lookupSubjects, x.subjectPermissions, x.resourceAccess, x.expand,
 	} {
 		cs, err := step(ctx, resList, subjList, checked, known)
 		if err != nil {
@@ -304,8 +338,32 @@ func (x *run) oracle(ctx context.Context) error {
 	return nil
 }
 
+// check: with a Reference, the API's Check agrees with the reference's.
+func (x *run) check(ctx context.Context, _ []tuple.ObjectRef, _ []tuple.SubjectRef, checked []Query, known map[key]Answer) ([]comparison, error) {
+	if x.opts.Reference == nil {
+		return nil, nil
+	}
+	return jobs(ctx, x.opts.Parallel, len(checked), func(ctx context.Context, i int) ([]comparison, error) {
+		q := checked[i]
+		got := x.api.Check(ctx, q)
+		if got.Err != nil && x.api.GaveUp(got.Err) {
+			return nil, nil
+		}
+		return []comparison{x.oracleComparison("Check "+q.String(), known[q.key()].String(), got.String())}, nil
+	})
+}
+
+// listed is what a listing of the API shows for a Check answer: nothing
+// (NoPermission) for a conditional one when the listings are Definite.
+func (x *run) listed(a Answer) Answer {
+	if x.opts.Definite && a.Permissionship == engine.ConditionalPermission {
+		return Answer{Permissionship: engine.NoPermission}
+	}
+	return Answer{Permissionship: a.Permissionship, Missing: a.Missing}
+}
+
 // checkBulk: CheckBulk agrees with Check.
-func (x *run) checkBulk(ctx context.Context, _ []tuple.ObjectRef, _ []tuple.SubjectRef, checked []Query, known map[key]engine.Permissionship) ([]comparison, error) {
+func (x *run) checkBulk(ctx context.Context, _ []tuple.ObjectRef, _ []tuple.SubjectRef, checked []Query, known map[key]Answer) ([]comparison, error) {
 	n := x.opts.BulkBatch
 	return jobs(ctx, x.opts.Parallel, (len(checked)+n-1)/n, func(ctx context.Context, b int) ([]comparison, error) {
 		batch := checked[b*n : min((b+1)*n, len(checked))]
@@ -326,7 +384,7 @@ func (x *run) checkBulk(ctx context.Context, _ []tuple.ObjectRef, _ []tuple.Subj
 
 // lookupResources: LookupResources agrees with Check, over every page size,
 // on the resources the document mentions.
-func (x *run) lookupResources(ctx context.Context, resList []tuple.ObjectRef, subjList []tuple.SubjectRef, _ []Query, known map[key]engine.Permissionship) ([]comparison, error) {
+func (x *run) lookupResources(ctx context.Context, resList []tuple.ObjectRef, subjList []tuple.SubjectRef, _ []Query, known map[key]Answer) ([]comparison, error) {
 	mentioned := make(map[tuple.ObjectRef]bool, len(resList))
 	for _, r := range resList {
 		mentioned[r] = true
@@ -353,8 +411,10 @@ func (x *run) lookupResources(ctx context.Context, resList []tuple.ObjectRef, su
 		j := todo[i]
 		var want []string
 		for _, res := range resList {
-			if p, ok := known[key{res, j.perm, j.subj}]; ok && res.Type == j.typ && p != engine.NoPermission {
-				want = append(want, res.ID+"="+p.String())
+			if a, ok := known[key{res, j.perm, j.subj}]; ok && res.Type == j.typ {
+				if p := x.listed(a).Permissionship; p != engine.NoPermission {
+					want = append(want, res.ID+"="+p.String())
+				}
 			}
 		}
 		found, err := x.api.LookupResources(ctx, j.typ, j.perm, j.subj, j.page)
@@ -382,7 +442,7 @@ func (x *run) lookupResources(ctx context.Context, resList []tuple.ObjectRef, su
 // lookupSubjects: LookupSubjects agrees with Check for every subject the
 // document mentions, directly or through a wildcard that does not exclude
 // it.
-func (x *run) lookupSubjects(ctx context.Context, resList []tuple.ObjectRef, subjList []tuple.SubjectRef, _ []Query, known map[key]engine.Permissionship) ([]comparison, error) {
+func (x *run) lookupSubjects(ctx context.Context, resList []tuple.ObjectRef, subjList []tuple.SubjectRef, _ []Query, known map[key]Answer) ([]comparison, error) {
 	kindSet := map[tuple.SubjectRef]bool{}
 	for _, subj := range subjList {
 		kindSet[tuple.SubjectRef{Type: subj.Type, Relation: subj.Relation}] = true
@@ -434,7 +494,141 @@ func (x *run) lookupSubjects(ctx context.Context, resList []tuple.ObjectRef, sub
 			} else if wildcard != nil && !slices.Contains(wildcard.Excluded, subj.ID) {
 				got = wildcard.Permissionship
 			}
-			out = append(out, x.oracleComparison(fmt.Sprintf("LookupSubjects(%s#%s, %s) for %s", j.res, j.perm, j.kind, subj), want.String(), got.String()))
+			out = append(out, x.oracleComparison(fmt.Sprintf("LookupSubjects(%s#%s, %s) for %s", j.res, j.perm, j.kind, subj), x.listed(want).Permissionship.String(), got.String()))
+		}
+		return out, nil
+	})
+}
+
+// skipped reports whether err means a listing is not compared: the front
+// end does not offer it, or gave up.
+func (x *run) skipped(err error) bool {
+	return errors.Is(err, errors.ErrUnsupported) || x.api.GaveUp(err)
+}
+
+// subjectPermissions: SubjectPermissions agrees with Check for every
+// resource and subject the document mentions.
+func (x *run) subjectPermissions(ctx context.Context, resList []tuple.ObjectRef, subjList []tuple.SubjectRef, _ []Query, known map[key]Answer) ([]comparison, error) {
+	type job struct {
+		res  tuple.ObjectRef
+		subj tuple.SubjectRef
+	}
+	var todo []job
+	for _, res := range resList {
+		if d := x.s.Definitions[res.Type]; d == nil || len(d.Order) == 0 {
+			continue
+		}
+		for _, subj := range subjList {
+			if x.valid(subj) {
+				todo = append(todo, job{res, subj})
+			}
+		}
+	}
+	return jobs(ctx, x.opts.Parallel, len(todo), func(ctx context.Context, i int) ([]comparison, error) {
+		j := todo[i]
+		var want []string
+		for _, p := range x.s.Definitions[j.res.Type].Order {
+			a, ok := known[key{j.res, p, j.subj}]
+			if !ok {
+				return nil, nil // a check gave up: nothing to compare with
+			}
+			if l := x.listed(a); l.Permissionship != engine.NoPermission {
+				want = append(want, p+"="+l.String())
+			}
+		}
+		held, err := x.api.SubjectPermissions(ctx, j.res, j.subj)
+		if err != nil {
+			if x.skipped(err) {
+				return nil, nil
+			}
+			return nil, fmt.Errorf("SubjectPermissions(%s, %s): %w", j.res, j.subj, err)
+		}
+		var got []string
+		for _, h := range held {
+			got = append(got, h.Permission+"="+Answer{Permissionship: h.Permissionship, Missing: h.Missing}.String())
+		}
+		return []comparison{x.oracleComparison(fmt.Sprintf("SubjectPermissions(%s, %s)", j.res, j.subj),
+			"["+strings.Join(want, " ")+"]", "["+strings.Join(got, " ")+"]")}, nil
+	})
+}
+
+// resourceAccess: ResourceAccess agrees with Check. For every resource the
+// document mentions, its type's relations and permissions ranked in the
+// schema's order and reversed, and every type of the plain subjects it
+// mentions, each such subject holds, by the listing (its own entry, or the
+// wildcard's when that does not exclude it), the first rank Check grants it.
+func (x *run) resourceAccess(ctx context.Context, resList []tuple.ObjectRef, subjList []tuple.SubjectRef, _ []Query, known map[key]Answer) ([]comparison, error) {
+	typeSet := map[string]bool{}
+	for _, subj := range subjList {
+		if subj.Relation == "" && x.valid(subj) {
+			typeSet[subj.Type] = true
+		}
+	}
+	types := slices.Sorted(maps.Keys(typeSet))
+	type job struct {
+		res   tuple.ObjectRef
+		ranks []string
+		typ   string
+	}
+	var todo []job
+	for _, res := range resList {
+		d := x.s.Definitions[res.Type]
+		if d == nil || len(d.Order) == 0 {
+			continue
+		}
+		reversed := slices.Clone(d.Order)
+		slices.Reverse(reversed)
+		for _, ranks := range [][]string{d.Order, reversed} {
+			for _, typ := range types {
+				todo = append(todo, job{res, ranks, typ})
+			}
+		}
+	}
+	return jobs(ctx, x.opts.Parallel, len(todo), func(ctx context.Context, i int) ([]comparison, error) {
+		j := todo[i]
+		listing, err := x.api.ResourceAccess(ctx, j.res, j.ranks, j.typ)
+		if err != nil {
+			if x.skipped(err) {
+				return nil, nil
+			}
+			return nil, fmt.Errorf("ResourceAccess(%s, %v, %s): %w", j.res, j.ranks, j.typ, err)
+		}
+		apart := map[string]engine.Access{}
+		var wildcard *engine.Access
+		for _, a := range listing {
+			if a.Subject.ID == tuple.Wildcard {
+				wildcard = &a
+				continue
+			}
+			apart[a.Subject.ID] = a
+		}
+		role := func(a engine.Access) string {
+			return a.Permission + " " + Answer{Permissionship: a.Permissionship, Missing: a.Missing}.String()
+		}
+		var out []comparison
+	subjects:
+		for _, subj := range subjList {
+			if subj.Type != j.typ || subj.Relation != "" {
+				continue
+			}
+			want := "none"
+			for _, p := range j.ranks {
+				a, ok := known[key{j.res, p, subj}]
+				if !ok {
+					continue subjects // a check gave up
+				}
+				if l := x.listed(a); l.Permissionship != engine.NoPermission {
+					want = p + " " + l.String()
+					break
+				}
+			}
+			got := "none"
+			if a, ok := apart[subj.ID]; ok {
+				got = role(a)
+			} else if wildcard != nil && (subj.ID == tuple.Wildcard || !slices.Contains(wildcard.Excluded, subj.ID)) {
+				got = role(*wildcard)
+			}
+			out = append(out, x.oracleComparison(fmt.Sprintf("ResourceAccess(%s, %v, %s) for %s", j.res, j.ranks, j.typ, subj), want, got))
 		}
 		return out, nil
 	})
@@ -443,7 +637,7 @@ func (x *run) lookupSubjects(ctx context.Context, resList []tuple.ObjectRef, sub
 // expand: membership in the Expand tree agrees with Check, where no caveat
 // or expiration is involved (a tree does not carry them) and the front end
 // has Expand.
-func (x *run) expand(ctx context.Context, _ []tuple.ObjectRef, _ []tuple.SubjectRef, checked []Query, known map[key]engine.Permissionship) ([]comparison, error) {
+func (x *run) expand(ctx context.Context, _ []tuple.ObjectRef, _ []tuple.SubjectRef, checked []Query, known map[key]Answer) ([]comparison, error) {
 	if len(x.s.Caveats) > 0 || x.s.UsesExpiration {
 		return nil, nil
 	}
@@ -461,7 +655,7 @@ func (x *run) expand(ctx context.Context, _ []tuple.ObjectRef, _ []tuple.Subject
 			return nil, err
 		}
 		return []comparison{x.oracleComparison(fmt.Sprintf("Expand(%s#%s) membership of %s", q.Resource, q.Permission, q.Subject),
-			fmt.Sprint(known[q.key()] == engine.HasPermission), fmt.Sprint(got))}, nil
+			fmt.Sprint(known[q.key()].Permissionship == engine.HasPermission), fmt.Sprint(got))}, nil
 	})
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
 	"google.golang.org/grpc/codes"
@@ -44,7 +45,7 @@ func (a API) Check(ctx context.Context, q oracle.Query) oracle.Answer {
 		return oracle.Answer{Err: err}
 	}
 	p, err := v1pb.PermissionshipFromV1(resp.GetPermissionship())
-	return oracle.Answer{Permissionship: p, Err: err}
+	return oracle.Answer{Permissionship: p, Missing: missing(resp.GetPartialCaveatInfo()), Err: err}
 }
 
 // CheckBulk implements oracle.API with one CheckBulkPermissions.
@@ -69,9 +70,17 @@ func (a API) CheckBulk(ctx context.Context, qs []oracle.Query) ([]oracle.Answer,
 			continue
 		}
 		perm, err := v1pb.PermissionshipFromV1(p.GetItem().GetPermissionship())
-		out[i] = oracle.Answer{Permissionship: perm, Err: err}
+		out[i] = oracle.Answer{Permissionship: perm, Missing: missing(p.GetItem().GetPartialCaveatInfo()), Err: err}
 	}
 	return out, nil
+}
+
+// missing is the sorted list of the caveat parameters a conditional answer
+// lacked.
+func missing(p *v1.PartialCaveatInfo) []string {
+	m := slices.Clone(p.GetMissingRequiredContext())
+	slices.Sort(m)
+	return m
 }
 
 // LookupResources implements oracle.API: page results at a time (0: one
@@ -155,6 +164,16 @@ func (a API) LookupSubjects(ctx context.Context, res tuple.ObjectRef, perm strin
 // caveats are not in it), so the remote oracle leaves Expand out.
 func (API) Expand(context.Context, tuple.ObjectRef, string) (*engine.ExpandNode, error) {
 	return nil, fmt.Errorf("remote Expand: %w", errors.ErrUnsupported)
+}
+
+// SubjectPermissions implements oracle.API: not in the authzed v1 API.
+func (API) SubjectPermissions(context.Context, tuple.ObjectRef, tuple.SubjectRef) ([]engine.PermissionResult, error) {
+	return nil, fmt.Errorf("remote SubjectPermissions: %w", errors.ErrUnsupported)
+}
+
+// ResourceAccess implements oracle.API: not in the authzed v1 API.
+func (API) ResourceAccess(context.Context, tuple.ObjectRef, []string, string) ([]engine.Access, error) {
+	return nil, fmt.Errorf("remote ResourceAccess: %w", errors.ErrUnsupported)
 }
 
 // GaveUp implements oracle.API: the server's maximum depth or result count

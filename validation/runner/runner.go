@@ -49,6 +49,9 @@ type Options struct {
 	Oracle bool
 	// PageSizes for LookupResources pagination in the oracle; default {1, 3, 0}.
 	PageSizes []int
+	// SubjectPages, when set, makes every LookupSubjects of the oracle
+	// also page through its answer at each size (see View.SubjectPages).
+	SubjectPages []int
 }
 
 // Run executes one document of a validation file: it loads the document
@@ -69,19 +72,26 @@ func Run(ctx context.Context, eng *engine.Engine, b Backend, f *validation.File,
 	if err != nil {
 		return nil, fmt.Errorf("%s: loading relationships: %w", f.Name, err)
 	}
-	return oracle.Run(ctx, View{eng.View(s, reader, at)}, f, s, oracle.Options{Oracle: opts.Oracle, PageSizes: opts.PageSizes})
+	return oracle.Run(ctx, View{V: eng.View(s, reader, at), SubjectPages: opts.SubjectPages}, f, s, oracle.Options{Oracle: opts.Oracle, PageSizes: opts.PageSizes})
 }
 
 // View is the oracle's in-process adapter: it answers through an engine
 // view.
-type View struct{ V *engine.View }
+type View struct {
+	V *engine.View
+	// SubjectPages: every LookupSubjects also pages through its answer at
+	// each of these sizes, as the gRPC API does (a limit of the ids
+	// already sent plus one page, those ids skipped), and fails when the
+	// pages put together differ from the one answer.
+	SubjectPages []int
+}
 
 var _ oracle.API = View{}
 
 // Check implements oracle.API.
 func (v View) Check(ctx context.Context, q oracle.Query) oracle.Answer {
 	r, err := v.V.Check(ctx, checkRequest(q))
-	return oracle.Answer{Permissionship: r.Permissionship, Err: err}
+	return oracle.Answer{Permissionship: r.Permissionship, Missing: r.Missing, Err: err}
 }
 
 func checkRequest(q oracle.Query) engine.CheckRequest {
@@ -100,7 +110,7 @@ func (v View) CheckBulk(ctx context.Context, qs []oracle.Query) ([]oracle.Answer
 	}
 	out := make([]oracle.Answer, len(res))
 	for i, r := range res {
-		out[i] = oracle.Answer{Permissionship: r.Result.Permissionship, Err: r.Err}
+		out[i] = oracle.Answer{Permissionship: r.Result.Permissionship, Missing: r.Result.Missing, Err: r.Err}
 	}
 	return out, nil
 }
@@ -127,19 +137,99 @@ func (v View) LookupResources(ctx context.Context, typ, perm string, subj tuple.
 
 // LookupSubjects implements oracle.API.
 func (v View) LookupSubjects(ctx context.Context, res tuple.ObjectRef, perm string, kind tuple.SubjectRef) ([]engine.LookupResult, error) {
-	var out []engine.LookupResult
-	for r, err := range v.V.LookupSubjects(ctx, engine.LookupSubjectsRequest{Resource: res, Permission: perm, SubjectType: kind.Type, SubjectRelation: kind.Relation}) {
-		if err != nil {
-			return nil, err
+	req := engine.LookupSubjectsRequest{Resource: res, Permission: perm, SubjectType: kind.Type, SubjectRelation: kind.Relation}
+	out, err := v.lookupSubjects(ctx, req, 0)
+	if err != nil {
+		return nil, err
+	}
+	want := fmt.Sprint(out)
+	for _, page := range v.SubjectPages {
+		if page <= 0 {
+			continue
 		}
-		out = append(out, r)
+		paged, err := v.lookupSubjects(ctx, req, page)
+		if err != nil {
+			return nil, fmt.Errorf("paged by %d: %w", page, err)
+		}
+		if got := fmt.Sprint(paged); got != want {
+			return nil, fmt.Errorf("paged by %d: %s, unpaged: %s", page, got, want)
+		}
 	}
 	return out, nil
+}
+
+// lookupSubjects returns the answer to req, in pages of page concrete
+// subjects (0: one call); a wildcard comes with the first page only.
+func (v View) lookupSubjects(ctx context.Context, req engine.LookupSubjectsRequest, page int) ([]engine.LookupResult, error) {
+	var out []engine.LookupResult
+	concrete := 0
+	for {
+		if page > 0 {
+			req.Limit = concrete + page
+		}
+		n := 0
+		skip := concrete
+		for r, err := range v.V.LookupSubjects(ctx, req) {
+			if err != nil {
+				return nil, err
+			}
+			switch {
+			case r.ID == tuple.Wildcard && concrete > 0:
+			case r.ID != tuple.Wildcard && skip > 0:
+				skip--
+			default:
+				out = append(out, r)
+				if r.ID != tuple.Wildcard {
+					n++
+				}
+			}
+		}
+		if page > 0 && n > page {
+			return nil, fmt.Errorf("a limit of %d returned %d subjects after the %d already sent, more than a page", req.Limit, n, concrete)
+		}
+		concrete += n
+		if page == 0 || n < page {
+			return out, nil
+		}
+	}
 }
 
 // Expand implements oracle.API.
 func (v View) Expand(ctx context.Context, res tuple.ObjectRef, perm string) (*engine.ExpandNode, error) {
 	return v.V.Expand(ctx, res, perm)
+}
+
+// SubjectPermissions implements oracle.API with the engine's
+// SubjectPermissions over every relation and permission of res's type.
+func (v View) SubjectPermissions(ctx context.Context, res tuple.ObjectRef, subj tuple.SubjectRef) ([]engine.PermissionResult, error) {
+	all, err := v.V.SubjectPermissions(ctx, res, subj, nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	held := all[:0]
+	for _, r := range all {
+		if r.Permissionship != engine.NoPermission {
+			held = append(held, r)
+		}
+	}
+	return held, nil
+}
+
+// ResourceAccess implements oracle.API with the engine's ResourceAccess;
+// engine.ErrUnreachable (the subject type reaches none of ranks) is an
+// empty listing.
+func (v View) ResourceAccess(ctx context.Context, res tuple.ObjectRef, ranks []string, subjType string) ([]engine.Access, error) {
+	var out []engine.Access
+	for a, err := range v.V.ResourceAccess(ctx, engine.ResourceAccessRequest{Resource: res, Ranks: ranks, SubjectType: subjType}) {
+		if errors.Is(err, engine.ErrUnreachable) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, nil
 }
 
 // GaveUp implements oracle.API: the engine's depth and result limits.
