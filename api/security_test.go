@@ -227,7 +227,11 @@ func TestSecurityUnreadLookupsHoldLittle(t *testing.T) {
 		streams = 24
 		bound   = 64 << 20 // 24 lookups that each held their results: 222 MiB
 	)
-	e := newEnv(t, func(o *envOptions) { o.limits.MaxConcurrentHeavy = streams; o.limits.RequestTimeout = 5 * time.Minute })
+	e := newEnv(t, func(o *envOptions) {
+		o.limits.MaxConcurrentHeavy = streams
+		o.limits.RequestTimeout = 5 * time.Minute
+		o.applyTimeout = time.Minute // a 5,000-relationship chunk on a loaded machine under -race
+	})
 	e.writeSchema(testSchema)
 	// One import with a deadline a loaded machine under -race meets.
 	ictx, icancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -238,7 +242,8 @@ func TestSecurityUnreadLookupsHoldLittle(t *testing.T) {
 	}
 	for rels := range slices.Chunk(publicDocs(docs, 200), 500) {
 		if err := imp.Send(&v1.ImportBulkRelationshipsRequest{Relationships: rels}); err != nil {
-			t.Fatal(err)
+			_, err = imp.CloseAndRecv() // the server ended the stream: why
+			t.Fatalf("import: %v", err)
 		}
 	}
 	if _, err := imp.CloseAndRecv(); err != nil {

@@ -395,10 +395,8 @@ func (h *Handler) list(ctx context.Context, w http.ResponseWriter, kind Kind, q 
 	}
 	filter := q.Filter
 	if ok && kind == Groups && usesMembers(filter) {
-		for i, r := range all {
-			if all[i], err = h.withMembers(ctx, r); err != nil {
-				return err
-			}
+		if all, filter, err = h.filterMembers(ctx, all, filter); err != nil {
+			return err
 		}
 	}
 	if !ok {
@@ -504,33 +502,66 @@ func (h *Handler) scan(ctx context.Context, kind Kind, f Filter) ([]Resource, Fi
 	if kind != Groups || !usesMembers(f) {
 		return out, f, nil
 	}
-	if member, ok := memberValueEq(f); ok {
-		ids := make([]string, len(out))
-		for i, r := range out {
-			ids[i], _ = r["id"].(string)
-		}
-		with, err := h.Store.WithMember(ctx, ids, member)
-		if err != nil {
-			return nil, nil, err
-		}
-		has := make(map[string]bool, len(with))
-		for _, id := range with {
-			has[id] = true
-		}
-		var hits []Resource
-		for _, r := range out {
-			if id, _ := r["id"].(string); has[id] {
-				hits = append(hits, r)
+	return h.filterMembers(ctx, out, f)
+}
+
+// filterMembers returns those of groups a filter on members may match, and
+// the filter left to run over them: for `members[value eq "ID"]`, alone or
+// in an `and` whose other side does not look at members (Entra ID asks
+// `id eq "G" and members[value eq "U"]`), the groups that have member ID,
+// by one member record each, and the other side; for any other filter on
+// members, the groups with all their members, and the filter.
+func (h *Handler) filterMembers(ctx context.Context, groups []Resource, f Filter) ([]Resource, Filter, error) {
+	member, rest, ok := splitMemberEq(f)
+	if !ok {
+		out := make([]Resource, len(groups))
+		for i, r := range groups {
+			var err error
+			if out[i], err = h.withMembers(ctx, r); err != nil {
+				return nil, nil, err
 			}
 		}
-		return hits, nil, nil
+		return out, f, nil
 	}
-	for i, r := range out {
-		if out[i], err = h.withMembers(ctx, r); err != nil {
-			return nil, nil, err
+	ids := make([]string, len(groups))
+	for i, r := range groups {
+		ids[i], _ = r["id"].(string)
+	}
+	with, err := h.Store.WithMember(ctx, ids, member)
+	if err != nil {
+		return nil, nil, err
+	}
+	has := make(map[string]bool, len(with))
+	for _, id := range with {
+		has[id] = true
+	}
+	var hits []Resource
+	for _, r := range groups {
+		if id, _ := r["id"].(string); has[id] {
+			hits = append(hits, r)
 		}
 	}
-	return out, f, nil
+	return hits, rest, nil
+}
+
+// splitMemberEq splits `members[value eq "ID"]`, or an `and` of it and a
+// filter that does not look at members, into ID and the rest (nil for
+// none).
+func splitMemberEq(f Filter) (member string, rest Filter, ok bool) {
+	if m, ok := memberValueEq(f); ok {
+		return m, nil, true
+	}
+	a, isAnd := f.(And)
+	if !isAnd {
+		return "", nil, false
+	}
+	if m, ok := memberValueEq(a.L); ok && !usesMembers(a.R) {
+		return m, a.R, true
+	}
+	if m, ok := memberValueEq(a.R); ok && !usesMembers(a.L) {
+		return m, a.L, true
+	}
+	return "", nil, false
 }
 
 func (h *Handler) create(ctx context.Context, w http.ResponseWriter, kind Kind, in Resource) error {

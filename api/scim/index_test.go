@@ -112,6 +112,15 @@ func TestMemberReadsAndWrites(t *testing.T) {
 		members = append(members, `{"value":"m`+strconv.Itoa(i)+`","type":"User"}`)
 	}
 	id := c.want(201, "POST", "/Groups", `{"displayName":"big","members":[`+strings.Join(members, ",")+`]}`)["id"].(string)
+	// Entra ID's membership question reads one member record of the
+	// 300.
+	for member, want := range map[string]float64{"m1": 1, "n9": 0} {
+		st.f.read[SpaceMembers] = 0
+		f := url.QueryEscape(`id eq "` + id + `" and members[value eq "` + member + `"]`)
+		if g := c.want(200, "GET", "/Groups?excludedAttributes=members&filter="+f, ""); g["totalResults"] != want || st.f.read[SpaceMembers] != 1 {
+			t.Errorf("is %s a member: %v, %d member records read", member, g, st.f.read[SpaceMembers])
+		}
+	}
 	patch := func(ops string) {
 		t.Helper()
 		st.f.read[SpaceMembers] = 0

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -69,7 +70,11 @@ func TestEveryOpRuns(t *testing.T) {
 			}
 			switch op {
 			case OpCheck, OpCheckBulk, OpAuthZENEvaluation, OpAuthZENEvaluations:
-				if r.Checks < r.Requests || r.AllowedFraction < 0.3 || r.AllowedFraction > 0.7 || r.Known == 0 {
+				// The queries are drawn to be allowed about half the time: within
+				// 0.3–0.7, widened by four standard deviations of a fair coin
+				// over this many checks (a short run on a loaded machine makes few).
+				slack := 2 / math.Sqrt(float64(max(r.Checks, int64(1))))
+				if r.Checks < r.Requests || r.AllowedFraction < 0.3-slack || r.AllowedFraction > 0.7+slack || r.Known == 0 {
 					t.Errorf("%s %s: %d checks, allowed %.2f, %d known", name, op, r.Checks, r.AllowedFraction, r.Known)
 				}
 			case OpLookupResources, OpLookupSubjects, OpAuthZENSearchResource:
