@@ -200,3 +200,18 @@ func TestImportReportsFirstInvalid(t *testing.T) {
 		t.Fatalf("after a failed import: %+v, %d relationships", s.Stats(), countAt(t, s, 1))
 	}
 }
+
+// TestBadgerTableSizes: every level's tables are BaseTableSize, so the
+// table builders a compaction runs at once stay small whatever the level
+// (at badger's default multiplier of 2 they grow with the store: bench/RESULTS.md).
+func TestBadgerTableSizes(t *testing.T) {
+	s, err := Open(Options{Dir: t.TempDir(), GCInterval: -1, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	o := s.db.Opts()
+	if o.TableSizeMultiplier != 1 || o.BaseTableSize > 2<<20 {
+		t.Errorf("badger tables: base %d bytes, multiplier %d; want at most 2 MiB at every level (multiplier 1)", o.BaseTableSize, o.TableSizeMultiplier)
+	}
+}

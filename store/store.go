@@ -176,6 +176,13 @@ func Open(opts Options) (*Store, error) {
 		WithValueThreshold(min(1<<20, opts.MemTableSize*15/100/2))
 	fs := &faults{onFault: opts.OnFault}
 	bo = bo.WithLogger(badgerLogger{opts.Logger, fs})
+	// Every level's tables are BaseTableSize (2 MiB), not twice the size of
+	// the level above's: a compaction runs a dozen table builders at once,
+	// each holding its whole table, uncompressed and compressed, until it is
+	// written, and at the default multiplier of 2 the compactions of a
+	// 5M-relationship store held over 500 MB of heap (bench/RESULTS.md,
+	// "memory after a bulk load").
+	bo.TableSizeMultiplier = 1
 	if opts.InMemory {
 		bo = bo.WithDir("").WithValueDir("")
 	}
