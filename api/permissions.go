@@ -200,7 +200,7 @@ func (s *Server) LookupResources(req *v1.LookupResourcesRequest, stream grpc.Ser
 	}
 	limit := int(req.GetOptionalLimit())
 	if limit > s.limits.MaxLookupResults {
-		return invalidf("optional_limit: %d is more than the maximum of %d (--max-lookup-results); page with a smaller limit and the cursor", limit, s.limits.MaxLookupResults)
+		return &limitError{field: "optional_limit", limit: int64(limit), max: s.limits.MaxLookupResults, flag: "--max-lookup-results"}
 	}
 	capped := limit == 0
 	if capped {
@@ -275,7 +275,7 @@ func (s *Server) LookupSubjects(req *v1.LookupSubjectsRequest, stream grpc.Serve
 	}
 	limit := int(req.GetOptionalConcreteLimit())
 	if limit > s.limits.MaxLookupResults {
-		return invalidf("optional_concrete_limit: %d is more than the maximum of %d (--max-lookup-results); page with a smaller limit and the cursor", limit, s.limits.MaxLookupResults)
+		return &limitError{field: "optional_concrete_limit", limit: int64(limit), max: s.limits.MaxLookupResults, flag: "--max-lookup-results"}
 	}
 	capped := limit == 0
 	after := ""

@@ -120,6 +120,26 @@ func TestSpiceDBErrorReasons(t *testing.T) {
 			return err
 		}, codes.InvalidArgument, v1.ErrorReason_ERROR_REASON_EXCEEDS_MAXIMUM_ALLOWABLE_LIMIT,
 			map[string]string{"limit_provided": fmt.Sprint(api.DefaultMaxReadLimit + 1), "maximum_limit_allowed": fmt.Sprint(api.DefaultMaxReadLimit)}},
+		{"lookup limit above the maximum", func() error {
+			st, err := e.perms.LookupResources(e.ctx(), &v1.LookupResourcesRequest{ResourceObjectType: "document", Permission: "view", Subject: subj("user:ana"),
+				OptionalLimit: api.DefaultMaxLookupResults + 1})
+			if err != nil {
+				return err
+			}
+			_, err = st.Recv()
+			return err
+		}, codes.InvalidArgument, v1.ErrorReason_ERROR_REASON_EXCEEDS_MAXIMUM_ALLOWABLE_LIMIT,
+			map[string]string{"limit_provided": fmt.Sprint(api.DefaultMaxLookupResults + 1), "maximum_limit_allowed": fmt.Sprint(api.DefaultMaxLookupResults)}},
+		{"subject lookup limit above the maximum", func() error {
+			st, err := e.perms.LookupSubjects(e.ctx(), &v1.LookupSubjectsRequest{Resource: obj("document:a"), Permission: "view", SubjectObjectType: "user",
+				OptionalConcreteLimit: api.DefaultMaxLookupResults + 1})
+			if err != nil {
+				return err
+			}
+			_, err = st.Recv()
+			return err
+		}, codes.InvalidArgument, v1.ErrorReason_ERROR_REASON_EXCEEDS_MAXIMUM_ALLOWABLE_LIMIT,
+			map[string]string{"limit_provided": fmt.Sprint(api.DefaultMaxLookupResults + 1), "maximum_limit_allowed": fmt.Sprint(api.DefaultMaxLookupResults)}},
 		{"write to a permission", func() error {
 			_, err := e.perms.WriteRelationships(e.ctx(), &v1.WriteRelationshipsRequest{Updates: []*v1.RelationshipUpdate{update(opTouch, "document:a#view@user:ana")}})
 			return err
