@@ -43,6 +43,7 @@ var heavyMethods = map[string]bool{
 var untimed = map[string]bool{
 	"/authzed.api.v1.WatchService/Watch":                         true,
 	"/authzed.api.v1.PermissionsService/ImportBulkRelationships": true,
+	"/ambit.v1.AuditService/TailAudit":                           true, // --follow runs until the client leaves
 }
 
 // gate admits heavy calls: at most cap at once, none while the Go heap is
@@ -138,7 +139,7 @@ func (s *Server) heavy(method string, req any) bool {
 // deadline or a later one.
 func (s *Server) withTimeout(ctx context.Context, method string) (context.Context, context.CancelFunc) {
 	d := s.limits.RequestTimeout
-	if d <= 0 || untimed[method] || !strings.HasPrefix(method, "/authzed.api.v1.") {
+	if d <= 0 || untimed[method] || !(strings.HasPrefix(method, "/authzed.api.v1.") || strings.HasPrefix(method, "/ambit.v1.")) {
 		return ctx, func() {}
 	}
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= d {

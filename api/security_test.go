@@ -493,3 +493,43 @@ func watchSplitsLargeRevision(t *testing.T, n int) {
 	}
 	e.answersCheck(t)
 }
+
+// TestSecurityRequestTimeoutCoversAccessService: --request-timeout also
+// bounds ambit.v1's calls. A ResourceAccess whose client sets no deadline
+// and stops reading ends with DeadlineExceeded and frees its heavy slot,
+// as an authzed v1 lookup does.
+func TestSecurityRequestTimeoutCoversAccessService(t *testing.T) {
+	const timeout = 2 * time.Second
+	e := newEnv(t, func(o *envOptions) { o.limits.RequestTimeout = timeout; o.limits.MaxConcurrentHeavy = 1 })
+	e.writeSchema(testSchema)
+	pad := strings.Repeat("x", 190)
+	var rels []*v1.Relationship
+	for i := range 3000 { // ~600 KB of answers: far more than the slow client's window
+		rels = append(rels, rel(fmt.Sprintf("document:many#viewer@user:%s%05d", pad, i)))
+	}
+	e.importRels(rels)
+	conn, err := grpc.NewClient(e.addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	req := &ambitv1.ResourceAccessRequest{Resource: aobj("document", "many"), RankedPermissions: []string{"view"}, SubjectObjectType: "user"}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s, err := ambitv1.NewAccessServiceClient(conn).ResourceAccess(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Recv(); err != nil { // it holds the only heavy slot and is never read again
+		t.Fatal(err)
+	}
+	time.Sleep(timeout)
+	small := &ambitv1.ResourceAccessRequest{Resource: aobj("document", "many"), RankedPermissions: []string{"view"}, SubjectObjectType: "user", OptionalLimit: 3}
+	next, err := drain(t, recvOf(ambitv1.NewAccessServiceClient(e.conn).ResourceAccess(e.ctx(), small)))
+	if err != nil || len(next) != 3 {
+		t.Fatalf("a ResourceAccess after the unread one: %d answers, %v", len(next), err)
+	}
+	_, err = drain(t, s.Recv)
+	wantCode(t, err, codes.DeadlineExceeded)
+}
