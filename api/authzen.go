@@ -318,7 +318,8 @@ func (t azTranslator) action(e *azEntity, resourceType, path string) (string, er
 }
 
 // caveatContext builds the caveat context of an evaluation: its context
-// (without the zedtoken key) and the flattened properties.
+// (without the zedtoken and explain keys), the subject's and resource's
+// names as subject_name and resource_name, and the flattened properties.
 func (t azTranslator) caveatContext(ev *azEvaluation, path string) (*structpb.Struct, error) {
 	n := len(ev.Context)
 	for _, e := range []*azEntity{ev.Subject, ev.Resource, ev.Action} {

@@ -487,8 +487,9 @@ func (h *azHandler) itemError(method string, err error) azDecision {
 //
 // where request is a fingerprint of the search request without its page
 // (so a token cannot page a different search) and payload is the v1
-// cursor (subject and resource search) or a ZedToken and the last action
-// returned (action search). The revision of the first page holds for all.
+// cursor (subject and resource search) or the uvarint offset of the next
+// action followed by a ZedToken (action search). The revision of the first
+// page holds for all.
 type azSearchKind byte
 
 const (

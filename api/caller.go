@@ -102,8 +102,9 @@ func (a *Authenticator) Enabled() bool { return len(a.keys) > 0 }
 // Authenticate returns the caller an authorization value stands for. The
 // error is a gRPC status: Unauthenticated for a missing or malformed value
 // and for an unknown, expired or revoked token or a token's wrong secret;
-// PermissionDenied for a wrong preshared key. Each failure is counted by
-// reason in ambit_auth_failures_total.
+// PermissionDenied for a wrong preshared key; Unavailable when a token's
+// record cannot be read. Each failure is counted by reason in
+// ambit_auth_failures_total.
 func (a *Authenticator) Authenticate(authorization string) (Caller, error) {
 	c, reason, err := a.authenticate(authorization)
 	if err != nil {

@@ -35,8 +35,9 @@ type DecisionLogOptions struct {
 // DecisionLog records a sample of authorization decisions (Check,
 // CheckBulk, the lookups, and AuthZEN, which calls them) as JSON lines. A
 // request only samples and enqueues; one goroutine formats and writes, and
-// flushes when the queue runs empty. It is not fsynced: a crash loses at
-// most what the operating system had not written.
+// flushes every decisionFlush (or when its 64 KiB buffer fills). It is not
+// fsynced: a crash loses the decisions still queued or buffered, and what
+// the operating system had not written.
 type DecisionLog struct {
 	sample  float64
 	q       chan decision

@@ -17,10 +17,10 @@ import (
 )
 
 // Request limits that protect the node as a whole rather than one request's
-// size: a default deadline for every call, a cap on concurrent heavy calls,
-// and a memory high-water mark above which heavy calls are refused. A heavy
-// call is one whose cost grows with the data rather than with the request
-// (lookups, exports, expands, large bulk checks).
+// size: a default deadline for every authzed v1 call, a cap on concurrent
+// heavy calls, and a memory high-water mark above which heavy calls are
+// refused. A heavy call is one whose cost grows with the data rather than
+// with the request (lookups, exports, expands, large bulk checks).
 
 // heavyMethods are always heavy. CheckBulkPermissions is heavy when it has
 // more than Limits.HeavyBulkChecks items. Watch is not: it would hold a slot
@@ -136,7 +136,8 @@ func (s *Server) heavy(method string, req any) bool {
 }
 
 // withTimeout applies Limits.RequestTimeout to ctx when the client set no
-// deadline or a later one.
+// deadline or a later one. Only authzed v1 methods that are not untimed get
+// it; the ambit.v1 services get no default deadline.
 func (s *Server) withTimeout(ctx context.Context, method string) (context.Context, context.CancelFunc) {
 	d := s.limits.RequestTimeout
 	if d <= 0 || untimed[method] || !(strings.HasPrefix(method, "/authzed.api.v1.") || strings.HasPrefix(method, "/ambit.v1.")) {
@@ -241,8 +242,9 @@ type ctxStream struct {
 func (c ctxStream) Context() context.Context { return c.ctx }
 
 // ParseMemoryLimit parses a --memory-limit value: bytes with an optional
-// KiB, MiB or GiB suffix, a percentage of the memory available to the
-// process (its cgroup limit, else physical memory), or 0 / "off" for none.
+// KiB, MiB, GiB or TiB suffix, a percentage of the memory available to the
+// process (its cgroup limit, else physical memory), or 0 / "off" / "none"
+// (or empty) for none.
 func ParseMemoryLimit(s string) (int64, error) {
 	s = strings.TrimSpace(s)
 	switch strings.ToLower(s) {
