@@ -17,7 +17,7 @@ import (
 )
 
 // Request limits that protect the node as a whole rather than one request's
-// size: a default deadline for every authzed v1 call, a cap on concurrent
+// size: a default deadline for every authzed v1 and ambit.v1 call, a cap on concurrent
 // heavy calls, and a memory high-water mark above which heavy calls are
 // refused. A heavy call is one whose cost grows with the data rather than
 // with the request (lookups, exports, expands, large bulk checks).
@@ -136,8 +136,9 @@ func (s *Server) heavy(method string, req any) bool {
 }
 
 // withTimeout applies Limits.RequestTimeout to ctx when the client set no
-// deadline or a later one. Only authzed v1 methods that are not untimed get
-// it; the ambit.v1 services get no default deadline.
+// deadline or a later one: to the authzed v1 and ambit.v1 methods that are
+// not untimed (the cluster's own service, health and reflection have their
+// own).
 func (s *Server) withTimeout(ctx context.Context, method string) (context.Context, context.CancelFunc) {
 	d := s.limits.RequestTimeout
 	if d <= 0 || untimed[method] || !(strings.HasPrefix(method, "/authzed.api.v1.") || strings.HasPrefix(method, "/ambit.v1.")) {
