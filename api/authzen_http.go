@@ -114,7 +114,7 @@ func (h *azHandler) wrap(name string, f func(c *azCall) (any, error)) http.Handl
 		if id := r.Header.Get("X-Request-ID"); id != "" {
 			w.Header().Set("X-Request-ID", id)
 		}
-		ctx, cancel := context.WithTimeout(r.Context(), h.o.Timeout)
+		ctx, cancel := context.WithTimeout(WithRequestID(r.Context(), r.Header.Get("X-Request-ID")), h.o.Timeout)
 		defer cancel()
 		// The budget covers reading the body too (a client sending it
 		// slowly gets a read error, not a goroutine held open).

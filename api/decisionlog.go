@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"google.golang.org/grpc/metadata"
 
 	"github.com/ambit-authz/ambit/tuple"
 )
@@ -237,8 +236,6 @@ func (s *Server) decide(ctx context.Context, e decision, start time.Time) {
 	if c, ok := CallerFrom(ctx); ok {
 		e.tokenID = c.TokenID
 	}
-	if v := metadata.ValueFromIncomingContext(ctx, "x-request-id"); len(v) > 0 {
-		e.requestID = v[0]
-	}
+	e.requestID = requestIDFrom(ctx) // gRPC metadata or an HTTP front end's header, cut to raft.MaxRequestID
 	d.add(e)
 }

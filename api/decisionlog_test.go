@@ -4,8 +4,11 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -57,10 +60,28 @@ func TestDecisionLog(t *testing.T) {
 			break
 		}
 	}
+	// An AuthZEN evaluation carries its request id in the X-Request-ID header.
+	hs := httptest.NewServer(ts.API.AuthZENHandler(api.AuthZENOptions{Auth: ts.Auth}))
+	defer hs.Close()
+	hreq, err := http.NewRequest(http.MethodPost, hs.URL+api.AuthZENEvaluation,
+		strings.NewReader(`{"subject":{"type":"user","id":"ana"},"action":{"name":"view"},"resource":{"type":"document","id":"a"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hreq.Header.Set("Authorization", "Bearer "+tok.GetToken())
+	hreq.Header.Set("X-Request-ID", "req-42")
+	hresp, err := http.DefaultClient.Do(hreq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hresp.Body.Close()
+	if hresp.StatusCode != http.StatusOK {
+		t.Fatalf("AuthZEN evaluation: %s", hresp.Status)
+	}
 	// The lookup's entry is written when its handler returns, which may be
 	// just after the client saw the end of the stream.
 	deadline := time.Now().Add(10 * time.Second)
-	for len(readLines(t, path, dl, false)) < 4 && time.Now().Before(deadline) {
+	for len(readLines(t, path, dl, false)) < 5 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	ts.GRPC.Stop()
@@ -70,6 +91,7 @@ func TestDecisionLog(t *testing.T) {
 		{"CheckBulkPermissions", "user:bob", "NO_PERMISSION"},
 		{"CheckBulkPermissions", "user:ana", "HAS_PERMISSION"},
 		{"LookupResources", "user:ana", ""},
+		{"CheckPermission", "user:ana", "HAS_PERMISSION"}, // through AuthZEN
 	}
 	if len(lines) != len(want) {
 		t.Fatalf("%d entries, want %d: %v", len(lines), len(want), lines)
