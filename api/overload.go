@@ -12,12 +12,14 @@ import (
 )
 
 // A call refused because the server is busy (its heavy-call slots taken,
-// its heap above the high-water mark) is ResourceExhausted, as is a call
-// that asks for more than a limit allows; only the first is worth retrying
-// as it is. It carries a google.rpc.RetryInfo detail, which tells the two
-// apart: the HTTP front ends answer it 429 Too Many Requests with
-// Retry-After (the other stays 400: the request must change), and gRPC
-// clients that read RetryInfo know to back off and retry.
+// its heap above the high-water mark, its Watch streams at --max-watches)
+// is ResourceExhausted, as is a call that asks for more than a limit
+// allows; only the first is worth retrying as it is. It carries a
+// google.rpc.RetryInfo detail, which tells the two apart: the AuthZEN HTTP
+// binding answers it 429 Too Many Requests with Retry-After (the other
+// stays 400: the request must change), and gRPC clients that read RetryInfo
+// know to back off and retry. (SCIM answers its own refusals 503 with
+// Retry-After; see admitSCIMScan.)
 
 // overloadRetry is the delay a refused call is told to wait before its
 // retry: about how long a heavy call takes to finish and free its slot.

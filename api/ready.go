@@ -54,8 +54,9 @@ func (r *Readiness) Check(ctx context.Context) error {
 	return nil
 }
 
-// healthServices are the gRPC health service names Register publishes: the
-// whole server ("") and each authzed v1 service.
+// healthServices are the gRPC health service names that Register and
+// Publish set: the whole server (""), each authzed v1 service and ambit.v1's
+// AccessService.
 var healthServices = []string{"", v1.PermissionsService_ServiceDesc.ServiceName, v1.SchemaService_ServiceDesc.ServiceName, v1.WatchService_ServiceDesc.ServiceName,
 	ambitv1.AccessService_ServiceDesc.ServiceName}
 

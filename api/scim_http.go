@@ -53,8 +53,10 @@ type SCIMOptions struct {
 
 // SCIMHandler returns the SCIM 2.0 service provider; mount it at SCIMPrefix
 // and SCIMPrefix+"/". Each change is one raft command: the resource's
-// attributes as records (spaces scim.users, scim.groups, the userName index
-// scim.usernames) and the relationships the mapping implies.
+// attributes as records (spaces scim.users and scim.groups, a group's
+// members in scim.members, and the indexes of userName, externalId and
+// displayName; see scim/records.go) and the relationships the mapping
+// implies.
 func (s *Server) SCIMHandler(o SCIMOptions) (http.Handler, error) {
 	if err := o.Mapping.Validate(); err != nil {
 		return nil, err

@@ -52,11 +52,11 @@ type Limits struct {
 	MaxPreconditions    int // preconditions per write or delete; default 1000
 	MaxChecksPerBulk    int // items in one CheckBulkPermissions; default 1000
 	MaxLookupResults    int // results of one lookup stream without a limit; default 100,000
-	MaxReadLimit        int // optional_limit of reads, exports and deletes; default 100,000 (0 in a request means this)
+	MaxReadLimit        int // optional_limit of reads, exports and deletes; default 100,000 (0 in a request: no limit; an export pages by 1000)
 	ImportChunk         int // relationships per raft import command; default 5000
 	MaxFreshnessWait    time.Duration
 	ExactSnapshotWait   time.Duration
-	MaxCaveatContextLen int // bytes of a request's caveat context JSON; default 4096
+	MaxCaveatContextLen int // bytes of a caveat context (a request's as protobuf, a written relationship's as JSON); default 4096
 	// RevisionQuantum is how long minimize_latency keeps reading at the
 	// same revision while writes advance it, so that identical checks share
 	// cache entries; a read is then at most this much staler than the latest
@@ -67,8 +67,9 @@ type Limits struct {
 	// Request limits (limits.go). RequestTimeout is the deadline of a call
 	// whose client set none or a later one (Watch and imports excepted);
 	// default 30 s, negative disables. MaxConcurrentHeavy bounds heavy calls
-	// (lookups, exports, expands, CheckBulkPermissions of more than
-	// HeavyBulkChecks items) running at once; more wait until their
+	// (lookups, exports, expands, AccessService's ResourceAccess and Explain,
+	// CheckBulkPermissions of more than HeavyBulkChecks items, SCIM lists
+	// that scan) running at once; more wait until shortly before their
 	// deadline, then get ResourceExhausted. Default 4 × GOMAXPROCS.
 	// MemoryHighWater refuses new heavy calls while the Go heap holds more
 	// than this many bytes; 0 disables. MaxResponseBytes bounds one export

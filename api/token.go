@@ -22,7 +22,7 @@ import (
 //
 //	zedtoken = 0x01 cluster:8 revision:uvarint [delivered:uvarint]
 //	cursor   = 0x01 kind:byte cluster:8 revision:uvarint request:8 position
-//	position = offset:uvarint            (read, export, delete)
+//	position = offset:uvarint            (read, export)
 //	         | after:uvarint-len bytes   (lookup-resources, lookup-subjects, resource-access)
 //
 // request is a fingerprint of the request a cursor was issued for (the
@@ -155,9 +155,10 @@ func (t tokens) position(z *v1.ZedToken, what string) (tuple.Revision, uint64, e
 	return tuple.Revision(rev), delivered, nil
 }
 
-// header decodes the base64, checks the version and the cluster and returns
-// the rest. For cursors the kind byte sits between version and cluster; the
-// caller strips it before calling.
+// header decodes a ZedToken's base64, checks the version and the cluster
+// and returns the rest. A cursor's kind byte sits between version and
+// cluster: decodeCursor calls checkHeader with cursor set, which skips it,
+// and checks the kind itself.
 func (t tokens) header(s, what, noun string) ([]byte, error) {
 	b, err := b64.DecodeString(s)
 	if err != nil {

@@ -18,8 +18,8 @@ import (
 )
 
 // TokenRecords is where managed API tokens are kept: the replicated record
-// keyspace (RecordTokens, over the store and the raft node), or a map in
-// tests. Reads are at a revision, so that a check of a token and a listing
+// keyspace (Server.Tokens, over the store and the raft node), or a map in
+// tests (MemTokens). Reads are at a revision, so that a check of a token and a listing
 // see one state.
 type TokenRecords interface {
 	// Revision is the latest revision applied on this node: a read at it

@@ -30,7 +30,8 @@ func (s *Server) RegisterTokens(g *grpc.Server, recs TokenRecords, auth *Authent
 	ambitv1.RegisterTokenServiceServer(g, &tokenService{recs: recs, auth: auth, now: time.Now})
 }
 
-// conflictRetries bounds the attempts of a token write that raced another.
+// conflictRetries bounds the retries of a token write that raced another
+// (so it is attempted at most conflictRetries+1 times).
 const conflictRetries = 3
 
 // CreateToken implements ambitv1.TokenServiceServer.

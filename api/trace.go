@@ -30,9 +30,10 @@ import (
 //     a subject set found as itself (group:eng#member checked for
 //     group:eng#member), with NO_PERMISSION a branch that found nothing.
 //   - Each relationship a node relied on (engine.TracedRelationship: one that
-//     names the subject or its wildcard, a caveated subject set, a tupleset
-//     relationship of an .all() arrow) becomes a leaf child of that node,
-//     listed before its sub-problems. Its resource, permission (the
+//     names the subject or its wildcard, a caveated subject set, a caveated
+//     tupleset relationship of an arrow, any tupleset relationship of an
+//     .all() arrow) becomes a leaf child of that node, listed before its
+//     sub-problems. Its resource, permission (the
 //     relationship's relation, permission_type RELATION) and subject are the
 //     relationship's own, so the subject may be user:* or group:eng#member
 //     rather than the check's subject; its result is the outcome of its

@@ -21,9 +21,11 @@ import (
 // schema and the caveat context limit, every filter must name types and
 // relations it defines, a write may name each relationship once and hold at
 // most Limits.MaxUpdatesPerWrite updates. It is the one validation of what a
-// client writes, run by the handlers before proposing and by the leader on a
-// command another node forwarded (validateForwarded). Field names are the
-// request's (updates[i], relationships[i], ...).
+// client writes, run by the handlers before proposing (validateForWrite;
+// ImportBulkRelationships makes the same per-relationship checks inline, as
+// the stream arrives) and by the leader on a command another node forwarded
+// (validateForwarded). Field names are the request's (updates[i],
+// relationships[i], ...).
 func (s *Server) validateCommand(sch *schema.Schema, cmd raft.Command) error {
 	for i, p := range cmd.Preconditions {
 		if err := checkFilter(sch, p.Filter, fmt.Sprintf("optional_preconditions[%d].filter", i)); err != nil {
@@ -72,8 +74,9 @@ func (s *Server) validateCommand(sch *schema.Schema, cmd raft.Command) error {
 // validateForwarded is the raft.ForwardValidator: the leader checks a
 // command another node forwarded as it checks the same request from a
 // client, against its newest schema, and proposes it carrying that schema's
-// hash. A command the forwarder validated against another schema and that
-// this one refuses is ErrSchemaChanged (the client may retry).
+// hash (a delete carries none). A command the forwarder validated against
+// another schema and that this one refuses is ErrSchemaChanged (the client
+// may retry).
 func (s *Server) validateForwarded(_ context.Context, cmd raft.Command) (raft.Command, error) {
 	switch cmd.Kind {
 	case raft.KindSchema:

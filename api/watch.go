@@ -25,8 +25,10 @@ import (
 // resumes with the rest of it, and only the last carries the revision's own
 // token. (SpiceDB sends one response per transaction and has no such split;
 // a client written for it sees several responses for one revision and may
-// resume from any of them.) Updates are filtered by optional_object_types and optional_relationship_filters
-// (a revision with nothing left is not sent, unless the schema changed).
+// resume from any of them.) Updates are filtered by optional_object_types
+// and optional_relationship_filters (a revision with nothing left is not
+// sent, unless it changed the schema and WATCH_KIND_INCLUDE_SCHEMA_UPDATES
+// was asked for).
 // With WATCH_KIND_INCLUDE_CHECKPOINTS a checkpoint is sent whenever the
 // stream has caught up.
 func (s *Server) Watch(req *v1.WatchRequest, stream grpc.ServerStreamingServer[v1.WatchResponse]) error {
