@@ -16,8 +16,8 @@ import (
 // is ResourceExhausted, as is a call that asks for more than a limit
 // allows; only the first is worth retrying as it is. It carries a
 // google.rpc.RetryInfo detail, which tells the two apart: the AuthZEN HTTP
-// binding answers it 429 Too Many Requests with Retry-After (the other
-// stays 400: the request must change), and gRPC clients that read RetryInfo
+// binding and the console answer it 429 Too Many Requests with Retry-After
+// (the other stays 400: the request must change), and gRPC clients that read RetryInfo
 // know to back off and retry. (SCIM answers its own refusals 503 with
 // Retry-After; see admitSCIMScan.)
 

@@ -248,6 +248,7 @@ type errorBody struct {
 
 func writeError(w http.ResponseWriter, err error, code int) {
 	st := status.Convert(err)
+	api.SetRetryAfter(w.Header(), err)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(errorBody{Error: st.Message(), Code: st.Code().String()})
@@ -272,7 +273,10 @@ func statusOf(err error) int {
 	case codes.FailedPrecondition:
 		return http.StatusPreconditionFailed
 	case codes.ResourceExhausted:
-		return http.StatusTooManyRequests
+		if _, busy := api.RetryAfter(err); busy {
+			return http.StatusTooManyRequests // the server is busy: retry
+		}
+		return http.StatusBadRequest // the request is over a limit: change it
 	case codes.Unimplemented:
 		return http.StatusNotImplemented
 	case codes.Unavailable:
