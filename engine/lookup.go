@@ -247,13 +247,46 @@ func (v *View) LookupSubjects(ctx context.Context, req LookupSubjectsRequest) it
 // through the relationships that can prove res#perm or take it away;
 // wildcard reports whether a `subjType:*` subject was seen (only when
 // subjRel is empty: a wildcard is no subject set).
+//
+// A permission that is an intersection at its top (`(owner + editor) &
+// org->active`) holds only subjects every operand holds, so the candidates
+// of one operand suffice, provided that operand met no wildcard (a subject
+// it holds through `user:*` is no candidate of its own). The operands are
+// walked in order until one without a wildcard; only when every operand
+// met one are the candidates all of theirs, with the wildcard. Without
+// this, `& org->active` made every account of the organization a
+// candidate, each verified by a Check.
 func (v *View) forwardCandidates(ctx context.Context, res tuple.ObjectRef, perm, subjType, subjRel string) ([]string, bool, error) {
+	if r := v.schema.Relation(res.Type, perm); r != nil && r.IsPermission {
+		if in, ok := r.Expr.(*schema.Intersection); ok && len(in.Children) > 1 {
+			union := map[string]bool{}
+			for _, c := range in.Children {
+				ids, wildcard, err := v.candidatesBy(ctx, res, v.exprRelations(res.Type, c, subjType), subjType, subjRel)
+				if err != nil {
+					return nil, false, err
+				}
+				if !wildcard {
+					return ids, false, nil
+				}
+				for _, id := range ids {
+					union[id] = true
+				}
+			}
+			return sortedKeys(union), true, nil
+		}
+	}
+	return v.candidatesBy(ctx, res, v.walkRelations(res.Type, []string{perm}, true, subjType), subjType, subjRel)
+}
+
+// candidatesBy walks down from res through rels and returns the subjects of
+// subjType met (see forwardCandidates).
+func (v *View) candidatesBy(ctx context.Context, res tuple.ObjectRef, rels map[string]typeRelations, subjType, subjRel string) ([]string, bool, error) {
 	found := map[string]bool{}
 	wildcard := false
 	if res.Type == subjType && subjRel != "" {
 		found[res.ID] = true // a subject set contains itself
 	}
-	w := downWalk{rels: v.walkRelations(res.Type, []string{perm}, true, subjType), what: "lookup"}
+	w := downWalk{rels: rels, what: "lookup"}
 	err := v.walkDown(ctx, res, &w, func(sub tuple.SubjectRef) {
 		if sub.Type != subjType {
 			return
@@ -286,18 +319,41 @@ type typeRelations struct {
 // relations (not permissions) that can take part in proving any of perms
 // on typ (with subtracted, also in taking it away).
 func (v *View) walkRelations(typ string, perms []string, subtracted bool, subjType string) map[string]typeRelations {
+	keys := map[relKey]bool{}
+	for _, p := range perms {
+		for k := range v.plan.relevant(typ, p, subtracted) {
+			keys[k] = true
+		}
+	}
+	return v.relationsOf(typ, keys, subjType)
+}
+
+// exprRelations is walkRelations for one operand e of a permission on typ
+// (subtracted sides included): the relations e refers to, the tuplesets
+// of its arrows, and everything those depend on.
+func (v *View) exprRelations(typ string, e schema.Expr, subjType string) map[string]typeRelations {
+	keys := map[relKey]bool{}
+	v.plan.walkExpr(typ, e, true, func(k relKey) {
+		for kk := range v.plan.relevant(k.typ, k.rel, true) {
+			keys[kk] = true
+		}
+	}, func(ts relKey) { keys[ts] = true })
+	return v.relationsOf(typ, keys, subjType)
+}
+
+// relationsOf keeps, of keys, the relations (not permissions) of types that
+// can lead down to subjType, grouped by type; none unless typ itself can.
+func (v *View) relationsOf(typ string, keys map[relKey]bool, subjType string) map[string]typeRelations {
 	leads := v.plan.typeGraph().above(subjType)
 	out := map[string]typeRelations{}
 	if !leads[typ] {
 		return out
 	}
-	for _, p := range perms {
-		for k := range v.plan.relevant(typ, p, subtracted) {
-			tr := out[k.typ]
-			if r := v.schema.Relation(k.typ, k.rel); r != nil && !r.IsPermission && leads[k.typ] && !slices.Contains(tr.names, k.rel) {
-				tr.names = append(tr.names, k.rel)
-				out[k.typ] = tr
-			}
+	for k := range keys {
+		tr := out[k.typ]
+		if r := v.schema.Relation(k.typ, k.rel); r != nil && !r.IsPermission && leads[k.typ] && !slices.Contains(tr.names, k.rel) {
+			tr.names = append(tr.names, k.rel)
+			out[k.typ] = tr
 		}
 	}
 	for t, tr := range out {
