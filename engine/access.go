@@ -81,10 +81,10 @@ func (v *View) validateAccess(req ResourceAccessRequest) error {
 // req.Ranks on req.Resource, with the highest it holds, in ascending id
 // order after a wildcard subject (`user:*`, first, with the ids that do not
 // hold its permission). A subject holding the wildcard's role, the same way,
-// is covered by the wildcard's entry and not listed apart. Candidates come from a walk like LookupSubjects';
-// each is checked rank by rank with CheckBulk's evaluation,
-// so the answers are Check's; the proof path is then found by a walk that
-// stops at the first grant.
+// is covered by the wildcard's entry and not listed apart. Candidates come
+// from a walk like LookupSubjects'; each is checked rank by rank with
+// CheckBulk's evaluation, so the answers are Check's; the proof path is then
+// found by a walk that stops at the first grant.
 func (v *View) ResourceAccess(ctx context.Context, req ResourceAccessRequest) iter.Seq2[Access, error] {
 	return func(yield func(Access, error) bool) {
 		if err := v.validateAccess(req); err != nil {
@@ -158,10 +158,11 @@ func sameRole(a, b Access) bool {
 
 // accessCandidates walks down from the resource through the relations that
 // can prove any rank (with subtracted, also those that can take it away;
-// see walkDown), collecting the ids of subjects of the wanted type, sorted;
-// wildcard reports a `type:*` subject. Without a wildcard, a subject named
-// only on a subtracted side holds nothing, so the first walk leaves those
-// sides (an organization's deactivated list, say) unread.
+// see walkRelations and walkDown), collecting the ids of subjects of the
+// wanted type, sorted; wildcard reports a `type:*` subject. Without a
+// wildcard, a subject named only on a subtracted side holds nothing, so the
+// first walk leaves those sides (an organization's deactivated list, say)
+// unread.
 func (v *View) accessCandidates(ctx context.Context, req ResourceAccessRequest, subtracted bool) ([]string, bool, error) {
 	found := map[string]bool{}
 	wildcard := false

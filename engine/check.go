@@ -171,7 +171,7 @@ func (c *checker) eval(ctx context.Context, typ string, ids []string, rel string
 	share := true // whether the result goes to the shared cache (see cacheUse)
 	if len(ids) == 1 && (path == nil || !leaf(r)) {
 		if path == nil {
-			key = c.rootKey // View.Check looked it up already
+			key = c.rootKey // the caller (View.Check, SubjectPermissions) looked it up already
 		} else {
 			key = c.v.cacheKey(typ, ids[0], rel, s, c.ctxKey)
 			if c.v.engine.cache != nil && !c.tracing {

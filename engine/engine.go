@@ -27,7 +27,10 @@ var (
 	ErrUnknownRelation = errors.New("unknown relation or permission")
 	// ErrInvalidRequest: the request is malformed (bad id, wrong subject kind, ...).
 	ErrInvalidRequest = errors.New("invalid request")
-	// ErrCaveatContext: caveat context has a value of the wrong type.
+	// ErrCaveatContext: a caveat could not be evaluated with the context it
+	// was given (a value of the wrong type, caveats.ErrParamType, or a
+	// run-time failure, caveats.ErrEvaluation), or the request's context
+	// cannot be encoded.
 	ErrCaveatContext = errors.New("invalid caveat context")
 	// ErrMaxDepth: evaluation went deeper than Config.MaxDepth.
 	ErrMaxDepth = errors.New("maximum evaluation depth exceeded")
@@ -42,18 +45,22 @@ type Config struct {
 	// MaxDepth bounds recursion (nested groups, arrows, permissions); default 50.
 	MaxDepth int
 	// CacheMaxCost bounds the result cache in bytes (approximate); default
-	// 64 MiB; negative disables the cache. A sixteenth of it holds
+	// 64 MiB; negative disables the cache, and with it the sharing of
+	// evaluations in flight (see View.Check). A sixteenth of it holds
 	// SubjectPermissions' whole answers (access.go).
 	CacheMaxCost int64
 	// ReadCacheMaxCost bounds the read cache in bytes (approximate): the
-	// relationships of one resource's relation, per revision, shared by every
-	// check that reads them; default 64 MiB; negative disables it.
+	// relationships of one resource's relation, and those naming one subject
+	// (subjectcache.go), per data set and revision, shared by every check and
+	// lookup that reads them; default 64 MiB; negative disables it.
 	ReadCacheMaxCost int64
-	// ReadCacheMaxSet is the largest set the read cache holds; larger ones
-	// (big groups) are read from the store with the subject in the query;
-	// default 64.
+	// ReadCacheMaxSet is the largest set of one resource's relation the read
+	// cache holds (a subject's set may hold subjectSetMax times as many);
+	// larger ones (big groups) are read from the store with the subject in
+	// the query; default 64.
 	ReadCacheMaxSet int
-	// MaxBulkChecks bounds CheckBulk; default 1000.
+	// MaxBulkChecks bounds the checks of one CheckBulk and the permissions
+	// of one SubjectPermissions; default 1000.
 	MaxBulkChecks int
 	// MaxLookupCandidates bounds how many objects a lookup holds at once
 	// before failing with ErrTooMany: everything its walk reaches, or, where
@@ -141,8 +148,8 @@ func (c Config) withDefaults() Config {
 }
 
 // Engine evaluates checks and lookups. It is safe for concurrent use and
-// holds state shared across requests: per-schema plans, the result cache
-// and the in-flight table.
+// holds state shared across requests: per-schema plans, the result and read
+// caches, the in-flight table and each data set's nested-group index.
 type Engine struct {
 	cfg   Config
 	cache *genCache[string, outcome]
@@ -449,9 +456,10 @@ func contextKey(ctx map[string]any) (string, error) {
 	return hex.EncodeToString(sum[:12]), nil
 }
 
-// Check answers one check. Identical checks, and identical sub-problems on
-// relations that cannot recurse into themselves, in flight at the same time
-// on the same revision share one evaluation.
+// Check answers one check. With the result cache on, identical checks, and
+// identical sub-problems on relations that cannot recurse into themselves,
+// in flight at the same time on the same data set and revision share one
+// evaluation.
 func (v *View) Check(ctx context.Context, req CheckRequest) (CheckResult, error) {
 	if err := v.validateCheck(req); err != nil {
 		return CheckResult{}, err

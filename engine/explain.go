@@ -21,7 +21,8 @@ import (
 //
 // It walks the schema expression itself, one object at a time, without the
 // result cache or in-flight sharing, and evaluates every operand (no
-// short-circuit), so it costs more than a cold Check. Its result equals
+// short-circuit, except that an exclusion whose base denies skips its
+// subtracted side), so it costs more than a cold Check. Its result equals
 // Check's: the same three-valued logic, the same cycle rule (an object
 // already being evaluated for the same relation higher up adds nothing).
 
@@ -35,7 +36,8 @@ const (
 	WhyUnion
 	WhyIntersection
 	WhyExclusion
-	// WhyArrow: tupleset->computed (Relation holds "tupleset->computed").
+	// WhyArrow: tupleset->computed or tupleset.all(computed) (Relation holds
+	// that text).
 	WhyArrow
 	// WhyRelationship: a stored relationship the evaluation relied on.
 	WhyRelationship
@@ -71,9 +73,10 @@ func (k WhyKind) String() string {
 	return fmt.Sprintf("WhyKind(%d)", k)
 }
 
-// Why is one node of an explanation. Relationship is set for relationship,
-// missing and expired nodes (a missing one is the relationship that would
-// grant); Note says what a reader needs to know in words.
+// Why is one node of an explanation. Relationship is set for relationship
+// and expired nodes, and for a missing node that stands for a direct
+// relationship (the one that would grant; a missing subject-set membership
+// has only a Note); Note says what a reader needs to know in words.
 type Why struct {
 	Kind         WhyKind
 	Resource     tuple.ObjectRef
@@ -149,7 +152,9 @@ func (v *View) proofOf(ctx context.Context, req CheckRequest) ([]tuple.Relations
 }
 
 // explainer evaluates one (subject, context) for Explain (full: every
-// operand, with a tree) or for a proof (not full: no tree, stop at a grant).
+// operand, with a tree) or for a proof (not full: no tree, stop at a grant);
+// SubjectPermissions evaluates with a proof walker when there is no result
+// cache.
 type explainer struct {
 	v         *View
 	subject   tuple.SubjectRef
@@ -664,8 +669,10 @@ func (e *explainer) reportExpired(ctx context.Context, f tuple.Filter, n *Why) e
 	return nil
 }
 
-// caveat evaluates a relationship's caveat as Check does and describes the
-// evaluation with the values it saw.
+// caveat evaluates a relationship's caveat as Check does (the relationship's
+// context wins) and describes the evaluation with the values it saw. Unlike
+// Check's, the evaluation does not stop when ctx ends and its cost does not
+// count against Config.MaxCaveatCost: caveats.MaxEvalCost bounds each one.
 func (e *explainer) caveat(rel tuple.Relationship) (tri, string, error) {
 	if rel.Caveat == nil {
 		return triYes, "", nil

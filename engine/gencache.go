@@ -11,14 +11,15 @@ import (
 // begins. A hit in the previous generation is copied forward, so what is in
 // use survives turns and what is not ages out within two.
 //
-// It replaces ristretto for the engine's caches. Both caches key entries by
-// revision, so entries of a superseded revision are garbage the moment a write
-// lands, and dropping a generation whole costs nothing. On checks of fresh
-// queries (collab small, c=64) ristretto's admission policy, sampled eviction,
-// buffers and maps took 33% of the server's CPU, about 26 µs per check; this
-// takes 19%, 13 µs (bench/RESULTS.md, "engine: read cache"). There is no
-// admission policy, no background goroutine and no write buffer: a Set is
-// visible to the next Get.
+// It replaces ristretto for the engine's caches. All of them (results,
+// SubjectPermissions' whole answers, relationship sets) key entries by data
+// set and revision, so entries of a superseded revision are garbage the
+// moment a write lands, and dropping a generation whole costs nothing. On
+// checks of fresh queries (collab small, c=64) ristretto's admission policy,
+// sampled eviction, buffers and maps took 33% of the server's CPU, about
+// 26 µs per check; this takes 19%, 13 µs (bench/HISTORY.md, "engine: read
+// cache"). There is no admission policy, no background goroutine and no
+// write buffer: a Set is visible to the next Get.
 type genCache[K comparable, V any] struct {
 	hash func(K) uint64
 	half int64 // the cost at which the current generation turns
