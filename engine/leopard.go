@@ -13,7 +13,7 @@ import (
 	"github.com/ambit-authz/ambit/tuple"
 )
 
-// Leopard is the nested-group index (after Zanzibar's Leopard, §3.2.5): for
+// Leopard is the nested-group index (after Zanzibar's Leopard, §3.2.4): for
 // every relation T#r that holds subject sets of itself (group#member
 // containing group#member), the graph of those self edges, so that a check
 // finds every group nested under a group in memory instead of reading the
@@ -193,8 +193,9 @@ type LeopardStats struct {
 
 // Leopard returns the nested-group index of the data set src names,
 // creating it, empty and not ready, on the first call. Nil when
-// Config.LeopardMaxEdges is negative. Views over src use it once it has
-// been built (see Build) at a revision they read.
+// Config.LeopardMaxEdges is negative or src is the zero Source (which names
+// no data set). Views over src use it once it has been built (see Build) at
+// a revision they read.
 func (e *Engine) Leopard(src Source) *Leopard {
 	if e.cfg.LeopardMaxEdges < 0 || src == (Source{}) {
 		return nil

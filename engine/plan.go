@@ -7,8 +7,11 @@ import (
 )
 
 // plan holds what the engine derives once per compiled schema: which
-// (type, relation) nodes can ever lead to a subject of a given kind. A branch
-// that cannot reach the subject is pruned before any read.
+// (type, relation) nodes can ever lead to a subject of a given kind (a branch
+// that cannot reach the subject is pruned before any read); computed on
+// first use, the type graph, the relations a lookup reads (relevant,
+// lookupTarget), the nodes on cycles and what the reverse walk needs
+// (monotone); and, per relation, whether the result cache pays (cacheUses).
 type plan struct {
 	s *schema.Schema
 
@@ -162,7 +165,8 @@ func (p *plan) walkExpr(typ string, e schema.Expr, subtracted bool, visit, tuple
 
 // deps calls visit for every (type, relation) evaluating n dispatches to:
 // subject sets of a relation, everything a permission's expression refers to
-// (the subtracted side included).
+// (the subtracted side of an exclusion only when subtracted is set), as
+// walkExpr does, tupleset included.
 func (p *plan) deps(n relKey, subtracted bool, visit, tupleset func(relKey)) {
 	r := p.s.Relation(n.typ, n.rel)
 	if r == nil {

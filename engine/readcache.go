@@ -113,8 +113,8 @@ func newReadCache(maxCost int64) *genCache[setKey, relSet] {
 }
 
 // maxFillIDs bounds how many uncached resources one query reads set by set;
-// a query over more (an arrow fanning out to thousands of parents) goes to
-// the store as one filtered query.
+// in a query over more (an arrow fanning out to thousands of parents), the
+// uncached ones past it go to the store as one filtered query.
 const maxFillIDs = 8
 
 // collect appends the relationships matching f to dst, as the view's reader

@@ -15,10 +15,12 @@ import (
 // name it, relation by relation. Where every step of a route is a union (a
 // relation, a subject set, a permission made of `+` and `->`) and no
 // relationship on it carries a caveat, reaching the resource proves the
-// permission and no Check is needed. Anything else on a route (an
-// intersection, an exclusion, `.all()`, a caveat) marks the objects above it
-// as candidates, and candidates are verified with Check. The walk computes
-// the least fixed point, as Check does, so cycles add nothing.
+// permission and no Check is needed. A permission whose whole expression is
+// an exclusion, B - S, is proven where the walk proves B and S is decided
+// false there (see monotone). Anything else on a route (an intersection, any
+// other exclusion, `.all()`, a caveat) marks the objects above it as
+// candidates, and candidates are verified with Check. The walk computes the
+// least fixed point, as Check does, so cycles add nothing.
 
 // monotone is what the reverse walk needs from the schema, derived once per
 // schema: which permissions a relation implies through unions alone, which an

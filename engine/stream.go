@@ -91,9 +91,12 @@ func (s *rstream) advance() (bool, error) {
 	return true, nil
 }
 
-// streamCandidates is candidates by sorted streams, or in batches where the
-// lookup needs more than maxLookupStreams streams. streamed is false, and
-// nothing was yielded, where neither applies.
+// streamCandidates is candidates for a target that leads nowhere: by sorted
+// streams, in batches where the lookup needs more than maxLookupStreams
+// streams, or, where the walk met at most Config.LookupStreamAfter
+// relationships into the target and so never started streaming, by sorting
+// what it found. streamed is always true: every such lookup is answered
+// here.
 func (v *View) streamCandidates(ctx context.Context, req LookupResourcesRequest, yield func(candidate) bool) (streamed bool, err error) {
 	ck, err := contextKey(req.Context)
 	if err != nil {

@@ -22,7 +22,8 @@ import (
 // A subject set shares the read cache's budget, its generations and its
 // revision keying; its key has the subject's type and id and subjectSide as
 // relation (no relation name holds a NUL byte). Sets larger than
-// subjectSetMax are recorded as large and read from the store each time.
+// subjectSetMax × Config.ReadCacheMaxSet are recorded as large and read from
+// the store each time.
 
 const subjectSide = "\x00subject"
 
