@@ -171,8 +171,10 @@ func Open(opts Options) (*Store, error) {
 		WithBlockCacheSize(opts.BlockCacheSize).
 		WithNumCompactors(2).
 		WithValueLogFileSize(256 << 20).
-		// Values inline in the LSM tree (badger requires the threshold to fit
-		// in a batch, 15% of a memtable).
+		// Values inline in the LSM tree up to 1 MiB, or up to half a batch
+		// when that is less (badger requires the threshold to fit in a
+		// batch, 15% of a memtable): at the default memtable size only a
+		// schema text of 1 MiB or more goes to the value log.
 		WithValueThreshold(min(1<<20, opts.MemTableSize*15/100/2))
 	fs := &faults{onFault: opts.OnFault}
 	bo = bo.WithLogger(badgerLogger{opts.Logger, fs})
