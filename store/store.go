@@ -32,8 +32,10 @@ type Options struct {
 	// alike. Request limits are the API's, checked before proposing; the
 	// store enforces only the format's constants (FORMAT.md, "Limits").
 	// SyncWrites fsyncs every commit. Default false (an OS crash may lose the
-	// last acknowledged commits, a process crash does not); the server turns
-	// it on, since raft acknowledges writes once applied.
+	// last acknowledged commits, a process crash does not). The server turns
+	// it on only when it cannot detect a reboot; otherwise it runs without,
+	// and raft.GuardStore discards a store left open across a reboot so that
+	// raft rebuilds it.
 	SyncWrites bool
 	// Clock is used for expiration visibility of snapshots and for GC;
 	// default time.Now. Writes use the leader-stamped time they are given.
