@@ -76,11 +76,11 @@ func (s *Store) ioFailure(err error) {
 // telling any caller.
 var badgerFaultLines = []string{
 	"error flushing memtable to disk", // flushMemtable, retried for ever
-	"While trying to flush memtable",  // Close's final flush
+	"While trying to flush memtable",  // DropPrefix's flush (the import's flushMemtables)
 	"writeRequests:",                  // a write batch failed (its callers see it too)
 	"Got error:",                      // newMemTable could not create its file
 	"LOG Compact FAILED",              // a background compaction failed
-	"While running compact def",       // a forced compaction failed
+	"While running compact def",       // DropPrefix's compaction failed
 	"Error while curlf sync",          // value log sync
 }
 

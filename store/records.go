@@ -17,8 +17,9 @@ import (
 // SCIM attributes. A record is a value under a key in a space; it is
 // written through the log like every change, at a revision, atomically with
 // relationship updates (WriteRecords), and read on a Snapshot. Records are
-// not in the change feed. FORMAT.md, "Records", has the key layout and the
-// limits below, which are the log format's: the same on every node.
+// not in the change feed. FORMAT.md has the key layout ("`k` records") and
+// the limits below ("Limits"), which are the log format's: the same on every
+// node.
 const (
 	// MaxRecordSpace bounds a space name's length; names use [a-z0-9._-].
 	MaxRecordSpace = 64

@@ -77,8 +77,8 @@ func (sw *snapWriter) record(kind byte, parts ...[]byte) error {
 }
 
 // WriteSnapshot streams the store's full state at the applied revision:
-// relationships, records, schema, applied revision and the revision-time index. The
-// change feed is not included (a restored store's history starts at the
+// relationships, records, schema, member table, applied revision and the
+// revision-time index. The change feed is not included (a restored store's history starts at the
 // snapshot's revision).
 func (s *Store) WriteSnapshot(w io.Writer) (tuple.Revision, error) {
 	if err := s.enter(); err != nil {
@@ -396,9 +396,9 @@ func (s *Store) RestoreSnapshot(r io.Reader) error {
 }
 
 // restoreData writes a verified snapshot's data into the emptied store:
-// relationships (both indexes, expiry index) at the snapshot's revision, the
-// schema at its own revision, the revision-time entries at theirs. On disk
-// it builds tables directly; in memory it uses a write batch.
+// records and relationships (both indexes, expiry index) at the snapshot's
+// revision, the schema at its own revision, the revision-time entries at
+// theirs. On disk it builds tables directly; in memory it uses a write batch.
 func (s *Store) restoreData(c *snapContent) error {
 	gen := func(add func(k, v []byte, version uint64) error) error {
 		// Global key order: 'k' < 'm' < 'r' < 's' < 't' < 'x'.

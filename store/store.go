@@ -32,8 +32,10 @@ type Options struct {
 	// alike. Request limits are the API's, checked before proposing; the
 	// store enforces only the format's constants (FORMAT.md, "Limits").
 	// SyncWrites fsyncs every commit. Default false (an OS crash may lose the
-	// last acknowledged commits, a process crash does not); the server turns
-	// it on, since raft acknowledges writes once applied.
+	// last acknowledged commits, a process crash does not). The server turns
+	// it on only when it cannot detect a reboot; otherwise it runs without,
+	// and raft.GuardStore discards a store left open across a reboot so that
+	// raft rebuilds it.
 	SyncWrites bool
 	// Clock is used for expiration visibility of snapshots and for GC;
 	// default time.Now. Writes use the leader-stamped time they are given.
@@ -171,8 +173,10 @@ func Open(opts Options) (*Store, error) {
 		WithBlockCacheSize(opts.BlockCacheSize).
 		WithNumCompactors(2).
 		WithValueLogFileSize(256 << 20).
-		// Values inline in the LSM tree (badger requires the threshold to fit
-		// in a batch, 15% of a memtable).
+		// Values inline in the LSM tree up to 1 MiB, or up to half a batch
+		// when that is less (badger requires the threshold to fit in a
+		// batch, 15% of a memtable): at the default memtable size only a
+		// schema text of 1 MiB or more goes to the value log.
 		WithValueThreshold(min(1<<20, opts.MemTableSize*15/100/2))
 	fs := &faults{onFault: opts.OnFault}
 	bo = bo.WithLogger(badgerLogger{opts.Logger, fs})

@@ -626,9 +626,11 @@ func (s *Store) ReadSchema(rev tuple.Revision) (text string, at tuple.Revision, 
 
 // Import bulk-loads relationships at rev with CREATE semantics: a duplicate,
 // within rels or against the store, fails the whole import with
-// ErrAlreadyExists. There is no MaxUpdatesPerWrite limit. The data goes
-// through a badger WriteBatch and becomes visible when the applied revision
-// commits after it; see FORMAT.md on interrupted imports.
+// ErrAlreadyExists. The store does not limit the number of relationships.
+// The data goes through a badger WriteBatch, or, for a large import into an
+// on-disk store without relationships, straight into tables
+// (streamimport.go), and becomes visible when the applied revision commits
+// after it; see FORMAT.md on interrupted imports.
 func (s *Store) Import(rev tuple.Revision, now time.Time, rels []tuple.Relationship) error {
 	done, err := s.beginWrite(rev)
 	if err != nil {

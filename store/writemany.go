@@ -53,18 +53,18 @@ func (s *Store) WriteMany(reqs []WriteRequest) (results []error, err error) {
 	base := s.db.NewTransactionAt(applied, false)
 	defer base.Discard()
 	v := newOverlayView(base)
-	// A request with few entries joins a group: a badger WriteBatch holding
-	// several requests' entries, each at its own revision, and none of the
-	// per-revision bookkeeping. A larger one commits in a transaction of its
-	// own holding what Write's would (its entries, the revision's time and
-	// the applied revision), or, when badger's transaction limit is too
-	// small for it, in pieces as Write commits it; those commits are
-	// asynchronous: badger's write goroutine puts request i into the
+	// A request with few entries (or a refused one) joins a group: a badger
+	// WriteBatch holding several requests' entries and revision times, each at
+	// its own revision, but not the applied revision. A larger one commits in a
+	// transaction of its own holding what Write's would (its entries, the
+	// revision's time and the applied revision), or, when badger's transaction
+	// limit is too small for it, in pieces as Write commits it; those commits
+	// are asynchronous: badger's write goroutine puts request i into the
 	// memtable while this one checks request i+1 against the overlay. Writes
-	// reach badger in revision order (an open group is flushed before a
-	// request commits on its own), so after a crash the store holds the
-	// applied revision it recorded last and everything up to it; readers
-	// here stay at the applied revision until all of it has landed.
+	// reach badger in revision order (an open group is flushed before a request
+	// commits on its own), so after a crash the store holds the applied
+	// revision it recorded last and everything up to it; readers here stay at
+	// the applied revision until all of it has landed.
 	var pending sync.WaitGroup
 	var commitMu sync.Mutex
 	var commitErr error
