@@ -9,12 +9,16 @@ import (
 	"time"
 )
 
-// Limits on names and ids, as SpiceDB enforces them.
+// Limits on names, ids and caveat contexts, as SpiceDB enforces them.
 const (
-	MaxIDLength          = 1024
-	MaxTypeNameLength    = 128
-	MaxRelationLength    = 64
-	MaxCaveatContextSize = 4096 // bytes of JSON; the default of the API's configurable limit (store.MaxCaveatContextBytes is the store's fixed bound)
+	MaxIDLength       = 1024
+	MaxTypeNameLength = 128
+	MaxRelationLength = 64
+	// MaxCaveatContextSize is in bytes of JSON: ParseContext's limit and the
+	// default of the API's configurable one (api.Limits.MaxCaveatContextLen).
+	// The store's own bound, fixed by the log format, is
+	// store.MaxCaveatContextBytes.
+	MaxCaveatContextSize = 4096
 )
 
 // Errors returned by parsing and validation. They are wrapped with details; test
