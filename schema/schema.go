@@ -54,8 +54,9 @@ type Definition struct {
 	Order []string
 }
 
-// Relation is a `relation` (Expr == nil, AllowedTypes set) or a `permission`
-// (Expr set, AllowedTypes nil).
+// Relation is a `relation` (IsPermission false, AllowedTypes set, Expr nil)
+// or a `permission` (IsPermission true, AllowedTypes nil, Expr set, except in
+// a schema from Declarations, whose permissions have no Expr).
 type Relation struct {
 	Name         string
 	Definition   string // the owning definition's name

@@ -9,12 +9,16 @@ import (
 	"time"
 )
 
-// Limits on names and ids, as SpiceDB enforces them.
+// Limits on names, ids and caveat contexts, as SpiceDB enforces them.
 const (
-	MaxIDLength          = 1024
-	MaxTypeNameLength    = 128
-	MaxRelationLength    = 64
-	MaxCaveatContextSize = 4096 // bytes of JSON; the store may configure its own
+	MaxIDLength       = 1024
+	MaxTypeNameLength = 128
+	MaxRelationLength = 64
+	// MaxCaveatContextSize is in bytes of JSON: ParseContext's limit and the
+	// default of the API's configurable one (api.Limits.MaxCaveatContextLen).
+	// The store's own bound, fixed by the log format, is
+	// store.MaxCaveatContextBytes.
+	MaxCaveatContextSize = 4096
 )
 
 // Errors returned by parsing and validation. They are wrapped with details; test
@@ -29,8 +33,9 @@ var (
 )
 
 // ValidateType checks a (possibly tenant-prefixed) type name such as `user` or
-// `org/team/user`: segments of [a-z][a-z0-9_]*[a-z0-9], 2 to 64 characters each
-// for the last segment.
+// `org/team/user`: at most MaxTypeNameLength characters in all, each
+// '/'-separated segment matching [a-z][a-z0-9_]{1,62}[a-z0-9] (3 to 64
+// characters).
 func ValidateType(t string) error {
 	if len(t) == 0 || len(t) > MaxTypeNameLength {
 		return fmt.Errorf("%w %q: must be 1 to %d characters", ErrInvalidTyp, t, MaxTypeNameLength)

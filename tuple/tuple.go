@@ -14,8 +14,9 @@ const Wildcard = "*"
 // Inside ambit the empty string means the same; Ellipsis is accepted when parsing.
 const Ellipsis = "..."
 
-// Revision is a point in the store's history: the commit timestamp of a write
-// batch (the raft log index in a cluster). Revision 0 is "before anything".
+// Revision is a point in the store's history: the raft log index of a write
+// batch, which the store also uses as the batch's commit timestamp. Revision 0
+// is "before anything".
 type Revision uint64
 
 // ObjectRef names one object: `document:readme`.
