@@ -84,8 +84,10 @@ type Assertion struct {
 }
 
 // Expected is one entry of the validation map: every subject that has
-// Permission on Resource, and how each is reached. A runner compares the set
-// of subjects with what the engine expands.
+// Permission on Resource, and how each is reached. validation/oracle checks
+// that each listed subject holds the permission (with Check) and that no
+// unlisted one does (with LookupSubjects); it does not compare how subjects
+// are reached (ExpectedSubject.Via).
 type Expected struct {
 	Resource   tuple.ObjectRef
 	Permission string

@@ -56,7 +56,7 @@ func (e *Error) Unwrap() []error {
 	return []error{ErrInvalid, e.cause}
 }
 
-// fieldErr is a *Error about field: "field: cause" (or "field<sep>msg").
+// fieldErr is a *Error about field: "field: cause".
 func fieldErr(field string, cause error) *Error {
 	return &Error{Field: field, msg: field + ": " + cause.Error(), cause: cause}
 }
@@ -126,8 +126,9 @@ func ContextFromV1(s *structpb.Struct) map[string]any {
 }
 
 // ContextToV1 writes a caveat context; an empty one is nil. A value that is
-// not JSON (a channel, an int64 beyond what a struct holds, ...) is an
-// error naming field.
+// not JSON (a channel, a string that is not valid UTF-8, ...) is an error
+// naming field. Integers become doubles, rounded where a double cannot hold
+// them exactly.
 func ContextToV1(m map[string]any, field string) (*structpb.Struct, error) {
 	if len(m) == 0 {
 		return nil, nil
@@ -327,6 +328,7 @@ func Fresh(tok *v1.ZedToken) *v1.Consistency {
 }
 
 // ParseObject reads an object reference from text (`document:readme`).
+// Text that does not parse is tuple's parse error, not an *Error.
 func ParseObject(s string) (*v1.ObjectReference, error) {
 	o, err := tuple.ParseObject(s)
 	if err != nil {
@@ -336,7 +338,8 @@ func ParseObject(s string) (*v1.ObjectReference, error) {
 }
 
 // ParseSubject reads a subject reference from text (`user:ana`,
-// `group:eng#member`, `user:*`).
+// `group:eng#member`, `user:*`). Text that does not parse is tuple's parse
+// error, not an *Error.
 func ParseSubject(s string) (*v1.SubjectReference, error) {
 	sub, err := tuple.ParseSubject(s)
 	if err != nil {

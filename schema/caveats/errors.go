@@ -38,8 +38,11 @@ const (
 	MaxExpressionNodes = 10_000
 )
 
-// Sentinel errors of Evaluate. Evaluation errors wrap one of them; both
-// describe bad input, which the API reports as InvalidArgument.
+// Sentinel errors of Evaluate and CheckContext. Their errors wrap one of
+// them, except an evaluation stopped by its context's end, which wraps the
+// context's error. ErrParamType, ErrEvaluation and ErrUnknownParam describe
+// bad input, which the API reports as InvalidArgument; ErrCostLimit it
+// reports as ResourceExhausted.
 var (
 	// ErrParamType: a context value does not have, and cannot be converted to,
 	// the type its parameter declares.

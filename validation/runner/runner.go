@@ -80,9 +80,11 @@ func Run(ctx context.Context, eng *engine.Engine, b Backend, f *validation.File,
 type View struct {
 	V *engine.View
 	// SubjectPages: every LookupSubjects also pages through its answer at
-	// each of these sizes, as the gRPC API does (a limit of the ids
-	// already sent plus one page, those ids skipped), and fails when the
-	// pages put together differ from the one answer.
+	// each of these sizes, and fails when the pages put together differ
+	// from the one answer. Each page asks the engine with a limit of the
+	// ids already sent plus one page and skips those ids; the wildcard
+	// comes with the first page only, as in the gRPC API (which instead
+	// reads the whole answer and skips the ids up to its cursor).
 	SubjectPages []int
 }
 
