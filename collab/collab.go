@@ -6,15 +6,17 @@
 // It talks to any server of the authzed v1 API (ambit, or SpiceDB) through a
 // gRPC connection and imports nothing of ambit's but its public API (the
 // ambit.v1 AccessService, where the server has it): it is what an
-// application would write. Each flow checks what the acting user may do, then writes in
-// one request whose preconditions hold the rule the schema cannot hold alone
-// (the group keeps an active admin, the two users are still connected, the
-// join code still exists), so a concurrent change makes the write fail with
-// ErrRaced instead of breaking the rule.
+// application would write. Each flow checks what the acting user may do,
+// then writes in one request whose preconditions hold the rule the schema
+// cannot hold alone (the group keeps an active admin, the two users are
+// still connected, the join code still exists), so a concurrent change makes
+// the write fail with ErrRaced (ErrCodeInvalid for a join code) instead of
+// breaking the rule. DeleteGroup alone writes twice: the group's own
+// relationships, then the grants that named it.
 //
 // Every call that writes returns the ZedToken of its write. Access is
 // immediate (omiq-collaboration.txt, odm-groups.txt): pass the token as
-// at_least_as_fresh consistency (Kit.Fresh) to read the write's effect at
+// at_least_as_fresh consistency (Fresh) to read the write's effect at
 // once on any node; the kit's own reads use fully consistent reads unless
 // given a token.
 package collab
@@ -57,8 +59,9 @@ var (
 	// may not redeem it. Nothing was written.
 	ErrCodeInvalid = errors.New("collab: the join code is not valid")
 	// ErrRaced: a concurrent change broke a precondition of the write (an
-	// admin who was to stay was removed, a connection was revoked, a code was
-	// deleted). Nothing was written; call the flow again.
+	// admin who was to stay was removed, a connection was revoked). Nothing
+	// was written; call the flow again. A join code that expires or is
+	// deleted while being redeemed is ErrCodeInvalid instead.
 	ErrRaced = errors.New("collab: a concurrent change broke the flow's precondition; nothing was written, retry")
 )
 

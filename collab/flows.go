@@ -177,8 +177,9 @@ func (k *Kit) AddMember(ctx context.Context, actor string, group string, member 
 	return k.write(ctx, pre, touch(rel(g, "direct_member", member.subject())))
 }
 
-// RemoveMember removes user from group, as a member and as an admin; an
-// admin is removed only if another active admin stays.
+// RemoveMember removes member (a user, an external user or a group) from
+// group. A user who is also an admin loses that role too, which is refused
+// with ErrLastAdmin unless another active admin stays.
 func (k *Kit) RemoveMember(ctx context.Context, actor, group string, member Ref) (*v1.ZedToken, error) {
 	g := Group(group)
 	if err := k.require(ctx, User(actor), "remove_member", g); err != nil {

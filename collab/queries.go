@@ -76,7 +76,8 @@ type Access struct {
 // with their greatest role and one proof of it, sorted by subject (the
 // Collaborators tab). It asks ambit's AccessService.ResourceAccess once per
 // subject type, at one revision; against a server without that service
-// (SpiceDB) it asks LookupSubjects once per role instead, without proofs.
+// (SpiceDB) it asks LookupSubjects once per subject type and role instead,
+// without proofs.
 func (k *Kit) WhoHasAccess(ctx context.Context, res Ref, at *v1.ZedToken) ([]Access, error) {
 	roles, perms, err := ranks(res)
 	if err != nil {

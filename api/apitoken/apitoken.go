@@ -6,9 +6,10 @@
 // characters of unpadded base64url, 256 random bits). The id is not secret:
 // it names the stored record (name, scopes, salt, hash, expiry), so a
 // presented token is checked with one lookup and one constant-time
-// comparison, and it is what logs, metrics and the audit log show. The
-// secret is never stored: the record keeps SHA-256(salt || secret) with a
-// random 16-byte salt; 256 bits of entropy make a slow hash unnecessary.
+// comparison, and it is what logs and the audit log show (metrics label
+// requests by the token's name instead). The secret is never stored: the
+// record keeps SHA-256(salt || secret) with a random 16-byte salt; 256 bits
+// of entropy make a slow hash unnecessary.
 package apitoken
 
 import (
@@ -31,7 +32,9 @@ const (
 	// Check: Check, CheckBulk, Expand, the lookups, the effective-access
 	// calls and AuthZEN.
 	Check Scope = "check"
-	// Read: ReadRelationships, ExportBulkRelationships, Watch, ReadSchema.
+	// Read: ReadRelationships, ExportBulkRelationships, Watch, ReadSchema
+	// and the schema reflection calls (ReflectSchema, ComputablePermissions,
+	// DependentRelations, DiffSchema).
 	Read Scope = "read"
 	// Write: relationship writes, deletes and imports.
 	Write Scope = "write"

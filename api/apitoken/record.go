@@ -36,7 +36,7 @@ const (
 	MaxNameLen = 128
 )
 
-// ValidateName checks a token's name: 1..128 printable characters, no
+// ValidateName checks a token's name: 1 to 128 bytes, no ASCII
 // control characters (it is shown in listings, logs and metrics).
 func ValidateName(name string) error {
 	if name == "" || len(name) > MaxNameLen {

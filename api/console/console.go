@@ -9,7 +9,11 @@
 // node's own public gRPC API over loopback with the caller's Authorization
 // header forwarded as gRPC metadata: authentication, scopes, limits, budgets
 // and metrics apply exactly as for any other client, and a credential the
-// gRPC API refuses gets nothing from the console either.
+// gRPC API refuses gets nothing from the console either. Two calls differ:
+// whoami calls nothing (it reports the caller), and cluster lists the
+// members through Config.Cluster (the cluster service, and ReadSchema on
+// each member) and reads a few figures from the node's metrics registry
+// directly.
 //
 // The page keeps the credential in sessionStorage and sends it as a bearer
 // header; it never goes into a URL or a cookie, so a cross-site request

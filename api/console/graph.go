@@ -278,7 +278,9 @@ func (b *graphBuilder) keepGranting() {
 
 // layout puts each node in a column by its deepest distance from the root,
 // mirrored so the root is rightmost (depths no node has left out), and
-// numbers rows in order of first appearance.
+// orders each column's rows by the mean row of the nodes each node points
+// to on its right (nodes pointing to none last; ties in order of first
+// appearance).
 func (b *graphBuilder) layout() {
 	used := map[int]bool{}
 	for _, n := range b.g.Nodes {

@@ -16,7 +16,7 @@ import (
 )
 
 // Token is one highlighted run of schema text: bytes [Start, End) of the
-// source and its class (keyword, name, comment, operator).
+// source and its class ("kw", "name", "comment" or "op").
 type Token struct {
 	Start int    `json:"start"`
 	End   int    `json:"end"`
