@@ -18,7 +18,8 @@ import (
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
 )
 
-// The fault kinds, in the order a campaign cycles through them.
+// The fault kinds. A campaign goes through Config.Kinds in passes, each pass
+// in a new random order.
 const (
 	KillLeader    = "kill-leader"    // SIGKILL the leader, restart it with the same command line
 	KillFollower  = "kill-follower"  // SIGKILL a follower, restart it
@@ -110,7 +111,7 @@ type Report struct {
 	Phantom                     int
 	RYW                         int
 	Divergent                   int
-	Crashes                     []string // log lines with panic: / fatal error:
+	Crashes                     []string // log lines with panic: / fatal error: / WARNING: DATA RACE
 	// FirstAck is, per fault kind, the time from injecting it (for kill-two
 	// and kill-all: from restarting the nodes) to the first write acknowledged by a node
 	// the fault left in the majority.
