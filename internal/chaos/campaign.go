@@ -31,7 +31,7 @@ const (
 	PartitionNode = "partition-node" // cut a follower off from both peers
 	IsolateLeader = "isolate-leader" // cut the leader off from both followers; clients still reach it
 	OneWay        = "one-way"        // drop the bytes from the leader to a follower, or back
-	Latency       = "latency"        // delay every link
+	Latency       = "latency"        // delay every link between the voters
 )
 
 // Kinds lists every fault kind.
@@ -300,7 +300,8 @@ func (k *campaign) hold(ctx context.Context, round int, kind string, d time.Dura
 // of the newest acknowledged write until ctx ends. Only writes invoked after
 // the cut count: the node cannot have applied them (raft traffic reaches it
 // only through the proxies), so every such read it answers is stale, whether
-// or not cluster gRPC bypasses the proxies. It returns how many it answered.
+// or not cluster gRPC bypasses the proxies. When ctx ends, it sends on the
+// returned channel how many it answered.
 func (k *campaign) minorityReads(ctx context.Context, node int, cut time.Time) <-chan int {
 	out := make(chan int, 1)
 	go func() {
