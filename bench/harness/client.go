@@ -1,9 +1,11 @@
 // Package harness drives any server that speaks the authzed v1 gRPC API
 // (ambit or SpiceDB) with a generated workload: it loads the schema and
-// relationships, then runs checks, bulk checks, lookups, writes or a mix at
-// a fixed concurrency for a fixed time, and reports throughput, latency
-// quantiles from its own log-bucketed histogram, errors and the fraction of
-// checks allowed.
+// relationships, then runs checks, bulk checks, lookups, writes or a mix
+// (or, over HTTP, ambit's AuthZEN evaluations and resource search) at a
+// fixed concurrency for a fixed time, optionally beside a writer at a fixed
+// rate, and reports throughput, latency quantiles from its own log-bucketed
+// histogram, errors, the fraction of checks allowed and the checks whose
+// answer, known by construction, came back different.
 package harness
 
 import (

@@ -106,7 +106,8 @@ func summarize(h *Histogram) Summary {
 }
 
 // Result is the outcome of a run. Latencies are of successful requests only;
-// a run with Errors > 0 or Mismatches > 0 is not OK, and every report says so.
+// a run with Errors, Mismatches or BackgroundWriteErrors above 0 is not OK,
+// and every report says so.
 type Result struct {
 	Endpoint    string  `json:"endpoint"`
 	Workload    string  `json:"workload"`

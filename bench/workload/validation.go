@@ -9,9 +9,10 @@ import (
 )
 
 // WriteValidationFile writes the workload as a SpiceDB validation file
-// (`schema:`, `relationships:` and, when assertions > 0, `assertions:` for
-// up to that many generated checks whose answer is known by construction),
-// which `ambit validate` and `zed validate` can load.
+// (`schema:`, `relationships:` and, when assertions > 0, `assertions:`
+// drawn from 4×assertions generated checks: those whose answer is known by
+// construction, up to assertions each of assertTrue, assertFalse and
+// assertCaveated), which `ambit validate` and `zed validate` can load.
 func (w *Workload) WriteValidationFile(out io.Writer, assertions int) error {
 	bw := bufio.NewWriterSize(out, 1<<16)
 	bw.WriteString("schema: |-\n")

@@ -186,7 +186,7 @@ func (w *Workload) Relationships() iter.Seq[tuple.Relationship] {
 }
 
 // Slice returns the relationships as a slice (fine for small and medium;
-// large has about five million).
+// large has from about 1.5 million (deep) to about five million (collab)).
 func (w *Workload) Slice() []tuple.Relationship {
 	out := make([]tuple.Relationship, 0, w.Len())
 	for r := range w.Relationships() {

@@ -18,7 +18,8 @@ import (
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
 )
 
-// The fault kinds, in the order a campaign cycles through them.
+// The fault kinds. A campaign goes through Config.Kinds in passes, each pass
+// in a new random order.
 const (
 	KillLeader    = "kill-leader"    // SIGKILL the leader, restart it with the same command line
 	KillFollower  = "kill-follower"  // SIGKILL a follower, restart it
@@ -30,7 +31,7 @@ const (
 	PartitionNode = "partition-node" // cut a follower off from both peers
 	IsolateLeader = "isolate-leader" // cut the leader off from both followers; clients still reach it
 	OneWay        = "one-way"        // drop the bytes from the leader to a follower, or back
-	Latency       = "latency"        // delay every link
+	Latency       = "latency"        // delay every link between the voters
 )
 
 // Kinds lists every fault kind.
@@ -110,7 +111,7 @@ type Report struct {
 	Phantom                     int
 	RYW                         int
 	Divergent                   int
-	Crashes                     []string // log lines with panic: / fatal error:
+	Crashes                     []string // log lines with panic: / fatal error: / WARNING: DATA RACE
 	// FirstAck is, per fault kind, the time from injecting it (for kill-two
 	// and kill-all: from restarting the nodes) to the first write acknowledged by a node
 	// the fault left in the majority.
@@ -299,7 +300,8 @@ func (k *campaign) hold(ctx context.Context, round int, kind string, d time.Dura
 // of the newest acknowledged write until ctx ends. Only writes invoked after
 // the cut count: the node cannot have applied them (raft traffic reaches it
 // only through the proxies), so every such read it answers is stale, whether
-// or not cluster gRPC bypasses the proxies. It returns how many it answered.
+// or not cluster gRPC bypasses the proxies. When ctx ends, it sends on the
+// returned channel how many it answered.
 func (k *campaign) minorityReads(ctx context.Context, node int, cut time.Time) <-chan int {
 	out := make(chan int, 1)
 	go func() {

@@ -333,7 +333,8 @@ type nodeStatus struct {
 	applied uint64
 }
 
-// readyz asks a node for its raft role and leader.
+// readyz asks a node for its raft role, its leader and its applied revision
+// (the zero nodeStatus when it does not answer ready).
 func (c *cluster) readyz(ctx context.Context, n *node) nodeStatus {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+n.httpAddr+"/readyz", nil)
 	if err != nil {
@@ -367,8 +368,9 @@ func parseReadyz(s string) nodeStatus {
 	return st
 }
 
-// leader returns the node every running node names as leader and that says
-// it leads, or -1.
+// leader returns the voter that every voter names as leader and that says
+// it leads, or -1 (also when a voter does not answer ready). Read replicas
+// are not asked.
 func (c *cluster) leader(ctx context.Context) int {
 	lead := -1
 	for _, n := range c.nodes {
@@ -394,7 +396,7 @@ func (c *cluster) leader(ctx context.Context) int {
 	return lead
 }
 
-// waitLeader polls until all nodes agree on a leader.
+// waitLeader polls until all voters agree on a leader.
 func (c *cluster) waitLeader(ctx context.Context, timeout time.Duration) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -450,7 +452,8 @@ func (c *cluster) boot(ctx context.Context, timeout time.Duration) error {
 	return nil
 }
 
-// shutdown kills every process and closes the proxies.
+// shutdown stops every process (SIGCONT, then SIGTERM, SIGKILL after 10s)
+// and closes the proxies.
 func (c *cluster) shutdown() {
 	for _, n := range c.all() {
 		if n.running() {

@@ -416,7 +416,7 @@ func (h *History) deletingNow(k *keyRec) bool {
 	return k.deleting
 }
 
-// checkRead judges a read of k's permission: it must show the
+// checkRead judges a read of ref.k's permission: it must show the
 // acknowledged operation ref (or a later one).
 func (h *History) checkRead(ref ackRef, has bool, node int, mode string, start, end time.Time, token string) {
 	h.mu.Lock()

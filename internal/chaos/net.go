@@ -38,7 +38,7 @@ type Net struct {
 	delay [][]time.Duration
 	conns map[*pipe]struct{}
 
-	unidentified atomic.Int64 // connections closed because no node owned them
+	unidentified atomic.Int64 // connections closed because no other node owned them
 }
 
 // NewNet returns a network of n nodes with every link up. pids reports the
@@ -97,8 +97,8 @@ func (t *Net) Heal() {
 	}
 }
 
-// Cut reports whether any link is dropping bytes; Node i is cut off from j
-// when either direction drops.
+// Cut reports whether node i is cut off from node j: whether the link
+// between them drops bytes in either direction.
 func (t *Net) Cut(i, j int) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -106,7 +106,8 @@ func (t *Net) Cut(i, j int) bool {
 }
 
 // Unidentified is the number of connections closed because their dialer was
-// not a node.
+// not identified as another node (no node's process owned it, or the node
+// dialed its own proxy).
 func (t *Net) Unidentified() int64 { return t.unidentified.Load() }
 
 func (t *Net) rule(from, to int) (bool, time.Duration) {

@@ -104,7 +104,7 @@ func (cl *client) do(ctx context.Context, method, path string, body any, want in
 	return out, nil
 }
 
-// parallel runs f(0..n-1) on c.concurrency workers and returns the first
+// parallel runs f(0..n-1) on workers goroutines and returns the first
 // error.
 func parallel(ctx context.Context, workers, n int, f func(ctx context.Context, i int) error) error {
 	ctx, cancel := context.WithCancelCause(ctx)
