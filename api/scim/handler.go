@@ -45,7 +45,7 @@ type Commit struct {
 	ID            string
 	Expect        uint64
 	Resource      Resource // nil removes the resource
-	Unique        string   // "" for none; compared without regard to case
+	Unique        string   // "" for none; lower-cased by the caller (the store compares it exactly)
 	SetMembers    []map[string]any
 	RemoveMembers []string
 	Touch         []tuple.Relationship
