@@ -10,9 +10,10 @@ import (
 	"strings"
 )
 
-// Bulk (RFC 7644 §3.7): one POST /Bulk carries up to MaxBulkOperations
-// creates, replaces, patches and deletes, each run as its own request (its
-// own raft command: a bulk request is not atomic, as the RFC has it), in
+// Bulk (RFC 7644 §3.7): one POST /Bulk carries up to
+// Handler.MaxBulkOperations creates, replaces, patches and deletes, each
+// run as its own request (its own raft command, or several for the DELETE
+// of a large group: a bulk request is not atomic, as the RFC has it), in
 // order, with "bulkId:X" in an operation's path or data standing for the id
 // of the resource the operation with bulkId X created. An operation whose
 // reference is not resolved yet waits for the operation that resolves it;

@@ -1,6 +1,8 @@
-// Package scim holds ambit's SCIM 2.0 service provider pieces (RFC 7643,
-// RFC 7644) that do not depend on storage: the filter language, PATCH
-// paths and their evaluation over a resource's JSON.
+// Package scim is ambit's SCIM 2.0 service provider (RFC 7643, RFC 7644):
+// the filter language, PATCH paths and their evaluation over a resource's
+// JSON, the schemas, list queries, PATCH and bulk requests, the mapping of
+// users and groups to relationships, the HTTP Handler over a Store, and
+// RecordStore, the Store over the replicated store's records.
 package scim
 
 import (
@@ -326,8 +328,10 @@ func (p *parser) scanString() {
 }
 
 // jsonToGoQuote turns a JSON string literal into one strconv.Unquote
-// accepts: the escapes differ only in "\/" and in Go's extra escapes, which
-// JSON lacks and which are refused here.
+// accepts: the escapes differ in "\/" and in Go's extra escapes, which
+// JSON lacks and which are refused here, and in surrogate pairs: a
+// character beyond U+FFFF escaped as JSON does ("\ud83d\ude00") passes
+// through and Unquote, which takes no surrogate halves, refuses it.
 func jsonToGoQuote(s string) string {
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {

@@ -45,7 +45,7 @@ type Commit struct {
 	ID            string
 	Expect        uint64
 	Resource      Resource // nil removes the resource
-	Unique        string   // "" for none; compared without regard to case
+	Unique        string   // "" for none; lower-cased by the caller (the store compares it exactly)
 	SetMembers    []map[string]any
 	RemoveMembers []string
 	Touch         []tuple.Relationship
@@ -274,9 +274,9 @@ func (h *Handler) resources(w http.ResponseWriter, r *http.Request, kind Kind, r
 			status := http.StatusOK
 			if kind == Groups {
 				// A group's PATCH reads only the members its operations
-				// name (all of them only for an operation on the whole
-				// list) and answers 204 without the members (RFC 7644
-				// §3.5.2 allows it; Entra ID and Okta expect it).
+				// name (all of them only for an operation that may concern
+				// any member: patchMembers) and answers 204 without a body
+				// (RFC 7644 §3.5.2 allows it; Entra ID and Okta expect it).
 				status = http.StatusNoContent
 				err = h.loadPatchMembers(ctx, id, cur, version, req.Operations)
 			}
@@ -488,8 +488,9 @@ func (h *Handler) indexed(ctx context.Context, kind Kind, f Filter) (rs []Resour
 
 // scan returns every resource of the kind and the filter left to run over
 // them. A group's members are read only when the filter looks at them:
-// `members[value eq "..."]` reads one member record per group and is
-// answered here; any other filter on members reads every group's members.
+// `members[value eq "..."]`, alone or in an `and` whose other side does not
+// look at members, reads one member record per group and is answered here
+// (filterMembers); any other filter on members reads every group's members.
 func (h *Handler) scan(ctx context.Context, kind Kind, f Filter) ([]Resource, Filter, error) {
 	all, err := h.Store.List(ctx, kind)
 	if err != nil {
@@ -666,8 +667,8 @@ func (h *Handler) remove(ctx context.Context, w http.ResponseWriter, kind Kind, 
 }
 
 // clean checks a client's resource against its schema and returns what is
-// stored: the client's attributes with server-owned ones (id, meta) set,
-// and the resource's unique value.
+// stored: the client's attributes with the server's id and schemas set
+// (meta is the caller's to set), and the resource's unique value.
 func (h *Handler) clean(kind Kind, in Resource, id string, cur Resource) (Resource, string, error) {
 	core, exts := schemasOf(kind)
 	out := Resource{"id": id}
@@ -986,8 +987,10 @@ func (h *Handler) writeError(w http.ResponseWriter, err error) {
 }
 
 // WriteError writes a SCIM error body; a store's errors map to their
-// statuses (404, 409 uniqueness, 412 version). An error that is not an
-// *Error of this package is a 500 that does not show its detail.
+// statuses (404, 409 uniqueness, 412 version) and this package's filter and
+// path errors (invalidFilter, invalidPath) are 400s (AsError). Any other
+// error that is not an *Error of this package is a 500 that does not show
+// its detail.
 func WriteError(w http.ResponseWriter, err error) {
 	var e *Error
 	switch {

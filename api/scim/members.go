@@ -12,10 +12,11 @@ import (
 // A group's members are records of their own (RecordStore), so that a
 // change of a few members of a large group reads and writes those members
 // and the group's record only. The handler works on a group resource that
-// holds the members a request concerns: all of them for a GET, a PUT, a
-// DELETE or a PATCH of the whole list, only those named for a PATCH that
-// adds members or removes some by value. What changed between the members
-// read and those written is what a Commit writes.
+// holds the members a request concerns: all of them for a GET that shows
+// them (none for one whose attributes or excludedAttributes leave them
+// out), a PUT, a DELETE or a PATCH of the whole list, only those named for
+// a PATCH that adds members or removes some by value. What changed between
+// the members read and those written is what a Commit writes.
 
 // isMembers reports whether p names a group's members attribute.
 func isMembers(p AttrPath) bool {
@@ -42,8 +43,9 @@ func memberValues(v any) (ids []string, ok bool) {
 }
 
 // patchMembers returns the members a PATCH's operations name, or all when
-// an operation concerns the whole list (replace it, remove it, select
-// members by a filter other than `value eq`, or a value list without ids).
+// an operation may concern any member: it replaces or removes the whole
+// list, names a sub-attribute of members, selects members by a filter
+// (other than a remove's `value eq`), or gives members without a value.
 func patchMembers(ops []PatchOp) (ids []string, all bool) {
 	for _, op := range ops {
 		kind := strings.ToLower(op.Op)

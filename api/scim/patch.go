@@ -10,7 +10,8 @@ import (
 )
 
 // Error is a SCIM error response (RFC 7644 §3.12): the HTTP status, the
-// scimType for a 400 and a detail naming what is wrong.
+// scimType where one applies (a 400's; also a 409's, and tooMany on the 413
+// of a PATCH with too many operations) and a detail naming what is wrong.
 type Error struct {
 	Status   int
 	ScimType string

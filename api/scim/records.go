@@ -120,7 +120,7 @@ var indexes = map[Kind][]index{
 	Groups: {{SpaceGroupExternalIDs, "externalId", false}, {SpaceGroupNames, "displayName", true}},
 }
 
-// indexValue is the key part a value has in ix, and whether it is indexed.
+// value returns the key part v has in ix, and whether it is indexed.
 func (ix index) value(v string) (string, bool) {
 	if ix.fold {
 		v = strings.ToLower(v)
