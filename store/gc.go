@@ -87,8 +87,7 @@ func (s *Store) collect() error {
 	for _, space := range []byte{spaceTime, spaceChange} {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: spacePrefix(space)})
 		for it.Seek(revKey(space, tuple.Revision(old))); it.Valid(); it.Next() {
-			k := it.Item().Key()
-			if len(k) < 9 || tuple.Revision(be64(k[1:9])) >= h {
+			if rev, ok := revOfKey(it.Item().Key()); !ok || rev >= h {
 				break
 			}
 			tombstones = append(tombstones, it.Item().KeyCopy(nil))
@@ -204,9 +203,4 @@ func expiredVersion(txn *badger.Txn, rkey []byte, exp time.Time, h uint64) (bool
 		return false, fmt.Errorf("store: GC read %q: %w", rkey, err)
 	}
 	return !cur.IsZero() && cur.Equal(exp), nil
-}
-
-func be64(b []byte) uint64 {
-	v, _ := readU64(b)
-	return v
 }

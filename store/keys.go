@@ -298,6 +298,15 @@ func revKey(space byte, rev tuple.Revision) []byte {
 	return b
 }
 
+// revOfKey is the revision of a key of a revision-keyed space (revKey,
+// changeKey); ok is false for a key too short to hold one.
+func revOfKey(k []byte) (rev tuple.Revision, ok bool) {
+	if len(k) < 9 {
+		return 0, false
+	}
+	return tuple.Revision(binary.BigEndian.Uint64(k[1:9])), true
+}
+
 // changeKey is 'c', revision (8 BE), chunk sequence (4 BE).
 func changeKey(rev tuple.Revision, seq uint32) []byte {
 	b := make([]byte, 13)
@@ -626,6 +635,16 @@ func recordKey(space, key string) []byte {
 	b = appendComponent(append(b, spaceRecord), space)
 	return appendComponent(b, key)
 }
+
+// recordKeyAfter is the first key that sorts after every record key of
+// space up to and including key's own (key's record key plus one byte):
+// where a listing that resumes after key seeks.
+func recordKeyAfter(space, key string) []byte {
+	return append(recordKey(space, key), 0)
+}
+
+// isResourceKey reports whether k is a key of the resource-major index.
+func isResourceKey(k []byte) bool { return len(k) > 0 && k[0] == spaceResource }
 
 // recordSpacePrefix is the prefix of every record key of space.
 func recordSpacePrefix(space string) []byte {

@@ -211,8 +211,7 @@ func (sn *Snapshot) Records(ctx context.Context, space, after string) iter.Seq2[
 		defer it.Close()
 		start := prefix
 		if after != "" {
-			// The first key after after's: after's own key plus one byte.
-			start = append(recordKey(space, after), 0)
+			start = recordKeyAfter(space, after)
 		}
 		for it.Seek(start); it.Valid(); it.Next() {
 			if err := ctx.Err(); err != nil {

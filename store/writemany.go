@@ -144,7 +144,7 @@ func (s *Store) WriteMany(reqs []WriteRequest) (results []error, err error) {
 			continue
 		}
 		for _, e := range staged.entries {
-			if e.k[0] != spaceResource {
+			if !isResourceKey(e.k) {
 				continue
 			}
 			var val []byte // nil: deleted
