@@ -64,7 +64,7 @@ func fakeStores() func(int, string) (Backend, func()) {
 const testLogSegmentSize = 1 << 20
 
 // testSchemaGuard refuses every schema text that says "orphan".
-func testSchemaGuard(rev tuple.Revision, text string) error {
+func testSchemaGuard(rev tuple.Revision, _ time.Time, text string) error {
 	if strings.Contains(text, "orphan") {
 		return fmt.Errorf("schema at revision %d would orphan doc#viewer", rev)
 	}

@@ -75,11 +75,13 @@ func (e AppliedEntry) Command() (Command, error) { return Decode(e.Data) }
 type OnApplied func(AppliedEntry)
 
 // SchemaGuard is called inside Apply, before a schema write, with the revision
-// the schema would be written at and the new text. A non-nil error refuses the
-// write (a domain failure wrapped in ErrSchemaRefused): because it runs in the
-// state machine, the check and the write see the same data on every replica.
-// It must be deterministic: no clock, no randomness, no I/O outside the store.
-type SchemaGuard func(rev tuple.Revision, newText string) error
+// the schema would be written at, the command's leader time and the new
+// text. A non-nil error refuses the write (a domain failure wrapped in
+// ErrSchemaRefused): because it runs in the state machine, the check and the
+// write see the same data on every replica. It must be deterministic: no
+// clock (expirations are judged at now, the time every replica applies the
+// command with), no randomness, no I/O outside the store.
+type SchemaGuard func(rev tuple.Revision, now time.Time, newText string) error
 
 // Result is what applying one command produced. A domain failure (a failed
 // precondition, an existing relationship, a refused schema) is in Err; the
@@ -569,7 +571,7 @@ func (f *FSM) applyOne(l *hraft.Log, cmd *Command, storeRev *tuple.Revision) any
 		res.Deleted, res.Partial, err = f.backend.DeleteByFilter(idx, now, cmd.Filter, cmd.Limit, cmd.AllowPartial, cmd.Preconditions)
 	case cmd.Kind == KindSchema:
 		if g := f.guard.Load(); g != nil {
-			if gerr := (*g)(idx, cmd.Schema); gerr != nil {
+			if gerr := (*g)(idx, now, cmd.Schema); gerr != nil {
 				err = fmt.Errorf("%w: %w", ErrSchemaRefused, gerr)
 				break
 			}

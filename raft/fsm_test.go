@@ -114,7 +114,7 @@ func TestFSMSkipsAppliedEntries(t *testing.T) {
 func TestFSMSchemaGuard(t *testing.T) {
 	f, st := newTestFSM(t)
 	var seen tuple.Revision
-	f.SetSchemaGuard(func(rev tuple.Revision, text string) error {
+	f.SetSchemaGuard(func(rev tuple.Revision, _ time.Time, text string) error {
 		seen = rev
 		if strings.Contains(text, "bad") {
 			return errors.New("would orphan doc#viewer")

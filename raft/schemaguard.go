@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"iter"
+	"time"
 
 	"github.com/ambit-authz/ambit/schema"
 	"github.com/ambit-authz/ambit/store"
@@ -20,7 +21,9 @@ type SchemaStore interface {
 
 // OrphanGuard is the SchemaGuard of every ambit node (Config.SchemaGuard):
 // schema.CheckChange between the stored schema and the new text, over the
-// relationships st holds at its applied revision, so every replica decides
+// relationships st holds at its applied revision that have not expired at
+// the command's leader time (not the node's clock: a replica replaying the
+// log a day later must decide as the leader did), so every replica decides
 // the same. Its refusals wrap schema.ErrRemovedInUse (ErrSchemaInUse) or
 // schema.ErrOrphaned (ErrSchemaOrphans).
 //
@@ -29,7 +32,7 @@ type SchemaStore interface {
 // machine it reads only both schemas' declarations (schema.Declarations,
 // one linear pass) and queries the store.
 func OrphanGuard(st SchemaStore) SchemaGuard {
-	return func(_ tuple.Revision, text string) error {
+	return func(_ tuple.Revision, now time.Time, text string) error {
 		next, err := schema.Declarations("schema", text)
 		if err != nil {
 			return fmt.Errorf("schema does not compile: %v", err)
@@ -50,6 +53,7 @@ func OrphanGuard(st SchemaStore) SchemaGuard {
 		if err != nil {
 			return err
 		}
+		snap = snap.At(now)
 		return schema.CheckChange(prev, next, func(f tuple.Filter) iter.Seq2[tuple.Relationship, error] {
 			return snap.Query(context.Background(), f)
 		})

@@ -59,6 +59,15 @@ func (sn *Snapshot) Source() uint64 { return sn.s.id }
 // are hidden from its queries.
 func (sn *Snapshot) Time() time.Time { return sn.now }
 
+// At returns the snapshot judging expirations at t instead of when it was
+// taken: what the state machine reads, at a command's leader time, so that
+// every replica sees the same relationships whatever its clock.
+func (sn *Snapshot) At(t time.Time) *Snapshot {
+	c := *sn
+	c.now = t
+	return &c
+}
+
 // WithExpired returns the snapshot with expired relationships visible too
 // (those garbage collection has not removed yet), for explanations that
 // report them. Its Time is the zero time: compare expirations with the
