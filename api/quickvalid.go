@@ -2,6 +2,8 @@ package api
 
 import (
 	v1 "github.com/authzed/authzed-go/proto/authzed/api/v1"
+
+	"github.com/ambit-authz/ambit/tuple"
 )
 
 // The protoc-gen-validate rules of a CheckPermissionRequest are regular
@@ -47,51 +49,12 @@ func plainConsistency(c *v1.Consistency) bool {
 
 // plainObject: an object reference whose type has no namespace prefix and
 // matches the name rule, and whose id is 1 to 1024 of the id characters (no
-// wildcard: the rules of resource and subject differ on it).
+// wildcard: the rules of resource and subject differ on it). tuple's
+// validators apply the same rules as the generated ones.
 func plainObject(o *v1.ObjectReference) bool {
-	if o == nil || !isName(o.GetObjectType()) {
-		return false
-	}
-	id := o.GetObjectId()
-	if len(id) == 0 || len(id) > 1024 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		if !idByte(id[i]) {
-			return false
-		}
-	}
-	return true
+	return o != nil && isName(o.GetObjectType()) && tuple.ValidateID(o.GetObjectId()) == nil
 }
 
 // isName matches ^[a-z][a-z0-9_]{1,62}[a-z0-9]$, the rule of relations,
-// permissions and (without a prefix) object types: 3 to 64 bytes.
-func isName(s string) bool {
-	if len(s) < 3 || len(s) > 64 {
-		return false
-	}
-	if c := s[0]; c < 'a' || c > 'z' {
-		return false
-	}
-	for i := 1; i < len(s)-1; i++ {
-		if c := s[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
-			return false
-		}
-	}
-	c := s[len(s)-1]
-	return c >= 'a' && c <= 'z' || c >= '0' && c <= '9'
-}
-
-// idByte reports whether c is in [a-zA-Z0-9/_|\-=+], the object id rule's
-// characters.
-func idByte(c byte) bool {
-	switch {
-	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		return true
-	}
-	switch c {
-	case '/', '_', '|', '-', '=', '+':
-		return true
-	}
-	return false
-}
+// permissions and (without a prefix) object types.
+func isName(s string) bool { return tuple.ValidateRelation(s) == nil }
