@@ -86,20 +86,7 @@ func TestServeSCIM(t *testing.T) {
 	if _, err := v1.NewSchemaServiceClient(conn).WriteSchema(ctx, &v1.WriteSchemaRequest{Schema: string(text)}); err != nil {
 		t.Fatal(err)
 	}
-	post := func(auth string) (int, map[string]any) {
-		req, _ := http.NewRequest("POST", "http://"+a.http+"/scim/v2/Users", strings.NewReader(`{"userName":"ana@example.com"}`))
-		if auth != "" {
-			req.Header.Set("Authorization", auth)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var out map[string]any
-		_ = json.NewDecoder(resp.Body).Decode(&out)
-		return resp.StatusCode, out
-	}
+	post := func(auth string) (int, map[string]any) { return postUser(t, a.http, auth, "ana@example.com") }
 	if code, out := post(""); code != 401 || out["scimType"] != nil || out["status"] != "401" {
 		t.Fatalf("without a key: %d %v", code, out)
 	}
@@ -148,11 +135,14 @@ func TestServeSCIM(t *testing.T) {
 	}
 }
 
-// postUser POSTs a SCIM user with the given Authorization header.
+// postUser POSTs a SCIM user with the given Authorization header (none if
+// auth is empty).
 func postUser(t *testing.T, httpAddr, auth, userName string) (int, map[string]any) {
 	t.Helper()
 	req, _ := http.NewRequest("POST", "http://"+httpAddr+"/scim/v2/Users", strings.NewReader(`{"userName":"`+userName+`"}`))
-	req.Header.Set("Authorization", auth)
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
