@@ -53,10 +53,16 @@ func RetryAfter(err error) (time.Duration, bool) {
 // of an HTTP answer to a call refused because the server was busy, and
 // reports whether err was such a refusal.
 func SetRetryAfter(h http.Header, err error) bool {
-	d, ok := RetryAfter(err)
-	if !ok {
-		return false
+	secs, ok := retryAfterSeconds(err)
+	if ok {
+		h.Set("Retry-After", strconv.Itoa(secs))
 	}
-	h.Set("Retry-After", strconv.Itoa(max(1, int((d+time.Second-1)/time.Second))))
-	return true
+	return ok
+}
+
+// retryAfterSeconds is RetryAfter in whole seconds, at least one: the
+// Retry-After header's value.
+func retryAfterSeconds(err error) (int, bool) {
+	d, ok := RetryAfter(err)
+	return max(1, int((d+time.Second-1)/time.Second)), ok
 }

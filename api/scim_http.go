@@ -143,7 +143,8 @@ func (h *scimHTTP) authorize(r *http.Request) (Caller, error) {
 func (s *Server) admitSCIMScan(ctx context.Context) (func(), error) {
 	release, err := s.gate.enter(ctx, "SCIM list (a filter no index answers)")
 	if err != nil {
-		return nil, &scim.Error{Status: http.StatusServiceUnavailable, Detail: status.Convert(err).Message(), RetryAfter: 1}
+		secs, _ := retryAfterSeconds(err) // the gate's refusals carry RetryInfo
+		return nil, &scim.Error{Status: http.StatusServiceUnavailable, Detail: status.Convert(err).Message(), RetryAfter: secs}
 	}
 	return release, nil
 }
